@@ -1,0 +1,246 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+)
+
+// AdminServer implements adminv1.IdentityServiceServer over a Service and its
+// store. Who may call it is the server interceptor's decision; this layer validates
+// input and converts messages. Hashes and digests never leave it; the full key
+// appears only in CreateAPIKeyResponse.
+type AdminServer struct {
+	adminv1.UnimplementedIdentityServiceServer
+	svc *Service
+	st  Store
+}
+
+var _ adminv1.IdentityServiceServer = (*AdminServer)(nil)
+
+// NewAdminServer returns the IdentityService handlers.
+func NewAdminServer(svc *Service, st Store) *AdminServer {
+	return &AdminServer{svc: svc, st: st}
+}
+
+// ListGroups lists groups with their user counts.
+func (a *AdminServer) ListGroups(ctx context.Context, _ *adminv1.ListGroupsRequest) (*adminv1.ListGroupsResponse, error) {
+	groups, err := a.st.ListGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*adminv1.Group, len(groups))
+	for i, g := range groups {
+		out[i] = groupToProto(g)
+	}
+	return &adminv1.ListGroupsResponse{Groups: out}, nil
+}
+
+// CreateUser creates a local user.
+func (a *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserRequest) (*adminv1.CreateUserResponse, error) {
+	checks := []error{
+		validateUsername(req.GetUsername()), validateEmail(req.GetEmail()),
+		validatePassword(req.GetPassword()), validateFullName(req.GetFullName()),
+	}
+	if req.GetGroupId() <= 0 {
+		checks = append(checks, errors.New("group_id is required"))
+	}
+	if err := firstInvalid(checks...); err != nil {
+		return nil, err
+	}
+	u, err := a.svc.CreateUser(ctx, req.GetUsername(), req.GetEmail(), req.GetPassword(), req.GetGroupId(), req.GetFullName())
+	if err != nil {
+		return nil, serviceErr(err)
+	}
+	return &adminv1.CreateUserResponse{User: userToProto(u)}, nil
+}
+
+// ListUsers pages through users.
+func (a *AdminServer) ListUsers(ctx context.Context, req *adminv1.ListUsersRequest) (*adminv1.ListUsersResponse, error) {
+	switch {
+	case req.GetSkip() < 0:
+		return nil, status.Error(codes.InvalidArgument, "skip must not be negative")
+	case req.GetLimit() < 0 || req.GetLimit() > 1000:
+		return nil, status.Error(codes.InvalidArgument, "limit must be between 0 (default 100) and 1000")
+	case req.GetGroupId() < 0:
+		return nil, status.Error(codes.InvalidArgument, "group_id must not be negative")
+	}
+	users, total, err := a.st.ListUsers(ctx, store.UserFilter{
+		GroupID: req.GetGroupId(), Search: req.GetSearch(), Skip: int(req.GetSkip()), Limit: int(req.GetLimit()),
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*adminv1.User, len(users))
+	for i, u := range users {
+		out[i] = userToProto(u)
+	}
+	return &adminv1.ListUsersResponse{Users: out, Total: total}, nil
+}
+
+// GetUser returns one user.
+func (a *AdminServer) GetUser(ctx context.Context, req *adminv1.GetUserRequest) (*adminv1.GetUserResponse, error) {
+	if req.GetId() <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "id is required")
+	}
+	u, err := a.st.GetUser(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.GetUserResponse{User: userToProto(u)}, nil
+}
+
+// CreateAPIKey mints a key; the full key is in the answer and nowhere else.
+func (a *AdminServer) CreateAPIKey(ctx context.Context, req *adminv1.CreateAPIKeyRequest) (*adminv1.CreateAPIKeyResponse, error) {
+	var expiresAt *time.Time
+	checks := []error{validateKeyName(req.GetName())}
+	if req.GetUserId() <= 0 {
+		checks = append(checks, errors.New("user_id is required"))
+	}
+	if _, err := normalizeScopes(req.GetScopes()); err != nil {
+		checks = append(checks, err)
+	}
+	if ts := req.GetExpiresAt(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			checks = append(checks, errors.New("expires_at is not a valid timestamp"))
+		} else {
+			t := ts.AsTime()
+			expiresAt = &t
+			checks = append(checks, validateExpiry(expiresAt, a.svc.now()))
+		}
+	}
+	if err := firstInvalid(checks...); err != nil {
+		return nil, err
+	}
+	k, full, err := a.svc.CreateAPIKey(ctx, req.GetUserId(), req.GetName(), expiresAt, req.GetScopes())
+	if err != nil {
+		return nil, serviceErr(err)
+	}
+	return &adminv1.CreateAPIKeyResponse{ApiKey: a.keyToProto(k), FullKey: full}, nil
+}
+
+// ListAPIKeys lists keys, optionally of one user and one status.
+func (a *AdminServer) ListAPIKeys(ctx context.Context, req *adminv1.ListAPIKeysRequest) (*adminv1.ListAPIKeysResponse, error) {
+	switch req.GetStatus() {
+	case "", store.KeyActive, store.KeyRevoked, store.KeyExpired:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "status %q is not one of active, revoked, expired", req.GetStatus())
+	}
+	if req.GetUserId() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "user_id must not be negative")
+	}
+	keys, err := a.st.ListAPIKeys(ctx, store.APIKeyFilter{UserID: req.GetUserId(), Status: req.GetStatus()})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*adminv1.APIKey, len(keys))
+	for i, k := range keys {
+		out[i] = a.keyToProto(k)
+	}
+	return &adminv1.ListAPIKeysResponse{ApiKeys: out}, nil
+}
+
+// RevokeAPIKey revokes a key; revoking a revoked key succeeds.
+func (a *AdminServer) RevokeAPIKey(ctx context.Context, req *adminv1.RevokeAPIKeyRequest) (*adminv1.RevokeAPIKeyResponse, error) {
+	if req.GetId() <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "id is required")
+	}
+	k, err := a.svc.Revoke(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &adminv1.RevokeAPIKeyResponse{ApiKey: a.keyToProto(k)}, nil
+}
+
+// firstInvalid returns the first failed check as InvalidArgument.
+func firstInvalid(checks ...error) error {
+	for _, err := range checks {
+		if err != nil {
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+	}
+	return nil
+}
+
+// serviceErr turns the input and precondition failures the service can still find
+// into their status codes; store errors pass on to the server's error mapping.
+func serviceErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrKeyLimit):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return err
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func tsPtr(t *time.Time) *timestamppb.Timestamp {
+	if t == nil {
+		return nil
+	}
+	return timestamppb.New(*t)
+}
+
+func groupToProto(g store.Group) *adminv1.Group {
+	return &adminv1.Group{
+		Id:              g.ID,
+		Name:            g.Name,
+		DisplayName:     g.DisplayName,
+		Description:     g.Description,
+		TokenBudget:     g.TokenBudget,
+		RpmLimit:        int32(g.RPMLimit),
+		SchedulerWeight: int32(g.SchedulerWeight),
+		IsAdmin:         g.IsAdmin,
+		IsAuditor:       g.IsAuditor,
+		UserCount:       int32(g.UserCount),
+	}
+}
+
+func userToProto(u store.User) *adminv1.User {
+	return &adminv1.User{
+		Id:        u.ID,
+		Username:  u.Username,
+		Email:     u.Email,
+		FullName:  u.FullName,
+		GroupId:   u.GroupID,
+		GroupName: u.GroupName,
+		IsActive:  u.IsActive && u.DeletedAt == nil,
+		CreatedAt: ts(u.CreatedAt),
+	}
+}
+
+// keyToProto converts a key; an active key past its expiry reads as expired even
+// before the store's maintenance marks it so.
+func (a *AdminServer) keyToProto(k store.APIKey) *adminv1.APIKey {
+	st := k.Status
+	if st == store.KeyActive && k.ExpiresAt != nil && !a.svc.now().Before(*k.ExpiresAt) {
+		st = store.KeyExpired
+	}
+	return &adminv1.APIKey{
+		Id:         k.ID,
+		UserId:     k.UserID,
+		Username:   k.Username,
+		Name:       k.Name,
+		KeyPrefix:  k.Prefix,
+		Status:     st,
+		ExpiresAt:  tsPtr(k.ExpiresAt),
+		LastUsedAt: tsPtr(k.LastUsedAt),
+		UsageCount: k.UsageCount,
+		Scopes:     k.Scopes,
+		CreatedAt:  ts(k.CreatedAt),
+	}
+}

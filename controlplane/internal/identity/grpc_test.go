@@ -1,0 +1,227 @@
+package identity
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+)
+
+// storeErrors stands in for the server's error mapping, which is not this
+// package's: it turns the store's sentinels into their codes.
+func storeErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrNotFound):
+		err = status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		err = status.Error(codes.AlreadyExists, err.Error())
+	}
+	return resp, err
+}
+
+func startAdmin(t *testing.T) (*fixture, adminv1.IdentityServiceClient) {
+	t.Helper()
+	f := newFixture(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	srv := grpc.NewServer(grpc.UnaryInterceptor(storeErrors))
+	adminv1.RegisterIdentityServiceServer(srv, NewAdminServer(f.svc, f.st))
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	return f, adminv1.NewIdentityServiceClient(conn)
+}
+
+func rpcCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func requireCode(t *testing.T, err error, want codes.Code, msgContains string) {
+	t.Helper()
+	st, ok := status.FromError(err)
+	require.True(t, ok, "%v", err)
+	require.Equal(t, want, st.Code(), st.Message())
+	require.Contains(t, st.Message(), msgContains)
+}
+
+func TestAdminServerUsersAndGroups(t *testing.T) {
+	t.Parallel()
+	f, c := startAdmin(t)
+	ctx := rpcCtx(t)
+	groups, err := c.ListGroups(ctx, &adminv1.ListGroupsRequest{})
+	require.NoError(t, err)
+	require.Len(t, groups.GetGroups(), 5)
+	var student *adminv1.Group
+	for _, g := range groups.GetGroups() {
+		if g.GetName() == store.GroupStudent {
+			student = g
+		}
+	}
+	require.NotNil(t, student)
+	assert.Equal(t, int32(30), student.GetRpmLimit())
+
+	created, err := c.CreateUser(ctx, &adminv1.CreateUserRequest{
+		Username: "pat", Email: "pat@example.edu", Password: "long enough", GroupId: student.GetId(), FullName: "Pat",
+	})
+	require.NoError(t, err)
+	u := created.GetUser()
+	assert.Equal(t, "pat", u.GetUsername())
+	assert.Equal(t, store.GroupStudent, u.GetGroupName())
+	assert.True(t, u.GetIsActive())
+	assert.NotNil(t, u.GetCreatedAt())
+	stored, err := f.st.GetUser(ctx, u.GetId())
+	require.NoError(t, err)
+	assert.True(t, CheckPassword(stored.PasswordHash, "long enough"))
+
+	tests := []struct {
+		name string
+		req  *adminv1.CreateUserRequest
+		code codes.Code
+		msg  string
+	}{
+		{"short password", &adminv1.CreateUserRequest{Username: "q", Email: "q@x.edu", Password: "short", GroupId: student.GetId()}, codes.InvalidArgument, "password must be at least 8"},
+		{"no group", &adminv1.CreateUserRequest{Username: "q", Email: "q@x.edu", Password: "long enough"}, codes.InvalidArgument, "group_id is required"},
+		{"bad email", &adminv1.CreateUserRequest{Username: "q", Email: "q", Password: "long enough", GroupId: student.GetId()}, codes.InvalidArgument, "email"},
+		{"duplicate", &adminv1.CreateUserRequest{Username: "pat", Email: "p2@x.edu", Password: "long enough", GroupId: student.GetId()}, codes.AlreadyExists, "pat"},
+		{"unknown group", &adminv1.CreateUserRequest{Username: "q", Email: "q@x.edu", Password: "long enough", GroupId: 999}, codes.NotFound, "group"},
+	}
+	for _, tc := range tests {
+		_, err := c.CreateUser(ctx, tc.req)
+		requireCode(t, err, tc.code, tc.msg)
+	}
+
+	got, err := c.GetUser(ctx, &adminv1.GetUserRequest{Id: u.GetId()})
+	require.NoError(t, err)
+	assert.Equal(t, "pat@example.edu", got.GetUser().GetEmail())
+	_, err = c.GetUser(ctx, &adminv1.GetUserRequest{Id: 4242})
+	requireCode(t, err, codes.NotFound, "")
+	_, err = c.GetUser(ctx, &adminv1.GetUserRequest{})
+	requireCode(t, err, codes.InvalidArgument, "id is required")
+
+	list, err := c.ListUsers(ctx, &adminv1.ListUsersRequest{Search: "PA", Limit: 10})
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), list.GetTotal())
+	_, err = c.ListUsers(ctx, &adminv1.ListUsersRequest{Limit: 5000})
+	requireCode(t, err, codes.InvalidArgument, "limit")
+
+	groups, err = c.ListGroups(ctx, &adminv1.ListGroupsRequest{})
+	require.NoError(t, err)
+	for _, g := range groups.GetGroups() {
+		if g.GetName() == store.GroupStudent {
+			assert.Equal(t, int32(1), g.GetUserCount())
+		}
+	}
+}
+
+func TestAdminServerKeys(t *testing.T) {
+	t.Parallel()
+	f, c := startAdmin(t)
+	ctx := rpcCtx(t)
+	u := f.user(t, "quinn", store.GroupFaculty)
+
+	exp := f.clock.Now().Add(24 * time.Hour)
+	resp, err := c.CreateAPIKey(ctx, &adminv1.CreateAPIKeyRequest{
+		UserId: u.ID, Name: "ci", ExpiresAt: timestamppb.New(exp), Scopes: []string{ScopeInference},
+	})
+	require.NoError(t, err)
+	full := resp.GetFullKey()
+	require.True(t, WellFormedKey(full))
+	k := resp.GetApiKey()
+	assert.Equal(t, full[:12], k.GetKeyPrefix())
+	assert.Equal(t, "quinn", k.GetUsername())
+	assert.Equal(t, store.KeyActive, k.GetStatus())
+	assert.True(t, exp.Equal(k.GetExpiresAt().AsTime()))
+	p, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	assert.Equal(t, k.GetId(), p.APIKeyID)
+
+	stored, err := f.st.GetAPIKey(ctx, k.GetId())
+	require.NoError(t, err)
+	list, err := c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{UserId: u.ID})
+	require.NoError(t, err)
+	require.Len(t, list.GetApiKeys(), 1)
+	js, err := protojson.Marshal(list)
+	require.NoError(t, err)
+	for _, secret := range []string{full, stored.SHA256, stored.Hash, "argon2"} {
+		assert.NotContains(t, string(js), secret, "listings carry no secrets")
+	}
+
+	tests := []struct {
+		name string
+		req  *adminv1.CreateAPIKeyRequest
+		code codes.Code
+		msg  string
+	}{
+		{"no user", &adminv1.CreateAPIKeyRequest{Name: "x"}, codes.InvalidArgument, "user_id is required"},
+		{"no name", &adminv1.CreateAPIKeyRequest{UserId: u.ID}, codes.InvalidArgument, "name must be"},
+		{"bad scope", &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "x", Scopes: []string{"root"}}, codes.InvalidArgument, `unknown scope "root"`},
+		{"past expiry", &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "x", ExpiresAt: timestamppb.New(f.clock.Now().Add(-time.Minute))}, codes.InvalidArgument, "expires_at must be in the future"},
+		{"unknown user", &adminv1.CreateAPIKeyRequest{UserId: 777, Name: "x"}, codes.NotFound, ""},
+	}
+	for _, tc := range tests {
+		_, err := c.CreateAPIKey(ctx, tc.req)
+		requireCode(t, err, tc.code, tc.msg)
+	}
+
+	for range 2 {
+		rev, err := c.RevokeAPIKey(ctx, &adminv1.RevokeAPIKeyRequest{Id: k.GetId()})
+		require.NoError(t, err)
+		assert.Equal(t, store.KeyRevoked, rev.GetApiKey().GetStatus())
+	}
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrCredentialRevoked)
+	_, err = c.RevokeAPIKey(ctx, &adminv1.RevokeAPIKeyRequest{Id: 9090})
+	requireCode(t, err, codes.NotFound, "")
+
+	revoked, err := c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{Status: store.KeyRevoked})
+	require.NoError(t, err)
+	assert.Len(t, revoked.GetApiKeys(), 1)
+	_, err = c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{Status: "zombie"})
+	requireCode(t, err, codes.InvalidArgument, "zombie")
+
+	// An active key past its expiry reads as expired before maintenance runs.
+	_, _, err = f.svc.CreateAPIKey(ctx, u.ID, "soon", ptrTime(f.clock.Now().Add(time.Minute)), nil)
+	require.NoError(t, err)
+	f.clock.Advance(2 * time.Minute)
+	active, err := c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{UserId: u.ID})
+	require.NoError(t, err)
+	var statuses []string
+	for _, k := range active.GetApiKeys() {
+		statuses = append(statuses, k.GetStatus())
+	}
+	assert.Equal(t, "revoked,expired", strings.Join(statuses, ","))
+}
+
+func TestAdminServerKeyLimit(t *testing.T) {
+	t.Parallel()
+	f, c := startAdmin(t)
+	ctx := rpcCtx(t)
+	u := f.user(t, "rae", store.GroupStudent)
+	for range 8 {
+		f.key(t, u.ID)
+	}
+	_, err := c.CreateAPIKey(ctx, &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "ninth"})
+	requireCode(t, err, codes.FailedPrecondition, "allows 8 active keys")
+}
+
+func ptrTime(t time.Time) *time.Time { return &t }

@@ -1,0 +1,71 @@
+package identity
+
+import (
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Rejection reasons reported in mindrouter_identity_rejections_total.
+const (
+	reasonMalformed    = "malformed"
+	reasonUnknown      = "unknown"
+	reasonHashMismatch = "hash_mismatch"
+	reasonRevoked      = "revoked"
+	reasonExpired      = "expired"
+	reasonUserInactive = "user_inactive"
+)
+
+// metrics are the package's Prometheus collectors, curried up front so that the
+// verification path does no label lookups.
+type metrics struct {
+	cacheHit, cacheMiss, cacheNegativeHit prometheus.Counter
+	argon2                                prometheus.Counter
+	rejections                            map[string]prometheus.Counter
+	revocationDrops                       prometheus.Counter
+}
+
+// newMetrics creates the collectors and registers them on reg when it is not nil.
+// A registration failure (a second Service on one registry) is logged, not fatal:
+// the collectors still count, they are just not exported.
+func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (int, int)) *metrics {
+	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mindrouter_identity_verify_cache_total",
+		Help: "API key verifications by cache outcome: hit, miss or negative_hit (a recently unknown key).",
+	}, []string{"result"})
+	argon := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mindrouter_identity_argon2_verifications_total",
+		Help: "Argon2id verifications of API keys (one per cache miss of a known key).",
+	})
+	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mindrouter_identity_rejections_total",
+		Help: "API keys refused, by reason.",
+	}, []string{"reason"})
+	drops := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "mindrouter_identity_revocation_notifications_dropped_total",
+		Help: "Revocation notifications not delivered because a subscriber's buffer was full.",
+	})
+	entries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mindrouter_identity_verify_cache_entries",
+		Help: "Verified API keys currently cached.",
+	}, func() float64 { n, _ := cacheSize(); return float64(n) })
+	m := &metrics{
+		cacheHit:         lookups.WithLabelValues("hit"),
+		cacheMiss:        lookups.WithLabelValues("miss"),
+		cacheNegativeHit: lookups.WithLabelValues("negative_hit"),
+		argon2:           argon,
+		rejections:       map[string]prometheus.Counter{},
+		revocationDrops:  drops,
+	}
+	for _, r := range []string{reasonMalformed, reasonUnknown, reasonHashMismatch, reasonRevoked, reasonExpired, reasonUserInactive} {
+		m.rejections[r] = rejections.WithLabelValues(r)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{lookups, argon, rejections, drops, entries} {
+			if err := reg.Register(c); err != nil {
+				log.Warn("register identity metric", slog.Any("error", err))
+			}
+		}
+	}
+	return m
+}

@@ -1,0 +1,82 @@
+package identity
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits on what users and keys may be called.
+const (
+	maxUsernameLen = 64
+	maxEmailLen    = 255
+	maxFullNameLen = 255
+	maxKeyNameLen  = 100
+	minPasswordLen = 8
+	maxPasswordLen = 1024
+)
+
+// validateUsername accepts 1 to 64 letters, digits and . _ - @.
+func validateUsername(u string) error {
+	if u == "" || len(u) > maxUsernameLen {
+		return fmt.Errorf("username must be 1 to %d characters", maxUsernameLen)
+	}
+	for _, c := range u {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-@", c)) {
+			return fmt.Errorf("username may contain only letters, digits and . _ - @")
+		}
+	}
+	return nil
+}
+
+func validateEmail(e string) error {
+	at := strings.IndexByte(e, '@')
+	if len(e) > maxEmailLen || at < 1 || at == len(e)-1 || strings.ContainsAny(e, " \t\r\n") {
+		return fmt.Errorf("email must look like name@domain and be at most %d characters", maxEmailLen)
+	}
+	return nil
+}
+
+func validatePassword(pw string) error {
+	if utf8.RuneCountInString(pw) < minPasswordLen || len(pw) > maxPasswordLen {
+		return fmt.Errorf("password must be at least %d characters (and at most %d bytes)", minPasswordLen, maxPasswordLen)
+	}
+	return nil
+}
+
+func validateFullName(n string) error {
+	if len(n) > maxFullNameLen || !utf8.ValidString(n) {
+		return fmt.Errorf("full_name must be valid UTF-8 of at most %d bytes", maxFullNameLen)
+	}
+	return nil
+}
+
+func validateKeyName(n string) error {
+	if strings.TrimSpace(n) == "" || len(n) > maxKeyNameLen || !utf8.ValidString(n) {
+		return fmt.Errorf("name must be 1 to %d characters", maxKeyNameLen)
+	}
+	return nil
+}
+
+// normalizeScopes checks scopes and removes duplicates, keeping the order.
+func normalizeScopes(scopes []string) ([]string, error) {
+	var out []string
+	for _, sc := range scopes {
+		if sc != ScopeInference && sc != ScopeAdmin {
+			return nil, fmt.Errorf("unknown scope %q (want %q or %q)", sc, ScopeInference, ScopeAdmin)
+		}
+		if !slices.Contains(out, sc) {
+			out = append(out, sc)
+		}
+	}
+	return out, nil
+}
+
+func validateExpiry(expiresAt *time.Time, now time.Time) error {
+	if expiresAt != nil && !expiresAt.After(now) {
+		return fmt.Errorf("expires_at must be in the future")
+	}
+	return nil
+}

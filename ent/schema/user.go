@@ -1,0 +1,50 @@
+package schema
+
+import (
+	"entgo.io/ent"
+	"entgo.io/ent/schema/edge"
+	"entgo.io/ent/schema/field"
+	"entgo.io/ent/schema/index"
+)
+
+// User is a person or service account that owns API keys.
+type User struct {
+	ent.Schema
+}
+
+// Mixin adds the timestamps.
+func (User) Mixin() []ent.Mixin { return []ent.Mixin{TimeMixin{}} }
+
+// Fields of User.
+func (User) Fields() []ent.Field {
+	return []ent.Field{
+		field.String("username").MaxLen(64).NotEmpty().Unique(),
+		field.String("email").MaxLen(255).NotEmpty().Unique(),
+		// Argon2id PHC string; absent for accounts without a local password.
+		field.String("password_hash").MaxLen(255).Optional().Sensitive(),
+		field.String("full_name").MaxLen(255).Default(""),
+		field.Bool("is_active").Default(true),
+		field.Int("group_id"),
+		// Overrides the group's requests per minute when set.
+		field.Int("rpm_limit").Optional().Nillable().NonNegative(),
+		// Overrides the group's scheduler weight when set.
+		field.Int("weight_override").Optional().Nillable().Positive(),
+		// Soft deletion: a deleted user's keys stop working.
+		optionalTime("deleted_at"),
+	}
+}
+
+// Edges of User.
+func (User) Edges() []ent.Edge {
+	return []ent.Edge{
+		edge.From("group", Group.Type).Ref("users").Field("group_id").Unique().Required(),
+		edge.To("api_keys", APIKey.Type),
+	}
+}
+
+// Indexes of User.
+func (User) Indexes() []ent.Index {
+	return []ent.Index{
+		index.Fields("group_id"),
+	}
+}
