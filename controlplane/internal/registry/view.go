@@ -1,0 +1,83 @@
+package registry
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// view is an immutable snapshot of the registry, published on every change so
+// that reads take no lock.
+type view struct {
+	backends []Backend // ordered by id, Models filled
+	byID     map[int64]int
+	models   []Model // ordered by backend id, then name
+	// byKey maps a model key (modelKey) to every backend listing the model, of
+	// any status, ordered by backend id.
+	byKey   map[string][]Candidate
+	catalog []*controlplanev1.CatalogModel
+}
+
+// modelKey is the name under which a model is found: Ollama reports untagged
+// names with ":latest", and clients may send either form.
+func modelKey(name string) string {
+	return strings.TrimSuffix(name, ":latest")
+}
+
+// buildView snapshots the entries.
+func buildView(entries map[int64]*entry, contextCap int64) *view {
+	v := &view{byID: make(map[int64]int, len(entries)), byKey: map[string][]Candidate{}}
+	for _, e := range entries {
+		b := e.b
+		ms := slices.Clone(e.models)
+		slices.SortFunc(ms, func(a, b Model) int { return strings.Compare(a.Name, b.Name) })
+		b.Models = make([]string, len(ms))
+		for i := range ms {
+			ms[i].BackendID, ms[i].BackendName = b.ID, b.Name
+			b.Models[i] = ms[i].Name
+		}
+		v.backends = append(v.backends, b)
+		v.models = append(v.models, ms...)
+	}
+	slices.SortFunc(v.backends, func(a, b Backend) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(v.models, func(a, b Model) int {
+		return cmp.Or(cmp.Compare(a.BackendID, b.BackendID), strings.Compare(a.Name, b.Name))
+	})
+	for i, b := range v.backends {
+		v.byID[b.ID] = i
+	}
+	for _, m := range v.models {
+		b := v.backends[v.byID[m.BackendID]]
+		key := modelKey(m.Name)
+		v.byKey[key] = append(v.byKey[key], Candidate{Backend: b, Model: m})
+	}
+	v.catalog = buildCatalog(v, contextCap)
+	return v
+}
+
+// sameRouting reports whether two views route alike: same backends with the
+// same status, capacity settings, addresses and models.
+func sameRouting(a, b *view) bool {
+	if len(a.backends) != len(b.backends) || len(a.models) != len(b.models) {
+		return false
+	}
+	for i := range a.backends {
+		x, y := a.backends[i], b.backends[i]
+		if x.ID != y.ID || x.Status != y.Status || x.MaxConcurrent != y.MaxConcurrent ||
+			x.Priority != y.Priority || x.URL != y.URL || x.Engine != y.Engine ||
+			x.Simulated != y.Simulated || x.NodeID != y.NodeID || x.Name != y.Name ||
+			!slices.Equal(x.GPUIndices, y.GPUIndices) {
+			return false
+		}
+	}
+	for i := range a.models {
+		x, y := a.models[i], b.models[i]
+		if x.BackendID != y.BackendID || x.Name != y.Name || x.ContextLength != y.ContextLength ||
+			x.Loaded != y.Loaded || !slices.Equal(x.Capabilities, y.Capabilities) {
+			return false
+		}
+	}
+	return true
+}
