@@ -1,0 +1,276 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// defaultCompletionEstimate is the output allowance of a chat or completion request
+// that set no limit (the reference's 1 000 tokens).
+const defaultCompletionEstimate = 1000
+
+// allExcludedRetryAfter is the Retry-After of ErrAllExcluded.
+const allExcludedRetryAfter = 5 * time.Second
+
+// Admit verifies the credential, queues the request and returns a lease once a
+// backend slot is granted. A refused Admit holds nothing.
+func (s *Server) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+	resp, err := s.admit(ctx, req)
+	s.metrics.admissions.WithLabelValues(admitResult(err)).Inc()
+	return resp, err
+}
+
+func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+	if err := validateAdmit(req); err != nil {
+		return nil, err
+	}
+	p, err := s.ident.Verify(ctx, req.GetCredential())
+	if err != nil {
+		return nil, err
+	}
+	if !p.Inference {
+		return nil, ErrPermissionDenied
+	}
+	pl, err := s.newPlan(req)
+	if err != nil {
+		return nil, err
+	}
+	res := Reservation{RequestID: req.GetRequestId(), Model: req.GetModel(), Tokens: pl.cost}
+	if err := s.acct.Reserve(ctx, p, res); err != nil {
+		return nil, err
+	}
+	g, err := s.sched.Acquire(ctx, scheduler.Ticket{
+		RequestID: req.GetRequestId(),
+		UserID:    p.UserID,
+		Model:     req.GetModel(),
+		Cost:      pl.cost,
+		Weight:    max(p.Weight, 1),
+	}, pl.pick)
+	if err == nil && ctx.Err() != nil {
+		// The caller left while the slot was granted; nobody would release it.
+		s.sched.Release(g, 0)
+		err = fmt.Errorf("admit: %w", ctx.Err())
+	}
+	if err != nil {
+		s.acct.Settle(p, Settlement{Reservation: res})
+		return nil, err
+	}
+	now := s.opts.Now()
+	l := &lease{
+		id:        newLeaseID(),
+		requestID: req.GetRequestId(),
+		replica:   req.GetReplicaId(),
+		cand:      pl.chosen,
+		grant:     g,
+		principal: p,
+		reserved:  res,
+		admitted:  now,
+		expires:   now.Add(s.opts.LeaseTTL),
+	}
+	s.leases.add(l)
+	s.metrics.inFlight(l.cand).Inc()
+	s.metrics.wait.Observe(g.Waited.Seconds())
+	return &controlplanev1.AdmitResponse{
+		Lease:         s.leaseProto(l, req),
+		QueuePosition: int32(g.Position),
+		Queued:        durationpb.New(g.Waited),
+	}, nil
+}
+
+func validateAdmit(req *controlplanev1.AdmitRequest) error {
+	switch {
+	case req.GetRequestId() == "":
+		return status.Error(codes.InvalidArgument, "request_id is required")
+	case req.GetModel() == "":
+		return status.Error(codes.InvalidArgument, "model is required")
+	case req.GetPromptTokensEstimate() < 0:
+		return status.Error(codes.InvalidArgument, "prompt_tokens_estimate must not be negative")
+	case req.GetMaxOutputTokens() < 0:
+		return status.Error(codes.InvalidArgument, "max_output_tokens must not be negative")
+	}
+	return nil
+}
+
+// plan is one Admit's view of its candidates; its pick method runs under the
+// scheduler's lock and refreshes the candidates when the registry changed.
+type plan struct {
+	s       *Server
+	req     *controlplanev1.AdmitRequest
+	version int64
+	cands   []Candidate
+	cost    int64
+	// chosen is set by pick when it places the ticket.
+	chosen Candidate
+}
+
+func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
+	pl := &plan{s: s, req: req}
+	if err := pl.refresh(); err != nil {
+		return nil, err
+	}
+	prompt := req.GetPromptTokensEstimate()
+	out := req.GetMaxOutputTokens()
+	if out == 0 {
+		switch req.GetOperation() {
+		case controlplanev1.Operation_OPERATION_CHAT, controlplanev1.Operation_OPERATION_COMPLETION:
+			out = defaultCompletionEstimate
+		}
+	}
+	var widest int64
+	for _, c := range pl.cands {
+		n := s.contextLength(c)
+		if n == 0 {
+			widest = 0
+			break
+		}
+		widest = max(widest, n)
+	}
+	if widest > 0 {
+		out = min(out, widest-prompt)
+	}
+	pl.cost = prompt + out
+	return pl, nil
+}
+
+// refresh loads the candidates that can serve the request: the registry's hard
+// filters, minus the backends that already failed it, minus those whose context
+// window cannot hold the prompt.
+func (pl *plan) refresh() error {
+	s, req := pl.s, pl.req
+	pl.version = s.reg.Version()
+	cands, err := s.reg.Candidates(req.GetModel(), req.GetOperation(), req.GetNeeds())
+	if err != nil {
+		return err
+	}
+	ex := req.GetExcludedBackendIds()
+	prompt := req.GetPromptTokensEstimate()
+	var widest int64
+	fits := make([]Candidate, 0, len(cands))
+	excluded := 0
+	for _, c := range cands {
+		if slices.Contains(ex, c.BackendID) {
+			excluded++
+			continue
+		}
+		if n := s.contextLength(c); n > 0 && prompt >= n {
+			widest = max(widest, n)
+			continue
+		}
+		fits = append(fits, c)
+	}
+	switch {
+	case len(cands) == 0:
+		return &retryError{err: ErrAllExcluded, after: allExcludedRetryAfter,
+			msg: fmt.Sprintf("model %q: no healthy backend available", req.GetModel())}
+	case excluded == len(cands):
+		return &retryError{err: ErrAllExcluded, after: allExcludedRetryAfter,
+			msg: fmt.Sprintf("model %q: every backend serving it already failed this request", req.GetModel())}
+	}
+	if len(fits) == 0 {
+		return fmt.Errorf("%w: the prompt (about %d tokens) does not fit the context window of model %q (%d tokens)",
+			ErrContextExceeded, prompt, req.GetModel(), widest)
+	}
+	pl.cands = fits
+	return nil
+}
+
+// pick is the scheduler.Picker of the plan.
+func (pl *plan) pick(load scheduler.Load) (int64, bool, error) {
+	if pl.s.reg.Version() != pl.version {
+		if err := pl.refresh(); err != nil {
+			return 0, false, err
+		}
+	}
+	i := pick(pl.cands, load)
+	if i < 0 {
+		return 0, false, nil
+	}
+	pl.chosen = pl.cands[i]
+	return pl.chosen.BackendID, true, nil
+}
+
+// contextLength is the effective window of a candidate: its model's maximum capped
+// by the configured cap; 0 when neither is known.
+func (s *Server) contextLength(c Candidate) int64 {
+	n, limit := c.ContextLength, s.reg.ContextCap()
+	switch {
+	case n <= 0:
+		return max(limit, 0)
+	case limit > 0:
+		return min(n, limit)
+	}
+	return n
+}
+
+func (s *Server) leaseProto(l *lease, req *controlplanev1.AdmitRequest) *controlplanev1.Lease {
+	ctxLen := s.contextLength(l.cand)
+	var maxOut int64
+	if want := req.GetMaxOutputTokens(); want > 0 {
+		maxOut = want
+		if ctxLen > 0 {
+			maxOut = min(want, ctxLen-req.GetPromptTokensEstimate())
+		}
+	}
+	return &controlplanev1.Lease{
+		LeaseId:         l.id,
+		RequestId:       l.requestID,
+		BackendId:       l.cand.BackendID,
+		BackendName:     l.cand.BackendName,
+		BackendUrl:      l.cand.URL,
+		Engine:          l.cand.Engine,
+		Model:           l.cand.Model,
+		ContextLength:   ctxLen,
+		MaxOutputTokens: maxOut,
+		ExpiresAt:       timestamppb.New(l.expires),
+		Principal: &controlplanev1.Principal{
+			UserId:   l.principal.UserID,
+			Username: l.principal.Username,
+			ApiKeyId: l.principal.APIKeyID,
+			Group:    l.principal.Group,
+		},
+		Simulated: l.cand.Simulated,
+	}
+}
+
+// ListModels returns the catalog to any valid credential.
+func (s *Server) ListModels(ctx context.Context, req *controlplanev1.ListModelsRequest) (*controlplanev1.ListModelsResponse, error) {
+	if _, err := s.ident.Verify(ctx, req.GetCredential()); err != nil {
+		return nil, err
+	}
+	return &controlplanev1.ListModelsResponse{Models: s.reg.Catalog()}, nil
+}
+
+// admitResult is the result label of mindrouter_admissions_total.
+func admitResult(err error) string {
+	switch {
+	case err == nil:
+		return "granted"
+	case errors.Is(err, scheduler.ErrQueueFull):
+		return "queue_full"
+	case errors.Is(err, scheduler.ErrQueueTimeout):
+		return "queue_timeout"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled"
+	case errors.Is(err, ErrContextExceeded):
+		return "context_exceeded"
+	case errors.Is(err, ErrAllExcluded):
+		return "no_backend"
+	case errors.Is(err, ErrPermissionDenied):
+		return "denied"
+	}
+	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+		return "invalid"
+	}
+	return "refused"
+}

@@ -1,0 +1,162 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Principal is the identity a credential resolved to, as admission needs it.
+type Principal struct {
+	UserID    int64
+	Username  string
+	APIKeyID  int64
+	KeyPrefix string
+	GroupID   int64
+	Group     string
+	// Inference is true when the credential may run inference (the "inference" scope).
+	Inference   bool
+	Weight      int
+	RPMLimit    int
+	TokenBudget int64
+}
+
+// Identity verifies end-user credentials. The lead's adapter wraps identity.Service.
+type Identity interface {
+	// Verify resolves a credential to its principal. Its errors (invalid, revoked,
+	// expired, inactive) are returned to the caller unchanged.
+	Verify(ctx context.Context, credential string) (Principal, error)
+}
+
+// Candidate is one backend that passes the hard filters for a request, with the
+// model as that backend serves it.
+type Candidate struct {
+	BackendID     int64
+	BackendName   string
+	URL           string
+	Engine        controlplanev1.Engine
+	MaxConcurrent int
+	Priority      int
+	Simulated     bool
+	// Model is the name the backend knows.
+	Model string
+	// ContextLength is the model's maximum on this backend; 0 when unknown.
+	ContextLength int64
+	// Loaded is true when the model is resident on the backend.
+	Loaded bool
+}
+
+// Registry is the live view of backends and models. The lead's adapter wraps
+// registry.Registry.
+type Registry interface {
+	// Candidates returns the healthy backends that can serve the request. Its errors
+	// (model not found, no healthy backend, capability unsupported) are returned to
+	// the caller unchanged. The returned slice is only read.
+	Candidates(model string, op controlplanev1.Operation, needs []controlplanev1.Capability) ([]Candidate, error)
+	// Catalog is the merged model list clients see.
+	Catalog() []*controlplanev1.CatalogModel
+	// Subscribe returns a channel signalled on every registry change and a function
+	// that ends the subscription.
+	Subscribe() (<-chan struct{}, func())
+	// Version increases on every change.
+	Version() int64
+	// ObserveOutcome feeds a backend's circuit breaker.
+	ObserveOutcome(backendID int64, backendFailure bool)
+	// MarkLoaded records that a backend has just served model.
+	MarkLoaded(backendID int64, model string)
+	// ContextCap is the configured cap on context windows; 0 for none.
+	ContextCap() int64
+}
+
+// Revocations is an optional source of revoked key prefixes, pushed to every
+// replica as CredentialRevoked.
+type Revocations interface {
+	// Revocations returns a channel of revoked key prefixes and a function that ends
+	// the subscription.
+	Revocations() (<-chan string, func())
+}
+
+// Scheduler grants backend slots; *scheduler.Queue implements it, and so will the
+// fair-share scheduler that replaces FIFO.
+type Scheduler interface {
+	Acquire(ctx context.Context, t scheduler.Ticket, pick scheduler.Picker) (scheduler.Grant, error)
+	Release(g scheduler.Grant, cost int64)
+	Kick()
+	InFlight(backendID int64) int
+}
+
+// Reservation is the quota a request holds while it is admitted.
+type Reservation struct {
+	RequestID string
+	Model     string
+	// Tokens is the prompt estimate plus the output allowance.
+	Tokens int64
+}
+
+// Settlement ends a reservation.
+type Settlement struct {
+	Reservation
+	// Granted is false when the request never got a slot (the whole reservation
+	// goes back).
+	Granted bool
+	Outcome controlplanev1.Outcome
+	// PromptTokens and CompletionTokens are the reported usage.
+	PromptTokens     int64
+	CompletionTokens int64
+	// Lost is true when the lease expired or its replica vanished: the usage is
+	// unknown and the accountant decides what to charge.
+	Lost bool
+}
+
+// Accountant reserves quota at admission and settles it when the lease ends. The
+// quota work supplies a real one; the default admits everything.
+type Accountant interface {
+	// Reserve holds quota before the request queues. An error refuses the request
+	// and is returned unchanged (e.g. quota exhausted or rate limited, with
+	// RetryAfter).
+	Reserve(ctx context.Context, p Principal, r Reservation) error
+	// Settle is called exactly once for every successful Reserve.
+	Settle(p Principal, s Settlement)
+}
+
+// NoQuota is the Accountant that reserves nothing.
+type NoQuota struct{}
+
+// Reserve admits everything.
+func (NoQuota) Reserve(context.Context, Principal, Reservation) error { return nil }
+
+// Settle does nothing.
+func (NoQuota) Settle(Principal, Settlement) {}
+
+var (
+	// ErrContextExceeded refuses a prompt that does not fit the context window of any
+	// backend that could serve it.
+	ErrContextExceeded = errors.New("context window exceeded")
+	// ErrLeaseNotFound answers a Release for a lease that never existed (or was
+	// settled so long ago that it is forgotten).
+	ErrLeaseNotFound = errors.New("lease not found")
+	// ErrPermissionDenied refuses a credential without the inference scope. It is
+	// identity's own error, so it maps like every other permission refusal.
+	ErrPermissionDenied = identity.ErrPermissionDenied
+	// ErrAllExcluded refuses a retry when every backend serving the model already
+	// failed the request, or when the registry offers no candidate at all. It wraps
+	// registry.ErrNoHealthyBackend (so it maps like it) and carries a Retry-After.
+	ErrAllExcluded = fmt.Errorf("%w: every backend left already failed this request", registry.ErrNoHealthyBackend)
+)
+
+// retryError adds a Retry-After hint to a sentinel error.
+type retryError struct {
+	err   error
+	msg   string
+	after time.Duration
+}
+
+func (e *retryError) Error() string             { return e.msg }
+func (e *retryError) Unwrap() error             { return e.err }
+func (e *retryError) RetryAfter() time.Duration { return e.after }

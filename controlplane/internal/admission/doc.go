@@ -1,0 +1,25 @@
+// Package admission serves the data plane's hot path: AdmissionService (Admit,
+// Release, ListModels) and SessionService (one stream per data-plane replica).
+//
+// It owns the lease table: every granted slot is a lease, indexed by lease id and by
+// the replica that holds it, with an expiry that the replica's Session heartbeats
+// renew. A lease ends exactly once — by Release, by expiry (the sweeper in Run), or
+// by reclamation when its replica's Session stays gone longer than the grace period —
+// and whichever comes first frees the slot; later attempts see "already settled".
+//
+// Admit runs: verify the credential (Identity) → require the inference scope → hard
+// filters (Registry.Candidates) minus the backends that already failed the request →
+// context-window check → quota reservation (Accountant, a no-op until the quota
+// work lands) → wait for a slot (Scheduler) on the backend that pick scores best →
+// lease. Nothing on this path touches the database; the only locks are short ones
+// (the scheduler's, the lease table's), never held while a request waits.
+//
+// Admission consumes identity, registry and quota through the small interfaces in
+// deps.go, over its own plain types, so that its tests run on hand-written fakes;
+// adapters.go fits the real identity.Service and registry.Registry to them. Their
+// errors are passed through unchanged for the server's one error mapping, and
+// admission's own refusals wrap or reuse theirs where the meaning is the same.
+//
+// The package must not decide the wire status of errors (server does), persist
+// anything, or log credentials or prompt content.
+package admission

@@ -1,0 +1,328 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+var (
+	errInvalidCredential = errors.New("invalid API key")
+	errModelNotFound     = errors.New("model not found")
+)
+
+// fakeIdentity knows a fixed set of keys.
+type fakeIdentity struct {
+	keys map[string]Principal
+}
+
+func (f *fakeIdentity) Verify(_ context.Context, credential string) (Principal, error) {
+	p, ok := f.keys[credential]
+	if !ok {
+		return Principal{}, errInvalidCredential
+	}
+	return p, nil
+}
+
+// fakeRegistry is a small stateful registry: candidates per model, a version that
+// moves on every change, subscribers, and a record of the outcomes it was told.
+type fakeRegistry struct {
+	mu       sync.Mutex
+	models   map[string][]Candidate
+	cap      int64
+	version  atomic.Int64
+	subs     map[chan struct{}]struct{}
+	outcomes []outcome
+	loaded   []string
+}
+
+type outcome struct {
+	backendID int64
+	failure   bool
+}
+
+func newFakeRegistry() *fakeRegistry {
+	return &fakeRegistry{models: make(map[string][]Candidate), subs: make(map[chan struct{}]struct{})}
+}
+
+// set replaces the candidates of a model (nil removes it) and signals subscribers.
+func (f *fakeRegistry) set(model string, cands ...Candidate) {
+	f.mu.Lock()
+	if cands == nil {
+		delete(f.models, model)
+	} else {
+		f.models[model] = cands
+	}
+	f.version.Add(1)
+	for ch := range f.subs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) Candidates(model string, _ controlplanev1.Operation, _ []controlplanev1.Capability) ([]Candidate, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.models[model]
+	if !ok {
+		return nil, fmt.Errorf("model %q: %w", model, errModelNotFound)
+	}
+	return c, nil
+}
+
+func (f *fakeRegistry) Catalog() []*controlplanev1.CatalogModel {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*controlplanev1.CatalogModel
+	for name := range f.models {
+		out = append(out, &controlplanev1.CatalogModel{Name: name})
+	}
+	return out
+}
+
+func (f *fakeRegistry) Subscribe() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	f.mu.Lock()
+	f.subs[ch] = struct{}{}
+	f.mu.Unlock()
+	return ch, func() {
+		f.mu.Lock()
+		delete(f.subs, ch)
+		f.mu.Unlock()
+	}
+}
+
+func (f *fakeRegistry) subscribers() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.subs)
+}
+
+func (f *fakeRegistry) Version() int64 { return f.version.Load() }
+
+func (f *fakeRegistry) ObserveOutcome(backendID int64, failure bool) {
+	f.mu.Lock()
+	f.outcomes = append(f.outcomes, outcome{backendID, failure})
+	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) MarkLoaded(backendID int64, model string) {
+	f.mu.Lock()
+	f.loaded = append(f.loaded, fmt.Sprintf("%d/%s", backendID, model))
+	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) ContextCap() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cap
+}
+
+// fakeRevocations hands out one channel.
+type fakeRevocations struct{ ch chan string }
+
+func (f *fakeRevocations) Revocations() (<-chan string, func()) { return f.ch, func() {} }
+
+// clock is a settable time source.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// harness is a Server behind a real gRPC server on a loopback port.
+type harness struct {
+	srv     *Server
+	reg     *fakeRegistry
+	metrics *prometheus.Registry
+	clock   *clock
+	admit   controlplanev1.AdmissionServiceClient
+	session controlplanev1.SessionServiceClient
+}
+
+const (
+	userKey     = "mr2_user"
+	readOnlyKey = "mr2_readonly"
+)
+
+func backendCand(id int64, slots int) Candidate {
+	return Candidate{
+		BackendID: id, BackendName: fmt.Sprintf("gpu%d", id), URL: fmt.Sprintf("http://gpu%d:11434", id),
+		Engine: controlplanev1.Engine_ENGINE_OLLAMA, MaxConcurrent: slots, Model: "llama3", ContextLength: 8192,
+	}
+}
+
+// newHarness starts a server with model "llama3" on the given candidates.
+func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
+	t.Helper()
+	h := &harness{reg: newFakeRegistry(), metrics: prometheus.NewRegistry(), clock: newClock()}
+	if len(cands) > 0 {
+		h.reg.set("llama3", cands...)
+	}
+	ident := &fakeIdentity{keys: map[string]Principal{
+		userKey:     {UserID: 42, Username: "ada", APIKeyID: 7, KeyPrefix: "mr2_user", Group: "faculty", Inference: true, Weight: 2},
+		readOnlyKey: {UserID: 43, Username: "bob", APIKeyID: 8, KeyPrefix: "mr2_read", Group: "staff"},
+	}}
+	if opts.Now == nil {
+		opts.Now = h.clock.Now
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = time.Hour // tests sweep explicitly
+	}
+	opts.Registerer = h.metrics
+	srv, err := New(ident, h.reg, opts)
+	require.NoError(t, err)
+	h.srv = srv
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors))
+	controlplanev1.RegisterAdmissionServiceServer(gs, srv)
+	controlplanev1.RegisterSessionServiceServer(gs, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = gs.Serve(lis) })
+	wg.Go(func() { _ = srv.Run(ctx) })
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		_ = conn.Close()
+		cancel()
+		gs.Stop()
+		wg.Wait()
+	})
+	h.admit = controlplanev1.NewAdmissionServiceClient(conn)
+	h.session = controlplanev1.NewSessionServiceClient(conn)
+	// Run has subscribed once it is running; tests that change the registry rely on it.
+	require.Eventually(t, func() bool { return h.reg.subscribers() == 1 }, 5*time.Second, time.Millisecond)
+	return h
+}
+
+// mapErrors stands in for the server package's error mapping, so that the tests
+// can check codes and Retry-After on the wire.
+func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	if err == nil {
+		return resp, nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return nil, err
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	case errors.Is(err, errInvalidCredential):
+		code = codes.Unauthenticated
+	case errors.Is(err, ErrPermissionDenied):
+		code = codes.PermissionDenied
+	case errors.Is(err, errModelNotFound), errors.Is(err, ErrLeaseNotFound):
+		code = codes.NotFound
+	case errors.Is(err, ErrContextExceeded):
+		code = codes.InvalidArgument
+	case errors.Is(err, scheduler.ErrQueueFull):
+		code = codes.ResourceExhausted
+	case errors.Is(err, scheduler.ErrQueueTimeout), errors.Is(err, ErrAllExcluded):
+		code = codes.Unavailable
+	}
+	st := status.New(code, err.Error())
+	var ra interface{ RetryAfter() time.Duration }
+	if errors.As(err, &ra) {
+		if withDetails, derr := st.WithDetails(protoadapt.MessageV1Of(&errdetails.RetryInfo{RetryDelay: durationpb.New(ra.RetryAfter())})); derr == nil {
+			st = withDetails
+		}
+	}
+	return nil, st.Err()
+}
+
+// retryAfterOf returns the RetryInfo delay of a status error (0 when absent).
+func retryAfterOf(err error) time.Duration {
+	st, _ := status.FromError(err)
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration()
+		}
+	}
+	return 0
+}
+
+func (h *harness) admitReq(requestID string) *controlplanev1.AdmitRequest {
+	return &controlplanev1.AdmitRequest{
+		RequestId: requestID, Credential: userKey, Model: "llama3",
+		Operation: controlplanev1.Operation_OPERATION_CHAT, PromptTokensEstimate: 100, Attempt: 1,
+	}
+}
+
+// metricValue reads one series of a gauge or counter (0 when absent).
+func (h *harness) metricValue(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	families, err := h.metrics.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue next
+				}
+			}
+			switch {
+			case m.GetGauge() != nil:
+				return m.GetGauge().GetValue()
+			case m.GetCounter() != nil:
+				return m.GetCounter().GetValue()
+			case m.GetHistogram() != nil:
+				return float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return 0
+}
+
+// queueDepth is the scheduler's depth for llama3.
+func (h *harness) queueDepth() int {
+	return h.srv.sched.(*scheduler.Queue).Depth("llama3")
+}
+
+func (h *harness) waitDepth(t testing.TB, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return h.queueDepth() == n }, 5*time.Second, time.Millisecond,
+		"queue depth never reached %d", n)
+}

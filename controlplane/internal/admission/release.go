@@ -1,0 +1,64 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Release settles a lease with its usage and outcome and frees its slot. It is
+// idempotent: a lease already settled (released, expired or reclaimed) answers
+// already_settled and counts nothing twice.
+func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) (*controlplanev1.ReleaseResponse, error) {
+	id := req.GetLeaseId()
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "lease_id is required")
+	}
+	l, found := s.leases.take(id, s.opts.Now())
+	switch found {
+	case leaseAlreadySettled:
+		s.metrics.releases.WithLabelValues("already_settled").Inc()
+		return &controlplanev1.ReleaseResponse{AlreadySettled: true}, nil
+	case leaseUnknown:
+		return nil, fmt.Errorf("release %q: %w", id, ErrLeaseNotFound)
+	}
+	outcome := req.GetOutcome()
+	usage := req.GetUsage()
+	s.free(l, Settlement{
+		Outcome:          outcome,
+		PromptTokens:     max(usage.GetPromptTokens(), 0),
+		CompletionTokens: max(usage.GetCompletionTokens(), 0),
+	})
+	backendID := l.cand.BackendID
+	switch outcome {
+	case controlplanev1.Outcome_OUTCOME_SUCCESS:
+		s.reg.ObserveOutcome(backendID, false)
+		s.reg.MarkLoaded(backendID, l.cand.Model)
+	case controlplanev1.Outcome_OUTCOME_REJECTED:
+		// The backend answered (a 4xx): it is alive.
+		s.reg.ObserveOutcome(backendID, false)
+	case controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
+		s.reg.ObserveOutcome(backendID, true)
+	}
+	// A client that went away says nothing about the backend's health.
+	s.metrics.observeRelease(l, outcome, usage, req.GetTtft().AsDuration(), req.GetDuration().AsDuration())
+	return &controlplanev1.ReleaseResponse{}, nil
+}
+
+// free ends a lease that was just taken out of the table: the slot goes back to the
+// scheduler (which hands it to a waiter) and the reservation is settled.
+func (s *Server) free(l *lease, st Settlement) {
+	st.Reservation = l.reserved
+	st.Granted = true
+	cost := l.reserved.Tokens
+	if !st.Lost {
+		cost = st.PromptTokens + st.CompletionTokens
+	}
+	s.sched.Release(l.grant, cost)
+	s.metrics.inFlight(l.cand).Dec()
+	s.acct.Settle(l.principal, st)
+}

@@ -1,0 +1,216 @@
+package admission
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Defaults of Options.
+const (
+	DefaultLeaseTTL          = 30 * time.Second
+	DefaultSessionGrace      = 15 * time.Second
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultSweepInterval     = time.Second
+	DefaultSettledMemory     = 100_000
+	DefaultSettledTTL        = 10 * time.Minute
+	DefaultSessionBuffer     = 64
+)
+
+// Options configure a Server. Zero values take the defaults.
+type Options struct {
+	// LeaseTTL is how long a lease lives without a heartbeat (default 30 s).
+	LeaseTTL time.Duration
+	// SessionGrace is how long a replica's leases survive its broken Session before
+	// they are reclaimed (default 15 s).
+	SessionGrace time.Duration
+	// HeartbeatInterval is what Welcome asks replicas to keep (default 10 s).
+	HeartbeatInterval time.Duration
+	// SweepInterval is how often Run looks for expired leases and lapsed graces
+	// (default 1 s).
+	SweepInterval time.Duration
+	// SettledMemory and SettledTTL bound the memory of settled lease ids that makes
+	// a late Release answer "already settled" (default 100 000 ids, 10 minutes).
+	SettledMemory int
+	SettledTTL    time.Duration
+	// SessionBuffer bounds the pushes queued for one replica; a replica that falls
+	// further behind is disconnected (it resyncs on reconnect). Default 64.
+	SessionBuffer int
+
+	// Scheduler grants slots. Nil builds a FIFO queue from Queue.
+	Scheduler Scheduler
+	// Queue configures the default FIFO scheduler; its Now, Registerer and Logger
+	// default to the ones below.
+	Queue scheduler.Options
+	// Accountant reserves quota (default NoQuota).
+	Accountant Accountant
+	// Revocations, when set, feeds CredentialRevoked pushes.
+	Revocations Revocations
+
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Logger receives operational events (default: discard).
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.LeaseTTL, DefaultLeaseTTL)
+	def(&o.SessionGrace, DefaultSessionGrace)
+	def(&o.HeartbeatInterval, DefaultHeartbeatInterval)
+	def(&o.SweepInterval, DefaultSweepInterval)
+	def(&o.SettledTTL, DefaultSettledTTL)
+	if o.SettledMemory <= 0 {
+		o.SettledMemory = DefaultSettledMemory
+	}
+	if o.SessionBuffer <= 0 {
+		o.SessionBuffer = DefaultSessionBuffer
+	}
+	if o.Accountant == nil {
+		o.Accountant = NoQuota{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Server implements controlplanev1.AdmissionServiceServer and
+// controlplanev1.SessionServiceServer.
+type Server struct {
+	controlplanev1.UnimplementedAdmissionServiceServer
+	controlplanev1.UnimplementedSessionServiceServer
+
+	ident    Identity
+	reg      Registry
+	sched    Scheduler
+	acct     Accountant
+	opts     Options
+	log      *slog.Logger
+	metrics  *metrics
+	leases   *leaseTable
+	sessions *sessionTable
+}
+
+// New returns a Server over ident and reg.
+func New(ident Identity, reg Registry, opts Options) (*Server, error) {
+	opts = opts.withDefaults()
+	sched := opts.Scheduler
+	if sched == nil {
+		qo := opts.Queue
+		if qo.Now == nil {
+			qo.Now = opts.Now
+		}
+		if qo.Registerer == nil {
+			qo.Registerer = opts.Registerer
+		}
+		if qo.Logger == nil {
+			qo.Logger = opts.Logger
+		}
+		q, err := scheduler.New(scheduler.NewFIFO(), qo)
+		if err != nil {
+			return nil, fmt.Errorf("admission scheduler: %w", err)
+		}
+		sched = q
+	}
+	m, err := newMetrics(opts.Registerer)
+	if err != nil {
+		return nil, fmt.Errorf("admission metrics: %w", err)
+	}
+	return &Server{
+		ident:    ident,
+		reg:      reg,
+		sched:    sched,
+		acct:     opts.Accountant,
+		opts:     opts,
+		log:      opts.Logger,
+		metrics:  m,
+		leases:   newLeaseTable(opts.SettledMemory, opts.SettledTTL),
+		sessions: newSessionTable(),
+	}, nil
+}
+
+// InFlight is the exact number of leases held on a backend.
+func (s *Server) InFlight(backendID int64) int { return s.sched.InFlight(backendID) }
+
+// Run sweeps expired leases and lapsed replica sessions, re-evaluates waiters and
+// tells replicas when the registry changes, and forwards revocations. It returns
+// nil when ctx ends.
+func (s *Server) Run(ctx context.Context) error {
+	changes, unsubscribe := s.reg.Subscribe()
+	defer unsubscribe()
+	var revoked <-chan string
+	if s.opts.Revocations != nil {
+		ch, stop := s.opts.Revocations.Revocations()
+		defer stop()
+		revoked = ch
+	}
+	ticker := time.NewTicker(s.opts.SweepInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case _, ok := <-changes:
+			if !ok {
+				changes = nil
+				continue
+			}
+			s.sched.Kick()
+			s.broadcast(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_CatalogChanged{
+				CatalogChanged: &controlplanev1.CatalogChanged{Version: s.reg.Version()},
+			}})
+		case prefix, ok := <-revoked:
+			if !ok {
+				revoked = nil
+				continue
+			}
+			s.broadcast(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_CredentialRevoked{
+				CredentialRevoked: &controlplanev1.CredentialRevoked{KeyPrefix: prefix},
+			}})
+		case <-ticker.C:
+			s.sweep(s.opts.Now())
+		}
+	}
+}
+
+// sweep frees leases past their expiry and the leases of replicas whose grace ran out.
+func (s *Server) sweep(now time.Time) {
+	for _, l := range s.leases.takeExpired(now) {
+		s.metrics.expired.Inc()
+		s.log.Warn("lease expired", slog.String("lease_id", l.id), slog.String("request_id", l.requestID),
+			slog.String("replica_id", l.replica), slog.Int64("backend_id", l.cand.BackendID),
+			slog.Duration("held", now.Sub(l.admitted)))
+		s.free(l, Settlement{Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, Lost: true})
+	}
+	for _, replica := range s.sessions.lapsed(now, s.opts.SessionGrace) {
+		leases := s.leases.takeReplica(replica, now)
+		if len(leases) > 0 {
+			s.log.Warn("replica gone, reclaiming its leases", slog.String("replica_id", replica), slog.Int("leases", len(leases)))
+		}
+		for _, l := range leases {
+			s.metrics.reclaimed.Inc()
+			s.free(l, Settlement{Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, Lost: true})
+		}
+	}
+}
+
+var (
+	_ controlplanev1.AdmissionServiceServer = (*Server)(nil)
+	_ controlplanev1.SessionServiceServer   = (*Server)(nil)
+)

@@ -1,0 +1,199 @@
+package admission
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Session keeps one replica's stream: Hello → Welcome, then each Heartbeat renews
+// the replica's leases and is acknowledged, while catalog changes and revocations
+// are pushed. When the stream ends, the replica's leases survive for SessionGrace;
+// a new Session from the same replica within it keeps them.
+func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionRequest, controlplanev1.SessionResponse]) error {
+	ctx := stream.Context()
+	first, err := stream.Recv()
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil || hello.GetReplicaId() == "" {
+		return status.Error(codes.InvalidArgument, "the first message of a session must be a Hello with a replica_id")
+	}
+	sess := &session{
+		id:      newSessionID(),
+		replica: hello.GetReplicaId(),
+		push:    make(chan *controlplanev1.SessionResponse, s.opts.SessionBuffer),
+		gone:    make(chan struct{}),
+	}
+	if old := s.sessions.open(sess); old != nil {
+		old.end("replaced by a newer session of the same replica")
+	}
+	s.metrics.sessions.Inc()
+	log := s.log.With(slog.String("replica_id", sess.replica), slog.String("session_id", sess.id))
+	log.Info("replica session opened", slog.String("version", hello.GetVersion()))
+	defer func() {
+		s.metrics.sessions.Dec()
+		if s.sessions.close(sess, s.opts.Now()) {
+			log.Info("replica session closed; leases kept for the grace period", slog.Duration("grace", s.opts.SessionGrace))
+		}
+	}()
+
+	err = stream.Send(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_Welcome{Welcome: &controlplanev1.Welcome{
+		SessionId:         sess.id,
+		HeartbeatInterval: durationpb.New(s.opts.HeartbeatInterval),
+		LeaseTtl:          durationpb.New(s.opts.LeaseTTL),
+	}}})
+	if err != nil {
+		return err
+	}
+
+	// The receiver ends when the stream does, which gRPC guarantees once this
+	// handler returns.
+	msgs := make(chan *controlplanev1.SessionRequest)
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	for {
+		var out *controlplanev1.SessionResponse
+		select {
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		case <-sess.gone:
+			return status.Error(codes.Aborted, sess.reason)
+		case err := <-recvErr:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case m := <-msgs:
+			hb := m.GetHeartbeat()
+			if hb == nil {
+				return status.Error(codes.InvalidArgument, "expected a Heartbeat after the Hello")
+			}
+			unknown := s.leases.renew(sess.replica, hb.GetLeaseIds(), s.opts.Now().Add(s.opts.LeaseTTL))
+			out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
+				HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown},
+			}}
+		case out = <-sess.push:
+		}
+		if err := stream.Send(out); err != nil {
+			return err
+		}
+	}
+}
+
+// broadcast queues msg for every open session; a session whose buffer is full is
+// ended (its replica reconnects and starts from fresh caches).
+func (s *Server) broadcast(msg *controlplanev1.SessionResponse) {
+	s.sessions.mu.Lock()
+	defer s.sessions.mu.Unlock()
+	for _, sess := range s.sessions.live {
+		select {
+		case sess.push <- msg:
+		default:
+			sess.end("too far behind on control-plane pushes; reconnect")
+		}
+	}
+}
+
+func newSessionID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// session is one open replica stream.
+type session struct {
+	id      string
+	replica string
+	push    chan *controlplanev1.SessionResponse
+	// gone is closed (once) to end the stream; reason is set before.
+	gone    chan struct{}
+	endOnce sync.Once
+	reason  string
+}
+
+func (s *session) end(reason string) {
+	s.endOnce.Do(func() {
+		s.reason = reason
+		close(s.gone)
+	})
+}
+
+// sessionTable tracks the open session of each replica and, for replicas whose
+// session ended, when it did.
+type sessionTable struct {
+	mu   sync.Mutex
+	live map[string]*session
+	lost map[string]time.Time
+}
+
+func newSessionTable() *sessionTable {
+	return &sessionTable{live: make(map[string]*session), lost: make(map[string]time.Time)}
+}
+
+// open makes sess the replica's session, cancels a running grace, and returns the
+// session it replaces, if any.
+func (t *sessionTable) open(sess *session) *session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.live[sess.replica]
+	t.live[sess.replica] = sess
+	delete(t.lost, sess.replica)
+	return old
+}
+
+// close ends sess and starts the replica's grace, unless a newer session replaced
+// it; it reports whether the grace started.
+func (t *sessionTable) close(sess *session, now time.Time) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.live[sess.replica] != sess {
+		return false
+	}
+	delete(t.live, sess.replica)
+	t.lost[sess.replica] = now
+	return true
+}
+
+// lapsed returns, and forgets, the replicas whose grace has run out.
+func (t *sessionTable) lapsed(now time.Time, grace time.Duration) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for replica, since := range t.lost {
+		if now.Sub(since) >= grace {
+			out = append(out, replica)
+			delete(t.lost, replica)
+		}
+	}
+	return out
+}
