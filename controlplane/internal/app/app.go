@@ -1,0 +1,167 @@
+// Package app is the control plane's composition root: it reads the configuration,
+// builds every component in dependency order and runs them until the context ends.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
+	"github.com/mindrouter/mindrouter/controlplane/internal/config"
+	"github.com/mindrouter/mindrouter/controlplane/internal/health"
+	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	"github.com/mindrouter/mindrouter/controlplane/internal/server"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+)
+
+// Run starts the control plane and blocks until ctx is cancelled or a component fails.
+// The admin API key is written to stdout once, when it is first created.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	metrics := newMetrics()
+	tracer := newTracerProvider()
+	defer func() { _ = tracer.Shutdown(context.WithoutCancel(ctx)) }()
+
+	clusterToken, err := loadClusterToken(cfg)
+	if err != nil {
+		return err
+	}
+
+	// The store comes first: everything else loads its state from it.
+	st, err := store.Open(ctx, storeConfig(cfg), log.With("component", "store"))
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+
+	ident := identity.New(st, identity.Options{Logger: log.With("component", "identity"), Registerer: metrics})
+	boot, err := ident.Bootstrap(ctx, cfg.AdminAPIKey)
+	if err != nil {
+		return err
+	}
+	if boot.Created && boot.Key != "" {
+		fmt.Fprintf(stdout, "\nAdmin user %q created. Its API key (shown once, keep it safe):\n\n    %s\n\n", boot.Username, boot.Key)
+	}
+
+	tele, err := telemetry.New(st, telemetry.Options{SampleInterval: cfg.TelemetryInterval, Logger: log.With("component", "telemetry"), Registerer: metrics})
+	if err != nil {
+		return err
+	}
+	prober := health.NewProber(nil, log.With("component", "health"))
+	reg := registry.New(st, registry.Options{
+		Logger: log.With("component", "registry"), Registerer: metrics,
+		GPUs: tele, Prober: prober, ContextCap: cfg.ContextCap,
+	})
+	if err := reg.Load(ctx); err != nil {
+		return fmt.Errorf("load registry: %w", err)
+	}
+
+	// Admission owns the in-flight counts that the registry's admin view reports.
+	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), admission.Options{
+		LeaseTTL: cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
+		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
+		Revocations: ident, Logger: log.With("component", "admission"), Registerer: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	reg.SetInFlight(adm.InFlight)
+
+	seedBackends(ctx, log, reg, cfg.SeedBackends)
+
+	srv := server.New(server.Options{
+		Services: server.Services{
+			Admission: adm, Session: adm,
+			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st),
+			Telemetry: tele,
+		},
+		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,
+		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracer,
+	})
+	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("listen gRPC: %w", err)
+	}
+	restLis, err := net.Listen("tcp", cfg.RESTListen)
+	if err != nil {
+		grpcLis.Close()
+		return fmt.Errorf("listen REST: %w", err)
+	}
+	log.Info("control plane serving", "grpc", grpcLis.Addr().String(), "rest", restLis.Addr().String(),
+		"db_driver", cfg.DatabaseDriver, "context_cap", cfg.ContextCap)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(gctx, grpcLis, restLis, cfg.ShutdownTimeout) })
+	g.Go(func() error { return adm.Run(gctx) })
+	g.Go(func() error { return reg.RunHealth(gctx, cfg.HealthInterval) })
+	// Usage counts are flushed once more when the context ends.
+	g.Go(func() error { return ident.Run(gctx) })
+	err = g.Wait()
+	log.Info("control plane stopped")
+	return err
+}
+
+func storeConfig(cfg config.Config) store.Config {
+	if cfg.DatabaseDriver == "sqlite" && cfg.DatabaseDSN == "" {
+		return store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(cfg.SQLitePath())}
+	}
+	return store.Config{Driver: cfg.DatabaseDriver, DSN: cfg.DatabaseDSN}
+}
+
+// loadClusterToken returns the configured token, or the one in the token file, or
+// creates one in the data directory so that a local data plane can read it.
+func loadClusterToken(cfg config.Config) (string, error) {
+	if cfg.ClusterToken != "" {
+		return cfg.ClusterToken, nil
+	}
+	path := cfg.ClusterTokenFile
+	if path == "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return "", fmt.Errorf("create data dir: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, "cluster-token")
+	}
+	return config.ReadOrCreateSecret(path, func() (string, error) {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", err
+		}
+		return base64.RawURLEncoding.EncodeToString(b), nil
+	})
+}
+
+// seedBackends registers the configured backends; an identical registration is a
+// no-op, so restarts are harmless. Failures are logged, not fatal: a backend can be
+// registered later through the admin API.
+func seedBackends(ctx context.Context, log *slog.Logger, reg *registry.Registry, seeds []config.BackendSeed) {
+	for _, s := range seeds {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		b, created, err := reg.RegisterBackend(sctx, store.BackendSpec{Name: s.Name, URL: s.URL, Engine: s.Engine, MaxConcurrent: registry.DefaultMaxConcurrent}, true)
+		cancel()
+		if err != nil {
+			log.Warn("seed backend", "name", s.Name, "error", err)
+			continue
+		}
+		log.Info("seed backend", "name", b.Name, "engine", b.Engine, "status", b.Status, "created", created, "models", len(b.Models))
+	}
+}

@@ -1,0 +1,243 @@
+// Package config holds the control plane's one configuration struct: defaults, then
+// MINDROUTER_* environment variables, then command-line flags. Only what the process
+// needs to boot lives here; runtime policy (quotas, weights) lives in the database.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the control plane's configuration. Every field, its flag, its environment
+// variable and its default are listed in docs/configuration.md.
+type Config struct {
+	GRPCListen        string
+	RESTListen        string
+	DataDir           string
+	DatabaseDriver    string
+	DatabaseDSN       string
+	ClusterToken      string
+	ClusterTokenFile  string
+	AdminAPIKey       string
+	SeedBackends      []BackendSeed
+	ContextCap        int64
+	LeaseTTL          time.Duration
+	SessionGrace      time.Duration
+	HeartbeatInterval time.Duration
+	QueueTimeout      time.Duration
+	MaxQueuePerModel  int
+	HealthInterval    time.Duration
+	TelemetryInterval time.Duration
+	ShutdownTimeout   time.Duration
+	LogFormat         string
+	LogLevel          string
+}
+
+// BackendSeed is a backend registered (idempotently) at start-up.
+type BackendSeed struct {
+	Name   string
+	Engine string
+	URL    string
+}
+
+// String renders a seed as name=engine:url.
+func (b BackendSeed) String() string { return b.Name + "=" + b.Engine + ":" + b.URL }
+
+// NewDefault returns the defaults.
+func NewDefault() Config {
+	return Config{
+		GRPCListen:        ":9090",
+		RESTListen:        ":9091",
+		DataDir:           ".data",
+		DatabaseDriver:    "sqlite",
+		ContextCap:        32768,
+		LeaseTTL:          30 * time.Second,
+		SessionGrace:      15 * time.Second,
+		HeartbeatInterval: 10 * time.Second,
+		QueueTimeout:      150 * time.Second,
+		MaxQueuePerModel:  1000,
+		HealthInterval:    30 * time.Second,
+		TelemetryInterval: 10 * time.Second,
+		ShutdownTimeout:   30 * time.Second,
+		LogFormat:         "text",
+		LogLevel:          "info",
+	}
+}
+
+// Load parses args over the environment over the defaults and validates the result.
+func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	c := NewDefault()
+	fs := flag.NewFlagSet("mindrouter-controlplane", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := envReader{getenv: getenv}
+	fs.StringVar(&c.GRPCListen, "grpc-listen", env.str("MINDROUTER_CP_GRPC_LISTEN", c.GRPCListen), "gRPC listen address (data planes, node agents, grpcurl)")
+	fs.StringVar(&c.RESTListen, "rest-listen", env.str("MINDROUTER_CP_REST_LISTEN", c.RESTListen), "REST admin gateway, /metrics and /healthz listen address")
+	fs.StringVar(&c.DataDir, "data-dir", env.str("MINDROUTER_DATA_DIR", c.DataDir), "directory for the SQLite database and generated secrets")
+	fs.StringVar(&c.DatabaseDriver, "db-driver", env.str("MINDROUTER_DB_DRIVER", c.DatabaseDriver), "database driver: sqlite (embedded) or mysql (MariaDB)")
+	fs.StringVar(&c.DatabaseDSN, "db-dsn", env.str("MINDROUTER_DB_DSN", c.DatabaseDSN), "database DSN; empty with sqlite means <data-dir>/mindrouter.db")
+	fs.StringVar(&c.ClusterToken, "cluster-token", env.str("MINDROUTER_CLUSTER_TOKEN", c.ClusterToken), "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
+	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", env.str("MINDROUTER_CLUSTER_TOKEN_FILE", c.ClusterTokenFile), "file holding the cluster token")
+	fs.StringVar(&c.AdminAPIKey, "admin-api-key", env.str("MINDROUTER_ADMIN_API_KEY", c.AdminAPIKey), "seed this exact admin API key (mr2_...) instead of generating one")
+	seeds := env.str("MINDROUTER_SEED_BACKENDS", "")
+	fs.StringVar(&seeds, "seed-backends", seeds, "comma-separated name=engine:url backends registered at start, e.g. local=ollama:http://127.0.0.1:11434")
+	fs.Int64Var(&c.ContextCap, "context-cap", env.int64("MINDROUTER_CONTEXT_CAP", c.ContextCap), "context window cap applied to every model")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", env.dur("MINDROUTER_LEASE_TTL", c.LeaseTTL), "lease lifetime without renewal")
+	fs.DurationVar(&c.SessionGrace, "session-grace", env.dur("MINDROUTER_SESSION_GRACE", c.SessionGrace), "how long a replica's leases survive a broken session")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", env.dur("MINDROUTER_HEARTBEAT_INTERVAL", c.HeartbeatInterval), "session heartbeat interval asked of replicas")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", env.dur("MINDROUTER_QUEUE_TIMEOUT", c.QueueTimeout), "longest wait in a model queue")
+	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
+	fs.DurationVar(&c.HealthInterval, "health-interval", env.dur("MINDROUTER_HEALTH_INTERVAL", c.HealthInterval), "backend poll interval")
+	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", env.dur("MINDROUTER_TELEMETRY_INTERVAL", c.TelemetryInterval), "sample interval asked of node agents")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.dur("MINDROUTER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "graceful shutdown deadline")
+	fs.StringVar(&c.LogFormat, "log-format", env.str("MINDROUTER_LOG_FORMAT", c.LogFormat), "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", env.str("MINDROUTER_LOG_LEVEL", c.LogLevel), "log level: debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	var errs []error
+	errs = append(errs, env.errs...)
+	parsed, err := ParseSeeds(seeds)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.SeedBackends = parsed
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.Validate()
+}
+
+// Validate reports every problem at once, each phrased as what to fix.
+func (c Config) Validate() error {
+	var errs []error
+	if c.GRPCListen == "" || c.RESTListen == "" {
+		errs = append(errs, errors.New("grpc-listen and rest-listen must be set"))
+	}
+	switch c.DatabaseDriver {
+	case "sqlite":
+		if c.DatabaseDSN == "" && c.DataDir == "" {
+			errs = append(errs, errors.New("sqlite needs -data-dir or -db-dsn"))
+		}
+	case "mysql":
+		if c.DatabaseDSN == "" {
+			errs = append(errs, errors.New("mysql needs -db-dsn (e.g. user:pass@tcp(host:3306)/mindrouter?parseTime=true)"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("db-driver %q: use sqlite or mysql", c.DatabaseDriver))
+	}
+	if c.AdminAPIKey != "" && !strings.HasPrefix(c.AdminAPIKey, "mr2_") {
+		errs = append(errs, errors.New("admin-api-key must start with mr2_"))
+	}
+	if c.ContextCap < 256 {
+		errs = append(errs, fmt.Errorf("context-cap %d is too small: use at least 256", c.ContextCap))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
+		}
+	}
+	if c.HeartbeatInterval >= c.LeaseTTL {
+		errs = append(errs, fmt.Errorf("heartbeat-interval (%s) must be shorter than lease-ttl (%s)", c.HeartbeatInterval, c.LeaseTTL))
+	}
+	if c.MaxQueuePerModel < 1 {
+		errs = append(errs, errors.New("max-queue must be at least 1"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log-format %q: use text or json", c.LogFormat))
+	}
+	return errors.Join(errs...)
+}
+
+// SQLitePath is the embedded database file.
+func (c Config) SQLitePath() string { return filepath.Join(c.DataDir, "mindrouter.db") }
+
+// ParseSeeds parses "name=engine:url,..." backend seeds.
+func ParseSeeds(s string) ([]BackendSeed, error) {
+	var out []BackendSeed
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, rest, ok1 := strings.Cut(item, "=")
+		engine, url, ok2 := strings.Cut(rest, ":")
+		if !ok1 || !ok2 || name == "" || (engine != "ollama" && engine != "vllm") || !strings.HasPrefix(url, "http") {
+			return nil, fmt.Errorf("seed backend %q: want name=ollama:http://host:port or name=vllm:http://host:port", item)
+		}
+		out = append(out, BackendSeed{Name: name, Engine: engine, URL: url})
+	}
+	return out, nil
+}
+
+// envReader reads typed environment variables and remembers malformed ones.
+type envReader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (e *envReader) str(key, def string) string {
+	if v := e.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (e *envReader) int64(key string, def int64) int64 {
+	v := e.getenv(key)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want an integer", key, v))
+		return def
+	}
+	return n
+}
+
+func (e *envReader) dur(key string, def time.Duration) time.Duration {
+	v := e.getenv(key)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a duration such as 30s", key, v))
+		return def
+	}
+	return d
+}
+
+// ReadOrCreateSecret returns the contents of path, creating it with a fresh random
+// secret (mode 0600) when it does not exist.
+func ReadOrCreateSecret(path string, gen func() (string, error)) (string, error) {
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if s := strings.TrimSpace(string(b)); s != "" {
+			return s, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	s, err := gen()
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", filepath.Dir(path), err)
+	}
+	if err := os.WriteFile(path, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,94 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
+	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// ErrorDomain is the google.rpc.ErrorInfo domain of every refusal the control plane sends.
+const ErrorDomain = "mindrouter.dev"
+
+// mapping ties a domain error to its gRPC code and wire reason.
+type mapping struct {
+	err    error
+	code   codes.Code
+	reason controlplanev1.Reason
+}
+
+// mappings is the one table from domain errors to the wire. Order matters only where
+// one error wraps another; the first match wins.
+var mappings = []mapping{
+	{identity.ErrInvalidCredential, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL},
+	{identity.ErrCredentialRevoked, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED},
+	{identity.ErrCredentialExpired, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED},
+	{identity.ErrUserInactive, codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE},
+	{identity.ErrPermissionDenied, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED},
+	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND},
+	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED},
+	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND},
+	{scheduler.ErrQueueFull, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL},
+	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
+	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
+	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND},
+	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST},
+	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED},
+	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED},
+	{store.ErrInUse, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED},
+}
+
+// retryAfter is implemented by errors after which waiting helps.
+type retryAfter interface{ RetryAfter() time.Duration }
+
+// toStatus converts an error from a service into a gRPC status error. Status errors
+// pass through (handlers validate input themselves), context errors keep their
+// meaning, and anything unknown becomes a generic Internal error whose detail is
+// logged, never sent.
+func toStatus(ctx context.Context, log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "request cancelled")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	}
+	for _, m := range mappings {
+		if !errors.Is(err, m.err) {
+			continue
+		}
+		st := status.New(m.code, err.Error())
+		var details []protoadapt.MessageV1
+		if m.reason != controlplanev1.Reason_REASON_UNSPECIFIED {
+			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: ErrorDomain})
+		}
+		var ra retryAfter
+		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+			details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(ra.RetryAfter())})
+		}
+		if withDetails, derr := st.WithDetails(details...); derr == nil {
+			return withDetails.Err()
+		}
+		return st.Err()
+	}
+	log.ErrorContext(ctx, "unmapped error", slog.String("method", method), slog.Any("error", err))
+	return status.Error(codes.Internal, "internal error")
+}

@@ -1,0 +1,231 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
+)
+
+// Services are the gRPC services the control plane serves.
+type Services struct {
+	Admission controlplanev1.AdmissionServiceServer
+	Session   controlplanev1.SessionServiceServer
+	Registry  adminv1.RegistryServiceServer
+	Identity  adminv1.IdentityServiceServer
+	Telemetry nodeagentv1.TelemetryServiceServer
+}
+
+// Options configure a Server.
+type Options struct {
+	Services     Services
+	Verifier     Verifier
+	ClusterToken string
+	// Ready reports whether the control plane can serve (e.g. the database answers).
+	Ready          func(ctx context.Context) error
+	Logger         *slog.Logger
+	Registerer     prometheus.Registerer
+	Gatherer       prometheus.Gatherer
+	TracerProvider trace.TracerProvider
+}
+
+// Server serves gRPC on one listener and the REST admin gateway, /metrics, /healthz,
+// /readyz and the OpenAPI document on another.
+type Server struct {
+	log      *slog.Logger
+	auth     *authenticator
+	grpc     *grpc.Server
+	health   *health.Server
+	ready    func(ctx context.Context) error
+	gatherer prometheus.Gatherer
+	calls    *prometheus.CounterVec
+	panics   prometheus.Counter
+}
+
+// New builds the gRPC server with its interceptors and registers every service.
+func New(opts Options) *Server {
+	s := &Server{
+		log:      opts.Logger,
+		auth:     newAuthenticator(opts.Verifier, opts.ClusterToken),
+		health:   health.NewServer(),
+		ready:    opts.Ready,
+		gatherer: opts.Gatherer,
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mindrouter_cp_grpc_calls_total",
+			Help: "gRPC calls served by the control plane, by method and status code.",
+		}, []string{"method", "code"}),
+		panics: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_cp_panics_total",
+			Help: "Panics recovered in gRPC handlers.",
+		}),
+	}
+	opts.Registerer.MustRegister(s.calls, s.panics)
+	s.grpc = grpc.NewServer(
+		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(opts.TracerProvider))),
+		grpc.ChainUnaryInterceptor(s.countUnary, s.unary),
+		grpc.ChainStreamInterceptor(s.countStream, s.stream),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	svc := opts.Services
+	controlplanev1.RegisterAdmissionServiceServer(s.grpc, svc.Admission)
+	controlplanev1.RegisterSessionServiceServer(s.grpc, svc.Session)
+	adminv1.RegisterRegistryServiceServer(s.grpc, svc.Registry)
+	adminv1.RegisterIdentityServiceServer(s.grpc, svc.Identity)
+	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	return s
+}
+
+// Serve runs until ctx is cancelled, then stops gracefully: REST first, then gRPC
+// (in-flight calls and open streams get until shutdownTimeout).
+func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutdownTimeout time.Duration) error {
+	conn, err := grpc.NewClient(dialTarget(grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return fmt.Errorf("dial own gRPC listener: %w", err)
+	}
+	defer conn.Close()
+	gw := NewGatewayMux()
+	if err := adminv1.RegisterRegistryServiceHandler(ctx, gw, conn); err != nil {
+		return fmt.Errorf("register registry gateway: %w", err)
+	}
+	if err := adminv1.RegisterIdentityServiceHandler(ctx, gw, conn); err != nil {
+		return fmt.Errorf("register identity gateway: %w", err)
+	}
+	rest := &http.Server{
+		Handler:           s.restHandler(gw),
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreClosed(s.grpc.Serve(grpcLis)) })
+	g.Go(func() error { return ignoreClosed(rest.Serve(restLis)) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.health.Shutdown()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+		defer cancel()
+		_ = rest.Shutdown(sctx)
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-sctx.Done():
+			s.grpc.Stop()
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// NewGatewayMux returns the REST gateway mux with the JSON conventions of the
+// original API: snake_case field names and every field present.
+func NewGatewayMux() *runtime.ServeMux {
+	return runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+			if http.CanonicalHeaderKey(key) == "X-Api-Key" {
+				return "x-api-key", true
+			}
+			return runtime.DefaultHeaderMatcher(key)
+		}),
+	)
+}
+
+func (s *Server) restHandler(gw http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/admin/", gw)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"status":"alive","timestamp":%q}`, time.Now().UTC().Format(time.RFC3339))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			s.log.WarnContext(ctx, "not ready", slog.Any("error", err))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"not_ready"}`))
+			return
+		}
+	}
+	_, _ = w.Write([]byte(`{"status":"ready"}`))
+}
+
+func (s *Server) recoverPanic(ctx context.Context, method string, err *error) {
+	if r := recover(); r != nil {
+		s.panics.Inc()
+		s.log.ErrorContext(ctx, "panic in handler", slog.String("method", method), slog.Any("panic", r), slog.String("stack", string(debug.Stack())))
+		*err = status.Error(codes.Internal, "internal error")
+	}
+}
+
+func (s *Server) countUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	resp, err := handler(ctx, req)
+	s.calls.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return resp, err
+}
+
+func (s *Server) countStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	err := handler(srv, ss)
+	s.calls.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
+	return err
+}
+
+// dialTarget turns a listener address into one the gateway can dial: an unspecified
+// host (":9090", "[::]:9090") becomes loopback.
+func dialTarget(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func ignoreClosed(err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, grpc.ErrServerStopped) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
