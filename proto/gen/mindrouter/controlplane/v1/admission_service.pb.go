@@ -235,7 +235,13 @@ type ReleaseRequest struct {
 	// Time from dispatch to the end of the answer.
 	Duration *durationpb.Duration `protobuf:"bytes,5,opt,name=duration,proto3" json:"duration,omitempty"`
 	// A short, non-secret description of a failure.
-	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	// The lease's identity, repeated so that a control plane that restarted (and forgot
+	// the lease) can still settle the usage exactly once, keyed by request id.
+	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BackendId     int64  `protobuf:"varint,8,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
+	UserId        int64  `protobuf:"varint,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Model         string `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -308,6 +314,34 @@ func (x *ReleaseRequest) GetDuration() *durationpb.Duration {
 func (x *ReleaseRequest) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *ReleaseRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *ReleaseRequest) GetBackendId() int64 {
+	if x != nil {
+		return x.BackendId
+	}
+	return 0
+}
+
+func (x *ReleaseRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *ReleaseRequest) GetModel() string {
+	if x != nil {
+		return x.Model
 	}
 	return ""
 }
@@ -609,14 +643,21 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\rAdmitResponse\x127\n" +
 	"\x05lease\x18\x01 \x01(\v2!.mindrouter.controlplane.v1.LeaseR\x05lease\x12%\n" +
 	"\x0equeue_position\x18\x02 \x01(\x05R\rqueuePosition\x121\n" +
-	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"\x9f\x02\n" +
+	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"\x8c\x03\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12=\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2#.mindrouter.controlplane.v1.OutcomeR\aoutcome\x127\n" +
 	"\x05usage\x18\x03 \x01(\v2!.mindrouter.controlplane.v1.UsageR\x05usage\x12-\n" +
 	"\x04ttft\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x04ttft\x125\n" +
 	"\bduration\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x14\n" +
-	"\x05error\x18\x06 \x01(\tR\x05error\":\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"backend_id\x18\b \x01(\x03R\tbackendId\x12\x17\n" +
+	"\auser_id\x18\t \x01(\x03R\x06userId\x12\x14\n" +
+	"\x05model\x18\n" +
+	" \x01(\tR\x05model\":\n" +
 	"\x0fReleaseResponse\x12'\n" +
 	"\x0falready_settled\x18\x01 \x01(\bR\x0ealreadySettled\"3\n" +
 	"\x11ListModelsRequest\x12\x1e\n" +

@@ -160,8 +160,11 @@ func (x *Hello) GetVersion() string {
 
 // Heartbeat renews every lease the replica still holds.
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseIds      []string               `protobuf:"bytes,1,rep,name=lease_ids,json=leaseIds,proto3" json:"lease_ids,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	LeaseIds []string               `protobuf:"bytes,1,rep,name=lease_ids,json=leaseIds,proto3" json:"lease_ids,omitempty"`
+	// The same leases with their identity, so that a restarted control plane can adopt
+	// them again (restoring in-flight counts) instead of forgetting them.
+	Leases        []*LeaseRef `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,6 +206,98 @@ func (x *Heartbeat) GetLeaseIds() []string {
 	return nil
 }
 
+func (x *Heartbeat) GetLeases() []*LeaseRef {
+	if x != nil {
+		return x.Leases
+	}
+	return nil
+}
+
+// LeaseRef identifies a lease a replica holds.
+type LeaseRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BackendId     int64                  `protobuf:"varint,3,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
+	UserId        int64                  `protobuf:"varint,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Model         string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	ApiKeyId      int64                  `protobuf:"varint,6,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseRef) Reset() {
+	*x = LeaseRef{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseRef) ProtoMessage() {}
+
+func (x *LeaseRef) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseRef.ProtoReflect.Descriptor instead.
+func (*LeaseRef) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *LeaseRef) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *LeaseRef) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *LeaseRef) GetBackendId() int64 {
+	if x != nil {
+		return x.BackendId
+	}
+	return 0
+}
+
+func (x *LeaseRef) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *LeaseRef) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *LeaseRef) GetApiKeyId() int64 {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return 0
+}
+
 // SessionResponse is a message from the control plane.
 type SessionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -219,7 +314,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -231,7 +326,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -244,7 +339,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SessionResponse) GetKind() isSessionResponse_Kind {
@@ -330,7 +425,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +437,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +450,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -389,7 +484,7 @@ type CatalogChanged struct {
 
 func (x *CatalogChanged) Reset() {
 	*x = CatalogChanged{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -401,7 +496,7 @@ func (x *CatalogChanged) String() string {
 func (*CatalogChanged) ProtoMessage() {}
 
 func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -414,7 +509,7 @@ func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogChanged.ProtoReflect.Descriptor instead.
 func (*CatalogChanged) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CatalogChanged) GetVersion() int64 {
@@ -435,7 +530,7 @@ type CredentialRevoked struct {
 
 func (x *CredentialRevoked) Reset() {
 	*x = CredentialRevoked{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +542,7 @@ func (x *CredentialRevoked) String() string {
 func (*CredentialRevoked) ProtoMessage() {}
 
 func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +555,7 @@ func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialRevoked.ProtoReflect.Descriptor instead.
 func (*CredentialRevoked) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CredentialRevoked) GetKeyPrefix() string {
@@ -481,7 +576,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +588,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +601,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HeartbeatAck) GetUnknownLeaseIds() []string {
@@ -528,9 +623,20 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\x05Hello\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"(\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"f\n" +
 	"\tHeartbeat\x12\x1b\n" +
-	"\tlease_ids\x18\x01 \x03(\tR\bleaseIds\"\xe2\x02\n" +
+	"\tlease_ids\x18\x01 \x03(\tR\bleaseIds\x12<\n" +
+	"\x06leases\x18\x02 \x03(\v2$.mindrouter.controlplane.v1.LeaseRefR\x06leases\"\xb0\x01\n" +
+	"\bLeaseRef\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"backend_id\x18\x03 \x01(\x03R\tbackendId\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\x03R\x06userId\x12\x14\n" +
+	"\x05model\x18\x05 \x01(\tR\x05model\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\"\xe2\x02\n" +
 	"\x0fSessionResponse\x12?\n" +
 	"\awelcome\x18\x01 \x01(\v2#.mindrouter.controlplane.v1.WelcomeH\x00R\awelcome\x12U\n" +
 	"\x0fcatalog_changed\x18\x02 \x01(\v2*.mindrouter.controlplane.v1.CatalogChangedH\x00R\x0ecatalogChanged\x12^\n" +
@@ -565,34 +671,36 @@ func file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP() []byte 
 	return file_mindrouter_controlplane_v1_session_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_mindrouter_controlplane_v1_session_service_proto_goTypes = []any{
 	(*SessionRequest)(nil),      // 0: mindrouter.controlplane.v1.SessionRequest
 	(*Hello)(nil),               // 1: mindrouter.controlplane.v1.Hello
 	(*Heartbeat)(nil),           // 2: mindrouter.controlplane.v1.Heartbeat
-	(*SessionResponse)(nil),     // 3: mindrouter.controlplane.v1.SessionResponse
-	(*Welcome)(nil),             // 4: mindrouter.controlplane.v1.Welcome
-	(*CatalogChanged)(nil),      // 5: mindrouter.controlplane.v1.CatalogChanged
-	(*CredentialRevoked)(nil),   // 6: mindrouter.controlplane.v1.CredentialRevoked
-	(*HeartbeatAck)(nil),        // 7: mindrouter.controlplane.v1.HeartbeatAck
-	(*durationpb.Duration)(nil), // 8: google.protobuf.Duration
+	(*LeaseRef)(nil),            // 3: mindrouter.controlplane.v1.LeaseRef
+	(*SessionResponse)(nil),     // 4: mindrouter.controlplane.v1.SessionResponse
+	(*Welcome)(nil),             // 5: mindrouter.controlplane.v1.Welcome
+	(*CatalogChanged)(nil),      // 6: mindrouter.controlplane.v1.CatalogChanged
+	(*CredentialRevoked)(nil),   // 7: mindrouter.controlplane.v1.CredentialRevoked
+	(*HeartbeatAck)(nil),        // 8: mindrouter.controlplane.v1.HeartbeatAck
+	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
 }
 var file_mindrouter_controlplane_v1_session_service_proto_depIdxs = []int32{
-	1, // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
-	2, // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
-	4, // 2: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
-	5, // 3: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
-	6, // 4: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
-	7, // 5: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
-	8, // 6: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	8, // 7: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
-	0, // 8: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
-	3, // 9: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
-	9, // [9:10] is the sub-list for method output_type
-	8, // [8:9] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	1,  // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
+	2,  // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
+	3,  // 2: mindrouter.controlplane.v1.Heartbeat.leases:type_name -> mindrouter.controlplane.v1.LeaseRef
+	5,  // 3: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
+	6,  // 4: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
+	7,  // 5: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
+	8,  // 6: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
+	9,  // 7: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	9,  // 8: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
+	0,  // 9: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
+	4,  // 10: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_session_service_proto_init() }
@@ -604,7 +712,7 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Heartbeat)(nil),
 	}
-	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3].OneofWrappers = []any{
+	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*SessionResponse_Welcome)(nil),
 		(*SessionResponse_CatalogChanged)(nil),
 		(*SessionResponse_CredentialRevoked)(nil),
@@ -616,7 +724,7 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_session_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
