@@ -1,0 +1,220 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"google.golang.org/grpc"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/config"
+	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine/ollama"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine/vllm"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/server"
+	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Version is the binary's version, set at build time with
+// -ldflags "-X github.com/mindrouter/mindrouter/dataplane/internal/app.Version=…".
+var Version = "dev"
+
+// Run reads the configuration from args and the environment, builds the data
+// plane and serves until ctx ends. -h prints the flags to stdout and returns nil.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := config.Load(args, os.LookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := NewLogger(cfg, stderr)
+	if err != nil {
+		return err
+	}
+	a, err := New(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return a.Serve(ctx, ln)
+}
+
+// NewLogger returns the process logger described by cfg.
+func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
+	level, err := config.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		return nil, err
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, opts)), nil
+}
+
+// App is a wired data plane.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	conn     *grpc.ClientConn
+	cp       *cpclient.Client
+	handler  http.Handler
+	draining atomic.Bool
+	inflight sync.WaitGroup
+}
+
+// New wires the data plane. It does not contact the control plane: the
+// connection is lazy, and requests get 503 until the control plane answers.
+func New(cfg config.Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log}
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(collectors.NewGoCollector()); err != nil {
+		return nil, fmt.Errorf("register go metrics: %w", err)
+	}
+	if err := reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})); err != nil {
+		return nil, fmt.Errorf("register process metrics: %w", err)
+	}
+
+	conn, err := cpclient.Dial(cfg.ControlPlaneAddr)
+	if err != nil {
+		return nil, err
+	}
+	a.conn = conn
+	a.cp, err = cpclient.New(conn, cpclient.Config{
+		ClusterToken: cfg.ClusterToken, ReplicaID: cfg.ReplicaID, Version: Version,
+		AdmitTimeout: cfg.AdmitTimeout, ReleaseTimeout: cfg.ReleaseTimeout,
+	}, log.With(slog.String("component", "cpclient")), reg)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+
+	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{
+		DialTimeout: cfg.BackendDialTimeout, ResponseHeaderTimeout: cfg.BackendHeaderTimeout,
+	}))
+	engines := map[controlplanev1.Engine]engine.Engine{
+		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+	}
+	rl, err := relay.New(a.cp, engines, relay.Config{MaxAttempts: cfg.MaxAttempts}, log.With(slog.String("component", "relay")), reg)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	admin, err := server.AdminGateway(context.Background(), conn)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	srv, err := server.New(server.Options{
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Surfaces: []server.Surface{
+			openaisurface.New(rl, a.cp, openaisurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "openai"))),
+		},
+		Admin:    admin,
+		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },
+		Registry: reg,
+		Log:      log,
+	})
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	a.handler = a.track(srv)
+	return a, nil
+}
+
+// Handler returns the data plane's HTTP handler.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// track counts handlers in flight, so that shutdown can wait for their releases.
+func (a *App) track(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.inflight.Add(1)
+		defer a.inflight.Done()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Serve serves on ln until ctx ends, then shuts down in order: stop accepting
+// and let requests in flight finish (up to the shutdown timeout, after which
+// their connections are closed and they release as cancelled), and only then
+// stop the control-plane client, which first retries any releases still
+// pending. The control-plane client must outlive the HTTP server, or the last
+// requests' usage would be lost.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	a.log.Info("data plane starting", slog.Any("config", a.cfg), slog.String("version", Version),
+		slog.String("addr", ln.Addr().String()))
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	cpCtx, stopCP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCP()
+	var cpDone sync.WaitGroup
+	cpDone.Go(func() { _ = a.cp.Run(cpCtx) })
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serve http: %w", err)
+	}
+	a.draining.Store(true)
+	a.log.Info("data plane shutting down", slog.Duration("timeout", a.cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
+	if serr := srv.Shutdown(sctx); serr != nil {
+		a.log.Warn("requests still in flight at the shutdown deadline; closing their connections")
+		_ = srv.Close()
+	}
+	cancel()
+	if err == nil {
+		if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) {
+			err = fmt.Errorf("serve http: %w", serr)
+		}
+	}
+	a.waitInflight(5 * time.Second)
+	stopCP()
+	cpDone.Wait()
+	a.log.Info("data plane stopped")
+	return err
+}
+
+// waitInflight waits for handlers (whose connections Close cut) to release.
+func (a *App) waitInflight(limit time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		a.inflight.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		a.log.Warn("handlers still running after shutdown; their releases may be late")
+	}
+}
+
+// Close releases the control-plane connection.
+func (a *App) Close() error { return a.conn.Close() }

@@ -1,0 +1,205 @@
+package config
+
+import (
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is everything the data plane needs to boot.
+type Config struct {
+	// Listen is the HTTP listen address.
+	Listen string
+	// ControlPlaneAddr is the control plane's gRPC address (host:port).
+	ControlPlaneAddr string
+	// ClusterToken authenticates this replica to the control plane; set it or
+	// ClusterTokenFile.
+	ClusterToken string
+	// ClusterTokenFile is a file holding the cluster token.
+	ClusterTokenFile string
+	// ReplicaID names this replica; default hostname plus a random suffix.
+	ReplicaID string
+	// MaxBodyBytes bounds request bodies.
+	MaxBodyBytes int64
+	// MaxAttempts is how many backends a request may try before its first byte.
+	MaxAttempts int
+	// AdmitTimeout bounds the wait for admission, queueing included; 0 leaves it
+	// to the control plane's queue timeout.
+	AdmitTimeout time.Duration
+	// BackendDialTimeout bounds connecting to a backend.
+	BackendDialTimeout time.Duration
+	// BackendHeaderTimeout bounds the wait for a backend's response headers (a
+	// stream's first token; a non-streamed answer's whole generation).
+	BackendHeaderTimeout time.Duration
+	// BackendIdleTimeout ends a stream whose backend sends nothing for this long.
+	BackendIdleTimeout time.Duration
+	// ReleaseTimeout bounds one Release call to the control plane.
+	ReleaseTimeout time.Duration
+	// StreamWriteTimeout bounds each write to a streaming client.
+	StreamWriteTimeout time.Duration
+	// ShutdownTimeout is how long streams in flight may finish at shutdown.
+	ShutdownTimeout time.Duration
+	// LogFormat is json or text.
+	LogFormat string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+}
+
+// NewDefault returns the defaults.
+func NewDefault() Config {
+	return Config{
+		Listen:               ":8000",
+		ControlPlaneAddr:     "127.0.0.1:9090",
+		MaxBodyBytes:         50 << 20,
+		MaxAttempts:          3,
+		AdmitTimeout:         5 * time.Minute,
+		BackendDialTimeout:   10 * time.Second,
+		BackendHeaderTimeout: 180 * time.Second,
+		BackendIdleTimeout:   180 * time.Second,
+		ReleaseTimeout:       5 * time.Second,
+		StreamWriteTimeout:   60 * time.Second,
+		ShutdownTimeout:      30 * time.Second,
+		LogFormat:            "json",
+		LogLevel:             "info",
+	}
+}
+
+// Load builds the configuration from the defaults, the environment (read with
+// lookupEnv) and args, reads the token file and validates the result. Usage
+// text goes to usage; -h returns flag.ErrHelp.
+func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer) (Config, error) {
+	cfg := NewDefault()
+	fs := flag.NewFlagSet("mindrouter-dataplane", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var envErrs []error
+	for _, s := range cfg.settings() {
+		if v, ok := lookupEnv(s.env); ok {
+			if err := s.value.Set(v); err != nil {
+				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", s.env, v, err))
+			}
+		}
+		fs.Var(s.value, s.flag, s.help+" (env "+s.env+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if len(envErrs) > 0 {
+		return Config{}, errors.Join(envErrs...)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	if cfg.ClusterTokenFile != "" {
+		b, err := os.ReadFile(cfg.ClusterTokenFile)
+		if err != nil {
+			return Config{}, fmt.Errorf("read the cluster token file (--cluster-token-file): %w", err)
+		}
+		cfg.ClusterToken = strings.TrimSpace(string(b))
+		if cfg.ClusterToken == "" {
+			return Config{}, fmt.Errorf("the cluster token file %q is empty", cfg.ClusterTokenFile)
+		}
+	}
+	if cfg.ReplicaID == "" {
+		cfg.ReplicaID = defaultReplicaID()
+	}
+	return cfg, nil
+}
+
+// Validate reports every problem at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("--listen %q is not host:port (e.g. :8000)", c.Listen)
+	}
+	if _, _, err := net.SplitHostPort(c.ControlPlaneAddr); err != nil {
+		bad("--controlplane-addr %q is not host:port (e.g. 127.0.0.1:9090)", c.ControlPlaneAddr)
+	}
+	switch {
+	case c.ClusterToken == "" && c.ClusterTokenFile == "":
+		bad("no cluster token: set MINDROUTER_CLUSTER_TOKEN (or --cluster-token) or MINDROUTER_CLUSTER_TOKEN_FILE (or --cluster-token-file) to the control plane's cluster token")
+	case c.ClusterToken != "" && c.ClusterTokenFile != "":
+		bad("set the cluster token or the cluster token file, not both")
+	}
+	if c.MaxBodyBytes <= 0 {
+		bad("--max-body-bytes must be positive")
+	}
+	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
+		bad("--max-attempts must be between 1 and 10; got %d", c.MaxAttempts)
+	}
+	positive := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"--backend-dial-timeout", c.BackendDialTimeout},
+		{"--backend-header-timeout", c.BackendHeaderTimeout},
+		{"--release-timeout", c.ReleaseTimeout},
+		{"--shutdown-timeout", c.ShutdownTimeout},
+	}
+	for _, p := range positive {
+		if p.d <= 0 {
+			bad("%s must be positive; got %s", p.name, p.d)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		d    time.Duration
+	}{{"--admit-timeout", c.AdmitTimeout}, {"--backend-idle-timeout", c.BackendIdleTimeout}, {"--stream-write-timeout", c.StreamWriteTimeout}} {
+		if p.d < 0 {
+			bad("%s must not be negative (0 disables it); got %s", p.name, p.d)
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		bad("--log-format must be json or text; got %q", c.LogFormat)
+	}
+	if _, err := ParseLevel(c.LogLevel); err != nil {
+		bad("--log-level: %v", err)
+	}
+	return errors.Join(errs...)
+}
+
+// ParseLevel parses debug, info, warn or error.
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("must be debug, info, warn or error; got %q", s)
+	}
+	return l, nil
+}
+
+// LogValue logs the configuration with the token redacted.
+func (c Config) LogValue() slog.Value {
+	token := ""
+	if c.ClusterToken != "" {
+		token = "[redacted]"
+	}
+	return slog.GroupValue(
+		slog.String("listen", c.Listen), slog.String("controlplane_addr", c.ControlPlaneAddr),
+		slog.String("cluster_token", token), slog.String("cluster_token_file", c.ClusterTokenFile),
+		slog.String("replica_id", c.ReplicaID), slog.Int64("max_body_bytes", c.MaxBodyBytes),
+		slog.Int("max_attempts", c.MaxAttempts), slog.Duration("admit_timeout", c.AdmitTimeout),
+		slog.Duration("backend_dial_timeout", c.BackendDialTimeout),
+		slog.Duration("backend_header_timeout", c.BackendHeaderTimeout),
+		slog.Duration("backend_idle_timeout", c.BackendIdleTimeout), slog.Duration("release_timeout", c.ReleaseTimeout),
+		slog.Duration("stream_write_timeout", c.StreamWriteTimeout), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.String("log_format", c.LogFormat), slog.String("log_level", c.LogLevel),
+	)
+}
+
+func defaultReplicaID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "dataplane"
+	}
+	return host + "-" + strings.ToLower(rand.Text()[:6])
+}

@@ -1,0 +1,112 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/config"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestLoadPrecedence(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(
+		[]string{"-listen", "127.0.0.1:9000", "-max-attempts", "5"},
+		env(map[string]string{
+			"MINDROUTER_DP_LISTEN":               ":7000",
+			"MINDROUTER_CONTROLPLANE_ADDR":       "cp:9090",
+			"MINDROUTER_CLUSTER_TOKEN":           "tok",
+			"MINDROUTER_DP_MAX_BODY_BYTES":       "10MiB",
+			"MINDROUTER_DP_ADMIT_TIMEOUT":        "30s",
+			"MINDROUTER_LOG_FORMAT":              "text",
+			"MINDROUTER_DP_REPLICA_ID":           "dp-a",
+			"MINDROUTER_DP_BACKEND_IDLE_TIMEOUT": "0s",
+		}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1:9000", cfg.Listen, "flags beat the environment")
+	require.Equal(t, "cp:9090", cfg.ControlPlaneAddr, "the environment beats defaults")
+	require.Equal(t, "tok", cfg.ClusterToken)
+	require.Equal(t, int64(10<<20), cfg.MaxBodyBytes)
+	require.Equal(t, 5, cfg.MaxAttempts)
+	require.Equal(t, 30*time.Second, cfg.AdmitTimeout)
+	require.Equal(t, "text", cfg.LogFormat)
+	require.Equal(t, "dp-a", cfg.ReplicaID)
+	require.Zero(t, cfg.BackendIdleTimeout)
+	require.Equal(t, 180*time.Second, cfg.BackendHeaderTimeout, "defaults stay")
+}
+
+func TestLoadDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(nil, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, ":8000", cfg.Listen)
+	require.Equal(t, "127.0.0.1:9090", cfg.ControlPlaneAddr)
+	require.Equal(t, int64(50<<20), cfg.MaxBodyBytes)
+	require.Equal(t, 3, cfg.MaxAttempts)
+	host, _ := os.Hostname()
+	require.True(t, strings.HasPrefix(cfg.ReplicaID, host+"-"), "replica id %q", cfg.ReplicaID)
+}
+
+func TestTokenFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "token")
+	require.NoError(t, os.WriteFile(path, []byte("  from-file\n"), 0o600))
+	cfg, err := config.Load([]string{"-cluster-token-file", path}, env(nil), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "from-file", cfg.ClusterToken)
+
+	empty := filepath.Join(t.TempDir(), "empty")
+	require.NoError(t, os.WriteFile(empty, []byte("\n"), 0o600))
+	_, err = config.Load([]string{"-cluster-token-file", empty}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "is empty")
+	_, err = config.Load([]string{"-cluster-token-file", filepath.Join(t.TempDir(), "missing")}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "cluster token file")
+}
+
+func TestLoadReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	_, err := config.Load([]string{"-listen", "nonsense", "-max-attempts", "0", "-log-format", "xml", "-log-level", "loud",
+		"-release-timeout", "0s", "-admit-timeout", "-1s"}, env(nil), io.Discard)
+	require.Error(t, err)
+	for _, want := range []string{"--listen", "no cluster token", "--max-attempts", "--log-format", "--log-level", "--release-timeout", "--admit-timeout"} {
+		require.ErrorContains(t, err, want)
+	}
+	_, err = config.Load(nil, env(map[string]string{"MINDROUTER_DP_MAX_ATTEMPTS": "many", "MINDROUTER_DP_MAX_BODY_BYTES": "lots", "MINDROUTER_DP_ADMIT_TIMEOUT": "soon"}), io.Discard)
+	require.ErrorContains(t, err, `MINDROUTER_DP_MAX_ATTEMPTS="many": not an integer`)
+	require.ErrorContains(t, err, "MINDROUTER_DP_MAX_BODY_BYTES")
+	require.ErrorContains(t, err, "MINDROUTER_DP_ADMIT_TIMEOUT")
+	_, err = config.Load([]string{"-cluster-token", "a", "-cluster-token-file", "b"}, env(nil), io.Discard)
+	require.ErrorContains(t, err, "not both")
+	_, err = config.Load([]string{"extra"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}), io.Discard)
+	require.ErrorContains(t, err, "unexpected arguments")
+}
+
+func TestHelpHidesTheToken(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := config.Load([]string{"-h"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "super-secret"}), &out)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.Contains(t, out.String(), "MINDROUTER_CLUSTER_TOKEN")
+	require.NotContains(t, out.String(), "super-secret")
+}
+
+func TestLogValueRedactsToken(t *testing.T) {
+	t.Parallel()
+	cfg := config.NewDefault()
+	cfg.ClusterToken = "super-secret"
+	require.NotContains(t, cfg.LogValue().String(), "super-secret")
+}

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// setting is one configurable field: its flag, its environment variable and a
+// flag.Value writing into the Config.
+type setting struct {
+	flag, env, help string
+	value           interface {
+		String() string
+		Set(string) error
+	}
+}
+
+// settings lists every field; docs/configuration.md mirrors this table.
+func (c *Config) settings() []setting {
+	return []setting{
+		{"listen", "MINDROUTER_DP_LISTEN", "HTTP listen `address`", (*stringValue)(&c.Listen)},
+		{"controlplane-addr", "MINDROUTER_CONTROLPLANE_ADDR", "control plane gRPC `address` (host:port)", (*stringValue)(&c.ControlPlaneAddr)},
+		{"cluster-token", "MINDROUTER_CLUSTER_TOKEN", "cluster `token` shared with the control plane", (*secretValue)(&c.ClusterToken)},
+		{"cluster-token-file", "MINDROUTER_CLUSTER_TOKEN_FILE", "`file` holding the cluster token", (*stringValue)(&c.ClusterTokenFile)},
+		{"replica-id", "MINDROUTER_DP_REPLICA_ID", "this replica's `name` (default hostname plus a random suffix)", (*stringValue)(&c.ReplicaID)},
+		{"max-body-bytes", "MINDROUTER_DP_MAX_BODY_BYTES", "largest request body in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.MaxBodyBytes)},
+		{"max-attempts", "MINDROUTER_DP_MAX_ATTEMPTS", "`number` of backends a request may try before its first byte", (*intValue)(&c.MaxAttempts)},
+		{"admit-timeout", "MINDROUTER_DP_ADMIT_TIMEOUT", "longest wait for admission, queueing included (0 = the control plane decides); a `duration`", (*durationValue)(&c.AdmitTimeout)},
+		{"backend-dial-timeout", "MINDROUTER_DP_BACKEND_DIAL_TIMEOUT", "longest wait to connect to a backend; a `duration`", (*durationValue)(&c.BackendDialTimeout)},
+		{"backend-header-timeout", "MINDROUTER_DP_BACKEND_HEADER_TIMEOUT", "longest wait for a backend's response headers; a `duration`", (*durationValue)(&c.BackendHeaderTimeout)},
+		{"backend-idle-timeout", "MINDROUTER_DP_BACKEND_IDLE_TIMEOUT", "longest silence inside a backend stream (0 = none); a `duration`", (*durationValue)(&c.BackendIdleTimeout)},
+		{"release-timeout", "MINDROUTER_DP_RELEASE_TIMEOUT", "longest wait for one Release call; a `duration`", (*durationValue)(&c.ReleaseTimeout)},
+		{"stream-write-timeout", "MINDROUTER_DP_STREAM_WRITE_TIMEOUT", "longest wait for one write to a streaming client (0 = none); a `duration`", (*durationValue)(&c.StreamWriteTimeout)},
+		{"shutdown-timeout", "MINDROUTER_DP_SHUTDOWN_TIMEOUT", "how long streams in flight may finish at shutdown; a `duration`", (*durationValue)(&c.ShutdownTimeout)},
+		{"log-format", "MINDROUTER_LOG_FORMAT", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
+		{"log-level", "MINDROUTER_LOG_LEVEL", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+	}
+}
+
+type stringValue string
+
+func (v *stringValue) String() string     { return string(*v) }
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+
+// secretValue never shows its value (flag help prints defaults).
+type secretValue string
+
+func (v *secretValue) String() string     { return "" }
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+
+type intValue int
+
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("not an integer")
+	}
+	*v = intValue(n)
+	return nil
+}
+
+type durationValue time.Duration
+
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+func (v *durationValue) Set(s string) error {
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		return fmt.Errorf("not a duration (like 30s or 5m)")
+	}
+	*v = durationValue(d)
+	return nil
+}
+
+// byteSize is a byte count, optionally with a binary suffix (KiB, MiB, GiB; K,
+// M, G mean the same).
+type byteSize int64
+
+func (v *byteSize) String() string { return strconv.FormatInt(int64(*v), 10) }
+func (v *byteSize) Set(s string) error {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("not a byte size (like 52428800 or 50MiB)")
+	}
+	*v = byteSize(n * mult)
+	return nil
+}

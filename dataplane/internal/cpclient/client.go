@@ -1,0 +1,281 @@
+package cpclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// TokenMetadataKey is the gRPC metadata key of the cluster token.
+const TokenMetadataKey = "x-mindrouter-cluster-token"
+
+// Config configures a Client. Zero durations take the defaults shown.
+type Config struct {
+	// ClusterToken authenticates this replica to the control plane.
+	ClusterToken string
+	// ReplicaID names this replica in Hello and Admit.
+	ReplicaID string
+	// Version is this binary's version, sent in Hello.
+	Version string
+	// AdmitTimeout bounds one Admit including its wait in the queue; 0 = none
+	// (the control plane's queue timeout decides).
+	AdmitTimeout time.Duration
+	// ReleaseTimeout bounds one Release attempt; default 5s.
+	ReleaseTimeout time.Duration
+	// ReleaseRetryFor is how long a release that failed keeps being retried in
+	// the background; default 10m.
+	ReleaseRetryFor time.Duration
+	// MaxPendingReleases bounds the background retry queue; default 10000.
+	MaxPendingReleases int
+	// DrainTimeout is how long Run keeps retrying pending releases after its
+	// context ends; default 10s.
+	DrainTimeout time.Duration
+	// HeartbeatInterval is used until the control plane's Welcome names one;
+	// default 10s.
+	HeartbeatInterval time.Duration
+	// CatalogTTL is how long a ListModels answer is cached; default 30s.
+	CatalogTTL time.Duration
+	// BackoffBase and BackoffMax bound the reconnect and release-retry delays;
+	// defaults 250ms and 10s.
+	BackoffBase, BackoffMax time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.ReleaseTimeout, 5*time.Second)
+	def(&c.ReleaseRetryFor, 10*time.Minute)
+	def(&c.DrainTimeout, 10*time.Second)
+	def(&c.HeartbeatInterval, 10*time.Second)
+	def(&c.CatalogTTL, 30*time.Second)
+	def(&c.BackoffBase, 250*time.Millisecond)
+	def(&c.BackoffMax, 10*time.Second)
+	if c.MaxPendingReleases <= 0 {
+		c.MaxPendingReleases = 10000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Dial returns a lazily connecting client connection to the control plane at
+// addr: it does not fail when the control plane is down, reconnects quickly
+// (at most 5s between tries) and traces every call. The admin REST gateway
+// shares it.
+func Dial(addr string) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+			MinConnectTimeout: 5 * time.Second,
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial control plane %q: %w", addr, err)
+	}
+	return conn, nil
+}
+
+// Client talks to the control plane. Its methods are safe for concurrent use;
+// Run must be running for the session and for background release retries.
+type Client struct {
+	cfg       Config
+	log       *slog.Logger
+	admission controlplanev1.AdmissionServiceClient
+	sessions  controlplanev1.SessionServiceClient
+	leases    leaseSet
+	catalog   catalogCache
+	pending   chan *controlplanev1.ReleaseRequest
+	connected atomic.Bool
+	metrics   *metrics
+}
+
+// New returns a client over conn. Metrics are registered on reg when it is not nil.
+func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Client, error) {
+	cfg.setDefaults()
+	c := &Client{
+		cfg:       cfg,
+		log:       log,
+		admission: controlplanev1.NewAdmissionServiceClient(conn),
+		sessions:  controlplanev1.NewSessionServiceClient(conn),
+		leases:    leaseSet{ids: map[string]struct{}{}},
+		catalog:   catalogCache{entries: map[[32]byte]catalogEntry{}},
+		pending:   make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
+	}
+	m, err := newMetrics(reg, func() int { return len(c.pending) })
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	return c, nil
+}
+
+// outgoing adds the cluster token to a context's outgoing metadata.
+func (c *Client) outgoing(ctx context.Context) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, TokenMetadataKey, c.cfg.ClusterToken)
+}
+
+// Connected reports whether the session stream is established, i.e. the
+// control plane is reachable and accepts this replica.
+func (c *Client) Connected() bool { return c.connected.Load() }
+
+// ReplicaID returns the replica id this client announces.
+func (c *Client) ReplicaID() string { return c.cfg.ReplicaID }
+
+// Admit asks for a lease. It blocks while the request is queued; cancelling ctx
+// takes it off the queue. The granted lease is renewed by the session until it
+// is released. Failures are *Error (refusals carry their Reason), or the
+// context's error when the caller went away.
+func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+	if req.GetReplicaId() == "" {
+		req.ReplicaId = c.cfg.ReplicaID
+	}
+	callCtx := c.outgoing(ctx)
+	if c.cfg.AdmitTimeout > 0 {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(callCtx, c.cfg.AdmitTimeout)
+		defer cancel()
+	}
+	resp, err := c.admission.Admit(callCtx, req)
+	if err != nil {
+		// The control plane may answer for the expired deadline (even with
+		// Canceled) a moment before the local context notices it.
+		deadline, hasDeadline := callCtx.Deadline()
+		ownDeadline := errors.Is(callCtx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded ||
+			(hasDeadline && !time.Now().Before(deadline))
+		if c.cfg.AdmitTimeout > 0 && ctx.Err() == nil && ownDeadline {
+			return nil, &Error{Code: codes.DeadlineExceeded, Reason: controlplanev1.Reason_REASON_QUEUE_TIMEOUT,
+				Message: "timed out waiting for a backend", Wait: time.Second}
+		}
+		return nil, fromStatus(ctx, err)
+	}
+	if resp.GetLease().GetLeaseId() == "" {
+		return nil, &Error{Code: codes.Internal, Message: "admit answered without a lease"}
+	}
+	c.leases.add(resp.GetLease().GetLeaseId())
+	return resp, nil
+}
+
+// Release settles a lease. It runs on a context detached from ctx (a client
+// that went away must still be accounted for) with its own timeout. When the
+// control plane cannot be reached the release is queued and retried in the
+// background and Release returns nil; it returns an error only when the release
+// is lost (queue full) or refused for good (e.g. the lease already expired).
+func (c *Client) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error {
+	ctx = context.WithoutCancel(ctx)
+	err := c.releaseOnce(ctx, req)
+	switch {
+	case err == nil:
+		c.leases.remove(req.GetLeaseId())
+		c.metrics.releases.WithLabelValues("ok").Inc()
+		return nil
+	case !retryableRelease(err):
+		c.leases.remove(req.GetLeaseId())
+		c.metrics.releases.WithLabelValues("refused").Inc()
+		return fmt.Errorf("release lease %s: %w", req.GetLeaseId(), err)
+	}
+	select {
+	case c.pending <- req:
+		c.metrics.releases.WithLabelValues("deferred").Inc()
+		return nil
+	default:
+		c.leases.remove(req.GetLeaseId())
+		c.metrics.releases.WithLabelValues("dropped").Inc()
+		return fmt.Errorf("release lease %s: retry queue full: %w", req.GetLeaseId(), err)
+	}
+}
+
+func (c *Client) releaseOnce(ctx context.Context, req *controlplanev1.ReleaseRequest) error {
+	ctx, cancel := context.WithTimeout(c.outgoing(ctx), c.cfg.ReleaseTimeout)
+	defer cancel()
+	_, err := c.admission.Release(ctx, req)
+	if err != nil {
+		return fromStatus(context.Background(), err)
+	}
+	return nil
+}
+
+// retryableRelease reports whether a failed release may succeed later.
+func retryableRelease(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false
+	}
+	switch e.Code {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Unknown, codes.Internal:
+		return true
+	}
+	return false
+}
+
+// ListModels returns the catalog visible to credential, from a short-lived cache
+// that the control plane's pushes invalidate.
+func (c *Client) ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error) {
+	now := c.cfg.Now()
+	key := credentialKey(credential)
+	if models, ok := c.catalog.get(key, now); ok {
+		return models, nil
+	}
+	gen := c.catalog.generation()
+	resp, err := c.admission.ListModels(c.outgoing(ctx), &controlplanev1.ListModelsRequest{Credential: credential})
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	c.catalog.put(key, gen, resp.GetModels(), now.Add(c.cfg.CatalogTTL))
+	return resp.GetModels(), nil
+}
+
+// leaseSet is the set of leases in flight, renewed by heartbeats.
+type leaseSet struct {
+	mu  sync.Mutex
+	ids map[string]struct{}
+}
+
+func (s *leaseSet) add(id string) {
+	s.mu.Lock()
+	s.ids[id] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *leaseSet) remove(ids ...string) {
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.ids, id)
+	}
+	s.mu.Unlock()
+}
+
+func (s *leaseSet) list() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.ids))
+	for id := range s.ids {
+		out = append(out, id)
+	}
+	return out
+}
+
+// InFlight returns the ids of the leases this replica holds (admitted and not
+// yet released).
+func (c *Client) InFlight() []string { return c.leases.list() }

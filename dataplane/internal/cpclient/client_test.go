@@ -1,0 +1,349 @@
+package cpclient_test
+
+import (
+	"context"
+
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
+	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+const token = "cluster-secret"
+
+type harness struct {
+	fake   *cpclienttest.Server
+	conn   *grpc.ClientConn
+	client *cpclient.Client
+}
+
+func newHarness(t *testing.T, mutate func(*cpclient.Config)) *harness {
+	t.Helper()
+	fake := cpclienttest.Start(t)
+	fake.Token = token
+	fake.SetBackends(cpclienttest.Backend{ID: 1, Name: "gpu1", URL: "http://gpu1:11434", Engine: controlplanev1.Engine_ENGINE_OLLAMA})
+	conn, err := cpclient.Dial(fake.Addr())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = conn.Close() })
+	cfg := cpclient.Config{ClusterToken: token, ReplicaID: "dp-test", Version: "test",
+		BackoffBase: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond, DrainTimeout: time.Second}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	client, err := cpclient.New(conn, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	require.NoError(t, err)
+	return &harness{fake: fake, conn: conn, client: client}
+}
+
+// run starts the client's session and release loop until the test ends.
+func (h *harness) run(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = h.client.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+func admitReq() *controlplanev1.AdmitRequest {
+	return &controlplanev1.AdmitRequest{RequestId: "r1", Credential: "key", Model: "llama3.2", Attempt: 1,
+		Operation: controlplanev1.Operation_OPERATION_CHAT}
+}
+
+func TestAdmitAndRelease(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	lease := resp.GetLease()
+	require.Equal(t, "http://gpu1:11434", lease.GetBackendUrl())
+	require.Equal(t, []string{lease.GetLeaseId()}, h.client.InFlight())
+	require.Equal(t, "dp-test", h.fake.Admits()[0].GetReplicaId(), "the replica id is filled in")
+
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{
+		LeaseId: lease.GetLeaseId(), Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
+		Usage: &controlplanev1.Usage{PromptTokens: 10, CompletionTokens: 5},
+	}))
+	require.Empty(t, h.client.InFlight())
+	rel := h.fake.Releases()
+	require.Len(t, rel, 1)
+	require.Equal(t, int64(5), rel[0].GetUsage().GetCompletionTokens())
+}
+
+func TestReleaseOnCancelledContext(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.NoError(t, h.client.Release(ctx, &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId(),
+		Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED}))
+	require.Len(t, h.fake.Releases(), 1, "a client that went away is still accounted for")
+}
+
+func TestRefusals(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		err      error
+		kind     canonical.ErrorKind
+		code     string
+		wait     time.Duration
+		inReason controlplanev1.Reason
+	}{
+		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0),
+			canonical.KindAuthentication, "invalid_api_key", 0, controlplanev1.Reason_REASON_INVALID_CREDENTIAL},
+		{"revoked", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED, "API key is revoked", 0),
+			canonical.KindAuthentication, "api_key_revoked", 0, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED},
+		{"expired", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED, "API key has expired", 0),
+			canonical.KindAuthentication, "api_key_expired", 0, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED},
+		{"inactive", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE, "User account is inactive", 0),
+			canonical.KindAuthentication, "user_inactive", 0, controlplanev1.Reason_REASON_USER_INACTIVE},
+		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, "not permitted", 0),
+			canonical.KindPermission, "permission_denied", 0, controlplanev1.Reason_REASON_PERMISSION_DENIED},
+		{"model", cpclienttest.Refusal(codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, "model 'x' not found", 0),
+			canonical.KindNotFound, "model_not_found", 0, controlplanev1.Reason_REASON_MODEL_NOT_FOUND},
+		{"capability", cpclienttest.Refusal(codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED, "no vision", 0),
+			canonical.KindInvalidRequest, "capability_unsupported", 0, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED},
+		{"no backend", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, "none healthy", 5*time.Second),
+			canonical.KindUnavailable, "no_healthy_backend", 5 * time.Second, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND},
+		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, "queue full", 3*time.Second),
+			canonical.KindUnavailable, "queue_full", 3 * time.Second, controlplanev1.Reason_REASON_QUEUE_FULL},
+		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited too long", time.Second),
+			canonical.KindUnavailable, "queue_timeout", time.Second, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
+		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, "Token quota exceeded", time.Hour),
+			canonical.KindQuotaExhausted, "insufficient_quota", time.Hour, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED},
+		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "Rate limit exceeded", 30*time.Second),
+			canonical.KindRateLimited, "rate_limit_exceeded", 30 * time.Second, controlplanev1.Reason_REASON_RATE_LIMITED},
+		{"invalid", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, "bad", 0),
+			canonical.KindInvalidRequest, "", 0, controlplanev1.Reason_REASON_INVALID_REQUEST},
+		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
+			canonical.KindInvalidRequest, "context_length_exceeded", 0, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
+		{"bare internal", status.Error(codes.Internal, "db exploded at 10.0.0.3"),
+			canonical.KindInternal, "", 0, controlplanev1.Reason_REASON_UNSPECIFIED},
+		{"bare unavailable", status.Error(codes.Unavailable, "shutting down"),
+			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, controlplanev1.Reason_REASON_UNSPECIFIED},
+		{"bare unauthenticated is the replica's problem", status.Error(codes.Unauthenticated, "bad cluster token"),
+			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, controlplanev1.Reason_REASON_UNSPECIFIED},
+	}
+	h := newHarness(t, nil)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h.fake.FailAdmits(tc.err)
+			_, err := h.client.Admit(context.Background(), admitReq())
+			var ce *cpclient.Error
+			require.ErrorAs(t, err, &ce)
+			require.Equal(t, tc.inReason, ce.Reason)
+			got := canonical.AsError(err)
+			require.Equal(t, tc.kind, got.Kind)
+			require.Equal(t, tc.code, got.Code)
+			require.Equal(t, tc.wait, got.RetryAfter())
+			if tc.kind == canonical.KindInternal {
+				require.NotContains(t, got.Message, "10.0.0.3", "internal details stay in logs")
+			}
+		})
+	}
+}
+
+func TestWrongClusterToken(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *cpclient.Config) { c.ClusterToken = "wrong" })
+	_, err := h.client.Admit(context.Background(), admitReq())
+	require.Equal(t, canonical.KindUnavailable, canonical.AsError(err).Kind, "clients are not blamed for the replica's token")
+}
+
+func TestControlPlaneDown(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.fake.Stop()
+	_, err := h.client.Admit(context.Background(), admitReq())
+	var ce *cpclient.Error
+	require.ErrorAs(t, err, &ce)
+	require.True(t, ce.Unreachable())
+	got := canonical.AsError(err)
+	require.Equal(t, canonical.KindUnavailable, got.Kind)
+	require.Equal(t, 2*time.Second, got.RetryAfter())
+}
+
+func TestAdmitCancelledWhileQueued(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	release := h.fake.HoldAdmits()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.client.Admit(ctx, admitReq())
+		errc <- err
+	}()
+	h.fake.WaitFor(t, 0, "admit", func() bool { return len(h.fake.Admits()) == 1 })
+	cancel()
+	err := <-errc
+	require.ErrorIs(t, err, context.Canceled)
+	h.fake.WaitFor(t, 0, "dequeue", func() bool { return h.fake.CancelledAdmits() == 1 })
+	require.Empty(t, h.client.InFlight())
+}
+
+func TestAdmitTimeout(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *cpclient.Config) { c.AdmitTimeout = 50 * time.Millisecond })
+	release := h.fake.HoldAdmits()
+	defer release()
+	_, err := h.client.Admit(context.Background(), admitReq())
+	var ce *cpclient.Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, ce.Reason)
+	require.Equal(t, canonical.KindUnavailable, canonical.AsError(err).Kind)
+}
+
+// TestReleaseSurvivesBlips: a release the control plane cannot take is
+// retried in the background, and its lease stays in the heartbeats meanwhile.
+func TestReleaseSurvivesBlips(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run(t)
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	id := resp.GetLease().GetLeaseId()
+	blip := status.Error(codes.Unavailable, "restarting")
+	h.fake.FailReleases(blip, blip, blip)
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
+		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: 9}}))
+	require.Contains(t, h.client.InFlight(), id)
+	rel := h.fake.WaitReleases(t, 1)
+	require.Equal(t, int64(9), rel[0].GetUsage().GetCompletionTokens())
+	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestReleaseAcrossRestart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run(t)
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	h.fake.Stop()
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId(),
+		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS}))
+	require.Empty(t, h.fake.Releases())
+	h.fake.Restart(t)
+	h.fake.WaitReleases(t, 1)
+}
+
+func TestReleaseRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	err := h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: "never-granted"})
+	var ce *cpclient.Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, ce.Reason)
+}
+
+func TestSession(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run(t)
+	h.fake.WaitFor(t, 0, "hello", func() bool { return len(h.fake.Hellos()) == 1 })
+	require.Equal(t, "dp-test", h.fake.Hellos()[0].GetReplicaId())
+	require.Equal(t, "test", h.fake.Hellos()[0].GetVersion())
+	require.Eventually(t, h.client.Connected, 5*time.Second, 10*time.Millisecond)
+
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	id := resp.GetLease().GetLeaseId()
+	h.fake.WaitFor(t, 0, "heartbeat with the lease", func() bool {
+		beats := h.fake.Heartbeats()
+		return len(beats) > 0 && slices.Contains(beats[len(beats)-1], id)
+	})
+
+	// A restart breaks the stream; the client reconnects and says Hello again.
+	h.fake.Restart(t)
+	h.fake.WaitFor(t, 0, "second hello", func() bool { return len(h.fake.Hellos()) == 2 })
+	require.Eventually(t, h.client.Connected, 5*time.Second, 10*time.Millisecond)
+	n := len(h.fake.Heartbeats())
+	h.fake.WaitFor(t, 0, "heartbeat after reconnect", func() bool {
+		beats := h.fake.Heartbeats()
+		return len(beats) > n && slices.Contains(beats[len(beats)-1], id)
+	})
+}
+
+// TestHeartbeatAckDropsUnknownLeases: leases the control plane no longer knows
+// are no longer renewed.
+func TestHeartbeatAckDropsUnknownLeases(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run(t)
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	// Settle the lease behind the client's back (as an expiry would).
+	other, err := cpclient.New(h.conn, cpclient.Config{ClusterToken: token}, slog.New(slog.DiscardHandler), nil)
+	require.NoError(t, err)
+	require.NoError(t, other.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestCatalogCache(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	h.run(t)
+	// The session invalidates the cache when it starts; let it start first.
+	require.Eventually(t, h.client.Connected, 5*time.Second, 10*time.Millisecond)
+	h.fake.SetModels(&controlplanev1.CatalogModel{Name: "llama3.2"})
+	for range 3 {
+		models, err := h.client.ListModels(context.Background(), "key")
+		require.NoError(t, err)
+		require.Equal(t, "llama3.2", models[0].GetName())
+	}
+	require.Equal(t, 1, h.fake.ListModelsCalls())
+	_, err := h.client.ListModels(context.Background(), "other-key")
+	require.NoError(t, err)
+	require.Equal(t, 2, h.fake.ListModelsCalls(), "catalogs are per credential")
+
+	h.fake.WaitFor(t, 0, "session", func() bool { return h.fake.OpenSessions() == 1 })
+	h.fake.SetModels(&controlplanev1.CatalogModel{Name: "qwen3"})
+	h.fake.Push(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_CatalogChanged{
+		CatalogChanged: &controlplanev1.CatalogChanged{Version: 2}}})
+	require.Eventually(t, func() bool {
+		models, err := h.client.ListModels(context.Background(), "key")
+		return err == nil && models[0].GetName() == "qwen3"
+	}, 5*time.Second, 10*time.Millisecond)
+
+	_, err = h.client.ListModels(context.Background(), "")
+	require.Equal(t, canonical.KindAuthentication, canonical.AsError(err).Kind)
+}
+
+func TestRunStopsAndDrains(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.client.Run(ctx) }()
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	h.fake.FailReleases(status.Error(codes.Unavailable, "blip"))
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	require.Len(t, h.fake.Releases(), 1, "pending releases are retried before Run returns")
+}

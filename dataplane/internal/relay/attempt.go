@@ -1,0 +1,199 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// attempt is one lease: one engine call and exactly one release.
+type attempt struct {
+	relay  *Relay
+	call   Call
+	sink   Sink // nil for a non-streamed request
+	prompt int64
+	lease  *controlplanev1.Lease
+	adm    Admission
+
+	start      time.Time
+	ttft       time.Duration
+	firstChunk bool
+	sent       bool // something reached the client
+	clientGone bool
+	usage      *canonical.Usage // the engine's exact usage, if it gave one
+	counter    tokens.Counter
+	outcome    controlplanev1.Outcome
+}
+
+// run dispatches the request and releases the lease whatever happens, panics
+// included.
+func (a *attempt) run(ctx context.Context) (res *Result, err error) {
+	a.start = a.relay.cfg.Now()
+	a.outcome = controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+	defer func() {
+		if p := recover(); p != nil {
+			a.outcome = controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+			if a.clientGone || ctx.Err() != nil {
+				a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+			}
+			a.release(ctx, fmt.Errorf("panic: %v", p))
+			panic(p)
+		}
+		a.release(ctx, err)
+	}()
+	eng, ok := a.relay.engines[a.lease.GetEngine()]
+	if !ok {
+		a.outcome = controlplanev1.Outcome_OUTCOME_REJECTED
+		return nil, &canonical.Error{Kind: canonical.KindInternal, Message: "Internal server error",
+			Err: fmt.Errorf("no engine for %s", a.lease.GetEngine())}
+	}
+	t := engine.Target{
+		URL: a.lease.GetBackendUrl(), Model: a.lease.GetModel(),
+		ContextLength: a.lease.GetContextLength(), MaxOutputTokens: a.lease.GetMaxOutputTokens(),
+	}
+	res = &Result{Admission: a.adm}
+	if a.sink == nil {
+		res.Response, err = eng.Chat(ctx, t, a.call.Request)
+		if err == nil {
+			a.ttft = a.relay.cfg.Now().Sub(a.start)
+			a.counter.AddResponse(res.Response)
+			a.usage = res.Response.Usage
+		}
+	} else {
+		a.sink.Admitted(a.adm)
+		err = eng.ChatStream(ctx, t, a.call.Request, a.emit)
+	}
+	a.outcome = a.classify(ctx, err)
+	if err != nil {
+		return nil, err
+	}
+	res.Usage = a.finalUsage()
+	if a.usage == nil {
+		u := res.Usage
+		if res.Response != nil {
+			res.Response.Usage = &u
+		} else if err := a.deliver(canonical.Chunk{Usage: &u}); err != nil {
+			a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// emit receives the engine's chunks.
+func (a *attempt) emit(c canonical.Chunk) error {
+	if !a.firstChunk {
+		a.firstChunk = true
+		a.ttft = a.relay.cfg.Now().Sub(a.start)
+		a.relay.metrics.ttft.Observe(a.ttft.Seconds())
+	}
+	if c.Usage != nil {
+		u := *c.Usage
+		a.usage = &u
+	}
+	a.counter.Add(&c)
+	if c.Empty() {
+		return nil
+	}
+	return a.deliver(c)
+}
+
+func (a *attempt) deliver(c canonical.Chunk) error {
+	a.sent = true
+	if err := a.sink.Chunk(c); err != nil {
+		a.clientGone = true
+		return fmt.Errorf("%w: %w", errClientGone, err)
+	}
+	return nil
+}
+
+// classify decides the outcome reported to the control plane.
+func (a *attempt) classify(ctx context.Context, err error) controlplanev1.Outcome {
+	switch {
+	case err == nil:
+		return controlplanev1.Outcome_OUTCOME_SUCCESS
+	case a.clientGone || errors.Is(err, errClientGone) || ctx.Err() != nil:
+		return controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+	case engine.IsRetryable(err):
+		return controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+	}
+	return controlplanev1.Outcome_OUTCOME_REJECTED
+}
+
+// finalUsage is the engine's exact usage, or an estimate marked as such.
+func (a *attempt) finalUsage() canonical.Usage {
+	if a.usage != nil && (a.usage.Prompt > 0 || a.usage.Completion > 0) {
+		return *a.usage
+	}
+	return canonical.Usage{Prompt: a.prompt, Completion: a.counter.Tokens(), Estimated: true}
+}
+
+// release settles the lease once. A request that produced nothing is charged
+// nothing; one that produced output is charged for it, exactly when the engine
+// said, by estimate otherwise.
+func (a *attempt) release(ctx context.Context, err error) {
+	var usage canonical.Usage
+	if a.outcome == controlplanev1.Outcome_OUTCOME_SUCCESS || a.firstChunk || a.usage != nil {
+		usage = a.finalUsage()
+	}
+	req := &controlplanev1.ReleaseRequest{
+		LeaseId: a.lease.GetLeaseId(),
+		Outcome: a.outcome,
+		Usage: &controlplanev1.Usage{
+			PromptTokens: usage.Prompt, CompletionTokens: usage.Completion, Estimated: usage.Estimated,
+		},
+		Ttft:     durationpb.New(a.ttft),
+		Duration: durationpb.New(a.relay.cfg.Now().Sub(a.start)),
+	}
+	if err != nil {
+		req.Error = shortError(err)
+	}
+	a.relay.metrics.attempts.WithLabelValues(outcomeLabel(a.outcome)).Inc()
+	if rerr := a.relay.cp.Release(ctx, req); rerr != nil {
+		a.relay.log.WarnContext(ctx, "release failed", slog.String("request_id", a.call.RequestID),
+			slog.String("lease_id", req.GetLeaseId()), slog.Any("error", rerr))
+	}
+}
+
+// shortError is the short, non-secret failure description sent with a release;
+// no error the data plane makes carries prompt content.
+func shortError(err error) string {
+	var ee *engine.Error
+	var ce *canonical.Error
+	msg := err.Error()
+	switch {
+	case errors.Is(err, errClientGone):
+		msg = "client went away"
+	case errors.As(err, &ee):
+		msg = ee.Error()
+	case errors.As(err, &ce):
+		msg = ce.Message
+	}
+	if len(msg) > 256 {
+		msg = msg[:256]
+	}
+	return msg
+}
+
+func outcomeLabel(o controlplanev1.Outcome) string {
+	switch o {
+	case controlplanev1.Outcome_OUTCOME_SUCCESS:
+		return "success"
+	case controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED:
+		return "client_cancelled"
+	case controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
+		return "backend_error"
+	case controlplanev1.Outcome_OUTCOME_REJECTED:
+		return "rejected"
+	}
+	return "unknown"
+}

@@ -1,0 +1,11 @@
+// Package relay runs one inference request from admission to release,
+// whatever dialect the client speaks: it estimates the prompt's tokens, asks
+// the control plane for a lease, dispatches to the lease's engine, delivers the
+// answer to the surface, retries on another backend when a backend fails before
+// anything reached the client, and settles every lease exactly once with the
+// outcome and the usage (the engine's exact numbers, or an estimate marked as
+// one).
+//
+// It must not parse or write any client dialect (surfaces do), speak any
+// backend's API (engines do) or talk gRPC (cpclient does).
+package relay

@@ -1,0 +1,46 @@
+package relay
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	attempts     *prometheus.CounterVec
+	retries      prometheus.Counter
+	admitSeconds prometheus.Histogram
+	ttft         prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mindrouter_dp_attempts_total",
+			Help: "Backend attempts by outcome reported to the control plane.",
+		}, []string{"outcome"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_dp_retries_total",
+			Help: "Requests retried on another backend after a failure before the first byte.",
+		}),
+		admitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mindrouter_dp_admit_seconds",
+			Help:    "Time in Admit, queueing included.",
+			Buckets: []float64{.001, .005, .01, .05, .1, .5, 1, 5, 30, 120},
+		}),
+		ttft: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "mindrouter_dp_ttft_seconds",
+			Help:    "Time from dispatch to the first chunk from the backend (streams).",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.attempts, m.retries, m.admitSeconds, m.ttft} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register relay metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,209 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Admitter is the control plane as the relay needs it (cpclient.Client).
+type Admitter interface {
+	// Admit blocks until a lease is granted or refused.
+	Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error)
+	// Release settles a lease; it must work on a context that is already done.
+	Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error
+}
+
+// Config tunes the relay.
+type Config struct {
+	// MaxAttempts is how many backends one request may try before the first
+	// byte reaches the client; default 3.
+	MaxAttempts int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Relay runs requests: admit, dispatch, stream, release.
+type Relay struct {
+	cp      Admitter
+	engines map[controlplanev1.Engine]engine.Engine
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+}
+
+// New returns a relay dispatching leases to the engine named by each lease.
+// Metrics are registered on reg when it is not nil.
+func New(cp Admitter, engines map[controlplanev1.Engine]engine.Engine, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	return &Relay{cp: cp, engines: engines, cfg: cfg, log: log, metrics: m}, nil
+}
+
+// Call is one client request.
+type Call struct {
+	// RequestID is unique per client request and the same across attempts.
+	RequestID string
+	// Credential is the client's API key as presented.
+	Credential string
+	// Endpoint is the client-facing path, e.g. /v1/chat/completions.
+	Endpoint string
+	Request  *canonical.Request
+}
+
+// Admission is what a surface learns when a lease is granted.
+type Admission struct {
+	// Attempt is 1 for the first backend, 2 for the next, ….
+	Attempt int
+	// QueuePosition is the position in the model's queue when the request was
+	// enqueued; 0 when it was dispatched at once.
+	QueuePosition int32
+	// Queued is the time spent waiting in the queue.
+	Queued time.Duration
+	// Backend is the backend's name.
+	Backend string
+	// Simulated is true when the backend is the engine simulator.
+	Simulated bool
+}
+
+// Sink receives a streamed answer.
+type Sink interface {
+	// Admitted is called after each granted lease, before that attempt's first chunk.
+	Admitted(Admission)
+	// Chunk delivers one chunk to the client. An error means the client is gone
+	// and ends the request.
+	Chunk(canonical.Chunk) error
+}
+
+// Result is how a request ended.
+type Result struct {
+	// Response is the whole answer of a non-streamed request (with Usage set).
+	Response *canonical.Response
+	// Usage is what was reported to the control plane.
+	Usage canonical.Usage
+	// Admission describes the lease that served the request.
+	Admission Admission
+}
+
+// errClientGone marks a sink failure: the client went away.
+var errClientGone = errors.New("client went away")
+
+// Chat runs a non-streamed request. Every retryable backend failure is retried
+// on another backend, up to MaxAttempts. Errors convert with canonical.AsError.
+func (r *Relay) Chat(ctx context.Context, call Call) (*Result, error) {
+	return r.run(ctx, call, nil)
+}
+
+// ChatStream runs a streamed request, delivering chunks to sink. A retryable
+// backend failure is retried on another backend only while nothing has reached
+// the client; after that the error is returned and the surface ends the stream
+// with its dialect's error event. The stream always ends with a usage chunk
+// (the engine's, or an estimate marked Estimated).
+func (r *Relay) ChatStream(ctx context.Context, call Call, sink Sink) (*Result, error) {
+	return r.run(ctx, call, sink)
+}
+
+func (r *Relay) run(ctx context.Context, call Call, sink Sink) (*Result, error) {
+	prompt := tokens.Prompt(call.Request)
+	var excluded []int64
+	var lastErr error
+	for n := 1; n <= r.cfg.MaxAttempts; n++ {
+		admitStart := r.cfg.Now()
+		resp, err := r.cp.Admit(ctx, admitRequest(call, prompt, n, excluded))
+		r.metrics.admitSeconds.Observe(r.cfg.Now().Sub(admitStart).Seconds())
+		if err != nil {
+			if lastErr != nil && noOtherBackend(err) {
+				return nil, allFailed(n-1, lastErr)
+			}
+			return nil, err
+		}
+		a := &attempt{relay: r, call: call, sink: sink, prompt: prompt, lease: resp.GetLease(),
+			adm: Admission{Attempt: n, QueuePosition: resp.GetQueuePosition(), Queued: resp.GetQueued().AsDuration(),
+				Backend: resp.GetLease().GetBackendName(), Simulated: resp.GetLease().GetSimulated()}}
+		res, err := a.run(ctx)
+		if err == nil {
+			return res, nil
+		}
+		if a.outcome != controlplanev1.Outcome_OUTCOME_BACKEND_ERROR || a.sent {
+			return nil, err
+		}
+		lastErr = err
+		excluded = append(excluded, a.lease.GetBackendId())
+		if n < r.cfg.MaxAttempts {
+			r.metrics.retries.Inc()
+			r.log.DebugContext(ctx, "backend failed before the first byte; retrying elsewhere",
+				slog.String("request_id", call.RequestID), slog.String("backend", a.adm.Backend), slog.Any("error", err))
+		}
+	}
+	return nil, allFailed(r.cfg.MaxAttempts, lastErr)
+}
+
+func admitRequest(call Call, prompt int64, attempt int, excluded []int64) *controlplanev1.AdmitRequest {
+	req := call.Request
+	return &controlplanev1.AdmitRequest{
+		RequestId:            call.RequestID,
+		Credential:           call.Credential,
+		Model:                req.Model,
+		Operation:            controlplanev1.Operation_OPERATION_CHAT,
+		Needs:                Needs(req),
+		PromptTokensEstimate: prompt,
+		MaxOutputTokens:      req.Sampling.MaxTokens,
+		Attempt:              int32(attempt),
+		ExcludedBackendIds:   excluded,
+		Endpoint:             call.Endpoint,
+		Stream:               req.Stream,
+	}
+}
+
+// Needs lists the capabilities a request needs from its model.
+func Needs(req *canonical.Request) []controlplanev1.Capability {
+	var needs []controlplanev1.Capability
+	if req.HasImages() {
+		needs = append(needs, controlplanev1.Capability_CAPABILITY_VISION)
+	}
+	if len(req.Tools) > 0 && (req.ToolChoice == nil || req.ToolChoice.Mode != canonical.ToolChoiceNone) {
+		needs = append(needs, controlplanev1.Capability_CAPABILITY_TOOLS)
+	}
+	if req.ResponseFormat != nil {
+		needs = append(needs, controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT)
+	}
+	if req.Think != nil && req.Think.Enabled {
+		needs = append(needs, controlplanev1.Capability_CAPABILITY_THINKING)
+	}
+	return needs
+}
+
+// noOtherBackend reports whether a retry's Admit failed because no backend is
+// left, in which case the client hears about the backend failure instead.
+func noOtherBackend(err error) bool {
+	switch canonical.AsError(err).Code {
+	case "no_healthy_backend", "model_not_found":
+		return true
+	}
+	return false
+}
+
+func allFailed(attempts int, last error) error {
+	msg := canonical.AsError(last).Message
+	if attempts > 1 {
+		msg = fmt.Sprintf("all %d backend attempts failed; last error: %s", attempts, msg)
+	}
+	return &canonical.Error{Kind: canonical.KindBackend, Code: "backend_error", Message: msg, Err: last}
+}

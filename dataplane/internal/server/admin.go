@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+)
+
+// AdminGateway returns the REST admin API (/api/admin/...) as a grpc-gateway
+// over conn, the same connection the data plane uses for admission. Requests
+// reach the control plane as ordinary gRPC calls, so its interceptors
+// authenticate (the client's Authorization or X-API-Key header is forwarded as
+// metadata) and audit them. The JSON options match the control plane's own
+// gateway, so both serve byte-identical bodies.
+func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}),
+		runtime.WithIncomingHeaderMatcher(adminHeaders),
+		runtime.WithErrorHandler(adminError),
+	)
+	if err := adminv1.RegisterRegistryServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register registry gateway: %w", err)
+	}
+	if err := adminv1.RegisterIdentityServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register identity gateway: %w", err)
+	}
+	return mux, nil
+}
+
+// adminError writes the gateway's usual error body, except that an
+// Unavailable without details (the gRPC client's own transport errors, which
+// name addresses, or a control plane shutting down) says only that the
+// control plane is unavailable, with a Retry-After.
+func adminError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && len(st.Details()) == 0 {
+		w.Header().Set("Retry-After", "2")
+		err = status.Error(codes.Unavailable, "the control plane is unavailable; retry shortly")
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// adminHeaders forwards the gateway's defaults (Authorization among them) plus
+// the X-API-Key credential header and the request id. Metadata a client could
+// use to pose as a data-plane replica (x-mindrouter-*, reachable through the
+// gateway's Grpc-Metadata- prefix) is never forwarded.
+func adminHeaders(key string) (string, bool) {
+	switch strings.ToLower(key) {
+	case "x-api-key":
+		return "x-api-key", true
+	case "x-request-id":
+		return "x-request-id", true
+	}
+	md, ok := runtime.DefaultHeaderMatcher(key)
+	if !ok || strings.HasPrefix(strings.ToLower(md), "x-mindrouter-") {
+		return "", false
+	}
+	return md, true
+}

@@ -1,0 +1,196 @@
+package openai
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// Relay runs requests (relay.Relay).
+type Relay interface {
+	Chat(ctx context.Context, call relay.Call) (*relay.Result, error)
+	ChatStream(ctx context.Context, call relay.Call, sink relay.Sink) (*relay.Result, error)
+}
+
+// Catalog lists the models a credential may use (cpclient.Client).
+type Catalog interface {
+	ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error)
+}
+
+// Header names this surface writes.
+const (
+	// QueuePositionHeader is set when the request waited in the model's queue.
+	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	// SimulatedHeader is "true" when the answer came from the engine simulator.
+	SimulatedHeader = "X-Mindrouter-Simulated"
+)
+
+// Config tunes the surface.
+type Config struct {
+	// WriteTimeout bounds each write of a stream to a client that stopped
+	// reading; default 60s.
+	WriteTimeout time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Surface serves the OpenAI dialect.
+type Surface struct {
+	relay   Relay
+	catalog Catalog
+	cfg     Config
+	log     *slog.Logger
+}
+
+// New returns the surface.
+func New(r Relay, c Catalog, cfg Config, log *slog.Logger) *Surface {
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 60 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Surface{relay: r, catalog: c, cfg: cfg, log: log}
+}
+
+// Register adds the surface's routes to mux.
+func (s *Surface) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	mux.HandleFunc("GET /v1/models", s.models)
+}
+
+// Owns reports whether errors on path are written in this dialect.
+func (s *Surface) Owns(path string) bool { return strings.HasPrefix(path, "/v1/") }
+
+// Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".
+func Credential(r *http.Request) string {
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		scheme, key, ok := strings.Cut(auth, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			return strings.TrimSpace(key)
+		}
+	}
+	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+}
+
+func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	credential := Credential(r)
+	if credential == "" {
+		s.WriteError(w, r, errMissingKey)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		s.WriteError(w, r, readError(err))
+		return
+	}
+	req, err := openai.DecodeChatRequest(body)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	id := requestid.Unique(r.Context())
+	if id == "" {
+		id = requestid.New()
+	}
+	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
+	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
+	if req.Stream {
+		s.stream(w, r, call, meta)
+		return
+	}
+	res, err := s.relay.Chat(r.Context(), call)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	b, err := openai.EncodeResponse(res.Response, meta)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	h := w.Header()
+	admissionHeaders(h, res.Admission)
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
+func admissionHeaders(h http.Header, a relay.Admission) {
+	if a.QueuePosition > 0 {
+		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
+	}
+	if a.Simulated {
+		h.Set(SimulatedHeader, "true")
+	}
+}
+
+func readError(err error) error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &canonical.Error{Kind: canonical.KindTooLarge,
+			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
+	}
+	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
+}
+
+func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
+	credential := Credential(r)
+	if credential == "" {
+		s.WriteError(w, r, errMissingKey)
+		return
+	}
+	catalog, err := s.catalog.ListModels(r.Context(), credential)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	models := make([]openai.Model, 0, len(catalog))
+	for _, m := range catalog {
+		models = append(models, model(m))
+	}
+	slices.SortFunc(models, func(a, b openai.Model) int { return strings.Compare(a.ID, b.ID) })
+	b, err := openai.EncodeModelList(models)
+	if err != nil {
+		s.WriteError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+func model(m *controlplanev1.CatalogModel) openai.Model {
+	out := openai.Model{
+		ID: m.GetName(), Created: m.GetCreated(), ContextLength: m.GetContextLength(),
+		ModelMaxContext: m.GetContextLength(), Family: m.GetFamily(), ParameterSize: m.GetParameterSize(),
+		Quantization: m.GetQuantization(), Simulated: m.GetSimulated(),
+	}
+	for _, c := range m.GetCapabilities() {
+		switch c {
+		case controlplanev1.Capability_CAPABILITY_VISION:
+			out.Capabilities.Multimodal = true
+		case controlplanev1.Capability_CAPABILITY_EMBEDDING:
+			out.Capabilities.Embeddings = true
+		case controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT:
+			out.Capabilities.StructuredOutput = true
+		case controlplanev1.Capability_CAPABILITY_THINKING:
+			out.Capabilities.Thinking = true
+		case controlplanev1.Capability_CAPABILITY_TOOLS:
+			out.Capabilities.Tools = true
+		}
+	}
+	return out
+}

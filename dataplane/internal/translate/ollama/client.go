@@ -1,0 +1,199 @@
+package ollama
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+)
+
+// DecodeChatRequest parses a client's POST /api/chat body. Stream defaults to
+// true as in Ollama; option keys the canonical model does not name are kept in
+// EngineOptions for Ollama engines. Tool calls without ids get call_<message>_<n>
+// and tool results without tool_call_id are matched to the calls in order, so
+// the history also works on OpenAI-compatible engines.
+func DecodeChatRequest(body []byte) (*canonical.Request, error) {
+	var w ChatRequest
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
+	}
+	if strings.TrimSpace(w.Model) == "" {
+		return nil, canonical.Invalid("model", "model is required")
+	}
+	if len(w.Messages) == 0 {
+		return nil, canonical.Invalid("messages", "messages must be a non-empty array")
+	}
+	req := &canonical.Request{Model: w.Model, Stream: w.Stream == nil || *w.Stream, IncludeUsage: true}
+	var pending []string // ids of the latest assistant calls not yet answered
+	for i, m := range w.Messages {
+		role := canonical.Role(strings.ToLower(m.Role))
+		if !role.Valid() {
+			return nil, canonical.Invalid(fmt.Sprintf("messages[%d].role", i),
+				fmt.Sprintf("messages[%d].role must be one of system, user, assistant, tool; got %q", i, m.Role))
+		}
+		cm := canonical.Message{Role: role, Reasoning: m.Thinking, ToolCallID: m.ToolCallID, Name: m.ToolName}
+		if m.Content != "" {
+			cm.Content = append(cm.Content, canonical.TextPart(m.Content))
+		}
+		for j, img := range m.Images {
+			data, err := base64.StdEncoding.DecodeString(img)
+			if err != nil {
+				return nil, canonical.Invalid(fmt.Sprintf("messages[%d].images[%d]", i, j), "images must be base64-encoded")
+			}
+			cm.Content = append(cm.Content, canonical.Part{Type: canonical.PartImage,
+				Image: &canonical.Image{Data: img, MediaType: http.DetectContentType(data)}})
+		}
+		if len(m.ToolCalls) > 0 {
+			pending = pending[:0]
+		}
+		for j, tc := range m.ToolCalls {
+			id := tc.ID
+			if id == "" {
+				id = "call_" + strconv.Itoa(i) + "_" + strconv.Itoa(j)
+			}
+			pending = append(pending, id)
+			cm.ToolCalls = append(cm.ToolCalls, canonical.ToolCall{ID: id, Name: tc.Function.Name, Arguments: argumentsText(tc.Function.Arguments)})
+		}
+		if role == canonical.RoleTool && cm.ToolCallID == "" && len(pending) > 0 {
+			cm.ToolCallID, pending = pending[0], pending[1:]
+		}
+		req.Messages = append(req.Messages, cm)
+	}
+	for i, t := range w.Tools {
+		if t.Function.Name == "" {
+			return nil, canonical.Invalid(fmt.Sprintf("tools[%d].function.name", i), "tool function name is required")
+		}
+		req.Tools = append(req.Tools, canonical.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
+	}
+	var err error
+	if req.ResponseFormat, err = decodeFormat(w.Format); err != nil {
+		return nil, err
+	}
+	if req.Think, err = decodeThink(w.Think); err != nil {
+		return nil, err
+	}
+	if err := decodeOptions(w.Options, req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+func decodeFormat(raw json.RawMessage) (*canonical.ResponseFormat, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) || bytes.Equal(raw, []byte(`""`)) {
+		return nil, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if strings.EqualFold(s, "json") {
+			return &canonical.ResponseFormat{Type: canonical.FormatJSONObject}, nil
+		}
+		return nil, canonical.Invalid("format", `format must be "json" or a JSON Schema object`)
+	}
+	if raw[0] != '{' {
+		return nil, canonical.Invalid("format", `format must be "json" or a JSON Schema object`)
+	}
+	return &canonical.ResponseFormat{Type: canonical.FormatJSONSchema, Name: "response", Schema: raw}, nil
+}
+
+func decodeThink(raw json.RawMessage) (*canonical.Thinking, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	var b bool
+	if json.Unmarshal(raw, &b) == nil {
+		return &canonical.Thinking{Enabled: b}, nil
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil && (s == "low" || s == "medium" || s == "high") {
+		return &canonical.Thinking{Enabled: true, Effort: s}, nil
+	}
+	return nil, canonical.Invalid("think", `think must be true, false, "low", "medium" or "high"`)
+}
+
+// decodeOptions maps the options the canonical model names and keeps the rest.
+func decodeOptions(opts map[string]any, req *canonical.Request) error {
+	s := &req.Sampling
+	for k, v := range opts {
+		var err error
+		switch k {
+		case "temperature":
+			s.Temperature, err = float(k, v)
+		case "top_p":
+			s.TopP, err = float(k, v)
+		case "min_p":
+			s.MinP, err = float(k, v)
+		case "repeat_penalty":
+			s.RepetitionPenalty, err = float(k, v)
+		case "presence_penalty":
+			s.PresencePenalty, err = float(k, v)
+		case "frequency_penalty":
+			s.FrequencyPenalty, err = float(k, v)
+		case "top_k":
+			s.TopK, err = integer(k, v)
+		case "seed":
+			s.Seed, err = integer(k, v)
+		case "num_predict":
+			var n *int64
+			if n, err = integer(k, v); err == nil && *n > 0 {
+				s.MaxTokens = *n
+			}
+		case "num_ctx":
+			// The gateway sizes the context window from the catalog.
+		case "stop":
+			s.Stop, err = strList(v)
+		default:
+			b, merr := json.Marshal(v)
+			if merr != nil {
+				return canonical.Invalid("options."+k, "option value is not JSON")
+			}
+			if req.EngineOptions == nil {
+				req.EngineOptions = map[string]json.RawMessage{}
+			}
+			req.EngineOptions[k] = b
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func float(k string, v any) (*float64, error) {
+	f, ok := v.(float64)
+	if !ok {
+		return nil, canonical.Invalid("options."+k, "options."+k+" must be a number")
+	}
+	return &f, nil
+}
+
+func integer(k string, v any) (*int64, error) {
+	f, ok := v.(float64)
+	if !ok || f != float64(int64(f)) {
+		return nil, canonical.Invalid("options."+k, "options."+k+" must be an integer")
+	}
+	n := int64(f)
+	return &n, nil
+}
+
+func strList(v any) ([]string, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, canonical.Invalid("options.stop", "options.stop must be an array of strings")
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok {
+			return nil, canonical.Invalid("options.stop", "options.stop must be an array of strings")
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
