@@ -119,7 +119,7 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger, reg promet
 		log:       log,
 		admission: controlplanev1.NewAdmissionServiceClient(conn),
 		sessions:  controlplanev1.NewSessionServiceClient(conn),
-		leases:    leaseSet{ids: map[string]struct{}{}},
+		leases:    leaseSet{ids: map[string]*controlplanev1.LeaseRef{}},
 		catalog:   catalogCache{entries: map[[32]byte]catalogEntry{}},
 		pending:   make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
 	}
@@ -173,7 +173,7 @@ func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	if resp.GetLease().GetLeaseId() == "" {
 		return nil, &Error{Code: codes.Internal, Message: "admit answered without a lease"}
 	}
-	c.leases.add(resp.GetLease().GetLeaseId())
+	c.leases.add(resp.GetLease())
 	return resp, nil
 }
 
@@ -246,16 +246,32 @@ func (c *Client) ListModels(ctx context.Context, credential string) ([]*controlp
 	return resp.GetModels(), nil
 }
 
-// leaseSet is the set of leases in flight, renewed by heartbeats.
+// leaseSet is the set of leases in flight, renewed by heartbeats. Each lease keeps
+// its identity so that a restarted control plane can adopt it again.
 type leaseSet struct {
 	mu  sync.Mutex
-	ids map[string]struct{}
+	ids map[string]*controlplanev1.LeaseRef
 }
 
-func (s *leaseSet) add(id string) {
+func (s *leaseSet) add(l *controlplanev1.Lease) {
+	ref := &controlplanev1.LeaseRef{
+		LeaseId: l.GetLeaseId(), RequestId: l.GetRequestId(), BackendId: l.GetBackendId(),
+		UserId: l.GetPrincipal().GetUserId(), Model: l.GetModel(), ApiKeyId: l.GetPrincipal().GetApiKeyId(),
+	}
 	s.mu.Lock()
-	s.ids[id] = struct{}{}
+	s.ids[l.GetLeaseId()] = ref
 	s.mu.Unlock()
+}
+
+// refs returns the identities of the leases in flight.
+func (s *leaseSet) refs() []*controlplanev1.LeaseRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*controlplanev1.LeaseRef, 0, len(s.ids))
+	for _, r := range s.ids {
+		out = append(out, r)
+	}
+	return out
 }
 
 func (s *leaseSet) remove(ids ...string) {

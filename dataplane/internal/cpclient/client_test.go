@@ -271,6 +271,16 @@ func TestSession(t *testing.T) {
 		beats := h.fake.Heartbeats()
 		return len(beats) > 0 && slices.Contains(beats[len(beats)-1], id)
 	})
+	// Each heartbeat also names the lease's identity, so a restarted control plane
+	// can adopt it instead of forgetting it.
+	refs := h.fake.HeartbeatLeases()
+	last := refs[len(refs)-1]
+	require.Len(t, last, 1)
+	require.Equal(t, id, last[0].GetLeaseId())
+	require.Equal(t, "r1", last[0].GetRequestId())
+	require.Equal(t, resp.GetLease().GetBackendId(), last[0].GetBackendId())
+	require.EqualValues(t, 1, last[0].GetUserId())
+	require.Equal(t, resp.GetLease().GetModel(), last[0].GetModel())
 
 	// A restart breaks the stream; the client reconnects and says Hello again.
 	h.fake.Restart(t)

@@ -148,6 +148,7 @@ type sessionSender interface {
 func (c *Client) heartbeat(st sessionSender) error {
 	hb := &controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Heartbeat{Heartbeat: &controlplanev1.Heartbeat{
 		LeaseIds: c.leases.list(),
+		Leases:   c.leases.refs(),
 	}}}
 	if err := st.Send(hb); err != nil {
 		return fmt.Errorf("send heartbeat: %w", err)

@@ -153,6 +153,11 @@ func (a *attempt) release(ctx context.Context, err error) {
 		},
 		Ttft:     durationpb.New(a.ttft),
 		Duration: durationpb.New(a.relay.cfg.Now().Sub(a.start)),
+		// The lease's identity lets a restarted control plane settle exactly once.
+		RequestId: a.lease.GetRequestId(),
+		BackendId: a.lease.GetBackendId(),
+		UserId:    a.lease.GetPrincipal().GetUserId(),
+		Model:     a.lease.GetModel(),
 	}
 	if err != nil {
 		req.Error = shortError(err)

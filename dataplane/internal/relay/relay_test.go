@@ -70,6 +70,11 @@ func (h *harness) assertOneReleasePerAdmit(t *testing.T) {
 	for _, r := range h.fake.Releases() {
 		require.False(t, seen[r.GetLeaseId()], "lease %s released twice", r.GetLeaseId())
 		seen[r.GetLeaseId()] = true
+		// Every Release names its lease's identity (for a restarted control plane).
+		require.NotEmpty(t, r.GetRequestId(), "release of %s carries the request id", r.GetLeaseId())
+		require.NotZero(t, r.GetBackendId())
+		require.NotZero(t, r.GetUserId())
+		require.NotEmpty(t, r.GetModel())
 	}
 }
 

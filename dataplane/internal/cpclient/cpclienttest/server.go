@@ -65,6 +65,7 @@ type Server struct {
 	listCalls     int
 	hellos        []*controlplanev1.Hello
 	heartbeats    [][]string
+	heartbeatRefs [][]*controlplanev1.LeaseRef
 	sessions      map[int]chan *controlplanev1.SessionResponse
 	cancelledWait int
 }

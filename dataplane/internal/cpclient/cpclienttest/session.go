@@ -53,7 +53,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 	if err := st.Send(welcome); err != nil {
 		return err
 	}
-	beats := make(chan []string)
+	beats := make(chan *controlplanev1.Heartbeat)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -64,7 +64,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			}
 			if hb := m.GetHeartbeat(); hb != nil {
 				select {
-				case beats <- hb.GetLeaseIds():
+				case beats <- hb:
 				case <-st.Context().Done():
 					return
 				}
@@ -79,9 +79,11 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			if err := st.Send(p); err != nil {
 				return err
 			}
-		case ids := <-beats:
+		case hb := <-beats:
+			ids := hb.GetLeaseIds()
 			s.mu.Lock()
 			s.heartbeats = append(s.heartbeats, ids)
+			s.heartbeatRefs = append(s.heartbeatRefs, hb.GetLeases())
 			var unknown []string
 			for _, l := range ids {
 				if released, ok := s.settled[l]; !ok || released {
@@ -144,6 +146,13 @@ func (s *Server) Hellos() []*controlplanev1.Hello {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.hellos)
+}
+
+// HeartbeatLeases returns the lease identities of every heartbeat seen.
+func (s *Server) HeartbeatLeases() [][]*controlplanev1.LeaseRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.heartbeatRefs)
 }
 
 // Heartbeats returns the lease ids of every heartbeat seen.
