@@ -17,15 +17,18 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 inc=$cache/ollama-include
 mkdir -p "$inc/miniaudio" "$cache/ollama-$version"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Run the go commands outside any workspace so the project's go.work is not involved.
+cd "$tmp"
+export GOWORK=off GOFLAGS=
 if [ ! -f "$inc/miniaudio/miniaudio.h" ]; then
-  GOFLAGS=-mod=mod go mod download -json github.com/gen2brain/malgo@v0.11.24 >/dev/null
+  go mod download -json github.com/gen2brain/malgo@v0.11.24 >/dev/null
   cp "$(go env GOMODCACHE)/github.com/gen2brain/malgo@v0.11.24/miniaudio.h" "$inc/miniaudio/miniaudio.h"
   chmod u+w "$inc/miniaudio/miniaudio.h"
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
 echo "building ollama $version (cold build takes ~7 min)" >&2
-CGO_CPPFLAGS="-I$inc -I/usr/include/stb" CGO_CFLAGS="-Wno-deprecated-declarations" GOBIN=$tmp GOWORK=off \
+CGO_CPPFLAGS="-I$inc -I/usr/include/stb" CGO_CFLAGS="-Wno-deprecated-declarations" GOBIN=$tmp \
   go install -ldflags="-X=github.com/ollama/ollama/version.Version=$version" "github.com/ollama/ollama@v$version" >&2
 mv "$tmp/ollama" "$bin"
 echo "$bin"

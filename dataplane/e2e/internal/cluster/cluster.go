@@ -1,0 +1,240 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Backend is a backend seeded into the control plane at start.
+type Backend struct {
+	Name   string
+	Engine string // ollama or vllm
+	URL    string
+}
+
+// Options shape a cluster.
+type Options struct {
+	Backends []Backend
+	// DBDriver and DBDSN select the database; empty means SQLite in a temp dir.
+	DBDriver, DBDSN string
+	// ControlPlaneArgs and DataPlaneArgs are extra flags.
+	ControlPlaneArgs, DataPlaneArgs []string
+}
+
+// Cluster is a running control plane and data plane.
+type Cluster struct {
+	t        testing.TB
+	bin      string
+	dataDir  string
+	AdminKey string
+	// DataPlaneURL is the data plane's base URL (OpenAI base URL is DataPlaneURL+"/v1").
+	DataPlaneURL string
+	// RESTURL is the control plane's REST admin base URL.
+	RESTURL string
+	// GRPCAddr is the control plane's gRPC address.
+	GRPCAddr string
+	cp, dp   *proc
+	dpArgs   []string
+}
+
+// Start builds (once) and starts a cluster; everything stops at t.Cleanup.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	bin, err := Binaries()
+	if err != nil {
+		t.Fatalf("e2e: %v", err)
+	}
+	c := &Cluster{t: t, bin: bin, dataDir: t.TempDir(), AdminKey: NewKey(t)}
+	grpcPort, restPort, dpPort := freePort(t), freePort(t), freePort(t)
+	c.GRPCAddr = "127.0.0.1:" + grpcPort
+	c.RESTURL = "http://127.0.0.1:" + restPort
+	c.DataPlaneURL = "http://127.0.0.1:" + dpPort
+
+	var seeds []string
+	for _, b := range opts.Backends {
+		seeds = append(seeds, b.Name+"="+b.Engine+":"+b.URL)
+	}
+	cpArgs := []string{
+		"-grpc-listen", c.GRPCAddr, "-rest-listen", "127.0.0.1:" + restPort,
+		"-data-dir", c.dataDir, "-admin-api-key", c.AdminKey,
+		"-seed-backends", strings.Join(seeds, ","), "-log-format", "json", "-log-level", "debug",
+	}
+	if opts.DBDriver != "" {
+		cpArgs = append(cpArgs, "-db-driver", opts.DBDriver, "-db-dsn", opts.DBDSN)
+	}
+	cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
+	c.cp = startProc(t, filepath.Join(bin, "mindrouter-controlplane"), cpArgs, filepath.Join(c.dataDir, "cp.log"))
+	waitHTTP(t, c.RESTURL+"/readyz", c.cp)
+
+	c.dpArgs = append([]string{
+		"-listen", "127.0.0.1:" + dpPort, "-controlplane-addr", c.GRPCAddr,
+		"-cluster-token-file", filepath.Join(c.dataDir, "cluster-token"), "-log-format", "json", "-log-level", "debug",
+	}, opts.DataPlaneArgs...)
+	c.StartDataPlane()
+	return c
+}
+
+// StartDataPlane starts (or restarts) the data plane process.
+func (c *Cluster) StartDataPlane() {
+	c.t.Helper()
+	c.dp = startProc(c.t, filepath.Join(c.bin, "mindrouter-dataplane"), c.dpArgs, filepath.Join(c.dataDir, "dp.log"))
+	waitHTTP(c.t, c.DataPlaneURL+"/readyz", c.dp)
+}
+
+// KillDataPlane kills the data plane with SIGKILL: no graceful release of anything.
+func (c *Cluster) KillDataPlane() { c.dp.kill(syscall.SIGKILL) }
+
+// StopControlPlane stops the control plane gracefully (SIGTERM) and waits.
+func (c *Cluster) StopControlPlane() { c.cp.kill(syscall.SIGTERM) }
+
+// Logs returns both processes' logs (for failure messages).
+func (c *Cluster) Logs() string {
+	return "--- control plane ---\n" + c.cp.log() + "\n--- data plane ---\n" + c.dp.log()
+}
+
+// AdminJSON calls the REST admin API at base (the control plane's REST URL or the
+// data plane's URL) with the admin key and decodes the JSON answer into out.
+func (c *Cluster) AdminJSON(ctx context.Context, base, method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.AdminKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s: %w: %s", path, err, raw)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// NewKey mints a well-formed API key (mr2_ + 43 base64url characters).
+func NewKey(t testing.TB) string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return "mr2_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+type proc struct {
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{}
+	once    sync.Once
+}
+
+func startProc(t testing.TB, bin string, args []string, logPath string) *proc {
+	t.Helper()
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	p := &proc{cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
+	t.Cleanup(func() {
+		p.kill(syscall.SIGTERM)
+		if t.Failed() {
+			t.Logf("%s log:\n%s", filepath.Base(bin), p.log())
+		}
+	})
+	return p
+}
+
+// kill signals the process and waits up to 15 s for it, then kills it hard.
+func (p *proc) kill(sig syscall.Signal) {
+	p.once.Do(func() {
+		_ = p.cmd.Process.Signal(sig)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+func waitHTTP(t testing.TB, url string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			t.Fatalf("process exited before %s answered:\n%s", url, p.log())
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s not ready after 30s:\n%s", url, p.log())
+}
+
+// freePort asks the kernel for a free loopback port. The port is released before the
+// process binds it, which is racy in theory but fine on a test machine.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
