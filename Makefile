@@ -13,7 +13,7 @@ help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
 
 $(BUF): .tools/package.json .tools/package-lock.json
-	cd .tools && npm ci --no-audit --no-fund --loglevel=error
+	cd .tools && npm install --no-audit --no-fund --loglevel=error
 	@touch $(BUF)
 
 tools: $(BUF) ## Install pinned tools (buf via npm; protoc plugins and ent are go tool dependencies)
