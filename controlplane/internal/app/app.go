@@ -39,7 +39,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	metrics := newMetrics()
-	tracer := newTracerProvider()
+	tracer, err := newTracerProvider(ctx, getenv)
+	if err != nil {
+		return err
+	}
 	defer func() { _ = tracer.Shutdown(context.WithoutCancel(ctx)) }()
 
 	clusterToken, err := loadClusterToken(cfg)

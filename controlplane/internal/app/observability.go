@@ -8,9 +8,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/propagation"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 // newLogger builds the process logger; nothing below app uses slog.Default.
@@ -31,12 +28,4 @@ func newMetrics() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return reg
-}
-
-// newTracerProvider returns the SDK tracer provider. W3C trace context is propagated
-// on every gRPC call, so a data-plane request and its Admit/Release are one trace.
-func newTracerProvider() *sdktrace.TracerProvider {
-	tp := sdktrace.NewTracerProvider()
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	return tp
 }

@@ -47,6 +47,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	shutdownTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
 	a, err := New(cfg, log)
 	if err != nil {
 		return err
