@@ -7,7 +7,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test test-unit test-integration test-e2e bench bench-go fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench bench-scheduler fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,9 @@ test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 
 bench: ## Go benchmarks of the hot path (figures go to docs/benchmarks.md)
 	$(GOTEST) -run '^$$' -bench . -benchmem -count=1 ./controlplane/... ./dataplane/...
+
+bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for docs/scheduler.md)
+	go run ./controlplane/cmd/mindrouter-schedsim
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each
 	@FUZZTIME=$${FUZZTIME:-30s} ./deploy/local/fuzz.sh
