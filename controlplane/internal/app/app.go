@@ -99,7 +99,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Telemetry: tele,
 		},
 		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,
-		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracer,
+		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracer, Propagator: newPropagator(),
 	})
 	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {

@@ -4,15 +4,13 @@ import (
 	"context"
 	"fmt"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
-// newTracerProvider returns the SDK tracer provider and installs the W3C
-// trace-context propagator, so that a data-plane request and its Admit/Release are
-// one trace. Spans are exported over OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT (or
+// newTracerProvider returns the SDK tracer provider; with the W3C trace-context
+// propagator (newPropagator) a data-plane request and its Admit/Release are one trace. Spans are exported over OTLP/gRPC when OTEL_EXPORTER_OTLP_ENDPOINT (or
 // ..._TRACES_ENDPOINT) is set, and otherwise only propagated.
 func newTracerProvider(ctx context.Context, getenv func(string) string) (*sdktrace.TracerProvider, error) {
 	var opts []sdktrace.TracerProviderOption
@@ -23,7 +21,10 @@ func newTracerProvider(ctx context.Context, getenv func(string) string) (*sdktra
 		}
 		opts = append(opts, sdktrace.WithBatcher(exp))
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
-	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
-	return tp, nil
+	return sdktrace.NewTracerProvider(opts...), nil
+}
+
+// newPropagator reads W3C trace context and baggage from incoming calls.
+func newPropagator() propagation.TextMapPropagator {
+	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
@@ -51,6 +52,9 @@ type Options struct {
 	Registerer     prometheus.Registerer
 	Gatherer       prometheus.Gatherer
 	TracerProvider trace.TracerProvider
+	// Propagator extracts the caller's trace context (W3C trace context), so that a
+	// data-plane request and its Admit/Release are one trace.
+	Propagator propagation.TextMapPropagator
 }
 
 // Server serves gRPC on one listener and the REST admin gateway, /metrics, /healthz,
@@ -85,7 +89,8 @@ func New(opts Options) *Server {
 	}
 	opts.Registerer.MustRegister(s.calls, s.panics)
 	s.grpc = grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(otelgrpc.WithTracerProvider(opts.TracerProvider))),
+		grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithPropagators(opts.Propagator))),
 		grpc.ChainUnaryInterceptor(s.countUnary, s.unary),
 		grpc.ChainStreamInterceptor(s.countStream, s.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
