@@ -167,6 +167,7 @@ func (c *clock) Advance(d time.Duration) {
 // harness is a Server behind a real gRPC server on a loopback port.
 type harness struct {
 	srv     *Server
+	ident   *fakeIdentity
 	reg     *fakeRegistry
 	metrics *prometheus.Registry
 	clock   *clock
@@ -204,6 +205,7 @@ func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
 		opts.SweepInterval = time.Hour // tests sweep explicitly
 	}
 	opts.Registerer = h.metrics
+	h.ident = ident
 	srv, err := New(ident, h.reg, opts)
 	require.NoError(t, err)
 	h.srv = srv

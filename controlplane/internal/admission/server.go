@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -43,8 +44,11 @@ type Options struct {
 	// further behind is disconnected (it resyncs on reconnect). Default 64.
 	SessionBuffer int
 
-	// Scheduler grants slots. Nil builds a FIFO queue from Queue.
+	// Scheduler grants slots. Nil builds a queue from Queue ordered by Policy.
 	Scheduler Scheduler
+	// Policy orders the default queue's waiters. Nil means fair share
+	// (token-weighted WDRR with the default parameters).
+	Policy scheduler.Policy
 	// Queue configures the default FIFO scheduler; its Now, Registerer and Logger
 	// default to the ones below.
 	Queue scheduler.Options
@@ -122,7 +126,15 @@ func New(ident Identity, reg Registry, opts Options) (*Server, error) {
 		if qo.Logger == nil {
 			qo.Logger = opts.Logger
 		}
-		q, err := scheduler.New(scheduler.NewFIFO(), qo)
+		policy := opts.Policy
+		if policy == nil {
+			fs, err := scheduler.NewFairShare(fairshare.DefaultParams(), qo.Now)
+			if err != nil {
+				return nil, fmt.Errorf("admission scheduler: %w", err)
+			}
+			policy = fs
+		}
+		q, err := scheduler.New(policy, qo)
 		if err != nil {
 			return nil, fmt.Errorf("admission scheduler: %w", err)
 		}

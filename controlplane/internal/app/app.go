@@ -80,7 +80,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Admission owns the in-flight counts that the registry's admin view reports.
+	var policy scheduler.Policy // nil: admission's default, fair share
+	if cfg.SchedulerPolicy == "fifo" {
+		policy = scheduler.NewFIFO()
+	}
 	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), admission.Options{
+		Policy:   policy,
 		LeaseTTL: cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
 		Revocations: ident, Logger: log.With("component", "admission"), Registerer: metrics,
@@ -111,7 +116,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen REST: %w", err)
 	}
 	log.Info("control plane serving", "grpc", grpcLis.Addr().String(), "rest", restLis.Addr().String(),
-		"db_driver", cfg.DatabaseDriver, "context_cap", cfg.ContextCap)
+		"db_driver", cfg.DatabaseDriver, "context_cap", cfg.ContextCap, "scheduler", cfg.SchedulerPolicy)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, grpcLis, restLis, cfg.ShutdownTimeout) })

@@ -33,6 +33,7 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	QueueTimeout      time.Duration
 	MaxQueuePerModel  int
+	SchedulerPolicy   string
 	HealthInterval    time.Duration
 	TelemetryInterval time.Duration
 	ShutdownTimeout   time.Duration
@@ -63,6 +64,7 @@ func NewDefault() Config {
 		HeartbeatInterval: 10 * time.Second,
 		QueueTimeout:      150 * time.Second,
 		MaxQueuePerModel:  1000,
+		SchedulerPolicy:   "wdrr",
 		HealthInterval:    30 * time.Second,
 		TelemetryInterval: 10 * time.Second,
 		ShutdownTimeout:   30 * time.Second,
@@ -93,6 +95,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", env.dur("MINDROUTER_HEARTBEAT_INTERVAL", c.HeartbeatInterval), "session heartbeat interval asked of replicas")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", env.dur("MINDROUTER_QUEUE_TIMEOUT", c.QueueTimeout), "longest wait in a model queue")
 	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
+	fs.StringVar(&c.SchedulerPolicy, "scheduler", env.str("MINDROUTER_SCHEDULER", c.SchedulerPolicy), "queue order: wdrr (token-weighted fair share) or fifo")
 	fs.DurationVar(&c.HealthInterval, "health-interval", env.dur("MINDROUTER_HEALTH_INTERVAL", c.HealthInterval), "backend poll interval")
 	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", env.dur("MINDROUTER_TELEMETRY_INTERVAL", c.TelemetryInterval), "sample interval asked of node agents")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.dur("MINDROUTER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "graceful shutdown deadline")
@@ -148,6 +151,9 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, fmt.Errorf("heartbeat-interval (%s) must be shorter than lease-ttl (%s)", c.HeartbeatInterval, c.LeaseTTL))
+	}
+	if c.SchedulerPolicy != "wdrr" && c.SchedulerPolicy != "fifo" {
+		errs = append(errs, fmt.Errorf("scheduler %q: use wdrr or fifo", c.SchedulerPolicy))
 	}
 	if c.MaxQueuePerModel < 1 {
 		errs = append(errs, errors.New("max-queue must be at least 1"))

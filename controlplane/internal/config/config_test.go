@@ -31,6 +31,7 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"heartbeat vs ttl", []string{"-heartbeat-interval", "40s"}, nil, "must be shorter than lease-ttl"},
 		{"bad seed", []string{"-seed-backends", "x=tgi:http://a"}, nil, "seed backend"},
 		{"bad admin key", []string{"-admin-api-key", "sk-123"}, nil, "must start with mr2_"},
+		{"unknown scheduler", []string{"-scheduler", "lottery"}, nil, "use wdrr or fifo"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

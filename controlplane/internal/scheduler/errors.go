@@ -27,11 +27,17 @@ type QueueError struct {
 	Waited time.Duration
 	// After is the suggested delay before a retry.
 	After time.Duration
+	// Cause is the policy's own reason for a refusal, when it has one (e.g. the
+	// user's queue limit).
+	Cause error
 }
 
 // Error describes the refusal without internals.
 func (e *QueueError) Error() string {
 	if errors.Is(e.Kind, ErrQueueFull) {
+		if e.Cause != nil {
+			return fmt.Sprintf("model %q: %v", e.Model, e.Cause)
+		}
 		return fmt.Sprintf("model %q: queue full (%d requests waiting)", e.Model, e.Waiting)
 	}
 	return fmt.Sprintf("model %q: no backend capacity available (waited %s)", e.Model, e.Waited.Round(time.Millisecond))

@@ -47,8 +47,9 @@ func (w *Waiter) Seq() uint64 { return w.seq }
 // orders: capacity, timeouts and cancellation belong to the Queue.
 type Policy interface {
 	// Push appends w to the queue of w.Ticket().Model and returns its 1-based
-	// position there.
-	Push(w *Waiter) int
+	// position there, or an error when the policy refuses it (e.g. the user has too
+	// many requests queued already).
+	Push(w *Waiter) (int, error)
 	// Remove withdraws a waiter that gives up (timeout or cancellation).
 	Remove(w *Waiter)
 	// Head returns the waiter of model that should get the next slot, or nil.
@@ -60,6 +61,9 @@ type Policy interface {
 	// Models appends to dst the models that have waiters, in the order they should
 	// be offered capacity, and returns the extended slice.
 	Models(dst []string) []string
+	// Charge accounts for a ticket that was granted at once, without queueing, so
+	// that token-weighted policies bill it like a dispatched one.
+	Charge(t Ticket)
 	// Settle reports what a granted ticket really cost, in tokens, when its slot
 	// is released (token-weighted policies charge it; FIFO ignores it).
 	Settle(t Ticket, cost int64)
@@ -81,8 +85,8 @@ func NewFIFO() *FIFO {
 	return &FIFO{queues: make(map[string]*fifoList)}
 }
 
-// Push appends w to its model's list.
-func (f *FIFO) Push(w *Waiter) int {
+// Push appends w to its model's list; FIFO refuses nothing.
+func (f *FIFO) Push(w *Waiter) (int, error) {
 	l := f.queues[w.ticket.Model]
 	if l == nil {
 		l = &fifoList{}
@@ -96,7 +100,7 @@ func (f *FIFO) Push(w *Waiter) int {
 	}
 	l.tail = w
 	l.n++
-	return l.n
+	return l.n, nil
 }
 
 // Remove unlinks w from its model's list.
@@ -165,6 +169,9 @@ func (f *FIFO) Models(dst []string) []string {
 	})
 	return dst
 }
+
+// Charge does nothing: FIFO does not weigh cost.
+func (f *FIFO) Charge(Ticket) {}
 
 // Settle does nothing: FIFO does not weigh cost.
 func (f *FIFO) Settle(Ticket, int64) {}

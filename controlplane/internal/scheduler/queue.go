@@ -123,6 +123,7 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 		}
 		if ok {
 			q.inflight[id]++
+			q.policy.Charge(t)
 			q.mu.Unlock()
 			return Grant{BackendID: id, Ticket: t}, nil
 		}
@@ -134,8 +135,13 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 	}
 	q.seq++
 	w := &Waiter{ticket: t, seq: q.seq, pick: pick, done: make(chan struct{})}
-	pos := q.policy.Push(w)
-	q.metrics.depth(t.Model).Set(float64(pos))
+	pos, err := q.policy.Push(w)
+	if err != nil {
+		q.mu.Unlock()
+		q.metrics.rejected.Inc()
+		return Grant{}, &QueueError{Kind: ErrQueueFull, Model: t.Model, Waiting: waiting, After: q.opts.RetryAfter, Cause: err}
+	}
+	q.metrics.depth(t.Model).Set(float64(q.policy.Len(t.Model)))
 	q.mu.Unlock()
 	return q.wait(ctx, w, pos)
 }
