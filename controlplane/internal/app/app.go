@@ -20,6 +20,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/config"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
@@ -62,7 +63,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if boot.Created && boot.Key != "" {
+	// A key from the configuration is the operator's already; echoing it would only
+	// put a secret into the process's output.
+	if boot.Created && boot.Key != "" && boot.Key != cfg.AdminAPIKey {
 		fmt.Fprintf(stdout, "\nAdmin user %q created. Its API key (shown once, keep it safe):\n\n    %s\n\n", boot.Username, boot.Key)
 	}
 
@@ -80,6 +83,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Admission owns the in-flight counts that the registry's admin view reports.
+	// Quotas are reserved at Admit and settled at Release, in memory (usage is not
+	// persisted across restarts yet).
+	quotas, err := quota.New(quota.Options{Logger: log.With("component", "quota"), Registerer: metrics})
+	if err != nil {
+		return err
+	}
 	var policy scheduler.Policy // nil: admission's default, fair share
 	if cfg.SchedulerPolicy == "fifo" {
 		policy = scheduler.NewFIFO()
@@ -88,7 +97,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Policy:   policy,
 		LeaseTTL: cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
-		Revocations: ident, Logger: log.With("component", "admission"), Registerer: metrics,
+		Revocations: ident, Accountant: quotas, Logger: log.With("component", "admission"), Registerer: metrics,
 	})
 	if err != nil {
 		return err
@@ -121,6 +130,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, grpcLis, restLis, cfg.ShutdownTimeout) })
 	g.Go(func() error { return adm.Run(gctx) })
+	g.Go(func() error { return quotas.Run(gctx) })
 	g.Go(func() error { return reg.RunHealth(gctx, cfg.HealthInterval) })
 	// Usage counts are flushed once more when the context ends.
 	g.Go(func() error { return ident.Run(gctx) })

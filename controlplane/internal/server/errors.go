@@ -14,6 +14,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
@@ -41,6 +42,9 @@ var mappings = []mapping{
 	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND},
 	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED},
 	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND},
+	{quota.ErrQuotaExhausted, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED},
+	{quota.ErrRateLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED},
+	{quota.ErrConcurrencyLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED},
 	{scheduler.ErrQueueFull, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL},
 	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
 	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
