@@ -60,13 +60,15 @@ func (r *Registry) putSettings(sb store.Backend) bool {
 	defer r.mu.Unlock()
 	e, ok := r.entries[sb.ID]
 	if !ok {
-		r.entries[sb.ID] = &entry{b: backendFromStore(sb)}
+		r.entries[sb.ID] = &entry{b: backendFromStore(sb), live: newLive()}
 		r.rebuildLocked()
 		return true
 	}
 	moved := e.b.URL != sb.URL
 	if moved {
+		// Another server: what the old one did says nothing about it.
 		r.forget(e.b.URL)
+		e.live.reset()
 	}
 	e.b = e.b.withStoreSettings(sb)
 	r.rebuildLocked()
@@ -168,7 +170,9 @@ func (r *Registry) setStatus(ctx context.Context, id int64, from, to Status) (Ba
 		e.b = e.b.withStoreSettings(sb)
 		e.b.Status = to
 		if to == StatusUnknown {
-			e.b.ConsecutiveFailures, e.b.LiveFailures = 0, 0
+			// An administrator put it back in service: start afresh.
+			e.b.ConsecutiveFailures = 0
+			e.live.reset()
 		}
 		r.rebuildLocked()
 	}

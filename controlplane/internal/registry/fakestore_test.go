@@ -344,3 +344,10 @@ func (f *fakeStore) backend(id int64) store.Backend {
 	defer f.mu.Unlock()
 	return f.backends[id]
 }
+
+// healthRecords counts the health records of a backend (one per probe).
+func (f *fakeStore) healthRecords(id int64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.health[id])
+}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +78,28 @@ func (f *fixture) gauge(t *testing.T, name, label, value string) float64 {
 				if lp.GetName() == label && lp.GetValue() == value {
 					return m.GetGauge().GetValue()
 				}
+			}
+		}
+	}
+	return -1
+}
+
+// counter reads one counter series with exactly the given labels; -1 when absent.
+func (f *fixture) counter(t *testing.T, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			if maps.Equal(got, labels) {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -12,6 +12,7 @@ type metrics struct {
 	up       *prometheus.GaugeVec
 	probe    *prometheus.HistogramVec
 	backends *prometheus.GaugeVec
+	circuit  *prometheus.CounterVec
 	// names are the backend names with an up series, to drop removed ones.
 	names map[string]bool
 }
@@ -31,8 +32,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "mindrouter_backends",
 			Help: "Backends by status.",
 		}, []string{"status"})),
+		circuit: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mindrouter_backend_circuit_transitions_total",
+			Help: "Circuit breaker transitions caused by request outcomes, by the state entered (open or closed).",
+		}, []string{"backend", "to"})),
 		names: map[string]bool{},
 	}
+}
+
+// observeCircuit counts a circuit transition.
+func (m *metrics) observeCircuit(backend string, to CircuitState) {
+	m.circuit.WithLabelValues(backend, string(to)).Inc()
 }
 
 // register registers c, or returns the collector already registered under
@@ -77,6 +87,7 @@ func (m *metrics) observeView(v *view) {
 	for name := range m.names {
 		if !seen[name] {
 			m.up.DeleteLabelValues(name)
+			m.circuit.DeletePartialMatch(prometheus.Labels{"backend": name})
 		}
 	}
 	m.names = seen

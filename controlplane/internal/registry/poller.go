@@ -18,8 +18,8 @@ import (
 // when 0) and a poll of troubled backends (unhealthy, unknown, or failing
 // within FastPollWindow) every FastPollInterval. At most ProbeConcurrency
 // probes run at once and a backend is never probed twice at the same time.
-// It also completes drains and answers the re-probe requests of
-// ObserveOutcome. It returns nil once ctx is done and every probe has ended.
+// It also completes drains, answers the re-probe requests of Observe, and
+// announces circuits that turned half-open (on the fast poll). It returns nil once ctx is done and every probe has ended.
 func (r *Registry) RunHealth(ctx context.Context, interval time.Duration) error {
 	if interval <= 0 {
 		interval = DefaultPollInterval
@@ -42,6 +42,7 @@ func (r *Registry) RunHealth(ctx context.Context, interval time.Duration) error 
 		case <-full.C:
 			r.launch(ctx, &wg, r.backendIDs(false))
 		case <-fast.C:
+			r.advanceCircuits()
 			r.completeDrains(ctx)
 			r.launch(ctx, &wg, r.backendIDs(true))
 		case id := <-r.kicks:
@@ -91,7 +92,14 @@ func (e *entry) troubledLocked(now time.Time) bool {
 		return false
 	}
 	return b.Status == StatusUnhealthy || b.Status == StatusUnknown ||
-		b.ConsecutiveFailures > 0 || b.LiveFailures > 0 || now.Before(e.troubledUntil)
+		b.ConsecutiveFailures > 0 || e.tripped(now) || now.Before(e.troubledUntil)
+}
+
+// tripped reports whether live traffic says the backend is failing: its
+// circuit is not closed, or its last request failed.
+func (e *entry) tripped(now time.Time) bool {
+	s, failures, _ := e.live.peek(now)
+	return s != CircuitClosed || failures > 0
 }
 
 // launch probes the given backends in goroutines that wg tracks, skipping
@@ -155,14 +163,16 @@ func (r *Registry) probe(ctx context.Context, id int64) (Backend, error) {
 
 // nextStatus is the status after a probe. Disabled and draining are the
 // administrator's and stay; a healthy backend turns unhealthy only after
-// threshold failures in a row, an unknown one at its first failure.
-func nextStatus(cur Status, healthy bool, failures, threshold int) Status {
+// threshold failures in a row, an unknown one at its first failure, and one
+// whose circuit live traffic tripped also at its first failure (the probe
+// confirms what the requests saw).
+func nextStatus(cur Status, healthy bool, failures, threshold int, tripped bool) Status {
 	switch {
 	case cur.sticky():
 		return cur
 	case healthy:
 		return StatusHealthy
-	case cur == StatusHealthy && failures < threshold:
+	case cur == StatusHealthy && failures < threshold && !tripped:
 		return StatusHealthy
 	default:
 		return StatusUnhealthy
@@ -186,14 +196,15 @@ func (r *Registry) applyProbe(ctx context.Context, id int64, res health.Result) 
 	from := b.Status
 	b.LastHealthCheck = now
 	if res.Healthy {
-		b.ConsecutiveFailures, b.LiveFailures, b.LastError, b.LastSuccess = 0, 0, "", now
+		b.ConsecutiveFailures, b.LastError, b.LastSuccess = 0, "", now
 		b.Version, b.Simulated = cmp.Or(res.Version, b.Version), res.Simulated
 	} else {
 		b.ConsecutiveFailures++
 		b.LastError = res.Err
 		e.troubledUntil = now.Add(r.opts.FastPollWindow)
 	}
-	b.Status = nextStatus(from, res.Healthy, b.ConsecutiveFailures, r.opts.UnhealthyThreshold)
+	s, _, _ := e.live.peek(now)
+	b.Status = nextStatus(from, res.Healthy, b.ConsecutiveFailures, r.opts.UnhealthyThreshold, s != CircuitClosed)
 	e.b = b
 	syncModels := res.Healthy && !sameModels(e.models, res.Models)
 	r.rebuildLocked()

@@ -229,15 +229,27 @@ func TestRunHealth(t *testing.T) {
 	_, err := f.r.Candidates("m", opChat, nil)
 	require.NoError(t, err)
 
-	// Three live failures take it out of service; the re-probe finds it well and puts it back.
+	// Three live failures open the circuit and ask for a re-probe, which finds
+	// the engine well: the status stays healthy, but no request goes there
+	// until the open period ends.
 	sub := subscribe(t, f.r)
+	probes := f.st.healthRecords(id)
 	for range 3 {
 		f.r.ObserveOutcome(id, true)
 	}
 	<-sub.ch
-	require.Eventually(t, status(StatusHealthy), 5*time.Second, 5*time.Millisecond)
+	require.Equal(t, CircuitOpen, f.r.Circuit(id))
+	_, err = f.r.Candidates("m", opChat, nil)
+	require.ErrorIs(t, err, ErrCircuitOpen)
+	require.Eventually(t, func() bool { return f.st.healthRecords(id) > probes }, 5*time.Second, 5*time.Millisecond, "re-probed")
 	b, _ := f.r.GetBackend(id)
-	require.Zero(t, b.LiveFailures)
+	require.Equal(t, StatusHealthy, b.Status)
+	require.Equal(t, CircuitOpen, b.Circuit)
+	f.clock.Advance(DefaultCircuitOpenFor)
+	<-sub.ch // the fast poll announces the half-open circuit
+	require.Equal(t, CircuitHalfOpen, f.r.Circuit(id))
+	f.r.ObserveOutcome(id, false)
+	require.Equal(t, CircuitClosed, f.r.Circuit(id))
 
 	// A dead backend is found by the polls (the fast poll once it is troubled).
 	eng.SetDown(true)

@@ -43,14 +43,19 @@ func (s Status) sticky() bool { return s == StatusDisabled || s == StatusDrainin
 
 // Defaults for Options.
 const (
-	DefaultContextCap           = 32768
-	DefaultPollInterval         = 30 * time.Second
-	DefaultFastPollInterval     = 10 * time.Second
-	DefaultFastPollWindow       = 120 * time.Second
-	DefaultStartupRepoll        = 5 * time.Second
-	DefaultProbeConcurrency     = 8
-	DefaultUnhealthyThreshold   = 3
-	DefaultLiveFailureThreshold = 3
+	DefaultContextCap          = 32768
+	DefaultPollInterval        = 30 * time.Second
+	DefaultFastPollInterval    = 10 * time.Second
+	DefaultFastPollWindow      = 120 * time.Second
+	DefaultStartupRepoll       = 5 * time.Second
+	DefaultProbeConcurrency    = 8
+	DefaultUnhealthyThreshold  = 3
+	DefaultCircuitThreshold    = 3
+	DefaultCircuitOpenFor      = 30 * time.Second
+	DefaultCircuitMaxOpenFor   = 5 * time.Minute
+	DefaultCircuitTrialTimeout = 60 * time.Second
+	DefaultEMAAlpha            = 0.3
+	DefaultGPUCacheTTL         = time.Second
 )
 
 // Backend is a snapshot of one backend. Its slices are shared with the
@@ -72,8 +77,11 @@ type Backend struct {
 	Simulated           bool
 	LastError           string
 	ConsecutiveFailures int
-	// LiveFailures counts consecutive failed requests reported by ObserveOutcome.
-	LiveFailures    int
+	// LiveFailures counts failed requests since the last success (Observe).
+	LiveFailures int
+	// Circuit is the state of the backend's circuit breaker when the
+	// snapshot was taken.
+	Circuit         CircuitState
 	LastHealthCheck time.Time
 	LastSuccess     time.Time
 	CreatedAt       time.Time
@@ -128,7 +136,8 @@ type Options struct {
 	// InFlight reports the leases in flight on a backend, fleet-wide; it can
 	// also be set later with SetInFlight.
 	InFlight func(backendID int64) int
-	// GPUs feeds the admin ListGPUs call; may be nil.
+	// GPUs feeds the admin ListGPUs call and the GPU utilisation of
+	// ScoringInputs; may be nil.
 	GPUs GPUSource
 	// Prober probes backends; default health.NewProber(nil, Logger).
 	Prober Prober
@@ -138,9 +147,24 @@ type Options struct {
 	// turn a healthy backend unhealthy; default 3. A backend whose status is
 	// still unknown turns unhealthy at its first failed probe.
 	UnhealthyThreshold int
-	// LiveFailureThreshold is the number of consecutive failed requests that
-	// turn a healthy backend unhealthy; default 3.
-	LiveFailureThreshold int
+	// CircuitThreshold is the number of failed requests in a row that open a
+	// backend's circuit; default 3.
+	CircuitThreshold int
+	// CircuitOpenFor is how long a circuit stays open before it lets a trial
+	// request through; default 30s.
+	CircuitOpenFor time.Duration
+	// CircuitMaxOpenFor bounds the open period, which doubles with every
+	// failed trial; default 5m. Set it to CircuitOpenFor for a fixed period.
+	CircuitMaxOpenFor time.Duration
+	// CircuitTrialTimeout is how long a half-open circuit waits for its trial
+	// request's outcome before it lets another trial through; default 60s.
+	CircuitTrialTimeout time.Duration
+	// EMAAlpha is the weight of the newest request in the latency, time to
+	// first byte and throughput averages; default 0.3, as the original.
+	EMAAlpha float64
+	// GPUCacheTTL is how long ScoringInputs reuses one reading of the GPU
+	// source; default 1s.
+	GPUCacheTTL time.Duration
 	// FastPollInterval is how often troubled backends are probed; default 10s.
 	FastPollInterval time.Duration
 	// FastPollWindow is how long a backend stays troubled after a failure;
@@ -168,7 +192,15 @@ func (o Options) withDefaults() Options {
 	}
 	setDefault(&o.ContextCap, DefaultContextCap)
 	setDefault(&o.UnhealthyThreshold, DefaultUnhealthyThreshold)
-	setDefault(&o.LiveFailureThreshold, DefaultLiveFailureThreshold)
+	setDefault(&o.CircuitThreshold, DefaultCircuitThreshold)
+	setDefault(&o.CircuitOpenFor, DefaultCircuitOpenFor)
+	setDefault(&o.CircuitMaxOpenFor, DefaultCircuitMaxOpenFor)
+	o.CircuitMaxOpenFor = max(o.CircuitMaxOpenFor, o.CircuitOpenFor)
+	setDefault(&o.CircuitTrialTimeout, DefaultCircuitTrialTimeout)
+	if o.EMAAlpha <= 0 || o.EMAAlpha > 1 {
+		o.EMAAlpha = DefaultEMAAlpha
+	}
+	setDefault(&o.GPUCacheTTL, DefaultGPUCacheTTL)
 	setDefault(&o.FastPollInterval, DefaultFastPollInterval)
 	setDefault(&o.FastPollWindow, DefaultFastPollWindow)
 	setDefault(&o.StartupRepoll, DefaultStartupRepoll)
@@ -176,7 +208,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func setDefault[T int | int64 | time.Duration](v *T, def T) {
+func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}
@@ -190,6 +222,7 @@ type Registry struct {
 	now      func() time.Time
 	prober   Prober
 	metrics  *metrics
+	breaker  breakerConfig
 	inFlight atomic.Pointer[func(int64) int]
 	version  atomic.Int64
 	view     atomic.Pointer[view]
@@ -208,6 +241,11 @@ type Registry struct {
 	subMu   sync.Mutex
 	subs    map[int]chan struct{}
 	nextSub int
+
+	// gpus caches the GPU source's reading for ScoringInputs; gpuMu lets one
+	// caller refresh it.
+	gpus  atomic.Pointer[gpuReading]
+	gpuMu sync.Mutex
 }
 
 // entry is the mutable state of one backend.
@@ -216,6 +254,8 @@ type entry struct {
 	models        []Model
 	troubledUntil time.Time
 	probing       bool
+	// live is the backend's breaker and averages; it outlives rebuilds.
+	live *live
 }
 
 // New returns an empty Registry; call Load before use.
@@ -228,6 +268,10 @@ func New(st Store, opts Options) *Registry {
 		now:     opts.Now,
 		prober:  opts.Prober,
 		metrics: newMetrics(opts.Registerer),
+		breaker: breakerConfig{
+			threshold: opts.CircuitThreshold, openFor: opts.CircuitOpenFor, maxOpenFor: opts.CircuitMaxOpenFor,
+			trialTimeout: opts.CircuitTrialTimeout, alpha: opts.EMAAlpha,
+		},
 		kicks:   make(chan int64, 64),
 		sem:     make(chan struct{}, opts.ProbeConcurrency),
 		entries: map[int64]*entry{},
@@ -274,7 +318,7 @@ func (r *Registry) Load(ctx context.Context) error {
 	}
 	entries := make(map[int64]*entry, len(bs))
 	for _, sb := range bs {
-		e := &entry{b: backendFromStore(sb)}
+		e := &entry{b: backendFromStore(sb), live: newLive()}
 		if e.b.ConsecutiveFailures > 0 && !e.b.Status.sticky() {
 			e.b.Status, e.b.ConsecutiveFailures = StatusUnknown, 0
 		}
@@ -289,6 +333,11 @@ func (r *Registry) Load(ctx context.Context) error {
 	defer r.wmu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for id, e := range entries {
+		if old, ok := r.entries[id]; ok {
+			e.live = old.live
+		}
+	}
 	r.entries = entries
 	r.rebuildLocked()
 	r.log.InfoContext(ctx, "registry loaded", slog.Int("backends", len(bs)), slog.Int("models", len(ms)))
@@ -343,16 +392,32 @@ func (r *Registry) rebuildLocked() {
 
 // ListBackends returns every backend, ordered by id.
 func (r *Registry) ListBackends() []Backend {
-	return slices.Clone(r.view.Load().backends)
+	v := r.view.Load()
+	out := slices.Clone(v.backends)
+	now := r.now()
+	for i := range out {
+		out[i].withLive(v.live[out[i].ID], now)
+	}
+	return out
 }
 
 // GetBackend returns one backend.
 func (r *Registry) GetBackend(id int64) (Backend, error) {
 	v := r.view.Load()
 	if i, ok := v.byID[id]; ok {
-		return v.backends[i], nil
+		b := v.backends[i]
+		b.withLive(v.live[id], r.now())
+		return b, nil
 	}
 	return Backend{}, fmt.Errorf("backend %d: %w", id, store.ErrNotFound)
+}
+
+// withLive fills the fields that live traffic sets.
+func (b *Backend) withLive(lv *live, now time.Time) {
+	if lv == nil {
+		return
+	}
+	b.Circuit, b.LiveFailures, _ = lv.peek(now)
 }
 
 // ListModels returns every model on every backend, ordered by backend id and name.

@@ -16,8 +16,15 @@ type view struct {
 	models   []Model // ordered by backend id, then name
 	// byKey maps a model key (modelKey) to every backend listing the model, of
 	// any status, ordered by backend id.
-	byKey   map[string][]Candidate
-	catalog []*controlplanev1.CatalogModel
+	byKey map[string][]Candidate
+	// byKeyLive holds the live state of byKey's backends, index for index.
+	byKeyLive map[string][]*live
+	// live is every backend's live state, by id.
+	live map[int64]*live
+	// loadedBytes is the memory of the loaded models of every backend whose
+	// loaded models all report a size, by id.
+	loadedBytes map[int64]int64
+	catalog     []*controlplanev1.CatalogModel
 }
 
 // modelKey is the name under which a model is found: Ollama reports untagged
@@ -28,8 +35,15 @@ func modelKey(name string) string {
 
 // buildView snapshots the entries.
 func buildView(entries map[int64]*entry, contextCap int64) *view {
-	v := &view{byID: make(map[int64]int, len(entries)), byKey: map[string][]Candidate{}}
-	for _, e := range entries {
+	v := &view{
+		byID: make(map[int64]int, len(entries)), byKey: map[string][]Candidate{}, byKeyLive: map[string][]*live{},
+		live: make(map[int64]*live, len(entries)), loadedBytes: map[int64]int64{},
+	}
+	for id, e := range entries {
+		v.live[id] = e.live
+		if n, ok := loadedBytes(e.models); ok {
+			v.loadedBytes[id] = n
+		}
 		b := e.b
 		ms := slices.Clone(e.models)
 		slices.SortFunc(ms, func(a, b Model) int { return strings.Compare(a.Name, b.Name) })
@@ -52,9 +66,26 @@ func buildView(entries map[int64]*entry, contextCap int64) *view {
 		b := v.backends[v.byID[m.BackendID]]
 		key := modelKey(m.Name)
 		v.byKey[key] = append(v.byKey[key], Candidate{Backend: b, Model: m})
+		v.byKeyLive[key] = append(v.byKeyLive[key], v.live[b.ID])
 	}
 	v.catalog = buildCatalog(v, contextCap)
 	return v
+}
+
+// loadedBytes sums the sizes of the loaded models; false when one of them
+// has no size.
+func loadedBytes(ms []Model) (int64, bool) {
+	var n int64
+	for _, m := range ms {
+		if !m.Loaded {
+			continue
+		}
+		if m.SizeBytes <= 0 {
+			return 0, false
+		}
+		n += m.SizeBytes
+	}
+	return n, true
 }
 
 // sameRouting reports whether two views route alike: same backends with the
