@@ -59,6 +59,16 @@ func (a registryAdapter) Candidates(model string, op controlplanev1.Operation, n
 	return out, nil
 }
 
+// Backends lists every registered backend (BackendView).
+func (a registryAdapter) Backends() []BackendInfo {
+	bs := a.Registry.ListBackends()
+	out := make([]BackendInfo, len(bs))
+	for i, b := range bs {
+		out[i] = BackendInfo{ID: b.ID, Name: b.Name, MaxConcurrent: b.MaxConcurrent}
+	}
+	return out
+}
+
 func candidateFrom(c registry.Candidate) Candidate {
 	return Candidate{
 		BackendID:     c.Backend.ID,

@@ -46,6 +46,7 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	defer s.plans.Put(pl)
 	res := Reservation{RequestID: req.GetRequestId(), Model: req.GetModel(), Tokens: pl.cost}
 	if err := s.acct.Reserve(ctx, p, res); err != nil {
 		return nil, err
@@ -81,6 +82,7 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	s.leases.add(l)
 	s.metrics.inFlight(l.cand).Inc()
 	s.metrics.wait.Observe(g.Waited.Seconds())
+	s.record(req, p, g, pl, now)
 	return &controlplanev1.AdmitResponse{
 		Lease:         s.leaseProto(l, req),
 		QueuePosition: int32(g.Position),
@@ -108,15 +110,34 @@ type plan struct {
 	s       *Server
 	req     *controlplanev1.AdmitRequest
 	version int64
-	cands   []Candidate
-	cost    int64
+	// cands are the candidates that passed the hard filters, in fits' storage.
+	cands []Candidate
+	fits  []Candidate
+	// filtered are the registry's candidates that a hard filter removed.
+	filtered []filteredCandidate
+	cost     int64
+	// scores are the verdicts on cands of the latest pick.
+	scores []Score
 	// chosen is set by pick when it places the ticket.
 	chosen Candidate
 }
 
+// filteredCandidate is a candidate removed before scoring, and why.
+type filteredCandidate struct {
+	cand   Candidate
+	reason string
+}
+
+// newPlan returns a plan from the pool (its buffers are reused; put it back once
+// the scheduler is done with it) with the request's candidates and cost.
 func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
-	pl := &plan{s: s, req: req}
+	pl, _ := s.plans.Get().(*plan)
+	if pl == nil {
+		pl = &plan{s: s}
+	}
+	pl.req, pl.chosen = req, Candidate{}
 	if err := pl.refresh(); err != nil {
+		s.plans.Put(pl)
 		return nil, err
 	}
 	prompt := req.GetPromptTokensEstimate()
@@ -149,22 +170,35 @@ func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
 func (pl *plan) refresh() error {
 	s, req := pl.s, pl.req
 	pl.version = s.reg.Version()
-	cands, err := s.reg.Candidates(req.GetModel(), req.GetOperation(), req.GetNeeds())
+	pl.filtered = pl.filtered[:0]
+	var cands []Candidate
+	var err error
+	if sc, ok := s.reg.(Screener); ok {
+		var removed []Exclusion
+		cands, removed, err = sc.Screen(req.GetModel(), req.GetOperation(), req.GetNeeds())
+		for _, x := range removed {
+			pl.filtered = append(pl.filtered, filteredCandidate{Candidate{BackendID: x.BackendID, BackendName: x.BackendName}, x.Reason})
+		}
+	} else {
+		cands, err = s.reg.Candidates(req.GetModel(), req.GetOperation(), req.GetNeeds())
+	}
 	if err != nil {
 		return err
 	}
 	ex := req.GetExcludedBackendIds()
 	prompt := req.GetPromptTokensEstimate()
 	var widest int64
-	fits := make([]Candidate, 0, len(cands))
+	fits := pl.fits[:0]
 	excluded := 0
 	for _, c := range cands {
 		if slices.Contains(ex, c.BackendID) {
 			excluded++
+			pl.filtered = append(pl.filtered, filteredCandidate{c, reasonExcluded})
 			continue
 		}
 		if n := s.contextLength(c); n > 0 && prompt >= n {
 			widest = max(widest, n)
+			pl.filtered = append(pl.filtered, filteredCandidate{c, reasonContext})
 			continue
 		}
 		fits = append(fits, c)
@@ -181,7 +215,7 @@ func (pl *plan) refresh() error {
 		return fmt.Errorf("%w: the prompt (about %d tokens) does not fit the context window of model %q (%d tokens)",
 			ErrContextExceeded, prompt, req.GetModel(), widest)
 	}
-	pl.cands = fits
+	pl.cands, pl.fits = fits, fits
 	return nil
 }
 
@@ -192,7 +226,11 @@ func (pl *plan) pick(load scheduler.Load) (int64, bool, error) {
 			return 0, false, err
 		}
 	}
-	i := pick(pl.cands, load)
+	if cap(pl.scores) < len(pl.cands) {
+		pl.scores = make([]Score, len(pl.cands))
+	}
+	pl.scores = pl.scores[:len(pl.cands)]
+	i := choose(pl.s.scorer, ScoreInput{Model: pl.req.GetModel(), Tokens: pl.cost, Candidates: pl.cands, Load: load}, pl.scores)
 	if i < 0 {
 		return 0, false, nil
 	}

@@ -166,7 +166,15 @@ func TestPickScoring(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			require.Equal(t, tt.want, pick(tt.cands, loadMap(tt.load)))
+			out := make([]Score, len(tt.cands))
+			require.Equal(t, tt.want, choose(SlotScorer{}, ScoreInput{Candidates: tt.cands, Load: loadMap(tt.load)}, out))
+			for i, c := range tt.cands {
+				full := tt.load[c.BackendID] >= slotLimit(c.MaxConcurrent)
+				assert.Equal(t, !full, out[i].Eligible, "candidate %d", i)
+				if full {
+					assert.Equal(t, reasonFull, out[i].ExcludedReason)
+				}
+			}
 		})
 	}
 }

@@ -74,6 +74,21 @@ type Registry interface {
 	ContextCap() int64
 }
 
+// Screener is optionally implemented by a Registry that can also say which
+// backends its hard filters removed and why; admission then uses Screen instead of
+// Candidates, and the decision log lists those backends as not eligible.
+type Screener interface {
+	Screen(model string, op controlplanev1.Operation, needs []controlplanev1.Capability) ([]Candidate, []Exclusion, error)
+}
+
+// Exclusion is a backend serving the model that a registry hard filter removed.
+type Exclusion struct {
+	BackendID   int64
+	BackendName string
+	// Reason says which filter, in a few words (e.g. "circuit open").
+	Reason string
+}
+
 // Revocations is an optional source of revoked key prefixes, pushed to every
 // replica as CredentialRevoked.
 type Revocations interface {
@@ -82,13 +97,22 @@ type Revocations interface {
 	Revocations() (<-chan string, func())
 }
 
-// Scheduler grants backend slots; *scheduler.Queue implements it, and so will the
-// fair-share scheduler that replaces FIFO.
+// Scheduler grants backend slots; *scheduler.Queue implements it (ordered by fair
+// share or FIFO).
 type Scheduler interface {
 	Acquire(ctx context.Context, t scheduler.Ticket, pick scheduler.Picker) (scheduler.Grant, error)
 	Release(g scheduler.Grant, cost int64)
+	// Adopt counts a slot granted before a control-plane restart, which a replica
+	// still holds; it is released like any other grant.
+	Adopt(t scheduler.Ticket, backendID int64) scheduler.Grant
 	Kick()
 	InFlight(backendID int64) int
+}
+
+// QueueSnapshotter is implemented by schedulers that can show their queues
+// (*scheduler.Queue); the admin queue view uses it when present.
+type QueueSnapshotter interface {
+	Snapshot() scheduler.Snapshot
 }
 
 // Reservation is the quota a request holds while it is admitted.
@@ -112,6 +136,12 @@ type Settlement struct {
 	// Lost is true when the lease expired or its replica vanished: the usage is
 	// unknown and the accountant decides what to charge.
 	Lost bool
+	// Adopted is true when this process never reserved anything for the request:
+	// its lease was adopted from a replica's heartbeat after a control-plane
+	// restart, or its Release arrived for a lease this process never knew (with the
+	// lease's identity). Reservation.Tokens is then 0 and nothing is held to give
+	// back; the usage is charged once, and Reservation.RequestID identifies it.
+	Adopted bool
 }
 
 // Accountant reserves quota at admission and settles it when the lease ends. The
@@ -121,7 +151,8 @@ type Accountant interface {
 	// and is returned unchanged (e.g. quota exhausted or rate limited, with
 	// RetryAfter).
 	Reserve(ctx context.Context, p Principal, r Reservation) error
-	// Settle is called exactly once for every successful Reserve.
+	// Settle is called exactly once for every successful Reserve, and once for
+	// every adopted lease (Settlement.Adopted, with no Reserve before it).
 	Settle(p Principal, s Settlement)
 }
 

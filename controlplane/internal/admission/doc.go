@@ -10,9 +10,19 @@
 // Admit runs: verify the credential (Identity) → require the inference scope → hard
 // filters (Registry.Candidates) minus the backends that already failed the request →
 // context-window check → quota reservation (Accountant, a no-op until the quota
-// work lands) → wait for a slot (Scheduler) on the backend that pick scores best →
-// lease. Nothing on this path touches the database; the only locks are short ones
-// (the scheduler's, the lease table's), never held while a request waits.
+// work lands) → wait for a slot (Scheduler, fair share by default) on the backend
+// the Scorer ranks best among those with a free slot → lease → a Decision in the
+// bounded decision log. Nothing on this path touches the database; the only locks
+// are short ones (the scheduler's, the lease table's, the decision log's), never
+// held while a request waits.
+//
+// After a control-plane restart, leases granted by the previous process come back
+// two ways: a replica's heartbeat that describes them (LeaseRef) adopts them, so
+// the in-flight counts are exact again, and a Release that carries the lease's
+// identity is settled even when the lease was never adopted. Either way the usage
+// is settled once (Settlement.Adopted), keyed by lease id.
+//
+// SchedulerService serves the admin view of the queues and of the decisions.
 //
 // Admission consumes identity, registry and quota through the small interfaces in
 // deps.go, over its own plain types, so that its tests run on hand-written fakes;

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -29,17 +30,27 @@ var (
 	errModelNotFound     = errors.New("model not found")
 )
 
-// fakeIdentity knows a fixed set of keys.
+// fakeIdentity knows a set of keys.
 type fakeIdentity struct {
+	mu   sync.Mutex
 	keys map[string]Principal
 }
 
 func (f *fakeIdentity) Verify(_ context.Context, credential string) (Principal, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	p, ok := f.keys[credential]
 	if !ok {
 		return Principal{}, errInvalidCredential
 	}
 	return p, nil
+}
+
+// add registers a key.
+func (f *fakeIdentity) add(key string, p Principal) {
+	f.mu.Lock()
+	f.keys[key] = p
+	f.mu.Unlock()
 }
 
 // fakeRegistry is a small stateful registry: candidates per model, a version that
@@ -173,6 +184,7 @@ type harness struct {
 	clock   *clock
 	admit   controlplanev1.AdmissionServiceClient
 	session controlplanev1.SessionServiceClient
+	sched   adminv1.SchedulerServiceClient
 }
 
 const (
@@ -189,6 +201,12 @@ func backendCand(id int64, slots int) Candidate {
 
 // newHarness starts a server with model "llama3" on the given candidates.
 func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
+	t.Helper()
+	return newHarnessWith(t, opts, AdminOptions{}, cands...)
+}
+
+// newHarnessWith is newHarness with options for the admin SchedulerService.
+func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Candidate) *harness {
 	t.Helper()
 	h := &harness{reg: newFakeRegistry(), metrics: prometheus.NewRegistry(), clock: newClock()}
 	if len(cands) > 0 {
@@ -215,6 +233,7 @@ func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
 	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors))
 	controlplanev1.RegisterAdmissionServiceServer(gs, srv)
 	controlplanev1.RegisterSessionServiceServer(gs, srv)
+	adminv1.RegisterSchedulerServiceServer(gs, NewSchedulerService(srv, admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = gs.Serve(lis) })
@@ -229,6 +248,7 @@ func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
 	})
 	h.admit = controlplanev1.NewAdmissionServiceClient(conn)
 	h.session = controlplanev1.NewSessionServiceClient(conn)
+	h.sched = adminv1.NewSchedulerServiceClient(conn)
 	// Run has subscribed once it is running; tests that change the registry rely on it.
 	require.Eventually(t, func() bool { return h.reg.subscribers() == 1 }, 5*time.Second, time.Millisecond)
 	return h
@@ -327,4 +347,21 @@ func (h *harness) waitDepth(t testing.TB, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return h.queueDepth() == n }, 5*time.Second, time.Millisecond,
 		"queue depth never reached %d", n)
+}
+
+// Backends lists every backend the fake registry knows (BackendView).
+func (f *fakeRegistry) Backends() []BackendInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	seen := map[int64]bool{}
+	var out []BackendInfo
+	for _, cands := range f.models {
+		for _, c := range cands {
+			if !seen[c.BackendID] {
+				seen[c.BackendID] = true
+				out = append(out, BackendInfo{ID: c.BackendID, Name: c.BackendName, MaxConcurrent: c.MaxConcurrent})
+			}
+		}
+	}
+	return out
 }

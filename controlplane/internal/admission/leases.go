@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // lease is one granted slot. Every field but expires is fixed at creation;
@@ -21,6 +22,9 @@ type lease struct {
 	reserved  Reservation
 	admitted  time.Time
 	expires   time.Time
+	// adopted is true for a lease recreated from a replica's heartbeat after a
+	// control-plane restart, and for the stand-in of a Release without a lease.
+	adopted bool
 }
 
 // newLeaseID returns 16 random bytes in hex.
@@ -37,6 +41,9 @@ const (
 	leaseTaken takeResult = iota + 1
 	leaseAlreadySettled
 	leaseUnknown
+	// leaseClaimed: unknown, and now remembered as settled by the caller, who
+	// settles it without a lease (a Release after a control-plane restart).
+	leaseClaimed
 )
 
 // leaseTable indexes live leases by id and by replica, and remembers recently
@@ -59,6 +66,11 @@ func newLeaseTable(memory int, ttl time.Duration) *leaseTable {
 
 func (t *leaseTable) add(l *lease) {
 	t.mu.Lock()
+	t.addLocked(l)
+	t.mu.Unlock()
+}
+
+func (t *leaseTable) addLocked(l *lease) {
 	t.byID[l.id] = l
 	if l.replica != "" {
 		m := t.byReplica[l.replica]
@@ -68,23 +80,21 @@ func (t *leaseTable) add(l *lease) {
 		}
 		m[l.id] = l
 	}
-	t.mu.Unlock()
 }
 
 // removeLocked unindexes l and remembers it as settled.
 func (t *leaseTable) removeLocked(l *lease, now time.Time) {
 	delete(t.byID, l.id)
-	if m := t.byReplica[l.replica]; m != nil {
-		delete(m, l.id)
-		if len(m) == 0 {
-			delete(t.byReplica, l.replica)
-		}
-	}
+	// A replica's map is kept when it empties (replicas are few, and most come
+	// back at once); takeReplica forgets it.
+	delete(t.byReplica[l.replica], l.id)
 	t.settled.add(l.id, now)
 }
 
-// take removes the lease id for its settlement.
-func (t *leaseTable) take(id string, now time.Time) (*lease, takeResult) {
+// take removes the lease id for its settlement. With claim, an id it neither
+// holds nor remembers is remembered as settled at once (leaseClaimed), so that
+// exactly one caller settles it and a later heartbeat does not adopt it.
+func (t *leaseTable) take(id string, claim bool, now time.Time) (*lease, takeResult) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if l, ok := t.byID[id]; ok {
@@ -94,7 +104,38 @@ func (t *leaseTable) take(id string, now time.Time) (*lease, takeResult) {
 	if t.settled.has(id) {
 		return nil, leaseAlreadySettled
 	}
+	if claim {
+		t.settled.add(id, now)
+		return nil, leaseClaimed
+	}
 	return nil, leaseUnknown
+}
+
+// adoptable returns the refs whose lease id the table neither holds nor
+// remembers as settled: leases granted before a restart.
+func (t *leaseTable) adoptable(refs []*controlplanev1.LeaseRef) []*controlplanev1.LeaseRef {
+	var out []*controlplanev1.LeaseRef
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range refs {
+		if _, ok := t.byID[r.GetLeaseId()]; ok || t.settled.has(r.GetLeaseId()) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// addNew adds l unless its id is held or was settled meanwhile, and reports
+// whether it did.
+func (t *leaseTable) addNew(l *lease) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, held := t.byID[l.id]; held || t.settled.has(l.id) {
+		return false
+	}
+	t.addLocked(l)
+	return true
 }
 
 // takeExpired removes every lease whose expiry is not after now.
@@ -125,6 +166,7 @@ func (t *leaseTable) takeReplica(replica string, now time.Time) []*lease {
 	for _, l := range out {
 		t.removeLocked(l, now)
 	}
+	delete(t.byReplica, replica)
 	return out
 }
 

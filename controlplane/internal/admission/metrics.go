@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
@@ -19,13 +20,21 @@ type metrics struct {
 	sessions   prometheus.Gauge
 	reclaimed  prometheus.Counter
 	expired    prometheus.Counter
+	adopted    prometheus.Counter
+	orphans    prometheus.Counter
 	releases   *prometheus.CounterVec
 	tokens     *prometheus.CounterVec
 	duration   *prometheus.HistogramVec
 	ttft       *prometheus.HistogramVec
 
-	// gauges caches the per-backend in-flight gauge (int64 → prometheus.Gauge).
+	// gauges caches the per-backend in-flight gauge (gaugeKey → prometheus.Gauge).
 	gauges sync.Map
+}
+
+// gaugeKey names a backend's in-flight gauge: its id and the name it is shown by.
+type gaugeKey struct {
+	id   int64
+	name string
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -55,6 +64,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "mindrouter_leases_expired_total",
 			Help: "Leases freed because they were not renewed before their expiry.",
 		}),
+		adopted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_leases_adopted_total",
+			Help: "Leases granted before a control-plane restart and adopted from a replica's heartbeat.",
+		}),
+		orphans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_releases_without_lease_total",
+			Help: "Releases settled from the lease identity they carried because the lease was granted before a restart.",
+		}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_releases_total",
 			Help: "Release calls by outcome (already_settled for repeats).",
@@ -78,7 +95,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.admissions, m.leasesVec, m.wait, m.sessions, m.reclaimed,
-		m.expired, m.releases, m.tokens, m.duration, m.ttft} {
+		m.expired, m.adopted, m.orphans, m.releases, m.tokens, m.duration, m.ttft} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -88,14 +105,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 
 // inFlight returns the in-flight gauge of a candidate's backend.
 func (m *metrics) inFlight(c Candidate) prometheus.Gauge {
-	if g, ok := m.gauges.Load(c.BackendID); ok {
+	k := gaugeKey{c.BackendID, c.BackendName}
+	if g, ok := m.gauges.Load(k); ok {
 		return g.(prometheus.Gauge)
 	}
 	name := c.BackendName
 	if name == "" {
-		name = "unnamed"
+		name = "backend-" + strconv.FormatInt(c.BackendID, 10)
 	}
-	g, _ := m.gauges.LoadOrStore(c.BackendID, m.leasesVec.WithLabelValues(name))
+	g, _ := m.gauges.LoadOrStore(k, m.leasesVec.WithLabelValues(name))
 	return g.(prometheus.Gauge)
 }
 

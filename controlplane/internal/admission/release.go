@@ -13,18 +13,30 @@ import (
 // Release settles a lease with its usage and outcome and frees its slot. It is
 // idempotent: a lease already settled (released, expired or reclaimed) answers
 // already_settled and counts nothing twice.
+//
+// A Release for a lease this process never knew (it was granted before a
+// control-plane restart and not yet adopted from a heartbeat) is settled all the
+// same when it carries the lease's identity (request_id, backend_id, user_id,
+// model): the usage is charged once, the lease id is remembered as settled, and a
+// repeat answers already_settled.
 func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) (*controlplanev1.ReleaseResponse, error) {
 	id := req.GetLeaseId()
 	if id == "" {
 		return nil, status.Error(codes.InvalidArgument, "lease_id is required")
 	}
-	l, found := s.leases.take(id, s.opts.Now())
+	now := s.opts.Now()
+	l, found := s.leases.take(id, identifiesLease(req), now)
 	switch found {
 	case leaseAlreadySettled:
 		s.metrics.releases.WithLabelValues("already_settled").Inc()
 		return &controlplanev1.ReleaseResponse{AlreadySettled: true}, nil
 	case leaseUnknown:
 		return nil, fmt.Errorf("release %q: %w", id, ErrLeaseNotFound)
+	case leaseClaimed:
+		// Counted in flight only for the moment it takes to settle it, so that the
+		// policy charges the usage like any other.
+		l = s.adoptLease(id, req.GetRequestId(), req.GetBackendId(), req.GetUserId(), 0, req.GetModel(), "", now)
+		s.metrics.orphans.Inc()
 	}
 	outcome := req.GetOutcome()
 	usage := req.GetUsage()
@@ -49,11 +61,18 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	return &controlplanev1.ReleaseResponse{}, nil
 }
 
+// identifiesLease reports whether a Release says enough to be settled without its
+// lease.
+func identifiesLease(req *controlplanev1.ReleaseRequest) bool {
+	return req.GetRequestId() != "" && req.GetBackendId() > 0 && req.GetUserId() > 0 && req.GetModel() != ""
+}
+
 // free ends a lease that was just taken out of the table: the slot goes back to the
 // scheduler (which hands it to a waiter) and the reservation is settled.
 func (s *Server) free(l *lease, st Settlement) {
 	st.Reservation = l.reserved
 	st.Granted = true
+	st.Adopted = l.adopted
 	cost := l.reserved.Tokens
 	if !st.Lost {
 		cost = st.PromptTokens + st.CompletionTokens

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,12 +47,20 @@ type Options struct {
 
 	// Scheduler grants slots. Nil builds a queue from Queue ordered by Policy.
 	Scheduler Scheduler
-	// Policy orders the default queue's waiters. Nil means fair share
-	// (token-weighted WDRR with the default parameters).
+	// Policy orders the default queue's waiters. Nil means fair share: a
+	// scheduler.FairShare with the FairShare parameters.
 	Policy scheduler.Policy
-	// Queue configures the default FIFO scheduler; its Now, Registerer and Logger
+	// FairShare tunes the default fair-share policy; nil means
+	// fairshare.DefaultParams(). Its MaxQueuePerModel follows Queue's.
+	FairShare *fairshare.Params
+	// Queue configures the default scheduler; its Now, Registerer and Logger
 	// default to the ones below.
 	Queue scheduler.Options
+	// Scorer ranks the candidates of a request (default SlotScorer).
+	Scorer Scorer
+	// DecisionLog is how many scheduling decisions are kept for the admin view
+	// (default 1000).
+	DecisionLog int
 	// Accountant reserves quota (default NoQuota).
 	Accountant Accountant
 	// Revocations, when set, feeds CredentialRevoked pushes.
@@ -85,6 +94,12 @@ func (o Options) withDefaults() Options {
 	if o.Accountant == nil {
 		o.Accountant = NoQuota{}
 	}
+	if o.Scorer == nil {
+		o.Scorer = SlotScorer{}
+	}
+	if o.DecisionLog <= 0 {
+		o.DecisionLog = DefaultDecisionLog
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -100,15 +115,20 @@ type Server struct {
 	controlplanev1.UnimplementedAdmissionServiceServer
 	controlplanev1.UnimplementedSessionServiceServer
 
-	ident    Identity
-	reg      Registry
-	sched    Scheduler
-	acct     Accountant
-	opts     Options
-	log      *slog.Logger
-	metrics  *metrics
-	leases   *leaseTable
-	sessions *sessionTable
+	ident     Identity
+	reg       Registry
+	sched     Scheduler
+	scorer    Scorer
+	acct      Accountant
+	opts      Options
+	log       *slog.Logger
+	metrics   *metrics
+	leases    *leaseTable
+	sessions  *sessionTable
+	decisions *decisionLog
+	names     *directory
+	// plans recycles the per-Admit plans and their buffers.
+	plans sync.Pool
 }
 
 // New returns a Server over ident and reg.
@@ -128,7 +148,17 @@ func New(ident Identity, reg Registry, opts Options) (*Server, error) {
 		}
 		policy := opts.Policy
 		if policy == nil {
-			fs, err := scheduler.NewFairShare(fairshare.DefaultParams(), qo.Now)
+			prm := fairshare.DefaultParams()
+			if opts.FairShare != nil {
+				prm = *opts.FairShare
+			}
+			// The queue refuses beyond its own limit first; the pool must not refuse
+			// earlier.
+			prm.MaxQueuePerModel = qo.MaxQueuePerModel
+			if prm.MaxQueuePerModel <= 0 {
+				prm.MaxQueuePerModel = scheduler.DefaultMaxQueuePerModel
+			}
+			fs, err := scheduler.NewFairShare(prm, qo.Now)
 			if err != nil {
 				return nil, fmt.Errorf("admission scheduler: %w", err)
 			}
@@ -145,15 +175,18 @@ func New(ident Identity, reg Registry, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("admission metrics: %w", err)
 	}
 	return &Server{
-		ident:    ident,
-		reg:      reg,
-		sched:    sched,
-		acct:     opts.Accountant,
-		opts:     opts,
-		log:      opts.Logger,
-		metrics:  m,
-		leases:   newLeaseTable(opts.SettledMemory, opts.SettledTTL),
-		sessions: newSessionTable(),
+		ident:     ident,
+		reg:       reg,
+		sched:     sched,
+		scorer:    opts.Scorer,
+		acct:      opts.Accountant,
+		opts:      opts,
+		log:       opts.Logger,
+		metrics:   m,
+		leases:    newLeaseTable(opts.SettledMemory, opts.SettledTTL),
+		sessions:  newSessionTable(),
+		decisions: newDecisionLog(opts.DecisionLog),
+		names:     newDirectory(),
 	}, nil
 }
 

@@ -98,7 +98,7 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 			if hb == nil {
 				return status.Error(codes.InvalidArgument, "expected a Heartbeat after the Hello")
 			}
-			unknown := s.leases.renew(sess.replica, hb.GetLeaseIds(), s.opts.Now().Add(s.opts.LeaseTTL))
+			unknown := s.heartbeat(sess.replica, hb)
 			out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
 				HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown},
 			}}

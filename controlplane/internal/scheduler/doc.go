@@ -20,6 +20,11 @@
 //     to Queue's callers. The head of a model is never overtaken by a later ticket of
 //     the same model: while it cannot be placed, the model's other tickets wait.
 //
+// FairShare is the default Policy: one fairshare.Pool per model, charged the
+// estimate when a ticket is granted (queued or not) and settled with the real cost
+// at Release. Adopt counts slots granted before a restart; Snapshot copies the
+// queues and the per-user fair-share state for the admin view.
+//
 // Which backend a ticket goes to is not decided here: the caller passes a Picker
 // that sees the current in-flight counts and returns a backend with a free slot (or
 // none). Queue calls Pickers and Policy methods with its lock held, so both must be

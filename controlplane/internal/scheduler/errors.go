@@ -43,8 +43,14 @@ func (e *QueueError) Error() string {
 	return fmt.Sprintf("model %q: no backend capacity available (waited %s)", e.Model, e.Waited.Round(time.Millisecond))
 }
 
-// Unwrap returns Kind, so that errors.Is works.
-func (e *QueueError) Unwrap() error { return e.Kind }
+// Unwrap returns Kind and, when there is one, Cause, so that errors.Is matches
+// both.
+func (e *QueueError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Kind, e.Cause}
+	}
+	return []error{e.Kind}
+}
 
 // RetryAfter is the suggested delay before a retry.
 func (e *QueueError) RetryAfter() time.Duration { return e.After }

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 )
+
+var _ Shares = (*FairShare)(nil)
 
 // FairShare is the Policy that orders each model's waiters by token-weighted
 // deficit round robin over per-user queues (package fairshare): one pool per model,
@@ -17,27 +20,38 @@ import (
 type FairShare struct {
 	params fairshare.Params
 	now    func() time.Time
-	pools  map[string]*fairshare.Pool
+	pools  map[string]*pool
+}
+
+// deficitRefresh bounds the age of the snapshot Deficit reads.
+const deficitRefresh = 100 * time.Millisecond
+
+// pool is one model's fair-share pool with the snapshot Deficit reads.
+type pool struct {
+	*fairshare.Pool
+	stats   []fairshare.UserStats // sorted by user
+	statsAt time.Time
 }
 
 // NewFairShare returns an empty fair-share policy with the given parameters.
 func NewFairShare(p fairshare.Params, now func() time.Time) (*FairShare, error) {
 	if err := p.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("new fair-share policy: %w", err)
 	}
 	if now == nil {
 		now = time.Now
 	}
-	return &FairShare{params: p, now: now, pools: make(map[string]*fairshare.Pool)}, nil
+	return &FairShare{params: p, now: now, pools: make(map[string]*pool)}, nil
 }
 
 // pool returns the model's pool, creating it on first use. Pools are kept while
 // empty so that the users' recent usage (the fairness window) survives idle gaps.
-func (f *FairShare) pool(model string) *fairshare.Pool {
+func (f *FairShare) pool(model string) *pool {
 	p := f.pools[model]
 	if p == nil {
 		// Parameters were validated in NewFairShare, so NewPool cannot fail.
-		p, _ = fairshare.NewPool(f.params, f.now)
+		fp, _ := fairshare.NewPool(f.params, f.now)
+		p = &pool{Pool: fp}
 		f.pools[model] = p
 	}
 	return p
@@ -120,9 +134,17 @@ func (f *FairShare) Models(dst []string) []string {
 	return dst
 }
 
-// Charge bills a ticket granted without queueing like a dispatched one.
+// Charge bills a ticket granted without queueing like a dispatched one. A ticket
+// without a weight (an adopted lease) keeps the weight the pool knows for its user.
 func (f *FairShare) Charge(t Ticket) {
-	f.pool(t.Model).Charge(f.request(t, t.RequestID, nil))
+	p := f.pool(t.Model)
+	if t.Weight <= 0 {
+		t.Weight = 1
+		if s, ok := p.user(t.UserID, f.now()); ok {
+			t.Weight = s.Weight
+		}
+	}
+	p.Charge(f.request(t, t.RequestID, nil))
 }
 
 // Settle replaces the estimated cost of a finished ticket by its real cost.
@@ -132,14 +154,57 @@ func (f *FairShare) Settle(t Ticket, cost int64) {
 	}
 }
 
-// Stats returns each model's per-user fair-share state, for the admin queue view.
-func (f *FairShare) Stats() map[string][]fairshare.UserStats {
-	out := make(map[string][]fairshare.UserStats, len(f.pools))
-	for m, p := range f.pools {
-		out[m] = p.Stats()
+// Deficit is the user's credit in model's pool, in tokens. It reads a snapshot of
+// the pool's per-user state that is refreshed at most every deficitRefresh: the
+// pool offers no per-user lookup, and its Stats is O(users), too slow for every
+// grant. The value is therefore up to deficitRefresh old.
+func (f *FairShare) Deficit(model string, user int64) int64 {
+	p := f.pools[model]
+	if p == nil {
+		return 0
 	}
-	return out
+	s, _ := p.user(user, f.now())
+	return s.Deficit
 }
+
+// user returns a user's state from the pool's snapshot, refreshing it when it is
+// deficitRefresh old.
+func (p *pool) user(id int64, now time.Time) (fairshare.UserStats, bool) {
+	if p.stats == nil || now.Sub(p.statsAt) >= deficitRefresh || now.Before(p.statsAt) {
+		p.stats, p.statsAt = p.Stats(), now
+	}
+	i, ok := slices.BinarySearchFunc(p.stats, id, func(s fairshare.UserStats, id int64) int { return cmp.Compare(s.User, id) })
+	if !ok {
+		return fairshare.UserStats{}, false
+	}
+	return p.stats[i], true
+}
+
+// Users appends every known user's state, summed over the model pools: weight is
+// the largest, penalty the smallest. O(users × models).
+func (f *FairShare) Users(dst []UserShare) []UserShare {
+	byUser := make(map[int64]int)
+	for _, p := range f.pools {
+		for _, s := range p.Stats() {
+			i, ok := byUser[s.User]
+			if !ok {
+				i = len(dst)
+				byUser[s.User] = i
+				dst = append(dst, UserShare{UserID: s.User, Penalty: 1})
+			}
+			u := &dst[i]
+			u.Weight = max(u.Weight, s.Weight)
+			u.Deficit += s.Deficit
+			u.BurstCredits += s.BurstCredits
+			u.RecentTokens += s.RecentTokens
+			u.Penalty = min(u.Penalty, s.Penalty)
+		}
+	}
+	return dst
+}
+
+// FairnessWindow is the pools' recent-usage window.
+func (f *FairShare) FairnessWindow() time.Duration { return f.params.FairnessWindow }
 
 // Position estimates where a waiter stands in its model's pool (1-based).
 func (f *FairShare) Position(w *Waiter) int {

@@ -34,6 +34,8 @@ type Waiter struct {
 	err      error
 	// Links of the policy's per-model list.
 	prev, next *Waiter
+	// Links of the Queue's per-model arrival list.
+	aprev, anext *Waiter
 }
 
 // Ticket returns the waiting ticket.

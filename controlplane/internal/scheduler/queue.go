@@ -38,6 +38,9 @@ type Grant struct {
 	Position int
 	// Waited is the time from Acquire to the grant.
 	Waited time.Duration
+	// Deficit is the user's fair-share credit in the model's pool, in tokens, just
+	// before the grant (0 for policies that keep none).
+	Deficit int64
 }
 
 // Options configure a Queue. Zero values take the defaults.
@@ -80,6 +83,15 @@ type counts map[int64]int
 
 func (c counts) InFlight(backendID int64) int { return c[backendID] }
 
+// dec decrements c[k], forgetting it at zero.
+func dec[K comparable](c map[K]int, k K) {
+	if n := c[k]; n > 1 {
+		c[k] = n - 1
+	} else {
+		delete(c, k)
+	}
+}
+
 // Queue grants backend slots to tickets in the order its Policy chooses. It is safe
 // for concurrent use.
 type Queue struct {
@@ -88,7 +100,13 @@ type Queue struct {
 
 	mu       sync.Mutex
 	policy   Policy
+	shares   Shares // policy, when it keeps per-user state; else nil
 	inflight counts
+	// In-flight slots per model and per user, for the queue view.
+	modelLoad map[string]int
+	userLoad  map[int64]int
+	// Waiters of each model in arrival order (oldest first), for the queue view.
+	arrivals map[string]*arrivalList
 	seq      uint64
 	scratch  []string
 }
@@ -100,7 +118,14 @@ func New(policy Policy, opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler metrics: %w", err)
 	}
-	return &Queue{opts: opts, metrics: m, policy: policy, inflight: make(counts)}, nil
+	shares, _ := policy.(Shares)
+	return &Queue{
+		opts: opts, metrics: m, policy: policy, shares: shares,
+		inflight:  make(counts),
+		modelLoad: make(map[string]int),
+		userLoad:  make(map[int64]int),
+		arrivals:  make(map[string]*arrivalList),
+	}, nil
 }
 
 // Acquire blocks until pick places t on a backend, and returns the grant. It fails
@@ -122,10 +147,11 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 			return Grant{}, err
 		}
 		if ok {
-			q.inflight[id]++
+			g := Grant{BackendID: id, Ticket: t, Deficit: q.deficit(t)}
 			q.policy.Charge(t)
+			q.hold(g)
 			q.mu.Unlock()
-			return Grant{BackendID: id, Ticket: t}, nil
+			return g, nil
 		}
 	}
 	if waiting >= q.opts.MaxQueuePerModel {
@@ -141,6 +167,7 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 		q.metrics.rejected.Inc()
 		return Grant{}, &QueueError{Kind: ErrQueueFull, Model: t.Model, Waiting: waiting, After: q.opts.RetryAfter, Cause: err}
 	}
+	q.arrival(t.Model).push(w)
 	q.metrics.depth(t.Model).Set(float64(q.policy.Len(t.Model)))
 	q.mu.Unlock()
 	return q.wait(ctx, w, pos)
@@ -171,6 +198,7 @@ func (q *Queue) wait(ctx context.Context, w *Waiter, pos int) (Grant, error) {
 	}
 	model := w.ticket.Model
 	q.policy.Remove(w)
+	q.unqueue(w)
 	w.finished = true
 	q.metrics.depth(model).Set(float64(q.policy.Len(model)))
 	// A removed head may have been the only thing blocking its model.
@@ -204,11 +232,9 @@ func (q *Queue) finish(w *Waiter, pos int) (Grant, error) {
 // request really used (for token-weighted policies). Call it once per grant.
 func (q *Queue) Release(g Grant, cost int64) {
 	q.mu.Lock()
-	if n := q.inflight[g.BackendID]; n > 1 {
-		q.inflight[g.BackendID] = n - 1
-	} else {
-		delete(q.inflight, g.BackendID)
-	}
+	dec(q.inflight, g.BackendID)
+	dec(q.modelLoad, g.Ticket.Model)
+	dec(q.userLoad, g.Ticket.UserID)
 	q.policy.Settle(g.Ticket, cost)
 	q.dispatchLocked()
 	q.mu.Unlock()
@@ -255,14 +281,19 @@ func (q *Queue) dispatchLocked() {
 			if err == nil && !ok {
 				break
 			}
+			var deficit int64
+			if err == nil {
+				deficit = q.deficit(w.ticket)
+			}
 			q.policy.Pop(model)
+			q.unqueue(w)
 			changed = true
 			w.finished = true
 			if err != nil {
 				w.err = err
 			} else {
-				q.inflight[id]++
-				w.grant = Grant{BackendID: id, Ticket: w.ticket, Waited: now.Sub(w.ticket.Enqueued)}
+				w.grant = Grant{BackendID: id, Ticket: w.ticket, Waited: now.Sub(w.ticket.Enqueued), Deficit: deficit}
+				q.hold(w.grant)
 			}
 			close(w.done)
 		}
