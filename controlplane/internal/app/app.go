@@ -110,6 +110,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Services: server.Services{
 			Admission: adm, Session: adm,
 			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st),
+			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{}),
 			Telemetry: tele,
 		},
 		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,

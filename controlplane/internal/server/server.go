@@ -38,6 +38,7 @@ type Services struct {
 	Session   controlplanev1.SessionServiceServer
 	Registry  adminv1.RegistryServiceServer
 	Identity  adminv1.IdentityServiceServer
+	Scheduler adminv1.SchedulerServiceServer
 	Telemetry nodeagentv1.TelemetryServiceServer
 }
 
@@ -101,6 +102,9 @@ func New(opts Options) *Server {
 	controlplanev1.RegisterSessionServiceServer(s.grpc, svc.Session)
 	adminv1.RegisterRegistryServiceServer(s.grpc, svc.Registry)
 	adminv1.RegisterIdentityServiceServer(s.grpc, svc.Identity)
+	if svc.Scheduler != nil {
+		adminv1.RegisterSchedulerServiceServer(s.grpc, svc.Scheduler)
+	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -121,6 +125,9 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 	}
 	if err := adminv1.RegisterIdentityServiceHandler(ctx, gw, conn); err != nil {
 		return fmt.Errorf("register identity gateway: %w", err)
+	}
+	if err := adminv1.RegisterSchedulerServiceHandler(ctx, gw, conn); err != nil {
+		return fmt.Errorf("register scheduler gateway: %w", err)
 	}
 	rest := &http.Server{
 		Handler:           s.restHandler(gw),

@@ -36,6 +36,9 @@ func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, err
 	if err := adminv1.RegisterIdentityServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register identity gateway: %w", err)
 	}
+	if err := adminv1.RegisterSchedulerServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register scheduler gateway: %w", err)
+	}
 	return mux, nil
 }
 
