@@ -153,6 +153,16 @@ func TestAdminAPIOnBothPorts(t *testing.T) {
 	require.True(t, reg.Created)
 	require.Equal(t, "healthy", reg.Backend.Status)
 
+	// The scheduler's queue view answers on both ports.
+	for _, base := range []string{c.RESTURL, c.DataPlaneURL} {
+		var queue struct {
+			Backends []map[string]any `json:"backends"`
+		}
+		status, err := c.AdminJSON(ctx, base, http.MethodGet, "/api/admin/queue", nil, &queue)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, status, base)
+	}
+
 	// No key: refused on both ports, in the same shape.
 	for _, base := range []string{c.RESTURL, c.DataPlaneURL} {
 		resp, err := http.Get(base + "/api/admin/backends")

@@ -23,8 +23,11 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine/ollama"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine/vllm"
+	"github.com/mindrouter/mindrouter/dataplane/internal/imagefetch"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
+	anthropicsurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
+	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -120,7 +123,14 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
 		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
 	}
-	rl, err := relay.New(a.cp, engines, relay.Config{MaxAttempts: cfg.MaxAttempts}, log.With(slog.String("component", "relay")), reg)
+	allowCIDRs, allowHosts, err := cfg.ImageFetchAllowList()
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	images := imagefetch.New(imagefetch.Config{Policy: imagefetch.Policy{AllowCIDRs: allowCIDRs, AllowHosts: allowHosts},
+		MaxBytes: cfg.ImageFetchMaxBytes, Timeout: cfg.ImageFetchTimeout})
+	rl, err := relay.New(a.cp, engines, relay.Config{MaxAttempts: cfg.MaxAttempts, Images: images, KeepThinkTags: cfg.KeepThinkTags},
+		log.With(slog.String("component", "relay")), reg)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
@@ -131,7 +141,10 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 	srv, err := server.New(server.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes,
 		Surfaces: []server.Surface{
+			// Before OpenAI: it owns /v1/messages, which the OpenAI surface's /v1/ would claim.
+			anthropicsurface.New(rl, a.cp, anthropicsurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "anthropic"))),
 			openaisurface.New(rl, a.cp, openaisurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "openai"))),
+			ollamasurface.New(rl, a.cp, rl, ollamasurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "ollama"))),
 		},
 		Admin:    admin,
 		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },

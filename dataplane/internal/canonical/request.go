@@ -183,6 +183,10 @@ type Thinking struct {
 	// Effort is "low", "medium" or "high" when the client named a level (which
 	// implies Enabled); empty otherwise.
 	Effort string
+	// BudgetTokens is Anthropic's thinking.budget_tokens; 0 when not given.
+	// Neither engine has a token budget for reasoning: engines map it to an
+	// effort level when no Effort is set (see docs/api.md).
+	BudgetTokens int64
 }
 
 // Sampling holds the generation parameters; nil pointers mean "engine default".

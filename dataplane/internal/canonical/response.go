@@ -27,6 +27,9 @@ type Choice struct {
 	Index        int
 	Message      Message
 	FinishReason FinishReason
+	// StopSequence is the client's stop sequence that ended the choice, when
+	// the engine said which (vLLM's stop_reason); empty otherwise.
+	StopSequence string
 }
 
 // Response is a complete (non-streamed) answer.
@@ -62,6 +65,9 @@ type Chunk struct {
 	ToolCalls []ToolCallDelta
 	// FinishReason is set on the last chunk of a choice.
 	FinishReason FinishReason
+	// StopSequence is the client's stop sequence that ended the choice, set
+	// with FinishReason when the engine said which; empty otherwise.
+	StopSequence string
 	// Usage is set on the chunk that reports the request's token counts (once,
 	// at the end of the stream).
 	Usage *Usage

@@ -46,6 +46,17 @@ type Config struct {
 	StreamWriteTimeout time.Duration
 	// ShutdownTimeout is how long streams in flight may finish at shutdown.
 	ShutdownTimeout time.Duration
+	// ImageFetchAllow lists CIDRs, IP addresses and host names (a leading "."
+	// allows subdomains) the image fetcher may reach although they are
+	// private, loopback, link-local or otherwise refused; empty by default.
+	ImageFetchAllow []string
+	// ImageFetchMaxBytes bounds one image fetched by URL.
+	ImageFetchMaxBytes int64
+	// ImageFetchTimeout bounds one image fetch.
+	ImageFetchTimeout time.Duration
+	// KeepThinkTags leaves a leading <think>…</think> block in answer content
+	// instead of moving it to the reasoning.
+	KeepThinkTags bool
 	// LogFormat is json or text.
 	LogFormat string
 	// LogLevel is debug, info, warn or error.
@@ -66,6 +77,8 @@ func NewDefault() Config {
 		ReleaseTimeout:       5 * time.Second,
 		StreamWriteTimeout:   60 * time.Second,
 		ShutdownTimeout:      30 * time.Second,
+		ImageFetchMaxBytes:   20 << 20,
+		ImageFetchTimeout:    10 * time.Second,
 		LogFormat:            "json",
 		LogLevel:             "info",
 	}
@@ -159,6 +172,15 @@ func (c Config) Validate() error {
 			bad("%s must not be negative (0 disables it); got %s", p.name, p.d)
 		}
 	}
+	if c.ImageFetchMaxBytes <= 0 {
+		bad("--image-fetch-max-bytes must be positive")
+	}
+	if c.ImageFetchTimeout <= 0 {
+		bad("--image-fetch-timeout must be positive; got %s", c.ImageFetchTimeout)
+	}
+	if _, _, err := c.ImageFetchAllowList(); err != nil {
+		bad("--image-fetch-allow: %v", err)
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("--log-format must be json or text; got %q", c.LogFormat)
 	}
@@ -192,6 +214,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("backend_header_timeout", c.BackendHeaderTimeout),
 		slog.Duration("backend_idle_timeout", c.BackendIdleTimeout), slog.Duration("release_timeout", c.ReleaseTimeout),
 		slog.Duration("stream_write_timeout", c.StreamWriteTimeout), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Any("image_fetch_allow", c.ImageFetchAllow), slog.Int64("image_fetch_max_bytes", c.ImageFetchMaxBytes),
+		slog.Duration("image_fetch_timeout", c.ImageFetchTimeout), slog.Bool("keep_think_tags", c.KeepThinkTags),
 		slog.String("log_format", c.LogFormat), slog.String("log_level", c.LogLevel),
 	)
 }

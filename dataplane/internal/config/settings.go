@@ -34,6 +34,10 @@ func (c *Config) settings() []setting {
 		{"release-timeout", "MINDROUTER_DP_RELEASE_TIMEOUT", "longest wait for one Release call; a `duration`", (*durationValue)(&c.ReleaseTimeout)},
 		{"stream-write-timeout", "MINDROUTER_DP_STREAM_WRITE_TIMEOUT", "longest wait for one write to a streaming client (0 = none); a `duration`", (*durationValue)(&c.StreamWriteTimeout)},
 		{"shutdown-timeout", "MINDROUTER_DP_SHUTDOWN_TIMEOUT", "how long streams in flight may finish at shutdown; a `duration`", (*durationValue)(&c.ShutdownTimeout)},
+		{"image-fetch-allow", "MINDROUTER_DP_IMAGE_FETCH_ALLOW", "comma-separated CIDRs, IPs and host `names` image URLs may reach although private, loopback or link-local (default none)", (*listValue)(&c.ImageFetchAllow)},
+		{"image-fetch-max-bytes", "MINDROUTER_DP_IMAGE_FETCH_MAX_BYTES", "largest image fetched by URL in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.ImageFetchMaxBytes)},
+		{"image-fetch-timeout", "MINDROUTER_DP_IMAGE_FETCH_TIMEOUT", "longest fetch of one image URL; a `duration`", (*durationValue)(&c.ImageFetchTimeout)},
+		{"keep-think-tags", "MINDROUTER_DP_KEEP_THINK_TAGS", "leave a leading <think> block in answers instead of moving it to the reasoning", (*boolValue)(&c.KeepThinkTags)},
 		{"log-format", "MINDROUTER_LOG_FORMAT", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
 		{"log-level", "MINDROUTER_LOG_LEVEL", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/reasoning"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -18,6 +19,7 @@ import (
 // attempt is one lease: one engine call and exactly one release.
 type attempt struct {
 	relay  *Relay
+	job    *job
 	call   Call
 	sink   Sink // nil for a non-streamed request
 	prompt int64
@@ -32,6 +34,8 @@ type attempt struct {
 	usage      *canonical.Usage // the engine's exact usage, if it gave one
 	counter    tokens.Counter
 	outcome    controlplanev1.Outcome
+	// think splits a leading <think> block out of each streamed choice.
+	think map[int]*reasoning.Splitter
 }
 
 // run dispatches the request and releases the lease whatever happens, panics
@@ -61,16 +65,17 @@ func (a *attempt) run(ctx context.Context) (res *Result, err error) {
 		ContextLength: a.lease.GetContextLength(), MaxOutputTokens: a.lease.GetMaxOutputTokens(),
 	}
 	res = &Result{Admission: a.adm}
-	if a.sink == nil {
-		res.Response, err = eng.Chat(ctx, t, a.call.Request)
+	switch {
+	case a.job.pool != nil:
+		a.usage, err = a.job.pool(ctx, eng, t, res)
 		if err == nil {
 			a.ttft = a.relay.cfg.Now().Sub(a.start)
-			a.counter.AddResponse(res.Response)
-			a.usage = res.Response.Usage
 		}
-	} else {
+	case a.sink == nil:
+		res.Response, err = a.chat(ctx, eng, t)
+	default:
 		a.sink.Admitted(a.adm)
-		err = eng.ChatStream(ctx, t, a.call.Request, a.emit)
+		err = a.chatStream(ctx, eng, t)
 	}
 	a.outcome = a.classify(ctx, err)
 	if err != nil {
@@ -79,10 +84,22 @@ func (a *attempt) run(ctx context.Context) (res *Result, err error) {
 	res.Usage = a.finalUsage()
 	if a.usage == nil {
 		u := res.Usage
-		if res.Response != nil {
+		switch {
+		case a.job.pool != nil:
+			res.setPoolUsage(u)
+		case res.Response != nil:
 			res.Response.Usage = &u
-		} else if err := a.deliver(canonical.Chunk{Usage: &u}); err != nil {
-			a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+		default:
+			if err := a.deliver(canonical.Chunk{Usage: &u}); err != nil {
+				a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+				return nil, err
+			}
+		}
+	}
+	if res.Response != nil {
+		// The answer is charged (the backend did the work) but not passed on
+		// as a success when it broke the format the client asked for.
+		if err := a.job.check.Response(res.Response); err != nil {
 			return nil, err
 		}
 	}
@@ -99,6 +116,9 @@ func (a *attempt) emit(c canonical.Chunk) error {
 	if c.Usage != nil {
 		u := *c.Usage
 		a.usage = &u
+	}
+	if !a.relay.cfg.KeepThinkTags {
+		a.splitThink(&c)
 	}
 	a.counter.Add(&c)
 	if c.Empty() {

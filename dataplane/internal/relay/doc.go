@@ -4,7 +4,14 @@
 // answer to the surface, retries on another backend when a backend fails before
 // anything reached the client, and settles every lease exactly once with the
 // outcome and the usage (the engine's exact numbers, or an estimate marked as
-// one).
+// one). It runs chat (Chat, ChatStream) and the non-chat operations (Embed,
+// Rerank, Score) the same way.
+//
+// Cross-cutting chat features live here so that every dialect gets them:
+// images given by URL are fetched behind the SSRF guard (after admission, so
+// only a valid key makes the gateway fetch), a leading <think> block in an
+// answer becomes reasoning (streamed too), and a non-streamed answer that
+// breaks the requested structured output is refused as KindUnprocessable.
 //
 // It must not parse or write any client dialect (surfaces do), speak any
 // backend's API (engines do) or talk gRPC (cpclient does).

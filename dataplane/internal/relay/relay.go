@@ -11,6 +11,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/structured"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -30,6 +31,18 @@ type Config struct {
 	MaxAttempts int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Images fetches the images a chat request gives by URL (imagefetch.Fetcher);
+	// nil leaves them as URLs, which an Ollama engine then refuses.
+	Images ImageResolver
+	// KeepThinkTags turns off moving a leading <think>…</think> block of an
+	// answer's content into its reasoning.
+	KeepThinkTags bool
+}
+
+// ImageResolver replaces the images of a request given by URL with inline
+// data (imagefetch.Fetcher). A refusal is a *canonical.Error.
+type ImageResolver interface {
+	Resolve(ctx context.Context, req *canonical.Request) error
 }
 
 // Relay runs requests: admit, dispatch, stream, release.
@@ -65,7 +78,13 @@ type Call struct {
 	Credential string
 	// Endpoint is the client-facing path, e.g. /v1/chat/completions.
 	Endpoint string
-	Request  *canonical.Request
+	// Request is the chat request of Chat and ChatStream; Embed, Rerank and
+	// Score take theirs as an argument and ignore it.
+	Request *canonical.Request
+	// Operation is what the control plane is asked to admit:
+	// OPERATION_COMPLETION for legacy text completions served as chat;
+	// zero means OPERATION_CHAT. Embed, Rerank and Score set their own.
+	Operation controlplanev1.Operation
 }
 
 // Admission is what a surface learns when a lease is granted.
@@ -94,8 +113,13 @@ type Sink interface {
 
 // Result is how a request ended.
 type Result struct {
-	// Response is the whole answer of a non-streamed request (with Usage set).
+	// Response is the whole answer of a non-streamed chat request (with Usage set).
 	Response *canonical.Response
+	// Embedding, Rerank and Score are the answers of Embed, Rerank and Score
+	// (with Usage set, estimated when the engine gave none).
+	Embedding *canonical.EmbeddingResponse
+	Rerank    *canonical.RerankResponse
+	Score     *canonical.ScoreResponse
 	// Usage is what was reported to the control plane.
 	Usage canonical.Usage
 	// Admission describes the lease that served the request.
@@ -106,27 +130,53 @@ type Result struct {
 var errClientGone = errors.New("client went away")
 
 // Chat runs a non-streamed request. Every retryable backend failure is retried
-// on another backend, up to MaxAttempts. Errors convert with canonical.AsError.
+// on another backend, up to MaxAttempts. Images given by URL are fetched (once,
+// after the first admission), a leading <think> block in the answer becomes
+// reasoning, and an answer that breaks the requested structured output is a
+// KindUnprocessable error (canonical.CodeInvalidOutput) although its tokens
+// are charged. Errors convert with canonical.AsError.
 func (r *Relay) Chat(ctx context.Context, call Call) (*Result, error) {
-	return r.run(ctx, call, nil)
+	j, err := r.chatJob(call, nil)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, j)
 }
 
 // ChatStream runs a streamed request, delivering chunks to sink. A retryable
 // backend failure is retried on another backend only while nothing has reached
 // the client; after that the error is returned and the surface ends the stream
 // with its dialect's error event. The stream always ends with a usage chunk
-// (the engine's, or an estimate marked Estimated).
+// (the engine's, or an estimate marked Estimated). A streamed answer cannot be
+// checked against a structured output format before it is sent, so it is not.
 func (r *Relay) ChatStream(ctx context.Context, call Call, sink Sink) (*Result, error) {
-	return r.run(ctx, call, sink)
+	j, err := r.chatJob(call, sink)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx, j)
 }
 
-func (r *Relay) run(ctx context.Context, call Call, sink Sink) (*Result, error) {
-	prompt := tokens.Prompt(call.Request)
+func (r *Relay) chatJob(call Call, sink Sink) (*job, error) {
+	req := call.Request
+	check, err := structured.New(req.ResponseFormat)
+	if err != nil {
+		return nil, err
+	}
+	op := call.Operation
+	if op == controlplanev1.Operation_OPERATION_UNSPECIFIED {
+		op = controlplanev1.Operation_OPERATION_CHAT
+	}
+	return &job{call: call, op: op, model: req.Model, prompt: tokens.Prompt(req), needs: Needs(req),
+		maxOut: req.Sampling.MaxTokens, stream: req.Stream, sink: sink, check: check}, nil
+}
+
+func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 	var excluded []int64
 	var lastErr error
 	for n := 1; n <= r.cfg.MaxAttempts; n++ {
 		admitStart := r.cfg.Now()
-		resp, err := r.cp.Admit(ctx, admitRequest(call, prompt, n, excluded))
+		resp, err := r.cp.Admit(ctx, j.admitRequest(n, excluded))
 		r.metrics.admitSeconds.Observe(r.cfg.Now().Sub(admitStart).Seconds())
 		if err != nil {
 			if lastErr != nil && noOtherBackend(err) {
@@ -134,7 +184,7 @@ func (r *Relay) run(ctx context.Context, call Call, sink Sink) (*Result, error) 
 			}
 			return nil, err
 		}
-		a := &attempt{relay: r, call: call, sink: sink, prompt: prompt, lease: resp.GetLease(),
+		a := &attempt{relay: r, job: j, call: j.call, sink: j.sink, prompt: j.prompt, lease: resp.GetLease(),
 			adm: Admission{Attempt: n, QueuePosition: resp.GetQueuePosition(), Queued: resp.GetQueued().AsDuration(),
 				Backend: resp.GetLease().GetBackendName(), Simulated: resp.GetLease().GetSimulated()}}
 		res, err := a.run(ctx)
@@ -149,27 +199,10 @@ func (r *Relay) run(ctx context.Context, call Call, sink Sink) (*Result, error) 
 		if n < r.cfg.MaxAttempts {
 			r.metrics.retries.Inc()
 			r.log.DebugContext(ctx, "backend failed before the first byte; retrying elsewhere",
-				slog.String("request_id", call.RequestID), slog.String("backend", a.adm.Backend), slog.Any("error", err))
+				slog.String("request_id", j.call.RequestID), slog.String("backend", a.adm.Backend), slog.Any("error", err))
 		}
 	}
 	return nil, allFailed(r.cfg.MaxAttempts, lastErr)
-}
-
-func admitRequest(call Call, prompt int64, attempt int, excluded []int64) *controlplanev1.AdmitRequest {
-	req := call.Request
-	return &controlplanev1.AdmitRequest{
-		RequestId:            call.RequestID,
-		Credential:           call.Credential,
-		Model:                req.Model,
-		Operation:            controlplanev1.Operation_OPERATION_CHAT,
-		Needs:                Needs(req),
-		PromptTokensEstimate: prompt,
-		MaxOutputTokens:      req.Sampling.MaxTokens,
-		Attempt:              int32(attempt),
-		ExcludedBackendIds:   excluded,
-		Endpoint:             call.Endpoint,
-		Stream:               req.Stream,
-	}
 }
 
 // Needs lists the capabilities a request needs from its model.

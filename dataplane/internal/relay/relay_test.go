@@ -34,6 +34,11 @@ type harness struct {
 
 func newHarness(t testing.TB, backends ...cpclienttest.Backend) *harness {
 	t.Helper()
+	return newHarnessConfig(t, relay.Config{}, backends...)
+}
+
+func newHarnessConfig(t testing.TB, cfg relay.Config, backends ...cpclienttest.Backend) *harness {
+	t.Helper()
 	fake := cpclienttest.Start(t)
 	fake.SetBackends(backends...)
 	conn, err := cpclient.Dial(fake.Addr())
@@ -57,7 +62,7 @@ func newHarness(t testing.TB, backends ...cpclienttest.Backend) *harness {
 		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: 5 * time.Second}),
 		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: 5 * time.Second}),
 	}
-	r, err := relay.New(cp, engines, relay.Config{}, log, prometheus.NewRegistry())
+	r, err := relay.New(cp, engines, cfg, log, prometheus.NewRegistry())
 	require.NoError(t, err)
 	return &harness{fake: fake, cp: cp, relay: r}
 }

@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -37,6 +38,19 @@ func (stubRelay) Chat(_ context.Context, call relay.Call) (*relay.Result, error)
 	return &relay.Result{Response: &canonical.Response{Choices: []canonical.Choice{{
 		Message: canonical.Message{Role: canonical.RoleAssistant, Content: []canonical.Part{canonical.TextPart("ok")}}, FinishReason: canonical.FinishStop,
 	}}, Usage: &canonical.Usage{Prompt: 1, Completion: 1}}}, nil
+}
+
+// Embed, Rerank and Score are not used by these tests.
+func (stubRelay) Embed(context.Context, relay.Call, *canonical.EmbeddingRequest) (*relay.Result, error) {
+	return nil, errors.New("not used")
+}
+
+func (stubRelay) Rerank(context.Context, relay.Call, *canonical.RerankRequest) (*relay.Result, error) {
+	return nil, errors.New("not used")
+}
+
+func (stubRelay) Score(context.Context, relay.Call, *canonical.ScoreRequest) (*relay.Result, error) {
+	return nil, errors.New("not used")
 }
 
 func (stubRelay) ChatStream(_ context.Context, call relay.Call, sink relay.Sink) (*relay.Result, error) {

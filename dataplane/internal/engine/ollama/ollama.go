@@ -44,6 +44,7 @@ func New(cfg Config) *Engine {
 var _ engine.Engine = (*Engine)(nil)
 
 func (e *Engine) body(t engine.Target, req *canonical.Request, streaming bool) ([]byte, error) {
+	req = withThink(req, t.Model)
 	return wire.EncodeUpstreamRequest(req, wire.UpstreamOptions{
 		Model:     t.Model,
 		NumCtx:    t.ContextLength,
@@ -52,8 +53,8 @@ func (e *Engine) body(t engine.Target, req *canonical.Request, streaming bool) (
 	})
 }
 
-// Chat runs a non-streamed /api/chat call.
-func (e *Engine) Chat(ctx context.Context, t engine.Target, req *canonical.Request) (*canonical.Response, error) {
+// chatOnce runs one non-streamed /api/chat call.
+func (e *Engine) chatOnce(ctx context.Context, t engine.Target, req *canonical.Request) (*canonical.Response, error) {
 	body, err := e.body(t, req, false)
 	if err != nil {
 		return nil, err
@@ -73,8 +74,8 @@ func (e *Engine) Chat(ctx context.Context, t engine.Target, req *canonical.Reque
 	return out, nil
 }
 
-// ChatStream runs a streamed /api/chat call.
-func (e *Engine) ChatStream(ctx context.Context, t engine.Target, req *canonical.Request, emit func(canonical.Chunk) error) error {
+// streamOnce runs one streamed /api/chat call.
+func (e *Engine) streamOnce(ctx context.Context, t engine.Target, req *canonical.Request, emit func(canonical.Chunk) error) error {
 	body, err := e.body(t, req, true)
 	if err != nil {
 		return err

@@ -1,5 +1,7 @@
 // Package openai is the OpenAI-compatible HTTP surface: POST
-// /v1/chat/completions (whole or streamed as server-sent events) and GET
+// /v1/chat/completions (whole or streamed as server-sent events), POST
+// /v1/completions (legacy text completions, served through chat), POST
+// /v1/embeddings, POST /v1/rerank and /v1/score (vLLM's shapes) and GET
 // /v1/models. It authenticates the request's shape (a key is present), decodes
 // with translate/openai, hands the canonical request to the relay and writes
 // the answer, the stream and every error in OpenAI's own shapes.

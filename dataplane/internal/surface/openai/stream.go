@@ -9,13 +9,19 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
 
-// sseSink writes a relay's chunks as chat.completion.chunk events. Headers go
-// out with the first event, so that an error before it is still an ordinary
-// JSON error response with its own status.
+// chunkEncoder writes canonical chunks as one dialect's events
+// (openai.ChunkEncoder, openai.CompletionChunkEncoder).
+type chunkEncoder interface {
+	AppendChunk(dst []byte, c *canonical.Chunk) []byte
+}
+
+// sseSink writes a relay's chunks as server-sent events. Headers go out with
+// the first event, so that an error before it is still an ordinary JSON error
+// response with its own status.
 type sseSink struct {
 	w       http.ResponseWriter
 	sw      *stream.SSEWriter
-	enc     *openai.ChunkEncoder
+	enc     chunkEncoder
 	buf     []byte
 	adm     relay.Admission
 	started bool
@@ -43,13 +49,13 @@ func (k *sseSink) Chunk(c canonical.Chunk) error {
 	return k.sw.Raw(k.buf)
 }
 
-func (s *Surface) stream(w http.ResponseWriter, r *http.Request, call relay.Call, meta openai.Meta) {
-	sink := &sseSink{
-		w:   w,
-		sw:  stream.NewSSEWriter(w, s.cfg.WriteTimeout),
-		enc: openai.NewChunkEncoder(meta, call.Request.IncludeUsage),
-	}
-	_, err := s.relay.ChatStream(r.Context(), call, sink)
+// stream runs a streamed request through run and ends the stream: with
+// [DONE] (after whatever tail appends, e.g. a summed usage event) on success,
+// with an error event when the stream had started, or with an ordinary error
+// response when it had not.
+func (s *Surface) stream(w http.ResponseWriter, r *http.Request, enc chunkEncoder, run func(relay.Sink) error, tail func([]byte) []byte) {
+	sink := &sseSink{w: w, sw: stream.NewSSEWriter(w, s.cfg.WriteTimeout), enc: enc}
+	err := run(sink)
 	switch {
 	case err != nil && !sink.started:
 		s.WriteError(w, r, err)
@@ -57,6 +63,10 @@ func (s *Surface) stream(w http.ResponseWriter, r *http.Request, call relay.Call
 		s.writeStreamError(r, sink.sw, err)
 	default:
 		sink.start()
-		_ = sink.sw.Raw(openai.AppendDone(sink.buf[:0]))
+		b := sink.buf[:0]
+		if tail != nil {
+			b = tail(b)
+		}
+		_ = sink.sw.Raw(openai.AppendDone(b))
 	}
 }

@@ -22,6 +22,9 @@ import (
 type Relay interface {
 	Chat(ctx context.Context, call relay.Call) (*relay.Result, error)
 	ChatStream(ctx context.Context, call relay.Call, sink relay.Sink) (*relay.Result, error)
+	Embed(ctx context.Context, call relay.Call, req *canonical.EmbeddingRequest) (*relay.Result, error)
+	Rerank(ctx context.Context, call relay.Call, req *canonical.RerankRequest) (*relay.Result, error)
+	Score(ctx context.Context, call relay.Call, req *canonical.ScoreRequest) (*relay.Result, error)
 }
 
 // Catalog lists the models a credential may use (cpclient.Client).
@@ -68,6 +71,10 @@ func New(r Relay, c Catalog, cfg Config, log *slog.Logger) *Surface {
 // Register adds the surface's routes to mux.
 func (s *Surface) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	mux.HandleFunc("POST /v1/completions", s.completions)
+	mux.HandleFunc("POST /v1/embeddings", s.embeddings)
+	mux.HandleFunc("POST /v1/rerank", s.rerank)
+	mux.HandleFunc("POST /v1/score", s.score)
 	mux.HandleFunc("GET /v1/models", s.models)
 }
 
@@ -85,15 +92,34 @@ func Credential(r *http.Request) string {
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
 
-func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
-	credential := Credential(r)
+// read authenticates the request's shape (a key is present) and reads its
+// body; on failure it has answered.
+func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
+	credential = Credential(r)
 	if credential == "" {
 		s.WriteError(w, r, errMissingKey)
-		return
+		return "", nil, false
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		s.WriteError(w, r, readError(err))
+		return "", nil, false
+	}
+	return credential, body, true
+}
+
+// requestID is the id usage is keyed by: the server's unique id, never the
+// client's X-Request-ID.
+func requestID(r *http.Request) string {
+	if id := requestid.Unique(r.Context()); id != "" {
+		return id
+	}
+	return requestid.New()
+}
+
+func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	credential, body, ok := s.read(w, r)
+	if !ok {
 		return
 	}
 	req, err := openai.DecodeChatRequest(body)
@@ -101,14 +127,15 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestid.Unique(r.Context())
-	if id == "" {
-		id = requestid.New()
-	}
+	id := requestID(r)
 	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
 	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
 	if req.Stream {
-		s.stream(w, r, call, meta)
+		enc := openai.NewChunkEncoder(meta, call.Request.IncludeUsage)
+		s.stream(w, r, enc, func(sink relay.Sink) error {
+			_, err := s.relay.ChatStream(r.Context(), call, sink)
+			return err
+		}, nil)
 		return
 	}
 	res, err := s.relay.Chat(r.Context(), call)
@@ -121,8 +148,13 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
+	writeJSON(w, res.Admission, b)
+}
+
+// writeJSON writes a successful JSON answer with the admission headers.
+func writeJSON(w http.ResponseWriter, a relay.Admission, b []byte) {
 	h := w.Header()
-	admissionHeaders(h, res.Admission)
+	admissionHeaders(h, a)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)

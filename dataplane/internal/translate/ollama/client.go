@@ -16,18 +16,47 @@ import (
 // true as in Ollama; option keys the canonical model does not name are kept in
 // EngineOptions for Ollama engines. Tool calls without ids get call_<message>_<n>
 // and tool results without tool_call_id are matched to the calls in order, so
-// the history also works on OpenAI-compatible engines.
+// the history also works on OpenAI-compatible engines. A body without messages
+// is refused; DecodeChat accepts it as a Load.
 func DecodeChatRequest(body []byte) (*canonical.Request, error) {
-	var w ChatRequest
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
+	req, load, err := DecodeChat(body)
+	if err != nil {
+		return nil, err
 	}
-	if strings.TrimSpace(w.Model) == "" {
-		return nil, canonical.Invalid("model", "model is required")
-	}
-	if len(w.Messages) == 0 {
+	if load != nil {
 		return nil, canonical.Invalid("messages", "messages must be a non-empty array")
 	}
+	return req, nil
+}
+
+// DecodeChat parses a client's POST /api/chat body as DecodeChatRequest does,
+// except that a body without messages, which Ollama clients send to load a
+// model (or, with keep_alive 0, to unload it), returns a Load and no request.
+func DecodeChat(body []byte) (*canonical.Request, *Load, error) {
+	var w ChatRequest
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, nil, jsonError(err)
+	}
+	if strings.TrimSpace(w.Model) == "" {
+		return nil, nil, canonical.Invalid("model", "model is required")
+	}
+	if len(w.Messages) == 0 {
+		return nil, &Load{Model: w.Model, Unload: keepAliveZero(w.KeepAlive)}, nil
+	}
+	req, err := w.canonical()
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, nil, nil
+}
+
+// jsonError is the refusal of a body that is not the expected JSON.
+func jsonError(err error) *canonical.Error {
+	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
+}
+
+// canonical converts a decoded /api/chat body that has messages.
+func (w *ChatRequest) canonical() (*canonical.Request, error) {
 	req := &canonical.Request{Model: w.Model, Stream: w.Stream == nil || *w.Stream, IncludeUsage: true}
 	var pending []string // ids of the latest assistant calls not yet answered
 	for i, m := range w.Messages {
@@ -40,14 +69,11 @@ func DecodeChatRequest(body []byte) (*canonical.Request, error) {
 		if m.Content != "" {
 			cm.Content = append(cm.Content, canonical.TextPart(m.Content))
 		}
-		for j, img := range m.Images {
-			data, err := base64.StdEncoding.DecodeString(img)
-			if err != nil {
-				return nil, canonical.Invalid(fmt.Sprintf("messages[%d].images[%d]", i, j), "images must be base64-encoded")
-			}
-			cm.Content = append(cm.Content, canonical.Part{Type: canonical.PartImage,
-				Image: &canonical.Image{Data: img, MediaType: http.DetectContentType(data)}})
+		images, err := decodeImages(fmt.Sprintf("messages[%d].images", i), m.Images)
+		if err != nil {
+			return nil, err
 		}
+		cm.Content = append(cm.Content, images...)
 		if len(m.ToolCalls) > 0 {
 			pending = pending[:0]
 		}
@@ -70,17 +96,38 @@ func DecodeChatRequest(body []byte) (*canonical.Request, error) {
 		}
 		req.Tools = append(req.Tools, canonical.Tool{Name: t.Function.Name, Description: t.Function.Description, Parameters: t.Function.Parameters})
 	}
-	var err error
-	if req.ResponseFormat, err = decodeFormat(w.Format); err != nil {
-		return nil, err
-	}
-	if req.Think, err = decodeThink(w.Think); err != nil {
-		return nil, err
-	}
-	if err := decodeOptions(w.Options, req); err != nil {
+	if err := decodeControls(req, w.Format, w.Think, w.Options); err != nil {
 		return nil, err
 	}
 	return req, nil
+}
+
+// decodeControls decodes the format, think and options fields /api/chat and
+// /api/generate share.
+func decodeControls(req *canonical.Request, format, think json.RawMessage, opts map[string]any) error {
+	var err error
+	if req.ResponseFormat, err = decodeFormat(format); err != nil {
+		return err
+	}
+	if req.Think, err = decodeThink(think); err != nil {
+		return err
+	}
+	return decodeOptions(opts, req)
+}
+
+// decodeImages turns base64 images into image parts; param names the field
+// in refusals (an index is appended).
+func decodeImages(param string, images []string) ([]canonical.Part, error) {
+	var parts []canonical.Part
+	for j, img := range images {
+		data, err := base64.StdEncoding.DecodeString(img)
+		if err != nil || len(data) == 0 {
+			return nil, canonical.Invalid(fmt.Sprintf("%s[%d]", param, j), "images must be non-empty and base64-encoded")
+		}
+		parts = append(parts, canonical.Part{Type: canonical.PartImage,
+			Image: &canonical.Image{Data: img, MediaType: http.DetectContentType(data)}})
+	}
+	return parts, nil
 }
 
 func decodeFormat(raw json.RawMessage) (*canonical.ResponseFormat, error) {
@@ -117,7 +164,9 @@ func decodeThink(raw json.RawMessage) (*canonical.Thinking, error) {
 	return nil, canonical.Invalid("think", `think must be true, false, "low", "medium" or "high"`)
 }
 
-// decodeOptions maps the options the canonical model names and keeps the rest.
+// decodeOptions maps the options the canonical model names, drops the ones the
+// gateway decides (num_ctx and the load-time runner options) and keeps the rest
+// for Ollama engines.
 func decodeOptions(opts map[string]any, req *canonical.Request) error {
 	s := &req.Sampling
 	for k, v := range opts {
@@ -146,6 +195,10 @@ func decodeOptions(opts map[string]any, req *canonical.Request) error {
 			}
 		case "num_ctx":
 			// The gateway sizes the context window from the catalog.
+		case "num_batch", "num_gpu", "main_gpu", "use_mmap", "use_mlock", "num_thread", "low_vram", "f16_kv", "vocab_only", "numa":
+			// Load-time (runner) options: a value other than the backend's
+			// own would make Ollama reload the model for everyone; the
+			// operator sets them on the backend.
 		case "stop":
 			s.Stop, err = strList(v)
 		default:

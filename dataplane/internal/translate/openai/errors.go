@@ -64,6 +64,10 @@ func errorObject(err *canonical.Error) (int, ErrorObject) {
 	if err.Code != "" {
 		code = err.Code
 	}
+	if err.Code == canonical.CodeInvalidOutput {
+		// The model's answer, not the request, was at fault.
+		typ = "invalid_response_error"
+	}
 	msg := err.Message
 	if msg == "" {
 		msg = http.StatusText(status)

@@ -183,18 +183,20 @@ func decodeContent(param string, c *Content) ([]canonical.Part, error) {
 	return parts, nil
 }
 
-// decodeImage reads a data: URL into inline data or keeps an http(s) URL.
+// decodeImage reads a data: URL into inline data or keeps an http(s) URL,
+// which the relay fetches (behind its SSRF guard) before dispatch.
 func decodeImage(param string, u *ImageURL) (*canonical.Image, error) {
-	url := u.URL
-	if rest, ok := strings.CutPrefix(url, "data:"); ok {
-		meta, data, found := strings.Cut(rest, ",")
-		mediaType, isBase64 := strings.CutSuffix(meta, ";base64")
-		if !found || !isBase64 || data == "" {
-			return nil, canonical.Invalid(param, "image data URLs must look like data:<media type>;base64,<data>")
+	url := strings.TrimSpace(u.URL)
+	if strings.HasPrefix(url, "data:") {
+		im, err := canonical.ParseDataURL(url)
+		if err != nil {
+			return nil, canonical.Invalid(param, err.Error())
 		}
-		return &canonical.Image{MediaType: mediaType, Data: data, Detail: u.Detail}, nil
+		im.Detail = u.Detail
+		return im, nil
 	}
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
+	lower := strings.ToLower(url)
+	if !strings.HasPrefix(lower, "http://") && !strings.HasPrefix(lower, "https://") {
 		return nil, canonical.Invalid(param, "image URLs must be http(s) or base64 data: URLs")
 	}
 	return &canonical.Image{URL: url, Detail: u.Detail}, nil
@@ -344,7 +346,7 @@ func (w *ChatRequest) thinking() (*canonical.Thinking, error) {
 	if t == nil && w.Thinking != nil {
 		switch w.Thinking.Type {
 		case "enabled", "adaptive":
-			t = &canonical.Thinking{Enabled: true}
+			t = &canonical.Thinking{Enabled: true, BudgetTokens: max(w.Thinking.BudgetTokens, 0)}
 		case "disabled":
 			t = &canonical.Thinking{Enabled: false}
 		default:

@@ -21,8 +21,8 @@ type UpstreamOptions struct {
 // EncodeUpstreamRequest writes the body of POST /v1/chat/completions for an
 // OpenAI-compatible engine (vLLM): system messages first, images as data: URLs,
 // json_object promoted to a json_schema (vLLM's guided decoding is reliable only
-// with a schema), reasoning controls as chat_template_kwargs.enable_thinking and
-// reasoning_effort, and stream_options.include_usage always on when streaming so
+// with a schema), reasoning controls as chat_template_kwargs.enable_thinking
+// (and .thinking) and reasoning_effort (a budget_tokens becomes a level), and stream_options.include_usage always on when streaming so
 // that usage is exact whatever the client asked.
 func EncodeUpstreamRequest(req *canonical.Request, opts UpstreamOptions) ([]byte, error) {
 	msgs := req.SystemFirst()
@@ -64,9 +64,14 @@ func EncodeUpstreamRequest(req *canonical.Request, opts UpstreamOptions) ([]byte
 	}
 	w.ResponseFormat = encodeResponseFormat(req.ResponseFormat)
 	if t := req.Think; t != nil {
-		w.ChatTemplateKwargs = map[string]any{"enable_thinking": t.Enabled}
-		if t.Enabled && t.Effort != "" {
+		// enable_thinking is Qwen3's (and most templates') switch, thinking
+		// DeepSeek-V3.1's and Granite's; templates ignore keys they do not use.
+		w.ChatTemplateKwargs = map[string]any{"enable_thinking": t.Enabled, "thinking": t.Enabled}
+		if t.Enabled {
 			w.ReasoningEffort = t.Effort
+			if w.ReasoningEffort == "" && t.BudgetTokens > 0 {
+				w.ReasoningEffort = canonical.EffortForBudget(t.BudgetTokens)
+			}
 		}
 	}
 	return json.Marshal(&w)
