@@ -43,7 +43,7 @@ test-unit: ## Unit and integration tests of the product modules only (no e2e mod
 test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 	$(GOTEST) $(TESTFLAGS) ./dataplane/e2e/...
 
-bench: ## Go benchmarks of the hot path (figures go to docs/benchmarks.md)
+bench: ## Go benchmarks of the hot path (translators, relay, scheduler, key verification, quotas)
 	$(GOTEST) -run '^$$' -bench . -benchmem -count=1 ./controlplane/... ./dataplane/...
 
 bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for docs/scheduler.md)
