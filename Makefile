@@ -7,7 +7,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench bench-scheduler fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench bench-scheduler bench-admit fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -48,6 +48,9 @@ bench: ## Go benchmarks of the hot path (translators, relay, scheduler, key veri
 
 bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for docs/scheduler.md)
 	go run ./controlplane/cmd/mindrouter-schedsim
+
+bench-admit: ## Admit+Release over real gRPC: closed loop and open loop at 5,000/s (prints a table)
+	go run ./controlplane/cmd/mindrouter-admitbench
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each
 	@FUZZTIME=$${FUZZTIME:-30s} ./deploy/local/fuzz.sh
