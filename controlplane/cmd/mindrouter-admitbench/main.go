@@ -39,6 +39,7 @@ type config struct {
 	policy     string
 	tracing    string
 	gogc       int
+	floor      bool
 	cpuprofile string
 	// blockprofile, when set, receives the blocking and mutex-contention profile.
 	blockprofile string
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&cfg.backends, "backends", 4, "backends serving the model")
 	flag.IntVar(&cfg.slots, "slots", 64, "slots (max_concurrent) per backend")
 	flag.StringVar(&cfg.policy, "policy", "wdrr", "queue order: wdrr or fifo")
+	flag.BoolVar(&cfg.floor, "floor", false, "measure the gRPC floor instead: two ListModels calls (same server, interceptors and auth) per pair")
 	flag.IntVar(&cfg.gogc, "gogc", 100, "garbage-collector target percentage (debug.SetGCPercent; Go's default 100)")
 	flag.StringVar(&cfg.tracing, "tracing", "sdk", "server tracer provider: sdk (production: spans recorded, not exported) or noop")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
@@ -116,7 +118,11 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		}()
 	}
 	defer debug.SetGCPercent(debug.SetGCPercent(cfg.gogc))
-	fmt.Fprintf(w, "Admit+Release over gRPC on 127.0.0.1: %d backends × %d slots, %d users, policy %s, %d connections, "+
+	what := "Admit+Release"
+	if cfg.floor {
+		what = "Floor (ListModels×2 in place of Admit+Release)"
+	}
+	fmt.Fprintf(w, what+" over gRPC on 127.0.0.1: %d backends × %d slots, %d users, policy %s, %d connections, "+
 		"hold %s, tracing %s, GOGC %d, %s measured after %s warm-up, GOMAXPROCS %d, %s/%s.\n\n",
 		cfg.backends, cfg.slots, cfg.users, cfg.policy, cfg.conns, cfg.hold, cfg.tracing, cfg.gogc, cfg.duration, cfg.warmup,
 		runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
@@ -163,7 +169,7 @@ func once(ctx context.Context, cfg config, mode string) (res result, err error) 
 		return result{}, err
 	}
 	defer func() { err = errors.Join(err, c.stop()) }()
-	cl, err := dial(c.addr, cfg.conns, cfg.users)
+	cl, err := dial(c.addr, cfg.conns, cfg.users, cfg.floor)
 	if err != nil {
 		return result{}, err
 	}

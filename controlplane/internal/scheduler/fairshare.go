@@ -1,7 +1,6 @@
 package scheduler
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -29,8 +28,16 @@ const deficitRefresh = 100 * time.Millisecond
 // pool is one model's fair-share pool with the snapshot Deficit reads.
 type pool struct {
 	*fairshare.Pool
-	stats   []fairshare.UserStats // sorted by user
+	// The snapshot: users in ascending order and each one's state.
+	users   []int64
+	stats   []userState
 	statsAt time.Time
+}
+
+// userState is what the snapshot keeps of a user.
+type userState struct {
+	deficit int64
+	weight  int
 }
 
 // NewFairShare returns an empty fair-share policy with the given parameters.
@@ -141,7 +148,7 @@ func (f *FairShare) Charge(t Ticket) {
 	if t.Weight <= 0 {
 		t.Weight = 1
 		if s, ok := p.user(t.UserID, f.now()); ok {
-			t.Weight = s.Weight
+			t.Weight = s.weight
 		}
 	}
 	p.Charge(f.request(t, t.RequestID, nil))
@@ -164,18 +171,26 @@ func (f *FairShare) Deficit(model string, user int64) int64 {
 		return 0
 	}
 	s, _ := p.user(user, f.now())
-	return s.Deficit
+	return s.deficit
 }
 
 // user returns a user's state from the pool's snapshot, refreshing it when it is
 // deficitRefresh old.
-func (p *pool) user(id int64, now time.Time) (fairshare.UserStats, bool) {
-	if p.stats == nil || now.Sub(p.statsAt) >= deficitRefresh || now.Before(p.statsAt) {
-		p.stats, p.statsAt = p.Stats(), now
+func (p *pool) user(id int64, now time.Time) (userState, bool) {
+	if p.users == nil || now.Sub(p.statsAt) >= deficitRefresh || now.Before(p.statsAt) {
+		p.users, p.stats = p.users[:0], p.stats[:0]
+		for _, s := range p.Stats() { // ordered by user
+			p.users = append(p.users, s.User)
+			p.stats = append(p.stats, userState{deficit: s.Deficit, weight: s.Weight})
+		}
+		if p.users == nil {
+			p.users = []int64{}
+		}
+		p.statsAt = now
 	}
-	i, ok := slices.BinarySearchFunc(p.stats, id, func(s fairshare.UserStats, id int64) int { return cmp.Compare(s.User, id) })
+	i, ok := slices.BinarySearch(p.users, id)
 	if !ok {
-		return fairshare.UserStats{}, false
+		return userState{}, false
 	}
 	return p.stats[i], true
 }
