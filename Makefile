@@ -7,7 +7,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench bench-scheduler bench-admit fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -43,8 +43,16 @@ test-unit: ## Unit and integration tests of the product modules only (no e2e mod
 test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 	$(GOTEST) $(TESTFLAGS) ./dataplane/e2e/...
 
-bench: ## Go benchmarks of the hot path (translators, relay, scheduler, key verification, quotas)
+LOADBENCH_DURATION ?= 10s
+bench: ## Go benchmarks of the hot path, then gateway-vs-direct (writes docs/benchmarks.md)
 	$(GOTEST) -run '^$$' -bench . -benchmem -count=1 ./controlplane/... ./dataplane/...
+	go run ./dataplane/e2e/cmd/mindrouter-loadbench -duration $(LOADBENCH_DURATION)
+
+soak: ## 10-minute soak through the gateway (writes the soak section of docs/benchmarks.md)
+	go run ./dataplane/e2e/cmd/mindrouter-loadbench -only-soak -soak 10m
+
+bench-smoke: ## Smoke run of the load harness (~1 min, writes nothing)
+	go run ./dataplane/e2e/cmd/mindrouter-loadbench -quick
 
 bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for docs/scheduler.md)
 	go run ./controlplane/cmd/mindrouter-schedsim
