@@ -17,6 +17,9 @@ type verified struct {
 	expiresAt  time.Time // zero: never
 	userActive bool
 	expires    time.Time // when the cache entry goes stale
+	// hash is the stored Argon2id hash this entry was verified against: a stale
+	// entry whose row still carries the same hash needs no second Argon2 run.
+	hash string
 }
 
 // verifyCache remembers verified keys and, briefly, unknown digests. Both maps are
@@ -50,6 +53,14 @@ func (c *verifyCache) get(d digest, now time.Time) (*verified, bool) {
 		return nil, false
 	}
 	return v, true
+}
+
+// stale returns d's entry even when it has gone stale (nil when there is none, for
+// example after a revocation evicted it).
+func (c *verifyCache) stale(d digest) *verified {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.pos[d]
 }
 
 // unknown reports whether d was recently looked up and not found.

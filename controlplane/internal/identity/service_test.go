@@ -39,8 +39,15 @@ func TestVerifyCachesAfterOneArgon2(t *testing.T) {
 	f.clock.Advance(61 * time.Second)
 	_, err = f.svc.Verify(ctx, full)
 	require.NoError(t, err)
-	assert.Equal(t, 2, f.argon2Count(), "an expired cache entry is verified again")
-	assert.Equal(t, int64(2), f.st.lookups.Load())
+	assert.Equal(t, 1, f.argon2Count(), "an expired entry re-reads the row but does not hash the same key again")
+	assert.Equal(t, int64(2), f.st.lookups.Load(), "an expired entry re-reads the key's row")
+
+	// After a revocation evicted the entry, a later sighting is verified from scratch.
+	_, err = f.svc.Revoke(ctx, k.ID)
+	require.NoError(t, err)
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrCredentialRevoked)
+	assert.Equal(t, 2, f.argon2Count(), "no stale entry survives a revocation")
 }
 
 func TestVerifyRejects(t *testing.T) {
