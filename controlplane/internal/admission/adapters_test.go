@@ -9,6 +9,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scoring"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -67,4 +68,58 @@ func TestSentinelsMapLikeTheirOrigins(t *testing.T) {
 	var ra interface{ RetryAfter() time.Duration }
 	require.True(t, errors.As(err, &ra))
 	require.Positive(t, ra.RetryAfter())
+}
+
+// fakeScoring serves fixed scoring inputs.
+type fakeScoring map[int64]scoring.Input
+
+func (f fakeScoring) ScoringInput(id int64, loaded bool, inFlight int) (scoring.Input, bool) {
+	in, ok := f[id]
+	in.Loaded, in.InFlight = loaded, inFlight
+	return in, ok
+}
+
+func TestTableScorerFollowsTheReferenceTable(t *testing.T) {
+	t.Parallel()
+	src := fakeScoring{
+		1: {BackendID: 1, Name: "busy-gpu", GPUUtilization: 0.9, LatencyEMA: 5 * time.Second, MaxConcurrent: 4, Throughput: 10},
+		2: {BackendID: 2, Name: "idle-gpu", GPUUtilization: 0.1, LatencyEMA: 500 * time.Millisecond, MaxConcurrent: 4, Throughput: 40},
+	}
+	sc := newTableScorer(src, scoring.Weights{})
+	cands := []Candidate{
+		{BackendID: 1, BackendName: "busy-gpu", MaxConcurrent: 4, Loaded: true},
+		{BackendID: 2, BackendName: "idle-gpu", MaxConcurrent: 4},
+		// Removed from the registry since the plan was made: scored from the plan.
+		{BackendID: 3, BackendName: "gone", MaxConcurrent: 1, Priority: 1},
+	}
+	out := make([]Score, len(cands))
+	i, trial := choose(sc, nil, ScoreInput{Candidates: cands, Load: loadMap(map[int64]int{1: 1, 3: 1})}, out)
+	require.False(t, trial)
+	// Loaded is worth 100: the busy backend with the model resident wins.
+	require.Equal(t, 0, i)
+	comp := func(s Score) map[string]float64 {
+		m := map[string]float64{}
+		for _, c := range s.Components {
+			m[c.Name] = c.Value
+		}
+		return m
+	}
+	busy, idle := comp(out[0]), comp(out[1])
+	require.InDelta(t, 100, busy["loaded"], 1e-9)
+	require.InDelta(t, 5, busy["gpu_utilization"], 1e-9) // 50 × (1 − 0.9)
+	require.InDelta(t, 20, busy["latency"], 1e-9)        // 40 / (1 + 5 s / 5 s)
+	require.InDelta(t, 22.5, busy["queue"], 1e-9)        // 30 × 3/4 free
+	require.InDelta(t, 5, busy["throughput"], 1e-9)      // 20 × 10/40
+	require.InDelta(t, 152.5, out[0].Total, 1e-9)
+	require.InDelta(t, 0, idle["loaded"], 1e-9)
+	require.InDelta(t, 45, idle["gpu_utilization"], 1e-9)
+	require.InDelta(t, 20, idle["throughput"], 1e-9)
+	require.True(t, out[1].Eligible)
+	require.False(t, out[2].Eligible, "its one slot is in use")
+	require.Equal(t, reasonFull, out[2].ExcludedReason)
+
+	// Without the model resident anywhere the idle, fast backend wins.
+	cands[0].Loaded = false
+	i, _ = choose(sc, nil, ScoreInput{Candidates: cands, Load: loadMap(nil)}, out)
+	require.Equal(t, 1, i)
 }

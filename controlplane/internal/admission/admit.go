@@ -64,6 +64,10 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 		err = fmt.Errorf("admit: %w", ctx.Err())
 	}
 	if err != nil {
+		if pl.trial {
+			// The slot was granted and dropped: the trial never ran.
+			s.reg.AbandonTrial(pl.chosen.BackendID)
+		}
 		s.acct.Settle(p, Settlement{Reservation: res})
 		return nil, err
 	}
@@ -76,6 +80,7 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 		grant:     g,
 		principal: p,
 		reserved:  res,
+		trial:     pl.trial,
 		admitted:  now,
 		expires:   now.Add(s.opts.LeaseTTL),
 	}
@@ -118,8 +123,10 @@ type plan struct {
 	cost     int64
 	// scores are the verdicts on cands of the latest pick.
 	scores []Score
-	// chosen is set by pick when it places the ticket.
+	// chosen is set by pick when it places the ticket; trial is true when the
+	// request is the chosen backend's half-open circuit trial.
 	chosen Candidate
+	trial  bool
 }
 
 // filteredCandidate is a candidate removed before scoring, and why.
@@ -135,7 +142,7 @@ func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
 	if pl == nil {
 		pl = &plan{s: s}
 	}
-	pl.req, pl.chosen = req, Candidate{}
+	pl.req, pl.chosen, pl.trial = req, Candidate{}, false
 	if err := pl.refresh(); err != nil {
 		s.plans.Put(pl)
 		return nil, err
@@ -230,11 +237,11 @@ func (pl *plan) pick(load scheduler.Load) (int64, bool, error) {
 		pl.scores = make([]Score, len(pl.cands))
 	}
 	pl.scores = pl.scores[:len(pl.cands)]
-	i := choose(pl.s.scorer, ScoreInput{Model: pl.req.GetModel(), Tokens: pl.cost, Candidates: pl.cands, Load: load}, pl.scores)
+	i, trial := choose(pl.s.scorer, pl.s.reg, ScoreInput{Model: pl.req.GetModel(), Tokens: pl.cost, Candidates: pl.cands, Load: load}, pl.scores)
 	if i < 0 {
 		return 0, false, nil
 	}
-	pl.chosen = pl.cands[i]
+	pl.chosen, pl.trial = pl.cands[i], trial
 	return pl.chosen.BackendID, true, nil
 }
 

@@ -167,7 +167,9 @@ func TestPickScoring(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			out := make([]Score, len(tt.cands))
-			require.Equal(t, tt.want, choose(SlotScorer{}, ScoreInput{Candidates: tt.cands, Load: loadMap(tt.load)}, out))
+			got, trial := choose(SlotScorer{}, nil, ScoreInput{Candidates: tt.cands, Load: loadMap(tt.load)}, out)
+			require.Equal(t, tt.want, got)
+			require.False(t, trial)
 			for i, c := range tt.cands {
 				full := tt.load[c.BackendID] >= slotLimit(c.MaxConcurrent)
 				assert.Equal(t, !full, out[i].Eligible, "candidate %d", i)

@@ -66,8 +66,15 @@ type Registry interface {
 	Subscribe() (<-chan struct{}, func())
 	// Version increases on every change.
 	Version() int64
-	// ObserveOutcome feeds a backend's circuit breaker.
-	ObserveOutcome(backendID int64, backendFailure bool)
+	// Observe records how a request on a backend ended: it feeds the backend's
+	// circuit breaker and its latency and throughput averages.
+	Observe(backendID int64, o registry.Observation)
+	// AcquireCircuit asks the chosen backend's circuit breaker to let one request
+	// through now; trial is true when the request is a half-open circuit's one trial.
+	AcquireCircuit(backendID int64) (ok, trial bool)
+	// AbandonTrial gives a half-open trial back when its request ended without
+	// saying anything about the backend.
+	AbandonTrial(backendID int64)
 	// MarkLoaded records that a backend has just served model.
 	MarkLoaded(backendID int64, model string)
 	// ContextCap is the configured cap on context windows; 0 for none.

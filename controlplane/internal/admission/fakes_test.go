@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -62,8 +63,22 @@ type fakeRegistry struct {
 	version  atomic.Int64
 	subs     map[chan struct{}]struct{}
 	outcomes []outcome
+	observed []registry.Observation
 	loaded   []string
+	// breaker scripts AcquireCircuit per backend: absent lets everything through,
+	// breakerOpen refuses, breakerTrial lets one trial through and then refuses
+	// until the trial is observed or abandoned.
+	breaker   map[int64]breakerState
+	abandoned []int64
 }
+
+type breakerState int
+
+const (
+	breakerOpen breakerState = iota + 1
+	breakerTrial
+	breakerTrialOut
+)
 
 type outcome struct {
 	backendID int64
@@ -71,7 +86,7 @@ type outcome struct {
 }
 
 func newFakeRegistry() *fakeRegistry {
-	return &fakeRegistry{models: make(map[string][]Candidate), subs: make(map[chan struct{}]struct{})}
+	return &fakeRegistry{models: make(map[string][]Candidate), subs: make(map[chan struct{}]struct{}), breaker: make(map[int64]breakerState)}
 }
 
 // set replaces the candidates of a model (nil removes it) and signals subscribers.
@@ -132,10 +147,52 @@ func (f *fakeRegistry) subscribers() int {
 
 func (f *fakeRegistry) Version() int64 { return f.version.Load() }
 
-func (f *fakeRegistry) ObserveOutcome(backendID int64, failure bool) {
+func (f *fakeRegistry) Observe(backendID int64, o registry.Observation) {
 	f.mu.Lock()
-	f.outcomes = append(f.outcomes, outcome{backendID, failure})
+	f.outcomes = append(f.outcomes, outcome{backendID, o.Failure})
+	f.observed = append(f.observed, o)
+	if f.breaker[backendID] == breakerTrialOut {
+		delete(f.breaker, backendID)
+		if o.Failure {
+			f.breaker[backendID] = breakerOpen
+		}
+	}
 	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) AcquireCircuit(backendID int64) (ok, trial bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch f.breaker[backendID] {
+	case breakerOpen, breakerTrialOut:
+		return false, false
+	case breakerTrial:
+		f.breaker[backendID] = breakerTrialOut
+		return true, true
+	}
+	return true, false
+}
+
+func (f *fakeRegistry) AbandonTrial(backendID int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.abandoned = append(f.abandoned, backendID)
+	if f.breaker[backendID] == breakerTrialOut {
+		f.breaker[backendID] = breakerTrial
+	}
+}
+
+// setBreaker scripts a backend's breaker.
+func (f *fakeRegistry) setBreaker(backendID int64, st breakerState) {
+	f.mu.Lock()
+	f.breaker[backendID] = st
+	f.mu.Unlock()
+}
+
+func (f *fakeRegistry) breakerOf(backendID int64) breakerState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.breaker[backendID]
 }
 
 func (f *fakeRegistry) MarkLoaded(backendID int64, model string) {

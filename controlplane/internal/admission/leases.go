@@ -25,6 +25,9 @@ type lease struct {
 	// adopted is true for a lease recreated from a replica's heartbeat after a
 	// control-plane restart, and for the stand-in of a Release without a lease.
 	adopted bool
+	// trial is true when the request is its backend's half-open circuit trial: an
+	// end that says nothing about the backend gives the trial back.
+	trial bool
 }
 
 // newLeaseID returns 16 random bytes in hex.

@@ -52,6 +52,7 @@ const (
 	reasonFull     = "no free slot"
 	reasonExcluded = "already failed this request"
 	reasonContext  = "context window too small for the prompt"
+	reasonCircuit  = "circuit breaker refused (open, or its half-open trial is in flight)"
 )
 
 // SlotScorer is the default Scorer: a backend whose model is loaded beats one that
@@ -84,22 +85,40 @@ func (SlotScorer) Score(in ScoreInput, out []Score) {
 }
 
 // choose scores cands into out and returns the index of the best eligible
-// candidate with a free slot, or -1. A candidate the scorer calls eligible but
-// whose slots are all taken is marked ineligible here.
-func choose(sc Scorer, in ScoreInput, out []Score) int {
+// candidate with a free slot whose circuit breaker lets the request through, or
+// -1; trial is true when the request is that backend's half-open trial. A
+// candidate the scorer calls eligible but whose slots are all taken, or whose
+// breaker refuses, is marked ineligible here with the reason.
+func choose(sc Scorer, gate circuitGate, in ScoreInput, out []Score) (best int, trial bool) {
 	sc.Score(in, out)
-	best := -1
 	for i := range out {
 		o := &out[i]
 		c := &in.Candidates[i]
 		if o.Eligible && in.Load.InFlight(c.BackendID) >= slotLimit(c.MaxConcurrent) {
 			o.Eligible, o.ExcludedReason = false, reasonFull
 		}
-		if o.Eligible && (best < 0 || o.Total > out[best].Total) {
-			best = i
-		}
 	}
-	return best
+	for {
+		best = -1
+		for i := range out {
+			if out[i].Eligible && (best < 0 || out[i].Total > out[best].Total) {
+				best = i
+			}
+		}
+		if best < 0 || gate == nil {
+			return best, false
+		}
+		ok, trial := gate.AcquireCircuit(in.Candidates[best].BackendID)
+		if ok {
+			return best, trial
+		}
+		out[best].Eligible, out[best].ExcludedReason = false, reasonCircuit
+	}
+}
+
+// circuitGate is the part of Registry that choose needs.
+type circuitGate interface {
+	AcquireCircuit(backendID int64) (ok, trial bool)
 }
 
 // slotLimit is a backend's concurrency cap; the registry enforces ≥ 1, and a

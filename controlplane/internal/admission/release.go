@@ -7,6 +7,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -48,13 +50,18 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	backendID := l.cand.BackendID
 	switch outcome {
 	case controlplanev1.Outcome_OUTCOME_SUCCESS:
-		s.reg.ObserveOutcome(backendID, false)
+		s.reg.Observe(backendID, registry.Observation{
+			TTFT:             max(req.GetTtft().AsDuration(), 0),
+			Duration:         max(req.GetDuration().AsDuration(), 0),
+			CompletionTokens: max(usage.GetCompletionTokens(), 0),
+		})
 		s.reg.MarkLoaded(backendID, l.cand.Model)
 	case controlplanev1.Outcome_OUTCOME_REJECTED:
-		// The backend answered (a 4xx): it is alive.
-		s.reg.ObserveOutcome(backendID, false)
+		// The backend answered (a 4xx): it is alive, but how fast it refused says
+		// nothing about how fast it serves.
+		s.reg.Observe(backendID, registry.Observation{})
 	case controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
-		s.reg.ObserveOutcome(backendID, true)
+		s.reg.Observe(backendID, registry.Observation{Failure: true})
 	}
 	// A client that went away says nothing about the backend's health.
 	s.metrics.observeRelease(l, outcome, usage, req.GetTtft().AsDuration(), req.GetDuration().AsDuration())
@@ -78,6 +85,19 @@ func (s *Server) free(l *lease, st Settlement) {
 		cost = st.PromptTokens + st.CompletionTokens
 	}
 	s.sched.Release(l.grant, cost)
+	if l.trial && !saysAboutBackend(st.Outcome) {
+		s.reg.AbandonTrial(l.cand.BackendID)
+	}
 	s.metrics.inFlight(l.cand).Dec()
 	s.acct.Settle(l.principal, st)
+}
+
+// saysAboutBackend reports whether an outcome tells the circuit breaker anything:
+// a client that went away (or a lease that was lost) does not.
+func saysAboutBackend(o controlplanev1.Outcome) bool {
+	switch o {
+	case controlplanev1.Outcome_OUTCOME_SUCCESS, controlplanev1.Outcome_OUTCOME_REJECTED, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
+		return true
+	}
+	return false
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scoring"
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
@@ -95,6 +96,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), admission.Options{
 		Policy:   policy,
+		Scorer:   admission.NewRegistryScorer(reg, scoring.Defaults()),
 		LeaseTTL: cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
 		Revocations: ident, Accountant: quotas, Logger: log.With("component", "admission"), Registerer: metrics,
@@ -110,7 +112,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Services: server.Services{
 			Admission: adm, Session: adm,
 			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st),
-			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{}),
+			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
 			Telemetry: tele,
 		},
 		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,
@@ -183,4 +185,12 @@ func seedBackends(ctx context.Context, log *slog.Logger, reg *registry.Registry,
 		}
 		log.Info("seed backend", "name", b.Name, "engine", b.Engine, "status", b.Status, "created", created, "models", len(b.Models))
 	}
+}
+
+// quotaView shows the quota manager's usage in the admin queue view.
+type quotaView struct{ m *quota.Manager }
+
+func (q quotaView) Usage(userID int64) (used, reserved, budget int64, rpm int) {
+	u := q.m.Usage(userID)
+	return u.TokensUsed, u.Reserved, u.Budget, u.RequestsInWindow
 }
