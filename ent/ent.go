@@ -18,6 +18,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -85,6 +86,7 @@ func checkColumn(t, c string) error {
 			group.Table:     group.ValidColumn,
 			model.Table:     model.ValidColumn,
 			node.Table:      node.ValidColumn,
+			quota.Table:     quota.ValidColumn,
 			user.Table:      user.ValidColumn,
 		})
 	})

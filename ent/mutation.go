@@ -18,6 +18,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/predicate"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -36,6 +37,7 @@ const (
 	TypeGroup     = "Group"
 	TypeModel     = "Model"
 	TypeNode      = "Node"
+	TypeQuota     = "Quota"
 	TypeUser      = "User"
 )
 
@@ -7230,6 +7232,812 @@ func (m *NodeMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Node edge %s", name)
 }
 
+// QuotaMutation represents an operation that mutates the Quota nodes in the graph.
+type QuotaMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *int
+	created_at              *time.Time
+	updated_at              *time.Time
+	tokens_used             *int64
+	addtokens_used          *int64
+	lifetime_tokens_used    *int64
+	addlifetime_tokens_used *int64
+	budget_period_start     *time.Time
+	budget_period_days      *int
+	addbudget_period_days   *int
+	clearedFields           map[string]struct{}
+	user                    *int
+	cleareduser             bool
+	done                    bool
+	oldValue                func(context.Context) (*Quota, error)
+	predicates              []predicate.Quota
+}
+
+var _ ent.Mutation = (*QuotaMutation)(nil)
+
+// quotaOption allows management of the mutation configuration using functional options.
+type quotaOption func(*QuotaMutation)
+
+// newQuotaMutation creates new mutation for the Quota entity.
+func newQuotaMutation(c config, op Op, opts ...quotaOption) *QuotaMutation {
+	m := &QuotaMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeQuota,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withQuotaID sets the ID field of the mutation.
+func withQuotaID(id int) quotaOption {
+	return func(m *QuotaMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Quota
+		)
+		m.oldValue = func(ctx context.Context) (*Quota, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Quota.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withQuota sets the old Quota of the mutation.
+func withQuota(node *Quota) quotaOption {
+	return func(m *QuotaMutation) {
+		m.oldValue = func(context.Context) (*Quota, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m QuotaMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m QuotaMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *QuotaMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *QuotaMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Quota.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *QuotaMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *QuotaMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *QuotaMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *QuotaMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *QuotaMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *QuotaMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *QuotaMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *QuotaMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *QuotaMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetTokensUsed sets the "tokens_used" field.
+func (m *QuotaMutation) SetTokensUsed(i int64) {
+	m.tokens_used = &i
+	m.addtokens_used = nil
+}
+
+// TokensUsed returns the value of the "tokens_used" field in the mutation.
+func (m *QuotaMutation) TokensUsed() (r int64, exists bool) {
+	v := m.tokens_used
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokensUsed returns the old "tokens_used" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldTokensUsed(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokensUsed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokensUsed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokensUsed: %w", err)
+	}
+	return oldValue.TokensUsed, nil
+}
+
+// AddTokensUsed adds i to the "tokens_used" field.
+func (m *QuotaMutation) AddTokensUsed(i int64) {
+	if m.addtokens_used != nil {
+		*m.addtokens_used += i
+	} else {
+		m.addtokens_used = &i
+	}
+}
+
+// AddedTokensUsed returns the value that was added to the "tokens_used" field in this mutation.
+func (m *QuotaMutation) AddedTokensUsed() (r int64, exists bool) {
+	v := m.addtokens_used
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTokensUsed resets all changes to the "tokens_used" field.
+func (m *QuotaMutation) ResetTokensUsed() {
+	m.tokens_used = nil
+	m.addtokens_used = nil
+}
+
+// SetLifetimeTokensUsed sets the "lifetime_tokens_used" field.
+func (m *QuotaMutation) SetLifetimeTokensUsed(i int64) {
+	m.lifetime_tokens_used = &i
+	m.addlifetime_tokens_used = nil
+}
+
+// LifetimeTokensUsed returns the value of the "lifetime_tokens_used" field in the mutation.
+func (m *QuotaMutation) LifetimeTokensUsed() (r int64, exists bool) {
+	v := m.lifetime_tokens_used
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLifetimeTokensUsed returns the old "lifetime_tokens_used" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldLifetimeTokensUsed(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLifetimeTokensUsed is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLifetimeTokensUsed requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLifetimeTokensUsed: %w", err)
+	}
+	return oldValue.LifetimeTokensUsed, nil
+}
+
+// AddLifetimeTokensUsed adds i to the "lifetime_tokens_used" field.
+func (m *QuotaMutation) AddLifetimeTokensUsed(i int64) {
+	if m.addlifetime_tokens_used != nil {
+		*m.addlifetime_tokens_used += i
+	} else {
+		m.addlifetime_tokens_used = &i
+	}
+}
+
+// AddedLifetimeTokensUsed returns the value that was added to the "lifetime_tokens_used" field in this mutation.
+func (m *QuotaMutation) AddedLifetimeTokensUsed() (r int64, exists bool) {
+	v := m.addlifetime_tokens_used
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetLifetimeTokensUsed resets all changes to the "lifetime_tokens_used" field.
+func (m *QuotaMutation) ResetLifetimeTokensUsed() {
+	m.lifetime_tokens_used = nil
+	m.addlifetime_tokens_used = nil
+}
+
+// SetBudgetPeriodStart sets the "budget_period_start" field.
+func (m *QuotaMutation) SetBudgetPeriodStart(t time.Time) {
+	m.budget_period_start = &t
+}
+
+// BudgetPeriodStart returns the value of the "budget_period_start" field in the mutation.
+func (m *QuotaMutation) BudgetPeriodStart() (r time.Time, exists bool) {
+	v := m.budget_period_start
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgetPeriodStart returns the old "budget_period_start" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldBudgetPeriodStart(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgetPeriodStart is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgetPeriodStart requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgetPeriodStart: %w", err)
+	}
+	return oldValue.BudgetPeriodStart, nil
+}
+
+// ResetBudgetPeriodStart resets all changes to the "budget_period_start" field.
+func (m *QuotaMutation) ResetBudgetPeriodStart() {
+	m.budget_period_start = nil
+}
+
+// SetBudgetPeriodDays sets the "budget_period_days" field.
+func (m *QuotaMutation) SetBudgetPeriodDays(i int) {
+	m.budget_period_days = &i
+	m.addbudget_period_days = nil
+}
+
+// BudgetPeriodDays returns the value of the "budget_period_days" field in the mutation.
+func (m *QuotaMutation) BudgetPeriodDays() (r int, exists bool) {
+	v := m.budget_period_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBudgetPeriodDays returns the old "budget_period_days" field's value of the Quota entity.
+// If the Quota object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *QuotaMutation) OldBudgetPeriodDays(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBudgetPeriodDays is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBudgetPeriodDays requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBudgetPeriodDays: %w", err)
+	}
+	return oldValue.BudgetPeriodDays, nil
+}
+
+// AddBudgetPeriodDays adds i to the "budget_period_days" field.
+func (m *QuotaMutation) AddBudgetPeriodDays(i int) {
+	if m.addbudget_period_days != nil {
+		*m.addbudget_period_days += i
+	} else {
+		m.addbudget_period_days = &i
+	}
+}
+
+// AddedBudgetPeriodDays returns the value that was added to the "budget_period_days" field in this mutation.
+func (m *QuotaMutation) AddedBudgetPeriodDays() (r int, exists bool) {
+	v := m.addbudget_period_days
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBudgetPeriodDays resets all changes to the "budget_period_days" field.
+func (m *QuotaMutation) ResetBudgetPeriodDays() {
+	m.budget_period_days = nil
+	m.addbudget_period_days = nil
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *QuotaMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[quota.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *QuotaMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *QuotaMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *QuotaMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the QuotaMutation builder.
+func (m *QuotaMutation) Where(ps ...predicate.Quota) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the QuotaMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *QuotaMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Quota, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *QuotaMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *QuotaMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Quota).
+func (m *QuotaMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *QuotaMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.created_at != nil {
+		fields = append(fields, quota.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, quota.FieldUpdatedAt)
+	}
+	if m.user != nil {
+		fields = append(fields, quota.FieldUserID)
+	}
+	if m.tokens_used != nil {
+		fields = append(fields, quota.FieldTokensUsed)
+	}
+	if m.lifetime_tokens_used != nil {
+		fields = append(fields, quota.FieldLifetimeTokensUsed)
+	}
+	if m.budget_period_start != nil {
+		fields = append(fields, quota.FieldBudgetPeriodStart)
+	}
+	if m.budget_period_days != nil {
+		fields = append(fields, quota.FieldBudgetPeriodDays)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *QuotaMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case quota.FieldCreatedAt:
+		return m.CreatedAt()
+	case quota.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case quota.FieldUserID:
+		return m.UserID()
+	case quota.FieldTokensUsed:
+		return m.TokensUsed()
+	case quota.FieldLifetimeTokensUsed:
+		return m.LifetimeTokensUsed()
+	case quota.FieldBudgetPeriodStart:
+		return m.BudgetPeriodStart()
+	case quota.FieldBudgetPeriodDays:
+		return m.BudgetPeriodDays()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *QuotaMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case quota.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case quota.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case quota.FieldUserID:
+		return m.OldUserID(ctx)
+	case quota.FieldTokensUsed:
+		return m.OldTokensUsed(ctx)
+	case quota.FieldLifetimeTokensUsed:
+		return m.OldLifetimeTokensUsed(ctx)
+	case quota.FieldBudgetPeriodStart:
+		return m.OldBudgetPeriodStart(ctx)
+	case quota.FieldBudgetPeriodDays:
+		return m.OldBudgetPeriodDays(ctx)
+	}
+	return nil, fmt.Errorf("unknown Quota field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuotaMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case quota.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case quota.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case quota.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case quota.FieldTokensUsed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokensUsed(v)
+		return nil
+	case quota.FieldLifetimeTokensUsed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLifetimeTokensUsed(v)
+		return nil
+	case quota.FieldBudgetPeriodStart:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgetPeriodStart(v)
+		return nil
+	case quota.FieldBudgetPeriodDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBudgetPeriodDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Quota field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *QuotaMutation) AddedFields() []string {
+	var fields []string
+	if m.addtokens_used != nil {
+		fields = append(fields, quota.FieldTokensUsed)
+	}
+	if m.addlifetime_tokens_used != nil {
+		fields = append(fields, quota.FieldLifetimeTokensUsed)
+	}
+	if m.addbudget_period_days != nil {
+		fields = append(fields, quota.FieldBudgetPeriodDays)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *QuotaMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case quota.FieldTokensUsed:
+		return m.AddedTokensUsed()
+	case quota.FieldLifetimeTokensUsed:
+		return m.AddedLifetimeTokensUsed()
+	case quota.FieldBudgetPeriodDays:
+		return m.AddedBudgetPeriodDays()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *QuotaMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case quota.FieldTokensUsed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokensUsed(v)
+		return nil
+	case quota.FieldLifetimeTokensUsed:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddLifetimeTokensUsed(v)
+		return nil
+	case quota.FieldBudgetPeriodDays:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBudgetPeriodDays(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Quota numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *QuotaMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *QuotaMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *QuotaMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Quota nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *QuotaMutation) ResetField(name string) error {
+	switch name {
+	case quota.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case quota.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case quota.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case quota.FieldTokensUsed:
+		m.ResetTokensUsed()
+		return nil
+	case quota.FieldLifetimeTokensUsed:
+		m.ResetLifetimeTokensUsed()
+		return nil
+	case quota.FieldBudgetPeriodStart:
+		m.ResetBudgetPeriodStart()
+		return nil
+	case quota.FieldBudgetPeriodDays:
+		m.ResetBudgetPeriodDays()
+		return nil
+	}
+	return fmt.Errorf("unknown Quota field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *QuotaMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, quota.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *QuotaMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case quota.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *QuotaMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *QuotaMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *QuotaMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, quota.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *QuotaMutation) EdgeCleared(name string) bool {
+	switch name {
+	case quota.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *QuotaMutation) ClearEdge(name string) error {
+	switch name {
+	case quota.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown Quota unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *QuotaMutation) ResetEdge(name string) error {
+	switch name {
+	case quota.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown Quota edge %s", name)
+}
+
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
@@ -7245,6 +8053,8 @@ type UserMutation struct {
 	is_active          *bool
 	rpm_limit          *int
 	addrpm_limit       *int
+	token_budget       *int64
+	addtoken_budget    *int64
 	weight_override    *int
 	addweight_override *int
 	deleted_at         *time.Time
@@ -7254,6 +8064,8 @@ type UserMutation struct {
 	api_keys           map[int]struct{}
 	removedapi_keys    map[int]struct{}
 	clearedapi_keys    bool
+	quota              *int
+	clearedquota       bool
 	done               bool
 	oldValue           func(context.Context) (*User, error)
 	predicates         []predicate.User
@@ -7728,6 +8540,76 @@ func (m *UserMutation) ResetRpmLimit() {
 	delete(m.clearedFields, user.FieldRpmLimit)
 }
 
+// SetTokenBudget sets the "token_budget" field.
+func (m *UserMutation) SetTokenBudget(i int64) {
+	m.token_budget = &i
+	m.addtoken_budget = nil
+}
+
+// TokenBudget returns the value of the "token_budget" field in the mutation.
+func (m *UserMutation) TokenBudget() (r int64, exists bool) {
+	v := m.token_budget
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokenBudget returns the old "token_budget" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldTokenBudget(ctx context.Context) (v *int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokenBudget is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokenBudget requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokenBudget: %w", err)
+	}
+	return oldValue.TokenBudget, nil
+}
+
+// AddTokenBudget adds i to the "token_budget" field.
+func (m *UserMutation) AddTokenBudget(i int64) {
+	if m.addtoken_budget != nil {
+		*m.addtoken_budget += i
+	} else {
+		m.addtoken_budget = &i
+	}
+}
+
+// AddedTokenBudget returns the value that was added to the "token_budget" field in this mutation.
+func (m *UserMutation) AddedTokenBudget() (r int64, exists bool) {
+	v := m.addtoken_budget
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (m *UserMutation) ClearTokenBudget() {
+	m.token_budget = nil
+	m.addtoken_budget = nil
+	m.clearedFields[user.FieldTokenBudget] = struct{}{}
+}
+
+// TokenBudgetCleared returns if the "token_budget" field was cleared in this mutation.
+func (m *UserMutation) TokenBudgetCleared() bool {
+	_, ok := m.clearedFields[user.FieldTokenBudget]
+	return ok
+}
+
+// ResetTokenBudget resets all changes to the "token_budget" field.
+func (m *UserMutation) ResetTokenBudget() {
+	m.token_budget = nil
+	m.addtoken_budget = nil
+	delete(m.clearedFields, user.FieldTokenBudget)
+}
+
 // SetWeightOverride sets the "weight_override" field.
 func (m *UserMutation) SetWeightOverride(i int) {
 	m.weight_override = &i
@@ -7928,6 +8810,45 @@ func (m *UserMutation) ResetAPIKeys() {
 	m.removedapi_keys = nil
 }
 
+// SetQuotaID sets the "quota" edge to the Quota entity by id.
+func (m *UserMutation) SetQuotaID(id int) {
+	m.quota = &id
+}
+
+// ClearQuota clears the "quota" edge to the Quota entity.
+func (m *UserMutation) ClearQuota() {
+	m.clearedquota = true
+}
+
+// QuotaCleared reports if the "quota" edge to the Quota entity was cleared.
+func (m *UserMutation) QuotaCleared() bool {
+	return m.clearedquota
+}
+
+// QuotaID returns the "quota" edge ID in the mutation.
+func (m *UserMutation) QuotaID() (id int, exists bool) {
+	if m.quota != nil {
+		return *m.quota, true
+	}
+	return
+}
+
+// QuotaIDs returns the "quota" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// QuotaID instead. It exists only for internal usage by the builders.
+func (m *UserMutation) QuotaIDs() (ids []int) {
+	if id := m.quota; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetQuota resets all changes to the "quota" edge.
+func (m *UserMutation) ResetQuota() {
+	m.quota = nil
+	m.clearedquota = false
+}
+
 // Where appends a list predicates to the UserMutation builder.
 func (m *UserMutation) Where(ps ...predicate.User) {
 	m.predicates = append(m.predicates, ps...)
@@ -7962,7 +8883,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 12)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -7989,6 +8910,9 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.rpm_limit != nil {
 		fields = append(fields, user.FieldRpmLimit)
+	}
+	if m.token_budget != nil {
+		fields = append(fields, user.FieldTokenBudget)
 	}
 	if m.weight_override != nil {
 		fields = append(fields, user.FieldWeightOverride)
@@ -8022,6 +8946,8 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.GroupID()
 	case user.FieldRpmLimit:
 		return m.RpmLimit()
+	case user.FieldTokenBudget:
+		return m.TokenBudget()
 	case user.FieldWeightOverride:
 		return m.WeightOverride()
 	case user.FieldDeletedAt:
@@ -8053,6 +8979,8 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldGroupID(ctx)
 	case user.FieldRpmLimit:
 		return m.OldRpmLimit(ctx)
+	case user.FieldTokenBudget:
+		return m.OldTokenBudget(ctx)
 	case user.FieldWeightOverride:
 		return m.OldWeightOverride(ctx)
 	case user.FieldDeletedAt:
@@ -8129,6 +9057,13 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 		}
 		m.SetRpmLimit(v)
 		return nil
+	case user.FieldTokenBudget:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokenBudget(v)
+		return nil
 	case user.FieldWeightOverride:
 		v, ok := value.(int)
 		if !ok {
@@ -8154,6 +9089,9 @@ func (m *UserMutation) AddedFields() []string {
 	if m.addrpm_limit != nil {
 		fields = append(fields, user.FieldRpmLimit)
 	}
+	if m.addtoken_budget != nil {
+		fields = append(fields, user.FieldTokenBudget)
+	}
 	if m.addweight_override != nil {
 		fields = append(fields, user.FieldWeightOverride)
 	}
@@ -8167,6 +9105,8 @@ func (m *UserMutation) AddedField(name string) (ent.Value, bool) {
 	switch name {
 	case user.FieldRpmLimit:
 		return m.AddedRpmLimit()
+	case user.FieldTokenBudget:
+		return m.AddedTokenBudget()
 	case user.FieldWeightOverride:
 		return m.AddedWeightOverride()
 	}
@@ -8184,6 +9124,13 @@ func (m *UserMutation) AddField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.AddRpmLimit(v)
+		return nil
+	case user.FieldTokenBudget:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTokenBudget(v)
 		return nil
 	case user.FieldWeightOverride:
 		v, ok := value.(int)
@@ -8205,6 +9152,9 @@ func (m *UserMutation) ClearedFields() []string {
 	}
 	if m.FieldCleared(user.FieldRpmLimit) {
 		fields = append(fields, user.FieldRpmLimit)
+	}
+	if m.FieldCleared(user.FieldTokenBudget) {
+		fields = append(fields, user.FieldTokenBudget)
 	}
 	if m.FieldCleared(user.FieldWeightOverride) {
 		fields = append(fields, user.FieldWeightOverride)
@@ -8231,6 +9181,9 @@ func (m *UserMutation) ClearField(name string) error {
 		return nil
 	case user.FieldRpmLimit:
 		m.ClearRpmLimit()
+		return nil
+	case user.FieldTokenBudget:
+		m.ClearTokenBudget()
 		return nil
 	case user.FieldWeightOverride:
 		m.ClearWeightOverride()
@@ -8273,6 +9226,9 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldRpmLimit:
 		m.ResetRpmLimit()
 		return nil
+	case user.FieldTokenBudget:
+		m.ResetTokenBudget()
+		return nil
 	case user.FieldWeightOverride:
 		m.ResetWeightOverride()
 		return nil
@@ -8285,12 +9241,15 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.group != nil {
 		edges = append(edges, user.EdgeGroup)
 	}
 	if m.api_keys != nil {
 		edges = append(edges, user.EdgeAPIKeys)
+	}
+	if m.quota != nil {
+		edges = append(edges, user.EdgeQuota)
 	}
 	return edges
 }
@@ -8309,13 +9268,17 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeQuota:
+		if id := m.quota; id != nil {
+			return []ent.Value{*id}
+		}
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.removedapi_keys != nil {
 		edges = append(edges, user.EdgeAPIKeys)
 	}
@@ -8338,12 +9301,15 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 2)
+	edges := make([]string, 0, 3)
 	if m.clearedgroup {
 		edges = append(edges, user.EdgeGroup)
 	}
 	if m.clearedapi_keys {
 		edges = append(edges, user.EdgeAPIKeys)
+	}
+	if m.clearedquota {
+		edges = append(edges, user.EdgeQuota)
 	}
 	return edges
 }
@@ -8356,6 +9322,8 @@ func (m *UserMutation) EdgeCleared(name string) bool {
 		return m.clearedgroup
 	case user.EdgeAPIKeys:
 		return m.clearedapi_keys
+	case user.EdgeQuota:
+		return m.clearedquota
 	}
 	return false
 }
@@ -8366,6 +9334,9 @@ func (m *UserMutation) ClearEdge(name string) error {
 	switch name {
 	case user.EdgeGroup:
 		m.ClearGroup()
+		return nil
+	case user.EdgeQuota:
+		m.ClearQuota()
 		return nil
 	}
 	return fmt.Errorf("unknown User unique edge %s", name)
@@ -8380,6 +9351,9 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	case user.EdgeAPIKeys:
 		m.ResetAPIKeys()
+		return nil
+	case user.EdgeQuota:
+		m.ResetQuota()
 		return nil
 	}
 	return fmt.Errorf("unknown User edge %s", name)

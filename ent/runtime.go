@@ -11,6 +11,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/schema"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -475,6 +476,39 @@ func init() {
 	node.DefaultAgentVersion = nodeDescAgentVersion.Default.(string)
 	// node.AgentVersionValidator is a validator for the "agent_version" field. It is called by the builders before save.
 	node.AgentVersionValidator = nodeDescAgentVersion.Validators[0].(func(string) error)
+	quotaMixin := schema.Quota{}.Mixin()
+	quotaMixinFields0 := quotaMixin[0].Fields()
+	_ = quotaMixinFields0
+	quotaFields := schema.Quota{}.Fields()
+	_ = quotaFields
+	// quotaDescCreatedAt is the schema descriptor for created_at field.
+	quotaDescCreatedAt := quotaMixinFields0[0].Descriptor()
+	// quota.DefaultCreatedAt holds the default value on creation for the created_at field.
+	quota.DefaultCreatedAt = quotaDescCreatedAt.Default.(func() time.Time)
+	// quotaDescUpdatedAt is the schema descriptor for updated_at field.
+	quotaDescUpdatedAt := quotaMixinFields0[1].Descriptor()
+	// quota.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	quota.DefaultUpdatedAt = quotaDescUpdatedAt.Default.(func() time.Time)
+	// quota.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	quota.UpdateDefaultUpdatedAt = quotaDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// quotaDescTokensUsed is the schema descriptor for tokens_used field.
+	quotaDescTokensUsed := quotaFields[1].Descriptor()
+	// quota.DefaultTokensUsed holds the default value on creation for the tokens_used field.
+	quota.DefaultTokensUsed = quotaDescTokensUsed.Default.(int64)
+	// quota.TokensUsedValidator is a validator for the "tokens_used" field. It is called by the builders before save.
+	quota.TokensUsedValidator = quotaDescTokensUsed.Validators[0].(func(int64) error)
+	// quotaDescLifetimeTokensUsed is the schema descriptor for lifetime_tokens_used field.
+	quotaDescLifetimeTokensUsed := quotaFields[2].Descriptor()
+	// quota.DefaultLifetimeTokensUsed holds the default value on creation for the lifetime_tokens_used field.
+	quota.DefaultLifetimeTokensUsed = quotaDescLifetimeTokensUsed.Default.(int64)
+	// quota.LifetimeTokensUsedValidator is a validator for the "lifetime_tokens_used" field. It is called by the builders before save.
+	quota.LifetimeTokensUsedValidator = quotaDescLifetimeTokensUsed.Validators[0].(func(int64) error)
+	// quotaDescBudgetPeriodDays is the schema descriptor for budget_period_days field.
+	quotaDescBudgetPeriodDays := quotaFields[4].Descriptor()
+	// quota.DefaultBudgetPeriodDays holds the default value on creation for the budget_period_days field.
+	quota.DefaultBudgetPeriodDays = quotaDescBudgetPeriodDays.Default.(int)
+	// quota.BudgetPeriodDaysValidator is a validator for the "budget_period_days" field. It is called by the builders before save.
+	quota.BudgetPeriodDaysValidator = quotaDescBudgetPeriodDays.Validators[0].(func(int) error)
 	userMixin := schema.User{}.Mixin()
 	userMixinFields0 := userMixin[0].Fields()
 	_ = userMixinFields0
@@ -544,8 +578,12 @@ func init() {
 	userDescRpmLimit := userFields[6].Descriptor()
 	// user.RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
 	user.RpmLimitValidator = userDescRpmLimit.Validators[0].(func(int) error)
+	// userDescTokenBudget is the schema descriptor for token_budget field.
+	userDescTokenBudget := userFields[7].Descriptor()
+	// user.TokenBudgetValidator is a validator for the "token_budget" field. It is called by the builders before save.
+	user.TokenBudgetValidator = userDescTokenBudget.Validators[0].(func(int64) error)
 	// userDescWeightOverride is the schema descriptor for weight_override field.
-	userDescWeightOverride := userFields[7].Descriptor()
+	userDescWeightOverride := userFields[8].Descriptor()
 	// user.WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	user.WeightOverrideValidator = userDescWeightOverride.Validators[0].(func(int) error)
 }

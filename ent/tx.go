@@ -26,6 +26,8 @@ type Tx struct {
 	Model *ModelClient
 	// Node is the client for interacting with the Node builders.
 	Node *NodeClient
+	// Quota is the client for interacting with the Quota builders.
+	Quota *QuotaClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 
@@ -165,6 +167,7 @@ func (tx *Tx) init() {
 	tx.Group = NewGroupClient(tx.config)
 	tx.Model = NewModelClient(tx.config)
 	tx.Node = NewNodeClient(tx.config)
+	tx.Quota = NewQuotaClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }
 

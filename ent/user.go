@@ -10,6 +10,7 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -36,6 +37,8 @@ type User struct {
 	GroupID int `json:"group_id,omitempty"`
 	// RpmLimit holds the value of the "rpm_limit" field.
 	RpmLimit *int `json:"rpm_limit,omitempty"`
+	// TokenBudget holds the value of the "token_budget" field.
+	TokenBudget *int64 `json:"token_budget,omitempty"`
 	// WeightOverride holds the value of the "weight_override" field.
 	WeightOverride *int `json:"weight_override,omitempty"`
 	// DeletedAt holds the value of the "deleted_at" field.
@@ -52,9 +55,11 @@ type UserEdges struct {
 	Group *Group `json:"group,omitempty"`
 	// APIKeys holds the value of the api_keys edge.
 	APIKeys []*APIKey `json:"api_keys,omitempty"`
+	// Quota holds the value of the quota edge.
+	Quota *Quota `json:"quota,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [2]bool
+	loadedTypes [3]bool
 }
 
 // GroupOrErr returns the Group value or an error if the edge
@@ -77,6 +82,17 @@ func (e UserEdges) APIKeysOrErr() ([]*APIKey, error) {
 	return nil, &NotLoadedError{edge: "api_keys"}
 }
 
+// QuotaOrErr returns the Quota value or an error if the edge
+// was not loaded in eager-loading, or loaded but was not found.
+func (e UserEdges) QuotaOrErr() (*Quota, error) {
+	if e.Quota != nil {
+		return e.Quota, nil
+	} else if e.loadedTypes[2] {
+		return nil, &NotFoundError{label: quota.Label}
+	}
+	return nil, &NotLoadedError{edge: "quota"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -84,7 +100,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case user.FieldIsActive:
 			values[i] = new(sql.NullBool)
-		case user.FieldID, user.FieldGroupID, user.FieldRpmLimit, user.FieldWeightOverride:
+		case user.FieldID, user.FieldGroupID, user.FieldRpmLimit, user.FieldTokenBudget, user.FieldWeightOverride:
 			values[i] = new(sql.NullInt64)
 		case user.FieldUsername, user.FieldEmail, user.FieldPasswordHash, user.FieldFullName:
 			values[i] = new(sql.NullString)
@@ -166,6 +182,13 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				_m.RpmLimit = new(int)
 				*_m.RpmLimit = int(value.Int64)
 			}
+		case user.FieldTokenBudget:
+			if value, ok := values[i].(*sql.NullInt64); !ok {
+				return fmt.Errorf("unexpected type %T for field token_budget", values[i])
+			} else if value.Valid {
+				_m.TokenBudget = new(int64)
+				*_m.TokenBudget = value.Int64
+			}
 		case user.FieldWeightOverride:
 			if value, ok := values[i].(*sql.NullInt64); !ok {
 				return fmt.Errorf("unexpected type %T for field weight_override", values[i])
@@ -201,6 +224,11 @@ func (_m *User) QueryGroup() *GroupQuery {
 // QueryAPIKeys queries the "api_keys" edge of the User entity.
 func (_m *User) QueryAPIKeys() *APIKeyQuery {
 	return NewUserClient(_m.config).QueryAPIKeys(_m)
+}
+
+// QueryQuota queries the "quota" edge of the User entity.
+func (_m *User) QueryQuota() *QuotaQuery {
+	return NewUserClient(_m.config).QueryQuota(_m)
 }
 
 // Update returns a builder for updating this User.
@@ -251,6 +279,11 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	if v := _m.RpmLimit; v != nil {
 		builder.WriteString("rpm_limit=")
+		builder.WriteString(fmt.Sprintf("%v", *v))
+	}
+	builder.WriteString(", ")
+	if v := _m.TokenBudget; v != nil {
+		builder.WriteString("token_budget=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
 	builder.WriteString(", ")

@@ -13,6 +13,7 @@ import (
 	"entgo.io/ent/schema/field"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -126,6 +127,20 @@ func (_c *UserCreate) SetNillableRpmLimit(v *int) *UserCreate {
 	return _c
 }
 
+// SetTokenBudget sets the "token_budget" field.
+func (_c *UserCreate) SetTokenBudget(v int64) *UserCreate {
+	_c.mutation.SetTokenBudget(v)
+	return _c
+}
+
+// SetNillableTokenBudget sets the "token_budget" field if the given value is not nil.
+func (_c *UserCreate) SetNillableTokenBudget(v *int64) *UserCreate {
+	if v != nil {
+		_c.SetTokenBudget(*v)
+	}
+	return _c
+}
+
 // SetWeightOverride sets the "weight_override" field.
 func (_c *UserCreate) SetWeightOverride(v int) *UserCreate {
 	_c.mutation.SetWeightOverride(v)
@@ -172,6 +187,25 @@ func (_c *UserCreate) AddAPIKeys(v ...*APIKey) *UserCreate {
 		ids[i] = v[i].ID
 	}
 	return _c.AddAPIKeyIDs(ids...)
+}
+
+// SetQuotaID sets the "quota" edge to the Quota entity by ID.
+func (_c *UserCreate) SetQuotaID(id int) *UserCreate {
+	_c.mutation.SetQuotaID(id)
+	return _c
+}
+
+// SetNillableQuotaID sets the "quota" edge to the Quota entity by ID if the given value is not nil.
+func (_c *UserCreate) SetNillableQuotaID(id *int) *UserCreate {
+	if id != nil {
+		_c = _c.SetQuotaID(*id)
+	}
+	return _c
+}
+
+// SetQuota sets the "quota" edge to the Quota entity.
+func (_c *UserCreate) SetQuota(v *Quota) *UserCreate {
+	return _c.SetQuotaID(v.ID)
 }
 
 // Mutation returns the UserMutation object of the builder.
@@ -275,6 +309,11 @@ func (_c *UserCreate) check() error {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "User.rpm_limit": %w`, err)}
 		}
 	}
+	if v, ok := _c.mutation.TokenBudget(); ok {
+		if err := user.TokenBudgetValidator(v); err != nil {
+			return &ValidationError{Name: "token_budget", err: fmt.Errorf(`ent: validator failed for field "User.token_budget": %w`, err)}
+		}
+	}
 	if v, ok := _c.mutation.WeightOverride(); ok {
 		if err := user.WeightOverrideValidator(v); err != nil {
 			return &ValidationError{Name: "weight_override", err: fmt.Errorf(`ent: validator failed for field "User.weight_override": %w`, err)}
@@ -342,6 +381,10 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 		_spec.SetField(user.FieldRpmLimit, field.TypeInt, value)
 		_node.RpmLimit = &value
 	}
+	if value, ok := _c.mutation.TokenBudget(); ok {
+		_spec.SetField(user.FieldTokenBudget, field.TypeInt64, value)
+		_node.TokenBudget = &value
+	}
 	if value, ok := _c.mutation.WeightOverride(); ok {
 		_spec.SetField(user.FieldWeightOverride, field.TypeInt, value)
 		_node.WeightOverride = &value
@@ -376,6 +419,22 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.QuotaIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2O,
+			Inverse: false,
+			Table:   user.QuotaTable,
+			Columns: []string{user.QuotaColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -546,6 +605,30 @@ func (u *UserUpsert) AddRpmLimit(v int) *UserUpsert {
 // ClearRpmLimit clears the value of the "rpm_limit" field.
 func (u *UserUpsert) ClearRpmLimit() *UserUpsert {
 	u.SetNull(user.FieldRpmLimit)
+	return u
+}
+
+// SetTokenBudget sets the "token_budget" field.
+func (u *UserUpsert) SetTokenBudget(v int64) *UserUpsert {
+	u.Set(user.FieldTokenBudget, v)
+	return u
+}
+
+// UpdateTokenBudget sets the "token_budget" field to the value that was provided on create.
+func (u *UserUpsert) UpdateTokenBudget() *UserUpsert {
+	u.SetExcluded(user.FieldTokenBudget)
+	return u
+}
+
+// AddTokenBudget adds v to the "token_budget" field.
+func (u *UserUpsert) AddTokenBudget(v int64) *UserUpsert {
+	u.Add(user.FieldTokenBudget, v)
+	return u
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (u *UserUpsert) ClearTokenBudget() *UserUpsert {
+	u.SetNull(user.FieldTokenBudget)
 	return u
 }
 
@@ -766,6 +849,34 @@ func (u *UserUpsertOne) UpdateRpmLimit() *UserUpsertOne {
 func (u *UserUpsertOne) ClearRpmLimit() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearRpmLimit()
+	})
+}
+
+// SetTokenBudget sets the "token_budget" field.
+func (u *UserUpsertOne) SetTokenBudget(v int64) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetTokenBudget(v)
+	})
+}
+
+// AddTokenBudget adds v to the "token_budget" field.
+func (u *UserUpsertOne) AddTokenBudget(v int64) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.AddTokenBudget(v)
+	})
+}
+
+// UpdateTokenBudget sets the "token_budget" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateTokenBudget() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateTokenBudget()
+	})
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (u *UserUpsertOne) ClearTokenBudget() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearTokenBudget()
 	})
 }
 
@@ -1159,6 +1270,34 @@ func (u *UserUpsertBulk) UpdateRpmLimit() *UserUpsertBulk {
 func (u *UserUpsertBulk) ClearRpmLimit() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.ClearRpmLimit()
+	})
+}
+
+// SetTokenBudget sets the "token_budget" field.
+func (u *UserUpsertBulk) SetTokenBudget(v int64) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetTokenBudget(v)
+	})
+}
+
+// AddTokenBudget adds v to the "token_budget" field.
+func (u *UserUpsertBulk) AddTokenBudget(v int64) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.AddTokenBudget(v)
+	})
+}
+
+// UpdateTokenBudget sets the "token_budget" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateTokenBudget() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateTokenBudget()
+	})
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (u *UserUpsertBulk) ClearTokenBudget() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.ClearTokenBudget()
 	})
 }
 

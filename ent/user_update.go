@@ -14,6 +14,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/predicate"
+	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -153,6 +154,33 @@ func (_u *UserUpdate) ClearRpmLimit() *UserUpdate {
 	return _u
 }
 
+// SetTokenBudget sets the "token_budget" field.
+func (_u *UserUpdate) SetTokenBudget(v int64) *UserUpdate {
+	_u.mutation.ResetTokenBudget()
+	_u.mutation.SetTokenBudget(v)
+	return _u
+}
+
+// SetNillableTokenBudget sets the "token_budget" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableTokenBudget(v *int64) *UserUpdate {
+	if v != nil {
+		_u.SetTokenBudget(*v)
+	}
+	return _u
+}
+
+// AddTokenBudget adds value to the "token_budget" field.
+func (_u *UserUpdate) AddTokenBudget(v int64) *UserUpdate {
+	_u.mutation.AddTokenBudget(v)
+	return _u
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (_u *UserUpdate) ClearTokenBudget() *UserUpdate {
+	_u.mutation.ClearTokenBudget()
+	return _u
+}
+
 // SetWeightOverride sets the "weight_override" field.
 func (_u *UserUpdate) SetWeightOverride(v int) *UserUpdate {
 	_u.mutation.ResetWeightOverride()
@@ -220,6 +248,25 @@ func (_u *UserUpdate) AddAPIKeys(v ...*APIKey) *UserUpdate {
 	return _u.AddAPIKeyIDs(ids...)
 }
 
+// SetQuotaID sets the "quota" edge to the Quota entity by ID.
+func (_u *UserUpdate) SetQuotaID(id int) *UserUpdate {
+	_u.mutation.SetQuotaID(id)
+	return _u
+}
+
+// SetNillableQuotaID sets the "quota" edge to the Quota entity by ID if the given value is not nil.
+func (_u *UserUpdate) SetNillableQuotaID(id *int) *UserUpdate {
+	if id != nil {
+		_u = _u.SetQuotaID(*id)
+	}
+	return _u
+}
+
+// SetQuota sets the "quota" edge to the Quota entity.
+func (_u *UserUpdate) SetQuota(v *Quota) *UserUpdate {
+	return _u.SetQuotaID(v.ID)
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdate) Mutation() *UserMutation {
 	return _u.mutation
@@ -250,6 +297,12 @@ func (_u *UserUpdate) RemoveAPIKeys(v ...*APIKey) *UserUpdate {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAPIKeyIDs(ids...)
+}
+
+// ClearQuota clears the "quota" edge to the Quota entity.
+func (_u *UserUpdate) ClearQuota() *UserUpdate {
+	_u.mutation.ClearQuota()
+	return _u
 }
 
 // Save executes the query and returns the number of nodes affected by the update operation.
@@ -315,6 +368,11 @@ func (_u *UserUpdate) check() error {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "User.rpm_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.TokenBudget(); ok {
+		if err := user.TokenBudgetValidator(v); err != nil {
+			return &ValidationError{Name: "token_budget", err: fmt.Errorf(`ent: validator failed for field "User.token_budget": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.WeightOverride(); ok {
 		if err := user.WeightOverrideValidator(v); err != nil {
 			return &ValidationError{Name: "weight_override", err: fmt.Errorf(`ent: validator failed for field "User.weight_override": %w`, err)}
@@ -367,6 +425,15 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.RpmLimitCleared() {
 		_spec.ClearField(user.FieldRpmLimit, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokenBudget(); ok {
+		_spec.SetField(user.FieldTokenBudget, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedTokenBudget(); ok {
+		_spec.AddField(user.FieldTokenBudget, field.TypeInt64, value)
+	}
+	if _u.mutation.TokenBudgetCleared() {
+		_spec.ClearField(user.FieldTokenBudget, field.TypeInt64)
 	}
 	if value, ok := _u.mutation.WeightOverride(); ok {
 		_spec.SetField(user.FieldWeightOverride, field.TypeInt, value)
@@ -450,6 +517,35 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.QuotaCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2O,
+			Inverse: false,
+			Table:   user.QuotaTable,
+			Columns: []string{user.QuotaColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.QuotaIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2O,
+			Inverse: false,
+			Table:   user.QuotaTable,
+			Columns: []string{user.QuotaColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -600,6 +696,33 @@ func (_u *UserUpdateOne) ClearRpmLimit() *UserUpdateOne {
 	return _u
 }
 
+// SetTokenBudget sets the "token_budget" field.
+func (_u *UserUpdateOne) SetTokenBudget(v int64) *UserUpdateOne {
+	_u.mutation.ResetTokenBudget()
+	_u.mutation.SetTokenBudget(v)
+	return _u
+}
+
+// SetNillableTokenBudget sets the "token_budget" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableTokenBudget(v *int64) *UserUpdateOne {
+	if v != nil {
+		_u.SetTokenBudget(*v)
+	}
+	return _u
+}
+
+// AddTokenBudget adds value to the "token_budget" field.
+func (_u *UserUpdateOne) AddTokenBudget(v int64) *UserUpdateOne {
+	_u.mutation.AddTokenBudget(v)
+	return _u
+}
+
+// ClearTokenBudget clears the value of the "token_budget" field.
+func (_u *UserUpdateOne) ClearTokenBudget() *UserUpdateOne {
+	_u.mutation.ClearTokenBudget()
+	return _u
+}
+
 // SetWeightOverride sets the "weight_override" field.
 func (_u *UserUpdateOne) SetWeightOverride(v int) *UserUpdateOne {
 	_u.mutation.ResetWeightOverride()
@@ -667,6 +790,25 @@ func (_u *UserUpdateOne) AddAPIKeys(v ...*APIKey) *UserUpdateOne {
 	return _u.AddAPIKeyIDs(ids...)
 }
 
+// SetQuotaID sets the "quota" edge to the Quota entity by ID.
+func (_u *UserUpdateOne) SetQuotaID(id int) *UserUpdateOne {
+	_u.mutation.SetQuotaID(id)
+	return _u
+}
+
+// SetNillableQuotaID sets the "quota" edge to the Quota entity by ID if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableQuotaID(id *int) *UserUpdateOne {
+	if id != nil {
+		_u = _u.SetQuotaID(*id)
+	}
+	return _u
+}
+
+// SetQuota sets the "quota" edge to the Quota entity.
+func (_u *UserUpdateOne) SetQuota(v *Quota) *UserUpdateOne {
+	return _u.SetQuotaID(v.ID)
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdateOne) Mutation() *UserMutation {
 	return _u.mutation
@@ -697,6 +839,12 @@ func (_u *UserUpdateOne) RemoveAPIKeys(v ...*APIKey) *UserUpdateOne {
 		ids[i] = v[i].ID
 	}
 	return _u.RemoveAPIKeyIDs(ids...)
+}
+
+// ClearQuota clears the "quota" edge to the Quota entity.
+func (_u *UserUpdateOne) ClearQuota() *UserUpdateOne {
+	_u.mutation.ClearQuota()
+	return _u
 }
 
 // Where appends a list predicates to the UserUpdate builder.
@@ -775,6 +923,11 @@ func (_u *UserUpdateOne) check() error {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "User.rpm_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.TokenBudget(); ok {
+		if err := user.TokenBudgetValidator(v); err != nil {
+			return &ValidationError{Name: "token_budget", err: fmt.Errorf(`ent: validator failed for field "User.token_budget": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.WeightOverride(); ok {
 		if err := user.WeightOverrideValidator(v); err != nil {
 			return &ValidationError{Name: "weight_override", err: fmt.Errorf(`ent: validator failed for field "User.weight_override": %w`, err)}
@@ -844,6 +997,15 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if _u.mutation.RpmLimitCleared() {
 		_spec.ClearField(user.FieldRpmLimit, field.TypeInt)
+	}
+	if value, ok := _u.mutation.TokenBudget(); ok {
+		_spec.SetField(user.FieldTokenBudget, field.TypeInt64, value)
+	}
+	if value, ok := _u.mutation.AddedTokenBudget(); ok {
+		_spec.AddField(user.FieldTokenBudget, field.TypeInt64, value)
+	}
+	if _u.mutation.TokenBudgetCleared() {
+		_spec.ClearField(user.FieldTokenBudget, field.TypeInt64)
 	}
 	if value, ok := _u.mutation.WeightOverride(); ok {
 		_spec.SetField(user.FieldWeightOverride, field.TypeInt, value)
@@ -927,6 +1089,35 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(apikey.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.QuotaCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2O,
+			Inverse: false,
+			Table:   user.QuotaTable,
+			Columns: []string{user.QuotaColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.QuotaIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2O,
+			Inverse: false,
+			Table:   user.QuotaTable,
+			Columns: []string{user.QuotaColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -208,6 +208,31 @@ var (
 		Columns:    NodesColumns,
 		PrimaryKey: []*schema.Column{NodesColumns[0]},
 	}
+	// QuotasColumns holds the columns for the "quotas" table.
+	QuotasColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "tokens_used", Type: field.TypeInt64, Default: 0},
+		{Name: "lifetime_tokens_used", Type: field.TypeInt64, Default: 0},
+		{Name: "budget_period_start", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "budget_period_days", Type: field.TypeInt, Default: 0},
+		{Name: "user_id", Type: field.TypeInt, Unique: true},
+	}
+	// QuotasTable holds the schema information for the "quotas" table.
+	QuotasTable = &schema.Table{
+		Name:       "quotas",
+		Columns:    QuotasColumns,
+		PrimaryKey: []*schema.Column{QuotasColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "quotas_users_quota",
+				Columns:    []*schema.Column{QuotasColumns[7]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -219,6 +244,7 @@ var (
 		{Name: "full_name", Type: field.TypeString, Size: 255, Default: ""},
 		{Name: "is_active", Type: field.TypeBool, Default: true},
 		{Name: "rpm_limit", Type: field.TypeInt, Nullable: true},
+		{Name: "token_budget", Type: field.TypeInt64, Nullable: true},
 		{Name: "weight_override", Type: field.TypeInt, Nullable: true},
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "group_id", Type: field.TypeInt},
@@ -231,7 +257,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_groups_users",
-				Columns:    []*schema.Column{UsersColumns[11]},
+				Columns:    []*schema.Column{UsersColumns[12]},
 				RefColumns: []*schema.Column{GroupsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -240,7 +266,7 @@ var (
 			{
 				Name:    "user_group_id",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[11]},
+				Columns: []*schema.Column{UsersColumns[12]},
 			},
 		},
 	}
@@ -252,6 +278,7 @@ var (
 		GroupsTable,
 		ModelsTable,
 		NodesTable,
+		QuotasTable,
 		UsersTable,
 	}
 )
@@ -267,5 +294,9 @@ func init() {
 		Table: "gpu_devices",
 	}
 	ModelsTable.ForeignKeys[0].RefTable = BackendsTable
+	QuotasTable.ForeignKeys[0].RefTable = UsersTable
+	QuotasTable.Annotation = &entsql.Annotation{
+		Table: "quotas",
+	}
 	UsersTable.ForeignKeys[0].RefTable = GroupsTable
 }

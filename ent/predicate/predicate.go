@@ -24,5 +24,8 @@ type Model func(*sql.Selector)
 // Node is the predicate function for node builders.
 type Node func(*sql.Selector)
 
+// Quota is the predicate function for quota builders.
+type Quota func(*sql.Selector)
+
 // User is the predicate function for user builders.
 type User func(*sql.Selector)

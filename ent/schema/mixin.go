@@ -1,5 +1,5 @@
 // Package schema defines MindRouter's ent schemas: groups, users, API keys, nodes,
-// backends, models and GPU devices. It describes tables only; queries live in the
+// backends, models, GPU devices and quotas. It describes tables only; queries live in the
 // control plane's store package.
 package schema
 

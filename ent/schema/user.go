@@ -2,6 +2,7 @@ package schema
 
 import (
 	"entgo.io/ent"
+	"entgo.io/ent/dialect/entsql"
 	"entgo.io/ent/schema/edge"
 	"entgo.io/ent/schema/field"
 	"entgo.io/ent/schema/index"
@@ -27,6 +28,8 @@ func (User) Fields() []ent.Field {
 		field.Int("group_id"),
 		// Overrides the group's requests per minute when set.
 		field.Int("rpm_limit").Optional().Nillable().NonNegative(),
+		// Overrides the group's token budget per period when set; 0 means unlimited.
+		field.Int64("token_budget").Optional().Nillable().NonNegative(),
 		// Overrides the group's scheduler weight when set.
 		field.Int("weight_override").Optional().Nillable().Positive(),
 		// Soft deletion: a deleted user's keys stop working.
@@ -39,6 +42,7 @@ func (User) Edges() []ent.Edge {
 	return []ent.Edge{
 		edge.From("group", Group.Type).Ref("users").Field("group_id").Unique().Required(),
 		edge.To("api_keys", APIKey.Type),
+		edge.To("quota", Quota.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 

@@ -32,6 +32,8 @@ const (
 	FieldGroupID = "group_id"
 	// FieldRpmLimit holds the string denoting the rpm_limit field in the database.
 	FieldRpmLimit = "rpm_limit"
+	// FieldTokenBudget holds the string denoting the token_budget field in the database.
+	FieldTokenBudget = "token_budget"
 	// FieldWeightOverride holds the string denoting the weight_override field in the database.
 	FieldWeightOverride = "weight_override"
 	// FieldDeletedAt holds the string denoting the deleted_at field in the database.
@@ -40,6 +42,8 @@ const (
 	EdgeGroup = "group"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
 	EdgeAPIKeys = "api_keys"
+	// EdgeQuota holds the string denoting the quota edge name in mutations.
+	EdgeQuota = "quota"
 	// Table holds the table name of the user in the database.
 	Table = "users"
 	// GroupTable is the table that holds the group relation/edge.
@@ -56,6 +60,13 @@ const (
 	APIKeysInverseTable = "api_keys"
 	// APIKeysColumn is the table column denoting the api_keys relation/edge.
 	APIKeysColumn = "user_id"
+	// QuotaTable is the table that holds the quota relation/edge.
+	QuotaTable = "quotas"
+	// QuotaInverseTable is the table name for the Quota entity.
+	// It exists in this package in order to avoid circular dependency with the "quota" package.
+	QuotaInverseTable = "quotas"
+	// QuotaColumn is the table column denoting the quota relation/edge.
+	QuotaColumn = "user_id"
 )
 
 // Columns holds all SQL columns for user fields.
@@ -70,6 +81,7 @@ var Columns = []string{
 	FieldIsActive,
 	FieldGroupID,
 	FieldRpmLimit,
+	FieldTokenBudget,
 	FieldWeightOverride,
 	FieldDeletedAt,
 }
@@ -105,6 +117,8 @@ var (
 	DefaultIsActive bool
 	// RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
 	RpmLimitValidator func(int) error
+	// TokenBudgetValidator is a validator for the "token_budget" field. It is called by the builders before save.
+	TokenBudgetValidator func(int64) error
 	// WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	WeightOverrideValidator func(int) error
 )
@@ -162,6 +176,11 @@ func ByRpmLimit(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRpmLimit, opts...).ToFunc()
 }
 
+// ByTokenBudget orders the results by the token_budget field.
+func ByTokenBudget(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldTokenBudget, opts...).ToFunc()
+}
+
 // ByWeightOverride orders the results by the weight_override field.
 func ByWeightOverride(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldWeightOverride, opts...).ToFunc()
@@ -192,6 +211,13 @@ func ByAPIKeys(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newAPIKeysStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByQuotaField orders the results by quota field.
+func ByQuotaField(field string, opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newQuotaStep(), sql.OrderByField(field, opts...))
+	}
+}
 func newGroupStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -204,5 +230,12 @@ func newAPIKeysStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(APIKeysInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, APIKeysTable, APIKeysColumn),
+	)
+}
+func newQuotaStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(QuotaInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2O, false, QuotaTable, QuotaColumn),
 	)
 }

@@ -100,6 +100,11 @@ func RpmLimit(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldRpmLimit, v))
 }
 
+// TokenBudget applies equality check predicate on the "token_budget" field. It's identical to TokenBudgetEQ.
+func TokenBudget(v int64) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldTokenBudget, v))
+}
+
 // WeightOverride applies equality check predicate on the "weight_override" field. It's identical to WeightOverrideEQ.
 func WeightOverride(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldWeightOverride, v))
@@ -540,6 +545,56 @@ func RpmLimitNotNil() predicate.User {
 	return predicate.User(sql.FieldNotNull(FieldRpmLimit))
 }
 
+// TokenBudgetEQ applies the EQ predicate on the "token_budget" field.
+func TokenBudgetEQ(v int64) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldTokenBudget, v))
+}
+
+// TokenBudgetNEQ applies the NEQ predicate on the "token_budget" field.
+func TokenBudgetNEQ(v int64) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldTokenBudget, v))
+}
+
+// TokenBudgetIn applies the In predicate on the "token_budget" field.
+func TokenBudgetIn(vs ...int64) predicate.User {
+	return predicate.User(sql.FieldIn(FieldTokenBudget, vs...))
+}
+
+// TokenBudgetNotIn applies the NotIn predicate on the "token_budget" field.
+func TokenBudgetNotIn(vs ...int64) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldTokenBudget, vs...))
+}
+
+// TokenBudgetGT applies the GT predicate on the "token_budget" field.
+func TokenBudgetGT(v int64) predicate.User {
+	return predicate.User(sql.FieldGT(FieldTokenBudget, v))
+}
+
+// TokenBudgetGTE applies the GTE predicate on the "token_budget" field.
+func TokenBudgetGTE(v int64) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldTokenBudget, v))
+}
+
+// TokenBudgetLT applies the LT predicate on the "token_budget" field.
+func TokenBudgetLT(v int64) predicate.User {
+	return predicate.User(sql.FieldLT(FieldTokenBudget, v))
+}
+
+// TokenBudgetLTE applies the LTE predicate on the "token_budget" field.
+func TokenBudgetLTE(v int64) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldTokenBudget, v))
+}
+
+// TokenBudgetIsNil applies the IsNil predicate on the "token_budget" field.
+func TokenBudgetIsNil() predicate.User {
+	return predicate.User(sql.FieldIsNull(FieldTokenBudget))
+}
+
+// TokenBudgetNotNil applies the NotNil predicate on the "token_budget" field.
+func TokenBudgetNotNil() predicate.User {
+	return predicate.User(sql.FieldNotNull(FieldTokenBudget))
+}
+
 // WeightOverrideEQ applies the EQ predicate on the "weight_override" field.
 func WeightOverrideEQ(v int) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldWeightOverride, v))
@@ -678,6 +733,29 @@ func HasAPIKeys() predicate.User {
 func HasAPIKeysWith(preds ...predicate.APIKey) predicate.User {
 	return predicate.User(func(s *sql.Selector) {
 		step := newAPIKeysStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasQuota applies the HasEdge predicate on the "quota" edge.
+func HasQuota() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2O, false, QuotaTable, QuotaColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasQuotaWith applies the HasEdge predicate on the "quota" edge with a given conditions (other predicates).
+func HasQuotaWith(preds ...predicate.Quota) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newQuotaStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

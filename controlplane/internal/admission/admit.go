@@ -16,10 +16,6 @@ import (
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
-// defaultCompletionEstimate is the output allowance of a chat or completion request
-// that set no limit (the reference's 1 000 tokens).
-const defaultCompletionEstimate = 1000
-
 // allExcludedRetryAfter is the Retry-After of ErrAllExcluded.
 const allExcludedRetryAfter = 5 * time.Second
 
@@ -71,6 +67,12 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 		s.acct.Settle(p, Settlement{Reservation: res})
 		return nil, err
 	}
+	// A user with a budget never generates more than was reserved: without a
+	// client limit, the allowance becomes the backend's limit.
+	maxOut := req.GetMaxOutputTokens()
+	if maxOut == 0 && p.TokenBudget > 0 {
+		maxOut = pl.allowance
+	}
 	now := s.opts.Now()
 	l := &lease{
 		id:        newLeaseID(),
@@ -89,7 +91,7 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	s.metrics.wait.Observe(g.Waited.Seconds())
 	s.record(req, p, g, pl, now)
 	return &controlplanev1.AdmitResponse{
-		Lease:         s.leaseProto(l, req),
+		Lease:         s.leaseProto(l, req, maxOut),
 		QueuePosition: int32(g.Position),
 		Queued:        durationpb.New(g.Waited),
 	}, nil
@@ -121,6 +123,8 @@ type plan struct {
 	// filtered are the registry's candidates that a hard filter removed.
 	filtered []filteredCandidate
 	cost     int64
+	// allowance is the output part of cost.
+	allowance int64
 	// scores are the verdicts on cands of the latest pick.
 	scores []Score
 	// chosen is set by pick when it places the ticket; trial is true when the
@@ -152,7 +156,7 @@ func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
 	if out == 0 {
 		switch req.GetOperation() {
 		case controlplanev1.Operation_OPERATION_CHAT, controlplanev1.Operation_OPERATION_COMPLETION:
-			out = defaultCompletionEstimate
+			out = s.opts.DefaultMaxTokens
 		}
 	}
 	var widest int64
@@ -167,7 +171,7 @@ func (s *Server) newPlan(req *controlplanev1.AdmitRequest) (*plan, error) {
 	if widest > 0 {
 		out = min(out, widest-prompt)
 	}
-	pl.cost = prompt + out
+	pl.cost, pl.allowance = prompt+out, out
 	return pl, nil
 }
 
@@ -258,10 +262,12 @@ func (s *Server) contextLength(c Candidate) int64 {
 	return n
 }
 
-func (s *Server) leaseProto(l *lease, req *controlplanev1.AdmitRequest) *controlplanev1.Lease {
+// leaseProto renders a lease; want is the output cap (0: none), which is lowered
+// to what the chosen backend's context window leaves after the prompt.
+func (s *Server) leaseProto(l *lease, req *controlplanev1.AdmitRequest, want int64) *controlplanev1.Lease {
 	ctxLen := s.contextLength(l.cand)
 	var maxOut int64
-	if want := req.GetMaxOutputTokens(); want > 0 {
+	if want > 0 {
 		maxOut = want
 		if ctxLen > 0 {
 			maxOut = min(want, ctxLen-req.GetPromptTokensEstimate())

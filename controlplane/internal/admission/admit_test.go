@@ -344,3 +344,27 @@ func TestRegistryChangeWakesWaiters(t *testing.T) {
 	h.reg.set("llama3") // the model disappears
 	require.Equal(t, codes.NotFound, status.Code((<-out).err))
 }
+
+func TestLeaseCapsOutputAtTheReservationForBudgetedUsers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{DefaultMaxTokens: 300}, backendCand(1, 8))
+	h.ident.add("mr2_budget", Principal{UserID: 50, Username: "cy", APIKeyID: 9, Inference: true, Weight: 1, TokenBudget: 50_000})
+	tests := []struct {
+		name       string
+		credential string
+		maxTokens  int64
+		want       int64
+	}{
+		{"budget, no client limit: the allowance", "mr2_budget", 0, 300},
+		{"budget, client limit: the client's", "mr2_budget", 120, 120},
+		{"no budget, no client limit: none", userKey, 0, 0},
+		{"client limit beyond the window: what the window leaves", userKey, 9000, 8192 - 100},
+	}
+	for i, tt := range tests {
+		req := h.admitReq(fmt.Sprintf("r%d", i))
+		req.Credential, req.MaxOutputTokens, req.PromptTokensEstimate = tt.credential, tt.maxTokens, 100
+		resp, err := h.admit.Admit(t.Context(), req)
+		require.NoError(t, err, tt.name)
+		require.Equal(t, tt.want, resp.GetLease().GetMaxOutputTokens(), tt.name)
+	}
+}

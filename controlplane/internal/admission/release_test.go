@@ -131,7 +131,7 @@ func TestAccountantReservesAndSettles(t *testing.T) {
 	defer acct.mu.Unlock()
 	require.Equal(t, []Reservation{
 		{RequestID: "r1", Model: "llama3", Tokens: 150},
-		{RequestID: "r2", Model: "llama3", Tokens: 100 + defaultCompletionEstimate},
+		{RequestID: "r2", Model: "llama3", Tokens: 100 + DefaultMaxTokens},
 	}, acct.reserved)
 	require.Equal(t, []Settlement{
 		{Reservation: acct.reserved[1]},

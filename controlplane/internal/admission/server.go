@@ -23,6 +23,7 @@ const (
 	DefaultSettledMemory     = 100_000
 	DefaultSettledTTL        = 10 * time.Minute
 	DefaultSessionBuffer     = 64
+	DefaultMaxTokens         = 1000
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -63,6 +64,11 @@ type Options struct {
 	DecisionLog int
 	// Accountant reserves quota (default NoQuota).
 	Accountant Accountant
+	// DefaultMaxTokens is the output allowance of a chat or completion request
+	// that sets no limit (default 1000, the reference's estimate). For a user with
+	// a token budget it is also the cap sent to the backend, so that the request
+	// cannot generate more than was reserved.
+	DefaultMaxTokens int64
 	// Revocations, when set, feeds CredentialRevoked pushes.
 	Revocations Revocations
 
@@ -96,6 +102,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Scorer == nil {
 		o.Scorer = SlotScorer{}
+	}
+	if o.DefaultMaxTokens <= 0 {
+		o.DefaultMaxTokens = DefaultMaxTokens
 	}
 	if o.DecisionLog <= 0 {
 		o.DecisionLog = DefaultDecisionLog

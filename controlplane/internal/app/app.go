@@ -18,6 +18,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 	"github.com/mindrouter/mindrouter/controlplane/internal/config"
+	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
@@ -84,20 +85,30 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	// Admission owns the in-flight counts that the registry's admin view reports.
-	// Quotas are reserved at Admit and settled at Release, in memory (usage is not
-	// persisted across restarts yet).
-	quotas, err := quota.New(quota.Options{Logger: log.With("component", "quota"), Registerer: metrics})
+	// Quotas are reserved at Admit and settled at Release in memory; usage is
+	// written to the quotas table in batches and restored here at start.
+	quotas, err := quota.New(quota.Options{
+		Period: cfg.QuotaPeriod, MaxConcurrentPerUser: cfg.MaxConcurrentPerUser,
+		Store: usageStore{st}, Logger: log.With("component", "quota"), Registerer: metrics,
+	})
 	if err != nil {
 		return err
 	}
+	if err := quotas.Load(ctx); err != nil {
+		return err
+	}
+	fairShare := fairshare.DefaultParams()
+	fairShare.MaxQueuePerUser = cfg.MaxQueuePerUser
 	var policy scheduler.Policy // nil: admission's default, fair share
 	if cfg.SchedulerPolicy == "fifo" {
 		policy = scheduler.NewFIFO()
 	}
 	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), admission.Options{
-		Policy:   policy,
-		Scorer:   admission.NewRegistryScorer(reg, scoring.Defaults()),
-		LeaseTTL: cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
+		Policy:           policy,
+		FairShare:        &fairShare,
+		Scorer:           admission.NewRegistryScorer(reg, scoring.Defaults()),
+		DefaultMaxTokens: cfg.DefaultMaxTokens,
+		LeaseTTL:         cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
 		Revocations: ident, Accountant: quotas, Logger: log.With("component", "admission"), Registerer: metrics,
 	})
@@ -193,4 +204,29 @@ type quotaView struct{ m *quota.Manager }
 func (q quotaView) Usage(userID int64) (used, reserved, budget int64, rpm int) {
 	u := q.m.Usage(userID)
 	return u.TokensUsed, u.Reserved, u.Budget, u.RequestsInWindow
+}
+
+// usageStore keeps the quota manager's usage in the quotas table.
+type usageStore struct{ st *store.Store }
+
+func (u usageStore) LoadUsage(ctx context.Context) ([]quota.Record, error) {
+	rows, err := u.st.ListQuotaUsage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quota.Record, len(rows))
+	for i, r := range rows {
+		out[i] = quota.Record{UserID: r.UserID, TokensUsed: r.TokensUsed, LifetimeTokensUsed: r.LifetimeTokensUsed,
+			PeriodStart: r.PeriodStart, PeriodDays: r.PeriodDays}
+	}
+	return out, nil
+}
+
+func (u usageStore) SaveUsage(ctx context.Context, records []quota.Record) error {
+	rows := make([]store.QuotaUsage, len(records))
+	for i, r := range records {
+		rows[i] = store.QuotaUsage{UserID: r.UserID, TokensUsed: r.TokensUsed, LifetimeTokensUsed: r.LifetimeTokensUsed,
+			PeriodStart: r.PeriodStart, PeriodDays: r.PeriodDays}
+	}
+	return u.st.UpsertQuotaUsage(ctx, rows)
 }

@@ -33,6 +33,15 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	QueueTimeout      time.Duration
 	MaxQueuePerModel  int
+	MaxQueuePerUser   int
+	// MaxConcurrentPerUser caps one user's requests admitted or queued at once;
+	// negative means unlimited.
+	MaxConcurrentPerUser int
+	// QuotaPeriod is the length of a user's rolling token-budget period.
+	QuotaPeriod time.Duration
+	// DefaultMaxTokens is the output allowance reserved for a chat or completion
+	// request that sets no max_tokens.
+	DefaultMaxTokens  int64
 	SchedulerPolicy   string
 	HealthInterval    time.Duration
 	TelemetryInterval time.Duration
@@ -64,12 +73,17 @@ func NewDefault() Config {
 		HeartbeatInterval: 10 * time.Second,
 		QueueTimeout:      150 * time.Second,
 		MaxQueuePerModel:  1000,
-		SchedulerPolicy:   "wdrr",
-		HealthInterval:    30 * time.Second,
-		TelemetryInterval: 10 * time.Second,
-		ShutdownTimeout:   30 * time.Second,
-		LogFormat:         "text",
-		LogLevel:          "info",
+		MaxQueuePerUser:   64,
+		// Counts queued requests too; batch users who need more get a higher setting.
+		MaxConcurrentPerUser: 32,
+		QuotaPeriod:          30 * 24 * time.Hour,
+		DefaultMaxTokens:     1000,
+		SchedulerPolicy:      "wdrr",
+		HealthInterval:       30 * time.Second,
+		TelemetryInterval:    10 * time.Second,
+		ShutdownTimeout:      30 * time.Second,
+		LogFormat:            "text",
+		LogLevel:             "info",
 	}
 }
 
@@ -95,6 +109,10 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", env.dur("MINDROUTER_HEARTBEAT_INTERVAL", c.HeartbeatInterval), "session heartbeat interval asked of replicas")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", env.dur("MINDROUTER_QUEUE_TIMEOUT", c.QueueTimeout), "longest wait in a model queue")
 	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
+	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", int(env.int64("MINDROUTER_MAX_QUEUE_PER_USER", int64(c.MaxQueuePerUser))), "waiting requests per user and model before 429")
+	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", int(env.int64("MINDROUTER_MAX_CONCURRENT_PER_USER", int64(c.MaxConcurrentPerUser))), "requests one user may have admitted or queued at once; -1 for unlimited")
+	fs.DurationVar(&c.QuotaPeriod, "quota-period", env.dur("MINDROUTER_QUOTA_PERIOD", c.QuotaPeriod), "length of a user's rolling token-budget period")
+	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", env.int64("MINDROUTER_DEFAULT_MAX_TOKENS", c.DefaultMaxTokens), "output tokens reserved for a chat or completion request that sets no limit")
 	fs.StringVar(&c.SchedulerPolicy, "scheduler", env.str("MINDROUTER_SCHEDULER", c.SchedulerPolicy), "queue order: wdrr (token-weighted fair share) or fifo")
 	fs.DurationVar(&c.HealthInterval, "health-interval", env.dur("MINDROUTER_HEALTH_INTERVAL", c.HealthInterval), "backend poll interval")
 	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", env.dur("MINDROUTER_TELEMETRY_INTERVAL", c.TelemetryInterval), "sample interval asked of node agents")
@@ -157,6 +175,18 @@ func (c Config) Validate() error {
 	}
 	if c.MaxQueuePerModel < 1 {
 		errs = append(errs, errors.New("max-queue must be at least 1"))
+	}
+	if c.MaxQueuePerUser < 1 {
+		errs = append(errs, errors.New("max-queue-per-user must be at least 1"))
+	}
+	if c.MaxConcurrentPerUser == 0 || c.MaxConcurrentPerUser < -1 {
+		errs = append(errs, errors.New("max-concurrent-per-user must be at least 1, or -1 for unlimited"))
+	}
+	if c.QuotaPeriod < time.Hour {
+		errs = append(errs, fmt.Errorf("quota-period %s is too short: use at least 1h", c.QuotaPeriod))
+	}
+	if c.DefaultMaxTokens < 1 {
+		errs = append(errs, errors.New("default-max-tokens must be at least 1"))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format %q: use text or json", c.LogFormat))

@@ -16,6 +16,15 @@ func TestLoadPrecedence(t *testing.T) {
 	require.Equal(t, "127.0.0.1:7000", c.GRPCListen, "env overrides the default")
 	require.Equal(t, 50*time.Second, c.LeaseTTL, "flag overrides env")
 	require.Equal(t, ":9091", c.RESTListen)
+	require.Equal(t, 64, c.MaxQueuePerUser)
+	require.Equal(t, 32, c.MaxConcurrentPerUser)
+	require.Equal(t, 720*time.Hour, c.QuotaPeriod)
+	require.EqualValues(t, 1000, c.DefaultMaxTokens)
+
+	c, err = Load([]string{"-max-concurrent-per-user", "-1", "-quota-period", "168h"}, func(string) string { return "" }, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, -1, c.MaxConcurrentPerUser)
+	require.Equal(t, 168*time.Hour, c.QuotaPeriod)
 }
 
 func TestLoadRejectsBadInput(t *testing.T) {
@@ -32,6 +41,10 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"bad seed", []string{"-seed-backends", "x=tgi:http://a"}, nil, "seed backend"},
 		{"bad admin key", []string{"-admin-api-key", "sk-123"}, nil, "must start with mr2_"},
 		{"unknown scheduler", []string{"-scheduler", "lottery"}, nil, "use wdrr or fifo"},
+		{"no per-user queue", []string{"-max-queue-per-user", "0"}, nil, "max-queue-per-user must be at least 1"},
+		{"zero concurrency", []string{"-max-concurrent-per-user", "0"}, nil, "or -1 for unlimited"},
+		{"tiny quota period", []string{"-quota-period", "5m"}, nil, "quota-period 5m0s is too short"},
+		{"no output allowance", nil, map[string]string{"MINDROUTER_DEFAULT_MAX_TOKENS": "0"}, "default-max-tokens must be at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -238,3 +238,33 @@ func TestNewRejectsBadOptions(t *testing.T) {
 func held(u UserUsage) [4]int64 {
 	return [4]int64{u.TokensUsed, u.Reserved, int64(u.InFlight), int64(u.RequestsInWindow)}
 }
+
+// TestAdoptedSettlementChargesOnce covers leases granted before a control-plane
+// restart: nothing was reserved here, the usage is charged once, and nothing
+// held by the user's own reservations is given back.
+func TestAdoptedSettlementChargesOnce(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	p := principal(1, 10_000, 0)
+	_, err := h.reserve(p, 500) // an unrelated request in flight
+	require.NoError(t, err)
+	adopted := admission.Settlement{
+		Reservation: admission.Reservation{RequestID: "before-restart", Model: "m"},
+		Granted:     true, Adopted: true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
+		PromptTokens: 100, CompletionTokens: 20,
+	}
+	h.m.Settle(p, adopted)
+	u := h.m.Usage(1)
+	require.EqualValues(t, 120, u.TokensUsed)
+	require.EqualValues(t, 500, u.Reserved, "the other request's reservation is untouched")
+	require.Equal(t, 1, u.InFlight)
+
+	h.m.Settle(p, adopted) // a repeated Release
+	require.EqualValues(t, 120, h.m.Usage(1).TokensUsed, "charged once")
+
+	lost := adopted
+	lost.RequestID, lost.Lost, lost.PromptTokens, lost.CompletionTokens = "lost-after-restart", true, 0, 0
+	h.m.Settle(p, lost)
+	require.EqualValues(t, 120, h.m.Usage(1).TokensUsed, "an adopted lease that is lost has nothing to charge")
+	require.EqualValues(t, 120, h.m.Usage(1).LifetimeTokensUsed)
+}

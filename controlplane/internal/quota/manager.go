@@ -154,6 +154,10 @@ func (m *Manager) check(u *user, kw *keyWindow, tokens int64, countRate bool, no
 // A settlement for a request id that holds nothing is ignored, so a repeated
 // Settle counts nothing twice.
 func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
+	if s.Adopted {
+		m.settleAdopted(p, s)
+		return
+	}
 	sh := m.shard(p.UserID)
 	sh.mu.Lock()
 	u := sh.users[p.UserID]
@@ -189,6 +193,40 @@ func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
 	u.remember(s.RequestID)
 	sh.mu.Unlock()
 	m.reserved.Add(-released)
+	m.charged.Add(cost)
+}
+
+// settleAdopted charges a request this process never reserved for: a lease
+// adopted after a control-plane restart, or a Release that arrived for a lease
+// this process never knew. Nothing is held, so nothing is released and the
+// concurrency count is untouched; the reported usage is charged once (a repeat
+// for a request id the user settled recently is ignored). A lost adopted lease
+// has no reservation to charge, so it costs nothing: the usage is unknown and
+// the tokens were reserved by the process that died.
+func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
+	if p.UserID == 0 {
+		return
+	}
+	cost := charge(s, 0)
+	sh := m.shard(p.UserID)
+	sh.mu.Lock()
+	u := sh.users[p.UserID]
+	if u == nil {
+		u = newUser(p.UserID, m.now(), m.opts.Period)
+		sh.users[p.UserID] = u
+	}
+	if s.RequestID != "" && u.retry(s.RequestID, false) {
+		sh.mu.Unlock()
+		return
+	}
+	u.roll(m.now())
+	if cost > 0 {
+		u.used += cost
+		u.lifetime += cost
+		u.dirty = true
+	}
+	u.remember(s.RequestID)
+	sh.mu.Unlock()
 	m.charged.Add(cost)
 }
 

@@ -34,6 +34,7 @@ func runSuite(t *testing.T, open opener) {
 		{"APIKeys", testAPIKeys},
 		{"RevokeAndExpire", testRevokeAndExpire},
 		{"RecordKeyUse", testRecordKeyUse},
+		{"QuotaUsage", testQuotaUsage},
 		{"Nodes", testNodes},
 		{"GPUDevices", testGPUDevices},
 		{"Backends", testBackends},
