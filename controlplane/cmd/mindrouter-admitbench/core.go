@@ -16,6 +16,8 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
+	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
@@ -94,7 +96,9 @@ func (r *benchRegistry) Catalog() []*controlplanev1.CatalogModel {
 }
 func (r *benchRegistry) Subscribe() (<-chan struct{}, func()) { return nil, func() {} }
 func (r *benchRegistry) Version() int64                       { return 1 }
-func (r *benchRegistry) ObserveOutcome(int64, bool)           {}
+func (r *benchRegistry) Observe(int64, registry.Observation)  {}
+func (r *benchRegistry) AcquireCircuit(int64) (bool, bool)    { return true, false }
+func (r *benchRegistry) AbandonTrial(int64)                   {}
 func (r *benchRegistry) MarkLoaded(int64, string)             {}
 func (r *benchRegistry) ContextCap() int64                    { return 32768 }
 
@@ -122,15 +126,24 @@ func startCore(ctx context.Context, cfg config) (*core, error) {
 	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
+	// As in production: every Admit reserves quota and every Release settles it
+	// (the benchmark users have no budget and no rate limit, so none is refused).
+	quotas, err := quota.New(quota.Options{MaxConcurrentPerUser: -1, Logger: log, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
 	adm, err := admission.New(newBenchIdentity(cfg.users), newBenchRegistry(cfg.backends, cfg.slots), admission.Options{
-		Policy: policy, Logger: log, Registerer: reg,
+		Policy: policy, Accountant: quotas, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
 	}
-	// As in production without an OTLP endpoint: spans are recorded, not exported.
-	var tracer trace.TracerProvider = sdktrace.NewTracerProvider()
-	if cfg.tracing == "noop" {
+	// As in production without an OTLP endpoint: no tracing instrumentation.
+	var tracer trace.TracerProvider
+	switch cfg.tracing {
+	case "sdk":
+		tracer = sdktrace.NewTracerProvider() // spans recorded, as with an exporter
+	case "noop":
 		tracer = noop.NewTracerProvider()
 	}
 	srv := server.New(server.Options{

@@ -62,7 +62,7 @@ func main() {
 	flag.StringVar(&cfg.policy, "policy", "wdrr", "queue order: wdrr or fifo")
 	flag.BoolVar(&cfg.floor, "floor", false, "measure the gRPC floor instead: two ListModels calls (same server, interceptors and auth) per pair")
 	flag.IntVar(&cfg.gogc, "gogc", 100, "garbage-collector target percentage (debug.SetGCPercent; Go's default 100)")
-	flag.StringVar(&cfg.tracing, "tracing", "sdk", "server tracer provider: sdk (production: spans recorded, not exported) or noop")
+	flag.StringVar(&cfg.tracing, "tracing", "none", "server tracing: none (production without an OTLP endpoint: no instrumentation), sdk (spans recorded, as with an exporter) or noop")
 	flag.StringVar(&cfg.cpuprofile, "cpuprofile", "", "write a CPU profile of the measured runs to this file")
 	flag.StringVar(&cfg.blockprofile, "blockprofile", "", "write a blocking profile (mutexes and channels) to this file")
 	flag.Parse()
@@ -80,8 +80,8 @@ func (c config) validate() error {
 		return fmt.Errorf("mode %q: use closed, open or both", c.mode)
 	case c.policy != "wdrr" && c.policy != "fifo":
 		return fmt.Errorf("policy %q: use wdrr or fifo", c.policy)
-	case c.tracing != "sdk" && c.tracing != "noop":
-		return fmt.Errorf("tracing %q: use sdk or noop", c.tracing)
+	case c.tracing != "none" && c.tracing != "sdk" && c.tracing != "noop":
+		return fmt.Errorf("tracing %q: use none, sdk or noop", c.tracing)
 	case c.workers < 1, c.rate < 1, c.callers < 1, c.conns < 1, c.runs < 1, c.users < 1, c.backends < 1, c.slots < 1:
 		return errors.New("workers, rate, callers, conns, runs, users, backends and slots must be at least 1")
 	case c.duration < time.Second:

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
@@ -46,7 +47,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	defer func() { _ = tracer.Shutdown(context.WithoutCancel(ctx)) }()
+	var tracing trace.TracerProvider // nil interface, not a typed nil: no spans
+	if tracer != nil {
+		tracing = tracer
+		defer func() { _ = tracer.Shutdown(context.WithoutCancel(ctx)) }()
+	}
 
 	clusterToken, err := loadClusterToken(cfg)
 	if err != nil {
@@ -127,7 +132,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Telemetry: tele,
 		},
 		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,
-		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracer, Propagator: newPropagator(),
+		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracing, Propagator: newPropagator(),
 	})
 	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
 	if err != nil {

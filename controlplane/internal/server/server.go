@@ -48,10 +48,14 @@ type Options struct {
 	Verifier     Verifier
 	ClusterToken string
 	// Ready reports whether the control plane can serve (e.g. the database answers).
-	Ready          func(ctx context.Context) error
-	Logger         *slog.Logger
-	Registerer     prometheus.Registerer
-	Gatherer       prometheus.Gatherer
+	Ready      func(ctx context.Context) error
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// TracerProvider records the server's spans; nil records none and installs no
+	// tracing instrumentation at all (the control plane calls nothing downstream
+	// that a trace context would have to reach, so without an exporter spans are
+	// pure cost).
 	TracerProvider trace.TracerProvider
 	// Propagator extracts the caller's trace context (W3C trace context), so that a
 	// data-plane request and its Admit/Release are one trace.
@@ -89,14 +93,17 @@ func New(opts Options) *Server {
 		}),
 	}
 	opts.Registerer.MustRegister(s.calls, s.panics)
-	s.grpc = grpc.NewServer(
-		grpc.StatsHandler(otelgrpc.NewServerHandler(
-			otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithPropagators(opts.Propagator))),
+	sopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.countUnary, s.unary),
 		grpc.ChainStreamInterceptor(s.countStream, s.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	}
+	if opts.TracerProvider != nil {
+		sopts = append(sopts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithTracerProvider(opts.TracerProvider), otelgrpc.WithPropagators(opts.Propagator))))
+	}
+	s.grpc = grpc.NewServer(sopts...)
 	svc := opts.Services
 	controlplanev1.RegisterAdmissionServiceServer(s.grpc, svc.Admission)
 	controlplanev1.RegisterSessionServiceServer(s.grpc, svc.Session)
