@@ -242,6 +242,8 @@ type harness struct {
 	admit   controlplanev1.AdmissionServiceClient
 	session controlplanev1.SessionServiceClient
 	sched   adminv1.SchedulerServiceClient
+	// stopRun ends the server's Run, as a control-plane shutdown does.
+	stopRun context.CancelFunc
 }
 
 const (
@@ -306,6 +308,7 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Can
 	h.admit = controlplanev1.NewAdmissionServiceClient(conn)
 	h.session = controlplanev1.NewSessionServiceClient(conn)
 	h.sched = adminv1.NewSchedulerServiceClient(conn)
+	h.stopRun = cancel
 	// Run has subscribed once it is running; tests that change the registry rely on it.
 	require.Eventually(t, func() bool { return h.reg.subscribers() == 1 }, 5*time.Second, time.Millisecond)
 	return h

@@ -138,6 +138,11 @@ type Server struct {
 	names     *directory
 	// plans recycles the per-Admit plans and their buffers.
 	plans sync.Pool
+	// stopping is closed when Run returns: open sessions end and new ones are
+	// refused, so that a graceful gRPC stop does not wait for streams that would
+	// otherwise never end.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
 
 // New returns a Server over ident and reg.
@@ -196,6 +201,7 @@ func New(ident Identity, reg Registry, opts Options) (*Server, error) {
 		sessions:  newSessionTable(),
 		decisions: newDecisionLog(opts.DecisionLog),
 		names:     newDirectory(),
+		stopping:  make(chan struct{}),
 	}, nil
 }
 
@@ -206,6 +212,7 @@ func (s *Server) InFlight(backendID int64) int { return s.sched.InFlight(backend
 // tells replicas when the registry changes, and forwards revocations. It returns
 // nil when ctx ends.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.stopOnce.Do(func() { close(s.stopping) })
 	changes, unsubscribe := s.reg.Subscribe()
 	defer unsubscribe()
 	var revoked <-chan string

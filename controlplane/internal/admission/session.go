@@ -30,6 +30,11 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 	if err != nil {
 		return err
 	}
+	select {
+	case <-s.stopping:
+		return errShuttingDown
+	default:
+	}
 	hello := first.GetHello()
 	if hello == nil || hello.GetReplicaId() == "" {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be a Hello with a replica_id")
@@ -88,6 +93,8 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 			return status.FromContextError(ctx.Err()).Err()
 		case <-sess.gone:
 			return status.Error(codes.Aborted, sess.reason)
+		case <-s.stopping:
+			return errShuttingDown
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -109,6 +116,10 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 		}
 	}
 }
+
+// errShuttingDown ends sessions when the control plane stops; replicas reconnect
+// (to this process after a restart, or to another behind the same address).
+var errShuttingDown = status.Error(codes.Unavailable, "control plane shutting down")
 
 // broadcast queues msg for every open session; a session whose buffer is full is
 // ended (its replica reconnects and starts from fresh caches).

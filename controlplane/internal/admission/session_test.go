@@ -282,3 +282,28 @@ func TestLaggingSessionIsEnded(t *testing.T) {
 	<-sess.gone
 	require.Contains(t, sess.reason, "behind")
 }
+
+// TestShutdownEndsSessions: when Run ends (the control plane is stopping), open
+// sessions end with Unavailable and new ones are refused, so that the graceful
+// gRPC stop does not wait out its whole deadline for streams that never end.
+func TestShutdownEndsSessions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{}, backendCand(1, 1))
+	r := h.connect(t, "replica-a")
+	h.stopRun()
+	select {
+	case err := <-r.errc:
+		require.Equal(t, codes.Unavailable, status.Code(err))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session outlived the shutdown")
+	}
+	late := h.open(t, &controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Hello{
+		Hello: &controlplanev1.Hello{ReplicaId: "replica-b", Version: "test"},
+	}})
+	select {
+	case err := <-late.errc:
+		require.Equal(t, codes.Unavailable, status.Code(err))
+	case <-time.After(10 * time.Second):
+		t.Fatal("a session opened after the shutdown")
+	}
+}
