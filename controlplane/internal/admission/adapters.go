@@ -38,6 +38,7 @@ func principalFrom(p identity.Principal) Principal {
 		Inference:   p.HasScope(identity.ScopeInference),
 		Weight:      p.Weight,
 		RPMLimit:    p.RPMLimit,
+		KeyRPMLimit: p.KeyRPMLimit,
 		TokenBudget: p.TokenBudget,
 	}
 }

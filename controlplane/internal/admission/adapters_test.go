@@ -29,11 +29,11 @@ func TestPrincipalFrom(t *testing.T) {
 			t.Parallel()
 			p := principalFrom(identity.Principal{
 				UserID: 1, Username: "ada", APIKeyID: 2, KeyPrefix: "mr2_abcd", GroupID: 3, Group: "faculty",
-				Scopes: tt.scopes, Weight: 4, RPMLimit: 5, TokenBudget: 6,
+				Scopes: tt.scopes, Weight: 4, RPMLimit: 5, KeyRPMLimit: 7, TokenBudget: 6,
 			})
 			require.Equal(t, Principal{
 				UserID: 1, Username: "ada", APIKeyID: 2, KeyPrefix: "mr2_abcd", GroupID: 3, Group: "faculty",
-				Inference: tt.want, Weight: 4, RPMLimit: 5, TokenBudget: 6,
+				Inference: tt.want, Weight: 4, RPMLimit: 5, KeyRPMLimit: 7, TokenBudget: 6,
 			}, p)
 		})
 	}

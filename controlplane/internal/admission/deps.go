@@ -21,9 +21,15 @@ type Principal struct {
 	GroupID   int64
 	Group     string
 	// Inference is true when the credential may run inference (the "inference" scope).
-	Inference   bool
-	Weight      int
+	Inference bool
+	Weight    int
+	// RPMLimit is the user's requests per minute (user override, else group), 0
+	// for unlimited; KeyRPMLimit is the key's own limit, counted in a window of its
+	// own besides the user's, 0 when the key has none.
 	RPMLimit    int
+	KeyRPMLimit int
+	// TokenBudget is tokens per budget period (user override, else group), 0 for
+	// unlimited.
 	TokenBudget int64
 }
 

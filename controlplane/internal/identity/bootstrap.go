@@ -73,7 +73,7 @@ func (s *Service) Bootstrap(ctx context.Context, seedKey string) (BootstrapResul
 	} else if key, err = NewKey(); err != nil {
 		return res, fmt.Errorf("bootstrap: %w", err)
 	}
-	k, err := s.storeKey(ctx, admin.ID, "bootstrap", key, nil, []string{ScopeInference, ScopeAdmin})
+	k, err := s.storeKey(ctx, key, KeySpec{UserID: admin.ID, Name: "bootstrap", Scopes: []string{ScopeInference, ScopeAdmin}})
 	if errors.Is(err, store.ErrConflict) && seedKey != "" {
 		return res, nil // stored by a concurrent bootstrap
 	}

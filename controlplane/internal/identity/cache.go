@@ -117,6 +117,24 @@ func (c *verifyCache) evict(sha256hex string) {
 	c.epoch++
 }
 
+// expireUser makes the entries of a user's keys stale, so that the next lookup of
+// each re-reads its row (without a second Argon2id run: the stale entry keeps its
+// hash), and fences off lookups in flight, which may have read the old row. It
+// scans the whole cache; it serves rare administrative changes, not requests.
+func (c *verifyCache) expireUser(userID int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d, v := range c.pos {
+		if v.principal.UserID == userID {
+			// A copy: readers may hold v without the lock.
+			stale := *v
+			stale.expires = time.Time{}
+			c.pos[d] = &stale
+		}
+	}
+	c.epoch++
+}
+
 // size returns the number of verified and unknown entries.
 func (c *verifyCache) size() (int, int) {
 	c.mu.RLock()

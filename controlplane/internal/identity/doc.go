@@ -10,7 +10,9 @@
 // digests are remembered briefly so that floods of bad keys do not reach the
 // database. Status, expiry and the owner's state are checked on every call against
 // the cached record, and Revoke evicts the cache entry at once and tells
-// subscribers (Revocations) so that data-plane sessions can drop the key.
+// subscribers (Revocations) so that data-plane sessions can drop the key. UpdateUser
+// makes the cached entries of the user's keys stale, so the next Verify re-reads
+// the user's group, state and limits (without a second Argon2id run).
 //
 // Usage counts (RecordUse) are kept in memory and written in batches by Run.
 //

@@ -3,6 +3,8 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -97,6 +99,62 @@ func (a *AdminServer) GetUser(ctx context.Context, req *adminv1.GetUserRequest) 
 	return &adminv1.GetUserResponse{User: userToProto(u)}, nil
 }
 
+// Overrides UpdateUserRequest.clear may name.
+const (
+	overrideRPMLimit    = "rpm_limit"
+	overrideWeight      = "weight_override"
+	overrideTokenBudget = "token_budget"
+)
+
+// UpdateUser changes a user's group, name, state or limit overrides.
+func (a *AdminServer) UpdateUser(ctx context.Context, req *adminv1.UpdateUserRequest) (*adminv1.UpdateUserResponse, error) {
+	p := store.UserPatch{
+		GroupID:        req.GroupId,
+		FullName:       req.FullName,
+		IsActive:       req.IsActive,
+		RPMLimit:       intOf(req.RpmLimit),
+		WeightOverride: intOf(req.WeightOverride),
+		TokenBudget:    req.TokenBudget,
+	}
+	var checks []error
+	if req.GetId() <= 0 {
+		checks = append(checks, errors.New("id is required"))
+	}
+	if req.GroupId != nil && req.GetGroupId() <= 0 {
+		checks = append(checks, errors.New("group_id must be positive"))
+	}
+	if p.FullName != nil {
+		checks = append(checks, validateFullName(*p.FullName))
+	}
+	checks = append(checks, validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget))
+	for _, name := range req.GetClear() {
+		var set bool
+		switch name {
+		case overrideRPMLimit:
+			p.ClearRPMLimit, set = true, p.RPMLimit != nil
+		case overrideWeight:
+			p.ClearWeightOverride, set = true, p.WeightOverride != nil
+		case overrideTokenBudget:
+			p.ClearTokenBudget, set = true, p.TokenBudget != nil
+		default:
+			checks = append(checks, fmt.Errorf("clear: unknown override %q (want %s, %s or %s)",
+				name, overrideRPMLimit, overrideWeight, overrideTokenBudget))
+			continue
+		}
+		if set {
+			checks = append(checks, fmt.Errorf("%s is both set and cleared", name))
+		}
+	}
+	if err := firstInvalid(checks...); err != nil {
+		return nil, err
+	}
+	u, err := a.svc.UpdateUser(ctx, req.GetId(), p)
+	if err != nil {
+		return nil, serviceErr(err)
+	}
+	return &adminv1.UpdateUserResponse{User: userToProto(u)}, nil
+}
+
 // CreateAPIKey mints a key; the full key is in the answer and nowhere else.
 func (a *AdminServer) CreateAPIKey(ctx context.Context, req *adminv1.CreateAPIKeyRequest) (*adminv1.CreateAPIKeyResponse, error) {
 	var expiresAt *time.Time
@@ -107,6 +165,8 @@ func (a *AdminServer) CreateAPIKey(ctx context.Context, req *adminv1.CreateAPIKe
 	if _, err := normalizeScopes(req.GetScopes()); err != nil {
 		checks = append(checks, err)
 	}
+	rpm := intOf(req.RpmLimit)
+	checks = append(checks, validateRPMLimit(rpm))
 	if ts := req.GetExpiresAt(); ts != nil {
 		if err := ts.CheckValid(); err != nil {
 			checks = append(checks, errors.New("expires_at is not a valid timestamp"))
@@ -119,7 +179,9 @@ func (a *AdminServer) CreateAPIKey(ctx context.Context, req *adminv1.CreateAPIKe
 	if err := firstInvalid(checks...); err != nil {
 		return nil, err
 	}
-	k, full, err := a.svc.CreateAPIKey(ctx, req.GetUserId(), req.GetName(), expiresAt, req.GetScopes())
+	k, full, err := a.svc.CreateKey(ctx, KeySpec{
+		UserID: req.GetUserId(), Name: req.GetName(), ExpiresAt: expiresAt, Scopes: req.GetScopes(), RPMLimit: rpm,
+	})
 	if err != nil {
 		return nil, serviceErr(err)
 	}
@@ -195,6 +257,25 @@ func tsPtr(t *time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(*t)
 }
 
+// intOf widens an optional proto int32.
+func intOf(v *int32) *int {
+	if v == nil {
+		return nil
+	}
+	n := int(*v)
+	return &n
+}
+
+// int32Of narrows an optional override for a proto message; overrides are
+// validated to fit.
+func int32Of(v *int) *int32 {
+	if v == nil {
+		return nil
+	}
+	n := int32(min(*v, math.MaxInt32))
+	return &n
+}
+
 func groupToProto(g store.Group) *adminv1.Group {
 	return &adminv1.Group{
 		Id:              g.ID,
@@ -212,14 +293,17 @@ func groupToProto(g store.Group) *adminv1.Group {
 
 func userToProto(u store.User) *adminv1.User {
 	return &adminv1.User{
-		Id:        u.ID,
-		Username:  u.Username,
-		Email:     u.Email,
-		FullName:  u.FullName,
-		GroupId:   u.GroupID,
-		GroupName: u.GroupName,
-		IsActive:  u.IsActive && u.DeletedAt == nil,
-		CreatedAt: ts(u.CreatedAt),
+		Id:             u.ID,
+		Username:       u.Username,
+		Email:          u.Email,
+		FullName:       u.FullName,
+		GroupId:        u.GroupID,
+		GroupName:      u.GroupName,
+		IsActive:       u.IsActive && u.DeletedAt == nil,
+		CreatedAt:      ts(u.CreatedAt),
+		RpmLimit:       int32Of(u.RPMLimit),
+		WeightOverride: int32Of(u.WeightOverride),
+		TokenBudget:    u.TokenBudget,
 	}
 }
 
@@ -242,5 +326,6 @@ func (a *AdminServer) keyToProto(k store.APIKey) *adminv1.APIKey {
 		UsageCount: k.UsageCount,
 		Scopes:     k.Scopes,
 		CreatedAt:  ts(k.CreatedAt),
+		RpmLimit:   int32Of(k.RPMLimit),
 	}
 }

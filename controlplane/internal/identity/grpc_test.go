@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
@@ -151,15 +152,27 @@ func TestAdminServerKeys(t *testing.T) {
 	assert.Equal(t, "quinn", k.GetUsername())
 	assert.Equal(t, store.KeyActive, k.GetStatus())
 	assert.True(t, exp.Equal(k.GetExpiresAt().AsTime()))
+	assert.Nil(t, k.RpmLimit, "no limit of its own")
 	p, err := f.svc.Verify(ctx, full)
 	require.NoError(t, err)
 	assert.Equal(t, k.GetId(), p.APIKeyID)
+
+	limited, err := c.CreateAPIKey(ctx, &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "batch", RpmLimit: proto.Int32(12)})
+	require.NoError(t, err)
+	require.NotNil(t, limited.GetApiKey().RpmLimit)
+	assert.Equal(t, int32(12), limited.GetApiKey().GetRpmLimit())
+	p, err = f.svc.Verify(ctx, limited.GetFullKey())
+	require.NoError(t, err)
+	assert.Equal(t, 12, p.KeyRPMLimit)
+	assert.Equal(t, 60, p.RPMLimit, "the user's own window keeps the group's limit")
+	_, err = c.RevokeAPIKey(ctx, &adminv1.RevokeAPIKeyRequest{Id: limited.GetApiKey().GetId()})
+	require.NoError(t, err)
 
 	stored, err := f.st.GetAPIKey(ctx, k.GetId())
 	require.NoError(t, err)
 	list, err := c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{UserId: u.ID})
 	require.NoError(t, err)
-	require.Len(t, list.GetApiKeys(), 1)
+	require.Len(t, list.GetApiKeys(), 2)
 	js, err := protojson.Marshal(list)
 	require.NoError(t, err)
 	for _, secret := range []string{full, stored.SHA256, stored.Hash, "argon2"} {
@@ -177,6 +190,7 @@ func TestAdminServerKeys(t *testing.T) {
 		{"bad scope", &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "x", Scopes: []string{"root"}}, codes.InvalidArgument, `unknown scope "root"`},
 		{"past expiry", &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "x", ExpiresAt: timestamppb.New(f.clock.Now().Add(-time.Minute))}, codes.InvalidArgument, "expires_at must be in the future"},
 		{"unknown user", &adminv1.CreateAPIKeyRequest{UserId: 777, Name: "x"}, codes.NotFound, ""},
+		{"negative rpm", &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "x", RpmLimit: proto.Int32(-1)}, codes.InvalidArgument, "rpm_limit must not be negative"},
 	}
 	for _, tc := range tests {
 		_, err := c.CreateAPIKey(ctx, tc.req)
@@ -195,7 +209,7 @@ func TestAdminServerKeys(t *testing.T) {
 
 	revoked, err := c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{Status: store.KeyRevoked})
 	require.NoError(t, err)
-	assert.Len(t, revoked.GetApiKeys(), 1)
+	assert.Len(t, revoked.GetApiKeys(), 2)
 	_, err = c.ListAPIKeys(ctx, &adminv1.ListAPIKeysRequest{Status: "zombie"})
 	requireCode(t, err, codes.InvalidArgument, "zombie")
 
@@ -209,7 +223,7 @@ func TestAdminServerKeys(t *testing.T) {
 	for _, k := range active.GetApiKeys() {
 		statuses = append(statuses, k.GetStatus())
 	}
-	assert.Equal(t, "revoked,expired", strings.Join(statuses, ","))
+	assert.Equal(t, "revoked,revoked,expired", strings.Join(statuses, ","))
 }
 
 func TestAdminServerKeyLimit(t *testing.T) {
@@ -222,6 +236,72 @@ func TestAdminServerKeyLimit(t *testing.T) {
 	}
 	_, err := c.CreateAPIKey(ctx, &adminv1.CreateAPIKeyRequest{UserId: u.ID, Name: "ninth"})
 	requireCode(t, err, codes.FailedPrecondition, "allows 8 active keys")
+}
+
+func TestAdminServerUpdateUser(t *testing.T) {
+	t.Parallel()
+	f, c := startAdmin(t)
+	ctx := rpcCtx(t)
+	u := f.user(t, "sam", store.GroupStudent)
+	_, full := f.key(t, u.ID)
+	p, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	require.Equal(t, 30, p.RPMLimit)
+	staff, err := f.st.GetGroupByName(ctx, store.GroupStaff)
+	require.NoError(t, err)
+
+	resp, err := c.UpdateUser(ctx, &adminv1.UpdateUserRequest{
+		Id: u.ID, GroupId: proto.Int64(staff.ID), FullName: proto.String("Sam S"),
+		RpmLimit: proto.Int32(0), WeightOverride: proto.Int32(5), TokenBudget: proto.Int64(9000),
+	})
+	require.NoError(t, err)
+	got := resp.GetUser()
+	assert.Equal(t, store.GroupStaff, got.GetGroupName())
+	assert.Equal(t, "Sam S", got.GetFullName())
+	assert.True(t, got.GetIsActive(), "left out: unchanged")
+	require.NotNil(t, got.RpmLimit, "0 is an override: unlimited")
+	assert.Zero(t, got.GetRpmLimit())
+	assert.Equal(t, int32(5), got.GetWeightOverride())
+	assert.Equal(t, int64(9000), got.GetTokenBudget())
+	p, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	assert.Equal(t, Principal{
+		UserID: u.ID, Username: "sam", APIKeyID: p.APIKeyID, KeyPrefix: full[:12], GroupID: staff.ID, Group: store.GroupStaff,
+		Weight: 5, RPMLimit: 0, TokenBudget: 9000,
+	}, p, "the next Verify sees the change")
+
+	resp, err = c.UpdateUser(ctx, &adminv1.UpdateUserRequest{
+		Id: u.ID, Clear: []string{"rpm_limit", "token_budget", "rpm_limit"}, IsActive: proto.Bool(false),
+	})
+	require.NoError(t, err)
+	got = resp.GetUser()
+	assert.Nil(t, got.RpmLimit)
+	assert.Nil(t, got.TokenBudget)
+	assert.Equal(t, int32(5), got.GetWeightOverride())
+	assert.False(t, got.GetIsActive())
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrUserInactive)
+
+	tests := []struct {
+		name string
+		req  *adminv1.UpdateUserRequest
+		code codes.Code
+		msg  string
+	}{
+		{"no id", &adminv1.UpdateUserRequest{}, codes.InvalidArgument, "id is required"},
+		{"unknown override", &adminv1.UpdateUserRequest{Id: u.ID, Clear: []string{"scheduler_weight"}}, codes.InvalidArgument, `unknown override "scheduler_weight"`},
+		{"set and cleared", &adminv1.UpdateUserRequest{Id: u.ID, TokenBudget: proto.Int64(1), Clear: []string{"token_budget"}}, codes.InvalidArgument, "token_budget is both set and cleared"},
+		{"negative rpm", &adminv1.UpdateUserRequest{Id: u.ID, RpmLimit: proto.Int32(-1)}, codes.InvalidArgument, "rpm_limit must not be negative"},
+		{"zero weight", &adminv1.UpdateUserRequest{Id: u.ID, WeightOverride: proto.Int32(0)}, codes.InvalidArgument, "weight_override must be at least 1"},
+		{"negative budget", &adminv1.UpdateUserRequest{Id: u.ID, TokenBudget: proto.Int64(-1)}, codes.InvalidArgument, "token_budget must not be negative"},
+		{"zero group", &adminv1.UpdateUserRequest{Id: u.ID, GroupId: proto.Int64(0)}, codes.InvalidArgument, "group_id must be positive"},
+		{"unknown group", &adminv1.UpdateUserRequest{Id: u.ID, GroupId: proto.Int64(999)}, codes.NotFound, "group"},
+		{"unknown user", &adminv1.UpdateUserRequest{Id: 4242, FullName: proto.String("x")}, codes.NotFound, ""},
+	}
+	for _, tc := range tests {
+		_, err := c.UpdateUser(ctx, tc.req)
+		requireCode(t, err, tc.code, tc.msg)
+	}
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }

@@ -15,16 +15,34 @@ func invalidInput(op string, err error) error {
 	return fmt.Errorf("%s: %w: %v", op, store.ErrInvalid, err)
 }
 
-// CreateAPIKey mints a key for a user and returns it with the full key, which
-// exists nowhere else afterwards. Without expiresAt the key expires after the
-// group's api_key_expiry_days (never, when that is 0). Empty scopes mean inference
-// only. A user at the group's max_api_keys active keys gets ErrKeyLimit.
+// KeySpec describes a key to mint.
+type KeySpec struct {
+	UserID int64
+	Name   string
+	// ExpiresAt, when nil, defaults to the group's api_key_expiry_days from now
+	// (never, when that is 0).
+	ExpiresAt *time.Time
+	// Scopes: empty means inference only.
+	Scopes []string
+	// RPMLimit, when not nil, is the key's own requests per minute, applied besides
+	// its owner's; 0 means none of its own.
+	RPMLimit *int
+}
+
+// CreateAPIKey mints a key without a rate limit of its own; see CreateKey.
 func (s *Service) CreateAPIKey(ctx context.Context, userID int64, name string, expiresAt *time.Time, scopes []string) (store.APIKey, string, error) {
+	return s.CreateKey(ctx, KeySpec{UserID: userID, Name: name, ExpiresAt: expiresAt, Scopes: scopes})
+}
+
+// CreateKey mints a key for a user and returns it with the full key, which exists
+// nowhere else afterwards. A user at the group's max_api_keys active keys gets
+// ErrKeyLimit; bad input is store.ErrInvalid.
+func (s *Service) CreateKey(ctx context.Context, spec KeySpec) (store.APIKey, string, error) {
 	key, err := NewKey()
 	if err != nil {
 		return store.APIKey{}, "", err
 	}
-	k, err := s.storeKey(ctx, userID, name, key, expiresAt, scopes)
+	k, err := s.storeKey(ctx, key, spec)
 	if err != nil {
 		return store.APIKey{}, "", err
 	}
@@ -32,14 +50,18 @@ func (s *Service) CreateAPIKey(ctx context.Context, userID int64, name string, e
 }
 
 // storeKey stores a given, well-formed key for a user.
-func (s *Service) storeKey(ctx context.Context, userID int64, name, key string, expiresAt *time.Time, scopes []string) (store.APIKey, error) {
+func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store.APIKey, error) {
+	userID, expiresAt := spec.UserID, spec.ExpiresAt
 	op := fmt.Sprintf("create API key for user %d", userID)
-	name = strings.TrimSpace(name)
+	name := strings.TrimSpace(spec.Name)
 	if err := validateKeyName(name); err != nil {
 		return store.APIKey{}, invalidInput(op, err)
 	}
-	scopes, err := normalizeScopes(scopes)
+	scopes, err := normalizeScopes(spec.Scopes)
 	if err != nil {
+		return store.APIKey{}, invalidInput(op, err)
+	}
+	if err := validateRPMLimit(spec.RPMLimit); err != nil {
 		return store.APIKey{}, invalidInput(op, err)
 	}
 	now := s.now()
@@ -82,6 +104,7 @@ func (s *Service) storeKey(ctx context.Context, userID int64, name, key string, 
 		Hash:      h,
 		Scopes:    scopes,
 		ExpiresAt: expiresAt,
+		RPMLimit:  spec.RPMLimit,
 	})
 	if err != nil {
 		return store.APIKey{}, err
@@ -112,5 +135,38 @@ func (s *Service) CreateUser(ctx context.Context, username, email, password stri
 		return store.User{}, err
 	}
 	s.log.InfoContext(ctx, "user created", slog.Int64("user_id", u.ID), slog.String("user", u.Username))
+	return u, nil
+}
+
+// UpdateUser applies a patch to a user that is not deleted. The user's keys see the
+// change on their next Verify: their cached principals are made stale at once. An
+// unknown or deleted user, or an unknown group, is store.ErrNotFound; bad input
+// store.ErrInvalid.
+func (s *Service) UpdateUser(ctx context.Context, id int64, p store.UserPatch) (store.User, error) {
+	op := fmt.Sprintf("update user %d", id)
+	checks := []error{validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget)}
+	if p.FullName != nil {
+		checks = append(checks, validateFullName(*p.FullName))
+	}
+	for _, err := range checks {
+		if err != nil {
+			return store.User{}, invalidInput(op, err)
+		}
+	}
+	u, err := s.st.GetUser(ctx, id)
+	if err != nil {
+		return store.User{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if u.DeletedAt != nil {
+		return store.User{}, fmt.Errorf("%s: user is deleted: %w", op, store.ErrNotFound)
+	}
+	u, err = s.st.UpdateUser(ctx, id, p)
+	if err != nil {
+		return store.User{}, err
+	}
+	// After the write: a lookup that read the old row is fenced off, and one that
+	// starts now reads the new row.
+	s.cache.expireUser(id)
+	s.log.InfoContext(ctx, "user updated", slog.Int64("user_id", u.ID), slog.String("user", u.Username))
 	return u, nil
 }

@@ -95,21 +95,58 @@ func TestCreateAPIKey(t *testing.T) {
 	require.NoError(t, err, "revoked keys do not count")
 }
 
-func TestPrincipalLimitsAndScopes(t *testing.T) {
+func TestPrincipalLimits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rpm, zeroRPM, weight, keyRPM := 7, 0, 9, 3
+	budget, unlimited := int64(42), int64(0)
+	tests := []struct {
+		name      string
+		user      store.UserSpec
+		keyRPM    *int
+		wantRPM   int
+		wantKey   int
+		wantW     int
+		wantToken int64
+	}{
+		{"the group's", store.UserSpec{}, nil, 60, 0, 2, 500_000},
+		{"the user's overrides", store.UserSpec{RPMLimit: &rpm, WeightOverride: &weight, TokenBudget: &budget}, nil, 7, 0, 9, 42},
+		{"0 overrides mean unlimited", store.UserSpec{RPMLimit: &zeroRPM, TokenBudget: &unlimited}, nil, 0, 0, 2, 0},
+		{"a key's limit is its own window, not the user's", store.UserSpec{RPMLimit: &rpm}, &keyRPM, 7, 3, 2, 500_000},
+		{"a key's limit leaves the group's user limit", store.UserSpec{}, &keyRPM, 60, 3, 2, 500_000},
+		{"a key's 0 is no window of its own", store.UserSpec{}, &zeroRPM, 60, 0, 2, 500_000},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			g, err := f.st.GetGroupByName(ctx, store.GroupStaff)
+			require.NoError(t, err)
+			spec := tc.user
+			spec.Username, spec.Email, spec.GroupID = "kim", "kim@example.edu", g.ID
+			u, err := f.st.CreateUser(ctx, spec)
+			require.NoError(t, err)
+			k, full, err := f.svc.CreateKey(ctx, KeySpec{UserID: u.ID, Name: "k", RPMLimit: tc.keyRPM})
+			require.NoError(t, err)
+			assert.Equal(t, tc.keyRPM, k.RPMLimit)
+			p, err := f.svc.Verify(ctx, full)
+			require.NoError(t, err)
+			assert.Equal(t, tc.wantRPM, p.RPMLimit, "user RPM")
+			assert.Equal(t, tc.wantKey, p.KeyRPMLimit, "key RPM")
+			assert.Equal(t, tc.wantW, p.Weight, "weight")
+			assert.Equal(t, tc.wantToken, p.TokenBudget, "token budget")
+		})
+	}
+}
+
+func TestPrincipalScopesAndContext(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	ctx := context.Background()
-	g, err := f.st.GetGroupByName(ctx, store.GroupStaff)
-	require.NoError(t, err)
-	rpm, weight := 7, 9
-	u, err := f.st.CreateUser(ctx, store.UserSpec{Username: "kim", Email: "kim@example.edu", GroupID: g.ID, RPMLimit: &rpm, WeightOverride: &weight})
-	require.NoError(t, err)
+	u := f.user(t, "kim", store.GroupStaff)
 	_, full := f.key(t, u.ID)
 	p, err := f.svc.Verify(ctx, full)
 	require.NoError(t, err)
-	assert.Equal(t, 7, p.RPMLimit)
-	assert.Equal(t, 9, p.Weight)
-	assert.Equal(t, int64(500_000), p.TokenBudget)
 	assert.True(t, p.HasScope(ScopeInference), "no scopes: inference only")
 	assert.False(t, p.HasScope(ScopeAdmin))
 
@@ -122,6 +159,107 @@ func TestPrincipalLimitsAndScopes(t *testing.T) {
 	assert.Equal(t, p.APIKeyID, got.APIKeyID)
 	_, ok = FromContext(ctx)
 	assert.False(t, ok)
+}
+
+func TestUpdateUserTakesEffectOnNextVerify(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "lee", store.GroupStudent)
+	_, a := f.key(t, u.ID)
+	_, b := f.key(t, u.ID)
+	other := f.user(t, "max", store.GroupStudent)
+	_, c := f.key(t, other.ID)
+	for _, key := range []string{a, b, c} {
+		p, err := f.svc.Verify(ctx, key)
+		require.NoError(t, err)
+		require.Equal(t, 30, p.RPMLimit)
+	}
+	require.Equal(t, 3, f.argon2Count())
+	lookups := f.st.lookups.Load()
+
+	rpm, weight, budget := 5, 4, int64(7000)
+	_, err := f.svc.UpdateUser(ctx, u.ID, store.UserPatch{RPMLimit: &rpm, WeightOverride: &weight, TokenBudget: &budget})
+	require.NoError(t, err)
+	for _, key := range []string{a, b} { // the clock has not moved: no cache TTL has passed
+		p, err := f.svc.Verify(ctx, key)
+		require.NoError(t, err)
+		assert.Equal(t, 5, p.RPMLimit)
+		assert.Equal(t, 4, p.Weight)
+		assert.Equal(t, int64(7000), p.TokenBudget)
+	}
+	assert.Equal(t, lookups+2, f.st.lookups.Load(), "each of the user's keys re-reads its row once")
+	_, err = f.svc.Verify(ctx, c)
+	require.NoError(t, err)
+	assert.Equal(t, lookups+2, f.st.lookups.Load(), "other users' keys stay cached")
+	assert.Equal(t, 3, f.argon2Count(), "re-reading a row does not hash the key again")
+
+	fac, err := f.st.GetGroupByName(ctx, store.GroupFaculty)
+	require.NoError(t, err)
+	_, err = f.svc.UpdateUser(ctx, u.ID, store.UserPatch{GroupID: &fac.ID, ClearRPMLimit: true, ClearTokenBudget: true})
+	require.NoError(t, err)
+	p, err := f.svc.Verify(ctx, a)
+	require.NoError(t, err)
+	assert.Equal(t, store.GroupFaculty, p.Group)
+	assert.Equal(t, 60, p.RPMLimit, "cleared: the new group's limit")
+	assert.Equal(t, int64(1_000_000), p.TokenBudget)
+	assert.Equal(t, 4, p.Weight, "an override not cleared stays")
+
+	off := false
+	_, err = f.svc.UpdateUser(ctx, u.ID, store.UserPatch{IsActive: &off})
+	require.NoError(t, err)
+	_, err = f.svc.Verify(ctx, b)
+	require.ErrorIs(t, err, ErrUserInactive, "disabling a user stops their keys at once")
+}
+
+func TestUpdateUserDuringLookupIsNotCached(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "ned", store.GroupStudent)
+	_, full := f.key(t, u.ID)
+	f.st.gate = make(chan struct{})
+	f.st.entered = make(chan struct{}, 1)
+	done := make(chan error, 1)
+	go func() { _, err := f.svc.Verify(ctx, full); done <- err }()
+	<-f.st.entered // the lookup has read the old row
+	rpm := 2
+	_, err := f.svc.UpdateUser(ctx, u.ID, store.UserPatch{RPMLimit: &rpm})
+	require.NoError(t, err)
+	close(f.st.gate)
+	require.NoError(t, <-done)
+	p, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	assert.Equal(t, 2, p.RPMLimit, "the lookup that read the old row must not have cached it")
+}
+
+func TestUpdateUserRefuses(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "oli", store.GroupStudent)
+	gone := f.user(t, "pat", store.GroupStudent)
+	require.NoError(t, f.st.SoftDeleteUser(ctx, gone.ID, f.clock.Now()))
+	negative, zero, negBudget, unknown := -1, 0, int64(-5), int64(424242)
+	long := strings.Repeat("x", 256)
+	tests := []struct {
+		name string
+		id   int64
+		p    store.UserPatch
+		want error
+	}{
+		{"negative rpm", u.ID, store.UserPatch{RPMLimit: &negative}, store.ErrInvalid},
+		{"zero weight", u.ID, store.UserPatch{WeightOverride: &zero}, store.ErrInvalid},
+		{"negative budget", u.ID, store.UserPatch{TokenBudget: &negBudget}, store.ErrInvalid},
+		{"long full name", u.ID, store.UserPatch{FullName: &long}, store.ErrInvalid},
+		{"unknown group", u.ID, store.UserPatch{GroupID: &unknown}, store.ErrNotFound},
+		{"unknown user", 999999, store.UserPatch{}, store.ErrNotFound},
+		{"deleted user", gone.ID, store.UserPatch{}, store.ErrNotFound},
+	}
+	for _, tc := range tests {
+		_, err := f.svc.UpdateUser(ctx, tc.id, tc.p)
+		require.ErrorIs(t, err, tc.want, tc.name)
+	}
 }
 
 func TestBootstrap(t *testing.T) {

@@ -28,7 +28,8 @@ var (
 )
 
 // Principal is an authenticated caller: the key, its owner and the owner's group
-// with the limits that apply to this key.
+// with the limits that apply. Two request rates apply: the user's (RPMLimit, shared
+// by all of the user's keys) and, when the key has one, the key's own (KeyRPMLimit).
 type Principal struct {
 	UserID    int64
 	Username  string
@@ -42,10 +43,14 @@ type Principal struct {
 	Scopes []string
 	// Weight is the scheduler weight: the user's override, else the group's.
 	Weight int
-	// RPMLimit is requests per minute, 0 for unlimited: the key's override, else the
-	// user's, else the group's.
+	// RPMLimit is the user's requests per minute over all of their keys, 0 for
+	// unlimited: the user's override, else the group's.
 	RPMLimit int
-	// TokenBudget is the group's tokens per budget period, 0 for unlimited.
+	// KeyRPMLimit is this key's own requests per minute, applied besides RPMLimit;
+	// 0 when the key has no limit of its own.
+	KeyRPMLimit int
+	// TokenBudget is the user's tokens per budget period, 0 for unlimited: the
+	// user's override, else the group's.
 	TokenBudget int64
 }
 

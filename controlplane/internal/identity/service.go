@@ -23,6 +23,7 @@ type Store interface {
 	RevokeAPIKey(ctx context.Context, id int64) (store.APIKey, error)
 	RecordKeyUse(ctx context.Context, uses map[int64]store.KeyUse) error
 	CreateUser(ctx context.Context, spec store.UserSpec) (store.User, error)
+	UpdateUser(ctx context.Context, id int64, p store.UserPatch) (store.User, error)
 	GetUser(ctx context.Context, id int64) (store.User, error)
 	GetUserByUsername(ctx context.Context, username string) (store.User, error)
 	ListUsers(ctx context.Context, f store.UserFilter) ([]store.User, int64, error)
@@ -225,8 +226,11 @@ func newVerified(rec store.KeyRecord) *verified {
 	if u.RPMLimit != nil {
 		p.RPMLimit = *u.RPMLimit
 	}
+	if u.TokenBudget != nil {
+		p.TokenBudget = *u.TokenBudget
+	}
 	if k.RPMLimit != nil {
-		p.RPMLimit = *k.RPMLimit
+		p.KeyRPMLimit = *k.RPMLimit
 	}
 	v := &verified{principal: p, status: k.Status, userActive: u.IsActive && u.DeletedAt == nil, hash: k.Hash}
 	if k.ExpiresAt != nil {

@@ -74,6 +74,30 @@ func normalizeScopes(scopes []string) ([]string, error) {
 	return out, nil
 }
 
+// validateRPMLimit accepts a missing or non-negative requests-per-minute limit.
+func validateRPMLimit(rpm *int) error {
+	if rpm != nil && *rpm < 0 {
+		return fmt.Errorf("rpm_limit must not be negative (0 means unlimited)")
+	}
+	return nil
+}
+
+// validateWeight accepts a missing or positive scheduler weight.
+func validateWeight(w *int) error {
+	if w != nil && *w < 1 {
+		return fmt.Errorf("weight_override must be at least 1")
+	}
+	return nil
+}
+
+// validateTokenBudget accepts a missing or non-negative token budget.
+func validateTokenBudget(b *int64) error {
+	if b != nil && *b < 0 {
+		return fmt.Errorf("token_budget must not be negative (0 means unlimited)")
+	}
+	return nil
+}
+
 func validateExpiry(expiresAt *time.Time, now time.Time) error {
 	if expiresAt != nil && !expiresAt.After(now) {
 		return fmt.Errorf("expires_at must be in the future")

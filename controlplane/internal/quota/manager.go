@@ -73,8 +73,8 @@ func (m *Manager) timeAt(ns int64) time.Time {
 func (m *Manager) Reserve(_ context.Context, p admission.Principal, r admission.Reservation) error {
 	tokens := max(r.Tokens, 0)
 	keyLimit := 0
-	if m.opts.KeyRPMLimit != nil && p.APIKeyID != 0 {
-		keyLimit = min(max(m.opts.KeyRPMLimit(p), 0), MaxRPMLimit)
+	if p.APIKeyID != 0 {
+		keyLimit = min(max(p.KeyRPMLimit, 0), MaxRPMLimit)
 	}
 	userLimit := min(max(p.RPMLimit, 0), MaxRPMLimit)
 

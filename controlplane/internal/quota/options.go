@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 )
 
 // Defaults of Options.
@@ -51,11 +49,6 @@ type Options struct {
 	// (queued or running); DefaultMaxConcurrentPerUser when zero, unlimited when
 	// negative.
 	MaxConcurrentPerUser int
-	// KeyRPMLimit, when set, returns the key's own requests-per-minute limit
-	// (0 for none); each key then has its own window besides the user's. Unset,
-	// only the user's window applies, with Principal.RPMLimit (which the identity
-	// service already resolves as key override, else user override, else group).
-	KeyRPMLimit func(admission.Principal) int
 	// Store persists usage; nil keeps it in memory only.
 	Store UsageStore
 	// FlushInterval is how often Run writes changed usage; DefaultFlushInterval

@@ -117,9 +117,8 @@ func TestRetryAttemptIsNotANewRequest(t *testing.T) {
 
 func TestKeyRate(t *testing.T) {
 	t.Parallel()
-	keyLimits := map[int64]int{10: 1, 11: 0}
-	h := newHarness(t, Options{KeyRPMLimit: func(p admission.Principal) int { return keyLimits[p.APIKeyID] }})
-	k10 := admission.Principal{UserID: 1, APIKeyID: 10, RPMLimit: 3}
+	h := newHarness(t, Options{})
+	k10 := admission.Principal{UserID: 1, APIKeyID: 10, RPMLimit: 3, KeyRPMLimit: 1}
 	k11 := admission.Principal{UserID: 1, APIKeyID: 11, RPMLimit: 3}
 	_, err := h.reserve(k10, 1)
 	require.NoError(t, err)

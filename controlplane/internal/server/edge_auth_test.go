@@ -131,6 +131,10 @@ var grpcAdminCalls = []adminCall{
 		_, err := i.RevokeAPIKey(ctx, &adminv1.RevokeAPIKeyRequest{})
 		return err
 	}},
+	{"UpdateUser", true, codes.InvalidArgument, func(ctx context.Context, _ adminv1.RegistryServiceClient, i adminv1.IdentityServiceClient) error {
+		_, err := i.UpdateUser(ctx, &adminv1.UpdateUserRequest{})
+		return err
+	}},
 }
 
 // restCall is one admin API call made over the REST gateway, mirroring the gRPC ones.
@@ -149,6 +153,7 @@ var restAdminCalls = []restCall{
 	{"POST", "/api/admin/backends/register", `{"name":"b1","url":"http://127.0.0.1:9","engine":"tgi"}`, true, http.StatusBadRequest},
 	{"POST", "/api/admin/users", `{}`, true, http.StatusBadRequest},
 	{"POST", "/api/admin/api-keys/0/revoke", "", true, http.StatusBadRequest},
+	{"PATCH", "/api/admin/users/0", `{"rpm_limit":5}`, true, http.StatusBadRequest},
 	{"DELETE", "/api/admin/nodes/0", "", true, http.StatusBadRequest},
 }
 
@@ -355,6 +360,7 @@ func TestAccessForTable(t *testing.T) {
 		{"/mindrouter.admin.v1.RegistryService/DrainBackend", accessWrite, true},
 		{"/mindrouter.admin.v1.IdentityService/CreateUser", accessWrite, true},
 		{"/mindrouter.admin.v1.IdentityService/RevokeAPIKey", accessWrite, true},
+		{"/mindrouter.admin.v1.IdentityService/UpdateUser", accessWrite, true},
 		// A read-sounding word elsewhere in the name does not make a write a read.
 		{"/mindrouter.admin.v1.ListService/DeleteEverything", accessWrite, true},
 		// Unknown services and look-alike packages are refused.

@@ -37,7 +37,8 @@ type APIKey struct {
 	ExpiresAt  *time.Time
 	LastUsedAt *time.Time
 	UsageCount int64
-	// RPMLimit overrides the user's and group's requests per minute when not nil.
+	// RPMLimit is the key's own requests per minute when not nil: a limit on this
+	// key alone, applied besides its owner's (0 means none of its own).
 	RPMLimit  *int
 	CreatedAt time.Time
 	UpdatedAt time.Time

@@ -100,6 +100,80 @@ func testUsers(t *testing.T, s *store.Store) {
 	n, err := s.CountUsers(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n)
+
+	t.Run("Update", func(t *testing.T) { testUpdateUser(t, s) })
+}
+
+func testUpdateUser(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	fac, err := s.GetGroupByName(ctx, store.GroupFaculty)
+	require.NoError(t, err)
+	rpm, budget := 5, int64(1000)
+	u, err := s.CreateUser(ctx, store.UserSpec{
+		Username: "ivy", Email: "ivy@example.edu", GroupID: fac.ID, RPMLimit: &rpm, TokenBudget: &budget,
+	})
+	require.NoError(t, err)
+	require.NotNil(t, u.TokenBudget)
+	assert.Equal(t, int64(1000), *u.TokenBudget)
+	seedKey(t, s, u.ID, "ivy-1")
+
+	staff, err := s.GetGroupByName(ctx, store.GroupStaff)
+	require.NoError(t, err)
+	name, active, weight, unlimited := "Ivy I", false, 4, int64(0)
+	got, err := s.UpdateUser(ctx, u.ID, store.UserPatch{
+		GroupID: &staff.ID, FullName: &name, IsActive: &active,
+		ClearRPMLimit: true, WeightOverride: &weight, TokenBudget: &unlimited,
+	})
+	require.NoError(t, err)
+	assert.Equal(t, store.GroupStaff, got.GroupName)
+	assert.Equal(t, "Ivy I", got.FullName)
+	assert.False(t, got.IsActive)
+	assert.Nil(t, got.RPMLimit, "cleared back to the group's limit")
+	require.NotNil(t, got.WeightOverride)
+	assert.Equal(t, 4, *got.WeightOverride)
+	require.NotNil(t, got.TokenBudget, "0 is an override (unlimited), not a clear")
+	assert.Zero(t, *got.TokenBudget)
+
+	same, err := s.UpdateUser(ctx, u.ID, store.UserPatch{})
+	require.NoError(t, err, "an empty patch changes nothing")
+	assert.Equal(t, got.GroupID, same.GroupID)
+	assert.Equal(t, got.WeightOverride, same.WeightOverride)
+	assert.Equal(t, got.TokenBudget, same.TokenBudget)
+
+	got, err = s.UpdateUser(ctx, u.ID, store.UserPatch{ClearWeightOverride: true, ClearTokenBudget: true, RPMLimit: &rpm})
+	require.NoError(t, err)
+	assert.Nil(t, got.WeightOverride)
+	assert.Nil(t, got.TokenBudget)
+	require.NotNil(t, got.RPMLimit)
+	assert.Equal(t, 5, *got.RPMLimit)
+	rec, err := s.KeyByDigest(ctx, digest("ivy-1"))
+	require.NoError(t, err)
+	assert.Equal(t, got.RPMLimit, rec.User.RPMLimit, "the key's record carries the owner's overrides")
+	assert.Nil(t, rec.User.TokenBudget)
+	assert.Equal(t, store.GroupStaff, rec.Group.Name)
+
+	negative, zero, negBudget, unknown := -1, 0, int64(-1), int64(424242)
+	tests := []struct {
+		name string
+		id   int64
+		p    store.UserPatch
+		want error
+	}{
+		{"unknown user", 999999, store.UserPatch{FullName: &name}, store.ErrNotFound},
+		{"unknown group", u.ID, store.UserPatch{GroupID: &unknown}, store.ErrNotFound},
+		{"set and clear", u.ID, store.UserPatch{RPMLimit: &rpm, ClearRPMLimit: true}, store.ErrInvalid},
+		{"negative rpm", u.ID, store.UserPatch{RPMLimit: &negative}, store.ErrInvalid},
+		{"zero weight", u.ID, store.UserPatch{WeightOverride: &zero}, store.ErrInvalid},
+		{"negative budget", u.ID, store.UserPatch{TokenBudget: &negBudget}, store.ErrInvalid},
+	}
+	for _, tc := range tests {
+		_, err := s.UpdateUser(ctx, tc.id, tc.p)
+		require.ErrorIs(t, err, tc.want, tc.name)
+	}
+	after, err := s.GetUser(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Equal(t, got.RPMLimit, after.RPMLimit, "refused patches change nothing")
+	assert.Equal(t, store.GroupStaff, after.GroupName)
 }
 
 func testListUsers(t *testing.T, s *store.Store) {
@@ -151,9 +225,21 @@ func testAPIKeys(t *testing.T, s *store.Store) {
 	require.NotNil(t, k.ExpiresAt)
 	assert.True(t, exp.Equal(*k.ExpiresAt), "expiry keeps microseconds: %v vs %v", exp, *k.ExpiresAt)
 	seedKey(t, s, other.ID, "frank-1")
-
-	rec, err := s.KeyByDigest(ctx, digest("erin-1"))
+	keyRPM := 3
+	limited, err := s.CreateAPIKey(ctx, store.APIKeySpec{
+		UserID: other.ID, Name: "limited", Prefix: "mr2_limited", SHA256: digest("frank-2"), Hash: "h", RPMLimit: &keyRPM,
+	})
 	require.NoError(t, err)
+	require.NotNil(t, limited.RPMLimit)
+	assert.Equal(t, 3, *limited.RPMLimit)
+	rec, err := s.KeyByDigest(ctx, digest("frank-2"))
+	require.NoError(t, err)
+	require.NotNil(t, rec.Key.RPMLimit)
+	assert.Equal(t, 3, *rec.Key.RPMLimit)
+
+	rec, err = s.KeyByDigest(ctx, digest("erin-1"))
+	require.NoError(t, err)
+	assert.Nil(t, rec.Key.RPMLimit)
 	assert.Equal(t, k.ID, rec.Key.ID)
 	assert.Equal(t, "$argon2id$h", rec.Key.Hash)
 	assert.Equal(t, []string{"inference", "admin"}, rec.Key.Scopes)
@@ -172,7 +258,7 @@ func testAPIKeys(t *testing.T, s *store.Store) {
 
 	all, err := s.ListAPIKeys(ctx, store.APIKeyFilter{})
 	require.NoError(t, err)
-	require.Len(t, all, 2)
+	require.Len(t, all, 3)
 	mine, err := s.ListAPIKeys(ctx, store.APIKeyFilter{UserID: u.ID, Status: store.KeyActive})
 	require.NoError(t, err)
 	require.Len(t, mine, 1)

@@ -27,6 +27,9 @@ type User struct {
 	RPMLimit *int
 	// WeightOverride overrides the group's scheduler weight when not nil.
 	WeightOverride *int
+	// TokenBudget overrides the group's tokens per budget period when not nil; 0
+	// means unlimited.
+	TokenBudget *int64
 	// DeletedAt is set on soft-deleted users, whose keys no longer work.
 	DeletedAt *time.Time
 	CreatedAt time.Time
@@ -44,6 +47,23 @@ type UserSpec struct {
 	Inactive       bool
 	RPMLimit       *int
 	WeightOverride *int
+	TokenBudget    *int64
+}
+
+// UserPatch changes some of a user's fields; nil fields keep their values. Each
+// override can be set (a non-nil value) or cleared back to the group's value (its
+// Clear flag), not both.
+type UserPatch struct {
+	GroupID  *int64
+	FullName *string
+	IsActive *bool
+
+	RPMLimit            *int
+	ClearRPMLimit       bool
+	WeightOverride      *int
+	ClearWeightOverride bool
+	TokenBudget         *int64
+	ClearTokenBudget    bool
 }
 
 // UserFilter selects users for ListUsers.
@@ -78,7 +98,8 @@ func (s *Store) CreateUser(ctx context.Context, spec UserSpec) (User, error) {
 		SetIsActive(!spec.Inactive).
 		SetGroupID(g.ID).
 		SetNillableRpmLimit(spec.RPMLimit).
-		SetNillableWeightOverride(spec.WeightOverride)
+		SetNillableWeightOverride(spec.WeightOverride).
+		SetNillableTokenBudget(spec.TokenBudget)
 	if spec.PasswordHash != "" {
 		c.SetPasswordHash(spec.PasswordHash)
 	}
@@ -168,6 +189,49 @@ func (s *Store) SetUserActive(ctx context.Context, id int64, active bool) (User,
 	return s.GetUser(ctx, id)
 }
 
+// UpdateUser applies a patch to a user, deleted or not, and returns the result.
+// An unknown user or group is ErrNotFound; an override both set and cleared, or
+// out of range, is ErrInvalid.
+func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, error) {
+	op := fmt.Sprintf("update user %d", id)
+	switch {
+	case p.RPMLimit != nil && p.ClearRPMLimit:
+		return User{}, invalid(op, "rpm_limit both set and cleared")
+	case p.WeightOverride != nil && p.ClearWeightOverride:
+		return User{}, invalid(op, "weight_override both set and cleared")
+	case p.TokenBudget != nil && p.ClearTokenBudget:
+		return User{}, invalid(op, "token_budget both set and cleared")
+	}
+	u := s.client.User.UpdateOneID(int(id)).
+		SetNillableFullName(p.FullName).
+		SetNillableIsActive(p.IsActive).
+		SetNillableRpmLimit(p.RPMLimit).
+		SetNillableWeightOverride(p.WeightOverride).
+		SetNillableTokenBudget(p.TokenBudget)
+	if p.GroupID != nil {
+		// Checked first so that an unknown group reads as not found, not as a
+		// foreign-key conflict.
+		g, err := s.client.Group.Get(ctx, int(*p.GroupID))
+		if err != nil {
+			return User{}, dbErr(fmt.Sprintf("%s: group %d", op, *p.GroupID), err)
+		}
+		u.SetGroupID(g.ID)
+	}
+	if p.ClearRPMLimit {
+		u.ClearRpmLimit()
+	}
+	if p.ClearWeightOverride {
+		u.ClearWeightOverride()
+	}
+	if p.ClearTokenBudget {
+		u.ClearTokenBudget()
+	}
+	if err := u.Exec(ctx); err != nil {
+		return User{}, dbErr(op, err)
+	}
+	return s.GetUser(ctx, id)
+}
+
 // SoftDeleteUser marks a user deleted at the given time; the user's keys stop
 // working and the user leaves ListUsers.
 func (s *Store) SoftDeleteUser(ctx context.Context, id int64, at time.Time) error {
@@ -189,6 +253,7 @@ func toUser(u *ent.User) User {
 		GroupID:        int64(u.GroupID),
 		RPMLimit:       intPtr(u.RpmLimit),
 		WeightOverride: intPtr(u.WeightOverride),
+		TokenBudget:    int64Ptr(u.TokenBudget),
 		DeletedAt:      utcPtr(u.DeletedAt),
 		CreatedAt:      utc(u.CreatedAt),
 		UpdatedAt:      utc(u.UpdatedAt),
@@ -197,4 +262,12 @@ func toUser(u *ent.User) User {
 		out.GroupName = g.Name
 	}
 	return out
+}
+
+func int64Ptr(p *int64) *int64 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

@@ -142,15 +142,21 @@ func (x *Group) GetUserCount() int32 {
 
 // User is a person or service account.
 type User struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
-	Email         string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
-	FullName      string                 `protobuf:"bytes,4,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
-	GroupId       int64                  `protobuf:"varint,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	GroupName     string                 `protobuf:"bytes,6,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
-	IsActive      bool                   `protobuf:"varint,7,opt,name=is_active,json=isActive,proto3" json:"is_active,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Username  string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Email     string                 `protobuf:"bytes,3,opt,name=email,proto3" json:"email,omitempty"`
+	FullName  string                 `protobuf:"bytes,4,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
+	GroupId   int64                  `protobuf:"varint,5,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	GroupName string                 `protobuf:"bytes,6,opt,name=group_name,json=groupName,proto3" json:"group_name,omitempty"`
+	IsActive  bool                   `protobuf:"varint,7,opt,name=is_active,json=isActive,proto3" json:"is_active,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Requests per minute overriding the group's; absent: the group's applies, 0: unlimited.
+	RpmLimit *int32 `protobuf:"varint,9,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// Scheduler weight overriding the group's; absent: the group's applies.
+	WeightOverride *int32 `protobuf:"varint,10,opt,name=weight_override,json=weightOverride,proto3,oneof" json:"weight_override,omitempty"`
+	// Tokens per budget period overriding the group's; absent: the group's applies, 0: unlimited.
+	TokenBudget   *int64 `protobuf:"varint,11,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,6 +247,27 @@ func (x *User) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *User) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
+func (x *User) GetWeightOverride() int32 {
+	if x != nil && x.WeightOverride != nil {
+		return *x.WeightOverride
+	}
+	return 0
+}
+
+func (x *User) GetTokenBudget() int64 {
+	if x != nil && x.TokenBudget != nil {
+		return *x.TokenBudget
+	}
+	return 0
+}
+
 // APIKey describes a key; the secret itself is never returned after creation.
 type APIKey struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -251,12 +278,15 @@ type APIKey struct {
 	// mr2_ followed by the first 8 characters of the secret part.
 	KeyPrefix string `protobuf:"bytes,5,opt,name=key_prefix,json=keyPrefix,proto3" json:"key_prefix,omitempty"`
 	// active, revoked or expired.
-	Status        string                 `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
-	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
-	LastUsedAt    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
-	UsageCount    int64                  `protobuf:"varint,9,opt,name=usage_count,json=usageCount,proto3" json:"usage_count,omitempty"`
-	Scopes        []string               `protobuf:"bytes,10,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	Status     string                 `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	ExpiresAt  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	LastUsedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=last_used_at,json=lastUsedAt,proto3" json:"last_used_at,omitempty"`
+	UsageCount int64                  `protobuf:"varint,9,opt,name=usage_count,json=usageCount,proto3" json:"usage_count,omitempty"`
+	Scopes     []string               `protobuf:"bytes,10,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Requests per minute for this key alone, applied besides its owner's limit;
+	// absent or 0: the key has no limit of its own.
+	RpmLimit      *int32 `protobuf:"varint,12,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -368,6 +398,13 @@ func (x *APIKey) GetCreatedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *APIKey) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
 var File_mindrouter_admin_v1_identity_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
@@ -386,7 +423,7 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"is_auditor\x18\t \x01(\bR\tisAuditor\x12\x1d\n" +
 	"\n" +
 	"user_count\x18\n" +
-	" \x01(\x05R\tuserCount\"\xf7\x01\n" +
+	" \x01(\x05R\tuserCount\"\xa2\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -397,7 +434,15 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"group_name\x18\x06 \x01(\tR\tgroupName\x12\x1b\n" +
 	"\tis_active\x18\a \x01(\bR\bisActive\x129\n" +
 	"\n" +
-	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\"\x85\x03\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12 \n" +
+	"\trpm_limit\x18\t \x01(\x05H\x00R\brpmLimit\x88\x01\x01\x12,\n" +
+	"\x0fweight_override\x18\n" +
+	" \x01(\x05H\x01R\x0eweightOverride\x88\x01\x01\x12&\n" +
+	"\ftoken_budget\x18\v \x01(\x03H\x02R\vtokenBudget\x88\x01\x01B\f\n" +
+	"\n" +
+	"_rpm_limitB\x12\n" +
+	"\x10_weight_overrideB\x0f\n" +
+	"\r_token_budget\"\xb5\x03\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1a\n" +
@@ -415,7 +460,10 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"\x06scopes\x18\n" +
 	" \x03(\tR\x06scopes\x129\n" +
 	"\n" +
-	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAtB\xde\x01\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12 \n" +
+	"\trpm_limit\x18\f \x01(\x05H\x00R\brpmLimit\x88\x01\x01B\f\n" +
+	"\n" +
+	"_rpm_limitB\xde\x01\n" +
 	"\x17com.mindrouter.admin.v1B\rIdentityProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (
@@ -454,6 +502,8 @@ func file_mindrouter_admin_v1_identity_proto_init() {
 	if File_mindrouter_admin_v1_identity_proto != nil {
 		return
 	}
+	file_mindrouter_admin_v1_identity_proto_msgTypes[1].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -440,6 +440,159 @@ func (x *GetUserResponse) GetUser() *User {
 	return nil
 }
 
+// UpdateUserRequest names a user and the changes to make.
+type UpdateUserRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Moves the user to another group.
+	GroupId  *int64  `protobuf:"varint,2,opt,name=group_id,json=groupId,proto3,oneof" json:"group_id,omitempty"`
+	FullName *string `protobuf:"bytes,3,opt,name=full_name,json=fullName,proto3,oneof" json:"full_name,omitempty"`
+	// false disables the user: their keys stop working.
+	IsActive *bool `protobuf:"varint,4,opt,name=is_active,json=isActive,proto3,oneof" json:"is_active,omitempty"`
+	// Requests per minute overriding the group's; 0 means unlimited.
+	RpmLimit *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// Scheduler weight overriding the group's; at least 1.
+	WeightOverride *int32 `protobuf:"varint,6,opt,name=weight_override,json=weightOverride,proto3,oneof" json:"weight_override,omitempty"`
+	// Tokens per budget period overriding the group's; 0 means unlimited.
+	TokenBudget *int64 `protobuf:"varint,7,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
+	// Overrides to reset to the group's value: rpm_limit, weight_override and/or
+	// token_budget. An override may not be both set and cleared.
+	Clear         []string `protobuf:"bytes,8,rep,name=clear,proto3" json:"clear,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserRequest) Reset() {
+	*x = UpdateUserRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserRequest) ProtoMessage() {}
+
+func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
+func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateUserRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetGroupId() int64 {
+	if x != nil && x.GroupId != nil {
+		return *x.GroupId
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetFullName() string {
+	if x != nil && x.FullName != nil {
+		return *x.FullName
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetIsActive() bool {
+	if x != nil && x.IsActive != nil {
+		return *x.IsActive
+	}
+	return false
+}
+
+func (x *UpdateUserRequest) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetWeightOverride() int32 {
+	if x != nil && x.WeightOverride != nil {
+		return *x.WeightOverride
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetTokenBudget() int64 {
+	if x != nil && x.TokenBudget != nil {
+		return *x.TokenBudget
+	}
+	return 0
+}
+
+func (x *UpdateUserRequest) GetClear() []string {
+	if x != nil {
+		return x.Clear
+	}
+	return nil
+}
+
+// UpdateUserResponse holds the updated user.
+type UpdateUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          *User                  `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateUserResponse) Reset() {
+	*x = UpdateUserResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateUserResponse) ProtoMessage() {}
+
+func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
+func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateUserResponse) GetUser() *User {
+	if x != nil {
+		return x.User
+	}
+	return nil
+}
+
 // CreateAPIKeyRequest describes a new key.
 type CreateAPIKeyRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -447,14 +600,17 @@ type CreateAPIKeyRequest struct {
 	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	ExpiresAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
 	// inference and/or admin; empty means inference only.
-	Scopes        []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// Requests per minute for this key alone, applied besides its owner's limit; 0
+	// or absent: none of its own.
+	RpmLimit      *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -466,7 +622,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -479,7 +635,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{8}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateAPIKeyRequest) GetUserId() int64 {
@@ -510,6 +666,13 @@ func (x *CreateAPIKeyRequest) GetScopes() []string {
 	return nil
 }
 
+func (x *CreateAPIKeyRequest) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
 // CreateAPIKeyResponse holds the key, with its secret shown this once.
 type CreateAPIKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -521,7 +684,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -533,7 +696,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -546,7 +709,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -574,7 +737,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +749,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +762,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListAPIKeysRequest) GetUserId() int64 {
@@ -626,7 +789,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -638,7 +801,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -651,7 +814,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -671,7 +834,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +846,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +859,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() int64 {
@@ -716,7 +879,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -728,7 +891,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -741,7 +904,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -778,13 +941,36 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x0fGetUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\x95\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xf1\x02\n" +
+	"\x11UpdateUserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
+	"\bgroup_id\x18\x02 \x01(\x03H\x00R\agroupId\x88\x01\x01\x12 \n" +
+	"\tfull_name\x18\x03 \x01(\tH\x01R\bfullName\x88\x01\x01\x12 \n" +
+	"\tis_active\x18\x04 \x01(\bH\x02R\bisActive\x88\x01\x01\x12 \n" +
+	"\trpm_limit\x18\x05 \x01(\x05H\x03R\brpmLimit\x88\x01\x01\x12,\n" +
+	"\x0fweight_override\x18\x06 \x01(\x05H\x04R\x0eweightOverride\x88\x01\x01\x12&\n" +
+	"\ftoken_budget\x18\a \x01(\x03H\x05R\vtokenBudget\x88\x01\x01\x12\x14\n" +
+	"\x05clear\x18\b \x03(\tR\x05clearB\v\n" +
+	"\t_group_idB\f\n" +
+	"\n" +
+	"_full_nameB\f\n" +
+	"\n" +
+	"_is_activeB\f\n" +
+	"\n" +
+	"_rpm_limitB\x12\n" +
+	"\x10_weight_overrideB\x0f\n" +
+	"\r_token_budget\"C\n" +
+	"\x12UpdateUserResponse\x12-\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xc5\x01\n" +
 	"\x13CreateAPIKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
-	"\x06scopes\x18\x04 \x03(\tR\x06scopes\"g\n" +
+	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
+	"\trpm_limit\x18\x05 \x01(\x05H\x00R\brpmLimit\x88\x01\x01B\f\n" +
+	"\n" +
+	"_rpm_limit\"g\n" +
 	"\x14CreateAPIKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\x12\x19\n" +
 	"\bfull_key\x18\x02 \x01(\tR\afullKey\"E\n" +
@@ -796,14 +982,16 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"L\n" +
 	"\x14RevokeAPIKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xc0\a\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xc8\b\n" +
 	"\x0fIdentityService\x12\x80\x01\n" +
 	"\n" +
 	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x80\x01\n" +
 	"\n" +
 	"CreateUser\x12&.mindrouter.admin.v1.CreateUserRequest\x1a'.mindrouter.admin.v1.CreateUserResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*b\x04user\"\x10/api/admin/users\x12t\n" +
 	"\tListUsers\x12%.mindrouter.admin.v1.ListUsersRequest\x1a&.mindrouter.admin.v1.ListUsersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/admin/users\x12y\n" +
-	"\aGetUser\x12#.mindrouter.admin.v1.GetUserRequest\x1a$.mindrouter.admin.v1.GetUserResponse\"#\x82\xd3\xe4\x93\x02\x1db\x04user\x12\x15/api/admin/users/{id}\x12\x93\x01\n" +
+	"\aGetUser\x12#.mindrouter.admin.v1.GetUserRequest\x1a$.mindrouter.admin.v1.GetUserResponse\"#\x82\xd3\xe4\x93\x02\x1db\x04user\x12\x15/api/admin/users/{id}\x12\x85\x01\n" +
+	"\n" +
+	"UpdateUser\x12&.mindrouter.admin.v1.UpdateUserRequest\x1a'.mindrouter.admin.v1.UpdateUserResponse\"&\x82\xd3\xe4\x93\x02 :\x01*b\x04user2\x15/api/admin/users/{id}\x12\x93\x01\n" +
 	"\fCreateAPIKey\x12(.mindrouter.admin.v1.CreateAPIKeyRequest\x1a).mindrouter.admin.v1.CreateAPIKeyResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/admin/users/{user_id}/api-keys\x12\x87\x01\n" +
 	"\vListAPIKeys\x12'.mindrouter.admin.v1.ListAPIKeysRequest\x1a(.mindrouter.admin.v1.ListAPIKeysResponse\"%\x82\xd3\xe4\x93\x02\x1fb\bapi_keys\x12\x13/api/admin/api-keys\x12\x95\x01\n" +
 	"\fRevokeAPIKey\x12(.mindrouter.admin.v1.RevokeAPIKeyRequest\x1a).mindrouter.admin.v1.RevokeAPIKeyResponse\"0\x82\xd3\xe4\x93\x02*b\aapi_key\"\x1f/api/admin/api-keys/{id}/revokeB\xe5\x01\n" +
@@ -821,7 +1009,7 @@ func file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_service_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
 	(*ListGroupsRequest)(nil),     // 0: mindrouter.admin.v1.ListGroupsRequest
 	(*ListGroupsResponse)(nil),    // 1: mindrouter.admin.v1.ListGroupsResponse
@@ -831,45 +1019,50 @@ var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
 	(*ListUsersResponse)(nil),     // 5: mindrouter.admin.v1.ListUsersResponse
 	(*GetUserRequest)(nil),        // 6: mindrouter.admin.v1.GetUserRequest
 	(*GetUserResponse)(nil),       // 7: mindrouter.admin.v1.GetUserResponse
-	(*CreateAPIKeyRequest)(nil),   // 8: mindrouter.admin.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),  // 9: mindrouter.admin.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),    // 10: mindrouter.admin.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),   // 11: mindrouter.admin.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),   // 12: mindrouter.admin.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),  // 13: mindrouter.admin.v1.RevokeAPIKeyResponse
-	(*Group)(nil),                 // 14: mindrouter.admin.v1.Group
-	(*User)(nil),                  // 15: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*APIKey)(nil),                // 17: mindrouter.admin.v1.APIKey
+	(*UpdateUserRequest)(nil),     // 8: mindrouter.admin.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),    // 9: mindrouter.admin.v1.UpdateUserResponse
+	(*CreateAPIKeyRequest)(nil),   // 10: mindrouter.admin.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),  // 11: mindrouter.admin.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),    // 12: mindrouter.admin.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),   // 13: mindrouter.admin.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),   // 14: mindrouter.admin.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),  // 15: mindrouter.admin.v1.RevokeAPIKeyResponse
+	(*Group)(nil),                 // 16: mindrouter.admin.v1.Group
+	(*User)(nil),                  // 17: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*APIKey)(nil),                // 19: mindrouter.admin.v1.APIKey
 }
 var file_mindrouter_admin_v1_identity_service_proto_depIdxs = []int32{
-	14, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
-	15, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	15, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
-	15, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
-	16, // 4: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	17, // 5: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	17, // 6: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	17, // 7: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	0,  // 8: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
-	2,  // 9: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
-	4,  // 10: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
-	6,  // 11: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
-	8,  // 12: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
-	10, // 13: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
-	12, // 14: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
-	1,  // 15: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
-	3,  // 16: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
-	5,  // 17: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
-	7,  // 18: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
-	9,  // 19: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
-	11, // 20: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
-	13, // 21: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
-	15, // [15:22] is the sub-list for method output_type
-	8,  // [8:15] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	16, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
+	17, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	17, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
+	17, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
+	17, // 4: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	18, // 5: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	19, // 6: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	19, // 7: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	19, // 8: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	0,  // 9: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
+	2,  // 10: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
+	4,  // 11: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
+	6,  // 12: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
+	8,  // 13: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
+	10, // 14: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
+	12, // 15: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
+	14, // 16: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
+	1,  // 17: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
+	3,  // 18: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
+	5,  // 19: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
+	7,  // 20: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
+	9,  // 21: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
+	11, // 22: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
+	13, // 23: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
+	15, // 24: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
+	17, // [17:25] is the sub-list for method output_type
+	9,  // [9:17] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_service_proto_init() }
@@ -878,13 +1071,15 @@ func file_mindrouter_admin_v1_identity_service_proto_init() {
 		return
 	}
 	file_mindrouter_admin_v1_identity_proto_init()
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[8].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[10].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_service_proto_rawDesc), len(file_mindrouter_admin_v1_identity_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
