@@ -29,6 +29,7 @@ import (
 	anthropicsurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
+	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -50,12 +51,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	shutdownTracing, err := setupTracing(ctx)
+	shutdownTracing, spans, err := setupTracing(ctx)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = shutdownTracing(context.WithoutCancel(ctx)) }()
-	a, err := New(cfg, log)
+	if cfg.PprofListen != "" {
+		stopPprof, err := startPprof(cfg.PprofListen, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
+	a, err := New(cfg, log, spans)
 	if err != nil {
 		return err
 	}
@@ -93,7 +101,9 @@ type App struct {
 
 // New wires the data plane. It does not contact the control plane: the
 // connection is lazy, and requests get 503 until the control plane answers.
-func New(cfg config.Config, log *slog.Logger) (*App, error) {
+// spans says whether requests record OpenTelemetry spans (an exporter is
+// configured); without, trace context is only passed through (package tracing).
+func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	a := &App{cfg: cfg, log: log}
 	reg := prometheus.NewRegistry()
 	if err := reg.Register(collectors.NewGoCollector()); err != nil {
@@ -103,7 +113,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("register process metrics: %w", err)
 	}
 
-	conn, err := cpclient.Dial(cfg.ControlPlaneAddr)
+	conn, err := cpclient.Dial(cfg.ControlPlaneAddr, tracing.DialOption(spans))
 	if err != nil {
 		return nil, err
 	}
@@ -116,9 +126,9 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		return nil, errors.Join(err, conn.Close())
 	}
 
-	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{
+	client := engine.NewClient(tracing.Transport(engine.NewTransport(engine.TransportConfig{
 		DialTimeout: cfg.BackendDialTimeout, ResponseHeaderTimeout: cfg.BackendHeaderTimeout,
-	}))
+	}), spans))
 	engines := map[controlplanev1.Engine]engine.Engine{
 		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
 		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
@@ -149,6 +159,7 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 		Admin:    admin,
 		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },
 		Registry: reg,
+		Spans:    spans,
 		Log:      log,
 	})
 	if err != nil {
@@ -161,13 +172,37 @@ func New(cfg config.Config, log *slog.Logger) (*App, error) {
 // Handler returns the data plane's HTTP handler.
 func (a *App) Handler() http.Handler { return a.handler }
 
-// track counts handlers in flight, so that shutdown can wait for their releases.
+// track counts handlers in flight, so that shutdown can wait for their
+// releases, and takes the control plane's Release off the client's path: the
+// relay defers the release of a lease that served the request until the
+// handler has returned, and track then sends it from a goroutine of its own
+// (still counted in flight) once the reply is on the wire. The client's next
+// request on the connection need not wait for it either.
 func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
-		defer a.inflight.Done()
-		next.ServeHTTP(w, r)
+		ctx, deferred := relay.DeferReleases(r.Context())
+		defer func() {
+			if !deferred.Pending() {
+				a.inflight.Done()
+				return
+			}
+			// A whole answer of known length can be put on the wire now; a
+			// stream has flushed every event already, and net/http ends both.
+			if w.Header().Get("Content-Length") != "" {
+				_ = http.NewResponseController(w).Flush()
+			}
+			go a.sendDeferred(deferred)
+		}()
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// sendDeferred sends a request's deferred releases; the request counts as in
+// flight until they are sent.
+func (a *App) sendDeferred(d *relay.Deferred) {
+	defer a.inflight.Done()
+	d.Send()
 }
 
 // Serve serves on ln until ctx ends, then shuts down in order: stop accepting

@@ -37,7 +37,7 @@ func start(t *testing.T, cpAddr string, mutate func(*config.Config)) *running {
 		mutate(&cfg)
 	}
 	require.NoError(t, cfg.Validate())
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler))
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), false)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = a.Close() })
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -197,4 +197,42 @@ func TestRun(t *testing.T) {
 	require.Contains(t, out.String(), "-controlplane-addr")
 	err := app.Run(context.Background(), []string{"-listen", "bad", "-cluster-token", "t"}, io.Discard, io.Discard)
 	require.ErrorContains(t, err, "--listen")
+}
+
+// TestReplyDoesNotWaitForRelease: with the control plane's Release stuck, whole
+// and streamed answers still reach the client complete; each lease is then
+// released exactly once, with its usage, when the control plane answers.
+func TestReplyDoesNotWaitForRelease(t *testing.T) {
+	t.Parallel()
+	fake := cpclienttest.Start(t)
+	fake.SetBackends(simBackend(t, enginesim.Config{CompletionTokens: 4}))
+	dp := start(t, fake.Addr(), nil)
+	require.Eventually(t, func() bool { return status(t, dp.url+"/readyz") == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+	unblock := fake.HoldReleases()
+	defer unblock()
+
+	for i, stream := range []bool{false, true} {
+		resp := chat(t, dp.url, stream)
+		b, err := io.ReadAll(resp.Body) // to the end of the body: the reply is complete
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
+		if stream {
+			require.True(t, strings.HasSuffix(string(b), "data: [DONE]\n\n"), string(b))
+		} else {
+			require.Contains(t, string(b), `"completion_tokens":4`)
+		}
+		fake.WaitFor(t, 0, "the release waiting at the control plane", func() bool { return fake.HeldReleases() == i+1 })
+	}
+	require.Empty(t, fake.Releases())
+
+	unblock()
+	rel := fake.WaitReleases(t, 2)
+	for _, r := range rel {
+		require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, r.GetOutcome())
+		require.Equal(t, int64(4), r.GetUsage().GetCompletionTokens())
+	}
+	fake.WaitFor(t, 0, "every lease released", func() bool { return len(fake.Unreleased()) == 0 })
+	dp.shutdown(t)
+	require.Len(t, fake.Releases(), 2, "one release per admit")
 }

@@ -61,6 +61,12 @@ type Config struct {
 	LogFormat string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
+	// PprofListen, when set, serves net/http/pprof on this address, on a
+	// listener of its own; empty (the default) serves none.
+	PprofListen string
+	// PprofAllowRemote lets PprofListen name a non-loopback address. Profiles
+	// expose memory contents and cost CPU, so they stay on loopback by default.
+	PprofAllowRemote bool
 }
 
 // NewDefault returns the defaults.
@@ -187,7 +193,37 @@ func (c Config) Validate() error {
 	if _, err := ParseLevel(c.LogLevel); err != nil {
 		bad("--log-level: %v", err)
 	}
+	if err := c.checkPprof(); err != nil {
+		bad("%v", err)
+	}
 	return errors.Join(errs...)
+}
+
+// checkPprof accepts an empty address, a loopback one, or any host:port with
+// PprofAllowRemote.
+func (c Config) checkPprof() error {
+	if c.PprofListen == "" {
+		return nil
+	}
+	host, _, err := net.SplitHostPort(c.PprofListen)
+	if err != nil {
+		return fmt.Errorf("--pprof-listen %q is not host:port (e.g. 127.0.0.1:6060)", c.PprofListen)
+	}
+	if c.PprofAllowRemote || isLoopback(host) {
+		return nil
+	}
+	return fmt.Errorf("--pprof-listen %q is not a loopback address; use 127.0.0.1, [::1] or localhost, "+
+		"or set --pprof-allow-remote to expose profiles beyond this host", c.PprofListen)
+}
+
+// isLoopback reports whether host names only loopback interfaces; an empty
+// host means every interface.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // ParseLevel parses debug, info, warn or error.
@@ -217,6 +253,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Any("image_fetch_allow", c.ImageFetchAllow), slog.Int64("image_fetch_max_bytes", c.ImageFetchMaxBytes),
 		slog.Duration("image_fetch_timeout", c.ImageFetchTimeout), slog.Bool("keep_think_tags", c.KeepThinkTags),
 		slog.String("log_format", c.LogFormat), slog.String("log_level", c.LogLevel),
+		slog.String("pprof_listen", c.PprofListen), slog.Bool("pprof_allow_remote", c.PprofAllowRemote),
 	)
 }
 

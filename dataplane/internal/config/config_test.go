@@ -110,3 +110,61 @@ func TestLogValueRedactsToken(t *testing.T) {
 	cfg.ClusterToken = "super-secret"
 	require.NotContains(t, cfg.LogValue().String(), "super-secret")
 }
+
+func TestPprofListen(t *testing.T) {
+	t.Parallel()
+	token := map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}
+	cases := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    string
+		remote  bool
+		wantErr string
+	}{
+		{name: "off by default"},
+		{name: "loopback flag", args: []string{"-pprof-listen", "127.0.0.1:6060"}, want: "127.0.0.1:6060"},
+		{name: "loopback env", env: map[string]string{"MINDROUTER_PPROF_LISTEN": "localhost:6060"}, want: "localhost:6060"},
+		{name: "ipv6 loopback", args: []string{"-pprof-listen", "[::1]:0"}, want: "[::1]:0"},
+		{name: "flag beats env", args: []string{"-pprof-listen", "127.0.0.2:1"},
+			env: map[string]string{"MINDROUTER_PPROF_LISTEN": "127.0.0.1:6060"}, want: "127.0.0.2:1"},
+		{name: "all interfaces refused", args: []string{"-pprof-listen", ":6060"}, wantErr: "not a loopback address"},
+		{name: "remote address refused", args: []string{"-pprof-listen", "10.0.0.5:6060"}, wantErr: "--pprof-allow-remote"},
+		{name: "host name refused", args: []string{"-pprof-listen", "dp.example:6060"}, wantErr: "not a loopback address"},
+		{name: "not host:port", args: []string{"-pprof-listen", "6060"}, wantErr: "--pprof-listen"},
+		{name: "remote allowed by flag", args: []string{"-pprof-listen", ":6060", "-pprof-allow-remote"}, want: ":6060", remote: true},
+		{name: "remote allowed by env", args: []string{"-pprof-listen", "10.0.0.5:6060"},
+			env: map[string]string{"MINDROUTER_PPROF_ALLOW_REMOTE": "true"}, want: "10.0.0.5:6060", remote: true},
+		{name: "allow-remote is not an address check", args: []string{"-pprof-listen", "nope", "-pprof-allow-remote"}, wantErr: "not host:port"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := map[string]string{}
+			for k, v := range token {
+				e[k] = v
+			}
+			for k, v := range tc.env {
+				e[k] = v
+			}
+			cfg, err := config.Load(tc.args, env(e), io.Discard)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, cfg.PprofListen)
+			require.Equal(t, tc.remote, cfg.PprofAllowRemote)
+		})
+	}
+}
+
+func TestHelpNamesPprofFlags(t *testing.T) {
+	t.Parallel()
+	var out strings.Builder
+	_, err := config.Load([]string{"-h"}, env(nil), &out)
+	require.True(t, errors.Is(err, flag.ErrHelp))
+	for _, want := range []string{"-pprof-listen", "MINDROUTER_PPROF_LISTEN", "-pprof-allow-remote", "MINDROUTER_PPROF_ALLOW_REMOTE", "loopback"} {
+		require.Contains(t, out.String(), want)
+	}
+}

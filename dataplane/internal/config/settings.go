@@ -40,6 +40,8 @@ func (c *Config) settings() []setting {
 		{"keep-think-tags", "MINDROUTER_DP_KEEP_THINK_TAGS", "leave a leading <think> block in answers instead of moving it to the reasoning", (*boolValue)(&c.KeepThinkTags)},
 		{"log-format", "MINDROUTER_LOG_FORMAT", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
 		{"log-level", "MINDROUTER_LOG_LEVEL", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+		{"pprof-listen", "MINDROUTER_PPROF_LISTEN", "serve net/http/pprof on this `address` on a listener of its own (default empty = off); loopback only unless -pprof-allow-remote", (*stringValue)(&c.PprofListen)},
+		{"pprof-allow-remote", "MINDROUTER_PPROF_ALLOW_REMOTE", "let -pprof-listen bind a non-loopback address (profiles expose memory contents; keep them off untrusted networks)", (*boolValue)(&c.PprofAllowRemote)},
 	}
 }
 

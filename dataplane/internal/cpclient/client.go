@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -79,18 +78,17 @@ func (c *Config) setDefaults() {
 }
 
 // Dial returns a lazily connecting client connection to the control plane at
-// addr: it does not fail when the control plane is down, reconnects quickly
-// (at most 5s between tries) and traces every call. The admin REST gateway
-// shares it.
-func Dial(addr string) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr,
+// addr: it does not fail when the control plane is down and reconnects quickly
+// (at most 5s between tries). opts add to that, e.g. the tracing
+// instrumentation (tracing.DialOption). The admin REST gateway shares it.
+func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial control plane %q: %w", addr, err)
 	}

@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"time"
-
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // TransportConfig sizes the shared backend transport.
@@ -56,10 +54,11 @@ func NewTransport(cfg TransportConfig) *http.Transport {
 	}
 }
 
-// NewClient wraps a transport in an HTTP client that traces every backend call.
-// The client has no Timeout: contexts bound calls.
+// NewClient wraps a transport (NewTransport, with the tracing instrumentation
+// around it: tracing.Transport) in an HTTP client. The client has no Timeout:
+// contexts bound calls.
 func NewClient(rt http.RoundTripper) *http.Client {
-	return &http.Client{Transport: otelhttp.NewTransport(rt)}
+	return &http.Client{Transport: rt}
 }
 
 // MaxErrorBody is how much of a backend's error body is read for its message.

@@ -183,6 +183,16 @@ func (a *attempt) release(ctx context.Context, err error) {
 		req.Error = shortError(err)
 	}
 	a.relay.metrics.attempts.WithLabelValues(outcomeLabel(a.outcome)).Inc()
+	if d := deferredFrom(ctx); d != nil && err == nil {
+		// The reply is still to be written; settle after it (DeferReleases).
+		ctx = context.WithoutCancel(ctx)
+		d.add(func() { a.sendRelease(ctx, req) })
+		return
+	}
+	a.sendRelease(ctx, req)
+}
+
+func (a *attempt) sendRelease(ctx context.Context, req *controlplanev1.ReleaseRequest) {
 	if rerr := a.relay.cp.Release(ctx, req); rerr != nil {
 		a.relay.log.WarnContext(ctx, "release failed", slog.String("request_id", a.call.RequestID),
 			slog.String("lease_id", req.GetLeaseId()), slog.Any("error", rerr))

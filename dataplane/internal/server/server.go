@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
 
@@ -39,7 +39,10 @@ type Options struct {
 	Registry *prometheus.Registry
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	Log *slog.Logger
+	// Spans records a server span per request (when spans are exported);
+	// otherwise the request's trace context is only passed on.
+	Spans bool
+	Log   *slog.Logger
 }
 
 // Server is the data plane's HTTP handler.
@@ -84,9 +87,7 @@ func New(opts Options) (*Server, error) {
 	h = s.recoverPanics(h)
 	h = s.access(h)
 	h = requestID(h)
-	h = otelhttp.NewHandler(h, "dataplane", otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string {
-		return r.Method + " " + r.URL.Path
-	}))
+	h = tracing.Handler(h, opts.Spans)
 	s.handler = h
 	return s, nil
 }

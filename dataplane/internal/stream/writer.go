@@ -13,19 +13,30 @@ type flusher struct {
 	rc           *http.ResponseController
 	writeTimeout time.Duration
 	buf          []byte
+	// deadlineSet is when the write deadline was last moved.
+	deadlineSet time.Time
 }
+
+// deadlineSlack is the share of the write timeout by which the deadline may
+// lag: moving it costs a timer update in the runtime's poller, so a stream
+// moves it once per writeTimeout/deadlineSlack rather than on every frame.
+const deadlineSlack = 16
 
 func newFlusher(w http.ResponseWriter, writeTimeout time.Duration) flusher {
 	return flusher{w: w, rc: http.NewResponseController(w), writeTimeout: writeTimeout}
 }
 
 // frame writes b in one Write and flushes it. A write deadline, when configured,
-// keeps a client that stopped reading from holding a backend slot forever.
+// keeps a client that stopped reading from holding a backend slot forever:
+// every write has at least writeTimeout*(1-1/deadlineSlack) to complete.
 func (f *flusher) frame(b []byte) error {
 	if f.writeTimeout > 0 {
-		// Not every ResponseWriter supports deadlines (httptest's does not); the
-		// deadline is a safety net, not a requirement.
-		_ = f.rc.SetWriteDeadline(time.Now().Add(f.writeTimeout))
+		if now := time.Now(); now.Sub(f.deadlineSet) >= f.writeTimeout/deadlineSlack {
+			f.deadlineSet = now
+			// Not every ResponseWriter supports deadlines (httptest's does not);
+			// the deadline is a safety net, not a requirement.
+			_ = f.rc.SetWriteDeadline(now.Add(f.writeTimeout))
+		}
 	}
 	if _, err := f.w.Write(b); err != nil {
 		return err

@@ -3,6 +3,7 @@ package stream_test
 import (
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,4 +33,34 @@ func TestNDJSONWriter(t *testing.T) {
 	require.True(t, rec.Flushed)
 	require.Equal(t, "{\"done\":false}\n{\"done\":true}\n", rec.Body.String())
 	require.Equal(t, "application/x-ndjson", rec.Header().Get("Content-Type"))
+}
+
+// deadlineRecorder records the write deadlines a writer sets.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	deadlines []time.Time
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(t time.Time) error {
+	d.deadlines = append(d.deadlines, t)
+	return nil
+}
+
+// TestWriteDeadline: every write is bounded by the write timeout, and frames
+// written in quick succession do not each move the deadline.
+func TestWriteDeadline(t *testing.T) {
+	t.Parallel()
+	rec := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	const timeout = time.Hour
+	w := stream.NewSSEWriter(rec, timeout)
+	start := time.Now()
+	for range 100 {
+		require.NoError(t, w.Data([]byte(`{}`)))
+	}
+	require.Len(t, rec.deadlines, 1, "one deadline for a burst of frames")
+	require.False(t, rec.deadlines[0].Before(start.Add(timeout)))
+
+	none := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+	require.NoError(t, stream.NewNDJSONWriter(none, 0).Line([]byte(`{}`)))
+	require.Empty(t, none.deadlines, "0 means no deadline")
 }

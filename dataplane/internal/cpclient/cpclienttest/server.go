@@ -57,6 +57,8 @@ type Server struct {
 	admitErrs     []error
 	releaseErrs   []error
 	gate          chan struct{}
+	releaseGate   chan struct{}
+	heldReleases  int
 	queuePosition int32
 	seq           int
 	admits        []*controlplanev1.AdmitRequest
@@ -175,6 +177,24 @@ func (s *Server) HoldAdmits() (release func()) {
 	return sync.OnceFunc(func() { close(gate) })
 }
 
+// HoldReleases makes Release wait (as a slow control plane would) until the
+// returned func is called or the caller gives up. HeldReleases counts the
+// calls waiting.
+func (s *Server) HoldReleases() (release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gate := make(chan struct{})
+	s.releaseGate = gate
+	return sync.OnceFunc(func() { close(gate) })
+}
+
+// HeldReleases is the number of Release calls waiting behind HoldReleases.
+func (s *Server) HeldReleases() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.heldReleases
+}
+
 // Refusal builds the status error the real control plane sends: code, an
 // ErrorInfo with the reason (domain mindrouter.dev) and, when retryAfter > 0, a
 // RetryInfo.
@@ -270,6 +290,9 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	if err := s.checkToken(ctx); err != nil {
 		return nil, err
 	}
+	if err := s.waitReleaseGate(ctx); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.releaseErrs) > 0 {
@@ -288,6 +311,31 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	s.releases = append(s.releases, proto.CloneOf(req))
 	s.notify()
 	return &controlplanev1.ReleaseResponse{}, nil
+}
+
+func (s *Server) waitReleaseGate(ctx context.Context) error {
+	s.mu.Lock()
+	gate := s.releaseGate
+	if gate != nil {
+		s.heldReleases++
+		s.notify()
+	}
+	s.mu.Unlock()
+	if gate == nil {
+		return nil
+	}
+	defer func() {
+		s.mu.Lock()
+		s.heldReleases--
+		s.notify()
+		s.mu.Unlock()
+	}()
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return status.Error(codes.DeadlineExceeded, "caller gave up")
+	}
 }
 
 // ListModels answers the catalog set with SetModels.
