@@ -135,6 +135,20 @@ func (c *verifyCache) expireUser(userID int64) {
 	c.epoch++
 }
 
+// expireAll makes every entry stale (a group's limits changed: every member's
+// keys re-read their rows on the next lookup, without a second Argon2id run) and
+// fences off lookups in flight.
+func (c *verifyCache) expireAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d, v := range c.pos {
+		stale := *v // a copy: readers may hold v without the lock
+		stale.expires = time.Time{}
+		c.pos[d] = &stale
+	}
+	c.epoch++
+}
+
 // size returns the number of verified and unknown entries.
 func (c *verifyCache) size() (int, int) {
 	c.mu.RLock()

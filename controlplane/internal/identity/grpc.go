@@ -45,6 +45,26 @@ func (a *AdminServer) ListGroups(ctx context.Context, _ *adminv1.ListGroupsReque
 	return &adminv1.ListGroupsResponse{Groups: out}, nil
 }
 
+// UpdateGroup changes a group's defaults.
+func (a *AdminServer) UpdateGroup(ctx context.Context, req *adminv1.UpdateGroupRequest) (*adminv1.UpdateGroupResponse, error) {
+	if req.GetId() <= 0 {
+		return nil, firstInvalid(errors.New("id is required"))
+	}
+	g, err := a.svc.UpdateGroup(ctx, req.GetId(), store.GroupPatch{
+		DisplayName:      req.DisplayName,
+		Description:      req.Description,
+		TokenBudget:      req.TokenBudget,
+		RPMLimit:         intOf(req.RpmLimit),
+		SchedulerWeight:  intOf(req.SchedulerWeight),
+		APIKeyExpiryDays: intOf(req.ApiKeyExpiryDays),
+		MaxAPIKeys:       intOf(req.MaxApiKeys),
+	})
+	if err != nil {
+		return nil, serviceErr(err)
+	}
+	return &adminv1.UpdateGroupResponse{Group: groupToProto(g)}, nil
+}
+
 // CreateUser creates a local user.
 func (a *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserRequest) (*adminv1.CreateUserResponse, error) {
 	checks := []error{

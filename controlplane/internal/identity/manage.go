@@ -2,10 +2,12 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 )
@@ -169,4 +171,38 @@ func (s *Service) UpdateUser(ctx context.Context, id int64, p store.UserPatch) (
 	s.cache.expireUser(id)
 	s.log.InfoContext(ctx, "user updated", slog.Int64("user_id", u.ID), slog.String("user", u.Username))
 	return u, nil
+}
+
+// UpdateGroup changes a group's defaults. Every cached verification goes stale,
+// so the members' next requests see the new budget, rate limit and weight.
+func (s *Service) UpdateGroup(ctx context.Context, id int64, p store.GroupPatch) (store.Group, error) {
+	op := fmt.Sprintf("update group %d", id)
+	checks := []error{validateRPMLimit(p.RPMLimit), validateTokenBudget(p.TokenBudget)}
+	if p.SchedulerWeight != nil && *p.SchedulerWeight < 1 {
+		checks = append(checks, errors.New("scheduler_weight must be at least 1"))
+	}
+	if p.APIKeyExpiryDays != nil && *p.APIKeyExpiryDays < 0 {
+		checks = append(checks, errors.New("api_key_expiry_days must not be negative (0 means keys do not expire)"))
+	}
+	if p.MaxAPIKeys != nil && *p.MaxAPIKeys < 0 {
+		checks = append(checks, errors.New("max_api_keys must not be negative (0 means no limit)"))
+	}
+	if p.DisplayName != nil && utf8.RuneCountInString(*p.DisplayName) > 100 {
+		checks = append(checks, errors.New("display_name is longer than 100 characters"))
+	}
+	if p.Description != nil && utf8.RuneCountInString(*p.Description) > 1000 {
+		checks = append(checks, errors.New("description is longer than 1000 characters"))
+	}
+	for _, err := range checks {
+		if err != nil {
+			return store.Group{}, invalidInput(op, err)
+		}
+	}
+	g, err := s.st.UpdateGroup(ctx, id, p)
+	if err != nil {
+		return store.Group{}, err
+	}
+	s.cache.expireAll()
+	s.log.InfoContext(ctx, "group updated", slog.Int64("group_id", g.ID), slog.String("group", g.Name))
+	return g, nil
 }

@@ -393,3 +393,38 @@ func BenchmarkVerifyCached(b *testing.B) {
 		}
 	})
 }
+
+func TestUpdateGroupTakesEffectOnNextVerify(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "ida", store.GroupStudent)
+	_, key := f.key(t, u.ID)
+	p, err := f.svc.Verify(ctx, key)
+	require.NoError(t, err)
+	require.Equal(t, 1, p.Weight)
+	lookups := f.st.lookups.Load()
+
+	g, err := f.st.GetGroupByName(ctx, store.GroupStudent)
+	require.NoError(t, err)
+	weight, rpm, budget := 4, 90, int64(250_000)
+	got, err := f.svc.UpdateGroup(ctx, g.ID, store.GroupPatch{SchedulerWeight: &weight, RPMLimit: &rpm, TokenBudget: &budget})
+	require.NoError(t, err)
+	assert.Equal(t, 4, got.SchedulerWeight)
+	assert.Equal(t, store.GroupStudent, got.Name, "the name is fixed")
+	assert.Equal(t, 1, got.UserCount)
+
+	p, err = f.svc.Verify(ctx, key) // no cache TTL has passed
+	require.NoError(t, err)
+	assert.Equal(t, 4, p.Weight)
+	assert.Equal(t, 90, p.RPMLimit)
+	assert.Equal(t, int64(250_000), p.TokenBudget)
+	assert.Equal(t, lookups+1, f.st.lookups.Load(), "the key re-read its row once")
+	assert.Equal(t, 1, f.argon2Count(), "without hashing it again")
+
+	zero := 0
+	_, err = f.svc.UpdateGroup(ctx, g.ID, store.GroupPatch{SchedulerWeight: &zero})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	_, err = f.svc.UpdateGroup(ctx, 987654, store.GroupPatch{RPMLimit: &rpm})
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

@@ -31,6 +31,7 @@ type Store interface {
 	ListGroups(ctx context.Context) ([]store.Group, error)
 	GetGroup(ctx context.Context, id int64) (store.Group, error)
 	GetGroupByName(ctx context.Context, name string) (store.Group, error)
+	UpdateGroup(ctx context.Context, id int64, p store.GroupPatch) (store.Group, error)
 }
 
 // Options tune a Service; zero values take the defaults.

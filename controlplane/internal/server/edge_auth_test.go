@@ -135,6 +135,10 @@ var grpcAdminCalls = []adminCall{
 		_, err := i.UpdateUser(ctx, &adminv1.UpdateUserRequest{})
 		return err
 	}},
+	{"UpdateGroup", true, codes.InvalidArgument, func(ctx context.Context, _ adminv1.RegistryServiceClient, i adminv1.IdentityServiceClient) error {
+		_, err := i.UpdateGroup(ctx, &adminv1.UpdateGroupRequest{})
+		return err
+	}},
 }
 
 // restCall is one admin API call made over the REST gateway, mirroring the gRPC ones.
@@ -154,6 +158,7 @@ var restAdminCalls = []restCall{
 	{"POST", "/api/admin/users", `{}`, true, http.StatusBadRequest},
 	{"POST", "/api/admin/api-keys/0/revoke", "", true, http.StatusBadRequest},
 	{"PATCH", "/api/admin/users/0", `{"rpm_limit":5}`, true, http.StatusBadRequest},
+	{"PATCH", "/api/admin/groups/0", `{"scheduler_weight":5}`, true, http.StatusBadRequest},
 	{"DELETE", "/api/admin/nodes/0", "", true, http.StatusBadRequest},
 }
 
@@ -361,6 +366,7 @@ func TestAccessForTable(t *testing.T) {
 		{"/mindrouter.admin.v1.IdentityService/CreateUser", accessWrite, true},
 		{"/mindrouter.admin.v1.IdentityService/RevokeAPIKey", accessWrite, true},
 		{"/mindrouter.admin.v1.IdentityService/UpdateUser", accessWrite, true},
+		{"/mindrouter.admin.v1.IdentityService/UpdateGroup", accessWrite, true},
 		// A read-sounding word elsewhere in the name does not make a write a read.
 		{"/mindrouter.admin.v1.ListService/DeleteEverything", accessWrite, true},
 		// Unknown services and look-alike packages are refused.

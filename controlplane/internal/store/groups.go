@@ -133,6 +133,46 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 	return toGroup(g), nil
 }
 
+// GroupPatch changes a group's defaults; nil fields keep their values. A group's
+// name and privileges are fixed.
+type GroupPatch struct {
+	DisplayName      *string
+	Description      *string
+	TokenBudget      *int64
+	RPMLimit         *int
+	SchedulerWeight  *int
+	APIKeyExpiryDays *int
+	MaxAPIKeys       *int
+}
+
+// UpdateGroup applies p to a group and returns it with its member count. An
+// unknown group is ErrNotFound; a value out of range is ErrInvalid.
+func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group, error) {
+	op := fmt.Sprintf("update group %d", id)
+	err := s.client.Group.UpdateOneID(int(id)).
+		SetNillableDisplayName(p.DisplayName).
+		SetNillableDescription(p.Description).
+		SetNillableTokenBudget(p.TokenBudget).
+		SetNillableRpmLimit(p.RPMLimit).
+		SetNillableSchedulerWeight(p.SchedulerWeight).
+		SetNillableAPIKeyExpiryDays(p.APIKeyExpiryDays).
+		SetNillableMaxAPIKeys(p.MaxAPIKeys).
+		Exec(ctx)
+	if err != nil {
+		return Group{}, dbErr(op, err)
+	}
+	g, err := s.GetGroup(ctx, id)
+	if err != nil {
+		return Group{}, err
+	}
+	n, err := s.client.User.Query().Where(user.GroupID(int(id)), user.DeletedAtIsNil()).Count(ctx)
+	if err != nil {
+		return Group{}, dbErr(op, err)
+	}
+	g.UserCount = n
+	return g, nil
+}
+
 // GetGroupByName returns the group with the given name.
 func (s *Store) GetGroupByName(ctx context.Context, name string) (Group, error) {
 	g, err := s.client.Group.Query().Where(group.Name(name)).Only(ctx)

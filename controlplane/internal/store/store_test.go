@@ -35,6 +35,7 @@ func runSuite(t *testing.T, open opener) {
 		{"RevokeAndExpire", testRevokeAndExpire},
 		{"RecordKeyUse", testRecordKeyUse},
 		{"QuotaUsage", testQuotaUsage},
+		{"UpdateGroup", testUpdateGroup},
 		{"Nodes", testNodes},
 		{"GPUDevices", testGPUDevices},
 		{"Backends", testBackends},

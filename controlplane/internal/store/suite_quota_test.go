@@ -44,3 +44,29 @@ func testQuotaUsage(t *testing.T, s *store.Store) {
 	require.ErrorIs(t, s.UpsertQuotaUsage(ctx, []store.QuotaUsage{{UserID: ada.ID, TokensUsed: -1}}), store.ErrInvalid)
 	require.NoError(t, s.UpsertQuotaUsage(ctx, nil))
 }
+
+func testUpdateGroup(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	g, err := s.GetGroupByName(ctx, store.GroupStaff)
+	require.NoError(t, err)
+	seedUser(t, s, "sam", store.GroupStaff)
+	weight, rpm, budget, desc := 5, 0, int64(0), "Research software engineers."
+	got, err := s.UpdateGroup(ctx, g.ID, store.GroupPatch{SchedulerWeight: &weight, RPMLimit: &rpm, TokenBudget: &budget, Description: &desc})
+	require.NoError(t, err)
+	require.Equal(t, 5, got.SchedulerWeight)
+	require.Zero(t, got.RPMLimit, "0 is a value (unlimited), not a missing field")
+	require.Zero(t, got.TokenBudget)
+	require.Equal(t, desc, got.Description)
+	require.Equal(t, g.DisplayName, got.DisplayName, "fields left out keep their values")
+	require.Equal(t, g.MaxAPIKeys, got.MaxAPIKeys)
+	require.Equal(t, 1, got.UserCount)
+	again, err := s.GetGroup(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, 5, again.SchedulerWeight)
+
+	bad := 0
+	_, err = s.UpdateGroup(ctx, g.ID, store.GroupPatch{SchedulerWeight: &bad})
+	require.ErrorIs(t, err, store.ErrInvalid)
+	_, err = s.UpdateGroup(ctx, 987654, store.GroupPatch{SchedulerWeight: &weight})
+	require.ErrorIs(t, err, store.ErrNotFound)
+}

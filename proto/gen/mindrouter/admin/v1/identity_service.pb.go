@@ -440,6 +440,157 @@ func (x *GetUserResponse) GetUser() *User {
 	return nil
 }
 
+// UpdateGroupRequest names a group and the changes to make.
+type UpdateGroupRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	DisplayName *string                `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3,oneof" json:"display_name,omitempty"`
+	Description *string                `protobuf:"bytes,3,opt,name=description,proto3,oneof" json:"description,omitempty"`
+	// Tokens per budget period; 0 means unlimited.
+	TokenBudget *int64 `protobuf:"varint,4,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
+	// Requests per minute; 0 means unlimited.
+	RpmLimit *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// Fair-share weight of the group's members; at least 1.
+	SchedulerWeight *int32 `protobuf:"varint,6,opt,name=scheduler_weight,json=schedulerWeight,proto3,oneof" json:"scheduler_weight,omitempty"`
+	// Default lifetime of new API keys in days; 0 means keys do not expire.
+	ApiKeyExpiryDays *int32 `protobuf:"varint,7,opt,name=api_key_expiry_days,json=apiKeyExpiryDays,proto3,oneof" json:"api_key_expiry_days,omitempty"`
+	// Most active API keys a member may hold; 0 means no limit.
+	MaxApiKeys    *int32 `protobuf:"varint,8,opt,name=max_api_keys,json=maxApiKeys,proto3,oneof" json:"max_api_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGroupRequest) Reset() {
+	*x = UpdateGroupRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGroupRequest) ProtoMessage() {}
+
+func (x *UpdateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGroupRequest.ProtoReflect.Descriptor instead.
+func (*UpdateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *UpdateGroupRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *UpdateGroupRequest) GetDisplayName() string {
+	if x != nil && x.DisplayName != nil {
+		return *x.DisplayName
+	}
+	return ""
+}
+
+func (x *UpdateGroupRequest) GetDescription() string {
+	if x != nil && x.Description != nil {
+		return *x.Description
+	}
+	return ""
+}
+
+func (x *UpdateGroupRequest) GetTokenBudget() int64 {
+	if x != nil && x.TokenBudget != nil {
+		return *x.TokenBudget
+	}
+	return 0
+}
+
+func (x *UpdateGroupRequest) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
+func (x *UpdateGroupRequest) GetSchedulerWeight() int32 {
+	if x != nil && x.SchedulerWeight != nil {
+		return *x.SchedulerWeight
+	}
+	return 0
+}
+
+func (x *UpdateGroupRequest) GetApiKeyExpiryDays() int32 {
+	if x != nil && x.ApiKeyExpiryDays != nil {
+		return *x.ApiKeyExpiryDays
+	}
+	return 0
+}
+
+func (x *UpdateGroupRequest) GetMaxApiKeys() int32 {
+	if x != nil && x.MaxApiKeys != nil {
+		return *x.MaxApiKeys
+	}
+	return 0
+}
+
+// UpdateGroupResponse holds the group as changed.
+type UpdateGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateGroupResponse) Reset() {
+	*x = UpdateGroupResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateGroupResponse) ProtoMessage() {}
+
+func (x *UpdateGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateGroupResponse.ProtoReflect.Descriptor instead.
+func (*UpdateGroupResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateGroupResponse) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
 // UpdateUserRequest names a user and the changes to make.
 type UpdateUserRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -464,7 +615,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +627,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[8]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +640,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{8}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UpdateUserRequest) GetId() int64 {
@@ -558,7 +709,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +721,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +734,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *UpdateUserResponse) GetUser() *User {
@@ -610,7 +761,7 @@ type CreateAPIKeyRequest struct {
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +773,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +786,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateAPIKeyRequest) GetUserId() int64 {
@@ -684,7 +835,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +847,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +860,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -737,7 +888,7 @@ type ListAPIKeysRequest struct {
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +900,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +913,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListAPIKeysRequest) GetUserId() int64 {
@@ -789,7 +940,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +952,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +965,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -834,7 +985,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +997,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1010,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{14}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() int64 {
@@ -879,7 +1030,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +1042,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,7 +1055,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{15}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -941,7 +1092,27 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x0fGetUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xf1\x02\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xc6\x03\n" +
+	"\x12UpdateGroupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12&\n" +
+	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12%\n" +
+	"\vdescription\x18\x03 \x01(\tH\x01R\vdescription\x88\x01\x01\x12&\n" +
+	"\ftoken_budget\x18\x04 \x01(\x03H\x02R\vtokenBudget\x88\x01\x01\x12 \n" +
+	"\trpm_limit\x18\x05 \x01(\x05H\x03R\brpmLimit\x88\x01\x01\x12.\n" +
+	"\x10scheduler_weight\x18\x06 \x01(\x05H\x04R\x0fschedulerWeight\x88\x01\x01\x122\n" +
+	"\x13api_key_expiry_days\x18\a \x01(\x05H\x05R\x10apiKeyExpiryDays\x88\x01\x01\x12%\n" +
+	"\fmax_api_keys\x18\b \x01(\x05H\x06R\n" +
+	"maxApiKeys\x88\x01\x01B\x0f\n" +
+	"\r_display_nameB\x0e\n" +
+	"\f_descriptionB\x0f\n" +
+	"\r_token_budgetB\f\n" +
+	"\n" +
+	"_rpm_limitB\x13\n" +
+	"\x11_scheduler_weightB\x16\n" +
+	"\x14_api_key_expiry_daysB\x0f\n" +
+	"\r_max_api_keys\"G\n" +
+	"\x13UpdateGroupResponse\x120\n" +
+	"\x05group\x18\x01 \x01(\v2\x1a.mindrouter.admin.v1.GroupR\x05group\"\xf1\x02\n" +
 	"\x11UpdateUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
 	"\bgroup_id\x18\x02 \x01(\x03H\x00R\agroupId\x88\x01\x01\x12 \n" +
@@ -982,10 +1153,11 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"L\n" +
 	"\x14RevokeAPIKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xc8\b\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xd5\t\n" +
 	"\x0fIdentityService\x12\x80\x01\n" +
 	"\n" +
-	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x80\x01\n" +
+	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x8a\x01\n" +
+	"\vUpdateGroup\x12'.mindrouter.admin.v1.UpdateGroupRequest\x1a(.mindrouter.admin.v1.UpdateGroupResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x05group2\x16/api/admin/groups/{id}\x12\x80\x01\n" +
 	"\n" +
 	"CreateUser\x12&.mindrouter.admin.v1.CreateUserRequest\x1a'.mindrouter.admin.v1.CreateUserResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*b\x04user\"\x10/api/admin/users\x12t\n" +
 	"\tListUsers\x12%.mindrouter.admin.v1.ListUsersRequest\x1a&.mindrouter.admin.v1.ListUsersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/admin/users\x12y\n" +
@@ -1009,7 +1181,7 @@ func file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_service_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
 	(*ListGroupsRequest)(nil),     // 0: mindrouter.admin.v1.ListGroupsRequest
 	(*ListGroupsResponse)(nil),    // 1: mindrouter.admin.v1.ListGroupsResponse
@@ -1019,50 +1191,55 @@ var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
 	(*ListUsersResponse)(nil),     // 5: mindrouter.admin.v1.ListUsersResponse
 	(*GetUserRequest)(nil),        // 6: mindrouter.admin.v1.GetUserRequest
 	(*GetUserResponse)(nil),       // 7: mindrouter.admin.v1.GetUserResponse
-	(*UpdateUserRequest)(nil),     // 8: mindrouter.admin.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),    // 9: mindrouter.admin.v1.UpdateUserResponse
-	(*CreateAPIKeyRequest)(nil),   // 10: mindrouter.admin.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),  // 11: mindrouter.admin.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),    // 12: mindrouter.admin.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),   // 13: mindrouter.admin.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),   // 14: mindrouter.admin.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),  // 15: mindrouter.admin.v1.RevokeAPIKeyResponse
-	(*Group)(nil),                 // 16: mindrouter.admin.v1.Group
-	(*User)(nil),                  // 17: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*APIKey)(nil),                // 19: mindrouter.admin.v1.APIKey
+	(*UpdateGroupRequest)(nil),    // 8: mindrouter.admin.v1.UpdateGroupRequest
+	(*UpdateGroupResponse)(nil),   // 9: mindrouter.admin.v1.UpdateGroupResponse
+	(*UpdateUserRequest)(nil),     // 10: mindrouter.admin.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),    // 11: mindrouter.admin.v1.UpdateUserResponse
+	(*CreateAPIKeyRequest)(nil),   // 12: mindrouter.admin.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),  // 13: mindrouter.admin.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),    // 14: mindrouter.admin.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),   // 15: mindrouter.admin.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),   // 16: mindrouter.admin.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),  // 17: mindrouter.admin.v1.RevokeAPIKeyResponse
+	(*Group)(nil),                 // 18: mindrouter.admin.v1.Group
+	(*User)(nil),                  // 19: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*APIKey)(nil),                // 21: mindrouter.admin.v1.APIKey
 }
 var file_mindrouter_admin_v1_identity_service_proto_depIdxs = []int32{
-	16, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
-	17, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	17, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
-	17, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
-	17, // 4: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	18, // 5: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	19, // 6: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	19, // 7: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	19, // 8: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	0,  // 9: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
-	2,  // 10: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
-	4,  // 11: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
-	6,  // 12: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
-	8,  // 13: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
-	10, // 14: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
-	12, // 15: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
-	14, // 16: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
-	1,  // 17: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
-	3,  // 18: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
-	5,  // 19: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
-	7,  // 20: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
-	9,  // 21: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
-	11, // 22: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
-	13, // 23: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
-	15, // 24: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
-	17, // [17:25] is the sub-list for method output_type
-	9,  // [9:17] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	18, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
+	19, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	19, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
+	19, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
+	18, // 4: mindrouter.admin.v1.UpdateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
+	19, // 5: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	20, // 6: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	21, // 7: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	21, // 8: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	21, // 9: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	0,  // 10: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
+	8,  // 11: mindrouter.admin.v1.IdentityService.UpdateGroup:input_type -> mindrouter.admin.v1.UpdateGroupRequest
+	2,  // 12: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
+	4,  // 13: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
+	6,  // 14: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
+	10, // 15: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
+	12, // 16: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
+	14, // 17: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
+	16, // 18: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
+	1,  // 19: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
+	9,  // 20: mindrouter.admin.v1.IdentityService.UpdateGroup:output_type -> mindrouter.admin.v1.UpdateGroupResponse
+	3,  // 21: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
+	5,  // 22: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
+	7,  // 23: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
+	11, // 24: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
+	13, // 25: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
+	15, // 26: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
+	17, // 27: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_service_proto_init() }
@@ -1073,13 +1250,14 @@ func file_mindrouter_admin_v1_identity_service_proto_init() {
 	file_mindrouter_admin_v1_identity_proto_init()
 	file_mindrouter_admin_v1_identity_service_proto_msgTypes[8].OneofWrappers = []any{}
 	file_mindrouter_admin_v1_identity_service_proto_msgTypes[10].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[12].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_service_proto_rawDesc), len(file_mindrouter_admin_v1_identity_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

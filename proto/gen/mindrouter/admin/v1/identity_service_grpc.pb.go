@@ -20,6 +20,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	IdentityService_ListGroups_FullMethodName   = "/mindrouter.admin.v1.IdentityService/ListGroups"
+	IdentityService_UpdateGroup_FullMethodName  = "/mindrouter.admin.v1.IdentityService/UpdateGroup"
 	IdentityService_CreateUser_FullMethodName   = "/mindrouter.admin.v1.IdentityService/CreateUser"
 	IdentityService_ListUsers_FullMethodName    = "/mindrouter.admin.v1.IdentityService/ListUsers"
 	IdentityService_GetUser_FullMethodName      = "/mindrouter.admin.v1.IdentityService/GetUser"
@@ -38,6 +39,10 @@ const (
 type IdentityServiceClient interface {
 	// ListGroups lists groups with their user counts.
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
+	// UpdateGroup changes a group's defaults: budget, rate limit, scheduler weight,
+	// key lifetime and key count. Fields left out keep their values; the group's
+	// name and privileges cannot be changed.
+	UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*UpdateGroupResponse, error)
 	// CreateUser creates a local user.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// ListUsers lists users.
@@ -67,6 +72,16 @@ func (c *identityServiceClient) ListGroups(ctx context.Context, in *ListGroupsRe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListGroupsResponse)
 	err := c.cc.Invoke(ctx, IdentityService_ListGroups_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*UpdateGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateGroupResponse)
+	err := c.cc.Invoke(ctx, IdentityService_UpdateGroup_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +167,10 @@ func (c *identityServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIK
 type IdentityServiceServer interface {
 	// ListGroups lists groups with their user counts.
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
+	// UpdateGroup changes a group's defaults: budget, rate limit, scheduler weight,
+	// key lifetime and key count. Fields left out keep their values; the group's
+	// name and privileges cannot be changed.
+	UpdateGroup(context.Context, *UpdateGroupRequest) (*UpdateGroupResponse, error)
 	// CreateUser creates a local user.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// ListUsers lists users.
@@ -179,6 +198,9 @@ type UnimplementedIdentityServiceServer struct{}
 
 func (UnimplementedIdentityServiceServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
+}
+func (UnimplementedIdentityServiceServer) UpdateGroup(context.Context, *UpdateGroupRequest) (*UpdateGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateGroup not implemented")
 }
 func (UnimplementedIdentityServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -236,6 +258,24 @@ func _IdentityService_ListGroups_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(IdentityServiceServer).ListGroups(ctx, req.(*ListGroupsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_UpdateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).UpdateGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_UpdateGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).UpdateGroup(ctx, req.(*UpdateGroupRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -376,6 +416,10 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListGroups",
 			Handler:    _IdentityService_ListGroups_Handler,
+		},
+		{
+			MethodName: "UpdateGroup",
+			Handler:    _IdentityService_UpdateGroup_Handler,
 		},
 		{
 			MethodName: "CreateUser",
