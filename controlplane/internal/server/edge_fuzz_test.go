@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -25,7 +26,7 @@ func FuzzBearer(f *testing.F) {
 		if apiKey != "" {
 			md.Set("x-api-key", apiKey)
 		}
-		got := bearer(md)
+		got := bearer(metadata.NewIncomingContext(context.Background(), md))
 		if got != strings.TrimSpace(got) {
 			t.Fatalf("key %q is not trimmed", got)
 		}
