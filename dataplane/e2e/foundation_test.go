@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -108,6 +109,17 @@ func TestChatThroughBothEngines(t *testing.T) {
 			require.EqualValues(t, 12, usage.CompletionTokens)
 		})
 	}
+
+	// The releases rode the replica's session stream, not unary calls.
+	mreq, err := http.NewRequestWithContext(ctx, http.MethodGet, c.DataPlaneURL+"/metrics", nil)
+	require.NoError(t, err)
+	mresp, err := http.DefaultClient.Do(mreq)
+	require.NoError(t, err)
+	metrics, err := io.ReadAll(mresp.Body)
+	_ = mresp.Body.Close()
+	require.NoError(t, err)
+	require.Regexp(t, `mindrouter_dp_cp_releases_total\{result="session"\} [1-9]`, string(metrics))
+	require.Regexp(t, `mindrouter_dp_cp_release_batches_total [1-9]`, string(metrics))
 
 	// Every lease was released: nothing is left in flight.
 	var backends []backendJSON

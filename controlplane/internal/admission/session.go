@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -101,20 +102,49 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 			}
 			return err
 		case m := <-msgs:
-			hb := m.GetHeartbeat()
-			if hb == nil {
-				return status.Error(codes.InvalidArgument, "expected a Heartbeat after the Hello")
+			switch k := m.GetKind().(type) {
+			case *controlplanev1.SessionRequest_Heartbeat:
+				unknown := s.heartbeat(sess.replica, k.Heartbeat)
+				out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
+					HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown},
+				}}
+			case *controlplanev1.SessionRequest_Releases:
+				out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_ReleasesAck{
+					ReleasesAck: s.releaseBatch(ctx, k.Releases.GetReleases()),
+				}}
+			default:
+				return status.Error(codes.InvalidArgument, "expected a Heartbeat or Releases after the Hello")
 			}
-			unknown := s.heartbeat(sess.replica, hb)
-			out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
-				HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown},
-			}}
 		case out = <-sess.push:
 		}
 		if err := stream.Send(out); err != nil {
 			return err
 		}
 	}
+}
+
+// maxReleaseBatch bounds the releases one Releases message may carry.
+const maxReleaseBatch = 1024
+
+// releaseBatch settles releases sent over a session, each as Release would, and
+// says which were settled and which refused for good. Release itself counts
+// them in the release metrics.
+func (s *Server) releaseBatch(ctx context.Context, reqs []*controlplanev1.ReleaseRequest) *controlplanev1.ReleasesAck {
+	ack := &controlplanev1.ReleasesAck{}
+	for i, r := range reqs {
+		if i >= maxReleaseBatch {
+			// Unanswered: the replica sends them again.
+			break
+		}
+		if _, err := s.Release(ctx, r); err != nil {
+			s.log.Warn("release over the session refused", slog.String("lease_id", r.GetLeaseId()),
+				slog.String("request_id", r.GetRequestId()), slog.Any("error", err))
+			ack.RefusedLeaseIds = append(ack.RefusedLeaseIds, r.GetLeaseId())
+			continue
+		}
+		ack.SettledLeaseIds = append(ack.SettledLeaseIds, r.GetLeaseId())
+	}
+	return ack
 }
 
 // errShuttingDown ends sessions when the control plane stops; replicas reconnect

@@ -307,3 +307,43 @@ func TestShutdownEndsSessions(t *testing.T) {
 		t.Fatal("a session opened after the shutdown")
 	}
 }
+
+// TestReleasesOverTheSession: a replica may settle leases on its session instead
+// of with unary Release calls; each is handled exactly as Release, and the ack
+// says which were settled (or already were) and which were refused.
+func TestReleasesOverTheSession(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{}, backendCand(1, 4))
+	r := h.connect(t, "replica-a")
+	a, b := h.admitAs(t, "replica-a", "ra"), h.admitAs(t, "replica-a", "rb")
+	require.Equal(t, 2, h.srv.InFlight(1))
+	send := func(reqs ...*controlplanev1.ReleaseRequest) *controlplanev1.ReleasesAck {
+		t.Helper()
+		require.NoError(t, r.stream.Send(&controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Releases{
+			Releases: &controlplanev1.Releases{Releases: reqs},
+		}}))
+		for {
+			if ack := r.next(t).GetReleasesAck(); ack != nil {
+				return ack
+			}
+		}
+	}
+	ack := send(
+		&controlplanev1.ReleaseRequest{LeaseId: a, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{PromptTokens: 100, CompletionTokens: 20}},
+		&controlplanev1.ReleaseRequest{LeaseId: b, Outcome: controlplanev1.Outcome_OUTCOME_BACKEND_ERROR},
+		&controlplanev1.ReleaseRequest{LeaseId: "never-granted"},
+	)
+	require.Equal(t, []string{a, b}, ack.GetSettledLeaseIds())
+	require.Equal(t, []string{"never-granted"}, ack.GetRefusedLeaseIds())
+	require.Zero(t, h.srv.InFlight(1))
+	require.Equal(t, 20.0, h.metricValue(t, "mindrouter_tokens_total", map[string]string{"model": "llama3", "type": "completion"}))
+	h.reg.mu.Lock()
+	require.Equal(t, []outcome{{1, false}, {1, true}}, h.reg.outcomes)
+	h.reg.mu.Unlock()
+
+	// Sent again after a broken session: already settled, counted once.
+	ack = send(&controlplanev1.ReleaseRequest{LeaseId: a, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: 20}})
+	require.Equal(t, []string{a}, ack.GetSettledLeaseIds())
+	require.Equal(t, 20.0, h.metricValue(t, "mindrouter_tokens_total", map[string]string{"model": "llama3", "type": "completion"}))
+	require.True(t, h.released(t, b), "the unary path sees it settled too")
+}

@@ -121,6 +121,8 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	a.cp, err = cpclient.New(conn, cpclient.Config{
 		ClusterToken: cfg.ClusterToken, ReplicaID: cfg.ReplicaID, Version: Version,
 		AdmitTimeout: cfg.AdmitTimeout, ReleaseTimeout: cfg.ReleaseTimeout,
+		// One unary call per request instead of two: releases ride the session.
+		SessionReleases: true,
 	}, log.With(slog.String("component", "cpclient")), reg)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())

@@ -52,6 +52,11 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the reconnect and release-retry delays;
 	// defaults 250ms and 10s.
 	BackoffBase, BackoffMax time.Duration
+	// SessionReleases sends releases over the session stream, in batches,
+	// whenever the session is up, instead of one unary Release call each; they
+	// are acknowledged there and re-sent on the next session if the stream breaks.
+	// Without a session, releases take the unary path as before.
+	SessionReleases bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -105,6 +110,10 @@ type Client struct {
 	leases    leaseSet
 	catalog   catalogCache
 	pending   chan *controlplanev1.ReleaseRequest
+	// outbox holds releases for the session to send; unacked those sent and not
+	// yet acknowledged (by lease id).
+	outbox    chan *controlplanev1.ReleaseRequest
+	unacked   unackedSet
 	connected atomic.Bool
 	metrics   *metrics
 }
@@ -120,6 +129,8 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger, reg promet
 		leases:    leaseSet{ids: map[string]*controlplanev1.LeaseRef{}},
 		catalog:   catalogCache{entries: map[[32]byte]catalogEntry{}},
 		pending:   make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
+		outbox:    make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
+		unacked:   unackedSet{m: map[string]*controlplanev1.ReleaseRequest{}},
 	}
 	m, err := newMetrics(reg, func() int { return len(c.pending) })
 	if err != nil {
@@ -180,7 +191,19 @@ func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 // control plane cannot be reached the release is queued and retried in the
 // background and Release returns nil; it returns an error only when the release
 // is lost (queue full) or refused for good (e.g. the lease already expired).
+//
+// With Config.SessionReleases and the session up, the release is handed to the
+// session instead and Release returns at once; a refusal is then logged when the
+// acknowledgement arrives.
 func (c *Client) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error {
+	if c.cfg.SessionReleases && c.connected.Load() {
+		select {
+		case c.outbox <- req:
+			c.metrics.releases.WithLabelValues("session").Inc()
+			return nil
+		default: // the session is behind: the unary path
+		}
+	}
 	ctx = context.WithoutCancel(ctx)
 	err := c.releaseOnce(ctx, req)
 	switch {

@@ -357,3 +357,92 @@ func TestRunStopsAndDrains(t *testing.T) {
 	}
 	require.Len(t, h.fake.Releases(), 1, "pending releases are retried before Run returns")
 }
+
+// sessionHarness is a running client that sends releases over its session.
+func sessionHarness(t *testing.T) *harness {
+	t.Helper()
+	h := newHarness(t, func(c *cpclient.Config) { c.SessionReleases = true })
+	h.run(t)
+	require.Eventually(t, h.client.Connected, 5*time.Second, 5*time.Millisecond)
+	return h
+}
+
+func (h *harness) admitN(t *testing.T, n int) []string {
+	t.Helper()
+	var ids []string
+	for i := range n {
+		req := admitReq()
+		req.RequestId = "r" + string(rune('a'+i))
+		resp, err := h.client.Admit(context.Background(), req)
+		require.NoError(t, err)
+		ids = append(ids, resp.GetLease().GetLeaseId())
+	}
+	return ids
+}
+
+func TestSessionReleases(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t)
+	ids := h.admitN(t, 3)
+	for i, id := range ids {
+		require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
+			Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: int64(i + 1)}}))
+	}
+	rel := h.fake.WaitReleases(t, 3)
+	require.Equal(t, 3, h.fake.SessionReleases(), "over the session, not as unary calls")
+	var tokens int64
+	for _, r := range rel {
+		tokens += r.GetUsage().GetCompletionTokens()
+	}
+	require.EqualValues(t, 6, tokens)
+	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 5*time.Millisecond,
+		"acknowledged leases are no longer renewed")
+
+	// A release the control plane refuses for good is acknowledged as refused.
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: "never-granted"}))
+	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 4 }, 5*time.Second, 5*time.Millisecond)
+	require.Len(t, h.fake.Releases(), 3)
+}
+
+// TestSessionReleasesResentAfterBreak: a release sent on a session that broke
+// before it was acknowledged is sent again on the next session, and counted once.
+func TestSessionReleasesResentAfterBreak(t *testing.T) {
+	t.Parallel()
+	h := sessionHarness(t)
+	id := h.admitN(t, 1)[0]
+	h.fake.FailReleases(status.Error(codes.Unavailable, "restarting")) // not acknowledged
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
+		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: 7}}))
+	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Empty(t, h.fake.Releases())
+	require.Contains(t, h.client.InFlight(), id, "still renewed until acknowledged")
+
+	h.fake.Restart(t)
+	rel := h.fake.WaitReleases(t, 1)
+	require.EqualValues(t, 7, rel[0].GetUsage().GetCompletionTokens())
+	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Len(t, h.fake.Releases(), 1)
+}
+
+// TestSessionReleasesDrainedAtStop: releases the session still holds when Run
+// ends go to the unary retry path before Run returns.
+func TestSessionReleasesDrainedAtStop(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *cpclient.Config) { c.SessionReleases = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.client.Run(ctx) }()
+	require.Eventually(t, h.client.Connected, 5*time.Second, 5*time.Millisecond)
+	id := h.admitN(t, 1)[0]
+	h.fake.FailReleases(status.Error(codes.Unavailable, "blip"))
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id}))
+	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 1 }, 5*time.Second, 5*time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	require.Len(t, h.fake.Releases(), 1, "the unacknowledged release was settled before Run returned")
+}

@@ -10,13 +10,15 @@ type metrics struct {
 	releases  *prometheus.CounterVec
 	sessions  *prometheus.CounterVec
 	connected prometheus.Gauge
+	// releaseBatches counts Releases messages sent over the session.
+	releaseBatches prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error) {
 	m := &metrics{
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_dp_cp_releases_total",
-			Help: "Lease releases by result: ok, deferred (queued for retry), retried_ok, refused, dropped.",
+			Help: "Lease releases by result: session (handed to the session stream), ok, deferred (queued for retry), retried_ok, refused, dropped.",
 		}, []string{"result"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_dp_cp_session_events_total",
@@ -26,6 +28,10 @@ func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error)
 			Name: "mindrouter_dp_cp_session_connected",
 			Help: "1 while the session stream to the control plane is established.",
 		}),
+		releaseBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_dp_cp_release_batches_total",
+			Help: "Releases messages sent over the session stream (each carries one or more releases).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -34,7 +40,7 @@ func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error)
 		Name: "mindrouter_dp_cp_releases_pending",
 		Help: "Releases waiting in the background retry queue.",
 	}, func() float64 { return float64(pending()) })
-	for _, c := range []prometheus.Collector{m.releases, m.sessions, m.connected, pendingGauge} {
+	for _, c := range []prometheus.Collector{m.releases, m.sessions, m.connected, m.releaseBatches, pendingGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register control-plane client metrics: %w", err)
 		}

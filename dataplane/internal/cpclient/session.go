@@ -20,8 +20,10 @@ import (
 // retrying them for up to Config.DrainTimeout. Run returns nil when done.
 func (c *Client) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { c.releaseLoop(ctx) })
+	sessionDone := make(chan struct{})
+	wg.Go(func() { c.releaseLoop(ctx, sessionDone) })
 	c.sessionLoop(ctx)
+	close(sessionDone)
 	wg.Wait()
 	return nil
 }
@@ -124,9 +126,14 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	}
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
+	// Releases sent on a broken session and never acknowledged go first.
+	if err := c.sendReleases(st, c.unacked.all()); err != nil {
+		return stop(err)
+	}
 	if err := c.heartbeat(st); err != nil {
 		return stop(err)
 	}
+	batch := make([]*controlplanev1.ReleaseRequest, 0, maxReleaseBatch)
 	for {
 		select {
 		case <-ctx.Done():
@@ -137,8 +144,106 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 			if err := c.heartbeat(st); err != nil {
 				return stop(err)
 			}
+		case req := <-c.outbox:
+			// Releases are off the clients' path, so they wait a moment for company:
+			// one message (and one write on each side) for all that arrive meanwhile.
+			batch = append(batch[:0], req)
+			linger := time.NewTimer(releaseLinger)
+		more:
+			for len(batch) < maxReleaseBatch {
+				select {
+				case r := <-c.outbox:
+					batch = append(batch, r)
+				case <-linger.C:
+					break more
+				case <-ctx.Done():
+					break more
+				}
+			}
+			linger.Stop()
+			c.unacked.add(batch)
+			if err := c.sendReleases(st, batch); err != nil {
+				return stop(err)
+			}
 		}
 	}
+}
+
+// maxReleaseBatch bounds the releases of one Releases message (the control
+// plane answers at most 1024 per message).
+const maxReleaseBatch = 256
+
+// releaseLinger is how long the first release of a batch waits for others. It
+// holds the backend slot that long after the reply, which is negligible next to
+// a generation, and saves a message per release under load.
+const releaseLinger = 2 * time.Millisecond
+
+// sendReleases sends releases over the session, maxReleaseBatch at a time; they
+// must be in unacked already.
+func (c *Client) sendReleases(st sessionSender, reqs []*controlplanev1.ReleaseRequest) error {
+	for len(reqs) > 0 {
+		n := min(len(reqs), maxReleaseBatch)
+		msg := &controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Releases{
+			Releases: &controlplanev1.Releases{Releases: reqs[:n]},
+		}}
+		if err := st.Send(msg); err != nil {
+			return fmt.Errorf("send releases: %w", err)
+		}
+		c.metrics.releaseBatches.Inc()
+		reqs = reqs[n:]
+	}
+	return nil
+}
+
+// unackedSet holds releases sent over a session and not yet acknowledged.
+type unackedSet struct {
+	mu sync.Mutex
+	m  map[string]*controlplanev1.ReleaseRequest
+}
+
+func (u *unackedSet) add(reqs []*controlplanev1.ReleaseRequest) {
+	u.mu.Lock()
+	for _, r := range reqs {
+		u.m[r.GetLeaseId()] = r
+	}
+	u.mu.Unlock()
+}
+
+// ack forgets ids and reports how many it held.
+func (u *unackedSet) ack(ids []string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	n := 0
+	for _, id := range ids {
+		if _, ok := u.m[id]; ok {
+			delete(u.m, id)
+			n++
+		}
+	}
+	return n
+}
+
+// all returns the releases held, oldest lease id order not guaranteed.
+func (u *unackedSet) all() []*controlplanev1.ReleaseRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]*controlplanev1.ReleaseRequest, 0, len(u.m))
+	for _, r := range u.m {
+		out = append(out, r)
+	}
+	return out
+}
+
+// take returns and forgets every release held.
+func (u *unackedSet) take() []*controlplanev1.ReleaseRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]*controlplanev1.ReleaseRequest, 0, len(u.m))
+	for id, r := range u.m {
+		out = append(out, r)
+		delete(u.m, id)
+	}
+	return out
 }
 
 type sessionSender interface {
@@ -171,13 +276,24 @@ func (c *Client) handle(m *controlplanev1.SessionResponse) {
 		if unknown := k.HeartbeatAck.GetUnknownLeaseIds(); len(unknown) > 0 {
 			c.leases.remove(unknown...)
 		}
+	case *controlplanev1.SessionResponse_ReleasesAck:
+		settled, refused := k.ReleasesAck.GetSettledLeaseIds(), k.ReleasesAck.GetRefusedLeaseIds()
+		c.unacked.ack(settled)
+		c.unacked.ack(refused)
+		c.leases.remove(settled...)
+		c.leases.remove(refused...)
+		c.metrics.releases.WithLabelValues("ok").Add(float64(len(settled)))
+		if len(refused) > 0 {
+			c.metrics.releases.WithLabelValues("refused").Add(float64(len(refused)))
+			c.log.Warn("releases refused by the control plane", slog.Any("lease_ids", refused))
+		}
 	}
 }
 
 // releaseLoop retries releases that failed, one at a time, until each succeeds,
 // is refused for good, or has been retried for ReleaseRetryFor. After ctx ends
 // it keeps going for DrainTimeout.
-func (c *Client) releaseLoop(ctx context.Context) {
+func (c *Client) releaseLoop(ctx context.Context, sessionDone <-chan struct{}) {
 	for {
 		select {
 		case req := <-c.pending:
@@ -185,6 +301,8 @@ func (c *Client) releaseLoop(ctx context.Context) {
 				c.requeue(req)
 			}
 		case <-ctx.Done():
+			// The session's releases are handed over once it no longer sends any.
+			<-sessionDone
 			c.drain(ctx)
 			return
 		}
@@ -203,6 +321,7 @@ func (c *Client) requeue(req *controlplanev1.ReleaseRequest) {
 func (c *Client) drain(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.DrainTimeout)
 	defer cancel()
+	c.handOverSessionReleases()
 	for {
 		select {
 		case req := <-c.pending:
@@ -217,6 +336,27 @@ func (c *Client) drain(ctx context.Context) {
 		default:
 			return
 		}
+	}
+}
+
+// handOverSessionReleases moves the releases the session holds (waiting to be
+// sent, or sent and not acknowledged) to the unary retry queue. A release the
+// control plane did settle answers "already settled" there: nothing counts
+// twice.
+func (c *Client) handOverSessionReleases() {
+	var reqs []*controlplanev1.ReleaseRequest
+	for {
+		select {
+		case r := <-c.outbox:
+			reqs = append(reqs, r)
+			continue
+		default:
+		}
+		break
+	}
+	reqs = append(reqs, c.unacked.take()...)
+	for _, r := range reqs {
+		c.requeue(r)
 	}
 }
 

@@ -49,27 +49,29 @@ type Server struct {
 	addr string
 	gs   *grpc.Server
 
-	mu            sync.Mutex
-	changed       chan struct{}
-	keys          map[string]bool
-	backends      []Backend
-	models        []*controlplanev1.CatalogModel
-	admitErrs     []error
-	releaseErrs   []error
-	gate          chan struct{}
-	releaseGate   chan struct{}
-	heldReleases  int
-	queuePosition int32
-	seq           int
-	admits        []*controlplanev1.AdmitRequest
-	releases      []*controlplanev1.ReleaseRequest
-	settled       map[string]bool // lease id -> released
-	listCalls     int
-	hellos        []*controlplanev1.Hello
-	heartbeats    [][]string
-	heartbeatRefs [][]*controlplanev1.LeaseRef
-	sessions      map[int]chan *controlplanev1.SessionResponse
-	cancelledWait int
+	mu           sync.Mutex
+	changed      chan struct{}
+	keys         map[string]bool
+	backends     []Backend
+	models       []*controlplanev1.CatalogModel
+	admitErrs    []error
+	releaseErrs  []error
+	gate         chan struct{}
+	releaseGate  chan struct{}
+	heldReleases int
+	// sessionReleases counts releases received over sessions.
+	sessionReleases int
+	queuePosition   int32
+	seq             int
+	admits          []*controlplanev1.AdmitRequest
+	releases        []*controlplanev1.ReleaseRequest
+	settled         map[string]bool // lease id -> released
+	listCalls       int
+	hellos          []*controlplanev1.Hello
+	heartbeats      [][]string
+	heartbeatRefs   [][]*controlplanev1.LeaseRef
+	sessions        map[int]chan *controlplanev1.SessionResponse
+	cancelledWait   int
 }
 
 // Start starts a fake on 127.0.0.1:0, stopped when the test ends.
@@ -186,6 +188,14 @@ func (s *Server) HoldReleases() (release func()) {
 	gate := make(chan struct{})
 	s.releaseGate = gate
 	return sync.OnceFunc(func() { close(gate) })
+}
+
+// SessionReleases is the number of releases received over session streams
+// (settled or not).
+func (s *Server) SessionReleases() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessionReleases
 }
 
 // HeldReleases is the number of Release calls waiting behind HoldReleases.

@@ -54,6 +54,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 		return err
 	}
 	beats := make(chan *controlplanev1.Heartbeat)
+	rels := make(chan []*controlplanev1.ReleaseRequest)
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -69,6 +70,13 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 					return
 				}
 			}
+			if r := m.GetReleases(); r != nil {
+				select {
+				case rels <- r.GetReleases():
+				case <-st.Context().Done():
+					return
+				}
+			}
 		}
 	}()
 	for {
@@ -77,6 +85,26 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			return err
 		case p := <-pushes:
 			if err := st.Send(p); err != nil {
+				return err
+			}
+		case batch := <-rels:
+			// Each as the unary Release would (the same gate and injected
+			// errors); a transient error leaves the release unacknowledged, so
+			// the replica sends it again on its next session.
+			ack := &controlplanev1.ReleasesAck{}
+			for _, r := range batch {
+				_, err := s.Release(st.Context(), r)
+				switch status.Code(err) {
+				case codes.OK:
+					ack.SettledLeaseIds = append(ack.SettledLeaseIds, r.GetLeaseId())
+				case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
+					ack.RefusedLeaseIds = append(ack.RefusedLeaseIds, r.GetLeaseId())
+				}
+			}
+			s.mu.Lock()
+			s.sessionReleases += len(batch)
+			s.mu.Unlock()
+			if err := st.Send(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_ReleasesAck{ReleasesAck: ack}}); err != nil {
 				return err
 			}
 		case hb := <-beats:

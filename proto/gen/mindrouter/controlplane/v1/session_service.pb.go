@@ -29,6 +29,7 @@ type SessionRequest struct {
 	//
 	//	*SessionRequest_Hello
 	//	*SessionRequest_Heartbeat
+	//	*SessionRequest_Releases
 	Kind          isSessionRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -89,6 +90,15 @@ func (x *SessionRequest) GetHeartbeat() *Heartbeat {
 	return nil
 }
 
+func (x *SessionRequest) GetReleases() *Releases {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionRequest_Releases); ok {
+			return x.Releases
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Kind interface {
 	isSessionRequest_Kind()
 }
@@ -101,9 +111,62 @@ type SessionRequest_Heartbeat struct {
 	Heartbeat *Heartbeat `protobuf:"bytes,2,opt,name=heartbeat,proto3,oneof"`
 }
 
+type SessionRequest_Releases struct {
+	Releases *Releases `protobuf:"bytes,3,opt,name=releases,proto3,oneof"`
+}
+
 func (*SessionRequest_Hello) isSessionRequest_Kind() {}
 
 func (*SessionRequest_Heartbeat) isSessionRequest_Kind() {}
+
+func (*SessionRequest_Releases) isSessionRequest_Kind() {}
+
+// Releases settles leases, each exactly as AdmissionService.Release would; they are
+// answered with one ReleasesAck. A replica re-sends releases not yet acknowledged
+// when its session breaks (settling is idempotent by lease id).
+type Releases struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Releases      []*ReleaseRequest      `protobuf:"bytes,1,rep,name=releases,proto3" json:"releases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Releases) Reset() {
+	*x = Releases{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Releases) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Releases) ProtoMessage() {}
+
+func (x *Releases) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Releases.ProtoReflect.Descriptor instead.
+func (*Releases) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Releases) GetReleases() []*ReleaseRequest {
+	if x != nil {
+		return x.Releases
+	}
+	return nil
+}
 
 // Hello introduces a replica.
 type Hello struct {
@@ -116,7 +179,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -128,7 +191,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -141,7 +204,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{1}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Hello) GetReplicaId() string {
@@ -171,7 +234,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -183,7 +246,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -196,7 +259,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Heartbeat) GetLeaseIds() []string {
@@ -228,7 +291,7 @@ type LeaseRef struct {
 
 func (x *LeaseRef) Reset() {
 	*x = LeaseRef{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +303,7 @@ func (x *LeaseRef) String() string {
 func (*LeaseRef) ProtoMessage() {}
 
 func (x *LeaseRef) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +316,7 @@ func (x *LeaseRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRef.ProtoReflect.Descriptor instead.
 func (*LeaseRef) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *LeaseRef) GetLeaseId() string {
@@ -307,6 +370,7 @@ type SessionResponse struct {
 	//	*SessionResponse_CatalogChanged
 	//	*SessionResponse_CredentialRevoked
 	//	*SessionResponse_HeartbeatAck
+	//	*SessionResponse_ReleasesAck
 	Kind          isSessionResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -314,7 +378,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +390,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +403,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SessionResponse) GetKind() isSessionResponse_Kind {
@@ -385,6 +449,15 @@ func (x *SessionResponse) GetHeartbeatAck() *HeartbeatAck {
 	return nil
 }
 
+func (x *SessionResponse) GetReleasesAck() *ReleasesAck {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionResponse_ReleasesAck); ok {
+			return x.ReleasesAck
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Kind interface {
 	isSessionResponse_Kind()
 }
@@ -405,6 +478,10 @@ type SessionResponse_HeartbeatAck struct {
 	HeartbeatAck *HeartbeatAck `protobuf:"bytes,4,opt,name=heartbeat_ack,json=heartbeatAck,proto3,oneof"`
 }
 
+type SessionResponse_ReleasesAck struct {
+	ReleasesAck *ReleasesAck `protobuf:"bytes,5,opt,name=releases_ack,json=releasesAck,proto3,oneof"`
+}
+
 func (*SessionResponse_Welcome) isSessionResponse_Kind() {}
 
 func (*SessionResponse_CatalogChanged) isSessionResponse_Kind() {}
@@ -412,6 +489,8 @@ func (*SessionResponse_CatalogChanged) isSessionResponse_Kind() {}
 func (*SessionResponse_CredentialRevoked) isSessionResponse_Kind() {}
 
 func (*SessionResponse_HeartbeatAck) isSessionResponse_Kind() {}
+
+func (*SessionResponse_ReleasesAck) isSessionResponse_Kind() {}
 
 // Welcome answers a Hello with the timing the replica must keep.
 type Welcome struct {
@@ -425,7 +504,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +516,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +529,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -484,7 +563,7 @@ type CatalogChanged struct {
 
 func (x *CatalogChanged) Reset() {
 	*x = CatalogChanged{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +575,7 @@ func (x *CatalogChanged) String() string {
 func (*CatalogChanged) ProtoMessage() {}
 
 func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +588,7 @@ func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogChanged.ProtoReflect.Descriptor instead.
 func (*CatalogChanged) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CatalogChanged) GetVersion() int64 {
@@ -530,7 +609,7 @@ type CredentialRevoked struct {
 
 func (x *CredentialRevoked) Reset() {
 	*x = CredentialRevoked{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -542,7 +621,7 @@ func (x *CredentialRevoked) String() string {
 func (*CredentialRevoked) ProtoMessage() {}
 
 func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -555,7 +634,7 @@ func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialRevoked.ProtoReflect.Descriptor instead.
 func (*CredentialRevoked) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CredentialRevoked) GetKeyPrefix() string {
@@ -576,7 +655,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +667,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +680,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatAck) GetUnknownLeaseIds() []string {
@@ -611,15 +690,75 @@ func (x *HeartbeatAck) GetUnknownLeaseIds() []string {
 	return nil
 }
 
+// ReleasesAck answers a Releases message: every lease in it is settled or refused
+// for good, and the replica can forget it.
+type ReleasesAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Leases settled now or already settled before.
+	SettledLeaseIds []string `protobuf:"bytes,1,rep,name=settled_lease_ids,json=settledLeaseIds,proto3" json:"settled_lease_ids,omitempty"`
+	// Leases refused for good (unknown, or an invalid request); their usage was not
+	// counted by this message.
+	RefusedLeaseIds []string `protobuf:"bytes,2,rep,name=refused_lease_ids,json=refusedLeaseIds,proto3" json:"refused_lease_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReleasesAck) Reset() {
+	*x = ReleasesAck{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleasesAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleasesAck) ProtoMessage() {}
+
+func (x *ReleasesAck) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleasesAck.ProtoReflect.Descriptor instead.
+func (*ReleasesAck) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReleasesAck) GetSettledLeaseIds() []string {
+	if x != nil {
+		return x.SettledLeaseIds
+	}
+	return nil
+}
+
+func (x *ReleasesAck) GetRefusedLeaseIds() []string {
+	if x != nil {
+		return x.RefusedLeaseIds
+	}
+	return nil
+}
+
 var File_mindrouter_controlplane_v1_session_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\n" +
-	"0mindrouter/controlplane/v1/session_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9a\x01\n" +
+	"0mindrouter/controlplane/v1/session_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1egoogle/protobuf/duration.proto\x1a2mindrouter/controlplane/v1/admission_service.proto\"\xde\x01\n" +
 	"\x0eSessionRequest\x129\n" +
 	"\x05hello\x18\x01 \x01(\v2!.mindrouter.controlplane.v1.HelloH\x00R\x05hello\x12E\n" +
-	"\theartbeat\x18\x02 \x01(\v2%.mindrouter.controlplane.v1.HeartbeatH\x00R\theartbeatB\x06\n" +
-	"\x04kind\"@\n" +
+	"\theartbeat\x18\x02 \x01(\v2%.mindrouter.controlplane.v1.HeartbeatH\x00R\theartbeat\x12B\n" +
+	"\breleases\x18\x03 \x01(\v2$.mindrouter.controlplane.v1.ReleasesH\x00R\breleasesB\x06\n" +
+	"\x04kind\"R\n" +
+	"\bReleases\x12F\n" +
+	"\breleases\x18\x01 \x03(\v2*.mindrouter.controlplane.v1.ReleaseRequestR\breleases\"@\n" +
 	"\x05Hello\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x18\n" +
@@ -636,12 +775,13 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\auser_id\x18\x04 \x01(\x03R\x06userId\x12\x14\n" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12\x1c\n" +
 	"\n" +
-	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\"\xe2\x02\n" +
+	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\"\xb0\x03\n" +
 	"\x0fSessionResponse\x12?\n" +
 	"\awelcome\x18\x01 \x01(\v2#.mindrouter.controlplane.v1.WelcomeH\x00R\awelcome\x12U\n" +
 	"\x0fcatalog_changed\x18\x02 \x01(\v2*.mindrouter.controlplane.v1.CatalogChangedH\x00R\x0ecatalogChanged\x12^\n" +
 	"\x12credential_revoked\x18\x03 \x01(\v2-.mindrouter.controlplane.v1.CredentialRevokedH\x00R\x11credentialRevoked\x12O\n" +
-	"\rheartbeat_ack\x18\x04 \x01(\v2(.mindrouter.controlplane.v1.HeartbeatAckH\x00R\fheartbeatAckB\x06\n" +
+	"\rheartbeat_ack\x18\x04 \x01(\v2(.mindrouter.controlplane.v1.HeartbeatAckH\x00R\fheartbeatAck\x12L\n" +
+	"\freleases_ack\x18\x05 \x01(\v2'.mindrouter.controlplane.v1.ReleasesAckH\x00R\vreleasesAckB\x06\n" +
 	"\x04kind\"\xaa\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
@@ -654,7 +794,10 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\n" +
 	"key_prefix\x18\x01 \x01(\tR\tkeyPrefix\":\n" +
 	"\fHeartbeatAck\x12*\n" +
-	"\x11unknown_lease_ids\x18\x01 \x03(\tR\x0funknownLeaseIds2x\n" +
+	"\x11unknown_lease_ids\x18\x01 \x03(\tR\x0funknownLeaseIds\"e\n" +
+	"\vReleasesAck\x12*\n" +
+	"\x11settled_lease_ids\x18\x01 \x03(\tR\x0fsettledLeaseIds\x12*\n" +
+	"\x11refused_lease_ids\x18\x02 \x03(\tR\x0frefusedLeaseIds2x\n" +
 	"\x0eSessionService\x12f\n" +
 	"\aSession\x12*.mindrouter.controlplane.v1.SessionRequest\x1a+.mindrouter.controlplane.v1.SessionResponse(\x010\x01B\x95\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\x13SessionServiceProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"
@@ -671,36 +814,42 @@ func file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP() []byte 
 	return file_mindrouter_controlplane_v1_session_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mindrouter_controlplane_v1_session_service_proto_goTypes = []any{
 	(*SessionRequest)(nil),      // 0: mindrouter.controlplane.v1.SessionRequest
-	(*Hello)(nil),               // 1: mindrouter.controlplane.v1.Hello
-	(*Heartbeat)(nil),           // 2: mindrouter.controlplane.v1.Heartbeat
-	(*LeaseRef)(nil),            // 3: mindrouter.controlplane.v1.LeaseRef
-	(*SessionResponse)(nil),     // 4: mindrouter.controlplane.v1.SessionResponse
-	(*Welcome)(nil),             // 5: mindrouter.controlplane.v1.Welcome
-	(*CatalogChanged)(nil),      // 6: mindrouter.controlplane.v1.CatalogChanged
-	(*CredentialRevoked)(nil),   // 7: mindrouter.controlplane.v1.CredentialRevoked
-	(*HeartbeatAck)(nil),        // 8: mindrouter.controlplane.v1.HeartbeatAck
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*Releases)(nil),            // 1: mindrouter.controlplane.v1.Releases
+	(*Hello)(nil),               // 2: mindrouter.controlplane.v1.Hello
+	(*Heartbeat)(nil),           // 3: mindrouter.controlplane.v1.Heartbeat
+	(*LeaseRef)(nil),            // 4: mindrouter.controlplane.v1.LeaseRef
+	(*SessionResponse)(nil),     // 5: mindrouter.controlplane.v1.SessionResponse
+	(*Welcome)(nil),             // 6: mindrouter.controlplane.v1.Welcome
+	(*CatalogChanged)(nil),      // 7: mindrouter.controlplane.v1.CatalogChanged
+	(*CredentialRevoked)(nil),   // 8: mindrouter.controlplane.v1.CredentialRevoked
+	(*HeartbeatAck)(nil),        // 9: mindrouter.controlplane.v1.HeartbeatAck
+	(*ReleasesAck)(nil),         // 10: mindrouter.controlplane.v1.ReleasesAck
+	(*ReleaseRequest)(nil),      // 11: mindrouter.controlplane.v1.ReleaseRequest
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_mindrouter_controlplane_v1_session_service_proto_depIdxs = []int32{
-	1,  // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
-	2,  // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
-	3,  // 2: mindrouter.controlplane.v1.Heartbeat.leases:type_name -> mindrouter.controlplane.v1.LeaseRef
-	5,  // 3: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
-	6,  // 4: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
-	7,  // 5: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
-	8,  // 6: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
-	9,  // 7: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	9,  // 8: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
-	0,  // 9: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
-	4,  // 10: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	2,  // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
+	3,  // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
+	1,  // 2: mindrouter.controlplane.v1.SessionRequest.releases:type_name -> mindrouter.controlplane.v1.Releases
+	11, // 3: mindrouter.controlplane.v1.Releases.releases:type_name -> mindrouter.controlplane.v1.ReleaseRequest
+	4,  // 4: mindrouter.controlplane.v1.Heartbeat.leases:type_name -> mindrouter.controlplane.v1.LeaseRef
+	6,  // 5: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
+	7,  // 6: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
+	8,  // 7: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
+	9,  // 8: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
+	10, // 9: mindrouter.controlplane.v1.SessionResponse.releases_ack:type_name -> mindrouter.controlplane.v1.ReleasesAck
+	12, // 10: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	12, // 11: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
+	0,  // 12: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
+	5,  // 13: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
+	13, // [13:14] is the sub-list for method output_type
+	12, // [12:13] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_session_service_proto_init() }
@@ -708,15 +857,18 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 	if File_mindrouter_controlplane_v1_session_service_proto != nil {
 		return
 	}
+	file_mindrouter_controlplane_v1_admission_service_proto_init()
 	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Heartbeat)(nil),
+		(*SessionRequest_Releases)(nil),
 	}
-	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5].OneofWrappers = []any{
 		(*SessionResponse_Welcome)(nil),
 		(*SessionResponse_CatalogChanged)(nil),
 		(*SessionResponse_CredentialRevoked)(nil),
 		(*SessionResponse_HeartbeatAck)(nil),
+		(*SessionResponse_ReleasesAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -724,7 +876,7 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_session_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,7 +27,8 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // SessionService keeps one long-lived stream per data-plane replica: it proves the
-// replica is alive, renews the leases it holds, and carries control-plane pushes.
+// replica is alive, renews the leases it holds, carries the replica's releases (in
+// batches, without a unary call each) and carries control-plane pushes.
 // When the stream breaks, the replica's leases are freed after a grace period.
 type SessionServiceClient interface {
 	// Session opens the stream; the first message must be a Hello.
@@ -60,7 +61,8 @@ type SessionService_SessionClient = grpc.BidiStreamingClient[SessionRequest, Ses
 // for forward compatibility.
 //
 // SessionService keeps one long-lived stream per data-plane replica: it proves the
-// replica is alive, renews the leases it holds, and carries control-plane pushes.
+// replica is alive, renews the leases it holds, carries the replica's releases (in
+// batches, without a unary call each) and carries control-plane pushes.
 // When the stream breaks, the replica's leases are freed after a grace period.
 type SessionServiceServer interface {
 	// Session opens the stream; the first message must be a Hello.
