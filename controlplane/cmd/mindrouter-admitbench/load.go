@@ -83,10 +83,16 @@ type client struct {
 	seq   atomic.Uint64
 	// floor replaces Admit+Release by two ListModels calls (see floorPair).
 	floor bool
+	// sessions, when set, carry the releases (one per connection, as one data
+	// plane replica each); otherwise each release is a unary Release call.
+	sessions []*sessionReleaser
+	// stop ends the sessions.
+	stop context.CancelFunc
 }
 
-func dial(addr string, conns, users int, floor bool) (*client, error) {
-	c := &client{floor: floor}
+func dial(ctx context.Context, addr string, conns, users int, floor, session bool) (*client, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	c := &client{floor: floor, stop: cancel}
 	for i := range users {
 		c.keys = append(c.keys, userKey(i))
 	}
@@ -98,11 +104,20 @@ func dial(addr string, conns, users int, floor bool) (*client, error) {
 		}
 		c.conns = append(c.conns, cc)
 		c.apis = append(c.apis, controlplanev1.NewAdmissionServiceClient(cc))
+		if session && !floor {
+			s, err := openSession(ctx, cc, fmt.Sprintf("bench-replica-%d", len(c.conns)))
+			if err != nil {
+				c.close()
+				return nil, err
+			}
+			c.sessions = append(c.sessions, s)
+		}
 	}
 	return c, nil
 }
 
 func (c *client) close() {
+	c.stop()
 	for _, cc := range c.conns {
 		_ = cc.Close()
 	}
@@ -112,11 +127,16 @@ func (c *client) close() {
 // intended send time in the open loop), and records them.
 func (c *client) one(ctx context.Context, rec *recorder, start time.Time, hold time.Duration, measure bool) {
 	n := c.seq.Add(1)
-	api := c.apis[n%uint64(len(c.apis))]
+	conn := n % uint64(len(c.apis))
+	api := c.apis[conn]
+	replica := "bench-replica"
+	if c.sessions != nil {
+		replica = c.sessions[conn].replica
+	}
 	req := &controlplanev1.AdmitRequest{
 		RequestId: "bench-" + strconv.FormatUint(n, 36), Credential: c.keys[n%uint64(len(c.keys))], Model: benchModel,
 		Operation: controlplanev1.Operation_OPERATION_CHAT, PromptTokensEstimate: 200, MaxOutputTokens: 300,
-		Attempt: 1, ReplicaId: "bench-replica", Endpoint: "/v1/chat/completions",
+		Attempt: 1, ReplicaId: replica, Endpoint: "/v1/chat/completions",
 	}
 	if c.floor {
 		c.floorPair(ctx, api, req.GetCredential(), rec, start, measure)
@@ -140,12 +160,18 @@ func (c *client) one(ctx context.Context, rec *recorder, start time.Time, hold t
 		time.Sleep(hold)
 	}
 	relStart := time.Now()
-	_, err = api.Release(context.WithoutCancel(ctx), &controlplanev1.ReleaseRequest{
+	rel := &controlplanev1.ReleaseRequest{
 		LeaseId: resp.GetLease().GetLeaseId(), Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
 		Usage:     &controlplanev1.Usage{PromptTokens: 200, CompletionTokens: 150},
 		RequestId: req.GetRequestId(), BackendId: resp.GetLease().GetBackendId(),
 		UserId: resp.GetLease().GetPrincipal().GetUserId(), Model: benchModel,
-	})
+	}
+	if c.sessions != nil {
+		// As the data plane: handed to the session, acknowledged later.
+		c.sessions[conn].release(pendingRelease{req: rel, start: relStart, rec: rec, measure: measure})
+		return
+	}
+	_, err = api.Release(context.WithoutCancel(ctx), rel)
 	if !measure {
 		return
 	}

@@ -40,6 +40,7 @@ type config struct {
 	tracing    string
 	gogc       int
 	floor      bool
+	release    string
 	cpuprofile string
 	// blockprofile, when set, receives the blocking and mutex-contention profile.
 	blockprofile string
@@ -60,6 +61,7 @@ func main() {
 	flag.IntVar(&cfg.backends, "backends", 4, "backends serving the model")
 	flag.IntVar(&cfg.slots, "slots", 64, "slots (max_concurrent) per backend")
 	flag.StringVar(&cfg.policy, "policy", "wdrr", "queue order: wdrr or fifo")
+	flag.StringVar(&cfg.release, "release", "session", "how releases travel: session (production: batched on each replica's session stream) or unary (one Release call each)")
 	flag.BoolVar(&cfg.floor, "floor", false, "measure the gRPC floor instead: two ListModels calls (same server, interceptors and auth) per pair")
 	flag.IntVar(&cfg.gogc, "gogc", 100, "garbage-collector target percentage (debug.SetGCPercent; Go's default 100)")
 	flag.StringVar(&cfg.tracing, "tracing", "none", "server tracing: none (production without an OTLP endpoint: no instrumentation), sdk (spans recorded, as with an exporter) or noop")
@@ -80,6 +82,8 @@ func (c config) validate() error {
 		return fmt.Errorf("mode %q: use closed, open or both", c.mode)
 	case c.policy != "wdrr" && c.policy != "fifo":
 		return fmt.Errorf("policy %q: use wdrr or fifo", c.policy)
+	case c.release != "session" && c.release != "unary":
+		return fmt.Errorf("release %q: use session or unary", c.release)
 	case c.tracing != "none" && c.tracing != "sdk" && c.tracing != "noop":
 		return fmt.Errorf("tracing %q: use none, sdk or noop", c.tracing)
 	case c.workers < 1, c.rate < 1, c.callers < 1, c.conns < 1, c.runs < 1, c.users < 1, c.backends < 1, c.slots < 1:
@@ -123,8 +127,8 @@ func run(ctx context.Context, cfg config, w io.Writer) error {
 		what = "Floor (ListModels×2 in place of Admit+Release)"
 	}
 	fmt.Fprintf(w, what+" over gRPC on 127.0.0.1: %d backends × %d slots, %d users, policy %s, %d connections, "+
-		"hold %s, tracing %s, GOGC %d, %s measured after %s warm-up, GOMAXPROCS %d, %s/%s.\n\n",
-		cfg.backends, cfg.slots, cfg.users, cfg.policy, cfg.conns, cfg.hold, cfg.tracing, cfg.gogc, cfg.duration, cfg.warmup,
+		"releases %s, hold %s, tracing %s, GOGC %d, %s measured after %s warm-up, GOMAXPROCS %d, %s/%s.\n\n",
+		cfg.backends, cfg.slots, cfg.users, cfg.policy, cfg.conns, cfg.release, cfg.hold, cfg.tracing, cfg.gogc, cfg.duration, cfg.warmup,
 		runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintln(w, "| Load | Run | Admissions/s | Admit p50 | p90 | p99 | p99.9 | Release p99 | Queued | Errors | CPU (of one core) |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|---|")
@@ -169,7 +173,7 @@ func once(ctx context.Context, cfg config, mode string) (res result, err error) 
 		return result{}, err
 	}
 	defer func() { err = errors.Join(err, c.stop()) }()
-	cl, err := dial(c.addr, cfg.conns, cfg.users, cfg.floor)
+	cl, err := dial(ctx, c.addr, cfg.conns, cfg.users, cfg.floor, cfg.release == "session")
 	if err != nil {
 		return result{}, err
 	}

@@ -18,27 +18,32 @@ func TestRunPrintsATable(t *testing.T) {
 		mode: "both", workers: 4, rate: 200, callers: 8, conns: 1, duration: time.Second, warmup: 100 * time.Millisecond,
 		runs: 1, users: 3, backends: 1, slots: 2, policy: "wdrr", tracing: "sdk", gogc: 100,
 	}
-	var out bytes.Buffer
-	require.NoError(t, run(t.Context(), cfg, &out))
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	require.Len(t, lines, 6, "%s", out.String())
-	require.Contains(t, lines[4], "| closed, 4 workers | 1 |")
-	require.Contains(t, lines[5], "| open, 200/s | 1 | 200 |")
-	for _, l := range lines[4:] {
-		cols := strings.Split(l, "|")
-		require.Equal(t, "0", strings.TrimSpace(cols[len(cols)-3]), "errors column: %s", l)
+	for _, release := range []string{"session", "unary"} {
+		cfg.release = release
+		var out bytes.Buffer
+		require.NoError(t, run(t.Context(), cfg, &out))
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		require.Len(t, lines, 6, "%s", out.String())
+		require.Contains(t, lines[0], "releases "+release)
+		require.Contains(t, lines[4], "| closed, 4 workers | 1 |")
+		require.Contains(t, lines[5], "| open, 200/s | 1 | 200 |")
+		for _, l := range lines[4:] {
+			cols := strings.Split(l, "|")
+			require.Equal(t, "0", strings.TrimSpace(cols[len(cols)-3]), "errors column: %s", l)
+		}
 	}
 }
 
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	good := config{mode: "both", workers: 1, rate: 1, callers: 1, conns: 1, duration: time.Second, runs: 1, users: 1,
-		backends: 1, slots: 1, policy: "wdrr", tracing: "sdk"}
+		backends: 1, slots: 1, policy: "wdrr", tracing: "sdk", release: "session"}
 	require.NoError(t, good.validate())
 	for name, edit := range map[string]func(*config){
 		"mode":     func(c *config) { c.mode = "x" },
 		"policy":   func(c *config) { c.policy = "lifo" },
 		"tracing":  func(c *config) { c.tracing = "x" },
+		"release":  func(c *config) { c.release = "x" },
 		"workers":  func(c *config) { c.workers = 0 },
 		"duration": func(c *config) { c.duration = time.Millisecond },
 	} {
