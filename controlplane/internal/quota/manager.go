@@ -182,15 +182,9 @@ func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
 		delete(u.held, s.RequestID)
 	}
 	cost := charge(s, released)
-	u.roll(m.now())
 	u.reserved -= released
 	u.inFlight--
-	if cost > 0 {
-		u.used += cost
-		u.lifetime += cost
-		u.dirty = true
-	}
-	u.remember(s.RequestID)
+	u.charge(m.now(), cost, s.RequestID)
 	sh.mu.Unlock()
 	m.reserved.Add(-released)
 	m.charged.Add(cost)
@@ -219,13 +213,7 @@ func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
 		sh.mu.Unlock()
 		return
 	}
-	u.roll(m.now())
-	if cost > 0 {
-		u.used += cost
-		u.lifetime += cost
-		u.dirty = true
-	}
-	u.remember(s.RequestID)
+	u.charge(m.now(), cost, s.RequestID)
 	sh.mu.Unlock()
 	m.charged.Add(cost)
 }

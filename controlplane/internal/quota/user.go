@@ -59,6 +59,18 @@ func (u *user) roll(now int64) {
 	}
 }
 
+// charge adds a settled request's cost to the current period (rolled first) and
+// remembers its id.
+func (u *user) charge(now, cost int64, requestID string) {
+	u.roll(now)
+	if cost > 0 {
+		u.used += cost
+		u.lifetime += cost
+		u.dirty = true
+	}
+	u.remember(requestID)
+}
+
 // remember records a settled request id.
 func (u *user) remember(id string) {
 	u.recent[u.recentAt] = id
