@@ -47,6 +47,10 @@ type recorder struct {
 	na, nr     atomic.Int64
 	errs       atomic.Int64
 	queued     atomic.Int64
+	// late guards what arrives after the callers stopped (session release acks):
+	// once sealed by result, nothing more is recorded.
+	late   sync.RWMutex
+	sealed bool
 }
 
 func newRecorder(capacity int) *recorder {
@@ -59,7 +63,24 @@ func (r *recorder) add(dst []time.Duration, n *atomic.Int64, d time.Duration) {
 	}
 }
 
+// addLate records a release latency from outside the callers (a session's ack),
+// unless the result was already taken.
+func (r *recorder) addLate(d time.Duration, failed bool) {
+	r.late.RLock()
+	defer r.late.RUnlock()
+	switch {
+	case r.sealed:
+	case failed:
+		r.errs.Add(1)
+	default:
+		r.add(r.rel, &r.nr, d)
+	}
+}
+
 func (r *recorder) result(mode string, wall time.Duration, cpu time.Duration) result {
+	r.late.Lock()
+	r.sealed = true
+	r.late.Unlock()
 	na, nr := min(int(r.na.Load()), len(r.admit)), min(int(r.nr.Load()), len(r.rel))
 	res := result{
 		mode: mode, admits: na, errors: int(r.errs.Load()), wall: wall,

@@ -117,7 +117,7 @@ func (s *sessionReleaser) receive() {
 			if p, ok := s.waiting[id]; ok {
 				delete(s.waiting, id)
 				if p.measure {
-					p.rec.add(p.rec.rel, &p.rec.nr, now.Sub(p.start))
+					p.rec.addLate(now.Sub(p.start), false)
 				}
 			}
 		}
@@ -125,7 +125,7 @@ func (s *sessionReleaser) receive() {
 			if p, ok := s.waiting[id]; ok {
 				delete(s.waiting, id)
 				if p.measure {
-					p.rec.errs.Add(1)
+					p.rec.addLate(0, true)
 				}
 			}
 		}
