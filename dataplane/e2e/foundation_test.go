@@ -118,7 +118,7 @@ func TestChatThroughBothEngines(t *testing.T) {
 	metrics, err := io.ReadAll(mresp.Body)
 	_ = mresp.Body.Close()
 	require.NoError(t, err)
-	require.Regexp(t, `mindrouter_dp_cp_releases_total\{result="session"\} [1-9]`, string(metrics))
+	require.Regexp(t, `mindrouter_dp_cp_releases_total\{result="ok"\} [1-9]`, string(metrics))
 	require.Regexp(t, `mindrouter_dp_cp_release_batches_total [1-9]`, string(metrics))
 
 	// Every lease was released: nothing is left in flight.

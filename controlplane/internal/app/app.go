@@ -147,9 +147,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"db_driver", cfg.DatabaseDriver, "context_cap", cfg.ContextCap, "scheduler", cfg.SchedulerPolicy)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return srv.Serve(gctx, grpcLis, restLis, cfg.ShutdownTimeout) })
+	// The quota manager's last flush must come after the last Release: the server
+	// keeps settling releases during its graceful stop.
+	qctx, stopQuotas := context.WithCancel(context.WithoutCancel(gctx))
+	g.Go(func() error {
+		defer stopQuotas()
+		return srv.Serve(gctx, grpcLis, restLis, cfg.ShutdownTimeout)
+	})
 	g.Go(func() error { return adm.Run(gctx) })
-	g.Go(func() error { return quotas.Run(gctx) })
+	g.Go(func() error { return quotas.Run(qctx) })
 	g.Go(func() error { return reg.RunHealth(gctx, cfg.HealthInterval) })
 	// Usage counts are flushed once more when the context ends.
 	g.Go(func() error { return ident.Run(gctx) })

@@ -111,7 +111,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
 	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", int(env.int64("MINDROUTER_MAX_QUEUE_PER_USER", int64(c.MaxQueuePerUser))), "waiting requests per user and model before 429")
 	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", int(env.int64("MINDROUTER_MAX_CONCURRENT_PER_USER", int64(c.MaxConcurrentPerUser))), "requests one user may have admitted or queued at once; -1 for unlimited")
-	fs.DurationVar(&c.QuotaPeriod, "quota-period", env.dur("MINDROUTER_QUOTA_PERIOD", c.QuotaPeriod), "length of a user's rolling token-budget period")
+	fs.DurationVar(&c.QuotaPeriod, "quota-period", env.dur("MINDROUTER_QUOTA_PERIOD", c.QuotaPeriod), "length of a user's rolling token-budget period, in whole days (e.g. 720h)")
 	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", env.int64("MINDROUTER_DEFAULT_MAX_TOKENS", c.DefaultMaxTokens), "output tokens reserved for a chat or completion request that sets no limit")
 	fs.StringVar(&c.SchedulerPolicy, "scheduler", env.str("MINDROUTER_SCHEDULER", c.SchedulerPolicy), "queue order: wdrr (token-weighted fair share) or fifo")
 	fs.DurationVar(&c.HealthInterval, "health-interval", env.dur("MINDROUTER_HEALTH_INTERVAL", c.HealthInterval), "backend poll interval")
@@ -182,8 +182,8 @@ func (c Config) Validate() error {
 	if c.MaxConcurrentPerUser == 0 || c.MaxConcurrentPerUser < -1 {
 		errs = append(errs, errors.New("max-concurrent-per-user must be at least 1, or -1 for unlimited"))
 	}
-	if c.QuotaPeriod < time.Hour {
-		errs = append(errs, fmt.Errorf("quota-period %s is too short: use at least 1h", c.QuotaPeriod))
+	if c.QuotaPeriod < 24*time.Hour || c.QuotaPeriod%(24*time.Hour) != 0 {
+		errs = append(errs, fmt.Errorf("quota-period %s: use whole days (24h, 168h, 720h...); periods are stored in days", c.QuotaPeriod))
 	}
 	if c.DefaultMaxTokens < 1 {
 		errs = append(errs, errors.New("default-max-tokens must be at least 1"))

@@ -43,7 +43,8 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"unknown scheduler", []string{"-scheduler", "lottery"}, nil, "use wdrr or fifo"},
 		{"no per-user queue", []string{"-max-queue-per-user", "0"}, nil, "max-queue-per-user must be at least 1"},
 		{"zero concurrency", []string{"-max-concurrent-per-user", "0"}, nil, "or -1 for unlimited"},
-		{"tiny quota period", []string{"-quota-period", "5m"}, nil, "quota-period 5m0s is too short"},
+		{"tiny quota period", []string{"-quota-period", "5m"}, nil, "quota-period 5m0s: use whole days"},
+		{"quota period not in days", []string{"-quota-period", "36h"}, nil, "use whole days"},
 		{"no output allowance", nil, map[string]string{"MINDROUTER_DEFAULT_MAX_TOKENS": "0"}, "default-max-tokens must be at least 1"},
 	}
 	for _, tc := range cases {

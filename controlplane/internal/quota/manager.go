@@ -193,8 +193,9 @@ func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
 // settleAdopted charges a request this process never reserved for: a lease
 // adopted after a control-plane restart, or a Release that arrived for a lease
 // this process never knew. Nothing is held, so nothing is released and the
-// concurrency count is untouched; the reported usage is charged once (a repeat
-// for a request id the user settled recently is ignored). A lost adopted lease
+// concurrency count is untouched; the reported usage is charged. Admission
+// settles each lease once (by lease id), and attempts of one request share its
+// request id, so every adopted settlement is charged. A lost adopted lease
 // has no reservation to charge, so it costs nothing: the usage is unknown and
 // the tokens were reserved by the process that died.
 func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
@@ -208,10 +209,6 @@ func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
 	if u == nil {
 		u = newUser(p.UserID, m.now(), m.opts.Period)
 		sh.users[p.UserID] = u
-	}
-	if s.RequestID != "" && u.retry(s.RequestID, false) {
-		sh.mu.Unlock()
-		return
 	}
 	u.charge(m.now(), cost, s.RequestID)
 	sh.mu.Unlock()

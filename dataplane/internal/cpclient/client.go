@@ -112,8 +112,12 @@ type Client struct {
 	pending   chan *controlplanev1.ReleaseRequest
 	// outbox holds releases for the session to send; unacked those sent and not
 	// yet acknowledged (by lease id).
-	outbox    chan *controlplanev1.ReleaseRequest
-	unacked   unackedSet
+	outbox  chan *controlplanev1.ReleaseRequest
+	unacked unackedSet
+	// outMu and outClosed stop Release from handing releases to the session once
+	// Run has taken the outbox over at shutdown.
+	outMu     sync.RWMutex
+	outClosed bool
 	connected atomic.Bool
 	metrics   *metrics
 }
@@ -196,13 +200,8 @@ func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 // session instead and Release returns at once; a refusal is then logged when the
 // acknowledgement arrives.
 func (c *Client) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error {
-	if c.cfg.SessionReleases && c.connected.Load() {
-		select {
-		case c.outbox <- req:
-			c.metrics.releases.WithLabelValues("session").Inc()
-			return nil
-		default: // the session is behind: the unary path
-		}
+	if c.cfg.SessionReleases && c.connected.Load() && c.toSession(req) {
+		return nil
 	}
 	ctx = context.WithoutCancel(ctx)
 	err := c.releaseOnce(ctx, req)
@@ -224,6 +223,22 @@ func (c *Client) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 		c.leases.remove(req.GetLeaseId())
 		c.metrics.releases.WithLabelValues("dropped").Inc()
 		return fmt.Errorf("release lease %s: retry queue full: %w", req.GetLeaseId(), err)
+	}
+}
+
+// toSession hands a release to the session; false when the session is behind
+// or shutting down (then the unary path takes it).
+func (c *Client) toSession(req *controlplanev1.ReleaseRequest) bool {
+	c.outMu.RLock()
+	defer c.outMu.RUnlock()
+	if c.outClosed {
+		return false
+	}
+	select {
+	case c.outbox <- req:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -445,4 +446,42 @@ func TestSessionReleasesDrainedAtStop(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	require.Len(t, h.fake.Releases(), 1, "the unacknowledged release was settled before Run returned")
+}
+
+// TestSessionReleasesFlushedAtStop: many releases handed to the session just
+// before Run stops are all settled before it returns, without waiting a retry
+// backoff for each.
+func TestSessionReleasesFlushedAtStop(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *cpclient.Config) { c.SessionReleases = true })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.client.Run(ctx) }()
+	require.Eventually(t, h.client.Connected, 5*time.Second, 5*time.Millisecond)
+	const n = 200
+	var ids []string
+	for i := range n {
+		req := admitReq()
+		req.RequestId = "flush-" + strconv.Itoa(i)
+		resp, err := h.client.Admit(context.Background(), req)
+		require.NoError(t, err)
+		ids = append(ids, resp.GetLease().GetLeaseId())
+	}
+	for _, id := range ids {
+		require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id}))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(8 * time.Second):
+		t.Fatal("Run did not return")
+	}
+	require.Len(t, h.fake.Releases(), n, "every release settled before Run returned")
+	require.Empty(t, h.client.InFlight())
+	// After Run, a release takes the unary path.
+	resp, err := h.client.Admit(context.Background(), admitReq())
+	require.NoError(t, err)
+	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	require.Len(t, h.fake.Releases(), n+1)
 }

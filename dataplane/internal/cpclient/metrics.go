@@ -18,7 +18,7 @@ func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error)
 	m := &metrics{
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_dp_cp_releases_total",
-			Help: "Lease releases by result: session (handed to the session stream), ok, deferred (queued for retry), retried_ok, refused, dropped.",
+			Help: "Lease releases by result: ok, deferred (queued for retry), retried_ok, refused, dropped; those sent on the session stream count when acknowledged.",
 		}, []string{"result"}),
 		sessions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_dp_cp_session_events_total",

@@ -69,7 +69,9 @@ func (c *Client) backoff(n int) time.Duration {
 // session runs one session stream. established reports whether the control
 // plane welcomed this replica.
 func (c *Client) session(ctx context.Context) (established bool, err error) {
-	sctx, cancel := context.WithCancel(c.outgoing(ctx))
+	// The stream outlives ctx by a moment at shutdown, to deliver the releases it
+	// holds (closeSession); every return cancels it.
+	sctx, cancel := context.WithCancel(c.outgoing(context.WithoutCancel(ctx)))
 	defer cancel()
 	st, err := c.sessions.Session(sctx)
 	if err != nil {
@@ -137,6 +139,9 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	for {
 		select {
 		case <-ctx.Done():
+			if err := c.flushSession(st, recvErr); err != nil {
+				return true, err // the receiver has ended
+			}
 			return stop(nil)
 		case err := <-recvErr:
 			return true, fromStatus(ctx, err)
@@ -167,6 +172,46 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 			}
 		}
 	}
+}
+
+// flushTimeout bounds how long a session being closed waits for the
+// acknowledgements of the releases it holds.
+const flushTimeout = 3 * time.Second
+
+// flushSession delivers, at shutdown, the releases the session holds: it sends
+// what waits in the outbox and waits (up to flushTimeout) for every sent release
+// to be acknowledged. What remains goes to the unary path afterwards
+// (handOverSessionReleases). It returns the stream's error when the receiver
+// ended meanwhile (recvErr is then consumed).
+func (c *Client) flushSession(st sessionSender, recvErr <-chan error) error {
+	var batch []*controlplanev1.ReleaseRequest
+	for {
+		select {
+		case r := <-c.outbox:
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		break
+	}
+	c.unacked.add(batch)
+	if err := c.sendReleases(st, batch); err != nil {
+		return nil // stop ends the stream; the rest is handed over
+	}
+	deadline := time.NewTimer(flushTimeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for c.unacked.len() > 0 {
+		select {
+		case err := <-recvErr:
+			return fmt.Errorf("session ended while flushing releases: %w", err)
+		case <-deadline.C:
+			return nil
+		case <-poll.C:
+		}
+	}
+	return nil
 }
 
 // maxReleaseBatch bounds the releases of one Releases message (the control
@@ -221,6 +266,12 @@ func (u *unackedSet) ack(ids []string) int {
 		}
 	}
 	return n
+}
+
+func (u *unackedSet) len() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.m)
 }
 
 // all returns the releases held, oldest lease id order not guaranteed.
@@ -344,6 +395,11 @@ func (c *Client) drain(ctx context.Context) {
 // control plane did settle answers "already settled" there: nothing counts
 // twice.
 func (c *Client) handOverSessionReleases() {
+	// From now on Release takes the unary path: nothing can land in the outbox
+	// after it has been emptied.
+	c.outMu.Lock()
+	c.outClosed = true
+	c.outMu.Unlock()
 	var reqs []*controlplanev1.ReleaseRequest
 	for {
 		select {
@@ -355,9 +411,28 @@ func (c *Client) handOverSessionReleases() {
 		break
 	}
 	reqs = append(reqs, c.unacked.take()...)
+	// One immediate attempt each, a few at a time; what fails is retried with
+	// backoff by drain.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
 	for _, r := range reqs {
-		c.requeue(r)
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			err := c.releaseOnce(context.Background(), r)
+			switch {
+			case err == nil:
+				c.leases.remove(r.GetLeaseId())
+				c.metrics.releases.WithLabelValues("ok").Inc()
+			case !retryableRelease(err):
+				c.leases.remove(r.GetLeaseId())
+				c.metrics.releases.WithLabelValues("refused").Inc()
+			default:
+				c.requeue(r)
+			}
+		})
 	}
+	wg.Wait()
 }
 
 // retryRelease retries one release with backoff. It returns false when ctx
