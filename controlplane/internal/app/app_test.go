@@ -156,16 +156,23 @@ func (r *running) get(t *testing.T, path, key string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-// catalog calls AdmissionService.ListModels as a data plane would.
-func (r *running) catalog(t *testing.T, clusterToken, credential string) (*controlplanev1.ListModelsResponse, error) {
+// asDataPlane returns an admission client over a new connection and a context
+// carrying the cluster token, as a data plane has; both end with the test.
+func (r *running) asDataPlane(t *testing.T, clusterToken string) (controlplanev1.AdmissionServiceClient, context.Context) {
 	t.Helper()
 	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	require.NoError(t, err)
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, server.ClusterTokenHeader, clusterToken)
-	return controlplanev1.NewAdmissionServiceClient(conn).ListModels(ctx, &controlplanev1.ListModelsRequest{Credential: credential})
+	t.Cleanup(cancel)
+	return controlplanev1.NewAdmissionServiceClient(conn), metadata.AppendToOutgoingContext(ctx, server.ClusterTokenHeader, clusterToken)
+}
+
+// catalog calls AdmissionService.ListModels as a data plane would.
+func (r *running) catalog(t *testing.T, clusterToken, credential string) (*controlplanev1.ListModelsResponse, error) {
+	t.Helper()
+	c, ctx := r.asDataPlane(t, clusterToken)
+	return c.ListModels(ctx, &controlplanev1.ListModelsRequest{Credential: credential})
 }
 
 func readToken(t *testing.T, path string) string {

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"path/filepath"
@@ -9,13 +8,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/health/healthtest"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
-	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -23,13 +18,7 @@ import (
 // serve admits one request as a data plane would and releases it with usage.
 func (r *running) serve(t *testing.T, token, credential, requestID string, prompt, completion int64) {
 	t.Helper()
-	conn, err := grpc.NewClient(r.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	require.NoError(t, err)
-	defer conn.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ctx = metadata.AppendToOutgoingContext(ctx, server.ClusterTokenHeader, token)
-	c := controlplanev1.NewAdmissionServiceClient(conn)
+	c, ctx := r.asDataPlane(t, token)
 	resp, err := c.Admit(ctx, &controlplanev1.AdmitRequest{
 		RequestId: requestID, Credential: credential, Model: "llama3.2:3b", ReplicaId: "test",
 		Operation: controlplanev1.Operation_OPERATION_CHAT, PromptTokensEstimate: prompt, Attempt: 1,
