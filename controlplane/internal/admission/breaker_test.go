@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -128,4 +130,33 @@ func TestSuccessfulReleaseCarriesMeasurements(t *testing.T) {
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()
 	require.Equal(t, []registry.Observation{{TTFT: 200 * time.Millisecond, Duration: 2200 * time.Millisecond, CompletionTokens: 41}}, h.reg.observed)
+}
+
+// grantThenWait grants like the queue it wraps, then holds the answer until the
+// caller has gone: the grant that nobody will use.
+type grantThenWait struct{ *scheduler.Queue }
+
+func (g grantThenWait) Acquire(ctx context.Context, t scheduler.Ticket, pick scheduler.Picker) (scheduler.Grant, error) {
+	gr, err := g.Queue.Acquire(ctx, t, pick)
+	<-ctx.Done()
+	return gr, err
+}
+
+// TestTrialOfADroppedGrantIsGivenBack: when the caller leaves while its slot is
+// being granted, the slot goes back and so does the half-open trial it took.
+func TestTrialOfADroppedGrantIsGivenBack(t *testing.T) {
+	t.Parallel()
+	q, err := scheduler.New(scheduler.NewFIFO(), scheduler.Options{})
+	require.NoError(t, err)
+	h := newHarness(t, Options{Scheduler: grantThenWait{q}}, backendCand(1, 4))
+	h.reg.setBreaker(1, breakerTrial)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	_, err = h.admit.Admit(ctx, h.admitReq("r1"))
+	require.Error(t, err)
+	require.Eventually(t, func() bool { return h.srv.InFlight(1) == 0 && h.reg.breakerOf(1) == breakerTrial }, 5*time.Second, time.Millisecond,
+		"the slot and the trial are given back")
+	h.reg.mu.Lock()
+	defer h.reg.mu.Unlock()
+	require.Equal(t, []int64{1}, h.reg.abandoned)
 }
