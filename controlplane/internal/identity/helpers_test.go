@@ -55,7 +55,10 @@ func (c *countingStore) KeyByDigest(ctx context.Context, sha256hex string) (stor
 	c.lookups.Add(1)
 	rec, err := c.Store.KeyByDigest(ctx, sha256hex)
 	if c.entered != nil {
-		c.entered <- struct{}{}
+		select {
+		case c.entered <- struct{}{}:
+		default: // a lookup the test did not expect: its assertions report it, nothing hangs
+		}
 	}
 	if c.gate != nil {
 		<-c.gate

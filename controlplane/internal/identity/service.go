@@ -145,6 +145,11 @@ func (s *Service) Verify(ctx context.Context, credential string) (Principal, err
 // stays on the stack.)
 func (s *Service) verifyMiss(ctx context.Context, credential string, d digest) (Principal, error) {
 	ch := s.flight.DoChan(string(d[:]), func() (any, error) {
+		// A caller that missed the cache just before another flight for the key
+		// ended starts a new flight: the answer may be cached by now.
+		if v, ok := s.cache.get(d, s.now()); ok {
+			return v, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
 		return s.load(lctx, credential, d)
