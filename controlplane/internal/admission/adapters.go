@@ -54,11 +54,15 @@ func (a registryAdapter) Candidates(model string, op controlplanev1.Operation, n
 	if err != nil {
 		return nil, err
 	}
+	return candidatesFrom(cs), nil
+}
+
+func candidatesFrom(cs []registry.Candidate) []Candidate {
 	out := make([]Candidate, len(cs))
 	for i, c := range cs {
 		out[i] = candidateFrom(c)
 	}
-	return out, nil
+	return out
 }
 
 // Screen is Candidates with the backends the hard filters removed (Screener).
@@ -67,10 +71,7 @@ func (a registryAdapter) Screen(model string, op controlplanev1.Operation, needs
 	if err != nil {
 		return nil, nil, err
 	}
-	out := make([]Candidate, len(cs))
-	for i, c := range cs {
-		out[i] = candidateFrom(c)
-	}
+	out := candidatesFrom(cs)
 	var ex []Exclusion
 	if len(removed) > 0 {
 		ex = make([]Exclusion, len(removed))
