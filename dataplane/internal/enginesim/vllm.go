@@ -15,8 +15,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
 // VLLMVersion is what the simulated vLLM reports at /version.
@@ -69,36 +72,74 @@ type kv struct {
 type obj []kv
 
 // MarshalJSON writes the keys in order.
-func (o obj) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, e := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k, _ := json.Marshal(e.k)
-		b.Write(k)
-		b.WriteByte(':')
-		v, err := marshalPy(e.v)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(v)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
+func (o obj) MarshalJSON() ([]byte, error) { return appendPy(nil, o) }
 
 // marshalPy encodes v compactly without HTML escaping, as Python's json
 // and pydantic do.
-func marshalPy(v any) ([]byte, error) {
+func marshalPy(v any) ([]byte, error) { return appendPy(nil, v) }
+
+// appendPy appends v as marshalPy encodes it. The shapes the simulator builds
+// (ordered objects, lists, strings, numbers, null) are written directly, so
+// that the simulator spends its time answering rather than reflecting; any
+// other value goes through encoding/json.
+func appendPy(dst []byte, v any) ([]byte, error) {
+	var err error
+	switch v := v.(type) {
+	case nil:
+		return append(dst, "null"...), nil
+	case string:
+		return jsonw.String(dst, v), nil
+	case int:
+		return jsonw.Int(dst, int64(v)), nil
+	case int64:
+		return jsonw.Int(dst, v), nil
+	case bool:
+		return jsonw.Bool(dst, v), nil
+	case float64:
+		return jsonw.Float(dst, v), nil
+	case obj:
+		dst = append(dst, '{')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = jsonw.String(dst, e.k)
+			dst = append(dst, ':')
+			if dst, err = appendPy(dst, e.v); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, '}'), nil
+	case []obj:
+		dst = append(dst, '[')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendPy(dst, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	case []any:
+		dst = append(dst, '[')
+		for i, e := range v {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			if dst, err = appendPy(dst, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(dst, ']'), nil
+	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		return nil, err
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...), nil
 }
 
 func vllmJSON(w http.ResponseWriter, status int, v any) {
@@ -107,7 +148,7 @@ func vllmJSON(w http.ResponseWriter, status int, v any) {
 		status, b = http.StatusInternalServerError, []byte(`{"detail":"Internal Server Error"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", fmt.Sprint(len(b)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 }
@@ -220,11 +261,11 @@ func streamUsage(prompt, completion int) obj {
 
 // sse writes one server-sent event and flushes it.
 func sse(w http.ResponseWriter, rc *http.ResponseController, v any) bool {
-	b, err := marshalPy(v)
+	b, err := appendPy([]byte("data: "), v)
 	if err != nil {
 		return false
 	}
-	if _, err := fmt.Fprintf(w, "data: %s\n\n", b); err != nil {
+	if _, err := w.Write(append(b, "\n\n"...)); err != nil {
 		return false
 	}
 	return rc.Flush() == nil

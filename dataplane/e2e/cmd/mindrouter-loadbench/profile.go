@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,16 +31,13 @@ type profiled struct {
 	top   string
 }
 
-// startProfiles starts a CPU profile of the data plane and the control plane
-// covering most of the next d.
+// startProfiles starts a CPU profile of every profiled process (data plane,
+// control plane, simulators) covering most of the next d.
 func startProfiles(ctx context.Context, s *stack, dir, tag string, d time.Duration) *profiler {
 	secs := max(int((d-time.Second)/time.Second), 1)
 	p := &profiler{}
-	for _, name := range []string{"dataplane", "controlplane"} {
-		base, ok := s.pprof[name]
-		if !ok {
-			continue
-		}
+	for _, name := range slices.Sorted(maps.Keys(s.pprof)) {
+		base := s.pprof[name]
 		file := filepath.Join(dir, fmt.Sprintf("%s-%s.cpu.pprof", name, tag))
 		p.wg.Go(func() { p.fetch(ctx, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, secs), file) })
 	}

@@ -1,0 +1,75 @@
+package jsonw
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// stdlib is what encoding/json writes for v with HTML escaping off.
+func stdlib(t testing.TB, v any) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	require.NoError(t, enc.Encode(v))
+	return string(bytes.TrimSuffix(b.Bytes(), []byte{'\n'}))
+}
+
+func TestStringMatchesEncodingJSON(t *testing.T) {
+	for _, s := range []string{
+		"", "plain", `quote " and \ backslash`, "ctl \x00\x01\x1f\x7f", "\b\f\n\r\t",
+		"<html> & friends", "é ü 中文 🙂", "bad \xff utf8 \xc3", "line\u2028sep\u2029", "\u00a0",
+	} {
+		assert.Equal(t, stdlib(t, s), string(String(nil, s)), "%q", s)
+	}
+}
+
+func TestNumbersMatchEncodingJSON(t *testing.T) {
+	for _, f := range []float64{0, 1, -1, 0.1, 1.5, 1e-6, 1e-7, 123456789, 1e20, 1e21, 1e-9, -2.5e-8, 3.14159, math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		assert.Equal(t, stdlib(t, f), string(Float(nil, f)), "%v", f)
+		f32 := float32(f)
+		if math.IsInf(float64(f32), 0) {
+			continue
+		}
+		assert.Equal(t, stdlib(t, f32), string(Float32(nil, f32)), "%v", f32)
+	}
+	assert.Equal(t, "null", string(Float(nil, math.NaN())))
+	assert.Equal(t, "null", string(Float(nil, math.Inf(-1))))
+	assert.Equal(t, stdlib(t, int64(-42)), string(Int(nil, -42)))
+	assert.Equal(t, "true", string(Bool(nil, true)))
+}
+
+func FuzzString(f *testing.F) {
+	for _, s := range []string{"", "a\"b", "\x00\b\f", "\xff\xfe", "\u2028", "<>&", "🙂"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := string(String(nil, s)), stdlib(t, s); got != want {
+			t.Fatalf("String(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+	})
+}
+
+func FuzzFloat(f *testing.F) {
+	for _, v := range []float64{0, 1e-7, 1e21, 0.1, -3.5} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return
+		}
+		if got, want := string(Float(nil, v)), stdlib(t, v); got != want {
+			t.Fatalf("Float(%v) = %s, encoding/json writes %s", v, got, want)
+		}
+		if math.IsInf(float64(float32(v)), 0) {
+			return
+		}
+		if got, want := string(Float32(nil, float32(v))), stdlib(t, float32(v)); got != want {
+			t.Fatalf("Float32(%v) = %s, encoding/json writes %s", float32(v), got, want)
+		}
+	})
+}
