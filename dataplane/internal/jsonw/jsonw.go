@@ -1,10 +1,12 @@
 // Package jsonw appends JSON values to byte slices without reflection, for the
-// encoders on the hot path (chat answers, stream chunks, engine requests). Its
-// output is byte for byte what encoding/json writes with SetEscapeHTML(false):
-// the tests compare the two.
+// encoders on the hot path (chat answers, stream chunks, engine requests), and
+// reads JSON strings without a second pass where it can. Its output is byte for
+// byte what encoding/json writes with SetEscapeHTML(false), and what it reads
+// is what encoding/json reads: the tests and fuzz targets compare the two.
 package jsonw
 
 import (
+	"encoding/json"
 	"math"
 	"strconv"
 	"unicode/utf8"
@@ -16,13 +18,19 @@ const hexDigits = "0123456789abcdef"
 // backslash, control characters, with the short forms \b \f \n \r \t),
 // replaces invalid UTF-8 with U+FFFD and escapes U+2028 and U+2029, as
 // encoding/json does; <, > and & are left as they are.
-func String(dst []byte, s string) []byte {
+func String(dst []byte, s string) []byte { return appendString(dst, s, false) }
+
+// StringEscapeHTML appends s as a JSON string as json.Marshal writes it: as
+// String does, and with <, > and & escaped as \u003c, \u003e and \u0026.
+func StringEscapeHTML(dst []byte, s string) []byte { return appendString(dst, s, true) }
+
+func appendString(dst []byte, s string, escapeHTML bool) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if c >= 0x20 && c != '"' && c != '\\' && (!escapeHTML || (c != '<' && c != '>' && c != '&')) {
 				i++
 				continue
 			}
@@ -118,4 +126,38 @@ func Float32(dst []byte, f float32) []byte {
 		}
 	}
 	return dst
+}
+
+// ReadString decodes the JSON string literal b (as an UnmarshalJSON method
+// receives it). A literal without escapes, control characters or invalid
+// UTF-8, which is almost every one, is copied out directly; anything else is
+// left to encoding/json, whose result and errors it returns.
+func ReadString(b []byte) (string, error) {
+	if n := len(b); n >= 2 && b[0] == '"' && b[n-1] == '"' {
+		inner := b[1 : n-1]
+		plain := true
+		for _, c := range inner {
+			if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+				plain = false
+				break
+			}
+		}
+		if plain || (utf8.Valid(inner) && !hasSpecial(inner)) {
+			return string(inner), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(b, &s)
+	return s, err
+}
+
+// hasSpecial reports whether b holds a byte that a plain JSON string literal
+// cannot: a quote, a backslash or a control character.
+func hasSpecial(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
 }

@@ -43,6 +43,14 @@ func TestNumbersMatchEncodingJSON(t *testing.T) {
 	assert.Equal(t, "true", string(Bool(nil, true)))
 }
 
+func TestStringEscapeHTMLMatchesMarshal(t *testing.T) {
+	for _, s := range []string{"", "<a href='x'>&amp;</a>", "\x00\b\u2028\xff"} {
+		want, err := json.Marshal(s)
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(StringEscapeHTML(nil, s)))
+	}
+}
+
 func FuzzString(f *testing.F) {
 	for _, s := range []string{"", "a\"b", "\x00\b\f", "\xff\xfe", "\u2028", "<>&", "🙂"} {
 		f.Add(s)
@@ -50,6 +58,10 @@ func FuzzString(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		if got, want := string(String(nil, s)), stdlib(t, s); got != want {
 			t.Fatalf("String(%q) = %s, encoding/json writes %s", s, got, want)
+		}
+		want, err := json.Marshal(s)
+		if err != nil || string(StringEscapeHTML(nil, s)) != string(want) {
+			t.Fatalf("StringEscapeHTML(%q) = %s, json.Marshal writes %s", s, StringEscapeHTML(nil, s), want)
 		}
 	})
 }
@@ -70,6 +82,32 @@ func FuzzFloat(f *testing.F) {
 		}
 		if got, want := string(Float32(nil, float32(v))), stdlib(t, float32(v)); got != want {
 			t.Fatalf("Float32(%v) = %s, encoding/json writes %s", float32(v), got, want)
+		}
+	})
+}
+
+func TestReadStringMatchesEncodingJSON(t *testing.T) {
+	for _, lit := range []string{`""`, `"plain"`, `"é 中 🙂"`, `"esc \" \\ \n \u00e9"`, "\"bad \xff\"", "\"ctl \x01\"", `"unterminated`, `x`, `"a"b"`} {
+		got, gotErr := ReadString([]byte(lit))
+		var want string
+		wantErr := json.Unmarshal([]byte(lit), &want)
+		assert.Equal(t, wantErr != nil, gotErr != nil, "%q", lit)
+		if wantErr == nil {
+			assert.Equal(t, want, got, "%q", lit)
+		}
+	}
+}
+
+func FuzzReadString(f *testing.F) {
+	for _, s := range []string{`""`, `"a"`, `"\u2028"`, "\"\xff\"", `"\"`, `"é"`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, gotErr := ReadString(b)
+		var want string
+		wantErr := json.Unmarshal(b, &want)
+		if (gotErr != nil) != (wantErr != nil) || (wantErr == nil && got != want) {
+			t.Fatalf("ReadString(%q) = %q, %v; encoding/json: %q, %v", b, got, gotErr, want, wantErr)
 		}
 	})
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
 // MessagesRequest is the body of POST /v1/messages and, with MaxTokens
@@ -64,8 +66,9 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		*c = Content{}
 		return nil
 	case b[0] == '"':
-		*c = Content{Kind: ContentString}
-		return json.Unmarshal(b, &c.Text)
+		text, err := jsonw.ReadString(b)
+		*c = Content{Kind: ContentString, Text: text}
+		return err
 	case b[0] == '[':
 		*c = Content{Kind: ContentBlocks}
 		return json.Unmarshal(b, &c.Blocks)

@@ -25,6 +25,12 @@ type UpstreamOptions struct {
 // (and .thinking) and reasoning_effort (a budget_tokens becomes a level), and stream_options.include_usage always on when streaming so
 // that usage is exact whatever the client asked.
 func EncodeUpstreamRequest(req *canonical.Request, opts UpstreamOptions) ([]byte, error) {
+	w := upstreamRequest(req, opts)
+	return appendChatRequest(make([]byte, 0, 256+requestTextLen(&w)), &w)
+}
+
+// upstreamRequest is the wire request EncodeUpstreamRequest writes.
+func upstreamRequest(req *canonical.Request, opts UpstreamOptions) ChatRequest {
 	msgs := req.SystemFirst()
 	w := ChatRequest{
 		Model:             opts.Model,
@@ -74,7 +80,17 @@ func EncodeUpstreamRequest(req *canonical.Request, opts UpstreamOptions) ([]byte
 			}
 		}
 	}
-	return json.Marshal(&w)
+	return w
+}
+
+// requestTextLen estimates the encoded length of w's messages, to size the
+// buffer once.
+func requestTextLen(w *ChatRequest) int {
+	n := 0
+	for i := range w.Messages {
+		n += len(w.Messages[i].Content.Text) + 32
+	}
+	return n
 }
 
 func encodeMessage(m *canonical.Message) ChatMessage {

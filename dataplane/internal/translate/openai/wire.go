@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
 // ChatRequest is the body of POST /v1/chat/completions, with the vLLM extras the
@@ -106,8 +108,9 @@ func (c *Content) UnmarshalJSON(b []byte) error {
 		*c = Content{}
 		return nil
 	case b[0] == '"':
-		c.Kind = ContentString
-		return json.Unmarshal(b, &c.Text)
+		text, err := jsonw.ReadString(b)
+		*c = Content{Text: text, Kind: ContentString}
+		return err
 	case b[0] == '[':
 		c.Kind = ContentParts
 		return json.Unmarshal(b, &c.Parts)
@@ -165,8 +168,9 @@ type ImageURL struct {
 func (u *ImageURL) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
-		*u = ImageURL{}
-		return json.Unmarshal(b, &u.URL)
+		url, err := jsonw.ReadString(b)
+		*u = ImageURL{URL: url}
+		return err
 	}
 	type plain ImageURL
 	return json.Unmarshal(b, (*plain)(u))
@@ -202,8 +206,8 @@ func (a *Arguments) UnmarshalJSON(b []byte) error {
 		*a = ""
 		return nil
 	case b[0] == '"':
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
+		s, err := jsonw.ReadString(b)
+		if err != nil {
 			return err
 		}
 		*a = Arguments(s)
@@ -258,8 +262,8 @@ func (s *StopList) UnmarshalJSON(b []byte) error {
 		*s = nil
 		return nil
 	case b[0] == '"':
-		var one string
-		if err := json.Unmarshal(b, &one); err != nil {
+		one, err := jsonw.ReadString(b)
+		if err != nil {
 			return err
 		}
 		*s = StopList{one}
