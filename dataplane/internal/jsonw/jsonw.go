@@ -84,10 +84,11 @@ func Bool(dst []byte, b bool) []byte { return strconv.AppendBool(dst, b) }
 
 // Float appends f as encoding/json writes a float64: the shortest
 // representation, in exponent form below 1e-6 and from 1e21. NaN and the
-// infinities, which JSON cannot carry, are written as null.
+// infinities, which JSON cannot carry (encoding/json refuses them) and no
+// engine sends, are written as 0, so that an array of numbers stays one.
 func Float(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(dst, "null"...)
+		return append(dst, '0')
 	}
 	abs := math.Abs(f)
 	format := byte('f')
@@ -106,11 +107,12 @@ func Float(dst []byte, f float64) []byte {
 	return dst
 }
 
-// Float32 appends f as encoding/json writes a float32.
+// Float32 appends f as encoding/json writes a float32 (the shortest text that
+// reads back as the same float32); NaN and the infinities are written as 0.
 func Float32(dst []byte, f float32) []byte {
 	f64 := float64(f)
 	if math.IsNaN(f64) || math.IsInf(f64, 0) {
-		return append(dst, "null"...)
+		return append(dst, '0')
 	}
 	abs := math.Abs(f64)
 	format := byte('f')

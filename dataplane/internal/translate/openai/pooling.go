@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
 // Limits on the non-chat requests, so that one request cannot ask a backend
@@ -171,25 +172,7 @@ func appendBase64Vector(dst []byte, v []float32) []byte {
 // AppendFloat32 appends f as encoding/json writes a float32 (the shortest
 // text that reads back as the same float32). NaN and infinities, which JSON
 // cannot hold and no engine sends, are written as 0.
-func AppendFloat32(dst []byte, f float32) []byte {
-	f64 := float64(f)
-	if math.IsNaN(f64) || math.IsInf(f64, 0) {
-		return append(dst, '0')
-	}
-	format := byte('f')
-	if abs := math.Abs(f64); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	dst = strconv.AppendFloat(dst, f64, format, -1, 32)
-	if format == 'e' {
-		// Like encoding/json: 1e-07 becomes 1e-7.
-		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
-	}
-	return dst
-}
+func AppendFloat32(dst []byte, f float32) []byte { return jsonw.Float32(dst, f) }
 
 // DecodeBase64Vector reads one base64 embedding (little-endian float32s).
 func DecodeBase64Vector(s string) ([]float32, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
 // RerankRequest is the body of POST /v1/rerank (vLLM's, which is Cohere's
@@ -185,10 +186,4 @@ func appendPoolingUsage(dst []byte, u *canonical.Usage, completion bool) []byte 
 }
 
 // appendFloat64 appends f as encoding/json would; NaN and infinities become 0.
-func appendFloat64(dst []byte, f float64) []byte {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return append(dst, '0')
-	}
-	return append(dst, b...)
-}
+func appendFloat64(dst []byte, f float64) []byte { return jsonw.Float(dst, f) }

@@ -155,6 +155,15 @@ func encodeResponseFormat(rf *canonical.ResponseFormat) *ResponseFormat {
 
 // DecodeUpstreamResponse parses an engine's chat.completion.
 func DecodeUpstreamResponse(body []byte) (*canonical.Response, error) {
+	if resp, err := decodeUpstreamFast(body); err == nil {
+		return resp, nil
+	}
+	return decodeUpstreamReflect(body)
+}
+
+// decodeUpstreamReflect is DecodeUpstreamResponse with encoding/json, for
+// whatever the direct reader declines.
+func decodeUpstreamReflect(body []byte) (*canonical.Response, error) {
 	var w ChatCompletion
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, fmt.Errorf("decode chat.completion: %w", err)

@@ -1,0 +1,249 @@
+package openai
+
+import (
+	"bytes"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
+)
+
+// decodeUpstreamFast reads an engine's chat.completion without reflection.
+// It handles the shape engines send (string or null content, string tool-call
+// arguments, each key once and spelled exactly) and declines anything else
+// with jsonw.ErrDecline, which DecodeUpstreamResponse then decodes with
+// encoding/json; on what it accepts it gives exactly encoding/json's result
+// (FuzzDecodeUpstreamResponse compares the two).
+func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
+	r := jsonw.NewReader(body)
+	resp := &canonical.Response{}
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		f := seen.field(key, completionFields)
+		var err error
+		switch f {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		case 0, 1: // id, object: checked, not kept
+			_, err = r.String()
+		case 2: // created
+			_, err = r.Int()
+		case 3: // model
+			resp.Model, err = r.String()
+		case 4: // choices
+			if r.Null() {
+				return nil
+			}
+			resp.Choices = make([]canonical.Choice, 0, 1)
+			err = r.Array(func() error {
+				c, err := readChoice(r)
+				if err != nil {
+					return err
+				}
+				resp.Choices = append(resp.Choices, c)
+				return nil
+			})
+		case 5: // usage
+			if r.Null() {
+				return nil
+			}
+			var u canonical.Usage
+			var useen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch useen.field(key, usageFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0:
+					u.Prompt, err = r.Int()
+				case 1:
+					u.Completion, err = r.Int()
+				case 2:
+					_, err = r.Int()
+				}
+				return err
+			})
+			if err == nil && (u.Prompt > 0 || u.Completion > 0) {
+				resp.Usage = &u
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.End(); err != nil {
+		return nil, err
+	}
+	if resp.Choices == nil {
+		resp.Choices = []canonical.Choice{}
+	}
+	return resp, nil
+}
+
+var (
+	completionFields = []string{"id", "object", "created", "model", "choices", "usage"}
+	usageFields      = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
+	choiceFields     = []string{"index", "message", "logprobs", "finish_reason"}
+	messageFields    = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "reasoning"}
+	toolCallFields   = []string{"index", "id", "type", "function"}
+	functionFields   = []string{"name", "arguments"}
+)
+
+func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
+	c := canonical.Choice{}
+	if r.Null() {
+		return c, jsonw.ErrDecline
+	}
+	msg := canonical.Message{Role: canonical.RoleAssistant}
+	var reasoningContent, reasoning, text string
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		var err error
+		switch seen.field(key, choiceFields) {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown, 2: // logprobs: any value, not kept
+			return r.Skip()
+		case 0:
+			var n int64
+			n, err = r.Int()
+			c.Index = int(n)
+		case 1:
+			if r.Null() {
+				return nil
+			}
+			var mseen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch mseen.field(key, messageFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0, 2, 4: // role, name, tool_call_id: checked, not kept
+					_, err = r.String()
+				case 1:
+					text, err = r.String() // an array of parts declines
+				case 3:
+					if r.Null() {
+						return nil
+					}
+					err = r.Array(func() error {
+						tc, err := readToolCall(r)
+						msg.ToolCalls = append(msg.ToolCalls, tc)
+						return err
+					})
+				case 5:
+					reasoningContent, err = r.String()
+				case 6:
+					reasoning, err = r.String()
+				}
+				return err
+			})
+		case 3:
+			if r.Null() {
+				return nil
+			}
+			var s string
+			s, err = r.String()
+			c.FinishReason = canonical.FinishReason(s)
+		}
+		return err
+	})
+	if err != nil {
+		return c, err
+	}
+	msg.Reasoning = reasoningContent
+	if msg.Reasoning == "" {
+		msg.Reasoning = reasoning
+	}
+	if text != "" {
+		msg.Content = []canonical.Part{canonical.TextPart(text)}
+	}
+	c.Message = msg
+	return c, nil
+}
+
+func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
+	var tc canonical.ToolCall
+	if r.Null() {
+		return tc, jsonw.ErrDecline
+	}
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		var err error
+		switch seen.field(key, toolCallFields) {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		case 0:
+			_, err = r.Int()
+		case 1:
+			tc.ID, err = r.String()
+		case 2:
+			_, err = r.String()
+		case 3:
+			if r.Null() {
+				return nil
+			}
+			var fseen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch fseen.field(key, functionFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0:
+					tc.Name, err = r.String()
+				case 1:
+					tc.Arguments, err = r.String() // an object declines
+				}
+				return err
+			})
+		}
+		return err
+	})
+	return tc, err
+}
+
+// fields tracks the known keys one object has had.
+type fields uint16
+
+const (
+	fieldUnknown = -1
+	fieldDecline = -2
+)
+
+// field returns the index of key in known, fieldUnknown for a key that is not
+// a known field under any spelling, and fieldDecline for a repeated key or one
+// that encoding/json would match to a known field case-insensitively.
+func (s *fields) field(key []byte, known []string) int {
+	for i, k := range known {
+		if string(key) == k {
+			if *s&(1<<i) != 0 {
+				return fieldDecline
+			}
+			*s |= 1 << i
+			return i
+		}
+	}
+	for _, c := range key {
+		if c >= 0x80 {
+			// encoding/json folds some non-ASCII letters onto ASCII ones
+			// (ſ, K, ı): leave such keys to it.
+			return fieldDecline
+		}
+	}
+	for _, k := range known {
+		if bytes.EqualFold(key, []byte(k)) {
+			return fieldDecline
+		}
+	}
+	return fieldUnknown
+}

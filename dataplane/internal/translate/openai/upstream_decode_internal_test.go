@@ -1,0 +1,80 @@
+package openai
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
+)
+
+// checkUpstreamDecoding decodes body with the direct reader and with
+// encoding/json: where the reader accepts, both must give the same answer.
+func checkUpstreamDecoding(t *testing.T, body []byte) (accepted bool) {
+	fast, ferr := decodeUpstreamFast(body)
+	slow, serr := decodeUpstreamReflect(body)
+	if ferr != nil {
+		if !errors.Is(ferr, jsonw.ErrDecline) {
+			t.Fatalf("the direct reader failed with %v instead of declining", ferr)
+		}
+		return false
+	}
+	if serr != nil {
+		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", body, serr)
+	}
+	assert.Equal(t, slow, fast, "%s", body)
+	return true
+}
+
+func upstreamSeeds(t testing.TB) [][]byte {
+	files, err := filepath.Glob("../../enginesim/testdata/recorded/vllm_chat*.json")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	var seeds [][]byte
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		seeds = append(seeds, b)
+	}
+	return append(seeds,
+		[]byte(`{"id":"x","choices":[{"index":1,"message":{"role":"assistant","content":null,"reasoning_content":"r","tool_calls":[{"id":"c","type":"function","index":0,"function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"}],"usage":{"prompt_tokens":3,"completion_tokens":0}}`),
+		[]byte(` {"model":"m\u00e9","choices":[],"usage":null,"extra":{"a":[1,2.5e3,true,false,null,"\n"]}} `),
+		[]byte(`{"choices":null,"created":1.5}`),
+		[]byte(`{"ID":"x","choices":[{"message":{"content":[{"type":"text","text":"parts"}]}}]}`),
+		[]byte(`{"choices":[{"message":{"content":"a"},"message":{"content":"b"}}]}`),
+		[]byte(`{"choices":[{"message":{"tool_calls":[{"function":{"arguments":{"a":1}}}]}}]}`),
+		[]byte(`{"choices":[null]}`),
+		[]byte(`{"ıd":1}`),
+		[]byte(`{"choices":[]} x`),
+	)
+}
+
+func TestDecodeUpstreamFastAgreesWithEncodingJSON(t *testing.T) {
+	accepted := 0
+	for _, b := range upstreamSeeds(t) {
+		if checkUpstreamDecoding(t, b) {
+			accepted++
+		}
+	}
+	// Every recorded vLLM answer takes the direct path.
+	assert.GreaterOrEqual(t, accepted, 4)
+	for _, name := range []string{"vllm_chat.json", "vllm_chat_tools.json"} {
+		b, err := os.ReadFile("../../enginesim/testdata/recorded/" + name)
+		require.NoError(t, err)
+		_, err = decodeUpstreamFast(b)
+		require.NoError(t, err, name)
+	}
+}
+
+func FuzzDecodeUpstreamResponse(f *testing.F) {
+	for _, b := range upstreamSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		checkUpstreamDecoding(t, body)
+	})
+}
