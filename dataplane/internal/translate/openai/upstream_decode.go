@@ -247,3 +247,218 @@ func (s *fields) field(key []byte, known []string) int {
 	}
 	return fieldUnknown
 }
+
+var (
+	chunkFields      = []string{"id", "model", "choices", "usage", "error", "object", "message", "code"}
+	chunkChoiceField = []string{"index", "delta", "finish_reason"}
+	deltaFields      = []string{"role", "content", "reasoning_content", "reasoning", "tool_calls"}
+)
+
+// decodeFast is Decode without reflection for the chunks engines send; it
+// declines (jsonw.ErrDecline) error events and anything else decodeReflect
+// handles, and agrees with it on what it accepts (FuzzChunkDecoder).
+func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
+	r := jsonw.NewReader(data)
+	d.out = d.out[:0]
+	var usage *canonical.Usage
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		var err error
+		switch seen.field(key, chunkFields) {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case 4, 6, 7: // error, message, code: an error event
+			if r.Null() {
+				return nil
+			}
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		case 0, 1:
+			_, err = r.String()
+		case 5:
+			var obj string
+			if obj, err = r.String(); err == nil && obj == "error" {
+				return jsonw.ErrDecline
+			}
+		case 2:
+			if r.Null() {
+				return nil
+			}
+			err = r.Array(func() error {
+				c, err := readChunkChoice(r)
+				if err != nil {
+					return err
+				}
+				d.out = append(d.out, c)
+				return nil
+			})
+		case 3:
+			if r.Null() {
+				return nil
+			}
+			u := canonical.Usage{}
+			var useen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch useen.field(key, usageFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0:
+					u.Prompt, err = r.Int()
+				case 1:
+					u.Completion, err = r.Int()
+				case 2:
+					_, err = r.Int()
+				}
+				return err
+			})
+			usage = &u
+		}
+		return err
+	})
+	if err == nil {
+		err = r.End()
+	}
+	if err != nil {
+		d.out = d.out[:0]
+		return nil, err
+	}
+	if usage != nil {
+		d.out = append(d.out, canonical.Chunk{Usage: usage})
+	}
+	return d.out, nil
+}
+
+func readChunkChoice(r *jsonw.Reader) (canonical.Chunk, error) {
+	var c canonical.Chunk
+	if r.Null() {
+		return c, jsonw.ErrDecline
+	}
+	var reasoningContent, reasoning *string
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		var err error
+		switch seen.field(key, chunkChoiceField) {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		case 0:
+			var n int64
+			n, err = r.Int()
+			c.Choice = int(n)
+		case 1:
+			if r.Null() {
+				return nil
+			}
+			var dseen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch dseen.field(key, deltaFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0:
+					var role string
+					role, err = r.String()
+					c.Role = canonical.Role(role)
+				case 1:
+					c.Content, err = r.String()
+				case 2:
+					reasoningContent, err = readOptString(r)
+				case 3:
+					reasoning, err = readOptString(r)
+				case 4:
+					if r.Null() {
+						return nil
+					}
+					j := 0
+					err = r.Array(func() error {
+						tc, err := readToolCallDelta(r, j)
+						c.ToolCalls = append(c.ToolCalls, tc)
+						j++
+						return err
+					})
+				}
+				return err
+			})
+		case 2:
+			if r.Null() {
+				return nil
+			}
+			var s string
+			s, err = r.String()
+			c.FinishReason = canonical.FinishReason(s)
+		}
+		return err
+	})
+	switch {
+	case reasoningContent != nil:
+		c.Reasoning = *reasoningContent
+	case reasoning != nil:
+		c.Reasoning = *reasoning
+	}
+	return c, err
+}
+
+// readOptString reads a string that may be null (nil).
+func readOptString(r *jsonw.Reader) (*string, error) {
+	if r.Null() {
+		return nil, nil
+	}
+	s, err := r.String()
+	return &s, err
+}
+
+func readToolCallDelta(r *jsonw.Reader, position int) (canonical.ToolCallDelta, error) {
+	tc := canonical.ToolCallDelta{Index: position}
+	if r.Null() {
+		return tc, jsonw.ErrDecline
+	}
+	var seen fields
+	err := r.Object(func(key []byte) error {
+		var err error
+		switch seen.field(key, toolCallFields) {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		case 0:
+			if r.Null() {
+				return nil
+			}
+			var n int64
+			n, err = r.Int()
+			tc.Index = int(n)
+		case 1:
+			tc.ID, err = r.String()
+		case 2:
+			_, err = r.String()
+		case 3:
+			if r.Null() {
+				return nil
+			}
+			var fseen fields
+			err = r.Object(func(key []byte) error {
+				var err error
+				switch fseen.field(key, functionFields) {
+				case fieldDecline:
+					return jsonw.ErrDecline
+				case fieldUnknown:
+					return r.Skip()
+				case 0:
+					tc.Name, err = r.String()
+				case 1:
+					tc.Arguments, err = r.String()
+				}
+				return err
+			})
+		}
+		return err
+	})
+	return tc, err
+}

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -76,5 +77,72 @@ func FuzzDecodeUpstreamResponse(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkUpstreamDecoding(t, body)
+	})
+}
+
+// checkChunkDecoding decodes data with the direct reader and with
+// encoding/json: where the reader accepts, both must give the same chunks.
+func checkChunkDecoding(t *testing.T, data []byte) bool {
+	var fastDec, slowDec ChunkDecoder
+	fast, ferr := fastDec.decodeFast(data)
+	slow, serr := slowDec.decodeReflect(data)
+	if ferr != nil {
+		if !errors.Is(ferr, jsonw.ErrDecline) {
+			t.Fatalf("the direct reader failed with %v instead of declining", ferr)
+		}
+		return false
+	}
+	if serr != nil {
+		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", data, serr)
+	}
+	if len(fast) == 0 && len(slow) == 0 {
+		return true
+	}
+	assert.Equal(t, slow, fast, "%s", data)
+	return true
+}
+
+func chunkSeeds(t testing.TB) [][]byte {
+	var seeds [][]byte
+	files, err := filepath.Glob("../../enginesim/testdata/recorded/vllm_chat*stream.sse")
+	require.NoError(t, err)
+	require.NotEmpty(t, files)
+	for _, p := range files {
+		b, err := os.ReadFile(p)
+		require.NoError(t, err)
+		for line := range bytes.Lines(b) {
+			if data, ok := bytes.CutPrefix(bytes.TrimSpace(line), []byte("data: ")); ok && !bytes.Equal(data, []byte("[DONE]")) {
+				seeds = append(seeds, data)
+			}
+		}
+	}
+	return append(seeds,
+		[]byte(`{"choices":[{"index":0,"delta":{"reasoning_content":"","reasoning":"r"}}]}`),
+		[]byte(`{"choices":[{"index":0,"delta":{"reasoning_content":null,"reasoning":"r"}}]}`),
+		[]byte(`{"choices":[],"usage":{}}`),
+		[]byte(`{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{"}},{"index":null,"id":"c"}]}}]}`),
+		[]byte(`{"object":"error","message":"boom","code":500}`),
+		[]byte(`{"error":{"message":"boom"}}`),
+		[]byte(`{"error":null,"choices":null,"usage":null}`),
+		[]byte(`{"choices":[{"delta":{"content":"a"}}],"choices":null}`),
+	)
+}
+
+func TestChunkDecoderFastAgreesWithEncodingJSON(t *testing.T) {
+	accepted := 0
+	for _, b := range chunkSeeds(t) {
+		if checkChunkDecoding(t, b) {
+			accepted++
+		}
+	}
+	assert.Greater(t, accepted, 10)
+}
+
+func FuzzChunkDecoder(f *testing.F) {
+	for _, b := range chunkSeeds(f) {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkChunkDecoding(t, data)
 	})
 }

@@ -30,6 +30,16 @@ type ChunkDecoder struct {
 // Decode parses one event's data (not "[DONE]"). The returned slice is valid
 // until the next call. An engine error event returns a *StreamError.
 func (d *ChunkDecoder) Decode(data []byte) ([]canonical.Chunk, error) {
+	out, err := d.decodeFast(data)
+	if err == nil {
+		return out, nil
+	}
+	return d.decodeReflect(data)
+}
+
+// decodeReflect is Decode with encoding/json, for whatever the direct reader
+// declines.
+func (d *ChunkDecoder) decodeReflect(data []byte) ([]canonical.Chunk, error) {
 	var w ChatCompletionChunk
 	if err := json.Unmarshal(data, &w); err != nil {
 		return nil, fmt.Errorf("decode chat.completion.chunk: %w", err)
