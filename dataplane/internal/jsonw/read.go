@@ -308,3 +308,33 @@ func (r *Reader) skipNumber() bool {
 	r.i = j
 	return true
 }
+
+// Float reads a number as a float64, as encoding/json reads one (null is 0,
+// a number out of range declines).
+func (r *Reader) Float() (float64, error) {
+	if r.Null() {
+		return 0, nil
+	}
+	start := r.i
+	if !r.skipNumber() {
+		return 0, ErrDecline
+	}
+	f, err := strconv.ParseFloat(string(r.b[start:r.i]), 64)
+	if err != nil {
+		return 0, ErrDecline
+	}
+	return f, nil
+}
+
+// Bool reads true or false (null is false).
+func (r *Reader) Bool() (bool, error) {
+	switch {
+	case r.Null():
+		return false, nil
+	case r.peek() == 't' && r.literal("true"):
+		return true, nil
+	case r.peek() == 'f' && r.literal("false"):
+		return false, nil
+	}
+	return false, ErrDecline
+}

@@ -21,8 +21,11 @@ func DecodeChatRequest(body []byte) (*canonical.Request, error) {
 		return nil, canonical.Invalid("", "request body is empty; send a JSON object")
 	}
 	var w ChatRequest
-	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, jsonError(err)
+	if readChatRequestFast(body, &w) != nil {
+		w = ChatRequest{}
+		if err := json.Unmarshal(body, &w); err != nil {
+			return nil, jsonError(err)
+		}
 	}
 	return w.Canonical()
 }
