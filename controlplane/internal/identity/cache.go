@@ -91,10 +91,12 @@ func (c *verifyCache) put(d digest, v *verified, epoch uint64, now time.Time) {
 	delete(c.neg, d)
 }
 
-// putUnknown remembers that d is not a key until the given time.
+// putUnknown remembers that d is not a key until the given time, and forgets
+// any verified entry for it (a refresh found the row gone).
 func (c *verifyCache) putUnknown(d digest, until time.Time, epoch uint64, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	delete(c.pos, d)
 	if c.epoch != epoch {
 		return
 	}

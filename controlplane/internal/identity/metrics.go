@@ -20,6 +20,7 @@ const (
 // verification path does no label lookups.
 type metrics struct {
 	cacheHit, cacheMiss, cacheNegativeHit prometheus.Counter
+	refreshOK, refreshFailed              prometheus.Counter
 	argon2                                prometheus.Counter
 	rejections                            map[string]prometheus.Counter
 	revocationDrops                       prometheus.Counter
@@ -37,6 +38,10 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (i
 		Name: "mindrouter_identity_argon2_verifications_total",
 		Help: "Argon2id verifications of API keys (one per cache miss of a known key).",
 	})
+	refreshes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mindrouter_identity_verify_cache_refreshes_total",
+		Help: "Background re-reads of a cached key's row shortly before its entry expires, by result: ok or failed.",
+	}, []string{"result"})
 	rejections := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mindrouter_identity_rejections_total",
 		Help: "API keys refused, by reason.",
@@ -53,6 +58,8 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (i
 		cacheHit:         lookups.WithLabelValues("hit"),
 		cacheMiss:        lookups.WithLabelValues("miss"),
 		cacheNegativeHit: lookups.WithLabelValues("negative_hit"),
+		refreshOK:        refreshes.WithLabelValues("ok"),
+		refreshFailed:    refreshes.WithLabelValues("failed"),
 		argon2:           argon,
 		rejections:       map[string]prometheus.Counter{},
 		revocationDrops:  drops,
@@ -61,7 +68,7 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (i
 		m.rejections[r] = rejections.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{lookups, argon, rejections, drops, entries} {
+		for _, c := range []prometheus.Collector{lookups, refreshes, argon, rejections, drops, entries} {
 			if err := reg.Register(c); err != nil {
 				log.Warn("register identity metric", slog.Any("error", err))
 			}

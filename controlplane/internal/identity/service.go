@@ -38,6 +38,10 @@ type Store interface {
 type Options struct {
 	// CacheTTL is how long a verified key is trusted without the database: 60 s.
 	CacheTTL time.Duration
+	// RefreshAhead is how long before its entry expires a key in use has its
+	// row re-read in the background, so that requests never wait for the
+	// lookup: CacheTTL/6 (10 s). An entry is never used past CacheTTL.
+	RefreshAhead time.Duration
 	// NegativeTTL is how long an unknown key is remembered: 5 s.
 	NegativeTTL time.Duration
 	// CacheSize bounds the verified keys cached: 100 000.
@@ -60,6 +64,10 @@ type Service struct {
 	log         *slog.Logger
 	now         func() time.Time
 	cacheTTL    time.Duration
+	// refreshAhead and refreshing: see Options.RefreshAhead; refreshing
+	// holds the digests whose background refresh is under way.
+	refreshAhead time.Duration
+	refreshing   sync.Map
 	negativeTTL time.Duration
 	flushEvery  time.Duration
 	keyParams   argonParams
@@ -100,6 +108,7 @@ func New(st Store, opts Options) *Service {
 		subs:        map[chan string]struct{}{},
 		usage:       map[int64]store.KeyUse{},
 	}
+	s.refreshAhead = min(orDefault(opts.RefreshAhead, s.cacheTTL/6), s.cacheTTL)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -129,6 +138,9 @@ func (s *Service) Verify(ctx context.Context, credential string) (Principal, err
 	now := s.now()
 	if v, ok := s.cache.get(d, now); ok {
 		s.metrics.cacheHit.Inc()
+		if !now.Before(v.expires.Add(-s.refreshAhead)) {
+			s.refreshSoon(credential, d)
+		}
 		return s.check(v, now)
 	}
 	if s.cache.unknown(d, now) {
@@ -137,6 +149,37 @@ func (s *Service) Verify(ctx context.Context, credential string) (Principal, err
 	}
 	s.metrics.cacheMiss.Inc()
 	return s.verifyMiss(ctx, credential, d)
+}
+
+// refreshSoon re-reads the row of a key in use whose cache entry is about to
+// expire, in the background and once at a time per key, so that an active key
+// never makes a request wait for its lookup. Revocations and changes made
+// outside this process (directly in the database) are seen sooner too. A
+// failed refresh leaves the entry to expire as usual.
+func (s *Service) refreshSoon(credential string, d digest) {
+	if _, busy := s.refreshing.LoadOrStore(d, struct{}{}); busy {
+		return
+	}
+	go func() {
+		defer s.refreshing.Delete(d)
+		_, err, _ := s.flight.Do(string(d[:]), func() (any, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+			defer cancel()
+			return s.load(ctx, credential, d)
+		})
+		switch {
+		case err == nil:
+			s.metrics.refreshOK.Inc()
+		case errors.Is(err, ErrInvalidCredential):
+			// The row is gone: load forgot the entry and remembered the key
+			// as unknown.
+			s.metrics.refreshOK.Inc()
+		default:
+			s.metrics.refreshFailed.Inc()
+			s.log.Warn("refresh of a cached API key failed; it will be looked up when it expires",
+				slog.String("key_prefix", DisplayPrefix(credential)), slog.Any("error", err))
+		}
+	}()
 }
 
 // verifyMiss shares one lookup and Argon2 verification among concurrent callers

@@ -252,3 +252,73 @@ func TestVerifyHonoursCallerContext(t *testing.T) {
 	_, err = f.svc.Verify(context.Background(), full) // joins or follows the detached lookup
 	require.NoError(t, err)
 }
+
+func TestActiveKeyIsRefreshedBeforeItExpires(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "rae", store.GroupFaculty)
+	k, full := f.key(t, u.ID, ScopeInference)
+	_, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), f.st.lookups.Load())
+
+	// Before the refresh window nothing is re-read.
+	f.clock.Advance(49 * time.Second)
+	_, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), f.st.lookups.Load())
+
+	// In the last 10 s of the entry, a request is answered from the cache at
+	// once and the row is re-read behind it, without Argon2id.
+	f.clock.Advance(2 * time.Second)
+	_, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.svc.metrics.refreshOK) == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	assert.Equal(t, int64(2), f.st.lookups.Load())
+	assert.Equal(t, 1, f.argon2Count())
+
+	// The refreshed entry outlives the first one: past the first expiry, a
+	// request costs no lookup.
+	f.clock.Advance(20 * time.Second)
+	_, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	assert.Equal(t, int64(2), f.st.lookups.Load(), "the refreshed entry is fresh")
+
+	// A revocation made outside this process (in the database directly) is
+	// seen by the next refresh, before the entry would have expired.
+	_, err = f.st.RevokeAPIKey(ctx, k.ID)
+	require.NoError(t, err)
+	f.clock.Advance(35 * time.Second) // the refreshed entry expires at 111 s; now 106 s
+	_, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err, "still within the entry's lifetime")
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.svc.metrics.refreshOK) == 2
+	}, 5*time.Second, 5*time.Millisecond)
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrCredentialRevoked)
+	assert.Equal(t, int64(3), f.st.lookups.Load())
+}
+
+func TestRefreshFailureLeavesTheEntryToExpire(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "rob", store.GroupFaculty)
+	_, full := f.key(t, u.ID, ScopeInference)
+	_, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+	require.NoError(t, f.st.Close()) // the database goes away
+
+	f.clock.Advance(55 * time.Second)
+	_, err = f.svc.Verify(ctx, full)
+	require.NoError(t, err, "a refresh failure does not refuse a key within its lifetime")
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.svc.metrics.refreshFailed) == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	f.clock.Advance(6 * time.Second)
+	_, err = f.svc.Verify(ctx, full)
+	require.Error(t, err, "past its lifetime the key needs the database")
+}
