@@ -181,8 +181,8 @@ func (b *bench) openLoads(ctx context.Context) {
 			m := b.measure(func() result {
 				return openLoop(ctx, client, func(int) reqSpec { return spec }, rate, b.p.duration, b.p.maxOutstanding())
 			})
-			b.logf("open loop %.0f rps gateway=%t: achieved %.0f rps p50 %s p99 %s errors %d %s; slow (>%s) by second: %s", rate, gw, m.rps(),
-				us(m.pct(50)), us(m.pct(99)), m.errs, m.firstErr, slowLatency, m.stalls())
+			b.logf("open loop %.0f rps gateway=%t: achieved %.0f rps p50 %s p99 %s errors %d %s; slow (>%s) by second: %s; %s", rate, gw, m.rps(),
+				us(m.pct(50)), us(m.pct(99)), m.errs, m.firstErr, slowLatency, m.stalls(), m.lag())
 			b.rep.open = append(b.rep.open, loadRow{gateway: gw, rate: rate, m: m})
 		}
 	}

@@ -113,6 +113,19 @@ type result struct {
 	firstErr string
 	slow     []time.Time // intended send times of requests slower than slowLatency
 	start    time.Time   // when the schedule began (open loop)
+	// lagged counts open-loop requests sent more than lagLimit after their
+	// intended time, and maxLag is the worst: the generator's own delay,
+	// which the latencies include (they are measured from the intended time).
+	lagged int
+	maxLag time.Duration
+}
+
+// lagLimit is when a request counts as sent late by the generator.
+const lagLimit = 10 * time.Millisecond
+
+// lag describes the generator's sending delay, for the progress log.
+func (r result) lag() string {
+	return fmt.Sprintf("sent >%s late: %d, worst %s", lagLimit, r.lagged, r.maxLag.Round(time.Millisecond))
 }
 
 // stalls counts the slow requests by second since start, for the progress log.
@@ -160,6 +173,8 @@ type tally struct {
 	lat      []time.Duration
 	ok, errs int
 	firstErr string
+	lagged   int
+	maxLag   time.Duration
 }
 
 func (t *tally) add(lat []time.Duration, errs int, firstErr string) {
@@ -174,6 +189,8 @@ func (t *tally) addWorker(w *worker) {
 	t.lat = append(t.lat, lat...)
 	t.ok += len(lat)
 	t.errs += errs
+	t.lagged += w.lagged
+	t.maxLag = max(t.maxLag, w.maxLag)
 	if t.firstErr == "" {
 		t.firstErr = firstErr
 	}
@@ -181,7 +198,8 @@ func (t *tally) addWorker(w *worker) {
 
 func (t *tally) result(elapsed time.Duration) result {
 	slices.Sort(t.lat)
-	return result{ok: t.ok, errs: t.errs, lat: t.lat, elapsed: elapsed, firstErr: t.firstErr, slow: t.slow, start: t.start}
+	return result{ok: t.ok, errs: t.errs, lat: t.lat, elapsed: elapsed, firstErr: t.firstErr, slow: t.slow, start: t.start,
+		lagged: t.lagged, maxLag: t.maxLag}
 }
 
 // worker records one goroutine's outcomes.
@@ -190,9 +208,15 @@ type worker struct {
 	slow     []time.Time // intended send times of slow requests
 	errs     int
 	firstErr string
+	lagged   int
+	maxLag   time.Duration
 }
 
 func (w *worker) do(ctx context.Context, c *http.Client, r reqSpec, from time.Time) {
+	if lag := time.Since(from); lag > lagLimit {
+		w.lagged++
+		w.maxLag = max(w.maxLag, lag)
+	}
 	status, err := r.once(ctx, c)
 	switch {
 	case err != nil:
