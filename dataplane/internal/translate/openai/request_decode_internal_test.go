@@ -54,6 +54,8 @@ func requestSeeds(t testing.TB) [][]byte {
 		[]byte(`{"model":"m","model":"n"}`),
 		[]byte(`{"model":"m","top_k":1.5}`),
 		[]byte(`{"model":"m","stream":"yes"}`),
+		[]byte(`{"model":"m","messages":[],"user":"a","user":"b"}`),
+		[]byte(`{"model":"m","messages":[],"reasoning_effort":"low","reasoning_effort":null}`),
 	)
 }
 
@@ -65,6 +67,11 @@ func TestReadChatRequestFastAgreesWithEncodingJSON(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, accepted, 3)
+	// A repeated key is left to encoding/json, whichever field it is.
+	for _, b := range []string{`{"model":"m","user":"a","user":"b"}`, `{"model":"m","reasoning_effort":"low","reasoning_effort":"high"}`} {
+		var w ChatRequest
+		require.ErrorIs(t, readChatRequestFast([]byte(b), &w), jsonw.ErrDecline, b)
+	}
 	var w ChatRequest
 	require.NoError(t, readChatRequestFast([]byte(`{"model":"bench-vllm","messages":[{"role":"user","content":"hi"}],"max_tokens":16}`), &w))
 }
@@ -76,4 +83,11 @@ func FuzzDecodeChatRequestFast(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		checkRequestDecoding(t, body)
 	})
+}
+
+func TestKnownFieldListsFitTheSeenSet(t *testing.T) {
+	for _, known := range [][]string{requestFields, requestMessageFields, streamOptionsFields, completionFields,
+		usageFields, choiceFields, messageFields, toolCallFields, functionFields, chunkFields, chunkChoiceField, deltaFields} {
+		assert.LessOrEqual(t, len(known), 32, "fields is a 32-bit set: %v", known)
+	}
 }

@@ -212,8 +212,8 @@ func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
 	return tc, err
 }
 
-// fields tracks the known keys one object has had.
-type fields uint16
+// fields tracks the known keys one object has had (at most 32 known keys).
+type fields uint32
 
 const (
 	fieldUnknown = -1
