@@ -64,14 +64,15 @@ type Service struct {
 	log         *slog.Logger
 	now         func() time.Time
 	cacheTTL    time.Duration
-	// refreshAhead and refreshing: see Options.RefreshAhead; refreshing
-	// holds the digests whose background refresh is under way.
-	refreshAhead time.Duration
-	refreshing   sync.Map
 	negativeTTL time.Duration
 	flushEvery  time.Duration
 	keyParams   argonParams
 	pwParams    argonParams
+
+	// refreshAhead: see Options.RefreshAhead; refreshing holds the digests
+	// whose background refresh is under way.
+	refreshAhead time.Duration
+	refreshing   sync.Map
 
 	cache   *verifyCache
 	flight  singleflight.Group
