@@ -111,27 +111,9 @@ func appendPy(dst []byte, v any) ([]byte, error) {
 		}
 		return append(dst, '}'), nil
 	case []obj:
-		dst = append(dst, '[')
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = appendPy(dst, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, ']'), nil
+		return appendPyList(dst, v)
 	case []any:
-		dst = append(dst, '[')
-		for i, e := range v {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			if dst, err = appendPy(dst, e); err != nil {
-				return nil, err
-			}
-		}
-		return append(dst, ']'), nil
+		return appendPyList(dst, v)
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -140,6 +122,21 @@ func appendPy(dst []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(dst, bytes.TrimSuffix(b.Bytes(), []byte("\n"))...), nil
+}
+
+// appendPyList appends a list of values as appendPy writes each.
+func appendPyList[T any](dst []byte, list []T) ([]byte, error) {
+	var err error
+	dst = append(dst, '[')
+	for i, e := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		if dst, err = appendPy(dst, e); err != nil {
+			return nil, err
+		}
+	}
+	return append(dst, ']'), nil
 }
 
 func vllmJSON(w http.ResponseWriter, status int, v any) {

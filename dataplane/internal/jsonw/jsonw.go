@@ -86,43 +86,26 @@ func Bool(dst []byte, b bool) []byte { return strconv.AppendBool(dst, b) }
 // representation, in exponent form below 1e-6 and from 1e21. NaN and the
 // infinities, which JSON cannot carry (encoding/json refuses them) and no
 // engine sends, are written as 0, so that an array of numbers stays one.
-func Float(dst []byte, f float64) []byte {
+func Float(dst []byte, f float64) []byte { return appendFloat(dst, f, 64) }
+
+// Float32 appends f as encoding/json writes a float32 (the shortest text that
+// reads back as the same float32); NaN and the infinities are written as 0.
+func Float32(dst []byte, f float32) []byte { return appendFloat(dst, float64(f), 32) }
+
+// appendFloat is encoding/json's float encoder for the given bit size.
+func appendFloat(dst []byte, f float64, bits int) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, '0')
 	}
 	abs := math.Abs(f)
 	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+	if abs != 0 && (bits == 64 && (abs < 1e-6 || abs >= 1e21) || bits == 32 && (float32(abs) < 1e-6 || float32(abs) >= 1e21)) {
 		format = 'e'
 	}
-	dst = strconv.AppendFloat(dst, f, format, -1, 64)
+	dst = strconv.AppendFloat(dst, f, format, -1, bits)
 	if format == 'e' {
-		// clean up e-09 to e-9, as encoding/json does
-		n := len(dst)
-		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
-			dst[n-2] = dst[n-1]
-			dst = dst[:n-1]
-		}
-	}
-	return dst
-}
-
-// Float32 appends f as encoding/json writes a float32 (the shortest text that
-// reads back as the same float32); NaN and the infinities are written as 0.
-func Float32(dst []byte, f float32) []byte {
-	f64 := float64(f)
-	if math.IsNaN(f64) || math.IsInf(f64, 0) {
-		return append(dst, '0')
-	}
-	abs := math.Abs(f64)
-	format := byte('f')
-	if abs != 0 && (float32(abs) < 1e-6 || float32(abs) >= 1e21) {
-		format = 'e'
-	}
-	dst = strconv.AppendFloat(dst, f64, format, -1, 32)
-	if format == 'e' {
-		n := len(dst)
-		if n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
+		// 1e-07 becomes 1e-7, as encoding/json writes it.
+		if n := len(dst); n >= 4 && dst[n-4] == 'e' && dst[n-3] == '-' && dst[n-2] == '0' {
 			dst[n-2] = dst[n-1]
 			dst = dst[:n-1]
 		}

@@ -21,12 +21,9 @@ var (
 // (FuzzDecodeChatRequestFast).
 func readChatRequestFast(body []byte, w *ChatRequest) error {
 	r := jsonw.NewReader(body)
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, requestFields, func(f int) error {
 		var err error
-		switch f := seen.field(key, requestFields); f {
-		case fieldUnknown:
-			return r.Skip()
+		switch f {
 		case 0:
 			w.Model, err = r.String()
 		case 1:
@@ -72,23 +69,16 @@ func readChatRequestFast(body []byte, w *ChatRequest) error {
 				return nil
 			}
 			w.StreamOptions = &StreamOptions{}
-			var oseen fields
-			err = r.Object(func(key []byte) error {
-				switch oseen.field(key, streamOptionsFields) {
-				case fieldUnknown:
-					return r.Skip()
-				case 0:
-					var err error
-					w.StreamOptions.IncludeUsage, err = r.Bool()
-					return err
-				}
-				return jsonw.ErrDecline
+			err = readObject(r, streamOptionsFields, func(int) error {
+				var err error
+				w.StreamOptions.IncludeUsage, err = r.Bool()
+				return err
 			})
 		case 20:
 			w.User, err = r.String()
 		case 21:
 			w.ReasoningEffort, err = r.String()
-		default: // the rarer fields, a repeated key, another spelling
+		default: // the rarer fields
 			return jsonw.ErrDecline
 		}
 		return err
@@ -104,12 +94,9 @@ func readRequestMessage(r *jsonw.Reader) (ChatMessage, error) {
 	if r.Null() {
 		return m, jsonw.ErrDecline
 	}
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, requestMessageFields, func(f int) error {
 		var err error
-		switch seen.field(key, requestMessageFields) {
-		case fieldUnknown:
-			return r.Skip()
+		switch f {
 		case 0:
 			m.Role, err = r.String()
 		case 1:
@@ -122,7 +109,7 @@ func readRequestMessage(r *jsonw.Reader) (ChatMessage, error) {
 			m.Content = StringContent(s)
 		case 2:
 			m.Name, err = r.String()
-		case 3:
+		case 3: // tool calls are left to encoding/json
 			if !r.Null() {
 				return jsonw.ErrDecline
 			}
@@ -132,8 +119,6 @@ func readRequestMessage(r *jsonw.Reader) (ChatMessage, error) {
 			m.ReasoningContent, err = r.String()
 		case 6:
 			m.Reasoning, err = r.String()
-		default:
-			return jsonw.ErrDecline
 		}
 		return err
 	})

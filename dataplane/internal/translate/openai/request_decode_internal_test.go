@@ -2,7 +2,6 @@ package openai
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,22 +13,19 @@ import (
 )
 
 // checkRequestDecoding reads body with the direct reader and with
-// encoding/json: where the reader accepts, both must fill the same request.
+// encoding/json into the wire request.
 func checkRequestDecoding(t *testing.T, body []byte) bool {
-	var fast, slow ChatRequest
-	ferr := readChatRequestFast(body, &fast)
-	serr := json.Unmarshal(body, &slow)
-	if ferr != nil {
-		if !errors.Is(ferr, jsonw.ErrDecline) {
-			t.Fatalf("the direct reader failed with %v instead of declining", ferr)
-		}
-		return false
-	}
-	if serr != nil {
-		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", body, serr)
-	}
-	assert.Equal(t, slow, fast, "%s", body)
-	return true
+	return checkAgreement(t, body,
+		func() (ChatRequest, error) {
+			var w ChatRequest
+			err := readChatRequestFast(body, &w)
+			return w, err
+		},
+		func() (ChatRequest, error) {
+			var w ChatRequest
+			err := json.Unmarshal(body, &w)
+			return w, err
+		})
 }
 
 func requestSeeds(t testing.TB) [][]byte {

@@ -16,15 +16,9 @@ import (
 func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 	r := jsonw.NewReader(body)
 	resp := &canonical.Response{}
-	var seen fields
-	err := r.Object(func(key []byte) error {
-		f := seen.field(key, completionFields)
+	err := readObject(r, completionFields, func(f int) error {
 		var err error
 		switch f {
-		case fieldDecline:
-			return jsonw.ErrDecline
-		case fieldUnknown:
-			return r.Skip()
 		case 0, 1: // id, object: checked, not kept
 			_, err = r.String()
 		case 2: // created
@@ -45,29 +39,9 @@ func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 				return nil
 			})
 		case 5: // usage
-			if r.Null() {
-				return nil
-			}
-			var u canonical.Usage
-			var useen fields
-			err = r.Object(func(key []byte) error {
-				var err error
-				switch useen.field(key, usageFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
-				case 0:
-					u.Prompt, err = r.Int()
-				case 1:
-					u.Completion, err = r.Int()
-				case 2:
-					_, err = r.Int()
-				}
-				return err
-			})
-			if err == nil && (u.Prompt > 0 || u.Completion > 0) {
-				resp.Usage = &u
+			var u *canonical.Usage
+			if u, err = readUsage(r); err == nil && u != nil && (u.Prompt > 0 || u.Completion > 0) {
+				resp.Usage = u
 			}
 		}
 		return err
@@ -100,13 +74,10 @@ func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
 	}
 	msg := canonical.Message{Role: canonical.RoleAssistant}
 	var reasoningContent, reasoning, text string
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, choiceFields, func(f int) error {
 		var err error
-		switch seen.field(key, choiceFields) {
-		case fieldDecline:
-			return jsonw.ErrDecline
-		case fieldUnknown, 2: // logprobs: any value, not kept
+		switch f {
+		case 2: // logprobs: any value, not kept
 			return r.Skip()
 		case 0:
 			var n int64
@@ -116,14 +87,9 @@ func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
 			if r.Null() {
 				return nil
 			}
-			var mseen fields
-			err = r.Object(func(key []byte) error {
+			err = readObject(r, messageFields, func(f int) error {
 				var err error
-				switch mseen.field(key, messageFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
+				switch f {
 				case 0, 2, 4: // role, name, tool_call_id: checked, not kept
 					_, err = r.String()
 				case 1:
@@ -173,14 +139,9 @@ func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
 	if r.Null() {
 		return tc, jsonw.ErrDecline
 	}
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, toolCallFields, func(f int) error {
 		var err error
-		switch seen.field(key, toolCallFields) {
-		case fieldDecline:
-			return jsonw.ErrDecline
-		case fieldUnknown:
-			return r.Skip()
+		switch f {
 		case 0:
 			_, err = r.Int()
 		case 1:
@@ -188,28 +149,68 @@ func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
 		case 2:
 			_, err = r.String()
 		case 3:
-			if r.Null() {
-				return nil
-			}
-			var fseen fields
-			err = r.Object(func(key []byte) error {
-				var err error
-				switch fseen.field(key, functionFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
-				case 0:
-					tc.Name, err = r.String()
-				case 1:
-					tc.Arguments, err = r.String() // an object declines
-				}
-				return err
-			})
+			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}
 		return err
 	})
 	return tc, err
+}
+
+// readUsage reads a usage object; null is nil.
+func readUsage(r *jsonw.Reader) (*canonical.Usage, error) {
+	if r.Null() {
+		return nil, nil
+	}
+	u := &canonical.Usage{}
+	err := readObject(r, usageFields, func(f int) error {
+		var err error
+		switch f {
+		case 0:
+			u.Prompt, err = r.Int()
+		case 1:
+			u.Completion, err = r.Int()
+		case 2:
+			_, err = r.Int()
+		}
+		return err
+	})
+	return u, err
+}
+
+// readFunction reads a tool call's function object; arguments given as an
+// object (which encoding/json turns into compact text) decline.
+func readFunction(r *jsonw.Reader, name, arguments *string) error {
+	if r.Null() {
+		return nil
+	}
+	return readObject(r, functionFields, func(f int) error {
+		var err error
+		switch f {
+		case 0:
+			*name, err = r.String()
+		case 1:
+			*arguments, err = r.String()
+		}
+		return err
+	})
+}
+
+// readObject reads an object whose known keys are listed in known, calling
+// field with each known key's index and the Reader at its value; unknown keys
+// are skipped (encoding/json ignores them), and a repeated key or another
+// spelling of a known one declines.
+func readObject(r *jsonw.Reader, known []string, field func(i int) error) error {
+	var seen fields
+	return r.Object(func(key []byte) error {
+		switch i := seen.field(key, known); i {
+		case fieldDecline:
+			return jsonw.ErrDecline
+		case fieldUnknown:
+			return r.Skip()
+		default:
+			return field(i)
+		}
+	})
 }
 
 // fields tracks the known keys one object has had (at most 32 known keys).
@@ -261,19 +262,14 @@ func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
 	r := jsonw.NewReader(data)
 	d.out = d.out[:0]
 	var usage *canonical.Usage
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, chunkFields, func(f int) error {
 		var err error
-		switch seen.field(key, chunkFields) {
-		case fieldDecline:
-			return jsonw.ErrDecline
+		switch f {
 		case 4, 6, 7: // error, message, code: an error event
 			if r.Null() {
 				return nil
 			}
 			return jsonw.ErrDecline
-		case fieldUnknown:
-			return r.Skip()
 		case 0, 1:
 			_, err = r.String()
 		case 5:
@@ -294,28 +290,7 @@ func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
 				return nil
 			})
 		case 3:
-			if r.Null() {
-				return nil
-			}
-			u := canonical.Usage{}
-			var useen fields
-			err = r.Object(func(key []byte) error {
-				var err error
-				switch useen.field(key, usageFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
-				case 0:
-					u.Prompt, err = r.Int()
-				case 1:
-					u.Completion, err = r.Int()
-				case 2:
-					_, err = r.Int()
-				}
-				return err
-			})
-			usage = &u
+			usage, err = readUsage(r)
 		}
 		return err
 	})
@@ -338,14 +313,9 @@ func readChunkChoice(r *jsonw.Reader) (canonical.Chunk, error) {
 		return c, jsonw.ErrDecline
 	}
 	var reasoningContent, reasoning *string
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, chunkChoiceField, func(f int) error {
 		var err error
-		switch seen.field(key, chunkChoiceField) {
-		case fieldDecline:
-			return jsonw.ErrDecline
-		case fieldUnknown:
-			return r.Skip()
+		switch f {
 		case 0:
 			var n int64
 			n, err = r.Int()
@@ -354,14 +324,9 @@ func readChunkChoice(r *jsonw.Reader) (canonical.Chunk, error) {
 			if r.Null() {
 				return nil
 			}
-			var dseen fields
-			err = r.Object(func(key []byte) error {
+			err = readObject(r, deltaFields, func(f int) error {
 				var err error
-				switch dseen.field(key, deltaFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
+				switch f {
 				case 0:
 					var role string
 					role, err = r.String()
@@ -419,14 +384,9 @@ func readToolCallDelta(r *jsonw.Reader, position int) (canonical.ToolCallDelta, 
 	if r.Null() {
 		return tc, jsonw.ErrDecline
 	}
-	var seen fields
-	err := r.Object(func(key []byte) error {
+	err := readObject(r, toolCallFields, func(f int) error {
 		var err error
-		switch seen.field(key, toolCallFields) {
-		case fieldDecline:
-			return jsonw.ErrDecline
-		case fieldUnknown:
-			return r.Skip()
+		switch f {
 		case 0:
 			if r.Null() {
 				return nil
@@ -439,24 +399,7 @@ func readToolCallDelta(r *jsonw.Reader, position int) (canonical.ToolCallDelta, 
 		case 2:
 			_, err = r.String()
 		case 3:
-			if r.Null() {
-				return nil
-			}
-			var fseen fields
-			err = r.Object(func(key []byte) error {
-				var err error
-				switch fseen.field(key, functionFields) {
-				case fieldDecline:
-					return jsonw.ErrDecline
-				case fieldUnknown:
-					return r.Skip()
-				case 0:
-					tc.Name, err = r.String()
-				case 1:
-					tc.Arguments, err = r.String()
-				}
-				return err
-			})
+			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}
 		return err
 	})

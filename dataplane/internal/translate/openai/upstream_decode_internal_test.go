@@ -10,14 +10,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/jsonw"
 )
 
-// checkUpstreamDecoding decodes body with the direct reader and with
-// encoding/json: where the reader accepts, both must give the same answer.
-func checkUpstreamDecoding(t *testing.T, body []byte) (accepted bool) {
-	fast, ferr := decodeUpstreamFast(body)
-	slow, serr := decodeUpstreamReflect(body)
+// checkAgreement runs a direct reader (fast) and the encoding/json decoder it
+// stands in for (slow) on input: where the reader accepts, encoding/json must
+// accept too and give the same result. It reports whether the reader accepted.
+func checkAgreement[T any](t *testing.T, input []byte, fast, slow func() (T, error)) bool {
+	t.Helper()
+	got, ferr := fast()
+	want, serr := slow()
 	if ferr != nil {
 		if !errors.Is(ferr, jsonw.ErrDecline) {
 			t.Fatalf("the direct reader failed with %v instead of declining", ferr)
@@ -25,10 +28,18 @@ func checkUpstreamDecoding(t *testing.T, body []byte) (accepted bool) {
 		return false
 	}
 	if serr != nil {
-		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", body, serr)
+		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", input, serr)
 	}
-	assert.Equal(t, slow, fast, "%s", body)
+	assert.Equal(t, want, got, "%s", input)
 	return true
+}
+
+// checkUpstreamDecoding decodes body with the direct reader and with
+// encoding/json.
+func checkUpstreamDecoding(t *testing.T, body []byte) bool {
+	return checkAgreement(t, body,
+		func() (*canonical.Response, error) { return decodeUpstreamFast(body) },
+		func() (*canonical.Response, error) { return decodeUpstreamReflect(body) })
 }
 
 func upstreamSeeds(t testing.TB) [][]byte {
@@ -81,25 +92,19 @@ func FuzzDecodeUpstreamResponse(f *testing.F) {
 }
 
 // checkChunkDecoding decodes data with the direct reader and with
-// encoding/json: where the reader accepts, both must give the same chunks.
+// encoding/json (no chunks at all compare equal however the slice is empty).
 func checkChunkDecoding(t *testing.T, data []byte) bool {
-	var fastDec, slowDec ChunkDecoder
-	fast, ferr := fastDec.decodeFast(data)
-	slow, serr := slowDec.decodeReflect(data)
-	if ferr != nil {
-		if !errors.Is(ferr, jsonw.ErrDecline) {
-			t.Fatalf("the direct reader failed with %v instead of declining", ferr)
+	decode := func(f func(*ChunkDecoder, []byte) ([]canonical.Chunk, error)) func() ([]canonical.Chunk, error) {
+		return func() ([]canonical.Chunk, error) {
+			var d ChunkDecoder
+			out, err := f(&d, data)
+			if len(out) == 0 {
+				out = nil
+			}
+			return out, err
 		}
-		return false
 	}
-	if serr != nil {
-		t.Fatalf("the direct reader accepted %q, which encoding/json refuses: %v", data, serr)
-	}
-	if len(fast) == 0 && len(slow) == 0 {
-		return true
-	}
-	assert.Equal(t, slow, fast, "%s", data)
-	return true
+	return checkAgreement(t, data, decode((*ChunkDecoder).decodeFast), decode((*ChunkDecoder).decodeReflect))
 }
 
 func chunkSeeds(t testing.TB) [][]byte {
