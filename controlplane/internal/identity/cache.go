@@ -77,18 +77,20 @@ func (c *verifyCache) currentEpoch() uint64 {
 	return c.epoch
 }
 
-// put caches v unless an eviction happened since epoch was read.
-func (c *verifyCache) put(d digest, v *verified, epoch uint64, now time.Time) {
+// put caches v unless an eviction happened since epoch was read, and reports
+// whether it did.
+func (c *verifyCache) put(d digest, v *verified, epoch uint64, now time.Time) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.epoch != epoch {
-		return
+		return false
 	}
 	if _, ok := c.pos[d]; !ok && len(c.pos) >= c.maxPos {
 		shrink(c.pos, c.maxPos, func(v *verified) bool { return !now.Before(v.expires) })
 	}
 	c.pos[d] = v
 	delete(c.neg, d)
+	return true
 }
 
 // putUnknown remembers that d is not a key until the given time, and forgets

@@ -12,7 +12,12 @@
 // the cached record, and Revoke evicts the cache entry at once and tells
 // subscribers (Revocations) so that data-plane sessions can drop the key. UpdateUser
 // makes the cached entries of the user's keys stale, so the next Verify re-reads
-// the user's group, state and limits (without a second Argon2id run).
+// the user's group, state and limits (without a second Argon2id run). A key in use
+// has its row re-read in the background shortly before its entry expires, so active
+// keys never wait for the database. A revocation or change that lands while a row is
+// being read fences that reading off: it is read again before anyone (a request that
+// joined the lookup included) is answered, so no request made after Revoke or
+// UpdateUser returns is answered from the old row.
 //
 // Usage counts (RecordUse) are kept in memory and written in batches by Run.
 //

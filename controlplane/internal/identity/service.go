@@ -70,9 +70,13 @@ type Service struct {
 	pwParams    argonParams
 
 	// refreshAhead: see Options.RefreshAhead; refreshing holds the digests
-	// whose background refresh is under way.
+	// whose background refresh is under way; refreshes run on bgCtx, which
+	// Run cancels when it stops, and are counted in bg.
 	refreshAhead time.Duration
 	refreshing   sync.Map
+	bgCtx        context.Context
+	stopBg       context.CancelFunc
+	bg           sync.WaitGroup
 
 	cache   *verifyCache
 	flight  singleflight.Group
@@ -110,6 +114,7 @@ func New(st Store, opts Options) *Service {
 		usage:       map[int64]store.KeyUse{},
 	}
 	s.refreshAhead = min(orDefault(opts.RefreshAhead, s.cacheTTL/6), s.cacheTTL)
+	s.bgCtx, s.stopBg = context.WithCancel(context.Background())
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -161,12 +166,12 @@ func (s *Service) refreshSoon(credential string, d digest) {
 	if _, busy := s.refreshing.LoadOrStore(d, struct{}{}); busy {
 		return
 	}
-	go func() {
+	s.bg.Go(func() {
 		defer s.refreshing.Delete(d)
 		_, err, _ := s.flight.Do(string(d[:]), func() (any, error) {
-			ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+			ctx, cancel := context.WithTimeout(s.bgCtx, lookupTimeout)
 			defer cancel()
-			return s.load(ctx, credential, d)
+			return s.load(ctx, credential, d, false)
 		})
 		switch {
 		case err == nil:
@@ -175,12 +180,20 @@ func (s *Service) refreshSoon(credential string, d digest) {
 			// The row is gone: load forgot the entry and remembered the key
 			// as unknown.
 			s.metrics.refreshOK.Inc()
+		case s.bgCtx.Err() != nil:
+			// The service is stopping.
 		default:
 			s.metrics.refreshFailed.Inc()
 			s.log.Warn("refresh of a cached API key failed; it will be looked up when it expires",
 				slog.String("key_prefix", DisplayPrefix(credential)), slog.Any("error", err))
 		}
-	}()
+	})
+}
+
+// stopRefreshes cancels the background refreshes and waits for them.
+func (s *Service) stopRefreshes() {
+	s.stopBg()
+	s.bg.Wait()
 }
 
 // verifyMiss shares one lookup and Argon2 verification among concurrent callers
@@ -196,7 +209,7 @@ func (s *Service) verifyMiss(ctx context.Context, credential string, d digest) (
 		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()
-		return s.load(lctx, credential, d)
+		return s.load(lctx, credential, d, true)
 	})
 	select {
 	case <-ctx.Done():
@@ -209,35 +222,49 @@ func (s *Service) verifyMiss(ctx context.Context, credential string, d digest) (
 	}
 }
 
-// load looks a key up by digest, verifies its Argon2id hash and caches the result.
-func (s *Service) load(ctx context.Context, credential string, d digest) (*verified, error) {
-	epoch := s.cache.currentEpoch()
-	rec, err := s.st.KeyByDigest(ctx, KeyDigest(credential))
-	if errors.Is(err, store.ErrNotFound) {
-		s.cache.putUnknown(d, s.now().Add(s.negativeTTL), epoch, s.now())
-		return nil, s.reject(reasonUnknown, ErrInvalidCredential)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("verify API key %s: %w", DisplayPrefix(credential), err)
-	}
-	// The key's own digest found this row. When this process already verified the
-	// same stored hash (a stale cache entry), the Argon2id check would repeat a known
-	// answer: refreshing the row's status, expiry and owner is all that expiry of the
-	// cache entry is for. Only a first sighting, or a changed hash, pays for Argon2id.
-	if prev := s.cache.stale(d); prev == nil || prev.hash == "" || prev.hash != rec.Key.Hash {
-		if err := s.checkHash(ctx, credential, d, rec, epoch); err != nil {
-			return nil, err
+// maxLoadReads bounds how often load reads a key's row when evictions keep
+// fencing off what it read.
+const maxLoadReads = 3
+
+// load looks a key up by digest, verifies its Argon2id hash and caches the
+// result. A revocation or other change that evicts the key while its row is
+// being read fences the result off from the cache; load then reads the row
+// again, so that no caller (a request that joined the lookup included) is
+// answered from the row as it was before the change. Only if changes keep
+// coming maxLoadReads times is the last reading returned uncached. counted
+// says whether refusals count as rejected requests (not for a background
+// refresh).
+func (s *Service) load(ctx context.Context, credential string, d digest, counted bool) (*verified, error) {
+	for read := 1; ; read++ {
+		epoch := s.cache.currentEpoch()
+		rec, err := s.st.KeyByDigest(ctx, KeyDigest(credential))
+		if errors.Is(err, store.ErrNotFound) {
+			s.cache.putUnknown(d, s.now().Add(s.negativeTTL), epoch, s.now())
+			return nil, s.refuse(counted, reasonUnknown, ErrInvalidCredential)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("verify API key %s: %w", DisplayPrefix(credential), err)
+		}
+		// The key's own digest found this row. When this process already verified the
+		// same stored hash (a stale cache entry), the Argon2id check would repeat a known
+		// answer: refreshing the row's status, expiry and owner is all that expiry of the
+		// cache entry is for. Only a first sighting, or a changed hash, pays for Argon2id.
+		if prev := s.cache.stale(d); prev == nil || prev.hash == "" || prev.hash != rec.Key.Hash {
+			if err := s.checkHash(ctx, credential, d, rec, epoch, counted); err != nil {
+				return nil, err
+			}
+		}
+		v := newVerified(rec)
+		v.expires = s.now().Add(s.cacheTTL)
+		if s.cache.put(d, v, epoch, s.now()) || read == maxLoadReads {
+			return v, nil
 		}
 	}
-	v := newVerified(rec)
-	v.expires = s.now().Add(s.cacheTTL)
-	s.cache.put(d, v, epoch, s.now())
-	return v, nil
 }
 
 // checkHash verifies the credential against the row's Argon2id hash, remembering a
 // mismatch as an unknown key.
-func (s *Service) checkHash(ctx context.Context, credential string, d digest, rec store.KeyRecord, epoch uint64) error {
+func (s *Service) checkHash(ctx context.Context, credential string, d digest, rec store.KeyRecord, epoch uint64, counted bool) error {
 	if err := s.acquireHash(ctx); err != nil {
 		return fmt.Errorf("verify API key %s: %w", DisplayPrefix(credential), err)
 	}
@@ -249,7 +276,7 @@ func (s *Service) checkHash(ctx context.Context, credential string, d digest, re
 			s.log.ErrorContext(ctx, "stored API key hash unusable", slog.Int64("api_key_id", rec.Key.ID), slog.Any("error", err))
 		}
 		s.cache.putUnknown(d, s.now().Add(s.negativeTTL), epoch, s.now())
-		return s.reject(reasonHashMismatch, ErrInvalidCredential)
+		return s.refuse(counted, reasonHashMismatch, ErrInvalidCredential)
 	}
 	return nil
 }
@@ -306,6 +333,14 @@ func (s *Service) check(v *verified, now time.Time) (Principal, error) {
 
 func (s *Service) reject(reason string, err error) error {
 	s.metrics.rejections[reason].Inc()
+	return err
+}
+
+// refuse is reject when counted, and err alone otherwise.
+func (s *Service) refuse(counted bool, reason string, err error) error {
+	if counted {
+		return s.reject(reason, err)
+	}
 	return err
 }
 

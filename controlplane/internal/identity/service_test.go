@@ -233,9 +233,38 @@ func TestRevokeDuringLookupIsNotCachedAsActive(t *testing.T) {
 	_, err := f.svc.Revoke(ctx, k.ID)
 	require.NoError(t, err)
 	close(f.st.gate)
-	require.NoError(t, <-done, "the lookup that began before the revocation may still succeed")
+	require.ErrorIs(t, <-done, ErrCredentialRevoked, "a lookup fenced off by the revocation reads the row again")
 	_, err = f.svc.Verify(ctx, full)
-	require.ErrorIs(t, err, ErrCredentialRevoked, "but its result must not be cached")
+	require.ErrorIs(t, err, ErrCredentialRevoked)
+	assert.Equal(t, int64(2), f.st.lookups.Load(), "one read before the revocation, one after")
+}
+
+func TestRevokeDuringRefreshAnswersJoinedRequestsFromTheNewRow(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "gus", store.GroupFaculty)
+	k, full := f.key(t, u.ID, ScopeInference)
+	_, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+
+	f.st.gate = make(chan struct{})
+	f.st.entered = make(chan struct{}, 1)
+	f.clock.Advance(55 * time.Second)
+	_, err = f.svc.Verify(ctx, full) // answered from the cache; starts the refresh
+	require.NoError(t, err)
+	<-f.st.entered // the refresh has read the key as active and is held
+
+	_, err = f.svc.Revoke(ctx, k.ID) // evicts the entry while the refresh is in flight
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { _, err := f.svc.Verify(ctx, full); done <- err }() // misses, joins the refresh
+	time.Sleep(50 * time.Millisecond)
+	close(f.st.gate)
+	require.ErrorIs(t, <-done, ErrCredentialRevoked, "no request after Revoke returned is answered from the old row")
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrCredentialRevoked)
+	assert.Zero(t, f.rejections(reasonUnknown), "a refresh counts no rejected request")
 }
 
 func TestVerifyHonoursCallerContext(t *testing.T) {

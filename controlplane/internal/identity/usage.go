@@ -63,6 +63,7 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.WarnContext(ctx, "flush API key usage", slog.Any("error", err))
 			}
 		case <-ctx.Done():
+			s.stopRefreshes()
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalFlushTimeout)
 			defer cancel()
 			if err := s.FlushUsage(fctx); err != nil {
