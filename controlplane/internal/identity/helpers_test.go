@@ -49,11 +49,15 @@ type countingStore struct {
 	gate     chan struct{}
 	entered  chan struct{}
 	failUses atomic.Bool
+	gone     atomic.Bool // every key lookup finds nothing (the row was deleted)
 }
 
 func (c *countingStore) KeyByDigest(ctx context.Context, sha256hex string) (store.KeyRecord, error) {
 	c.lookups.Add(1)
 	rec, err := c.Store.KeyByDigest(ctx, sha256hex)
+	if c.gone.Load() {
+		rec, err = store.KeyRecord{}, store.ErrNotFound
+	}
 	if c.entered != nil {
 		select {
 		case c.entered <- struct{}{}:

@@ -264,7 +264,30 @@ func TestRevokeDuringRefreshAnswersJoinedRequestsFromTheNewRow(t *testing.T) {
 	require.ErrorIs(t, <-done, ErrCredentialRevoked, "no request after Revoke returned is answered from the old row")
 	_, err = f.svc.Verify(ctx, full)
 	require.ErrorIs(t, err, ErrCredentialRevoked)
-	assert.Zero(t, f.rejections(reasonUnknown), "a refresh counts no rejected request")
+}
+
+func TestRefreshThatFindsTheKeyGoneForgetsItWithoutCountingARejection(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	u := f.user(t, "hal", store.GroupFaculty)
+	_, full := f.key(t, u.ID, ScopeInference)
+	_, err := f.svc.Verify(ctx, full)
+	require.NoError(t, err)
+
+	f.st.gone.Store(true) // the row is deleted outside this process
+	f.clock.Advance(55 * time.Second)
+	_, err = f.svc.Verify(ctx, full) // still within the entry's lifetime; starts the refresh
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return testutil.ToFloat64(f.svc.metrics.refreshOK) == 1
+	}, 5*time.Second, 5*time.Millisecond)
+	assert.Zero(t, f.rejections(reasonUnknown), "the refresh refused no request")
+
+	_, err = f.svc.Verify(ctx, full)
+	require.ErrorIs(t, err, ErrInvalidCredential, "the entry is forgotten before it would have expired")
+	assert.Equal(t, 1, f.rejections(reasonUnknown), "the request that is refused is counted once")
+	assert.Equal(t, int64(2), f.st.lookups.Load(), "refused from the negative cache, without another lookup")
 }
 
 func TestVerifyHonoursCallerContext(t *testing.T) {
