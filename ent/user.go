@@ -57,9 +57,13 @@ type UserEdges struct {
 	APIKeys []*APIKey `json:"api_keys,omitempty"`
 	// Quota holds the value of the quota edge.
 	Quota *Quota `json:"quota,omitempty"`
+	// QuotaRequests holds the value of the quota_requests edge.
+	QuotaRequests []*QuotaRequest `json:"quota_requests,omitempty"`
+	// Sessions holds the value of the sessions edge.
+	Sessions []*Session `json:"sessions,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [3]bool
+	loadedTypes [5]bool
 }
 
 // GroupOrErr returns the Group value or an error if the edge
@@ -91,6 +95,24 @@ func (e UserEdges) QuotaOrErr() (*Quota, error) {
 		return nil, &NotFoundError{label: quota.Label}
 	}
 	return nil, &NotLoadedError{edge: "quota"}
+}
+
+// QuotaRequestsOrErr returns the QuotaRequests value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) QuotaRequestsOrErr() ([]*QuotaRequest, error) {
+	if e.loadedTypes[3] {
+		return e.QuotaRequests, nil
+	}
+	return nil, &NotLoadedError{edge: "quota_requests"}
+}
+
+// SessionsOrErr returns the Sessions value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) SessionsOrErr() ([]*Session, error) {
+	if e.loadedTypes[4] {
+		return e.Sessions, nil
+	}
+	return nil, &NotLoadedError{edge: "sessions"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -229,6 +251,16 @@ func (_m *User) QueryAPIKeys() *APIKeyQuery {
 // QueryQuota queries the "quota" edge of the User entity.
 func (_m *User) QueryQuota() *QuotaQuery {
 	return NewUserClient(_m.config).QueryQuota(_m)
+}
+
+// QueryQuotaRequests queries the "quota_requests" edge of the User entity.
+func (_m *User) QueryQuotaRequests() *QuotaRequestQuery {
+	return NewUserClient(_m.config).QueryQuotaRequests(_m)
+}
+
+// QuerySessions queries the "sessions" edge of the User entity.
+func (_m *User) QuerySessions() *SessionQuery {
+	return NewUserClient(_m.config).QuerySessions(_m)
 }
 
 // Update returns a builder for updating this User.

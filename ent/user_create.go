@@ -14,6 +14,8 @@ import (
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/quota"
+	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -206,6 +208,36 @@ func (_c *UserCreate) SetNillableQuotaID(id *int) *UserCreate {
 // SetQuota sets the "quota" edge to the Quota entity.
 func (_c *UserCreate) SetQuota(v *Quota) *UserCreate {
 	return _c.SetQuotaID(v.ID)
+}
+
+// AddQuotaRequestIDs adds the "quota_requests" edge to the QuotaRequest entity by IDs.
+func (_c *UserCreate) AddQuotaRequestIDs(ids ...int) *UserCreate {
+	_c.mutation.AddQuotaRequestIDs(ids...)
+	return _c
+}
+
+// AddQuotaRequests adds the "quota_requests" edges to the QuotaRequest entity.
+func (_c *UserCreate) AddQuotaRequests(v ...*QuotaRequest) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddQuotaRequestIDs(ids...)
+}
+
+// AddSessionIDs adds the "sessions" edge to the Session entity by IDs.
+func (_c *UserCreate) AddSessionIDs(ids ...int) *UserCreate {
+	_c.mutation.AddSessionIDs(ids...)
+	return _c
+}
+
+// AddSessions adds the "sessions" edges to the Session entity.
+func (_c *UserCreate) AddSessions(v ...*Session) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddSessionIDs(ids...)
 }
 
 // Mutation returns the UserMutation object of the builder.
@@ -435,6 +467,38 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(quota.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.QuotaRequestsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.QuotaRequestsTable,
+			Columns: []string{user.QuotaRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(quotarequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.SessionsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.SessionsTable,
+			Columns: []string{user.SessionsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(session.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

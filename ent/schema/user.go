@@ -43,6 +43,8 @@ func (User) Edges() []ent.Edge {
 		edge.From("group", Group.Type).Ref("users").Field("group_id").Unique().Required(),
 		edge.To("api_keys", APIKey.Type),
 		edge.To("quota", Quota.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("quota_requests", QuotaRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("sessions", Session.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 

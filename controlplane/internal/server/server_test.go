@@ -94,10 +94,13 @@ func startServer(t *testing.T) *testServer {
 	spans := tracetest.NewSpanRecorder()
 	metrics := prometheus.NewRegistry()
 	adm := &fakeAdmission{}
+	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{})
+	require.NoError(t, err)
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
-			Identity: identity.NewAdminServer(ident, st), Telemetry: tele},
-		Verifier: ident, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
+			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts)},
+		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
 		Propagator:     propagation.TraceContext{},

@@ -133,8 +133,8 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 	return toGroup(g), nil
 }
 
-// GroupPatch changes a group's defaults; nil fields keep their values. A group's
-// name and privileges are fixed.
+// GroupPatch changes a group's defaults and privileges; nil fields keep their
+// values. A group's name is fixed.
 type GroupPatch struct {
 	DisplayName      *string
 	Description      *string
@@ -143,6 +143,8 @@ type GroupPatch struct {
 	SchedulerWeight  *int
 	APIKeyExpiryDays *int
 	MaxAPIKeys       *int
+	IsAdmin          *bool
+	IsAuditor        *bool
 }
 
 // UpdateGroup applies p to a group and returns it with its member count. An
@@ -157,6 +159,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		SetNillableSchedulerWeight(p.SchedulerWeight).
 		SetNillableAPIKeyExpiryDays(p.APIKeyExpiryDays).
 		SetNillableMaxAPIKeys(p.MaxAPIKeys).
+		SetNillableIsAdmin(p.IsAdmin).
+		SetNillableIsAuditor(p.IsAuditor).
 		Exec(ctx)
 	if err != nil {
 		return Group{}, dbErr(op, err)
