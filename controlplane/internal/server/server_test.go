@@ -33,6 +33,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -54,6 +55,7 @@ func (f *fakeAdmission) Release(context.Context, *controlplanev1.ReleaseRequest)
 }
 
 type testServer struct {
+	srv      *Server
 	grpcAddr string
 	restURL  string
 	keys     map[string]string // role -> API key
@@ -65,9 +67,15 @@ type testServer struct {
 // services on SQLite; only admission is a fake.
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerOn(t, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))})
+}
+
+// startServerOn is startServer on the given database.
+func startServerOn(t *testing.T, db store.Config) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))}, log)
+	st, err := store.Open(ctx, db, log)
 	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
 	boot, err := ident.Bootstrap(ctx, "")
@@ -99,7 +107,10 @@ func startServer(t *testing.T) *testServer {
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
 			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
-			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts)},
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts),
+			// Registered so that the RBAC matrix covers its methods; its handlers
+			// are tested with admission.
+			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}},
 		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
@@ -116,7 +127,7 @@ func startServer(t *testing.T) *testServer {
 		require.NoError(t, <-done)
 		st.Close()
 	})
-	return &testServer{grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
+	return &testServer{srv: srv, grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
 }
 
 func (s *testServer) rest(t *testing.T, method, path, header, value, body string) (int, string) {
