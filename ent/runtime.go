@@ -726,4 +726,12 @@ func init() {
 	userDescWeightOverride := userFields[8].Descriptor()
 	// user.WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	user.WeightOverrideValidator = userDescWeightOverride.Validators[0].(func(int) error)
+	// userDescOidcIssuer is the schema descriptor for oidc_issuer field.
+	userDescOidcIssuer := userFields[10].Descriptor()
+	// user.OidcIssuerValidator is a validator for the "oidc_issuer" field. It is called by the builders before save.
+	user.OidcIssuerValidator = userDescOidcIssuer.Validators[0].(func(string) error)
+	// userDescOidcSubject is the schema descriptor for oidc_subject field.
+	userDescOidcSubject := userFields[11].Descriptor()
+	// user.OidcSubjectValidator is a validator for the "oidc_subject" field. It is called by the builders before save.
+	user.OidcSubjectValidator = userDescOidcSubject.Validators[0].(func(string) error)
 }

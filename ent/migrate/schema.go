@@ -329,6 +329,8 @@ var (
 		{Name: "token_budget", Type: field.TypeInt64, Nullable: true},
 		{Name: "weight_override", Type: field.TypeInt, Nullable: true},
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "oidc_issuer", Type: field.TypeString, Nullable: true, Size: 255},
+		{Name: "oidc_subject", Type: field.TypeString, Nullable: true, Size: 255},
 		{Name: "group_id", Type: field.TypeInt},
 	}
 	// UsersTable holds the schema information for the "users" table.
@@ -339,7 +341,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_groups_users",
-				Columns:    []*schema.Column{UsersColumns[12]},
+				Columns:    []*schema.Column{UsersColumns[14]},
 				RefColumns: []*schema.Column{GroupsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -348,7 +350,12 @@ var (
 			{
 				Name:    "user_group_id",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[12]},
+				Columns: []*schema.Column{UsersColumns[14]},
+			},
+			{
+				Name:    "user_oidc_issuer_oidc_subject",
+				Unique:  true,
+				Columns: []*schema.Column{UsersColumns[12], UsersColumns[13]},
 			},
 		},
 	}

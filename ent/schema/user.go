@@ -34,6 +34,10 @@ func (User) Fields() []ent.Field {
 		field.Int("weight_override").Optional().Nillable().Positive(),
 		// Soft deletion: a deleted user's keys stop working.
 		optionalTime("deleted_at"),
+		// The OpenID Connect identity a single-sign-on account is matched by:
+		// the issuer and its subject, never the e-mail address.
+		field.String("oidc_issuer").MaxLen(255).Optional().Nillable(),
+		field.String("oidc_subject").MaxLen(255).Optional().Nillable(),
 	}
 }
 
@@ -52,5 +56,6 @@ func (User) Edges() []ent.Edge {
 func (User) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("group_id"),
+		index.Fields("oidc_issuer", "oidc_subject").Unique(),
 	}
 }

@@ -84,6 +84,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	var sso *identity.SSO
+	if cfg.OIDCConfig != "" {
+		providers, err := identity.LoadOIDCProviders(cfg.OIDCConfig)
+		if err != nil {
+			return err
+		}
+		sso = identity.NewSSO(accounts, st, providers, nil)
+	}
+
 	tele, err := telemetry.New(st, telemetry.Options{SampleInterval: cfg.TelemetryInterval, Logger: log.With("component", "telemetry"), Registerer: metrics})
 	if err != nil {
 		return err
@@ -136,7 +145,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Services: server.Services{
 			Admission: adm, Session: adm,
 			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st, accounts),
-			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts),
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts, sso),
 			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
 			Telemetry: tele,
 		},

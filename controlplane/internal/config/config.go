@@ -55,6 +55,8 @@ type Config struct {
 	SessionMaxAge    time.Duration
 	LoginMaxAttempts int
 	LoginWindow      time.Duration
+	// OIDCConfig is a JSON file of OpenID Connect providers; empty: none.
+	OIDCConfig string
 }
 
 // BackendSeed is a backend registered (idempotently) at start-up.
@@ -134,6 +136,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.SessionMaxAge, "session-max-age", env.dur("MINDROUTER_SESSION_MAX_AGE", c.SessionMaxAge), "browser sessions end this long after sign-in, however used")
 	fs.IntVar(&c.LoginMaxAttempts, "login-max-attempts", int(env.int64("MINDROUTER_LOGIN_MAX_ATTEMPTS", int64(c.LoginMaxAttempts))), "failed sign-ins per username and address within login-window before 429")
 	fs.DurationVar(&c.LoginWindow, "login-window", env.dur("MINDROUTER_LOGIN_WINDOW", c.LoginWindow), "window in which login-max-attempts failed sign-ins are counted")
+	fs.StringVar(&c.OIDCConfig, "oidc-config", env.str("MINDROUTER_OIDC_CONFIG", c.OIDCConfig), "JSON file of OpenID Connect providers for single sign-on (see docs/configuration.md); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -15,12 +16,16 @@ import (
 type SignInServer struct {
 	controlplanev1.UnimplementedSignInServiceServer
 	acct *Accounts
+	sso  *SSO
 }
 
 var _ controlplanev1.SignInServiceServer = (*SignInServer)(nil)
 
-// NewSignInServer returns the SignInService handlers.
-func NewSignInServer(acct *Accounts) *SignInServer { return &SignInServer{acct: acct} }
+// NewSignInServer returns the SignInService handlers; sso may be nil when no
+// OpenID provider is configured.
+func NewSignInServer(acct *Accounts, sso *SSO) *SignInServer {
+	return &SignInServer{acct: acct, sso: sso}
+}
 
 // PasswordLogin checks a password and opens a session.
 func (s *SignInServer) PasswordLogin(ctx context.Context, req *controlplanev1.PasswordLoginRequest) (*controlplanev1.PasswordLoginResponse, error) {
@@ -52,4 +57,35 @@ func (s *SignInServer) Logout(ctx context.Context, req *controlplanev1.LogoutReq
 		return nil, err
 	}
 	return &controlplanev1.LogoutResponse{SessionsEnded: int32(n)}, nil
+}
+
+// BeginOIDC starts a sign-in at a configured OpenID provider.
+func (s *SignInServer) BeginOIDC(ctx context.Context, req *controlplanev1.BeginOIDCRequest) (*controlplanev1.BeginOIDCResponse, error) {
+	if s.sso == nil {
+		return nil, fmt.Errorf("%w %q: none is configured", ErrUnknownProvider, req.GetProvider())
+	}
+	if len(req.GetNext()) > 2048 {
+		return nil, firstInvalid(errors.New("next is longer than 2048 bytes"))
+	}
+	u, binding, err := s.sso.Begin(ctx, req.GetProvider(), req.GetNext())
+	if err != nil {
+		return nil, err
+	}
+	return &controlplanev1.BeginOIDCResponse{AuthorizationUrl: u, Binding: binding, TtlSeconds: int64(oidcFlowTTL.Seconds())}, nil
+}
+
+// CompleteOIDC finishes a sign-in and opens a session.
+func (s *SignInServer) CompleteOIDC(ctx context.Context, req *controlplanev1.CompleteOIDCRequest) (*controlplanev1.CompleteOIDCResponse, error) {
+	if s.sso == nil || req.GetState() == "" || req.GetCode() == "" || req.GetBinding() == "" ||
+		len(req.GetState()) > 128 || len(req.GetCode()) > 4096 || len(req.GetBinding()) > 128 {
+		return nil, ErrSSOFailed
+	}
+	ss, next, err := s.sso.Complete(ctx, req.GetState(), req.GetCode(), req.GetBinding(), req.GetClientIp(), req.GetUserAgent())
+	if err != nil {
+		return nil, err
+	}
+	return &controlplanev1.CompleteOIDCResponse{Next: next, Session: &controlplanev1.PasswordLoginResponse{
+		SessionToken: ss.Token, CsrfToken: ss.CSRFToken, ExpiresAt: timestamppb.New(ss.ExpiresAt),
+		IdleTimeoutSeconds: int64(ss.Idle.Seconds()),
+	}}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,12 +56,16 @@ func (f *fakeAdmission) Release(context.Context, *controlplanev1.ReleaseRequest)
 }
 
 type testServer struct {
-	srv      *Server
-	grpcAddr string
-	restURL  string
-	keys     map[string]string // role -> API key
-	spans    *tracetest.SpanRecorder
-	metrics  *prometheus.Registry
+	srv *Server
+	// signInCalls counts SignInService calls that reached their handler,
+	// whose own refusals (a failed sign-in) the RBAC matrix must tell from
+	// the interceptor's.
+	signInCalls *atomic.Int64
+	grpcAddr    string
+	restURL     string
+	keys        map[string]string // role -> API key
+	spans       *tracetest.SpanRecorder
+	metrics     *prometheus.Registry
 }
 
 // startServer runs the real server with the real identity, registry and telemetry
@@ -104,10 +109,11 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 	adm := &fakeAdmission{}
 	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{})
 	require.NoError(t, err)
+	signIn := &countingSignIn{SignInServer: identity.NewSignInServer(accounts, nil), calls: new(atomic.Int64)}
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
 			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
-			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts),
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: signIn,
 			// Registered so that the RBAC matrix covers its methods; its handlers
 			// are tested with admission.
 			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}},
@@ -127,7 +133,7 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 		require.NoError(t, <-done)
 		st.Close()
 	})
-	return &testServer{srv: srv, grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
+	return &testServer{srv: srv, signInCalls: signIn.calls, grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
 }
 
 func (s *testServer) rest(t *testing.T, method, path, header, value, body string) (int, string) {
@@ -327,4 +333,30 @@ func metricText(t *testing.T, g prometheus.Gatherer) string {
 		}
 	}
 	return b.String()
+}
+
+// countingSignIn counts the calls that reach the SignInService handlers.
+type countingSignIn struct {
+	*identity.SignInServer
+	calls *atomic.Int64
+}
+
+func (c *countingSignIn) PasswordLogin(ctx context.Context, req *controlplanev1.PasswordLoginRequest) (*controlplanev1.PasswordLoginResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.PasswordLogin(ctx, req)
+}
+
+func (c *countingSignIn) Logout(ctx context.Context, req *controlplanev1.LogoutRequest) (*controlplanev1.LogoutResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.Logout(ctx, req)
+}
+
+func (c *countingSignIn) BeginOIDC(ctx context.Context, req *controlplanev1.BeginOIDCRequest) (*controlplanev1.BeginOIDCResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.BeginOIDC(ctx, req)
+}
+
+func (c *countingSignIn) CompleteOIDC(ctx context.Context, req *controlplanev1.CompleteOIDCRequest) (*controlplanev1.CompleteOIDCResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.CompleteOIDC(ctx, req)
 }

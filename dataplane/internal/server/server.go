@@ -84,6 +84,7 @@ func New(opts Options) (*Server, error) {
 	if opts.SignIn != nil {
 		mux.Handle("/login", opts.SignIn)
 		mux.Handle("/logout", opts.SignIn)
+		mux.Handle("/login/oidc/", opts.SignIn)
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

@@ -26,6 +26,9 @@ import (
 const (
 	// CookieName is the session cookie, as in the original.
 	CookieName = "mindrouter_session"
+	// flowCookie binds an OpenID Connect sign-in to the browser that started it.
+	flowCookie = "mindrouter_oidc"
+	flowPath   = "/login/oidc/"
 	// CSRFHeader is the header browsers send the session's CSRF token in.
 	CSRFHeader = "X-CSRF-Token"
 	// csrfField is the form field that may carry it instead.
@@ -69,6 +72,8 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger) *Handler {
 	h.mux.HandleFunc("GET /login", h.page)
 	h.mux.HandleFunc("POST /login", h.login)
 	h.mux.HandleFunc("POST /logout", h.logout)
+	h.mux.HandleFunc("GET /login/oidc/callback", h.oidcCallback)
+	h.mux.HandleFunc("GET /login/oidc/{provider}", h.oidcBegin)
 	return h
 }
 
@@ -127,10 +132,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, wantsJSON, code, msg, d)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: resp.GetSessionToken(), Path: "/",
-		Expires: resp.GetExpiresAt().AsTime(), HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode,
-	})
+	h.setSession(w, r, resp)
 	if wantsJSON {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"csrf_token": resp.GetCsrfToken(), "expires_at": resp.GetExpiresAt().AsTime().UTC().Format(time.RFC3339),
@@ -138,6 +140,68 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, d.Next, http.StatusSeeOther)
+}
+
+func (h *Handler) setSession(w http.ResponseWriter, r *http.Request, resp *controlplanev1.PasswordLoginResponse) {
+	http.SetCookie(w, &http.Cookie{
+		Name: CookieName, Value: resp.GetSessionToken(), Path: "/",
+		Expires: resp.GetExpiresAt().AsTime(), HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode,
+	})
+}
+
+// oidcBegin sends the browser to the provider, holding the flow's binding in
+// a short-lived cookie.
+func (h *Handler) oidcBegin(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := h.callCtx(r.Context())
+	defer cancel()
+	resp, err := h.client.BeginOIDC(ctx, &controlplanev1.BeginOIDCRequest{
+		Provider: r.PathValue("provider"), Next: safeNext(r.URL.Query().Get("next")),
+	})
+	if err != nil {
+		code, msg := httpError(err)
+		if status.Code(err) == codes.NotFound {
+			code = http.StatusNotFound
+		}
+		h.fail(w, false, code, msg, pageData{})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: resp.GetBinding(), Path: flowPath,
+		MaxAge: int(resp.GetTtlSeconds()), HttpOnly: true, Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	http.Redirect(w, r, resp.GetAuthorizationUrl(), http.StatusFound)
+}
+
+// oidcCallback completes the flow the provider sends the browser back from.
+func (h *Handler) oidcCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: flowPath, MaxAge: -1, HttpOnly: true,
+		Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	if e := q.Get("error"); e != "" {
+		h.fail(w, false, http.StatusUnauthorized, "the sign-in provider refused: "+truncate(e, 100), pageData{})
+		return
+	}
+	binding := ""
+	if c, err := r.Cookie(flowCookie); err == nil {
+		binding = c.Value
+	}
+	ctx, cancel := h.callCtx(r.Context())
+	defer cancel()
+	resp, err := h.client.CompleteOIDC(ctx, &controlplanev1.CompleteOIDCRequest{
+		State: q.Get("state"), Code: q.Get("code"), Binding: binding, ClientIp: clientIP(r), UserAgent: r.UserAgent(),
+	})
+	if err != nil {
+		code, msg := httpError(err)
+		h.fail(w, false, code, msg, pageData{})
+		return
+	}
+	h.setSession(w, r, resp.GetSession())
+	http.Redirect(w, r, safeNext(resp.GetNext()), http.StatusSeeOther)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
 }
 
 // logout ends the session (everywhere=1: every session of the user) and

@@ -22,6 +22,254 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// BeginOIDCRequest names the provider and where to go afterwards.
+type BeginOIDCRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Provider string                 `protobuf:"bytes,1,opt,name=provider,proto3" json:"provider,omitempty"`
+	// A same-site path; checked by the data plane.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginOIDCRequest) Reset() {
+	*x = BeginOIDCRequest{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginOIDCRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginOIDCRequest) ProtoMessage() {}
+
+func (x *BeginOIDCRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginOIDCRequest.ProtoReflect.Descriptor instead.
+func (*BeginOIDCRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *BeginOIDCRequest) GetProvider() string {
+	if x != nil {
+		return x.Provider
+	}
+	return ""
+}
+
+func (x *BeginOIDCRequest) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+// BeginOIDCResponse holds where to send the browser and what it must keep.
+type BeginOIDCResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	AuthorizationUrl string                 `protobuf:"bytes,1,opt,name=authorization_url,json=authorizationUrl,proto3" json:"authorization_url,omitempty"`
+	// Opaque; the browser keeps it in a short-lived cookie.
+	Binding string `protobuf:"bytes,2,opt,name=binding,proto3" json:"binding,omitempty"`
+	// How long the flow may take.
+	TtlSeconds    int64 `protobuf:"varint,3,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BeginOIDCResponse) Reset() {
+	*x = BeginOIDCResponse{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BeginOIDCResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BeginOIDCResponse) ProtoMessage() {}
+
+func (x *BeginOIDCResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BeginOIDCResponse.ProtoReflect.Descriptor instead.
+func (*BeginOIDCResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *BeginOIDCResponse) GetAuthorizationUrl() string {
+	if x != nil {
+		return x.AuthorizationUrl
+	}
+	return ""
+}
+
+func (x *BeginOIDCResponse) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *BeginOIDCResponse) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+// CompleteOIDCRequest carries the provider's callback and the browser's binding.
+type CompleteOIDCRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Code          string                 `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
+	Binding       string                 `protobuf:"bytes,3,opt,name=binding,proto3" json:"binding,omitempty"`
+	ClientIp      string                 `protobuf:"bytes,4,opt,name=client_ip,json=clientIp,proto3" json:"client_ip,omitempty"`
+	UserAgent     string                 `protobuf:"bytes,5,opt,name=user_agent,json=userAgent,proto3" json:"user_agent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteOIDCRequest) Reset() {
+	*x = CompleteOIDCRequest{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteOIDCRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteOIDCRequest) ProtoMessage() {}
+
+func (x *CompleteOIDCRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteOIDCRequest.ProtoReflect.Descriptor instead.
+func (*CompleteOIDCRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CompleteOIDCRequest) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *CompleteOIDCRequest) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *CompleteOIDCRequest) GetBinding() string {
+	if x != nil {
+		return x.Binding
+	}
+	return ""
+}
+
+func (x *CompleteOIDCRequest) GetClientIp() string {
+	if x != nil {
+		return x.ClientIp
+	}
+	return ""
+}
+
+func (x *CompleteOIDCRequest) GetUserAgent() string {
+	if x != nil {
+		return x.UserAgent
+	}
+	return ""
+}
+
+// CompleteOIDCResponse holds the new session.
+type CompleteOIDCResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Session *PasswordLoginResponse `protobuf:"bytes,1,opt,name=session,proto3" json:"session,omitempty"`
+	// Where the browser asked to go.
+	Next          string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CompleteOIDCResponse) Reset() {
+	*x = CompleteOIDCResponse{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CompleteOIDCResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CompleteOIDCResponse) ProtoMessage() {}
+
+func (x *CompleteOIDCResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CompleteOIDCResponse.ProtoReflect.Descriptor instead.
+func (*CompleteOIDCResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CompleteOIDCResponse) GetSession() *PasswordLoginResponse {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CompleteOIDCResponse) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
 // PasswordLoginRequest carries the form and who sent it.
 type PasswordLoginRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -36,7 +284,7 @@ type PasswordLoginRequest struct {
 
 func (x *PasswordLoginRequest) Reset() {
 	*x = PasswordLoginRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -48,7 +296,7 @@ func (x *PasswordLoginRequest) String() string {
 func (*PasswordLoginRequest) ProtoMessage() {}
 
 func (x *PasswordLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -61,7 +309,7 @@ func (x *PasswordLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordLoginRequest.ProtoReflect.Descriptor instead.
 func (*PasswordLoginRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{0}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PasswordLoginRequest) GetUsername() string {
@@ -108,7 +356,7 @@ type PasswordLoginResponse struct {
 
 func (x *PasswordLoginResponse) Reset() {
 	*x = PasswordLoginResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +368,7 @@ func (x *PasswordLoginResponse) String() string {
 func (*PasswordLoginResponse) ProtoMessage() {}
 
 func (x *PasswordLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +381,7 @@ func (x *PasswordLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordLoginResponse.ProtoReflect.Descriptor instead.
 func (*PasswordLoginResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{1}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PasswordLoginResponse) GetSessionToken() string {
@@ -177,7 +425,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -189,7 +437,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -202,7 +450,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LogoutRequest) GetSessionToken() string {
@@ -236,7 +484,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -248,7 +496,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -261,7 +509,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *LogoutResponse) GetSessionsEnded() int32 {
@@ -275,7 +523,25 @@ var File_mindrouter_controlplane_v1_signin_service_proto protoreflect.FileDescri
 
 const file_mindrouter_controlplane_v1_signin_service_proto_rawDesc = "" +
 	"\n" +
-	"/mindrouter/controlplane/v1/signin_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n" +
+	"/mindrouter/controlplane/v1/signin_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n" +
+	"\x10BeginOIDCRequest\x12\x1a\n" +
+	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"{\n" +
+	"\x11BeginOIDCResponse\x12+\n" +
+	"\x11authorization_url\x18\x01 \x01(\tR\x10authorizationUrl\x12\x18\n" +
+	"\abinding\x18\x02 \x01(\tR\abinding\x12\x1f\n" +
+	"\vttl_seconds\x18\x03 \x01(\x03R\n" +
+	"ttlSeconds\"\x95\x01\n" +
+	"\x13CompleteOIDCRequest\x12\x14\n" +
+	"\x05state\x18\x01 \x01(\tR\x05state\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\tR\x04code\x12\x18\n" +
+	"\abinding\x18\x03 \x01(\tR\abinding\x12\x1b\n" +
+	"\tclient_ip\x18\x04 \x01(\tR\bclientIp\x12\x1d\n" +
+	"\n" +
+	"user_agent\x18\x05 \x01(\tR\tuserAgent\"w\n" +
+	"\x14CompleteOIDCResponse\x12K\n" +
+	"\asession\x18\x01 \x01(\v21.mindrouter.controlplane.v1.PasswordLoginResponseR\asession\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\"\x8a\x01\n" +
 	"\x14PasswordLoginRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1b\n" +
@@ -297,10 +563,12 @@ const file_mindrouter_controlplane_v1_signin_service_proto_rawDesc = "" +
 	"\n" +
 	"csrf_token\x18\x03 \x01(\tR\tcsrfToken\"7\n" +
 	"\x0eLogoutResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded2\xe6\x01\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded2\xc3\x03\n" +
 	"\rSignInService\x12t\n" +
 	"\rPasswordLogin\x120.mindrouter.controlplane.v1.PasswordLoginRequest\x1a1.mindrouter.controlplane.v1.PasswordLoginResponse\x12_\n" +
-	"\x06Logout\x12).mindrouter.controlplane.v1.LogoutRequest\x1a*.mindrouter.controlplane.v1.LogoutResponseB\x94\x02\n" +
+	"\x06Logout\x12).mindrouter.controlplane.v1.LogoutRequest\x1a*.mindrouter.controlplane.v1.LogoutResponse\x12h\n" +
+	"\tBeginOIDC\x12,.mindrouter.controlplane.v1.BeginOIDCRequest\x1a-.mindrouter.controlplane.v1.BeginOIDCResponse\x12q\n" +
+	"\fCompleteOIDC\x12/.mindrouter.controlplane.v1.CompleteOIDCRequest\x1a0.mindrouter.controlplane.v1.CompleteOIDCResponseB\x94\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\x12SigninServiceProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"
 
 var (
@@ -315,25 +583,34 @@ func file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_signin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mindrouter_controlplane_v1_signin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_mindrouter_controlplane_v1_signin_service_proto_goTypes = []any{
-	(*PasswordLoginRequest)(nil),  // 0: mindrouter.controlplane.v1.PasswordLoginRequest
-	(*PasswordLoginResponse)(nil), // 1: mindrouter.controlplane.v1.PasswordLoginResponse
-	(*LogoutRequest)(nil),         // 2: mindrouter.controlplane.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 3: mindrouter.controlplane.v1.LogoutResponse
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*BeginOIDCRequest)(nil),      // 0: mindrouter.controlplane.v1.BeginOIDCRequest
+	(*BeginOIDCResponse)(nil),     // 1: mindrouter.controlplane.v1.BeginOIDCResponse
+	(*CompleteOIDCRequest)(nil),   // 2: mindrouter.controlplane.v1.CompleteOIDCRequest
+	(*CompleteOIDCResponse)(nil),  // 3: mindrouter.controlplane.v1.CompleteOIDCResponse
+	(*PasswordLoginRequest)(nil),  // 4: mindrouter.controlplane.v1.PasswordLoginRequest
+	(*PasswordLoginResponse)(nil), // 5: mindrouter.controlplane.v1.PasswordLoginResponse
+	(*LogoutRequest)(nil),         // 6: mindrouter.controlplane.v1.LogoutRequest
+	(*LogoutResponse)(nil),        // 7: mindrouter.controlplane.v1.LogoutResponse
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_mindrouter_controlplane_v1_signin_service_proto_depIdxs = []int32{
-	4, // 0: mindrouter.controlplane.v1.PasswordLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	0, // 1: mindrouter.controlplane.v1.SignInService.PasswordLogin:input_type -> mindrouter.controlplane.v1.PasswordLoginRequest
-	2, // 2: mindrouter.controlplane.v1.SignInService.Logout:input_type -> mindrouter.controlplane.v1.LogoutRequest
-	1, // 3: mindrouter.controlplane.v1.SignInService.PasswordLogin:output_type -> mindrouter.controlplane.v1.PasswordLoginResponse
-	3, // 4: mindrouter.controlplane.v1.SignInService.Logout:output_type -> mindrouter.controlplane.v1.LogoutResponse
-	3, // [3:5] is the sub-list for method output_type
-	1, // [1:3] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 0: mindrouter.controlplane.v1.CompleteOIDCResponse.session:type_name -> mindrouter.controlplane.v1.PasswordLoginResponse
+	8, // 1: mindrouter.controlplane.v1.PasswordLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	4, // 2: mindrouter.controlplane.v1.SignInService.PasswordLogin:input_type -> mindrouter.controlplane.v1.PasswordLoginRequest
+	6, // 3: mindrouter.controlplane.v1.SignInService.Logout:input_type -> mindrouter.controlplane.v1.LogoutRequest
+	0, // 4: mindrouter.controlplane.v1.SignInService.BeginOIDC:input_type -> mindrouter.controlplane.v1.BeginOIDCRequest
+	2, // 5: mindrouter.controlplane.v1.SignInService.CompleteOIDC:input_type -> mindrouter.controlplane.v1.CompleteOIDCRequest
+	5, // 6: mindrouter.controlplane.v1.SignInService.PasswordLogin:output_type -> mindrouter.controlplane.v1.PasswordLoginResponse
+	7, // 7: mindrouter.controlplane.v1.SignInService.Logout:output_type -> mindrouter.controlplane.v1.LogoutResponse
+	1, // 8: mindrouter.controlplane.v1.SignInService.BeginOIDC:output_type -> mindrouter.controlplane.v1.BeginOIDCResponse
+	3, // 9: mindrouter.controlplane.v1.SignInService.CompleteOIDC:output_type -> mindrouter.controlplane.v1.CompleteOIDCResponse
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_signin_service_proto_init() }
@@ -347,7 +624,7 @@ func file_mindrouter_controlplane_v1_signin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_signin_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_signin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,8 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	SignInService_PasswordLogin_FullMethodName = "/mindrouter.controlplane.v1.SignInService/PasswordLogin"
 	SignInService_Logout_FullMethodName        = "/mindrouter.controlplane.v1.SignInService/Logout"
+	SignInService_BeginOIDC_FullMethodName     = "/mindrouter.controlplane.v1.SignInService/BeginOIDC"
+	SignInService_CompleteOIDC_FullMethodName  = "/mindrouter.controlplane.v1.SignInService/CompleteOIDC"
 )
 
 // SignInServiceClient is the client API for SignInService service.
@@ -40,6 +42,15 @@ type SignInServiceClient interface {
 	// browser must have sent the session's CSRF token (PERMISSION_DENIED
 	// otherwise), so that another site cannot sign a user out.
 	Logout(ctx context.Context, in *LogoutRequest, opts ...grpc.CallOption) (*LogoutResponse, error)
+	// BeginOIDC starts an OpenID Connect authorization code flow with PKCE at a
+	// configured provider: it answers the provider's authorization URL and a
+	// binding token the browser must hold (as a cookie) until the callback.
+	BeginOIDC(ctx context.Context, in *BeginOIDCRequest, opts ...grpc.CallOption) (*BeginOIDCResponse, error)
+	// CompleteOIDC finishes the flow: it checks state, binding and nonce,
+	// exchanges the code, verifies the ID token, finds the user by (issuer,
+	// subject) or provisions one into the group the claims map to, and opens a
+	// session.
+	CompleteOIDC(ctx context.Context, in *CompleteOIDCRequest, opts ...grpc.CallOption) (*CompleteOIDCResponse, error)
 }
 
 type signInServiceClient struct {
@@ -70,6 +81,26 @@ func (c *signInServiceClient) Logout(ctx context.Context, in *LogoutRequest, opt
 	return out, nil
 }
 
+func (c *signInServiceClient) BeginOIDC(ctx context.Context, in *BeginOIDCRequest, opts ...grpc.CallOption) (*BeginOIDCResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(BeginOIDCResponse)
+	err := c.cc.Invoke(ctx, SignInService_BeginOIDC_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signInServiceClient) CompleteOIDC(ctx context.Context, in *CompleteOIDCRequest, opts ...grpc.CallOption) (*CompleteOIDCResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CompleteOIDCResponse)
+	err := c.cc.Invoke(ctx, SignInService_CompleteOIDC_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignInServiceServer is the server API for SignInService service.
 // All implementations must embed UnimplementedSignInServiceServer
 // for forward compatibility.
@@ -87,6 +118,15 @@ type SignInServiceServer interface {
 	// browser must have sent the session's CSRF token (PERMISSION_DENIED
 	// otherwise), so that another site cannot sign a user out.
 	Logout(context.Context, *LogoutRequest) (*LogoutResponse, error)
+	// BeginOIDC starts an OpenID Connect authorization code flow with PKCE at a
+	// configured provider: it answers the provider's authorization URL and a
+	// binding token the browser must hold (as a cookie) until the callback.
+	BeginOIDC(context.Context, *BeginOIDCRequest) (*BeginOIDCResponse, error)
+	// CompleteOIDC finishes the flow: it checks state, binding and nonce,
+	// exchanges the code, verifies the ID token, finds the user by (issuer,
+	// subject) or provisions one into the group the claims map to, and opens a
+	// session.
+	CompleteOIDC(context.Context, *CompleteOIDCRequest) (*CompleteOIDCResponse, error)
 	mustEmbedUnimplementedSignInServiceServer()
 }
 
@@ -102,6 +142,12 @@ func (UnimplementedSignInServiceServer) PasswordLogin(context.Context, *Password
 }
 func (UnimplementedSignInServiceServer) Logout(context.Context, *LogoutRequest) (*LogoutResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Logout not implemented")
+}
+func (UnimplementedSignInServiceServer) BeginOIDC(context.Context, *BeginOIDCRequest) (*BeginOIDCResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method BeginOIDC not implemented")
+}
+func (UnimplementedSignInServiceServer) CompleteOIDC(context.Context, *CompleteOIDCRequest) (*CompleteOIDCResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CompleteOIDC not implemented")
 }
 func (UnimplementedSignInServiceServer) mustEmbedUnimplementedSignInServiceServer() {}
 func (UnimplementedSignInServiceServer) testEmbeddedByValue()                       {}
@@ -160,6 +206,42 @@ func _SignInService_Logout_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignInService_BeginOIDC_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(BeginOIDCRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignInServiceServer).BeginOIDC(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignInService_BeginOIDC_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignInServiceServer).BeginOIDC(ctx, req.(*BeginOIDCRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignInService_CompleteOIDC_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CompleteOIDCRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignInServiceServer).CompleteOIDC(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignInService_CompleteOIDC_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignInServiceServer).CompleteOIDC(ctx, req.(*CompleteOIDCRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignInService_ServiceDesc is the grpc.ServiceDesc for SignInService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -174,6 +256,14 @@ var SignInService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Logout",
 			Handler:    _SignInService_Logout_Handler,
+		},
+		{
+			MethodName: "BeginOIDC",
+			Handler:    _SignInService_BeginOIDC_Handler,
+		},
+		{
+			MethodName: "CompleteOIDC",
+			Handler:    _SignInService_CompleteOIDC_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
