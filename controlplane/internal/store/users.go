@@ -37,7 +37,7 @@ type User struct {
 	OIDCIssuer  string
 	OIDCSubject string
 	CreatedAt   time.Time
-	UpdatedAt time.Time
+	UpdatedAt   time.Time
 }
 
 // UserSpec describes a new user.
