@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,21 +75,9 @@ func (s *Store) EnsureDefaultGroups(ctx context.Context) error {
 		if have[g.Name] {
 			continue
 		}
-		err := s.client.Group.Create().
-			SetName(g.Name).
-			SetDisplayName(g.DisplayName).
-			SetDescription(g.Description).
-			SetTokenBudget(g.TokenBudget).
-			SetRpmLimit(g.RPMLimit).
-			SetSchedulerWeight(g.SchedulerWeight).
-			SetIsAdmin(g.IsAdmin).
-			SetIsAuditor(g.IsAuditor).
-			SetAPIKeyExpiryDays(g.APIKeyExpiryDays).
-			SetMaxAPIKeys(g.MaxAPIKeys).
-			Exec(ctx)
 		// Another instance seeding at the same moment is fine.
-		if err != nil && !ent.IsConstraintError(err) {
-			return dbErr(fmt.Sprintf("seed group %q", g.Name), err)
+		if _, err := s.CreateGroup(ctx, g); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("seed groups: %w", err)
 		}
 	}
 	return nil
