@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -63,13 +64,23 @@ func LoadOIDCProviders(path string) ([]OIDCProvider, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OIDC providers: %w", err)
 	}
+	ps, err := parseOIDCProviders(raw)
+	if err != nil {
+		return nil, fmt.Errorf("OIDC providers %s: %w", path, err)
+	}
+	return ps, nil
+}
+
+// parseOIDCProviders decodes and checks a providers document, reading the
+// client secret files it names.
+func parseOIDCProviders(raw []byte) ([]OIDCProvider, error) {
 	var doc struct {
 		Providers []OIDCProvider `json:"providers"`
 	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("OIDC providers %s: %w", path, err)
+		return nil, err
 	}
 	seen := map[string]bool{}
 	var errs []error
@@ -95,7 +106,7 @@ func LoadOIDCProviders(path string) ([]OIDCProvider, error) {
 		seen[p.Name] = true
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("OIDC providers %s: %w", path, err)
+		return nil, err
 	}
 	return doc.Providers, nil
 }

@@ -125,3 +125,23 @@ func TestSSOCompleteRefusesForeignCallbacks(t *testing.T) {
 	_, _, err = sso.Begin(ctx, "nope", "/")
 	require.ErrorIs(t, err, ErrUnknownProvider)
 }
+
+func FuzzParseOIDCProviders(f *testing.F) {
+	f.Add([]byte(`{"providers":[{"name":"x","issuer":"https://i","client_id":"c","redirect_url":"https://r","default_group":"g","group_claim":"groups","group_map":{"a":"b"}}]}`))
+	f.Add([]byte(`{"providers":[]}`))
+	f.Add([]byte(`{"providers":[{"name":"callback"}]}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		ps, err := parseOIDCProviders(raw)
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, p := range ps {
+			if p.Name == "" || p.Name == "callback" || p.Issuer == "" || p.ClientID == "" || p.RedirectURL == "" || p.DefaultGroup == "" || seen[p.Name] {
+				t.Fatalf("accepted an invalid provider %+v", p)
+			}
+			seen[p.Name] = true
+		}
+	})
+}
