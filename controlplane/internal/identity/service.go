@@ -279,7 +279,7 @@ func (s *Service) load(ctx context.Context, credential string, d digest, counted
 		rec, err := s.st.KeyByDigest(ctx, KeyDigest(credential))
 		if err != nil && ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
 			// The lookup's own deadline: the database did not answer in time.
-			err = fmt.Errorf("%w: no answer in %s", store.ErrUnavailable, lookupTimeout)
+			err = store.Unavailable(fmt.Errorf("no answer to a key lookup in %s", lookupTimeout))
 		}
 		s.noteRead(err)
 		if errors.Is(err, store.ErrNotFound) {

@@ -28,6 +28,10 @@ const unavailableRetryAfter = 5 * time.Second
 // the store's own is no deadline of the caller's.
 type unavailableError struct{ cause error }
 
+// Unavailable wraps cause, a failure to reach the database noticed outside the
+// store (a caller's own deadline on a lookup), like the store's own.
+func Unavailable(cause error) error { return &unavailableError{cause: cause} }
+
 func (e *unavailableError) Error() string { return "database unavailable: " + e.cause.Error() }
 
 func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
