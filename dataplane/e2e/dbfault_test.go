@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -220,14 +222,25 @@ func postDialect(t *testing.T, c *cluster.Cluster, dialect, key string) dialectR
 	return dialectRefusal{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"), body: string(raw), took: time.Since(start)}
 }
 
-// adminCall times one REST admin call on the control plane.
-func adminCall(t *testing.T, c *cluster.Cluster, method, path string, body any) (int, time.Duration) {
+// adminCall times one REST admin call at base (the control plane's REST port
+// or the data plane's pass-through) and returns its status and Retry-After.
+func adminCall(t *testing.T, c *cluster.Cluster, base, method, path string, body any) (int, string, time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		require.NoError(t, err)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, base+path, rd)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+c.AdminKey)
 	start := time.Now()
-	status, _ := c.AdminJSON(ctx, c.RESTURL, method, path, body, nil)
-	return status, time.Since(start)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(start)
 }
 
 // TestDatabaseOutage runs a control plane on a MariaDB of the test's own, kills
@@ -287,7 +300,7 @@ func TestDatabaseOutage(t *testing.T) {
 	unseenAfterKill, _ := newKey("di")
 	// The admin key is read too, so admin calls fail on the database, not on
 	// their credential.
-	status, _ := adminCall(t, c, http.MethodGet, "/api/admin/users", nil)
+	status, _, _ := adminCall(t, c, c.RESTURL, http.MethodGet, "/api/admin/users", nil)
 	require.Equal(t, http.StatusOK, status)
 
 	tokens := map[int64]int64{}
@@ -331,16 +344,18 @@ func TestDatabaseOutage(t *testing.T) {
 
 			// Admin reads and writes answer 503 at once, not when the database returns.
 			for _, call := range []struct {
-				method, path string
-				body         any
+				base, method, path string
+				body               any
 			}{
-				{http.MethodGet, "/api/admin/users", nil},
-				{http.MethodPost, "/api/admin/users", map[string]any{"username": "eve", "email": "eve@example.edu", "password": "correct horse battery", "group_id": groupID}},
+				{c.RESTURL, http.MethodGet, "/api/admin/users", nil},
+				{c.RESTURL, http.MethodPost, "/api/admin/users", map[string]any{"username": "eve", "email": "eve@example.edu", "password": "correct horse battery", "group_id": groupID}},
+				{c.DataPlaneURL, http.MethodGet, "/api/admin/api-keys", nil},
 			} {
-				status, took := adminCall(t, c, call.method, call.path, call.body)
+				status, retryAfter, took := adminCall(t, c, call.base, call.method, call.path, call.body)
 				assert.Equal(t, http.StatusServiceUnavailable, status, call.method)
+				assert.Equal(t, "5", retryAfter, call.method)
 				assert.Less(t, took, outageDBTimeout+outageSlack, call.method)
-				t.Logf("admin %s %s: %d in %s", call.method, call.path, status, took.Round(time.Millisecond))
+				t.Logf("admin %s %s%s: %d in %s", call.method, call.base, call.path, status, took.Round(time.Millisecond))
 			}
 
 			time.Sleep(time.Until(start.Add(outageLength)))
