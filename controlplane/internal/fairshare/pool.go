@@ -2,6 +2,7 @@ package fairshare
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -71,6 +72,7 @@ func NewPool(p Params, now func() time.Time) (*Pool, error) {
 		users: make(map[int64]*user),
 		byID:  make(map[string]*entry),
 	}
+	pl.ratio = 1
 	t := now()
 	pl.win.init(p.FairnessWindow, t)
 	pl.burst.last = t
@@ -169,22 +171,30 @@ func (p *Pool) Charge(r Request) {
 
 // Settle corrects the charge of a dispatched request of user with its real cost,
 // in tokens, when its slot is released: the deficit and the usage window move by
-// actual-estimated. Call it exactly once per request returned by Next or given to
-// Charge; estimated must be the Cost the request was dispatched with.
+// actual minus what the request was charged at dispatch (its estimate times the
+// user's cost ratio; a refund never lifts the credit above one quantum plus the
+// head's cost), and the ratio learns from actual/estimated. Call it exactly once
+// per request returned by Next or given to Charge; estimated must be the Cost the
+// request was dispatched with.
 func (p *Pool) Settle(user int64, estimated, actual int64) {
 	p.tick()
 	u := p.users[user]
 	if u == nil {
 		u = p.newUser(user, 1)
 	}
+	estimated, actual = clampCost(estimated), clampCost(actual)
+	charged := u.settled(estimated)
 	if u.inflight > 0 {
 		u.inflight--
 	}
-	delta := clampCost(actual) - clampCost(estimated)
-	if delta != 0 {
-		p.win.add(u, delta)
-		u.deficit = max(u.deficit-float64(delta), -p.debtLimit(u))
+	if delta := float64(actual) - charged; delta > 0 {
+		p.win.add(u, int64(math.Round(delta)))
+		u.deficit = max(u.deficit-delta, -p.debtLimit(u))
+	} else if delta < 0 {
+		p.win.add(u, int64(math.Round(delta)))
+		p.refund(u, -delta)
 	}
+	p.learn(u, estimated, actual)
 	if !u.active {
 		u.deficit = min(u.deficit, 0) // credit is not kept out of the ring
 	} else {

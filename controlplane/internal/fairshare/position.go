@@ -30,13 +30,25 @@ func (p *Pool) position(e *entry) int {
 			break
 		}
 	}
-	lack := float64(through) - (u.deficit + float64(p.round-u.base)*u.q)
+	lack := u.expected(through) - (u.deficit + float64(p.round-u.base)*u.q)
 	othersN := p.queued - u.queued
 	othersQ := p.sumQ - u.q
 	if lack <= 0 || othersN <= 0 || othersQ <= 0 || u.q <= 0 {
 		return k
 	}
-	avg := float64(p.queuedCost-u.queuedCost) / float64(othersN)
+	avg := p.othersExpected(u) / float64(othersN)
 	ahead := math.Floor(lack / u.q * othersQ / avg)
 	return k + int(min(ahead, float64(othersN)))
+}
+
+// othersExpected is what the requests queued by users other than u would be
+// charged, at their users' cost ratios. O(active users).
+func (p *Pool) othersExpected(u *user) float64 {
+	var sum float64
+	for _, o := range p.heap {
+		if o != u {
+			sum += float64(o.queuedCost) * o.ratio
+		}
+	}
+	return max(sum, 1)
 }
