@@ -18,7 +18,8 @@ func (p *Pool) Position(id string) int {
 // ahead of e come first. While the user earns the credit it still lacks for them
 // and e (lack tokens, at q per round), every other queued user earns its own q per
 // round; a fluid approximation turns the others' credit into requests at their
-// average queued cost, capped by what they have queued. O(requests of e's user).
+// average expected cost, capped by what they have queued. O(requests of e's user
+// + active users).
 func (p *Pool) position(e *entry) int {
 	u := e.u
 	k := 0
