@@ -327,8 +327,8 @@ func (c *closedLoop) dispatch(now time.Duration) {
 func (c *closedLoop) run(t *testing.T, clients map[int64]int, start map[int64]time.Duration, end time.Duration) {
 	now := c.now
 	defer func() { c.now = now }()
-	for u, n := range clients {
-		for range n {
+	for _, u := range slices.Sorted(maps.Keys(clients)) {
+		for range clients[u] {
 			c.push(loopEvent{at: start[u], user: u, est: -1})
 		}
 	}
@@ -414,5 +414,38 @@ func TestClosedLoopSharesFollowWeightsInEveryWindow(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestIssue19ColdStart replays issue 19 in simulated time: one backend with 4
+// slots, 50 ms to the first token and 10 ms per token, answers of 100 tokens
+// with no max_tokens (so the estimate is 1,007 tokens and the real cost 107),
+// users of weights 1 and 3 with 12 closed-loop clients each, measured over the
+// first 45 s as the issue did. Charging the full estimate gave 1.52, 3.11 and
+// 1.48 depending on whose clients came first; the expected cost gives 2.4–2.8
+// (the rest is the newcomers' burst credits) and 2.8–3.3 in every 15 s window
+// after the first.
+func TestIssue19ColdStart(t *testing.T) {
+	t.Parallel()
+	for _, first := range []int64{0, 1, 2} {
+		clk := newClock()
+		c := &closedLoop{pool: newPool(t, fairshare.DefaultParams(), clk), clk: clk, rng: rand.New(rand.NewPCG(uint64(first)+1, 7)),
+			weights: map[int64]int{1: 1, 2: 3}, slots: 4, service: 50 * time.Millisecond, perToken: 10 * time.Millisecond,
+			cost: func(*rand.Rand, int64) (int64, int64) { return 1007, 107 }}
+		start := map[int64]time.Duration{1: 0, 2: 0}
+		if first != 0 {
+			start[3-first] = 20 * time.Millisecond // the other user's clients come 20 ms later
+		}
+		c.run(t, map[int64]int{1: 12, 2: 12}, start, 90*time.Second)
+		ratio := func(from, to time.Duration) float64 {
+			tok := c.tokens(from, to)
+			return float64(tok[2]) / float64(tok[1])
+		}
+		cold := ratio(0, 45*time.Second)
+		t.Logf("first %d: 45 s from a cold start %.2f", first, cold)
+		require.InDelta(t, 2.7, cold, 0.45, "first %d: cold-start ratio", first)
+		for from := 15 * time.Second; from < 90*time.Second; from += 15 * time.Second {
+			require.InDelta(t, 3, ratio(from, from+15*time.Second), 0.4, "first %d: window from %s", first, from)
+		}
 	}
 }
