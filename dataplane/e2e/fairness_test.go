@@ -85,8 +85,8 @@ func TestFairShareLive(t *testing.T) {
 		pctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		t0 := time.Now()
-		r.closedLoop(pctx, &wg, light, 8, t0, forever, equalSize, false)
-		r.closedLoop(pctx, &wg, heavy, 8, t0, forever, equalSize, true)
+		r.closedLoop(pctx, &wg, light, 8, t0, forever, equalSize, false, 0)
+		r.closedLoop(pctx, &wg, heavy, 8, t0, forever, equalSize, true, 0)
 		from := r.untilTokens(t0, 2*4*burstPerWeight, phaseLimit)
 		to := r.untilTokens(from, 30000, phaseLimit)
 		// An open-loop user of weight 2 (the staff group) asks for more than
@@ -122,7 +122,7 @@ func TestFairShareLive(t *testing.T) {
 			u := r.user("g-"+g.group, g.group, 0)
 			weights[u.name] = g.weight
 			// Clients in proportion to the weight keep every queue non-empty.
-			r.closedLoop(pctx, &wg, u, 4+2*g.weight, t0, forever, mixedSize, true)
+			r.closedLoop(pctx, &wg, u, 4+2*g.weight, t0, forever, mixedSize, true, 0)
 		}
 		from := r.untilTokens(t0, 2*16*burstPerWeight, phaseLimit)
 		to := r.untilTokens(from, 120000, phaseLimit)
@@ -156,19 +156,9 @@ func TestInteractiveWaitLive(t *testing.T) {
 		var wg sync.WaitGroup
 		t0 := time.Now()
 		t1, t2 := t0.Add(3*time.Second), t0.Add(18*time.Second)
-		r.closedLoop(ctx, &wg, batch, 16, t0, t2, func(int) int { return 400 }, true)
+		r.closedLoop(ctx, &wg, batch, 16, t0, t2, func(int) int { return 400 }, true, 0)
 		for _, u := range chatters {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				time.Sleep(time.Until(t1))
-				cctx, stop := context.WithDeadline(ctx, t2)
-				defer stop()
-				for cctx.Err() == nil {
-					r.chat(cctx, u, 16, true)
-					time.Sleep(300 * time.Millisecond)
-				}
-			}()
+			r.closedLoop(ctx, &wg, u, 1, t1, t2, func(int) int { return 16 }, true, 300*time.Millisecond)
 		}
 		wg.Wait()
 		var waits []time.Duration

@@ -32,8 +32,8 @@ func TestFairnessRepro(t *testing.T) {
 	start := time.Now().Add(200 * time.Millisecond)
 	stop := start.Add(d)
 	none := func(int) int { return 0 }
-	r.closedLoop(ctx, &wg, a, 12, start, stop, none, false)
-	r.closedLoop(ctx, &wg, b, 12, start, stop, none, false)
+	r.closedLoop(ctx, &wg, a, 12, start, stop, none, false, 0)
+	r.closedLoop(ctx, &wg, b, 12, start, stop, none, false, 0)
 	time.Sleep(d / 2)
 	var q map[string]any
 	r.admin(ctx, "GET", "/api/admin/queue", nil, &q)

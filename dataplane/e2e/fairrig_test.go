@@ -206,47 +206,50 @@ func (r *fairRig) chat(ctx context.Context, u fairUser, maxTokens int, stream bo
 	return true
 }
 
-// closedLoop runs n clients of u, each sending its next request as soon as the
-// previous one is answered, from start until stop (or ctx ends). size gives the
-// max_tokens of the i-th request of a client.
-func (r *fairRig) closedLoop(ctx context.Context, wg *sync.WaitGroup, u fairUser, n int, start, stop time.Time, size func(i int) int, stream bool) {
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			time.Sleep(time.Until(start))
-			cctx, cancel := context.WithDeadline(ctx, stop)
-			defer cancel()
-			for i := 0; cctx.Err() == nil; i++ {
-				if !r.chat(cctx, u, size(i), stream) && cctx.Err() == nil {
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		}()
-	}
-}
-
-// openLoop sends requests of u at a fixed rate from start until stop, whatever
-// happens to the earlier ones.
-func (r *fairRig) openLoop(ctx context.Context, wg *sync.WaitGroup, u fairUser, every time.Duration, start, stop time.Time, size func(i int) int, stream bool) {
+// spawn runs loop in a goroutine from start until stop (or ctx ends).
+func spawn(ctx context.Context, wg *sync.WaitGroup, start, stop time.Time, loop func(ctx context.Context)) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		time.Sleep(time.Until(start))
 		cctx, cancel := context.WithDeadline(ctx, stop)
 		defer cancel()
+		loop(cctx)
+	}()
+}
+
+// closedLoop runs n clients of u, each sending its next request think after the
+// previous one is answered, from start until stop (or ctx ends). size gives the
+// max_tokens of the i-th request of a client.
+func (r *fairRig) closedLoop(ctx context.Context, wg *sync.WaitGroup, u fairUser, n int, start, stop time.Time, size func(i int) int, stream bool, think time.Duration) {
+	for range n {
+		spawn(ctx, wg, start, stop, func(ctx context.Context) {
+			for i := 0; ctx.Err() == nil; i++ {
+				if !r.chat(ctx, u, size(i), stream) && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond)
+				}
+				time.Sleep(think)
+			}
+		})
+	}
+}
+
+// openLoop sends requests of u at a fixed rate from start until stop, whatever
+// happens to the earlier ones.
+func (r *fairRig) openLoop(ctx context.Context, wg *sync.WaitGroup, u fairUser, every time.Duration, start, stop time.Time, size func(i int) int, stream bool) {
+	spawn(ctx, wg, start, stop, func(ctx context.Context) {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			wg.Add(1)
-			go func() { defer wg.Done(); r.chat(cctx, u, size(i), stream) }()
+			go func() { defer wg.Done(); r.chat(ctx, u, size(i), stream) }()
 			select {
-			case <-cctx.Done():
+			case <-ctx.Done():
 				return
 			case <-tick.C:
 			}
 		}
-	}()
+	})
 }
 
 // tokensBetween sums the tokens each user was served in [from, to): an answer's
