@@ -249,7 +249,9 @@ func (p *Pool) learn(u *user, estimated, actual int64) {
 	// The first samples count as a plain mean, so that a new user is charged
 	// its own ratio after its first request rather than after a dozen.
 	u.samples++
-	u.ratio += max(rate, 1/float64(u.samples)) * (r - u.ratio)
+	step := max(rate, 1/float64(u.samples)) * (r - u.ratio)
+	u.ratio += step
+	p.queuedExpected += float64(u.queuedCost) * step
 	p.samples++
 	p.ratio += max(rate/4, 1/float64(p.samples)) * (r - p.ratio)
 }

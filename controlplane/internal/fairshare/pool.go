@@ -47,6 +47,8 @@ type Pool struct {
 	first, last *entry // queued requests in arrival order
 	queued      int
 	queuedCost  int64
+	// queuedExpected is the queued requests' cost at their users' cost ratios.
+	queuedExpected float64
 
 	drr
 	win   window
@@ -267,6 +269,7 @@ func (p *Pool) push(r Request, now time.Time) *entry {
 	p.last = e
 	p.queued++
 	p.queuedCost += r.Cost
+	p.queuedExpected += float64(r.Cost) * u.ratio
 
 	if !u.active {
 		p.join(u, now)
@@ -306,6 +309,10 @@ func (p *Pool) unlink(e *entry, now time.Time) {
 	}
 	p.queued--
 	p.queuedCost -= e.req.Cost
+	p.queuedExpected -= float64(e.req.Cost) * u.ratio
+	if p.queued == 0 {
+		p.queuedExpected = 0 // no rounding drift survives an empty pool
+	}
 	if e.indexed {
 		delete(p.byID, e.req.ID)
 	}

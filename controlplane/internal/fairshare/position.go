@@ -18,8 +18,7 @@ func (p *Pool) Position(id string) int {
 // ahead of e come first. While the user earns the credit it still lacks for them
 // and e (lack tokens, at q per round), every other queued user earns its own q per
 // round; a fluid approximation turns the others' credit into requests at their
-// average expected cost, capped by what they have queued. O(requests of e's user
-// + active users).
+// average expected cost, capped by what they have queued. O(requests of e's user).
 func (p *Pool) position(e *entry) int {
 	u := e.u
 	k := 0
@@ -37,19 +36,7 @@ func (p *Pool) position(e *entry) int {
 	if lack <= 0 || othersN <= 0 || othersQ <= 0 || u.q <= 0 {
 		return k
 	}
-	avg := p.othersExpected(u) / float64(othersN)
+	avg := max(p.queuedExpected-float64(u.queuedCost)*u.ratio, 1) / float64(othersN)
 	ahead := math.Floor(lack / u.q * othersQ / avg)
 	return k + int(min(ahead, float64(othersN)))
-}
-
-// othersExpected is what the requests queued by users other than u would be
-// charged, at their users' cost ratios. O(active users).
-func (p *Pool) othersExpected(u *user) float64 {
-	var sum float64
-	for _, o := range p.heap {
-		if o != u {
-			sum += float64(o.queuedCost) * o.ratio
-		}
-	}
-	return max(sum, 1)
 }
