@@ -18,11 +18,18 @@ import (
 // Config is the control plane's configuration. Every field, its flag, its environment
 // variable and its default are listed in docs/configuration.md.
 type Config struct {
-	GRPCListen        string
-	RESTListen        string
-	DataDir           string
-	DatabaseDriver    string
-	DatabaseDSN       string
+	GRPCListen     string
+	RESTListen     string
+	DataDir        string
+	DatabaseDriver string
+	DatabaseDSN    string
+	// DatabaseTimeout bounds every database call after start-up.
+	DatabaseTimeout time.Duration
+	// KeyCacheTTL is how long a verified API key is trusted without reading its
+	// row; KeyCacheMaxStale how long after that read it keeps working while the
+	// database is unreachable.
+	KeyCacheTTL       time.Duration
+	KeyCacheMaxStale  time.Duration
 	ClusterToken      string
 	ClusterTokenFile  string
 	AdminAPIKey       string
@@ -76,6 +83,9 @@ func NewDefault() Config {
 		RESTListen:        ":9091",
 		DataDir:           ".data",
 		DatabaseDriver:    "sqlite",
+		DatabaseTimeout:   5 * time.Second,
+		KeyCacheTTL:       60 * time.Second,
+		KeyCacheMaxStale:  time.Hour,
 		ContextCap:        32768,
 		LeaseTTL:          30 * time.Second,
 		SessionGrace:      15 * time.Second,
@@ -111,6 +121,9 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.StringVar(&c.DataDir, "data-dir", env.str("MINDROUTER_DATA_DIR", c.DataDir), "directory for the SQLite database and generated secrets")
 	fs.StringVar(&c.DatabaseDriver, "db-driver", env.str("MINDROUTER_DB_DRIVER", c.DatabaseDriver), "database driver: sqlite (embedded) or mysql (MariaDB)")
 	fs.StringVar(&c.DatabaseDSN, "db-dsn", env.str("MINDROUTER_DB_DSN", c.DatabaseDSN), "database DSN; empty with sqlite means <data-dir>/mindrouter.db")
+	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", env.dur("MINDROUTER_DB_TIMEOUT", c.DatabaseTimeout), "deadline of every database call; past it the call fails as database_unavailable (503)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", env.dur("MINDROUTER_KEY_CACHE_TTL", c.KeyCacheTTL), "how long a verified API key is trusted before its row is read again")
+	fs.DurationVar(&c.KeyCacheMaxStale, "key-cache-max-stale", env.dur("MINDROUTER_KEY_CACHE_MAX_STALE", c.KeyCacheMaxStale), "how long after its row was last read a cached API key keeps working while the database is unreachable")
 	fs.StringVar(&c.ClusterToken, "cluster-token", env.str("MINDROUTER_CLUSTER_TOKEN", c.ClusterToken), "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
 	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", env.str("MINDROUTER_CLUSTER_TOKEN_FILE", c.ClusterTokenFile), "file holding the cluster token")
 	fs.StringVar(&c.AdminAPIKey, "admin-api-key", env.str("MINDROUTER_ADMIN_API_KEY", c.AdminAPIKey), "seed this exact admin API key (mr2_...) instead of generating one")
@@ -180,7 +193,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval},
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale},
 		{"session-idle", c.SessionIdle}, {"session-max-age", c.SessionMaxAge}, {"login-window", c.LoginWindow}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
