@@ -103,6 +103,11 @@ func TestOIDCSignInProvisionsIntoTheMappedGroup(t *testing.T) {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	page := &browser{t: t, base: c.DataPlaneURL, http: client}
+	resp, login := page.do("GET", "/login", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, login, `href="/login/oidc/zitadel?next=`, "the login page offers the provider")
+	assert.Contains(t, login, "Sign in with Zitadel")
 	code, body := oidcSignIn(t, client, c.DataPlaneURL, issuer)
 	require.Equal(t, http.StatusOK, code, "%s\n%s", body, c.Logs())
 	var who whoAmI

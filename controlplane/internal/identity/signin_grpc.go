@@ -89,3 +89,19 @@ func (s *SignInServer) CompleteOIDC(ctx context.Context, req *controlplanev1.Com
 		IdleTimeoutSeconds: int64(ss.Idle.Seconds()),
 	}}, nil
 }
+
+// ListProviders names the configured OpenID providers.
+func (s *SignInServer) ListProviders(context.Context, *controlplanev1.ListProvidersRequest) (*controlplanev1.ListProvidersResponse, error) {
+	out := &controlplanev1.ListProvidersResponse{}
+	if s.sso == nil {
+		return out, nil
+	}
+	for _, p := range s.sso.Providers() {
+		display := p[1]
+		if display == "" {
+			display = p[0]
+		}
+		out.Providers = append(out.Providers, &controlplanev1.Provider{Name: p[0], DisplayName: display})
+	}
+	return out, nil
+}

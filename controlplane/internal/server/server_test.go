@@ -356,6 +356,11 @@ func (c *countingSignIn) BeginOIDC(ctx context.Context, req *controlplanev1.Begi
 	return c.SignInServer.BeginOIDC(ctx, req)
 }
 
+func (c *countingSignIn) ListProviders(ctx context.Context, req *controlplanev1.ListProvidersRequest) (*controlplanev1.ListProvidersResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.ListProviders(ctx, req)
+}
+
 func (c *countingSignIn) CompleteOIDC(ctx context.Context, req *controlplanev1.CompleteOIDCRequest) (*controlplanev1.CompleteOIDCResponse, error) {
 	c.calls.Add(1)
 	return c.SignInServer.CompleteOIDC(ctx, req)

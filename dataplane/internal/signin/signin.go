@@ -86,16 +86,37 @@ var loginHTML string
 var loginPage = template.Must(template.New("login").Parse(loginHTML))
 
 type pageData struct {
-	Error    string
-	Username string
-	Next     string
+	Error     string
+	Username  string
+	Next      string
+	Providers []provider
 }
+
+type provider struct{ Name, DisplayName string }
 
 func (h *Handler) page(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, pageData{Next: safeNext(r.URL.Query().Get("next"))})
 }
 
+// providers lists the single-sign-on providers for the page; the form works
+// without them, so a failure only leaves the buttons out.
+func (h *Handler) providers() []provider {
+	ctx, cancel := h.callCtx(context.Background())
+	defer cancel()
+	resp, err := h.client.ListProviders(ctx, &controlplanev1.ListProvidersRequest{})
+	if err != nil {
+		h.log.Warn("listing sign-in providers failed", slog.Any("error", err))
+		return nil
+	}
+	out := make([]provider, len(resp.GetProviders()))
+	for i, p := range resp.GetProviders() {
+		out[i] = provider{Name: p.GetName(), DisplayName: p.GetDisplayName()}
+	}
+	return out
+}
+
 func (h *Handler) render(w http.ResponseWriter, code int, d pageData) {
+	d.Providers = h.providers()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")

@@ -54,6 +54,10 @@ func (f *fakeSignIn) PasswordLogin(ctx context.Context, req *controlplanev1.Pass
 	return nil, status.Error(codes.Unauthenticated, "invalid username or password")
 }
 
+func (f *fakeSignIn) ListProviders(context.Context, *controlplanev1.ListProvidersRequest) (*controlplanev1.ListProvidersResponse, error) {
+	return &controlplanev1.ListProvidersResponse{Providers: []*controlplanev1.Provider{{Name: "entra", DisplayName: "University <account>"}}}, nil
+}
+
 func (f *fakeSignIn) Logout(_ context.Context, req *controlplanev1.LogoutRequest) (*controlplanev1.LogoutResponse, error) {
 	f.mu.Lock()
 	f.logouts = append(f.logouts, req)
@@ -140,6 +144,20 @@ func TestLoginSetsAHardenedCookie(t *testing.T) {
 	_, secure := startHandler(t, Config{SecureCookies: true})
 	resp, _ = post(t, secure, "/login", url.Values{"username": {"ann"}, "password": {"right password"}}, nil)
 	assert.True(t, sessionCookie(resp).Secure, "-secure-cookies")
+}
+
+func TestLoginPageOffersTheProviders(t *testing.T) {
+	t.Parallel()
+	_, ts := startHandler(t, Config{})
+	resp, err := http.Get(ts.URL + "/login?next=/dashboard")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(body), `href="/login/oidc/entra?next=%2fdashboard"`)
+	assert.Contains(t, string(body), "Sign in with University &lt;account&gt;", "names are escaped")
+	assert.Equal(t, "DENY", resp.Header.Get("X-Frame-Options"))
 }
 
 func TestLoginRefusals(t *testing.T) {

@@ -22,6 +22,142 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ListProvidersRequest is empty.
+type ListProvidersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProvidersRequest) Reset() {
+	*x = ListProvidersRequest{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidersRequest) ProtoMessage() {}
+
+func (x *ListProvidersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidersRequest.ProtoReflect.Descriptor instead.
+func (*ListProvidersRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{0}
+}
+
+// ListProvidersResponse lists the providers in name order.
+type ListProvidersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Providers     []*Provider            `protobuf:"bytes,1,rep,name=providers,proto3" json:"providers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListProvidersResponse) Reset() {
+	*x = ListProvidersResponse{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListProvidersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListProvidersResponse) ProtoMessage() {}
+
+func (x *ListProvidersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListProvidersResponse.ProtoReflect.Descriptor instead.
+func (*ListProvidersResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ListProvidersResponse) GetProviders() []*Provider {
+	if x != nil {
+		return x.Providers
+	}
+	return nil
+}
+
+// Provider is one configured OpenID provider.
+type Provider struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The URL segment: /login/oidc/<name>.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName   string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Provider) Reset() {
+	*x = Provider{}
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Provider) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Provider) ProtoMessage() {}
+
+func (x *Provider) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Provider.ProtoReflect.Descriptor instead.
+func (*Provider) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Provider) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Provider) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
 // BeginOIDCRequest names the provider and where to go afterwards.
 type BeginOIDCRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -34,7 +170,7 @@ type BeginOIDCRequest struct {
 
 func (x *BeginOIDCRequest) Reset() {
 	*x = BeginOIDCRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +182,7 @@ func (x *BeginOIDCRequest) String() string {
 func (*BeginOIDCRequest) ProtoMessage() {}
 
 func (x *BeginOIDCRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[0]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +195,7 @@ func (x *BeginOIDCRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginOIDCRequest.ProtoReflect.Descriptor instead.
 func (*BeginOIDCRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{0}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *BeginOIDCRequest) GetProvider() string {
@@ -90,7 +226,7 @@ type BeginOIDCResponse struct {
 
 func (x *BeginOIDCResponse) Reset() {
 	*x = BeginOIDCResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -102,7 +238,7 @@ func (x *BeginOIDCResponse) String() string {
 func (*BeginOIDCResponse) ProtoMessage() {}
 
 func (x *BeginOIDCResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -115,7 +251,7 @@ func (x *BeginOIDCResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BeginOIDCResponse.ProtoReflect.Descriptor instead.
 func (*BeginOIDCResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{1}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *BeginOIDCResponse) GetAuthorizationUrl() string {
@@ -153,7 +289,7 @@ type CompleteOIDCRequest struct {
 
 func (x *CompleteOIDCRequest) Reset() {
 	*x = CompleteOIDCRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +301,7 @@ func (x *CompleteOIDCRequest) String() string {
 func (*CompleteOIDCRequest) ProtoMessage() {}
 
 func (x *CompleteOIDCRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +314,7 @@ func (x *CompleteOIDCRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOIDCRequest.ProtoReflect.Descriptor instead.
 func (*CompleteOIDCRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CompleteOIDCRequest) GetState() string {
@@ -228,7 +364,7 @@ type CompleteOIDCResponse struct {
 
 func (x *CompleteOIDCResponse) Reset() {
 	*x = CompleteOIDCResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -240,7 +376,7 @@ func (x *CompleteOIDCResponse) String() string {
 func (*CompleteOIDCResponse) ProtoMessage() {}
 
 func (x *CompleteOIDCResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -253,7 +389,7 @@ func (x *CompleteOIDCResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompleteOIDCResponse.ProtoReflect.Descriptor instead.
 func (*CompleteOIDCResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CompleteOIDCResponse) GetSession() *PasswordLoginResponse {
@@ -284,7 +420,7 @@ type PasswordLoginRequest struct {
 
 func (x *PasswordLoginRequest) Reset() {
 	*x = PasswordLoginRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +432,7 @@ func (x *PasswordLoginRequest) String() string {
 func (*PasswordLoginRequest) ProtoMessage() {}
 
 func (x *PasswordLoginRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +445,7 @@ func (x *PasswordLoginRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordLoginRequest.ProtoReflect.Descriptor instead.
 func (*PasswordLoginRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *PasswordLoginRequest) GetUsername() string {
@@ -356,7 +492,7 @@ type PasswordLoginResponse struct {
 
 func (x *PasswordLoginResponse) Reset() {
 	*x = PasswordLoginResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -368,7 +504,7 @@ func (x *PasswordLoginResponse) String() string {
 func (*PasswordLoginResponse) ProtoMessage() {}
 
 func (x *PasswordLoginResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -381,7 +517,7 @@ func (x *PasswordLoginResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordLoginResponse.ProtoReflect.Descriptor instead.
 func (*PasswordLoginResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PasswordLoginResponse) GetSessionToken() string {
@@ -425,7 +561,7 @@ type LogoutRequest struct {
 
 func (x *LogoutRequest) Reset() {
 	*x = LogoutRequest{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +573,7 @@ func (x *LogoutRequest) String() string {
 func (*LogoutRequest) ProtoMessage() {}
 
 func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +586,7 @@ func (x *LogoutRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutRequest.ProtoReflect.Descriptor instead.
 func (*LogoutRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *LogoutRequest) GetSessionToken() string {
@@ -484,7 +620,7 @@ type LogoutResponse struct {
 
 func (x *LogoutResponse) Reset() {
 	*x = LogoutResponse{}
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +632,7 @@ func (x *LogoutResponse) String() string {
 func (*LogoutResponse) ProtoMessage() {}
 
 func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_signin_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +645,7 @@ func (x *LogoutResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogoutResponse.ProtoReflect.Descriptor instead.
 func (*LogoutResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LogoutResponse) GetSessionsEnded() int32 {
@@ -523,7 +659,13 @@ var File_mindrouter_controlplane_v1_signin_service_proto protoreflect.FileDescri
 
 const file_mindrouter_controlplane_v1_signin_service_proto_rawDesc = "" +
 	"\n" +
-	"/mindrouter/controlplane/v1/signin_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"B\n" +
+	"/mindrouter/controlplane/v1/signin_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\x14ListProvidersRequest\"[\n" +
+	"\x15ListProvidersResponse\x12B\n" +
+	"\tproviders\x18\x01 \x03(\v2$.mindrouter.controlplane.v1.ProviderR\tproviders\"A\n" +
+	"\bProvider\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\"B\n" +
 	"\x10BeginOIDCRequest\x12\x1a\n" +
 	"\bprovider\x18\x01 \x01(\tR\bprovider\x12\x12\n" +
 	"\x04next\x18\x02 \x01(\tR\x04next\"{\n" +
@@ -563,12 +705,13 @@ const file_mindrouter_controlplane_v1_signin_service_proto_rawDesc = "" +
 	"\n" +
 	"csrf_token\x18\x03 \x01(\tR\tcsrfToken\"7\n" +
 	"\x0eLogoutResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded2\xc3\x03\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded2\xb9\x04\n" +
 	"\rSignInService\x12t\n" +
 	"\rPasswordLogin\x120.mindrouter.controlplane.v1.PasswordLoginRequest\x1a1.mindrouter.controlplane.v1.PasswordLoginResponse\x12_\n" +
 	"\x06Logout\x12).mindrouter.controlplane.v1.LogoutRequest\x1a*.mindrouter.controlplane.v1.LogoutResponse\x12h\n" +
 	"\tBeginOIDC\x12,.mindrouter.controlplane.v1.BeginOIDCRequest\x1a-.mindrouter.controlplane.v1.BeginOIDCResponse\x12q\n" +
-	"\fCompleteOIDC\x12/.mindrouter.controlplane.v1.CompleteOIDCRequest\x1a0.mindrouter.controlplane.v1.CompleteOIDCResponseB\x94\x02\n" +
+	"\fCompleteOIDC\x12/.mindrouter.controlplane.v1.CompleteOIDCRequest\x1a0.mindrouter.controlplane.v1.CompleteOIDCResponse\x12t\n" +
+	"\rListProviders\x120.mindrouter.controlplane.v1.ListProvidersRequest\x1a1.mindrouter.controlplane.v1.ListProvidersResponseB\x94\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\x12SigninServiceProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"
 
 var (
@@ -583,34 +726,40 @@ func file_mindrouter_controlplane_v1_signin_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_controlplane_v1_signin_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_signin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_mindrouter_controlplane_v1_signin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mindrouter_controlplane_v1_signin_service_proto_goTypes = []any{
-	(*BeginOIDCRequest)(nil),      // 0: mindrouter.controlplane.v1.BeginOIDCRequest
-	(*BeginOIDCResponse)(nil),     // 1: mindrouter.controlplane.v1.BeginOIDCResponse
-	(*CompleteOIDCRequest)(nil),   // 2: mindrouter.controlplane.v1.CompleteOIDCRequest
-	(*CompleteOIDCResponse)(nil),  // 3: mindrouter.controlplane.v1.CompleteOIDCResponse
-	(*PasswordLoginRequest)(nil),  // 4: mindrouter.controlplane.v1.PasswordLoginRequest
-	(*PasswordLoginResponse)(nil), // 5: mindrouter.controlplane.v1.PasswordLoginResponse
-	(*LogoutRequest)(nil),         // 6: mindrouter.controlplane.v1.LogoutRequest
-	(*LogoutResponse)(nil),        // 7: mindrouter.controlplane.v1.LogoutResponse
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*ListProvidersRequest)(nil),  // 0: mindrouter.controlplane.v1.ListProvidersRequest
+	(*ListProvidersResponse)(nil), // 1: mindrouter.controlplane.v1.ListProvidersResponse
+	(*Provider)(nil),              // 2: mindrouter.controlplane.v1.Provider
+	(*BeginOIDCRequest)(nil),      // 3: mindrouter.controlplane.v1.BeginOIDCRequest
+	(*BeginOIDCResponse)(nil),     // 4: mindrouter.controlplane.v1.BeginOIDCResponse
+	(*CompleteOIDCRequest)(nil),   // 5: mindrouter.controlplane.v1.CompleteOIDCRequest
+	(*CompleteOIDCResponse)(nil),  // 6: mindrouter.controlplane.v1.CompleteOIDCResponse
+	(*PasswordLoginRequest)(nil),  // 7: mindrouter.controlplane.v1.PasswordLoginRequest
+	(*PasswordLoginResponse)(nil), // 8: mindrouter.controlplane.v1.PasswordLoginResponse
+	(*LogoutRequest)(nil),         // 9: mindrouter.controlplane.v1.LogoutRequest
+	(*LogoutResponse)(nil),        // 10: mindrouter.controlplane.v1.LogoutResponse
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_mindrouter_controlplane_v1_signin_service_proto_depIdxs = []int32{
-	5, // 0: mindrouter.controlplane.v1.CompleteOIDCResponse.session:type_name -> mindrouter.controlplane.v1.PasswordLoginResponse
-	8, // 1: mindrouter.controlplane.v1.PasswordLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
-	4, // 2: mindrouter.controlplane.v1.SignInService.PasswordLogin:input_type -> mindrouter.controlplane.v1.PasswordLoginRequest
-	6, // 3: mindrouter.controlplane.v1.SignInService.Logout:input_type -> mindrouter.controlplane.v1.LogoutRequest
-	0, // 4: mindrouter.controlplane.v1.SignInService.BeginOIDC:input_type -> mindrouter.controlplane.v1.BeginOIDCRequest
-	2, // 5: mindrouter.controlplane.v1.SignInService.CompleteOIDC:input_type -> mindrouter.controlplane.v1.CompleteOIDCRequest
-	5, // 6: mindrouter.controlplane.v1.SignInService.PasswordLogin:output_type -> mindrouter.controlplane.v1.PasswordLoginResponse
-	7, // 7: mindrouter.controlplane.v1.SignInService.Logout:output_type -> mindrouter.controlplane.v1.LogoutResponse
-	1, // 8: mindrouter.controlplane.v1.SignInService.BeginOIDC:output_type -> mindrouter.controlplane.v1.BeginOIDCResponse
-	3, // 9: mindrouter.controlplane.v1.SignInService.CompleteOIDC:output_type -> mindrouter.controlplane.v1.CompleteOIDCResponse
-	6, // [6:10] is the sub-list for method output_type
-	2, // [2:6] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2,  // 0: mindrouter.controlplane.v1.ListProvidersResponse.providers:type_name -> mindrouter.controlplane.v1.Provider
+	8,  // 1: mindrouter.controlplane.v1.CompleteOIDCResponse.session:type_name -> mindrouter.controlplane.v1.PasswordLoginResponse
+	11, // 2: mindrouter.controlplane.v1.PasswordLoginResponse.expires_at:type_name -> google.protobuf.Timestamp
+	7,  // 3: mindrouter.controlplane.v1.SignInService.PasswordLogin:input_type -> mindrouter.controlplane.v1.PasswordLoginRequest
+	9,  // 4: mindrouter.controlplane.v1.SignInService.Logout:input_type -> mindrouter.controlplane.v1.LogoutRequest
+	3,  // 5: mindrouter.controlplane.v1.SignInService.BeginOIDC:input_type -> mindrouter.controlplane.v1.BeginOIDCRequest
+	5,  // 6: mindrouter.controlplane.v1.SignInService.CompleteOIDC:input_type -> mindrouter.controlplane.v1.CompleteOIDCRequest
+	0,  // 7: mindrouter.controlplane.v1.SignInService.ListProviders:input_type -> mindrouter.controlplane.v1.ListProvidersRequest
+	8,  // 8: mindrouter.controlplane.v1.SignInService.PasswordLogin:output_type -> mindrouter.controlplane.v1.PasswordLoginResponse
+	10, // 9: mindrouter.controlplane.v1.SignInService.Logout:output_type -> mindrouter.controlplane.v1.LogoutResponse
+	4,  // 10: mindrouter.controlplane.v1.SignInService.BeginOIDC:output_type -> mindrouter.controlplane.v1.BeginOIDCResponse
+	6,  // 11: mindrouter.controlplane.v1.SignInService.CompleteOIDC:output_type -> mindrouter.controlplane.v1.CompleteOIDCResponse
+	1,  // 12: mindrouter.controlplane.v1.SignInService.ListProviders:output_type -> mindrouter.controlplane.v1.ListProvidersResponse
+	8,  // [8:13] is the sub-list for method output_type
+	3,  // [3:8] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_signin_service_proto_init() }
@@ -624,7 +773,7 @@ func file_mindrouter_controlplane_v1_signin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_signin_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_signin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

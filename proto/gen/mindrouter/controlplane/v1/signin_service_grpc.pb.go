@@ -23,6 +23,7 @@ const (
 	SignInService_Logout_FullMethodName        = "/mindrouter.controlplane.v1.SignInService/Logout"
 	SignInService_BeginOIDC_FullMethodName     = "/mindrouter.controlplane.v1.SignInService/BeginOIDC"
 	SignInService_CompleteOIDC_FullMethodName  = "/mindrouter.controlplane.v1.SignInService/CompleteOIDC"
+	SignInService_ListProviders_FullMethodName = "/mindrouter.controlplane.v1.SignInService/ListProviders"
 )
 
 // SignInServiceClient is the client API for SignInService service.
@@ -51,6 +52,8 @@ type SignInServiceClient interface {
 	// subject) or provisions one into the group the claims map to, and opens a
 	// session.
 	CompleteOIDC(ctx context.Context, in *CompleteOIDCRequest, opts ...grpc.CallOption) (*CompleteOIDCResponse, error)
+	// ListProviders names the configured OpenID providers, for the login page.
+	ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error)
 }
 
 type signInServiceClient struct {
@@ -101,6 +104,16 @@ func (c *signInServiceClient) CompleteOIDC(ctx context.Context, in *CompleteOIDC
 	return out, nil
 }
 
+func (c *signInServiceClient) ListProviders(ctx context.Context, in *ListProvidersRequest, opts ...grpc.CallOption) (*ListProvidersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListProvidersResponse)
+	err := c.cc.Invoke(ctx, SignInService_ListProviders_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignInServiceServer is the server API for SignInService service.
 // All implementations must embed UnimplementedSignInServiceServer
 // for forward compatibility.
@@ -127,6 +140,8 @@ type SignInServiceServer interface {
 	// subject) or provisions one into the group the claims map to, and opens a
 	// session.
 	CompleteOIDC(context.Context, *CompleteOIDCRequest) (*CompleteOIDCResponse, error)
+	// ListProviders names the configured OpenID providers, for the login page.
+	ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error)
 	mustEmbedUnimplementedSignInServiceServer()
 }
 
@@ -148,6 +163,9 @@ func (UnimplementedSignInServiceServer) BeginOIDC(context.Context, *BeginOIDCReq
 }
 func (UnimplementedSignInServiceServer) CompleteOIDC(context.Context, *CompleteOIDCRequest) (*CompleteOIDCResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CompleteOIDC not implemented")
+}
+func (UnimplementedSignInServiceServer) ListProviders(context.Context, *ListProvidersRequest) (*ListProvidersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListProviders not implemented")
 }
 func (UnimplementedSignInServiceServer) mustEmbedUnimplementedSignInServiceServer() {}
 func (UnimplementedSignInServiceServer) testEmbeddedByValue()                       {}
@@ -242,6 +260,24 @@ func _SignInService_CompleteOIDC_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignInService_ListProviders_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListProvidersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignInServiceServer).ListProviders(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignInService_ListProviders_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignInServiceServer).ListProviders(ctx, req.(*ListProvidersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignInService_ServiceDesc is the grpc.ServiceDesc for SignInService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -264,6 +300,10 @@ var SignInService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CompleteOIDC",
 			Handler:    _SignInService_CompleteOIDC_Handler,
+		},
+		{
+			MethodName: "ListProviders",
+			Handler:    _SignInService_ListProviders_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
