@@ -149,20 +149,7 @@ func (s *Store) registerBackend(ctx context.Context, spec BackendSpec, upsert bo
 		switch {
 		case ent.IsNotFound(err):
 			created = true
-			b, err := tx.Backend.Create().
-				SetName(spec.Name).
-				SetURL(spec.URL).
-				SetEngine(backend.Engine(spec.Engine)).
-				SetMaxConcurrent(spec.MaxConcurrent).
-				SetPriority(spec.Priority).
-				SetGpuMemoryGB(spec.GPUMemoryGB).
-				SetGpuType(spec.GPUType).
-				SetGpuIndices(spec.GPUIndices).
-				SetNillableNodeID(nodeRef(spec.NodeID)).
-				Save(ctx)
-			if err == nil {
-				id = b.ID
-			}
+			id, err = createBackend(ctx, tx, spec)
 			return err
 		case err != nil:
 			return err
@@ -188,6 +175,69 @@ func (s *Store) registerBackend(ctx context.Context, spec BackendSpec, upsert bo
 		return upd.Exec(ctx)
 	})
 	return id, created, err
+}
+
+func createBackend(ctx context.Context, tx *ent.Tx, spec BackendSpec) (int, error) {
+	b, err := tx.Backend.Create().
+		SetName(spec.Name).
+		SetURL(spec.URL).
+		SetEngine(backend.Engine(spec.Engine)).
+		SetMaxConcurrent(spec.MaxConcurrent).
+		SetPriority(spec.Priority).
+		SetGpuMemoryGB(spec.GPUMemoryGB).
+		SetGpuType(spec.GPUType).
+		SetGpuIndices(spec.GPUIndices).
+		SetNillableNodeID(nodeRef(spec.NodeID)).
+		Save(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return b.ID, nil
+}
+
+// SeedBackend creates the backend spec describes when no backend has its name
+// and otherwise returns the stored backend untouched (created=false): a seed
+// given at every start must never undo what an admin changed since. A URL that
+// another backend uses is ErrConflict.
+func (s *Store) SeedBackend(ctx context.Context, spec BackendSpec) (Backend, bool, error) {
+	op := fmt.Sprintf("seed backend %q", spec.Name)
+	spec = spec.normalized()
+	if err := validateBackendSpec(spec); err != nil {
+		return Backend{}, false, invalid(op, "%s", err)
+	}
+	var (
+		id      int
+		created bool
+	)
+	// Two attempts, as in RegisterBackend: a concurrent creation of the same
+	// name makes the second pass find its row.
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		err = s.withTx(ctx, func(tx *ent.Tx) error {
+			existing, err := tx.Backend.Query().Where(backend.Name(spec.Name)).Only(ctx)
+			switch {
+			case ent.IsNotFound(err):
+				created = true
+				id, err = createBackend(ctx, tx, spec)
+				return err
+			case err != nil:
+				return err
+			}
+			created, id = false, existing.ID
+			return nil
+		})
+		if !ent.IsConstraintError(err) || !created {
+			break
+		}
+	}
+	if err != nil {
+		return Backend{}, false, dbErr(op, err)
+	}
+	b, err := s.GetBackend(ctx, int64(id))
+	if err != nil {
+		return Backend{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	return b, created, nil
 }
 
 func validateBackendSpec(spec BackendSpec) error {
