@@ -110,20 +110,25 @@ func (spec BackendSpec) sameDefinition(b *ent.Backend) bool {
 // definition under the same name is ErrConflict unless upsert is set, and a URL that
 // another backend uses is always ErrConflict. An unknown node is ErrNotFound.
 func (s *Store) RegisterBackend(ctx context.Context, spec BackendSpec, upsert bool) (Backend, bool, error) {
-	op := fmt.Sprintf("register backend %q", spec.Name)
+	return s.register(ctx, fmt.Sprintf("register backend %q", spec.Name), spec,
+		func(spec BackendSpec) (int, bool, error) { return s.registerBackend(ctx, spec, upsert) })
+}
+
+// register validates spec and runs attempt twice at most: a concurrent
+// registration of the same name can win the insert between the attempt's
+// lookup and its create; the second pass then sees its row.
+func (s *Store) register(ctx context.Context, op string, spec BackendSpec, attempt func(BackendSpec) (id int, created bool, err error)) (Backend, bool, error) {
 	spec = spec.normalized()
 	if err := validateBackendSpec(spec); err != nil {
 		return Backend{}, false, invalid(op, "%s", err)
 	}
-	// Two attempts: a concurrent registration of the same name can win the insert
-	// between our lookup and our create; the second pass then sees its row.
 	var (
 		id      int
 		created bool
 		err     error
 	)
-	for attempt := 0; attempt < 2; attempt++ {
-		id, created, err = s.registerBackend(ctx, spec, upsert)
+	for range 2 {
+		id, created, err = attempt(spec)
 		if !ent.IsConstraintError(err) || !created {
 			break
 		}
@@ -200,19 +205,7 @@ func createBackend(ctx context.Context, tx *ent.Tx, spec BackendSpec) (int, erro
 // given at every start must never undo what an admin changed since. A URL that
 // another backend uses is ErrConflict.
 func (s *Store) SeedBackend(ctx context.Context, spec BackendSpec) (Backend, bool, error) {
-	op := fmt.Sprintf("seed backend %q", spec.Name)
-	spec = spec.normalized()
-	if err := validateBackendSpec(spec); err != nil {
-		return Backend{}, false, invalid(op, "%s", err)
-	}
-	var (
-		id      int
-		created bool
-	)
-	// Two attempts, as in RegisterBackend: a concurrent creation of the same
-	// name makes the second pass find its row.
-	var err error
-	for attempt := 0; attempt < 2; attempt++ {
+	return s.register(ctx, fmt.Sprintf("seed backend %q", spec.Name), spec, func(spec BackendSpec) (id int, created bool, err error) {
 		err = s.withTx(ctx, func(tx *ent.Tx) error {
 			existing, err := tx.Backend.Query().Where(backend.Name(spec.Name)).Only(ctx)
 			switch {
@@ -223,21 +216,11 @@ func (s *Store) SeedBackend(ctx context.Context, spec BackendSpec) (Backend, boo
 			case err != nil:
 				return err
 			}
-			created, id = false, existing.ID
+			id = existing.ID
 			return nil
 		})
-		if !ent.IsConstraintError(err) || !created {
-			break
-		}
-	}
-	if err != nil {
-		return Backend{}, false, dbErr(op, err)
-	}
-	b, err := s.GetBackend(ctx, int64(id))
-	if err != nil {
-		return Backend{}, false, fmt.Errorf("%s: %w", op, err)
-	}
-	return b, created, nil
+		return id, created, err
+	})
 }
 
 func validateBackendSpec(spec BackendSpec) error {
