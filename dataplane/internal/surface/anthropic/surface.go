@@ -2,7 +2,6 @@ package anthropic
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -112,7 +111,11 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		s.WriteError(w, r, readError(err))
+		s.WriteError(w, r, canonical.BodyError(err))
+		return "", nil, false
+	}
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
 		return "", nil, false
 	}
 	return credential, body, true
@@ -200,17 +203,8 @@ func admissionHeaders(h http.Header, a relay.Admission) {
 	}
 }
 
-func readError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
-}
-
 func modelNotFound(model string) *canonical.Error {
-	return &canonical.Error{Kind: canonical.KindNotFound, Code: "model_not_found", Param: "model", Message: "model: " + model}
+	return &canonical.Error{Kind: canonical.KindNotFound, Code: "model_not_found", Param: "model", Message: "model: " + canonical.Echo(model)}
 }
 
 // find returns the catalog entry for name; "name" and "name:latest" are one

@@ -2,7 +2,6 @@ package ollama
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -114,19 +113,10 @@ func (s *Surface) readRequest(w http.ResponseWriter, r *http.Request) (credentia
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		s.WriteError(w, r, readError(err))
+		s.WriteError(w, r, canonical.BodyError(err))
 		return "", nil, false
 	}
 	return credential, body, true
-}
-
-func readError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
 }
 
 func admissionHeaders(h http.Header, a relay.Admission) {

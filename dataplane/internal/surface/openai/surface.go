@@ -2,7 +2,6 @@ package openai
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -102,7 +101,11 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		s.WriteError(w, r, readError(err))
+		s.WriteError(w, r, canonical.BodyError(err))
+		return "", nil, false
+	}
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
 		return "", nil, false
 	}
 	return credential, body, true
@@ -168,15 +171,6 @@ func admissionHeaders(h http.Header, a relay.Admission) {
 	if a.Simulated {
 		h.Set(SimulatedHeader, "true")
 	}
-}
-
-func readError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
 }
 
 func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
