@@ -45,6 +45,10 @@ type APIKey struct {
 	UsageCount int64 `json:"usage_count,omitempty"`
 	// RpmLimit holds the value of the "rpm_limit" field.
 	RpmLimit *int `json:"rpm_limit,omitempty"`
+	// IsService holds the value of the "is_service" field.
+	IsService bool `json:"is_service,omitempty"`
+	// ServiceName holds the value of the "service_name" field.
+	ServiceName string `json:"service_name,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the APIKeyQuery when eager-loading is set.
 	Edges        APIKeyEdges `json:"edges"`
@@ -78,9 +82,11 @@ func (*APIKey) scanValues(columns []string) ([]any, error) {
 		switch columns[i] {
 		case apikey.FieldScopes:
 			values[i] = new([]byte)
+		case apikey.FieldIsService:
+			values[i] = new(sql.NullBool)
 		case apikey.FieldID, apikey.FieldUserID, apikey.FieldUsageCount, apikey.FieldRpmLimit:
 			values[i] = new(sql.NullInt64)
-		case apikey.FieldName, apikey.FieldKeyPrefix, apikey.FieldKeySha256, apikey.FieldKeyHash, apikey.FieldStatus:
+		case apikey.FieldName, apikey.FieldKeyPrefix, apikey.FieldKeySha256, apikey.FieldKeyHash, apikey.FieldStatus, apikey.FieldServiceName:
 			values[i] = new(sql.NullString)
 		case apikey.FieldCreatedAt, apikey.FieldUpdatedAt, apikey.FieldExpiresAt, apikey.FieldLastUsedAt:
 			values[i] = new(sql.NullTime)
@@ -188,6 +194,18 @@ func (_m *APIKey) assignValues(columns []string, values []any) error {
 				_m.RpmLimit = new(int)
 				*_m.RpmLimit = int(value.Int64)
 			}
+		case apikey.FieldIsService:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field is_service", values[i])
+			} else if value.Valid {
+				_m.IsService = value.Bool
+			}
+		case apikey.FieldServiceName:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field service_name", values[i])
+			} else if value.Valid {
+				_m.ServiceName = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -271,6 +289,12 @@ func (_m *APIKey) String() string {
 		builder.WriteString("rpm_limit=")
 		builder.WriteString(fmt.Sprintf("%v", *v))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("is_service=")
+	builder.WriteString(fmt.Sprintf("%v", _m.IsService))
+	builder.WriteString(", ")
+	builder.WriteString("service_name=")
+	builder.WriteString(_m.ServiceName)
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -165,6 +165,34 @@ func (_c *APIKeyCreate) SetNillableRpmLimit(v *int) *APIKeyCreate {
 	return _c
 }
 
+// SetIsService sets the "is_service" field.
+func (_c *APIKeyCreate) SetIsService(v bool) *APIKeyCreate {
+	_c.mutation.SetIsService(v)
+	return _c
+}
+
+// SetNillableIsService sets the "is_service" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableIsService(v *bool) *APIKeyCreate {
+	if v != nil {
+		_c.SetIsService(*v)
+	}
+	return _c
+}
+
+// SetServiceName sets the "service_name" field.
+func (_c *APIKeyCreate) SetServiceName(v string) *APIKeyCreate {
+	_c.mutation.SetServiceName(v)
+	return _c
+}
+
+// SetNillableServiceName sets the "service_name" field if the given value is not nil.
+func (_c *APIKeyCreate) SetNillableServiceName(v *string) *APIKeyCreate {
+	if v != nil {
+		_c.SetServiceName(*v)
+	}
+	return _c
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_c *APIKeyCreate) SetUser(v *User) *APIKeyCreate {
 	return _c.SetUserID(v.ID)
@@ -224,6 +252,14 @@ func (_c *APIKeyCreate) defaults() {
 	if _, ok := _c.mutation.UsageCount(); !ok {
 		v := apikey.DefaultUsageCount
 		_c.mutation.SetUsageCount(v)
+	}
+	if _, ok := _c.mutation.IsService(); !ok {
+		v := apikey.DefaultIsService
+		_c.mutation.SetIsService(v)
+	}
+	if _, ok := _c.mutation.ServiceName(); !ok {
+		v := apikey.DefaultServiceName
+		_c.mutation.SetServiceName(v)
 	}
 }
 
@@ -289,6 +325,17 @@ func (_c *APIKeyCreate) check() error {
 	if v, ok := _c.mutation.RpmLimit(); ok {
 		if err := apikey.RpmLimitValidator(v); err != nil {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "APIKey.rpm_limit": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.IsService(); !ok {
+		return &ValidationError{Name: "is_service", err: errors.New(`ent: missing required field "APIKey.is_service"`)}
+	}
+	if _, ok := _c.mutation.ServiceName(); !ok {
+		return &ValidationError{Name: "service_name", err: errors.New(`ent: missing required field "APIKey.service_name"`)}
+	}
+	if v, ok := _c.mutation.ServiceName(); ok {
+		if err := apikey.ServiceNameValidator(v); err != nil {
+			return &ValidationError{Name: "service_name", err: fmt.Errorf(`ent: validator failed for field "APIKey.service_name": %w`, err)}
 		}
 	}
 	if len(_c.mutation.UserIDs()) == 0 {
@@ -368,6 +415,14 @@ func (_c *APIKeyCreate) createSpec() (*APIKey, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.RpmLimit(); ok {
 		_spec.SetField(apikey.FieldRpmLimit, field.TypeInt, value)
 		_node.RpmLimit = &value
+	}
+	if value, ok := _c.mutation.IsService(); ok {
+		_spec.SetField(apikey.FieldIsService, field.TypeBool, value)
+		_node.IsService = value
+	}
+	if value, ok := _c.mutation.ServiceName(); ok {
+		_spec.SetField(apikey.FieldServiceName, field.TypeString, value)
+		_node.ServiceName = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -615,6 +670,30 @@ func (u *APIKeyUpsert) AddRpmLimit(v int) *APIKeyUpsert {
 // ClearRpmLimit clears the value of the "rpm_limit" field.
 func (u *APIKeyUpsert) ClearRpmLimit() *APIKeyUpsert {
 	u.SetNull(apikey.FieldRpmLimit)
+	return u
+}
+
+// SetIsService sets the "is_service" field.
+func (u *APIKeyUpsert) SetIsService(v bool) *APIKeyUpsert {
+	u.Set(apikey.FieldIsService, v)
+	return u
+}
+
+// UpdateIsService sets the "is_service" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateIsService() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldIsService)
+	return u
+}
+
+// SetServiceName sets the "service_name" field.
+func (u *APIKeyUpsert) SetServiceName(v string) *APIKeyUpsert {
+	u.Set(apikey.FieldServiceName, v)
+	return u
+}
+
+// UpdateServiceName sets the "service_name" field to the value that was provided on create.
+func (u *APIKeyUpsert) UpdateServiceName() *APIKeyUpsert {
+	u.SetExcluded(apikey.FieldServiceName)
 	return u
 }
 
@@ -870,6 +949,34 @@ func (u *APIKeyUpsertOne) UpdateRpmLimit() *APIKeyUpsertOne {
 func (u *APIKeyUpsertOne) ClearRpmLimit() *APIKeyUpsertOne {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearRpmLimit()
+	})
+}
+
+// SetIsService sets the "is_service" field.
+func (u *APIKeyUpsertOne) SetIsService(v bool) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetIsService(v)
+	})
+}
+
+// UpdateIsService sets the "is_service" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateIsService() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateIsService()
+	})
+}
+
+// SetServiceName sets the "service_name" field.
+func (u *APIKeyUpsertOne) SetServiceName(v string) *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetServiceName(v)
+	})
+}
+
+// UpdateServiceName sets the "service_name" field to the value that was provided on create.
+func (u *APIKeyUpsertOne) UpdateServiceName() *APIKeyUpsertOne {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateServiceName()
 	})
 }
 
@@ -1291,6 +1398,34 @@ func (u *APIKeyUpsertBulk) UpdateRpmLimit() *APIKeyUpsertBulk {
 func (u *APIKeyUpsertBulk) ClearRpmLimit() *APIKeyUpsertBulk {
 	return u.Update(func(s *APIKeyUpsert) {
 		s.ClearRpmLimit()
+	})
+}
+
+// SetIsService sets the "is_service" field.
+func (u *APIKeyUpsertBulk) SetIsService(v bool) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetIsService(v)
+	})
+}
+
+// UpdateIsService sets the "is_service" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateIsService() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateIsService()
+	})
+}
+
+// SetServiceName sets the "service_name" field.
+func (u *APIKeyUpsertBulk) SetServiceName(v string) *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.SetServiceName(v)
+	})
+}
+
+// UpdateServiceName sets the "service_name" field to the value that was provided on create.
+func (u *APIKeyUpsertBulk) UpdateServiceName() *APIKeyUpsertBulk {
+	return u.Update(func(s *APIKeyUpsert) {
+		s.UpdateServiceName()
 	})
 }
 

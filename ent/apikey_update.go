@@ -226,6 +226,34 @@ func (_u *APIKeyUpdate) ClearRpmLimit() *APIKeyUpdate {
 	return _u
 }
 
+// SetIsService sets the "is_service" field.
+func (_u *APIKeyUpdate) SetIsService(v bool) *APIKeyUpdate {
+	_u.mutation.SetIsService(v)
+	return _u
+}
+
+// SetNillableIsService sets the "is_service" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableIsService(v *bool) *APIKeyUpdate {
+	if v != nil {
+		_u.SetIsService(*v)
+	}
+	return _u
+}
+
+// SetServiceName sets the "service_name" field.
+func (_u *APIKeyUpdate) SetServiceName(v string) *APIKeyUpdate {
+	_u.mutation.SetServiceName(v)
+	return _u
+}
+
+// SetNillableServiceName sets the "service_name" field if the given value is not nil.
+func (_u *APIKeyUpdate) SetNillableServiceName(v *string) *APIKeyUpdate {
+	if v != nil {
+		_u.SetServiceName(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *APIKeyUpdate) SetUser(v *User) *APIKeyUpdate {
 	return _u.SetUserID(v.ID)
@@ -315,6 +343,11 @@ func (_u *APIKeyUpdate) check() error {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "APIKey.rpm_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ServiceName(); ok {
+		if err := apikey.ServiceNameValidator(v); err != nil {
+			return &ValidationError{Name: "service_name", err: fmt.Errorf(`ent: validator failed for field "APIKey.service_name": %w`, err)}
+		}
+	}
 	if _u.mutation.UserCleared() && len(_u.mutation.UserIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "APIKey.user"`)
 	}
@@ -388,6 +421,12 @@ func (_u *APIKeyUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if _u.mutation.RpmLimitCleared() {
 		_spec.ClearField(apikey.FieldRpmLimit, field.TypeInt)
+	}
+	if value, ok := _u.mutation.IsService(); ok {
+		_spec.SetField(apikey.FieldIsService, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ServiceName(); ok {
+		_spec.SetField(apikey.FieldServiceName, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -634,6 +673,34 @@ func (_u *APIKeyUpdateOne) ClearRpmLimit() *APIKeyUpdateOne {
 	return _u
 }
 
+// SetIsService sets the "is_service" field.
+func (_u *APIKeyUpdateOne) SetIsService(v bool) *APIKeyUpdateOne {
+	_u.mutation.SetIsService(v)
+	return _u
+}
+
+// SetNillableIsService sets the "is_service" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableIsService(v *bool) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetIsService(*v)
+	}
+	return _u
+}
+
+// SetServiceName sets the "service_name" field.
+func (_u *APIKeyUpdateOne) SetServiceName(v string) *APIKeyUpdateOne {
+	_u.mutation.SetServiceName(v)
+	return _u
+}
+
+// SetNillableServiceName sets the "service_name" field if the given value is not nil.
+func (_u *APIKeyUpdateOne) SetNillableServiceName(v *string) *APIKeyUpdateOne {
+	if v != nil {
+		_u.SetServiceName(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *APIKeyUpdateOne) SetUser(v *User) *APIKeyUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -736,6 +803,11 @@ func (_u *APIKeyUpdateOne) check() error {
 			return &ValidationError{Name: "rpm_limit", err: fmt.Errorf(`ent: validator failed for field "APIKey.rpm_limit": %w`, err)}
 		}
 	}
+	if v, ok := _u.mutation.ServiceName(); ok {
+		if err := apikey.ServiceNameValidator(v); err != nil {
+			return &ValidationError{Name: "service_name", err: fmt.Errorf(`ent: validator failed for field "APIKey.service_name": %w`, err)}
+		}
+	}
 	if _u.mutation.UserCleared() && len(_u.mutation.UserIDs()) > 0 {
 		return errors.New(`ent: clearing a required unique edge "APIKey.user"`)
 	}
@@ -826,6 +898,12 @@ func (_u *APIKeyUpdateOne) sqlSave(ctx context.Context) (_node *APIKey, err erro
 	}
 	if _u.mutation.RpmLimitCleared() {
 		_spec.ClearField(apikey.FieldRpmLimit, field.TypeInt)
+	}
+	if value, ok := _u.mutation.IsService(); ok {
+		_spec.SetField(apikey.FieldIsService, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.ServiceName(); ok {
+		_spec.SetField(apikey.FieldServiceName, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -22,6 +22,8 @@ import (
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
+	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 
 	stdsql "database/sql"
@@ -46,6 +48,10 @@ type Client struct {
 	Node *NodeClient
 	// Quota is the client for interacting with the Quota builders.
 	Quota *QuotaClient
+	// QuotaRequest is the client for interacting with the QuotaRequest builders.
+	QuotaRequest *QuotaRequestClient
+	// Session is the client for interacting with the Session builders.
+	Session *SessionClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 }
@@ -66,6 +72,8 @@ func (c *Client) init() {
 	c.Model = NewModelClient(c.config)
 	c.Node = NewNodeClient(c.config)
 	c.Quota = NewQuotaClient(c.config)
+	c.QuotaRequest = NewQuotaRequestClient(c.config)
+	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
 }
 
@@ -157,16 +165,18 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:       ctx,
-		config:    cfg,
-		APIKey:    NewAPIKeyClient(cfg),
-		Backend:   NewBackendClient(cfg),
-		GPUDevice: NewGPUDeviceClient(cfg),
-		Group:     NewGroupClient(cfg),
-		Model:     NewModelClient(cfg),
-		Node:      NewNodeClient(cfg),
-		Quota:     NewQuotaClient(cfg),
-		User:      NewUserClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		APIKey:       NewAPIKeyClient(cfg),
+		Backend:      NewBackendClient(cfg),
+		GPUDevice:    NewGPUDeviceClient(cfg),
+		Group:        NewGroupClient(cfg),
+		Model:        NewModelClient(cfg),
+		Node:         NewNodeClient(cfg),
+		Quota:        NewQuotaClient(cfg),
+		QuotaRequest: NewQuotaRequestClient(cfg),
+		Session:      NewSessionClient(cfg),
+		User:         NewUserClient(cfg),
 	}, nil
 }
 
@@ -184,16 +194,18 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:       ctx,
-		config:    cfg,
-		APIKey:    NewAPIKeyClient(cfg),
-		Backend:   NewBackendClient(cfg),
-		GPUDevice: NewGPUDeviceClient(cfg),
-		Group:     NewGroupClient(cfg),
-		Model:     NewModelClient(cfg),
-		Node:      NewNodeClient(cfg),
-		Quota:     NewQuotaClient(cfg),
-		User:      NewUserClient(cfg),
+		ctx:          ctx,
+		config:       cfg,
+		APIKey:       NewAPIKeyClient(cfg),
+		Backend:      NewBackendClient(cfg),
+		GPUDevice:    NewGPUDeviceClient(cfg),
+		Group:        NewGroupClient(cfg),
+		Model:        NewModelClient(cfg),
+		Node:         NewNodeClient(cfg),
+		Quota:        NewQuotaClient(cfg),
+		QuotaRequest: NewQuotaRequestClient(cfg),
+		Session:      NewSessionClient(cfg),
+		User:         NewUserClient(cfg),
 	}, nil
 }
 
@@ -223,7 +235,8 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota, c.User,
+		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
+		c.QuotaRequest, c.Session, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -233,7 +246,8 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota, c.User,
+		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
+		c.QuotaRequest, c.Session, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -256,6 +270,10 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Node.mutate(ctx, m)
 	case *QuotaMutation:
 		return c.Quota.mutate(ctx, m)
+	case *QuotaRequestMutation:
+		return c.QuotaRequest.mutate(ctx, m)
+	case *SessionMutation:
+		return c.Session.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
 	default:
@@ -1338,6 +1356,304 @@ func (c *QuotaClient) mutate(ctx context.Context, m *QuotaMutation) (Value, erro
 	}
 }
 
+// QuotaRequestClient is a client for the QuotaRequest schema.
+type QuotaRequestClient struct {
+	config
+}
+
+// NewQuotaRequestClient returns a client for the QuotaRequest from the given config.
+func NewQuotaRequestClient(c config) *QuotaRequestClient {
+	return &QuotaRequestClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `quotarequest.Hooks(f(g(h())))`.
+func (c *QuotaRequestClient) Use(hooks ...Hook) {
+	c.hooks.QuotaRequest = append(c.hooks.QuotaRequest, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `quotarequest.Intercept(f(g(h())))`.
+func (c *QuotaRequestClient) Intercept(interceptors ...Interceptor) {
+	c.inters.QuotaRequest = append(c.inters.QuotaRequest, interceptors...)
+}
+
+// Create returns a builder for creating a QuotaRequest entity.
+func (c *QuotaRequestClient) Create() *QuotaRequestCreate {
+	mutation := newQuotaRequestMutation(c.config, OpCreate)
+	return &QuotaRequestCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of QuotaRequest entities.
+func (c *QuotaRequestClient) CreateBulk(builders ...*QuotaRequestCreate) *QuotaRequestCreateBulk {
+	return &QuotaRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *QuotaRequestClient) MapCreateBulk(slice any, setFunc func(*QuotaRequestCreate, int)) *QuotaRequestCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &QuotaRequestCreateBulk{err: fmt.Errorf("calling to QuotaRequestClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*QuotaRequestCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &QuotaRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for QuotaRequest.
+func (c *QuotaRequestClient) Update() *QuotaRequestUpdate {
+	mutation := newQuotaRequestMutation(c.config, OpUpdate)
+	return &QuotaRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *QuotaRequestClient) UpdateOne(_m *QuotaRequest) *QuotaRequestUpdateOne {
+	mutation := newQuotaRequestMutation(c.config, OpUpdateOne, withQuotaRequest(_m))
+	return &QuotaRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *QuotaRequestClient) UpdateOneID(id int) *QuotaRequestUpdateOne {
+	mutation := newQuotaRequestMutation(c.config, OpUpdateOne, withQuotaRequestID(id))
+	return &QuotaRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for QuotaRequest.
+func (c *QuotaRequestClient) Delete() *QuotaRequestDelete {
+	mutation := newQuotaRequestMutation(c.config, OpDelete)
+	return &QuotaRequestDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *QuotaRequestClient) DeleteOne(_m *QuotaRequest) *QuotaRequestDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *QuotaRequestClient) DeleteOneID(id int) *QuotaRequestDeleteOne {
+	builder := c.Delete().Where(quotarequest.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &QuotaRequestDeleteOne{builder}
+}
+
+// Query returns a query builder for QuotaRequest.
+func (c *QuotaRequestClient) Query() *QuotaRequestQuery {
+	return &QuotaRequestQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeQuotaRequest},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a QuotaRequest entity by its id.
+func (c *QuotaRequestClient) Get(ctx context.Context, id int) (*QuotaRequest, error) {
+	return c.Query().Where(quotarequest.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *QuotaRequestClient) GetX(ctx context.Context, id int) *QuotaRequest {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a QuotaRequest.
+func (c *QuotaRequestClient) QueryUser(_m *QuotaRequest) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(quotarequest.Table, quotarequest.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, quotarequest.UserTable, quotarequest.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *QuotaRequestClient) Hooks() []Hook {
+	return c.hooks.QuotaRequest
+}
+
+// Interceptors returns the client interceptors.
+func (c *QuotaRequestClient) Interceptors() []Interceptor {
+	return c.inters.QuotaRequest
+}
+
+func (c *QuotaRequestClient) mutate(ctx context.Context, m *QuotaRequestMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&QuotaRequestCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&QuotaRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&QuotaRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&QuotaRequestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown QuotaRequest mutation op: %q", m.Op())
+	}
+}
+
+// SessionClient is a client for the Session schema.
+type SessionClient struct {
+	config
+}
+
+// NewSessionClient returns a client for the Session from the given config.
+func NewSessionClient(c config) *SessionClient {
+	return &SessionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `session.Hooks(f(g(h())))`.
+func (c *SessionClient) Use(hooks ...Hook) {
+	c.hooks.Session = append(c.hooks.Session, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `session.Intercept(f(g(h())))`.
+func (c *SessionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Session = append(c.inters.Session, interceptors...)
+}
+
+// Create returns a builder for creating a Session entity.
+func (c *SessionClient) Create() *SessionCreate {
+	mutation := newSessionMutation(c.config, OpCreate)
+	return &SessionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Session entities.
+func (c *SessionClient) CreateBulk(builders ...*SessionCreate) *SessionCreateBulk {
+	return &SessionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SessionClient) MapCreateBulk(slice any, setFunc func(*SessionCreate, int)) *SessionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SessionCreateBulk{err: fmt.Errorf("calling to SessionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SessionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SessionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Session.
+func (c *SessionClient) Update() *SessionUpdate {
+	mutation := newSessionMutation(c.config, OpUpdate)
+	return &SessionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SessionClient) UpdateOne(_m *Session) *SessionUpdateOne {
+	mutation := newSessionMutation(c.config, OpUpdateOne, withSession(_m))
+	return &SessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SessionClient) UpdateOneID(id int) *SessionUpdateOne {
+	mutation := newSessionMutation(c.config, OpUpdateOne, withSessionID(id))
+	return &SessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Session.
+func (c *SessionClient) Delete() *SessionDelete {
+	mutation := newSessionMutation(c.config, OpDelete)
+	return &SessionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SessionClient) DeleteOne(_m *Session) *SessionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SessionClient) DeleteOneID(id int) *SessionDeleteOne {
+	builder := c.Delete().Where(session.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SessionDeleteOne{builder}
+}
+
+// Query returns a query builder for Session.
+func (c *SessionClient) Query() *SessionQuery {
+	return &SessionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSession},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Session entity by its id.
+func (c *SessionClient) Get(ctx context.Context, id int) (*Session, error) {
+	return c.Query().Where(session.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SessionClient) GetX(ctx context.Context, id int) *Session {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a Session.
+func (c *SessionClient) QueryUser(_m *Session) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(session.Table, session.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, session.UserTable, session.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *SessionClient) Hooks() []Hook {
+	return c.hooks.Session
+}
+
+// Interceptors returns the client interceptors.
+func (c *SessionClient) Interceptors() []Interceptor {
+	return c.inters.Session
+}
+
+func (c *SessionClient) mutate(ctx context.Context, m *SessionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SessionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SessionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SessionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SessionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Session mutation op: %q", m.Op())
+	}
+}
+
 // UserClient is a client for the User schema.
 type UserClient struct {
 	config
@@ -1494,6 +1810,38 @@ func (c *UserClient) QueryQuota(_m *User) *QuotaQuery {
 	return query
 }
 
+// QueryQuotaRequests queries the quota_requests edge of a User.
+func (c *UserClient) QueryQuotaRequests(_m *User) *QuotaRequestQuery {
+	query := (&QuotaRequestClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, id),
+			sqlgraph.To(quotarequest.Table, quotarequest.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.QuotaRequestsTable, user.QuotaRequestsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QuerySessions queries the sessions edge of a User.
+func (c *UserClient) QuerySessions(_m *User) *SessionQuery {
+	query := (&SessionClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, id),
+			sqlgraph.To(session.Table, session.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.SessionsTable, user.SessionsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *UserClient) Hooks() []Hook {
 	return c.hooks.User
@@ -1522,10 +1870,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, User []ent.Hook
+		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest, Session,
+		User []ent.Hook
 	}
 	inters struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, User []ent.Interceptor
+		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest, Session,
+		User []ent.Interceptor
 	}
 )
 

@@ -19,6 +19,8 @@ import (
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
+	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -80,14 +82,16 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:    apikey.ValidColumn,
-			backend.Table:   backend.ValidColumn,
-			gpudevice.Table: gpudevice.ValidColumn,
-			group.Table:     group.ValidColumn,
-			model.Table:     model.ValidColumn,
-			node.Table:      node.ValidColumn,
-			quota.Table:     quota.ValidColumn,
-			user.Table:      user.ValidColumn,
+			apikey.Table:       apikey.ValidColumn,
+			backend.Table:      backend.ValidColumn,
+			gpudevice.Table:    gpudevice.ValidColumn,
+			group.Table:        group.ValidColumn,
+			model.Table:        model.ValidColumn,
+			node.Table:         node.ValidColumn,
+			quota.Table:        quota.ValidColumn,
+			quotarequest.Table: quotarequest.ValidColumn,
+			session.Table:      session.ValidColumn,
+			user.Table:         user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

@@ -12,7 +12,9 @@ import (
 	"github.com/mindrouter/mindrouter/ent/model"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
+	"github.com/mindrouter/mindrouter/ent/quotarequest"
 	"github.com/mindrouter/mindrouter/ent/schema"
+	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -105,6 +107,16 @@ func init() {
 	apikeyDescRpmLimit := apikeyFields[10].Descriptor()
 	// apikey.RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
 	apikey.RpmLimitValidator = apikeyDescRpmLimit.Validators[0].(func(int) error)
+	// apikeyDescIsService is the schema descriptor for is_service field.
+	apikeyDescIsService := apikeyFields[11].Descriptor()
+	// apikey.DefaultIsService holds the default value on creation for the is_service field.
+	apikey.DefaultIsService = apikeyDescIsService.Default.(bool)
+	// apikeyDescServiceName is the schema descriptor for service_name field.
+	apikeyDescServiceName := apikeyFields[12].Descriptor()
+	// apikey.DefaultServiceName holds the default value on creation for the service_name field.
+	apikey.DefaultServiceName = apikeyDescServiceName.Default.(string)
+	// apikey.ServiceNameValidator is a validator for the "service_name" field. It is called by the builders before save.
+	apikey.ServiceNameValidator = apikeyDescServiceName.Validators[0].(func(string) error)
 	backendMixin := schema.Backend{}.Mixin()
 	backendMixinFields0 := backendMixin[0].Fields()
 	_ = backendMixinFields0
@@ -509,6 +521,134 @@ func init() {
 	quota.DefaultBudgetPeriodDays = quotaDescBudgetPeriodDays.Default.(int)
 	// quota.BudgetPeriodDaysValidator is a validator for the "budget_period_days" field. It is called by the builders before save.
 	quota.BudgetPeriodDaysValidator = quotaDescBudgetPeriodDays.Validators[0].(func(int) error)
+	quotarequestMixin := schema.QuotaRequest{}.Mixin()
+	quotarequestMixinFields0 := quotarequestMixin[0].Fields()
+	_ = quotarequestMixinFields0
+	quotarequestFields := schema.QuotaRequest{}.Fields()
+	_ = quotarequestFields
+	// quotarequestDescCreatedAt is the schema descriptor for created_at field.
+	quotarequestDescCreatedAt := quotarequestMixinFields0[0].Descriptor()
+	// quotarequest.DefaultCreatedAt holds the default value on creation for the created_at field.
+	quotarequest.DefaultCreatedAt = quotarequestDescCreatedAt.Default.(func() time.Time)
+	// quotarequestDescUpdatedAt is the schema descriptor for updated_at field.
+	quotarequestDescUpdatedAt := quotarequestMixinFields0[1].Descriptor()
+	// quotarequest.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	quotarequest.DefaultUpdatedAt = quotarequestDescUpdatedAt.Default.(func() time.Time)
+	// quotarequest.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	quotarequest.UpdateDefaultUpdatedAt = quotarequestDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// quotarequestDescRequestedTokens is the schema descriptor for requested_tokens field.
+	quotarequestDescRequestedTokens := quotarequestFields[1].Descriptor()
+	// quotarequest.RequestedTokensValidator is a validator for the "requested_tokens" field. It is called by the builders before save.
+	quotarequest.RequestedTokensValidator = quotarequestDescRequestedTokens.Validators[0].(func(int64) error)
+	// quotarequestDescJustification is the schema descriptor for justification field.
+	quotarequestDescJustification := quotarequestFields[2].Descriptor()
+	// quotarequest.JustificationValidator is a validator for the "justification" field. It is called by the builders before save.
+	quotarequest.JustificationValidator = func() func(string) error {
+		validators := quotarequestDescJustification.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(justification string) error {
+			for _, fn := range fns {
+				if err := fn(justification); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// quotarequestDescReviewNotes is the schema descriptor for review_notes field.
+	quotarequestDescReviewNotes := quotarequestFields[5].Descriptor()
+	// quotarequest.DefaultReviewNotes holds the default value on creation for the review_notes field.
+	quotarequest.DefaultReviewNotes = quotarequestDescReviewNotes.Default.(string)
+	// quotarequest.ReviewNotesValidator is a validator for the "review_notes" field. It is called by the builders before save.
+	quotarequest.ReviewNotesValidator = quotarequestDescReviewNotes.Validators[0].(func(string) error)
+	// quotarequestDescGrantedTokens is the schema descriptor for granted_tokens field.
+	quotarequestDescGrantedTokens := quotarequestFields[6].Descriptor()
+	// quotarequest.GrantedTokensValidator is a validator for the "granted_tokens" field. It is called by the builders before save.
+	quotarequest.GrantedTokensValidator = quotarequestDescGrantedTokens.Validators[0].(func(int64) error)
+	sessionMixin := schema.Session{}.Mixin()
+	sessionMixinFields0 := sessionMixin[0].Fields()
+	_ = sessionMixinFields0
+	sessionFields := schema.Session{}.Fields()
+	_ = sessionFields
+	// sessionDescCreatedAt is the schema descriptor for created_at field.
+	sessionDescCreatedAt := sessionMixinFields0[0].Descriptor()
+	// session.DefaultCreatedAt holds the default value on creation for the created_at field.
+	session.DefaultCreatedAt = sessionDescCreatedAt.Default.(func() time.Time)
+	// sessionDescUpdatedAt is the schema descriptor for updated_at field.
+	sessionDescUpdatedAt := sessionMixinFields0[1].Descriptor()
+	// session.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	session.DefaultUpdatedAt = sessionDescUpdatedAt.Default.(func() time.Time)
+	// session.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	session.UpdateDefaultUpdatedAt = sessionDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// sessionDescTokenSha256 is the schema descriptor for token_sha256 field.
+	sessionDescTokenSha256 := sessionFields[1].Descriptor()
+	// session.TokenSha256Validator is a validator for the "token_sha256" field. It is called by the builders before save.
+	session.TokenSha256Validator = func() func(string) error {
+		validators := sessionDescTokenSha256.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(token_sha256 string) error {
+			for _, fn := range fns {
+				if err := fn(token_sha256); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// sessionDescCsrfToken is the schema descriptor for csrf_token field.
+	sessionDescCsrfToken := sessionFields[2].Descriptor()
+	// session.CsrfTokenValidator is a validator for the "csrf_token" field. It is called by the builders before save.
+	session.CsrfTokenValidator = func() func(string) error {
+		validators := sessionDescCsrfToken.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(csrf_token string) error {
+			for _, fn := range fns {
+				if err := fn(csrf_token); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// sessionDescMethod is the schema descriptor for method field.
+	sessionDescMethod := sessionFields[3].Descriptor()
+	// session.MethodValidator is a validator for the "method" field. It is called by the builders before save.
+	session.MethodValidator = func() func(string) error {
+		validators := sessionDescMethod.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(method string) error {
+			for _, fn := range fns {
+				if err := fn(method); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// sessionDescClientIP is the schema descriptor for client_ip field.
+	sessionDescClientIP := sessionFields[4].Descriptor()
+	// session.DefaultClientIP holds the default value on creation for the client_ip field.
+	session.DefaultClientIP = sessionDescClientIP.Default.(string)
+	// session.ClientIPValidator is a validator for the "client_ip" field. It is called by the builders before save.
+	session.ClientIPValidator = sessionDescClientIP.Validators[0].(func(string) error)
+	// sessionDescUserAgent is the schema descriptor for user_agent field.
+	sessionDescUserAgent := sessionFields[5].Descriptor()
+	// session.DefaultUserAgent holds the default value on creation for the user_agent field.
+	session.DefaultUserAgent = sessionDescUserAgent.Default.(string)
+	// session.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
+	session.UserAgentValidator = sessionDescUserAgent.Validators[0].(func(string) error)
 	userMixin := schema.User{}.Mixin()
 	userMixinFields0 := userMixin[0].Fields()
 	_ = userMixinFields0
@@ -586,4 +726,12 @@ func init() {
 	userDescWeightOverride := userFields[8].Descriptor()
 	// user.WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	user.WeightOverrideValidator = userDescWeightOverride.Validators[0].(func(int) error)
+	// userDescOidcIssuer is the schema descriptor for oidc_issuer field.
+	userDescOidcIssuer := userFields[10].Descriptor()
+	// user.OidcIssuerValidator is a validator for the "oidc_issuer" field. It is called by the builders before save.
+	user.OidcIssuerValidator = userDescOidcIssuer.Validators[0].(func(string) error)
+	// userDescOidcSubject is the schema descriptor for oidc_subject field.
+	userDescOidcSubject := userFields[11].Descriptor()
+	// user.OidcSubjectValidator is a validator for the "oidc_subject" field. It is called by the builders before save.
+	user.OidcSubjectValidator = userDescOidcSubject.Validators[0].(func(string) error)
 }

@@ -28,6 +28,10 @@ type Tx struct {
 	Node *NodeClient
 	// Quota is the client for interacting with the Quota builders.
 	Quota *QuotaClient
+	// QuotaRequest is the client for interacting with the QuotaRequest builders.
+	QuotaRequest *QuotaRequestClient
+	// Session is the client for interacting with the Session builders.
+	Session *SessionClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 
@@ -168,6 +172,8 @@ func (tx *Tx) init() {
 	tx.Model = NewModelClient(tx.config)
 	tx.Node = NewNodeClient(tx.config)
 	tx.Quota = NewQuotaClient(tx.config)
+	tx.QuotaRequest = NewQuotaRequestClient(tx.config)
+	tx.Session = NewSessionClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }
 

@@ -41,6 +41,10 @@ const (
 	FieldUsageCount = "usage_count"
 	// FieldRpmLimit holds the string denoting the rpm_limit field in the database.
 	FieldRpmLimit = "rpm_limit"
+	// FieldIsService holds the string denoting the is_service field in the database.
+	FieldIsService = "is_service"
+	// FieldServiceName holds the string denoting the service_name field in the database.
+	FieldServiceName = "service_name"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// Table holds the table name of the apikey in the database.
@@ -70,6 +74,8 @@ var Columns = []string{
 	FieldLastUsedAt,
 	FieldUsageCount,
 	FieldRpmLimit,
+	FieldIsService,
+	FieldServiceName,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -105,6 +111,12 @@ var (
 	UsageCountValidator func(int64) error
 	// RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
 	RpmLimitValidator func(int) error
+	// DefaultIsService holds the default value on creation for the "is_service" field.
+	DefaultIsService bool
+	// DefaultServiceName holds the default value on creation for the "service_name" field.
+	DefaultServiceName string
+	// ServiceNameValidator is a validator for the "service_name" field. It is called by the builders before save.
+	ServiceNameValidator func(string) error
 )
 
 // Status defines the type for the "status" enum field.
@@ -200,6 +212,16 @@ func ByUsageCount(opts ...sql.OrderTermOption) OrderOption {
 // ByRpmLimit orders the results by the rpm_limit field.
 func ByRpmLimit(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldRpmLimit, opts...).ToFunc()
+}
+
+// ByIsService orders the results by the is_service field.
+func ByIsService(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIsService, opts...).ToFunc()
+}
+
+// ByServiceName orders the results by the service_name field.
+func ByServiceName(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldServiceName, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.

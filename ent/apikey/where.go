@@ -110,6 +110,16 @@ func RpmLimit(v int) predicate.APIKey {
 	return predicate.APIKey(sql.FieldEQ(FieldRpmLimit, v))
 }
 
+// IsService applies equality check predicate on the "is_service" field. It's identical to IsServiceEQ.
+func IsService(v bool) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldIsService, v))
+}
+
+// ServiceName applies equality check predicate on the "service_name" field. It's identical to ServiceNameEQ.
+func ServiceName(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldServiceName, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.APIKey {
 	return predicate.APIKey(sql.FieldEQ(FieldCreatedAt, v))
@@ -688,6 +698,81 @@ func RpmLimitIsNil() predicate.APIKey {
 // RpmLimitNotNil applies the NotNil predicate on the "rpm_limit" field.
 func RpmLimitNotNil() predicate.APIKey {
 	return predicate.APIKey(sql.FieldNotNull(FieldRpmLimit))
+}
+
+// IsServiceEQ applies the EQ predicate on the "is_service" field.
+func IsServiceEQ(v bool) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldIsService, v))
+}
+
+// IsServiceNEQ applies the NEQ predicate on the "is_service" field.
+func IsServiceNEQ(v bool) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNEQ(FieldIsService, v))
+}
+
+// ServiceNameEQ applies the EQ predicate on the "service_name" field.
+func ServiceNameEQ(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEQ(FieldServiceName, v))
+}
+
+// ServiceNameNEQ applies the NEQ predicate on the "service_name" field.
+func ServiceNameNEQ(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNEQ(FieldServiceName, v))
+}
+
+// ServiceNameIn applies the In predicate on the "service_name" field.
+func ServiceNameIn(vs ...string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldIn(FieldServiceName, vs...))
+}
+
+// ServiceNameNotIn applies the NotIn predicate on the "service_name" field.
+func ServiceNameNotIn(vs ...string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldNotIn(FieldServiceName, vs...))
+}
+
+// ServiceNameGT applies the GT predicate on the "service_name" field.
+func ServiceNameGT(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGT(FieldServiceName, v))
+}
+
+// ServiceNameGTE applies the GTE predicate on the "service_name" field.
+func ServiceNameGTE(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldGTE(FieldServiceName, v))
+}
+
+// ServiceNameLT applies the LT predicate on the "service_name" field.
+func ServiceNameLT(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLT(FieldServiceName, v))
+}
+
+// ServiceNameLTE applies the LTE predicate on the "service_name" field.
+func ServiceNameLTE(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldLTE(FieldServiceName, v))
+}
+
+// ServiceNameContains applies the Contains predicate on the "service_name" field.
+func ServiceNameContains(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldContains(FieldServiceName, v))
+}
+
+// ServiceNameHasPrefix applies the HasPrefix predicate on the "service_name" field.
+func ServiceNameHasPrefix(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldHasPrefix(FieldServiceName, v))
+}
+
+// ServiceNameHasSuffix applies the HasSuffix predicate on the "service_name" field.
+func ServiceNameHasSuffix(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldHasSuffix(FieldServiceName, v))
+}
+
+// ServiceNameEqualFold applies the EqualFold predicate on the "service_name" field.
+func ServiceNameEqualFold(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldEqualFold(FieldServiceName, v))
+}
+
+// ServiceNameContainsFold applies the ContainsFold predicate on the "service_name" field.
+func ServiceNameContainsFold(v string) predicate.APIKey {
+	return predicate.APIKey(sql.FieldContainsFold(FieldServiceName, v))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

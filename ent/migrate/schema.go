@@ -24,6 +24,8 @@ var (
 		{Name: "last_used_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "usage_count", Type: field.TypeInt64, Default: 0},
 		{Name: "rpm_limit", Type: field.TypeInt, Nullable: true},
+		{Name: "is_service", Type: field.TypeBool, Default: false},
+		{Name: "service_name", Type: field.TypeString, Size: 100, Default: ""},
 		{Name: "user_id", Type: field.TypeInt},
 	}
 	// APIKeysTable holds the schema information for the "api_keys" table.
@@ -34,7 +36,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "api_keys_users_api_keys",
-				Columns:    []*schema.Column{APIKeysColumns[13]},
+				Columns:    []*schema.Column{APIKeysColumns[15]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -48,7 +50,7 @@ var (
 			{
 				Name:    "apikey_user_id_status",
 				Unique:  false,
-				Columns: []*schema.Column{APIKeysColumns[13], APIKeysColumns[7]},
+				Columns: []*schema.Column{APIKeysColumns[15], APIKeysColumns[7]},
 			},
 		},
 	}
@@ -233,6 +235,86 @@ var (
 			},
 		},
 	}
+	// QuotaRequestsColumns holds the columns for the "quota_requests" table.
+	QuotaRequestsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "requested_tokens", Type: field.TypeInt64},
+		{Name: "justification", Type: field.TypeString, Size: 2000},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "approved", "denied"}, Default: "pending"},
+		{Name: "reviewer_id", Type: field.TypeInt, Nullable: true},
+		{Name: "review_notes", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "granted_tokens", Type: field.TypeInt64, Nullable: true},
+		{Name: "reviewed_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// QuotaRequestsTable holds the schema information for the "quota_requests" table.
+	QuotaRequestsTable = &schema.Table{
+		Name:       "quota_requests",
+		Columns:    QuotaRequestsColumns,
+		PrimaryKey: []*schema.Column{QuotaRequestsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "quota_requests_users_quota_requests",
+				Columns:    []*schema.Column{QuotaRequestsColumns[10]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "quotarequest_status",
+				Unique:  false,
+				Columns: []*schema.Column{QuotaRequestsColumns[5]},
+			},
+			{
+				Name:    "quotarequest_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{QuotaRequestsColumns[10]},
+			},
+		},
+	}
+	// BrowserSessionsColumns holds the columns for the "browser_sessions" table.
+	BrowserSessionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "token_sha256", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "csrf_token", Type: field.TypeString, Size: 64},
+		{Name: "method", Type: field.TypeString, Size: 100},
+		{Name: "client_ip", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "user_agent", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "last_seen_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "expires_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// BrowserSessionsTable holds the schema information for the "browser_sessions" table.
+	BrowserSessionsTable = &schema.Table{
+		Name:       "browser_sessions",
+		Columns:    BrowserSessionsColumns,
+		PrimaryKey: []*schema.Column{BrowserSessionsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "browser_sessions_users_sessions",
+				Columns:    []*schema.Column{BrowserSessionsColumns[10]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "session_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{BrowserSessionsColumns[10]},
+			},
+			{
+				Name:    "session_expires_at",
+				Unique:  false,
+				Columns: []*schema.Column{BrowserSessionsColumns[9]},
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -247,6 +329,8 @@ var (
 		{Name: "token_budget", Type: field.TypeInt64, Nullable: true},
 		{Name: "weight_override", Type: field.TypeInt, Nullable: true},
 		{Name: "deleted_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "oidc_issuer", Type: field.TypeString, Nullable: true, Size: 255},
+		{Name: "oidc_subject", Type: field.TypeString, Nullable: true, Size: 255},
 		{Name: "group_id", Type: field.TypeInt},
 	}
 	// UsersTable holds the schema information for the "users" table.
@@ -257,7 +341,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_groups_users",
-				Columns:    []*schema.Column{UsersColumns[12]},
+				Columns:    []*schema.Column{UsersColumns[14]},
 				RefColumns: []*schema.Column{GroupsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -266,7 +350,12 @@ var (
 			{
 				Name:    "user_group_id",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[12]},
+				Columns: []*schema.Column{UsersColumns[14]},
+			},
+			{
+				Name:    "user_oidc_issuer_oidc_subject",
+				Unique:  true,
+				Columns: []*schema.Column{UsersColumns[12], UsersColumns[13]},
 			},
 		},
 	}
@@ -279,6 +368,8 @@ var (
 		ModelsTable,
 		NodesTable,
 		QuotasTable,
+		QuotaRequestsTable,
+		BrowserSessionsTable,
 		UsersTable,
 	}
 )
@@ -297,6 +388,14 @@ func init() {
 	QuotasTable.ForeignKeys[0].RefTable = UsersTable
 	QuotasTable.Annotation = &entsql.Annotation{
 		Table: "quotas",
+	}
+	QuotaRequestsTable.ForeignKeys[0].RefTable = UsersTable
+	QuotaRequestsTable.Annotation = &entsql.Annotation{
+		Table: "quota_requests",
+	}
+	BrowserSessionsTable.ForeignKeys[0].RefTable = UsersTable
+	BrowserSessionsTable.Annotation = &entsql.Annotation{
+		Table: "browser_sessions",
 	}
 	UsersTable.ForeignKeys[0].RefTable = GroupsTable
 }

@@ -27,5 +27,11 @@ type Node func(*sql.Selector)
 // Quota is the predicate function for quota builders.
 type Quota func(*sql.Selector)
 
+// QuotaRequest is the predicate function for quotarequest builders.
+type QuotaRequest func(*sql.Selector)
+
+// Session is the predicate function for session builders.
+type Session func(*sql.Selector)
+
 // User is the predicate function for user builders.
 type User func(*sql.Selector)

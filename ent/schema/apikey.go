@@ -42,6 +42,10 @@ func (APIKey) Fields() []ent.Field {
 		field.Int64("usage_count").Default(0).NonNegative(),
 		// Overrides the user's and group's requests per minute when set.
 		field.Int("rpm_limit").Optional().Nillable().NonNegative(),
+		// A service key belongs to a system, not to a person's session: it is
+		// named after the service and never expires.
+		field.Bool("is_service").Default(false),
+		field.String("service_name").MaxLen(100).Default(""),
 	}
 }
 

@@ -1,6 +1,6 @@
 // Package schema defines MindRouter's ent schemas: groups, users, API keys, nodes,
-// backends, models, GPU devices and quotas. It describes tables only; queries live in the
-// control plane's store package.
+// backends, models, GPU devices, quotas, quota requests and browser sessions. It
+// describes tables only; queries live in the control plane's store package.
 package schema
 
 import (

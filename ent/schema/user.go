@@ -34,6 +34,10 @@ func (User) Fields() []ent.Field {
 		field.Int("weight_override").Optional().Nillable().Positive(),
 		// Soft deletion: a deleted user's keys stop working.
 		optionalTime("deleted_at"),
+		// The OpenID Connect identity a single-sign-on account is matched by:
+		// the issuer and its subject, never the e-mail address.
+		field.String("oidc_issuer").MaxLen(255).Optional().Nillable(),
+		field.String("oidc_subject").MaxLen(255).Optional().Nillable(),
 	}
 }
 
@@ -43,6 +47,8 @@ func (User) Edges() []ent.Edge {
 		edge.From("group", Group.Type).Ref("users").Field("group_id").Unique().Required(),
 		edge.To("api_keys", APIKey.Type),
 		edge.To("quota", Quota.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("quota_requests", QuotaRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("sessions", Session.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 
@@ -50,5 +56,6 @@ func (User) Edges() []ent.Edge {
 func (User) Indexes() []ent.Index {
 	return []ent.Index{
 		index.Fields("group_id"),
+		index.Fields("oidc_issuer", "oidc_subject").Unique(),
 	}
 }

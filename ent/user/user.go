@@ -38,12 +38,20 @@ const (
 	FieldWeightOverride = "weight_override"
 	// FieldDeletedAt holds the string denoting the deleted_at field in the database.
 	FieldDeletedAt = "deleted_at"
+	// FieldOidcIssuer holds the string denoting the oidc_issuer field in the database.
+	FieldOidcIssuer = "oidc_issuer"
+	// FieldOidcSubject holds the string denoting the oidc_subject field in the database.
+	FieldOidcSubject = "oidc_subject"
 	// EdgeGroup holds the string denoting the group edge name in mutations.
 	EdgeGroup = "group"
 	// EdgeAPIKeys holds the string denoting the api_keys edge name in mutations.
 	EdgeAPIKeys = "api_keys"
 	// EdgeQuota holds the string denoting the quota edge name in mutations.
 	EdgeQuota = "quota"
+	// EdgeQuotaRequests holds the string denoting the quota_requests edge name in mutations.
+	EdgeQuotaRequests = "quota_requests"
+	// EdgeSessions holds the string denoting the sessions edge name in mutations.
+	EdgeSessions = "sessions"
 	// Table holds the table name of the user in the database.
 	Table = "users"
 	// GroupTable is the table that holds the group relation/edge.
@@ -67,6 +75,20 @@ const (
 	QuotaInverseTable = "quotas"
 	// QuotaColumn is the table column denoting the quota relation/edge.
 	QuotaColumn = "user_id"
+	// QuotaRequestsTable is the table that holds the quota_requests relation/edge.
+	QuotaRequestsTable = "quota_requests"
+	// QuotaRequestsInverseTable is the table name for the QuotaRequest entity.
+	// It exists in this package in order to avoid circular dependency with the "quotarequest" package.
+	QuotaRequestsInverseTable = "quota_requests"
+	// QuotaRequestsColumn is the table column denoting the quota_requests relation/edge.
+	QuotaRequestsColumn = "user_id"
+	// SessionsTable is the table that holds the sessions relation/edge.
+	SessionsTable = "browser_sessions"
+	// SessionsInverseTable is the table name for the Session entity.
+	// It exists in this package in order to avoid circular dependency with the "session" package.
+	SessionsInverseTable = "browser_sessions"
+	// SessionsColumn is the table column denoting the sessions relation/edge.
+	SessionsColumn = "user_id"
 )
 
 // Columns holds all SQL columns for user fields.
@@ -84,6 +106,8 @@ var Columns = []string{
 	FieldTokenBudget,
 	FieldWeightOverride,
 	FieldDeletedAt,
+	FieldOidcIssuer,
+	FieldOidcSubject,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -121,6 +145,10 @@ var (
 	TokenBudgetValidator func(int64) error
 	// WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	WeightOverrideValidator func(int) error
+	// OidcIssuerValidator is a validator for the "oidc_issuer" field. It is called by the builders before save.
+	OidcIssuerValidator func(string) error
+	// OidcSubjectValidator is a validator for the "oidc_subject" field. It is called by the builders before save.
+	OidcSubjectValidator func(string) error
 )
 
 // OrderOption defines the ordering options for the User queries.
@@ -191,6 +219,16 @@ func ByDeletedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldDeletedAt, opts...).ToFunc()
 }
 
+// ByOidcIssuer orders the results by the oidc_issuer field.
+func ByOidcIssuer(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOidcIssuer, opts...).ToFunc()
+}
+
+// ByOidcSubject orders the results by the oidc_subject field.
+func ByOidcSubject(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldOidcSubject, opts...).ToFunc()
+}
+
 // ByGroupField orders the results by group field.
 func ByGroupField(field string, opts ...sql.OrderTermOption) OrderOption {
 	return func(s *sql.Selector) {
@@ -218,6 +256,34 @@ func ByQuotaField(field string, opts ...sql.OrderTermOption) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newQuotaStep(), sql.OrderByField(field, opts...))
 	}
 }
+
+// ByQuotaRequestsCount orders the results by quota_requests count.
+func ByQuotaRequestsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newQuotaRequestsStep(), opts...)
+	}
+}
+
+// ByQuotaRequests orders the results by quota_requests terms.
+func ByQuotaRequests(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newQuotaRequestsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
+// BySessionsCount orders the results by sessions count.
+func BySessionsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newSessionsStep(), opts...)
+	}
+}
+
+// BySessions orders the results by sessions terms.
+func BySessions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newSessionsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newGroupStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -237,5 +303,19 @@ func newQuotaStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(QuotaInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2O, false, QuotaTable, QuotaColumn),
+	)
+}
+func newQuotaRequestsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(QuotaRequestsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, QuotaRequestsTable, QuotaRequestsColumn),
+	)
+}
+func newSessionsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(SessionsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, SessionsTable, SessionsColumn),
 	)
 }

@@ -79,6 +79,23 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "\nAdmin user %q created. Its API key (shown once, keep it safe):\n\n    %s\n\n", boot.Username, boot.Key)
 	}
 
+	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{
+		SessionIdle: cfg.SessionIdle, SessionAbsolute: cfg.SessionMaxAge,
+		LoginAttempts: cfg.LoginMaxAttempts, LoginWindow: cfg.LoginWindow,
+	})
+	if err != nil {
+		return err
+	}
+
+	var sso *identity.SSO
+	if cfg.OIDCConfig != "" {
+		providers, err := identity.LoadOIDCProviders(cfg.OIDCConfig)
+		if err != nil {
+			return err
+		}
+		sso = identity.NewSSO(accounts, st, providers, nil)
+	}
+
 	tele, err := telemetry.New(st, telemetry.Options{SampleInterval: cfg.TelemetryInterval, Logger: log.With("component", "telemetry"), Registerer: metrics})
 	if err != nil {
 		return err
@@ -130,11 +147,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := server.New(server.Options{
 		Services: server.Services{
 			Admission: adm, Session: adm,
-			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st),
+			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st, accounts),
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts, sso),
 			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
 			Telemetry: tele,
 		},
-		Verifier: ident, ClusterToken: clusterToken, Ready: st.Ping,
+		Verifier: ident, Sessions: accounts, ClusterToken: clusterToken, Ready: st.Ping,
 		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracing, Propagator: newPropagator(),
 	})
 	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
@@ -162,6 +180,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { return reg.RunHealth(gctx, cfg.HealthInterval) })
 	// Usage counts are flushed once more when the context ends.
 	g.Go(func() error { return ident.Run(gctx) })
+	g.Go(func() error { accounts.Run(gctx, min(cfg.SessionIdle, time.Hour)); return nil })
 	err = g.Wait()
 	log.Info("control plane stopped")
 	return err

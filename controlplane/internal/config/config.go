@@ -55,6 +55,15 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	LogFormat         string
 	LogLevel          string
+	// Browser sign-in: sessions end after SessionIdle without use or
+	// SessionMaxAge after sign-in; LoginMaxAttempts failed sign-ins per
+	// username and address within LoginWindow, then 429 until it ends.
+	SessionIdle      time.Duration
+	SessionMaxAge    time.Duration
+	LoginMaxAttempts int
+	LoginWindow      time.Duration
+	// OIDCConfig is a JSON file of OpenID Connect providers; empty: none.
+	OIDCConfig string
 }
 
 // BackendSeed is a backend registered (idempotently) at start-up.
@@ -94,6 +103,10 @@ func NewDefault() Config {
 		ShutdownTimeout:      30 * time.Second,
 		LogFormat:            "text",
 		LogLevel:             "info",
+		SessionIdle:          8 * time.Hour,
+		SessionMaxAge:        7 * 24 * time.Hour,
+		LoginMaxAttempts:     15,
+		LoginWindow:          300 * time.Second,
 	}
 }
 
@@ -132,6 +145,11 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.dur("MINDROUTER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "graceful shutdown deadline")
 	fs.StringVar(&c.LogFormat, "log-format", env.str("MINDROUTER_LOG_FORMAT", c.LogFormat), "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", env.str("MINDROUTER_LOG_LEVEL", c.LogLevel), "log level: debug, info, warn or error")
+	fs.DurationVar(&c.SessionIdle, "session-idle", env.dur("MINDROUTER_SESSION_IDLE", c.SessionIdle), "browser sessions end after this long without use")
+	fs.DurationVar(&c.SessionMaxAge, "session-max-age", env.dur("MINDROUTER_SESSION_MAX_AGE", c.SessionMaxAge), "browser sessions end this long after sign-in, however used")
+	fs.IntVar(&c.LoginMaxAttempts, "login-max-attempts", int(env.int64("MINDROUTER_LOGIN_MAX_ATTEMPTS", int64(c.LoginMaxAttempts))), "failed sign-ins per username and address within login-window before 429")
+	fs.DurationVar(&c.LoginWindow, "login-window", env.dur("MINDROUTER_LOGIN_WINDOW", c.LoginWindow), "window in which login-max-attempts failed sign-ins are counted")
+	fs.StringVar(&c.OIDCConfig, "oidc-config", env.str("MINDROUTER_OIDC_CONFIG", c.OIDCConfig), "JSON file of OpenID Connect providers for single sign-on (see docs/configuration.md); empty: none")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -175,7 +193,8 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale}} {
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale},
+		{"session-idle", c.SessionIdle}, {"session-max-age", c.SessionMaxAge}, {"login-window", c.LoginWindow}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
@@ -197,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.QuotaPeriod < 24*time.Hour || c.QuotaPeriod%(24*time.Hour) != 0 {
 		errs = append(errs, fmt.Errorf("quota-period %s: use whole days (24h, 168h, 720h...); periods are stored in days", c.QuotaPeriod))
+	}
+	if c.LoginMaxAttempts < 1 {
+		errs = append(errs, errors.New("login-max-attempts must be at least 1"))
 	}
 	if c.DefaultMaxTokens < 1 {
 		errs = append(errs, errors.New("default-max-tokens must be at least 1"))

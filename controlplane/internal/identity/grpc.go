@@ -21,15 +21,16 @@ import (
 // appears only in CreateAPIKeyResponse.
 type AdminServer struct {
 	adminv1.UnimplementedIdentityServiceServer
-	svc *Service
-	st  Store
+	svc  *Service
+	st   Store
+	acct *Accounts
 }
 
 var _ adminv1.IdentityServiceServer = (*AdminServer)(nil)
 
 // NewAdminServer returns the IdentityService handlers.
-func NewAdminServer(svc *Service, st Store) *AdminServer {
-	return &AdminServer{svc: svc, st: st}
+func NewAdminServer(svc *Service, st Store, acct *Accounts) *AdminServer {
+	return &AdminServer{svc: svc, st: st, acct: acct}
 }
 
 // ListGroups lists groups with their user counts.
@@ -58,6 +59,8 @@ func (a *AdminServer) UpdateGroup(ctx context.Context, req *adminv1.UpdateGroupR
 		SchedulerWeight:  intOf(req.SchedulerWeight),
 		APIKeyExpiryDays: intOf(req.ApiKeyExpiryDays),
 		MaxAPIKeys:       intOf(req.MaxApiKeys),
+		IsAdmin:          req.IsAdmin,
+		IsAuditor:        req.IsAuditor,
 	})
 	if err != nil {
 		return nil, serviceErr(err)
@@ -201,6 +204,7 @@ func (a *AdminServer) CreateAPIKey(ctx context.Context, req *adminv1.CreateAPIKe
 	}
 	k, full, err := a.svc.CreateKey(ctx, KeySpec{
 		UserID: req.GetUserId(), Name: req.GetName(), ExpiresAt: expiresAt, Scopes: req.GetScopes(), RPMLimit: rpm,
+		ServiceName: req.GetServiceName(),
 	})
 	if err != nil {
 		return nil, serviceErr(err)
@@ -218,15 +222,14 @@ func (a *AdminServer) ListAPIKeys(ctx context.Context, req *adminv1.ListAPIKeysR
 	if req.GetUserId() < 0 {
 		return nil, status.Error(codes.InvalidArgument, "user_id must not be negative")
 	}
-	keys, err := a.st.ListAPIKeys(ctx, store.APIKeyFilter{UserID: req.GetUserId(), Status: req.GetStatus()})
+	if len(req.GetSearch()) > 100 {
+		return nil, status.Error(codes.InvalidArgument, "search is longer than 100 characters")
+	}
+	keys, err := a.st.ListAPIKeys(ctx, store.APIKeyFilter{UserID: req.GetUserId(), Status: req.GetStatus(), Search: req.GetSearch()})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]*adminv1.APIKey, len(keys))
-	for i, k := range keys {
-		out[i] = a.keyToProto(k)
-	}
-	return &adminv1.ListAPIKeysResponse{ApiKeys: out}, nil
+	return &adminv1.ListAPIKeysResponse{ApiKeys: a.svc.keysToProto(keys)}, nil
 }
 
 // RevokeAPIKey revokes a key; revoking a revoked key succeeds.
@@ -258,6 +261,8 @@ func serviceErr(err error) error {
 	case errors.Is(err, store.ErrInvalid):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrKeyLimit):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, ErrSelfDelete):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return err
@@ -298,16 +303,18 @@ func int32Of(v *int) *int32 {
 
 func groupToProto(g store.Group) *adminv1.Group {
 	return &adminv1.Group{
-		Id:              g.ID,
-		Name:            g.Name,
-		DisplayName:     g.DisplayName,
-		Description:     g.Description,
-		TokenBudget:     g.TokenBudget,
-		RpmLimit:        int32(g.RPMLimit),
-		SchedulerWeight: int32(g.SchedulerWeight),
-		IsAdmin:         g.IsAdmin,
-		IsAuditor:       g.IsAuditor,
-		UserCount:       int32(g.UserCount),
+		Id:               g.ID,
+		Name:             g.Name,
+		DisplayName:      g.DisplayName,
+		Description:      g.Description,
+		TokenBudget:      g.TokenBudget,
+		RpmLimit:         int32(g.RPMLimit),
+		SchedulerWeight:  int32(g.SchedulerWeight),
+		IsAdmin:          g.IsAdmin,
+		IsAuditor:        g.IsAuditor,
+		UserCount:        int32(g.UserCount),
+		ApiKeyExpiryDays: int32(g.APIKeyExpiryDays),
+		MaxApiKeys:       int32(g.MaxAPIKeys),
 	}
 }
 
@@ -327,25 +334,37 @@ func userToProto(u store.User) *adminv1.User {
 	}
 }
 
+func (a *AdminServer) keyToProto(k store.APIKey) *adminv1.APIKey { return a.svc.keyToProto(k) }
+
+func (s *Service) keysToProto(keys []store.APIKey) []*adminv1.APIKey {
+	out := make([]*adminv1.APIKey, len(keys))
+	for i, k := range keys {
+		out[i] = s.keyToProto(k)
+	}
+	return out
+}
+
 // keyToProto converts a key; an active key past its expiry reads as expired even
 // before the store's maintenance marks it so.
-func (a *AdminServer) keyToProto(k store.APIKey) *adminv1.APIKey {
+func (s *Service) keyToProto(k store.APIKey) *adminv1.APIKey {
 	st := k.Status
-	if st == store.KeyActive && k.ExpiresAt != nil && !a.svc.now().Before(*k.ExpiresAt) {
+	if st == store.KeyActive && k.ExpiresAt != nil && !s.now().Before(*k.ExpiresAt) {
 		st = store.KeyExpired
 	}
 	return &adminv1.APIKey{
-		Id:         k.ID,
-		UserId:     k.UserID,
-		Username:   k.Username,
-		Name:       k.Name,
-		KeyPrefix:  k.Prefix,
-		Status:     st,
-		ExpiresAt:  tsPtr(k.ExpiresAt),
-		LastUsedAt: tsPtr(k.LastUsedAt),
-		UsageCount: k.UsageCount,
-		Scopes:     k.Scopes,
-		CreatedAt:  ts(k.CreatedAt),
-		RpmLimit:   int32Of(k.RPMLimit),
+		Id:          k.ID,
+		UserId:      k.UserID,
+		Username:    k.Username,
+		Name:        k.Name,
+		KeyPrefix:   k.Prefix,
+		Status:      st,
+		ExpiresAt:   tsPtr(k.ExpiresAt),
+		LastUsedAt:  tsPtr(k.LastUsedAt),
+		UsageCount:  k.UsageCount,
+		Scopes:      k.Scopes,
+		CreatedAt:   ts(k.CreatedAt),
+		RpmLimit:    int32Of(k.RPMLimit),
+		IsService:   k.IsService,
+		ServiceName: k.ServiceName,
 	}
 }

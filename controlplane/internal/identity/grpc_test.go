@@ -42,7 +42,7 @@ func startAdmin(t *testing.T) (*fixture, adminv1.IdentityServiceClient) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	srv := grpc.NewServer(grpc.UnaryInterceptor(storeErrors))
-	adminv1.RegisterIdentityServiceServer(srv, NewAdminServer(f.svc, f.st))
+	adminv1.RegisterIdentityServiceServer(srv, NewAdminServer(f.svc, f.st, f.acct))
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

@@ -88,6 +88,7 @@ func (c *countingStore) RecordKeyUse(ctx context.Context, uses map[int64]store.K
 type fixture struct {
 	st    *countingStore
 	svc   *Service
+	acct  *Accounts
 	clock *clock
 	reg   *prometheus.Registry
 }
@@ -101,6 +102,8 @@ func newFixture(t testing.TB) *fixture {
 	f := &fixture{st: &countingStore{Store: st}, clock: newClock(), reg: prometheus.NewRegistry()}
 	f.svc = New(f.st, Options{Now: f.clock.Now, Registerer: f.reg, Logger: slog.New(slog.DiscardHandler)})
 	f.svc.keyParams, f.svc.pwParams = fastParams, fastParams
+	f.acct, err = NewAccounts(f.svc, f.st, AccountOptions{})
+	require.NoError(t, err)
 	return f
 }
 

@@ -14,7 +14,7 @@ import (
 
 // invalidInput wraps a validation failure so that callers see store.ErrInvalid.
 func invalidInput(op string, err error) error {
-	return fmt.Errorf("%s: %w: %v", op, store.ErrInvalid, err)
+	return fmt.Errorf("%s: %w: %w", op, store.ErrInvalid, err)
 }
 
 // KeySpec describes a key to mint.
@@ -29,6 +29,9 @@ type KeySpec struct {
 	// RPMLimit, when not nil, is the key's own requests per minute, applied besides
 	// its owner's; 0 means none of its own.
 	RPMLimit *int
+	// ServiceName, when not empty, makes a service key: it never expires and is
+	// not counted against the group's max_api_keys.
+	ServiceName string
 }
 
 // CreateAPIKey mints a key without a rate limit of its own; see CreateKey.
@@ -70,6 +73,10 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 	if err := validateExpiry(expiresAt, now); err != nil {
 		return store.APIKey{}, invalidInput(op, err)
 	}
+	service := strings.TrimSpace(spec.ServiceName)
+	if err := validateServiceName(service, expiresAt); err != nil {
+		return store.APIKey{}, invalidInput(op, err)
+	}
 	u, err := s.st.GetUser(ctx, userID)
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
@@ -81,7 +88,7 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
 	}
-	if g.MaxAPIKeys > 0 {
+	if g.MaxAPIKeys > 0 && service == "" {
 		n, err := s.st.CountActiveKeys(ctx, userID)
 		if err != nil {
 			return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
@@ -90,9 +97,8 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 			return store.APIKey{}, fmt.Errorf("%s: %w: group %q allows %d active keys", op, ErrKeyLimit, g.Name, g.MaxAPIKeys)
 		}
 	}
-	if expiresAt == nil && g.APIKeyExpiryDays > 0 {
-		exp := now.Add(time.Duration(g.APIKeyExpiryDays) * 24 * time.Hour)
-		expiresAt = &exp
+	if expiresAt == nil && service == "" {
+		expiresAt = groupExpiry(g, now)
 	}
 	h, err := s.hash(ctx, key, s.keyParams)
 	if err != nil {
@@ -107,6 +113,8 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 		Scopes:    scopes,
 		ExpiresAt: expiresAt,
 		RPMLimit:  spec.RPMLimit,
+
+		ServiceName: service,
 	})
 	if err != nil {
 		return store.APIKey{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
 // Scopes a key can carry. A key without scopes may only run inference.
@@ -52,6 +53,12 @@ type Principal struct {
 	// TokenBudget is the user's tokens per budget period, 0 for unlimited: the
 	// user's override, else the group's.
 	TokenBudget int64
+	// SessionID is set when the caller signed in with a browser session rather
+	// than an API key; CSRFToken is then what its state-changing calls must
+	// echo, and SessionExpiresAt the session's absolute end.
+	SessionID        int64
+	CSRFToken        string
+	SessionExpiresAt time.Time
 }
 
 // HasScope reports whether the key allows s. A key without scopes allows inference

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 )
 
 // Limits on what users and keys may be called.
@@ -103,4 +105,28 @@ func validateExpiry(expiresAt *time.Time, now time.Time) error {
 		return fmt.Errorf("expires_at must be in the future")
 	}
 	return nil
+}
+
+// validateServiceName accepts no service name, or one of 1 to 100 characters for
+// a key without an expiry (service keys never expire).
+func validateServiceName(name string, expiresAt *time.Time) error {
+	switch {
+	case name == "":
+		return nil
+	case len(name) > maxKeyNameLen || !utf8.ValidString(name):
+		return fmt.Errorf("service_name must be at most %d characters", maxKeyNameLen)
+	case expiresAt != nil:
+		return fmt.Errorf("service keys never expire: leave expires_at out")
+	}
+	return nil
+}
+
+// groupExpiry is the expiry of a personal key made or renewed now: the group's
+// key lifetime from now, or none when the group sets none.
+func groupExpiry(g store.Group, now time.Time) *time.Time {
+	if g.APIKeyExpiryDays <= 0 {
+		return nil
+	}
+	exp := now.Add(time.Duration(g.APIKeyExpiryDays) * 24 * time.Hour)
+	return &exp
 }

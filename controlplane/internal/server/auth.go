@@ -17,20 +17,36 @@ import (
 // ClusterTokenHeader carries the shared secret that data-plane replicas present.
 const ClusterTokenHeader = "x-mindrouter-cluster-token"
 
+// SessionHeader carries a browser session's token (data planes put the
+// session cookie there) and CSRFHeader the CSRF token the browser sent with a
+// state-changing call.
+const (
+	SessionHeader = "x-mindrouter-session"
+	CSRFHeader    = "x-mindrouter-csrf"
+)
+
 // Verifier resolves an API key to a principal.
 type Verifier interface {
 	Verify(ctx context.Context, credential string) (identity.Principal, error)
+}
+
+// SessionVerifier resolves a browser session token to a principal whose
+// SessionID and CSRFToken are set.
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, token string) (identity.Principal, error)
 }
 
 // access is what a method requires of its caller.
 type access int
 
 const (
-	accessPublic  access = iota + 1 // health, reflection
-	accessCluster                   // data-plane replicas: the cluster token
-	accessNode                      // node agents: checked by the telemetry service itself
-	accessRead                      // admin or auditor API key with the admin scope
-	accessWrite                     // admin API key with the admin scope
+	accessPublic       access = iota + 1 // health, reflection
+	accessCluster                        // data-plane replicas: the cluster token
+	accessNode                           // node agents: checked by the telemetry service itself
+	accessRead                           // admin or auditor: an API key with the admin scope, or a session
+	accessWrite                          // admin: an API key with the admin scope, or a session with its CSRF token
+	accessAccountRead                    // any signed-in user, by API key or session: their own account
+	accessAccountWrite                   // any signed-in user by session with its CSRF token: their own account
 )
 
 // accessFor classifies a full gRPC method name. Anything unknown is refused, so a new
@@ -49,6 +65,12 @@ func accessFor(method string) (access, bool) {
 			return accessRead, true
 		}
 		return accessWrite, true
+	case strings.HasPrefix(method, "/mindrouter.account.v1."):
+		name := method[strings.LastIndex(method, "/")+1:]
+		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || name == "WhoAmI" {
+			return accessAccountRead, true
+		}
+		return accessAccountWrite, true
 	}
 	return 0, false
 }
@@ -56,11 +78,12 @@ func accessFor(method string) (access, bool) {
 // authenticator enforces accessFor on every call.
 type authenticator struct {
 	verifier     Verifier
+	sessions     SessionVerifier
 	clusterToken [sha256.Size]byte
 }
 
-func newAuthenticator(v Verifier, clusterToken string) *authenticator {
-	return &authenticator{verifier: v, clusterToken: sha256.Sum256([]byte(clusterToken))}
+func newAuthenticator(v Verifier, sessions SessionVerifier, clusterToken string) *authenticator {
+	return &authenticator{verifier: v, sessions: sessions, clusterToken: sha256.Sum256([]byte(clusterToken))}
 }
 
 // authorize returns the context the handler runs with, or a status error.
@@ -80,22 +103,63 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		}
 		return ctx, nil
 	}
-	key := bearer(ctx)
-	if key == "" {
-		return nil, status.Error(codes.Unauthenticated, "missing API key: send Authorization: Bearer <key>")
+	if key := bearer(ctx); key != "" {
+		p, err := a.verifier.Verify(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if err := keyAllowed(p, level); err != nil {
+			return nil, err
+		}
+		return identity.NewContext(ctx, p), nil
 	}
-	p, err := a.verifier.Verify(ctx, key)
-	if err != nil {
-		return nil, err
+	if token := header(ctx, SessionHeader); token != "" && a.sessions != nil {
+		p, err := a.sessions.VerifySession(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		if err := sessionAllowed(p, level, header(ctx, CSRFHeader)); err != nil {
+			return nil, err
+		}
+		return identity.WithSessionToken(identity.NewContext(ctx, p), token), nil
+	}
+	return nil, status.Error(codes.Unauthenticated, "missing credentials: send Authorization: Bearer <key>, or sign in")
+}
+
+// keyAllowed applies level to an API key's principal: admin methods need the
+// admin scope and the group's privilege; account writes need a session.
+func keyAllowed(p identity.Principal, level access) error {
+	switch level {
+	case accessAccountRead:
+		return nil
+	case accessAccountWrite:
+		return identity.ErrSessionRequired
 	}
 	if !p.HasScope(identity.ScopeAdmin) {
-		return nil, identity.ErrPermissionDenied
+		return identity.ErrPermissionDenied
 	}
-	allowed := p.IsAdmin || (level == accessRead && p.IsAuditor)
-	if !allowed {
-		return nil, identity.ErrPermissionDenied
+	return groupAllowed(p, level)
+}
+
+// sessionAllowed applies level to a session's principal: a session acts with
+// its user's group rights, and every state-changing call must carry the
+// session's CSRF token.
+func sessionAllowed(p identity.Principal, level access, csrf string) error {
+	if (level == accessWrite || level == accessAccountWrite) && !identity.SameSecret(csrf, p.CSRFToken) {
+		return identity.ErrCSRF
 	}
-	return identity.NewContext(ctx, p), nil
+	if level == accessAccountRead || level == accessAccountWrite {
+		return nil
+	}
+	return groupAllowed(p, level)
+}
+
+// groupAllowed lets admins do everything and auditors read.
+func groupAllowed(p identity.Principal, level access) error {
+	if p.IsAdmin || (level == accessRead && p.IsAuditor) {
+		return nil
+	}
+	return identity.ErrPermissionDenied
 }
 
 // header returns the first value of an incoming metadata key. It reads the one

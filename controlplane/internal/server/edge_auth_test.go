@@ -389,7 +389,7 @@ func TestAccessForTable(t *testing.T) {
 
 func TestAuthorizeRefusesUnexposedMethods(t *testing.T) {
 	t.Parallel()
-	a := newAuthenticator(nil, edgeClusterToken)
+	a := newAuthenticator(nil, nil, edgeClusterToken)
 	// Even with a valid cluster token and a key, an unknown method is refused before
 	// any credential is looked at (the nil verifier would panic otherwise).
 	ctx := metadata.NewIncomingContext(context.Background(), metadata.Pairs(

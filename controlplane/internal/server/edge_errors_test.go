@@ -68,6 +68,14 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{identity.ErrCredentialExpired, codes.Unauthenticated, "REASON_CREDENTIAL_EXPIRED", ""},
 		{identity.ErrUserInactive, codes.Unauthenticated, "REASON_USER_INACTIVE", ""},
 		{identity.ErrPermissionDenied, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
+		{identity.ErrLoginFailed, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL", ""},
+		{identity.ErrSessionInvalid, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL", ""},
+		{identity.ErrLoginThrottled, codes.ResourceExhausted, "REASON_RATE_LIMITED", ""},
+		{identity.ErrCSRF, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
+		{identity.ErrSessionRequired, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
+		{identity.ErrSSOFailed, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL", ""},
+		{identity.ErrSSOAccountConflict, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
+		{identity.ErrUnknownProvider, codes.NotFound, "", ""},
 		{registry.ErrModelNotFound, codes.NotFound, "REASON_MODEL_NOT_FOUND", ""},
 		{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, "REASON_CAPABILITY_UNSUPPORTED", ""},
 		{registry.ErrNoHealthyBackend, codes.Unavailable, "REASON_NO_HEALTHY_BACKEND", ""},
@@ -82,7 +90,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrNotFound, codes.NotFound, "", ""},
 		{store.ErrConflict, codes.AlreadyExists, "", ""},
-		{store.ErrInUse, codes.FailedPrecondition, "", ""},
+		{store.ErrInUse, codes.Aborted, "", ""},
 	}
 	// The table above must cover the server's table, row for row.
 	require.Len(t, cases, len(mappings), "a mapping was added or removed: update this test")
@@ -147,7 +155,7 @@ func TestToStatusRetryInfo(t *testing.T) {
 		{"negative delay is ignored", retryErr{registry.ErrNoHealthyBackend, -time.Second},
 			codes.Unavailable, 0, "REASON_NO_HEALTHY_BACKEND"},
 		{"delay on an error without a reason", retryErr{store.ErrInUse, 2 * time.Second},
-			codes.FailedPrecondition, 2 * time.Second, ""},
+			codes.Aborted, 2 * time.Second, ""},
 		{"all backends excluded", admission.ErrAllExcluded, codes.Unavailable, 0, "REASON_NO_HEALTHY_BACKEND"},
 		{"database unreachable", fmt.Errorf("verify API key mr2_abc: %w", store.Unavailable(errors.New("dial tcp 10.0.0.7:3306: connection refused"))),
 			codes.Unavailable, 5 * time.Second, "REASON_DATABASE_UNAVAILABLE"},

@@ -73,13 +73,15 @@ func newEdgeFixture(t *testing.T, shutdownTimeout time.Duration) *edgeFixture {
 	f.ident = identity.New(st, identity.Options{Logger: log, Registerer: f.metrics})
 	f.reg = registry.New(st, registry.Options{Logger: log, Registerer: f.metrics, Prober: staticProber{}})
 	require.NoError(t, f.reg.Load(ctx))
+	accounts, err := identity.NewAccounts(f.ident, st, identity.AccountOptions{})
+	require.NoError(t, err)
 
 	f.srv = New(Options{
 		Services: Services{
 			Admission: f.adm,
 			Session:   f.sess,
 			Registry:  registry.NewAdminServer(f.reg),
-			Identity:  identity.NewAdminServer(f.ident, st),
+			Identity:  identity.NewAdminServer(f.ident, st, accounts),
 			Telemetry: nodeagentv1.UnimplementedTelemetryServiceServer{},
 		},
 		Verifier:     f.ident,

@@ -46,6 +46,14 @@ var mappings = []mapping{
 	{identity.ErrCredentialExpired, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED, ""},
 	{identity.ErrUserInactive, codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE, ""},
 	{identity.ErrPermissionDenied, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
+	{identity.ErrLoginFailed, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, ""},
+	{identity.ErrSessionInvalid, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, ""},
+	{identity.ErrLoginThrottled, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, ""},
+	{identity.ErrCSRF, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
+	{identity.ErrSessionRequired, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
+	{identity.ErrSSOFailed, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, ""},
+	{identity.ErrSSOAccountConflict, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
+	{identity.ErrUnknownProvider, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, ""},
 	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED, ""},
 	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, ""},
@@ -62,7 +70,9 @@ var mappings = []mapping{
 	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
 	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
-	{store.ErrInUse, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	// Aborted so that REST answers 409, as the original does for a group with
+	// members or a node with backends.
+	{store.ErrInUse, codes.Aborted, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 }
 
 // retryAfter is implemented by errors after which waiting helps.

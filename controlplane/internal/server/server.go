@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
@@ -40,12 +41,18 @@ type Services struct {
 	Identity  adminv1.IdentityServiceServer
 	Scheduler adminv1.SchedulerServiceServer
 	Telemetry nodeagentv1.TelemetryServiceServer
+	// Account and SignIn (people's own accounts and browser sign-in) are
+	// served when set.
+	Account accountv1.AccountServiceServer
+	SignIn  controlplanev1.SignInServiceServer
 }
 
 // Options configure a Server.
 type Options struct {
-	Services     Services
-	Verifier     Verifier
+	Services Services
+	Verifier Verifier
+	// Sessions resolves browser sessions; nil refuses them.
+	Sessions     SessionVerifier
 	ClusterToken string
 	// Ready reports whether the control plane can serve (e.g. the database answers).
 	Ready      func(ctx context.Context) error
@@ -82,7 +89,7 @@ type Server struct {
 func New(opts Options) *Server {
 	s := &Server{
 		log:      opts.Logger,
-		auth:     newAuthenticator(opts.Verifier, opts.ClusterToken),
+		auth:     newAuthenticator(opts.Verifier, opts.Sessions, opts.ClusterToken),
 		health:   health.NewServer(),
 		ready:    opts.Ready,
 		gatherer: opts.Gatherer,
@@ -121,6 +128,12 @@ func New(opts Options) *Server {
 	adminv1.RegisterIdentityServiceServer(s.grpc, svc.Identity)
 	if svc.Scheduler != nil {
 		adminv1.RegisterSchedulerServiceServer(s.grpc, svc.Scheduler)
+	}
+	if svc.Account != nil {
+		accountv1.RegisterAccountServiceServer(s.grpc, svc.Account)
+	}
+	if svc.SignIn != nil {
+		controlplanev1.RegisterSignInServiceServer(s.grpc, svc.SignIn)
 	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -54,20 +56,31 @@ func (f *fakeAdmission) Release(context.Context, *controlplanev1.ReleaseRequest)
 }
 
 type testServer struct {
-	grpcAddr string
-	restURL  string
-	keys     map[string]string // role -> API key
-	spans    *tracetest.SpanRecorder
-	metrics  *prometheus.Registry
+	srv *Server
+	// signInCalls counts SignInService calls that reached their handler,
+	// whose own refusals (a failed sign-in) the RBAC matrix must tell from
+	// the interceptor's.
+	signInCalls *atomic.Int64
+	grpcAddr    string
+	restURL     string
+	keys        map[string]string // role -> API key
+	spans       *tracetest.SpanRecorder
+	metrics     *prometheus.Registry
 }
 
 // startServer runs the real server with the real identity, registry and telemetry
 // services on SQLite; only admission is a fake.
 func startServer(t *testing.T) *testServer {
 	t.Helper()
+	return startServerOn(t, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))})
+}
+
+// startServerOn is startServer on the given database.
+func startServerOn(t *testing.T, db store.Config) *testServer {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))}, log)
+	st, err := store.Open(ctx, db, log)
 	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
 	boot, err := ident.Bootstrap(ctx, "")
@@ -94,10 +107,17 @@ func startServer(t *testing.T) *testServer {
 	spans := tracetest.NewSpanRecorder()
 	metrics := prometheus.NewRegistry()
 	adm := &fakeAdmission{}
+	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{})
+	require.NoError(t, err)
+	signIn := &countingSignIn{SignInServer: identity.NewSignInServer(accounts, nil), calls: new(atomic.Int64)}
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
-			Identity: identity.NewAdminServer(ident, st), Telemetry: tele},
-		Verifier: ident, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
+			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
+			Account: identity.NewAccountServer(ident, st, accounts), SignIn: signIn,
+			// Registered so that the RBAC matrix covers its methods; its handlers
+			// are tested with admission.
+			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}},
+		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),
 		Propagator:     propagation.TraceContext{},
@@ -113,7 +133,7 @@ func startServer(t *testing.T) *testServer {
 		require.NoError(t, <-done)
 		st.Close()
 	})
-	return &testServer{grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
+	return &testServer{srv: srv, signInCalls: signIn.calls, grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
 }
 
 func (s *testServer) rest(t *testing.T, method, path, header, value, body string) (int, string) {
@@ -313,4 +333,35 @@ func metricText(t *testing.T, g prometheus.Gatherer) string {
 		}
 	}
 	return b.String()
+}
+
+// countingSignIn counts the calls that reach the SignInService handlers.
+type countingSignIn struct {
+	*identity.SignInServer
+	calls *atomic.Int64
+}
+
+func (c *countingSignIn) PasswordLogin(ctx context.Context, req *controlplanev1.PasswordLoginRequest) (*controlplanev1.PasswordLoginResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.PasswordLogin(ctx, req)
+}
+
+func (c *countingSignIn) Logout(ctx context.Context, req *controlplanev1.LogoutRequest) (*controlplanev1.LogoutResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.Logout(ctx, req)
+}
+
+func (c *countingSignIn) BeginOIDC(ctx context.Context, req *controlplanev1.BeginOIDCRequest) (*controlplanev1.BeginOIDCResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.BeginOIDC(ctx, req)
+}
+
+func (c *countingSignIn) ListProviders(ctx context.Context, req *controlplanev1.ListProvidersRequest) (*controlplanev1.ListProvidersResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.ListProviders(ctx, req)
+}
+
+func (c *countingSignIn) CompleteOIDC(ctx context.Context, req *controlplanev1.CompleteOIDCRequest) (*controlplanev1.CompleteOIDCResponse, error) {
+	c.calls.Add(1)
+	return c.SignInServer.CompleteOIDC(ctx, req)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -74,21 +75,9 @@ func (s *Store) EnsureDefaultGroups(ctx context.Context) error {
 		if have[g.Name] {
 			continue
 		}
-		err := s.client.Group.Create().
-			SetName(g.Name).
-			SetDisplayName(g.DisplayName).
-			SetDescription(g.Description).
-			SetTokenBudget(g.TokenBudget).
-			SetRpmLimit(g.RPMLimit).
-			SetSchedulerWeight(g.SchedulerWeight).
-			SetIsAdmin(g.IsAdmin).
-			SetIsAuditor(g.IsAuditor).
-			SetAPIKeyExpiryDays(g.APIKeyExpiryDays).
-			SetMaxAPIKeys(g.MaxAPIKeys).
-			Exec(ctx)
 		// Another instance seeding at the same moment is fine.
-		if err != nil && !ent.IsConstraintError(err) {
-			return dbErr(fmt.Sprintf("seed group %q", g.Name), err)
+		if _, err := s.CreateGroup(ctx, g); err != nil && !errors.Is(err, ErrConflict) {
+			return fmt.Errorf("seed groups: %w", err)
 		}
 	}
 	return nil
@@ -133,8 +122,8 @@ func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
 	return toGroup(g), nil
 }
 
-// GroupPatch changes a group's defaults; nil fields keep their values. A group's
-// name and privileges are fixed.
+// GroupPatch changes a group's defaults and privileges; nil fields keep their
+// values. A group's name is fixed.
 type GroupPatch struct {
 	DisplayName      *string
 	Description      *string
@@ -143,6 +132,8 @@ type GroupPatch struct {
 	SchedulerWeight  *int
 	APIKeyExpiryDays *int
 	MaxAPIKeys       *int
+	IsAdmin          *bool
+	IsAuditor        *bool
 }
 
 // UpdateGroup applies p to a group and returns it with its member count. An
@@ -157,6 +148,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		SetNillableSchedulerWeight(p.SchedulerWeight).
 		SetNillableAPIKeyExpiryDays(p.APIKeyExpiryDays).
 		SetNillableMaxAPIKeys(p.MaxAPIKeys).
+		SetNillableIsAdmin(p.IsAdmin).
+		SetNillableIsAuditor(p.IsAuditor).
 		Exec(ctx)
 	if err != nil {
 		return Group{}, dbErr(op, err)

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mindrouter/mindrouter/ent"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/predicate"
+	"github.com/mindrouter/mindrouter/ent/user"
 )
 
 // Statuses of an API key.
@@ -39,9 +41,13 @@ type APIKey struct {
 	UsageCount int64
 	// RPMLimit is the key's own requests per minute when not nil: a limit on this
 	// key alone, applied besides its owner's (0 means none of its own).
-	RPMLimit  *int
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	RPMLimit *int
+	// IsService marks a service key: named for a system, never expiring, not
+	// counted against the owner's key limit.
+	IsService   bool
+	ServiceName string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // APIKeySpec describes a new key; the caller mints the secret and its at-rest forms.
@@ -54,6 +60,8 @@ type APIKeySpec struct {
 	Scopes    []string
 	ExpiresAt *time.Time
 	RPMLimit  *int
+	// ServiceName, when not empty, makes a service key.
+	ServiceName string
 }
 
 // KeyRecord is a key with its owner and the owner's group, everything needed to
@@ -68,6 +76,9 @@ type KeyRecord struct {
 type APIKeyFilter struct {
 	UserID int64
 	Status string
+	// Search matches the key's name or prefix or its owner's username,
+	// case-insensitively.
+	Search string
 }
 
 // KeyUse is the usage of one key since the last flush.
@@ -93,6 +104,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, spec APIKeySpec) (APIKey, erro
 		SetScopes(slices.Clone(spec.Scopes)).
 		SetNillableExpiresAt(utcPtr(spec.ExpiresAt)).
 		SetNillableRpmLimit(spec.RPMLimit).
+		SetIsService(spec.ServiceName != "").
+		SetServiceName(spec.ServiceName).
 		Save(ctx)
 	if err != nil {
 		return APIKey{}, dbErr(op, err)
@@ -140,6 +153,13 @@ func (s *Store) ListAPIKeys(ctx context.Context, f APIKeyFilter) ([]APIKey, erro
 		}
 		where = append(where, apikey.StatusEQ(st))
 	}
+	if q := strings.TrimSpace(f.Search); q != "" {
+		where = append(where, apikey.Or(
+			apikey.NameContainsFold(q),
+			apikey.KeyPrefixContainsFold(q),
+			apikey.HasUserWith(user.UsernameContainsFold(q)),
+		))
+	}
 	rows, err := s.client.APIKey.Query().Where(where...).WithUser().Order(ent.Asc(apikey.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list API keys", err)
@@ -151,10 +171,10 @@ func (s *Store) ListAPIKeys(ctx context.Context, f APIKeyFilter) ([]APIKey, erro
 	return out, nil
 }
 
-// CountActiveKeys returns how many active keys a user holds.
+// CountActiveKeys returns how many active personal (not service) keys a user holds.
 func (s *Store) CountActiveKeys(ctx context.Context, userID int64) (int, error) {
 	n, err := s.client.APIKey.Query().
-		Where(apikey.UserID(int(userID)), apikey.StatusEQ(apikey.StatusActive)).
+		Where(apikey.UserID(int(userID)), apikey.StatusEQ(apikey.StatusActive), apikey.IsService(false)).
 		Count(ctx)
 	if err != nil {
 		return 0, dbErr(fmt.Sprintf("count keys of user %d", userID), err)
@@ -227,20 +247,22 @@ func (s *Store) RecordKeyUse(ctx context.Context, uses map[int64]KeyUse) error {
 
 func toAPIKey(k *ent.APIKey) APIKey {
 	out := APIKey{
-		ID:         int64(k.ID),
-		UserID:     int64(k.UserID),
-		Name:       k.Name,
-		Prefix:     k.KeyPrefix,
-		SHA256:     k.KeySha256,
-		Hash:       k.KeyHash,
-		Status:     string(k.Status),
-		Scopes:     k.Scopes,
-		ExpiresAt:  utcPtr(k.ExpiresAt),
-		LastUsedAt: utcPtr(k.LastUsedAt),
-		UsageCount: k.UsageCount,
-		RPMLimit:   intPtr(k.RpmLimit),
-		CreatedAt:  utc(k.CreatedAt),
-		UpdatedAt:  utc(k.UpdatedAt),
+		ID:          int64(k.ID),
+		UserID:      int64(k.UserID),
+		Name:        k.Name,
+		Prefix:      k.KeyPrefix,
+		SHA256:      k.KeySha256,
+		Hash:        k.KeyHash,
+		Status:      string(k.Status),
+		Scopes:      k.Scopes,
+		ExpiresAt:   utcPtr(k.ExpiresAt),
+		LastUsedAt:  utcPtr(k.LastUsedAt),
+		UsageCount:  k.UsageCount,
+		RPMLimit:    intPtr(k.RpmLimit),
+		IsService:   k.IsService,
+		ServiceName: k.ServiceName,
+		CreatedAt:   utc(k.CreatedAt),
+		UpdatedAt:   utc(k.UpdatedAt),
 	}
 	if u := k.Edges.User; u != nil {
 		out.Username = u.Username

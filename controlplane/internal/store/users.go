@@ -32,8 +32,12 @@ type User struct {
 	TokenBudget *int64
 	// DeletedAt is set on soft-deleted users, whose keys no longer work.
 	DeletedAt *time.Time
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// OIDCIssuer and OIDCSubject identify a single-sign-on account; empty for
+	// local accounts.
+	OIDCIssuer  string
+	OIDCSubject string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // UserSpec describes a new user.
@@ -48,6 +52,9 @@ type UserSpec struct {
 	RPMLimit       *int
 	WeightOverride *int
 	TokenBudget    *int64
+	// OIDCIssuer and OIDCSubject, both set, make a single-sign-on account.
+	OIDCIssuer  string
+	OIDCSubject string
 }
 
 // UserPatch changes some of a user's fields; nil fields keep their values. Each
@@ -103,6 +110,9 @@ func (s *Store) CreateUser(ctx context.Context, spec UserSpec) (User, error) {
 	if spec.PasswordHash != "" {
 		c.SetPasswordHash(spec.PasswordHash)
 	}
+	if spec.OIDCIssuer != "" || spec.OIDCSubject != "" {
+		c.SetOidcIssuer(spec.OIDCIssuer).SetOidcSubject(spec.OIDCSubject)
+	}
 	u, err := c.Save(ctx)
 	if err != nil {
 		return User{}, dbErr(op, err)
@@ -125,6 +135,15 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (User, e
 	u, err := s.client.User.Query().Where(user.Username(username)).WithGroup().Only(ctx)
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("get user %q", username), err)
+	}
+	return toUser(u), nil
+}
+
+// GetUserByOIDC returns the user with the given OpenID Connect identity.
+func (s *Store) GetUserByOIDC(ctx context.Context, issuer, subject string) (User, error) {
+	u, err := s.client.User.Query().Where(user.OidcIssuer(issuer), user.OidcSubject(subject)).WithGroup().Only(ctx)
+	if err != nil {
+		return User{}, dbErr("get user by OIDC identity", err)
 	}
 	return toUser(u), nil
 }
@@ -255,6 +274,8 @@ func toUser(u *ent.User) User {
 		WeightOverride: intPtr(u.WeightOverride),
 		TokenBudget:    int64Ptr(u.TokenBudget),
 		DeletedAt:      utcPtr(u.DeletedAt),
+		OIDCIssuer:     deref(u.OidcIssuer),
+		OIDCSubject:    deref(u.OidcSubject),
 		CreatedAt:      utc(u.CreatedAt),
 		UpdatedAt:      utc(u.UpdatedAt),
 	}
@@ -270,4 +291,11 @@ func int64Ptr(p *int64) *int64 {
 	}
 	v := *p
 	return &v
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/imagefetch"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
+	"github.com/mindrouter/mindrouter/dataplane/internal/signin"
 	anthropicsurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
@@ -158,7 +159,9 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 			openaisurface.New(rl, a.cp, openaisurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "openai"))),
 			ollamasurface.New(rl, a.cp, rl, ollamasurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "ollama"))),
 		},
-		Admin:    admin,
+		Admin: admin,
+		SignIn: signin.New(conn, signin.Config{ClusterToken: cfg.ClusterToken, SecureCookies: cfg.SecureCookies},
+			log.With(slog.String("component", "signin"))),
 		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },
 		Registry: reg,
 		Spans:    spans,

@@ -75,6 +75,8 @@ type Config struct {
 	// PprofAllowRemote lets PprofListen name a non-loopback address. Profiles
 	// expose memory contents and cost CPU, so they stay on loopback by default.
 	PprofAllowRemote bool
+	// SecureCookies marks the browser session cookie Secure on plain HTTP too.
+	SecureCookies bool
 }
 
 // NewDefault returns the defaults.

@@ -44,6 +44,7 @@ func (c *Config) settings() []setting {
 		{"log-format", "MINDROUTER_LOG_FORMAT", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
 		{"log-level", "MINDROUTER_LOG_LEVEL", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"pprof-listen", "MINDROUTER_PPROF_LISTEN", "serve net/http/pprof on this `address` on a listener of its own (default empty = off); loopback only unless -pprof-allow-remote", (*stringValue)(&c.PprofListen)},
+		{"secure-cookies", "MINDROUTER_DP_SECURE_COOKIES", "mark the session cookie Secure even on plain HTTP (it is whenever the connection is TLS or X-Forwarded-Proto is https)", (*boolValue)(&c.SecureCookies)},
 		{"pprof-allow-remote", "MINDROUTER_PPROF_ALLOW_REMOTE", "let -pprof-listen bind a non-loopback address (profiles expose memory contents; keep them off untrusted networks)", (*boolValue)(&c.PprofAllowRemote)},
 	}
 }

@@ -15,15 +15,18 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/signin"
+	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 )
 
-// AdminGateway returns the REST admin API (/api/admin/...) as a grpc-gateway
-// over conn, the same connection the data plane uses for admission. Requests
-// reach the control plane as ordinary gRPC calls, so its interceptors
-// authenticate (the client's Authorization or X-API-Key header is forwarded as
-// metadata) and audit them. The JSON options match the control plane's own
-// gateway, so both serve byte-identical bodies.
+// AdminGateway returns the REST admin API (/api/admin/...) and the account API
+// (/api/account/...) as a grpc-gateway over conn, the same connection the data
+// plane uses for admission. Requests reach the control plane as ordinary gRPC
+// calls, so its interceptors authenticate (the client's Authorization or
+// X-API-Key header, or its session cookie and X-CSRF-Token header, are
+// forwarded as metadata) and audit them. The JSON options match the control
+// plane's own gateway, so both serve byte-identical bodies.
 func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
@@ -32,6 +35,7 @@ func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, err
 		}),
 		runtime.WithIncomingHeaderMatcher(adminHeaders),
 		runtime.WithErrorHandler(adminError),
+		runtime.WithMetadata(signin.Metadata),
 	)
 	if err := adminv1.RegisterRegistryServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register registry gateway: %w", err)
@@ -41,6 +45,9 @@ func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, err
 	}
 	if err := adminv1.RegisterSchedulerServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register scheduler gateway: %w", err)
+	}
+	if err := accountv1.RegisterAccountServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register account gateway: %w", err)
 	}
 	return mux, nil
 }

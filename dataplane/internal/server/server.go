@@ -36,8 +36,10 @@ type Options struct {
 	BodyMinRate     int64
 	// Surfaces are the client dialects.
 	Surfaces []Surface
-	// Admin, when set, serves /api/admin/ (the REST admin gateway).
+	// Admin, when set, serves /api/admin/ and /api/account/ (the REST gateway).
 	Admin http.Handler
+	// SignIn, when set, serves /login and /logout.
+	SignIn http.Handler
 	// Ready reports whether the control plane is reachable (for /readyz).
 	Ready func() bool
 	// Registry receives the server's metrics and is served at /metrics.
@@ -91,6 +93,12 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.Admin != nil {
 		mux.Handle("/api/admin/", opts.Admin)
+		mux.Handle("/api/account/", opts.Admin)
+	}
+	if opts.SignIn != nil {
+		mux.Handle("/login", opts.SignIn)
+		mux.Handle("/logout", opts.SignIn)
+		mux.Handle("/login/oidc/", opts.SignIn)
 	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)

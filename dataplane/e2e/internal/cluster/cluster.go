@@ -35,6 +35,9 @@ type Options struct {
 	DBDriver, DBDSN string
 	// ControlPlaneArgs and DataPlaneArgs are extra flags.
 	ControlPlaneArgs, DataPlaneArgs []string
+	// DataPlanePort, when set, is the data plane's port (from FreePort), for
+	// settings that must name the data plane's URL before it starts.
+	DataPlanePort string
 }
 
 // Cluster is a running control plane and data plane.
@@ -61,7 +64,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 		t.Fatalf("e2e: %v", err)
 	}
 	c := &Cluster{t: t, bin: bin, dataDir: t.TempDir(), AdminKey: NewKey(t)}
-	grpcPort, restPort, dpPort := freePort(t), freePort(t), freePort(t)
+	grpcPort, restPort, dpPort := freePort(t), freePort(t), opts.DataPlanePort
+	if dpPort == "" {
+		dpPort = freePort(t)
+	}
 	c.GRPCAddr = "127.0.0.1:" + grpcPort
 	c.RESTURL = "http://127.0.0.1:" + restPort
 	c.DataPlaneURL = "http://127.0.0.1:" + dpPort
@@ -239,6 +245,9 @@ func waitHTTP(t testing.TB, url string, p *proc) {
 
 // freePort asks the kernel for a free loopback port. The port is released before the
 // process binds it, which is racy in theory but fine on a test machine.
+// FreePort returns a loopback port free at the moment.
+func FreePort(t testing.TB) string { return freePort(t) }
+
 func freePort(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -87,9 +87,9 @@ func (s *Surface) Register(mux *http.ServeMux) {
 }
 
 // Owns reports whether errors on path are written in this dialect: every
-// /api/ path but the admin gateway's.
+// /api/ path but the REST gateway's (admin and account).
 func (s *Surface) Owns(path string) bool {
-	return strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/api/admin/")
+	return strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/api/admin/") && !strings.HasPrefix(path, "/api/account/")
 }
 
 // Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".

@@ -36,8 +36,12 @@ type Group struct {
 	IsAdmin         bool  `protobuf:"varint,8,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
 	IsAuditor       bool  `protobuf:"varint,9,opt,name=is_auditor,json=isAuditor,proto3" json:"is_auditor,omitempty"`
 	UserCount       int32 `protobuf:"varint,10,opt,name=user_count,json=userCount,proto3" json:"user_count,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Default lifetime of new API keys in days; 0 means keys do not expire.
+	ApiKeyExpiryDays int32 `protobuf:"varint,11,opt,name=api_key_expiry_days,json=apiKeyExpiryDays,proto3" json:"api_key_expiry_days,omitempty"`
+	// Most active API keys a member may hold; 0 means no limit.
+	MaxApiKeys    int32 `protobuf:"varint,12,opt,name=max_api_keys,json=maxApiKeys,proto3" json:"max_api_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Group) Reset() {
@@ -136,6 +140,20 @@ func (x *Group) GetIsAuditor() bool {
 func (x *Group) GetUserCount() int32 {
 	if x != nil {
 		return x.UserCount
+	}
+	return 0
+}
+
+func (x *Group) GetApiKeyExpiryDays() int32 {
+	if x != nil {
+		return x.ApiKeyExpiryDays
+	}
+	return 0
+}
+
+func (x *Group) GetMaxApiKeys() int32 {
+	if x != nil {
+		return x.MaxApiKeys
 	}
 	return 0
 }
@@ -286,7 +304,12 @@ type APIKey struct {
 	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Requests per minute for this key alone, applied besides its owner's limit;
 	// absent or 0: the key has no limit of its own.
-	RpmLimit      *int32 `protobuf:"varint,12,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	RpmLimit *int32 `protobuf:"varint,12,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// A service key belongs to a system rather than a person's session; it never
+	// expires.
+	IsService bool `protobuf:"varint,13,opt,name=is_service,json=isService,proto3" json:"is_service,omitempty"`
+	// The service a service key is for.
+	ServiceName   string `protobuf:"bytes,14,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -405,11 +428,154 @@ func (x *APIKey) GetRpmLimit() int32 {
 	return 0
 }
 
+func (x *APIKey) GetIsService() bool {
+	if x != nil {
+		return x.IsService
+	}
+	return false
+}
+
+func (x *APIKey) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+// QuotaRequest is a user's request for a larger token budget.
+type QuotaRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId   int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// Tokens per budget period asked for.
+	RequestedTokens int64  `protobuf:"varint,4,opt,name=requested_tokens,json=requestedTokens,proto3" json:"requested_tokens,omitempty"`
+	Justification   string `protobuf:"bytes,5,opt,name=justification,proto3" json:"justification,omitempty"`
+	// pending, approved or denied.
+	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	// The reviewing admin's user id; 0 while pending.
+	ReviewerId  int64  `protobuf:"varint,7,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	ReviewNotes string `protobuf:"bytes,8,opt,name=review_notes,json=reviewNotes,proto3" json:"review_notes,omitempty"`
+	// Tokens per budget period granted; set on approval.
+	GrantedTokens *int64                 `protobuf:"varint,9,opt,name=granted_tokens,json=grantedTokens,proto3,oneof" json:"granted_tokens,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ReviewedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=reviewed_at,json=reviewedAt,proto3" json:"reviewed_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaRequest) Reset() {
+	*x = QuotaRequest{}
+	mi := &file_mindrouter_admin_v1_identity_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaRequest) ProtoMessage() {}
+
+func (x *QuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaRequest.ProtoReflect.Descriptor instead.
+func (*QuotaRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *QuotaRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *QuotaRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *QuotaRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *QuotaRequest) GetRequestedTokens() int64 {
+	if x != nil {
+		return x.RequestedTokens
+	}
+	return 0
+}
+
+func (x *QuotaRequest) GetJustification() string {
+	if x != nil {
+		return x.Justification
+	}
+	return ""
+}
+
+func (x *QuotaRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *QuotaRequest) GetReviewerId() int64 {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return 0
+}
+
+func (x *QuotaRequest) GetReviewNotes() string {
+	if x != nil {
+		return x.ReviewNotes
+	}
+	return ""
+}
+
+func (x *QuotaRequest) GetGrantedTokens() int64 {
+	if x != nil && x.GrantedTokens != nil {
+		return *x.GrantedTokens
+	}
+	return 0
+}
+
+func (x *QuotaRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *QuotaRequest) GetReviewedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReviewedAt
+	}
+	return nil
+}
+
 var File_mindrouter_admin_v1_identity_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\"mindrouter/admin/v1/identity.proto\x12\x13mindrouter.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x02\n" +
+	"\"mindrouter/admin/v1/identity.proto\x12\x13mindrouter.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -423,7 +589,10 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"is_auditor\x18\t \x01(\bR\tisAuditor\x12\x1d\n" +
 	"\n" +
 	"user_count\x18\n" +
-	" \x01(\x05R\tuserCount\"\xa2\x03\n" +
+	" \x01(\x05R\tuserCount\x12-\n" +
+	"\x13api_key_expiry_days\x18\v \x01(\x05R\x10apiKeyExpiryDays\x12 \n" +
+	"\fmax_api_keys\x18\f \x01(\x05R\n" +
+	"maxApiKeys\"\xa2\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -442,7 +611,7 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"\n" +
 	"_rpm_limitB\x12\n" +
 	"\x10_weight_overrideB\x0f\n" +
-	"\r_token_budget\"\xb5\x03\n" +
+	"\r_token_budget\"\xf7\x03\n" +
 	"\x06APIKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1a\n" +
@@ -461,9 +630,29 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	" \x03(\tR\x06scopes\x129\n" +
 	"\n" +
 	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12 \n" +
-	"\trpm_limit\x18\f \x01(\x05H\x00R\brpmLimit\x88\x01\x01B\f\n" +
+	"\trpm_limit\x18\f \x01(\x05H\x00R\brpmLimit\x88\x01\x01\x12\x1d\n" +
 	"\n" +
-	"_rpm_limitB\xde\x01\n" +
+	"is_service\x18\r \x01(\bR\tisService\x12!\n" +
+	"\fservice_name\x18\x0e \x01(\tR\vserviceNameB\f\n" +
+	"\n" +
+	"_rpm_limit\"\xb7\x03\n" +
+	"\fQuotaRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12)\n" +
+	"\x10requested_tokens\x18\x04 \x01(\x03R\x0frequestedTokens\x12$\n" +
+	"\rjustification\x18\x05 \x01(\tR\rjustification\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x12\x1f\n" +
+	"\vreviewer_id\x18\a \x01(\x03R\n" +
+	"reviewerId\x12!\n" +
+	"\freview_notes\x18\b \x01(\tR\vreviewNotes\x12*\n" +
+	"\x0egranted_tokens\x18\t \x01(\x03H\x00R\rgrantedTokens\x88\x01\x01\x129\n" +
+	"\n" +
+	"created_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vreviewed_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reviewedAtB\x11\n" +
+	"\x0f_granted_tokensB\xde\x01\n" +
 	"\x17com.mindrouter.admin.v1B\rIdentityProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (
@@ -478,23 +667,26 @@ func file_mindrouter_admin_v1_identity_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_mindrouter_admin_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_mindrouter_admin_v1_identity_proto_goTypes = []any{
 	(*Group)(nil),                 // 0: mindrouter.admin.v1.Group
 	(*User)(nil),                  // 1: mindrouter.admin.v1.User
 	(*APIKey)(nil),                // 2: mindrouter.admin.v1.APIKey
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*QuotaRequest)(nil),          // 3: mindrouter.admin.v1.QuotaRequest
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_mindrouter_admin_v1_identity_proto_depIdxs = []int32{
-	3, // 0: mindrouter.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	3, // 1: mindrouter.admin.v1.APIKey.expires_at:type_name -> google.protobuf.Timestamp
-	3, // 2: mindrouter.admin.v1.APIKey.last_used_at:type_name -> google.protobuf.Timestamp
-	3, // 3: mindrouter.admin.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	4, // 0: mindrouter.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	4, // 1: mindrouter.admin.v1.APIKey.expires_at:type_name -> google.protobuf.Timestamp
+	4, // 2: mindrouter.admin.v1.APIKey.last_used_at:type_name -> google.protobuf.Timestamp
+	4, // 3: mindrouter.admin.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	4, // 4: mindrouter.admin.v1.QuotaRequest.created_at:type_name -> google.protobuf.Timestamp
+	4, // 5: mindrouter.admin.v1.QuotaRequest.reviewed_at:type_name -> google.protobuf.Timestamp
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_proto_init() }
@@ -504,13 +696,14 @@ func file_mindrouter_admin_v1_identity_proto_init() {
 	}
 	file_mindrouter_admin_v1_identity_proto_msgTypes[1].OneofWrappers = []any{}
 	file_mindrouter_admin_v1_identity_proto_msgTypes[2].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_proto_rawDesc), len(file_mindrouter_admin_v1_identity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

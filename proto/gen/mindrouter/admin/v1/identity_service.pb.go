@@ -455,7 +455,11 @@ type UpdateGroupRequest struct {
 	// Default lifetime of new API keys in days; 0 means keys do not expire.
 	ApiKeyExpiryDays *int32 `protobuf:"varint,7,opt,name=api_key_expiry_days,json=apiKeyExpiryDays,proto3,oneof" json:"api_key_expiry_days,omitempty"`
 	// Most active API keys a member may hold; 0 means no limit.
-	MaxApiKeys    *int32 `protobuf:"varint,8,opt,name=max_api_keys,json=maxApiKeys,proto3,oneof" json:"max_api_keys,omitempty"`
+	MaxApiKeys *int32 `protobuf:"varint,8,opt,name=max_api_keys,json=maxApiKeys,proto3,oneof" json:"max_api_keys,omitempty"`
+	// Members may call every admin method.
+	IsAdmin *bool `protobuf:"varint,9,opt,name=is_admin,json=isAdmin,proto3,oneof" json:"is_admin,omitempty"`
+	// Members may call every admin read method.
+	IsAuditor     *bool `protobuf:"varint,10,opt,name=is_auditor,json=isAuditor,proto3,oneof" json:"is_auditor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +550,773 @@ func (x *UpdateGroupRequest) GetMaxApiKeys() int32 {
 	return 0
 }
 
+func (x *UpdateGroupRequest) GetIsAdmin() bool {
+	if x != nil && x.IsAdmin != nil {
+		return *x.IsAdmin
+	}
+	return false
+}
+
+func (x *UpdateGroupRequest) GetIsAuditor() bool {
+	if x != nil && x.IsAuditor != nil {
+		return *x.IsAuditor
+	}
+	return false
+}
+
+// CreateGroupRequest describes a new group; unset limits take the defaults.
+type CreateGroupRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique; 1 to 50 characters: lower-case letters, digits, '-', '_' and '.'.
+	Name        string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	DisplayName string `protobuf:"bytes,2,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Description string `protobuf:"bytes,3,opt,name=description,proto3" json:"description,omitempty"`
+	// Tokens per budget period; default 100000, 0 means unlimited.
+	TokenBudget *int64 `protobuf:"varint,4,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
+	// Requests per minute; default 30, 0 means unlimited.
+	RpmLimit *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// Fair-share weight; default 1, at least 1.
+	SchedulerWeight *int32 `protobuf:"varint,6,opt,name=scheduler_weight,json=schedulerWeight,proto3,oneof" json:"scheduler_weight,omitempty"`
+	// Default lifetime of new API keys in days; default 45, 0 means no expiry.
+	ApiKeyExpiryDays *int32 `protobuf:"varint,7,opt,name=api_key_expiry_days,json=apiKeyExpiryDays,proto3,oneof" json:"api_key_expiry_days,omitempty"`
+	// Most active API keys a member may hold; default 16, 0 means no limit.
+	MaxApiKeys    *int32 `protobuf:"varint,8,opt,name=max_api_keys,json=maxApiKeys,proto3,oneof" json:"max_api_keys,omitempty"`
+	IsAdmin       bool   `protobuf:"varint,9,opt,name=is_admin,json=isAdmin,proto3" json:"is_admin,omitempty"`
+	IsAuditor     bool   `protobuf:"varint,10,opt,name=is_auditor,json=isAuditor,proto3" json:"is_auditor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroupRequest) Reset() {
+	*x = CreateGroupRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroupRequest) ProtoMessage() {}
+
+func (x *CreateGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroupRequest.ProtoReflect.Descriptor instead.
+func (*CreateGroupRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CreateGroupRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CreateGroupRequest) GetTokenBudget() int64 {
+	if x != nil && x.TokenBudget != nil {
+		return *x.TokenBudget
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetRpmLimit() int32 {
+	if x != nil && x.RpmLimit != nil {
+		return *x.RpmLimit
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetSchedulerWeight() int32 {
+	if x != nil && x.SchedulerWeight != nil {
+		return *x.SchedulerWeight
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetApiKeyExpiryDays() int32 {
+	if x != nil && x.ApiKeyExpiryDays != nil {
+		return *x.ApiKeyExpiryDays
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetMaxApiKeys() int32 {
+	if x != nil && x.MaxApiKeys != nil {
+		return *x.MaxApiKeys
+	}
+	return 0
+}
+
+func (x *CreateGroupRequest) GetIsAdmin() bool {
+	if x != nil {
+		return x.IsAdmin
+	}
+	return false
+}
+
+func (x *CreateGroupRequest) GetIsAuditor() bool {
+	if x != nil {
+		return x.IsAuditor
+	}
+	return false
+}
+
+// CreateGroupResponse holds the new group.
+type CreateGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Group         *Group                 `protobuf:"bytes,1,opt,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateGroupResponse) Reset() {
+	*x = CreateGroupResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateGroupResponse) ProtoMessage() {}
+
+func (x *CreateGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateGroupResponse.ProtoReflect.Descriptor instead.
+func (*CreateGroupResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CreateGroupResponse) GetGroup() *Group {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+// DeleteGroupRequest names a group.
+type DeleteGroupRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupRequest) Reset() {
+	*x = DeleteGroupRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupRequest) ProtoMessage() {}
+
+func (x *DeleteGroupRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupRequest.ProtoReflect.Descriptor instead.
+func (*DeleteGroupRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *DeleteGroupRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// DeleteGroupResponse is empty.
+type DeleteGroupResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteGroupResponse) Reset() {
+	*x = DeleteGroupResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteGroupResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteGroupResponse) ProtoMessage() {}
+
+func (x *DeleteGroupResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteGroupResponse.ProtoReflect.Descriptor instead.
+func (*DeleteGroupResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
+}
+
+// DeleteUserRequest names a user.
+type DeleteUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserRequest) Reset() {
+	*x = DeleteUserRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserRequest) ProtoMessage() {}
+
+func (x *DeleteUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserRequest.ProtoReflect.Descriptor instead.
+func (*DeleteUserRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *DeleteUserRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// DeleteUserResponse says what was removed.
+type DeleteUserResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Keys deleted (each revoked on every data plane first).
+	ApiKeysDeleted int32 `protobuf:"varint,1,opt,name=api_keys_deleted,json=apiKeysDeleted,proto3" json:"api_keys_deleted,omitempty"`
+	// Browser sessions ended.
+	SessionsEnded int32 `protobuf:"varint,2,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteUserResponse) Reset() {
+	*x = DeleteUserResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteUserResponse) ProtoMessage() {}
+
+func (x *DeleteUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteUserResponse.ProtoReflect.Descriptor instead.
+func (*DeleteUserResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteUserResponse) GetApiKeysDeleted() int32 {
+	if x != nil {
+		return x.ApiKeysDeleted
+	}
+	return 0
+}
+
+func (x *DeleteUserResponse) GetSessionsEnded() int32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
+}
+
+// ResetPasswordRequest sets a local account's password.
+type ResetPasswordRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// At least 8 characters.
+	NewPassword   string `protobuf:"bytes,2,opt,name=new_password,json=newPassword,proto3" json:"new_password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordRequest) Reset() {
+	*x = ResetPasswordRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordRequest) ProtoMessage() {}
+
+func (x *ResetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*ResetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ResetPasswordRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ResetPasswordRequest) GetNewPassword() string {
+	if x != nil {
+		return x.NewPassword
+	}
+	return ""
+}
+
+// ResetPasswordResponse says how many sessions were ended.
+type ResetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SessionsEnded int32                  `protobuf:"varint,1,opt,name=sessions_ended,json=sessionsEnded,proto3" json:"sessions_ended,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetPasswordResponse) Reset() {
+	*x = ResetPasswordResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetPasswordResponse) ProtoMessage() {}
+
+func (x *ResetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*ResetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ResetPasswordResponse) GetSessionsEnded() int32 {
+	if x != nil {
+		return x.SessionsEnded
+	}
+	return 0
+}
+
+// RenewAPIKeyRequest names a key.
+type RenewAPIKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewAPIKeyRequest) Reset() {
+	*x = RenewAPIKeyRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewAPIKeyRequest) ProtoMessage() {}
+
+func (x *RenewAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*RenewAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RenewAPIKeyRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// RenewAPIKeyResponse holds the renewed key.
+type RenewAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey        *APIKey                `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewAPIKeyResponse) Reset() {
+	*x = RenewAPIKeyResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewAPIKeyResponse) ProtoMessage() {}
+
+func (x *RenewAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*RenewAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RenewAPIKeyResponse) GetApiKey() *APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+// ListQuotaRequestsRequest filters quota requests.
+type ListQuotaRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pending (the default), approved, denied or all.
+	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	UserId        int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotaRequestsRequest) Reset() {
+	*x = ListQuotaRequestsRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotaRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotaRequestsRequest) ProtoMessage() {}
+
+func (x *ListQuotaRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotaRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListQuotaRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListQuotaRequestsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListQuotaRequestsRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+// ListQuotaRequestsResponse holds the requests, oldest first.
+type ListQuotaRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QuotaRequests []*QuotaRequest        `protobuf:"bytes,1,rep,name=quota_requests,json=quotaRequests,proto3" json:"quota_requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotaRequestsResponse) Reset() {
+	*x = ListQuotaRequestsResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotaRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotaRequestsResponse) ProtoMessage() {}
+
+func (x *ListQuotaRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotaRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListQuotaRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListQuotaRequestsResponse) GetQuotaRequests() []*QuotaRequest {
+	if x != nil {
+		return x.QuotaRequests
+	}
+	return nil
+}
+
+// ReviewQuotaRequestRequest decides a pending request.
+type ReviewQuotaRequestRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Approved bool                   `protobuf:"varint,2,opt,name=approved,proto3" json:"approved,omitempty"`
+	Notes    string                 `protobuf:"bytes,3,opt,name=notes,proto3" json:"notes,omitempty"`
+	// Tokens per budget period to grant; the requested tokens when absent.
+	GrantedTokens *int64 `protobuf:"varint,4,opt,name=granted_tokens,json=grantedTokens,proto3,oneof" json:"granted_tokens,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewQuotaRequestRequest) Reset() {
+	*x = ReviewQuotaRequestRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewQuotaRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewQuotaRequestRequest) ProtoMessage() {}
+
+func (x *ReviewQuotaRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewQuotaRequestRequest.ProtoReflect.Descriptor instead.
+func (*ReviewQuotaRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReviewQuotaRequestRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReviewQuotaRequestRequest) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *ReviewQuotaRequestRequest) GetNotes() string {
+	if x != nil {
+		return x.Notes
+	}
+	return ""
+}
+
+func (x *ReviewQuotaRequestRequest) GetGrantedTokens() int64 {
+	if x != nil && x.GrantedTokens != nil {
+		return *x.GrantedTokens
+	}
+	return 0
+}
+
+// ReviewQuotaRequestResponse holds the decided request.
+type ReviewQuotaRequestResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	QuotaRequest  *QuotaRequest          `protobuf:"bytes,1,opt,name=quota_request,json=quotaRequest,proto3" json:"quota_request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewQuotaRequestResponse) Reset() {
+	*x = ReviewQuotaRequestResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewQuotaRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewQuotaRequestResponse) ProtoMessage() {}
+
+func (x *ReviewQuotaRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewQuotaRequestResponse.ProtoReflect.Descriptor instead.
+func (*ReviewQuotaRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ReviewQuotaRequestResponse) GetQuotaRequest() *QuotaRequest {
+	if x != nil {
+		return x.QuotaRequest
+	}
+	return nil
+}
+
 // UpdateGroupResponse holds the group as changed.
 type UpdateGroupResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -556,7 +1327,7 @@ type UpdateGroupResponse struct {
 
 func (x *UpdateGroupResponse) Reset() {
 	*x = UpdateGroupResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +1339,7 @@ func (x *UpdateGroupResponse) String() string {
 func (*UpdateGroupResponse) ProtoMessage() {}
 
 func (x *UpdateGroupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[9]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +1352,7 @@ func (x *UpdateGroupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGroupResponse.ProtoReflect.Descriptor instead.
 func (*UpdateGroupResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{9}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateGroupResponse) GetGroup() *Group {
@@ -615,7 +1386,7 @@ type UpdateUserRequest struct {
 
 func (x *UpdateUserRequest) Reset() {
 	*x = UpdateUserRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -627,7 +1398,7 @@ func (x *UpdateUserRequest) String() string {
 func (*UpdateUserRequest) ProtoMessage() {}
 
 func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[10]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -640,7 +1411,7 @@ func (x *UpdateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserRequest.ProtoReflect.Descriptor instead.
 func (*UpdateUserRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{10}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpdateUserRequest) GetId() int64 {
@@ -709,7 +1480,7 @@ type UpdateUserResponse struct {
 
 func (x *UpdateUserResponse) Reset() {
 	*x = UpdateUserResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -721,7 +1492,7 @@ func (x *UpdateUserResponse) String() string {
 func (*UpdateUserResponse) ProtoMessage() {}
 
 func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[11]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -734,7 +1505,7 @@ func (x *UpdateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateUserResponse.ProtoReflect.Descriptor instead.
 func (*UpdateUserResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{11}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *UpdateUserResponse) GetUser() *User {
@@ -754,14 +1525,17 @@ type CreateAPIKeyRequest struct {
 	Scopes []string `protobuf:"bytes,4,rep,name=scopes,proto3" json:"scopes,omitempty"`
 	// Requests per minute for this key alone, applied besides its owner's limit; 0
 	// or absent: none of its own.
-	RpmLimit      *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	RpmLimit *int32 `protobuf:"varint,5,opt,name=rpm_limit,json=rpmLimit,proto3,oneof" json:"rpm_limit,omitempty"`
+	// Makes a service key for the named service: it never expires and is not
+	// counted against the owner's key limit.
+	ServiceName   string `protobuf:"bytes,6,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateAPIKeyRequest) Reset() {
 	*x = CreateAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -773,7 +1547,7 @@ func (x *CreateAPIKeyRequest) String() string {
 func (*CreateAPIKeyRequest) ProtoMessage() {}
 
 func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[12]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -786,7 +1560,7 @@ func (x *CreateAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{12}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CreateAPIKeyRequest) GetUserId() int64 {
@@ -824,6 +1598,13 @@ func (x *CreateAPIKeyRequest) GetRpmLimit() int32 {
 	return 0
 }
 
+func (x *CreateAPIKeyRequest) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
 // CreateAPIKeyResponse holds the key, with its secret shown this once.
 type CreateAPIKeyResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -835,7 +1616,7 @@ type CreateAPIKeyResponse struct {
 
 func (x *CreateAPIKeyResponse) Reset() {
 	*x = CreateAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -847,7 +1628,7 @@ func (x *CreateAPIKeyResponse) String() string {
 func (*CreateAPIKeyResponse) ProtoMessage() {}
 
 func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[13]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -860,7 +1641,7 @@ func (x *CreateAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{13}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreateAPIKeyResponse) GetApiKey() *APIKey {
@@ -879,16 +1660,18 @@ func (x *CreateAPIKeyResponse) GetFullKey() string {
 
 // ListAPIKeysRequest lists keys.
 type ListAPIKeysRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UserId        int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	UserId int64                  `protobuf:"varint,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Status string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// Matches the key's name, prefix or owner's username, case-insensitively.
+	Search        string `protobuf:"bytes,3,opt,name=search,proto3" json:"search,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListAPIKeysRequest) Reset() {
 	*x = ListAPIKeysRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -900,7 +1683,7 @@ func (x *ListAPIKeysRequest) String() string {
 func (*ListAPIKeysRequest) ProtoMessage() {}
 
 func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[14]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -913,7 +1696,7 @@ func (x *ListAPIKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{14}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAPIKeysRequest) GetUserId() int64 {
@@ -930,6 +1713,13 @@ func (x *ListAPIKeysRequest) GetStatus() string {
 	return ""
 }
 
+func (x *ListAPIKeysRequest) GetSearch() string {
+	if x != nil {
+		return x.Search
+	}
+	return ""
+}
+
 // ListAPIKeysResponse holds the keys.
 type ListAPIKeysResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -940,7 +1730,7 @@ type ListAPIKeysResponse struct {
 
 func (x *ListAPIKeysResponse) Reset() {
 	*x = ListAPIKeysResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1742,7 @@ func (x *ListAPIKeysResponse) String() string {
 func (*ListAPIKeysResponse) ProtoMessage() {}
 
 func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[15]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1755,7 @@ func (x *ListAPIKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAPIKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListAPIKeysResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{15}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListAPIKeysResponse) GetApiKeys() []*APIKey {
@@ -985,7 +1775,7 @@ type RevokeAPIKeyRequest struct {
 
 func (x *RevokeAPIKeyRequest) Reset() {
 	*x = RevokeAPIKeyRequest{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1787,7 @@ func (x *RevokeAPIKeyRequest) String() string {
 func (*RevokeAPIKeyRequest) ProtoMessage() {}
 
 func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[16]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1800,7 @@ func (x *RevokeAPIKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyRequest.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{16}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RevokeAPIKeyRequest) GetId() int64 {
@@ -1030,7 +1820,7 @@ type RevokeAPIKeyResponse struct {
 
 func (x *RevokeAPIKeyResponse) Reset() {
 	*x = RevokeAPIKeyResponse{}
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1832,7 @@ func (x *RevokeAPIKeyResponse) String() string {
 func (*RevokeAPIKeyResponse) ProtoMessage() {}
 
 func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[17]
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1845,7 @@ func (x *RevokeAPIKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeAPIKeyResponse.ProtoReflect.Descriptor instead.
 func (*RevokeAPIKeyResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{17}
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
@@ -1092,7 +1882,7 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x0fGetUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xc6\x03\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xa6\x04\n" +
 	"\x12UpdateGroupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12%\n" +
@@ -1102,7 +1892,11 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x10scheduler_weight\x18\x06 \x01(\x05H\x04R\x0fschedulerWeight\x88\x01\x01\x122\n" +
 	"\x13api_key_expiry_days\x18\a \x01(\x05H\x05R\x10apiKeyExpiryDays\x88\x01\x01\x12%\n" +
 	"\fmax_api_keys\x18\b \x01(\x05H\x06R\n" +
-	"maxApiKeys\x88\x01\x01B\x0f\n" +
+	"maxApiKeys\x88\x01\x01\x12\x1e\n" +
+	"\bis_admin\x18\t \x01(\bH\aR\aisAdmin\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"is_auditor\x18\n" +
+	" \x01(\bH\bR\tisAuditor\x88\x01\x01B\x0f\n" +
 	"\r_display_nameB\x0e\n" +
 	"\f_descriptionB\x0f\n" +
 	"\r_token_budgetB\f\n" +
@@ -1110,7 +1904,61 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"_rpm_limitB\x13\n" +
 	"\x11_scheduler_weightB\x16\n" +
 	"\x14_api_key_expiry_daysB\x0f\n" +
+	"\r_max_api_keysB\v\n" +
+	"\t_is_adminB\r\n" +
+	"\v_is_auditor\"\xd9\x03\n" +
+	"\x12CreateGroupRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +
+	"\vdescription\x18\x03 \x01(\tR\vdescription\x12&\n" +
+	"\ftoken_budget\x18\x04 \x01(\x03H\x00R\vtokenBudget\x88\x01\x01\x12 \n" +
+	"\trpm_limit\x18\x05 \x01(\x05H\x01R\brpmLimit\x88\x01\x01\x12.\n" +
+	"\x10scheduler_weight\x18\x06 \x01(\x05H\x02R\x0fschedulerWeight\x88\x01\x01\x122\n" +
+	"\x13api_key_expiry_days\x18\a \x01(\x05H\x03R\x10apiKeyExpiryDays\x88\x01\x01\x12%\n" +
+	"\fmax_api_keys\x18\b \x01(\x05H\x04R\n" +
+	"maxApiKeys\x88\x01\x01\x12\x19\n" +
+	"\bis_admin\x18\t \x01(\bR\aisAdmin\x12\x1d\n" +
+	"\n" +
+	"is_auditor\x18\n" +
+	" \x01(\bR\tisAuditorB\x0f\n" +
+	"\r_token_budgetB\f\n" +
+	"\n" +
+	"_rpm_limitB\x13\n" +
+	"\x11_scheduler_weightB\x16\n" +
+	"\x14_api_key_expiry_daysB\x0f\n" +
 	"\r_max_api_keys\"G\n" +
+	"\x13CreateGroupResponse\x120\n" +
+	"\x05group\x18\x01 \x01(\v2\x1a.mindrouter.admin.v1.GroupR\x05group\"$\n" +
+	"\x12DeleteGroupRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"\x15\n" +
+	"\x13DeleteGroupResponse\"#\n" +
+	"\x11DeleteUserRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"e\n" +
+	"\x12DeleteUserResponse\x12(\n" +
+	"\x10api_keys_deleted\x18\x01 \x01(\x05R\x0eapiKeysDeleted\x12%\n" +
+	"\x0esessions_ended\x18\x02 \x01(\x05R\rsessionsEnded\"I\n" +
+	"\x14ResetPasswordRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12!\n" +
+	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\">\n" +
+	"\x15ResetPasswordResponse\x12%\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"$\n" +
+	"\x12RenewAPIKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"K\n" +
+	"\x13RenewAPIKeyResponse\x124\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\"K\n" +
+	"\x18ListQuotaRequestsRequest\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\"e\n" +
+	"\x19ListQuotaRequestsResponse\x12H\n" +
+	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"\x9c\x01\n" +
+	"\x19ReviewQuotaRequestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
+	"\bapproved\x18\x02 \x01(\bR\bapproved\x12\x14\n" +
+	"\x05notes\x18\x03 \x01(\tR\x05notes\x12*\n" +
+	"\x0egranted_tokens\x18\x04 \x01(\x03H\x00R\rgrantedTokens\x88\x01\x01B\x11\n" +
+	"\x0f_granted_tokens\"d\n" +
+	"\x1aReviewQuotaRequestResponse\x12F\n" +
+	"\rquota_request\x18\x01 \x01(\v2!.mindrouter.admin.v1.QuotaRequestR\fquotaRequest\"G\n" +
 	"\x13UpdateGroupResponse\x120\n" +
 	"\x05group\x18\x01 \x01(\v2\x1a.mindrouter.admin.v1.GroupR\x05group\"\xf1\x02\n" +
 	"\x11UpdateUserRequest\x12\x0e\n" +
@@ -1132,41 +1980,51 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x10_weight_overrideB\x0f\n" +
 	"\r_token_budget\"C\n" +
 	"\x12UpdateUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xc5\x01\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xe8\x01\n" +
 	"\x13CreateAPIKeyRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x129\n" +
 	"\n" +
 	"expires_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12\x16\n" +
 	"\x06scopes\x18\x04 \x03(\tR\x06scopes\x12 \n" +
-	"\trpm_limit\x18\x05 \x01(\x05H\x00R\brpmLimit\x88\x01\x01B\f\n" +
+	"\trpm_limit\x18\x05 \x01(\x05H\x00R\brpmLimit\x88\x01\x01\x12!\n" +
+	"\fservice_name\x18\x06 \x01(\tR\vserviceNameB\f\n" +
 	"\n" +
 	"_rpm_limit\"g\n" +
 	"\x14CreateAPIKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\x12\x19\n" +
-	"\bfull_key\x18\x02 \x01(\tR\afullKey\"E\n" +
+	"\bfull_key\x18\x02 \x01(\tR\afullKey\"]\n" +
 	"\x12ListAPIKeysRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\x03R\x06userId\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\"M\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
+	"\x06search\x18\x03 \x01(\tR\x06search\"M\n" +
 	"\x13ListAPIKeysResponse\x126\n" +
 	"\bapi_keys\x18\x01 \x03(\v2\x1b.mindrouter.admin.v1.APIKeyR\aapiKeys\"%\n" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"L\n" +
 	"\x14RevokeAPIKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xd5\t\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xed\x11\n" +
 	"\x0fIdentityService\x12\x80\x01\n" +
 	"\n" +
-	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x8a\x01\n" +
+	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x85\x01\n" +
+	"\vCreateGroup\x12'.mindrouter.admin.v1.CreateGroupRequest\x1a(.mindrouter.admin.v1.CreateGroupResponse\"#\x82\xd3\xe4\x93\x02\x1d:\x01*b\x05group\"\x11/api/admin/groups\x12\x8a\x01\n" +
 	"\vUpdateGroup\x12'.mindrouter.admin.v1.UpdateGroupRequest\x1a(.mindrouter.admin.v1.UpdateGroupResponse\"(\x82\xd3\xe4\x93\x02\":\x01*b\x05group2\x16/api/admin/groups/{id}\x12\x80\x01\n" +
+	"\vDeleteGroup\x12'.mindrouter.admin.v1.DeleteGroupRequest\x1a(.mindrouter.admin.v1.DeleteGroupResponse\"\x1e\x82\xd3\xe4\x93\x02\x18*\x16/api/admin/groups/{id}\x12\x80\x01\n" +
 	"\n" +
 	"CreateUser\x12&.mindrouter.admin.v1.CreateUserRequest\x1a'.mindrouter.admin.v1.CreateUserResponse\"!\x82\xd3\xe4\x93\x02\x1b:\x01*b\x04user\"\x10/api/admin/users\x12t\n" +
 	"\tListUsers\x12%.mindrouter.admin.v1.ListUsersRequest\x1a&.mindrouter.admin.v1.ListUsersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/admin/users\x12y\n" +
 	"\aGetUser\x12#.mindrouter.admin.v1.GetUserRequest\x1a$.mindrouter.admin.v1.GetUserResponse\"#\x82\xd3\xe4\x93\x02\x1db\x04user\x12\x15/api/admin/users/{id}\x12\x85\x01\n" +
 	"\n" +
-	"UpdateUser\x12&.mindrouter.admin.v1.UpdateUserRequest\x1a'.mindrouter.admin.v1.UpdateUserResponse\"&\x82\xd3\xe4\x93\x02 :\x01*b\x04user2\x15/api/admin/users/{id}\x12\x93\x01\n" +
+	"UpdateUser\x12&.mindrouter.admin.v1.UpdateUserRequest\x1a'.mindrouter.admin.v1.UpdateUserResponse\"&\x82\xd3\xe4\x93\x02 :\x01*b\x04user2\x15/api/admin/users/{id}\x12|\n" +
+	"\n" +
+	"DeleteUser\x12&.mindrouter.admin.v1.DeleteUserRequest\x1a'.mindrouter.admin.v1.DeleteUserResponse\"\x1d\x82\xd3\xe4\x93\x02\x17*\x15/api/admin/users/{id}\x12\x97\x01\n" +
+	"\rResetPassword\x12).mindrouter.admin.v1.ResetPasswordRequest\x1a*.mindrouter.admin.v1.ResetPasswordResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/api/admin/users/{id}/reset-password\x12\x93\x01\n" +
 	"\fCreateAPIKey\x12(.mindrouter.admin.v1.CreateAPIKeyRequest\x1a).mindrouter.admin.v1.CreateAPIKeyResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/admin/users/{user_id}/api-keys\x12\x87\x01\n" +
 	"\vListAPIKeys\x12'.mindrouter.admin.v1.ListAPIKeysRequest\x1a(.mindrouter.admin.v1.ListAPIKeysResponse\"%\x82\xd3\xe4\x93\x02\x1fb\bapi_keys\x12\x13/api/admin/api-keys\x12\x95\x01\n" +
-	"\fRevokeAPIKey\x12(.mindrouter.admin.v1.RevokeAPIKeyRequest\x1a).mindrouter.admin.v1.RevokeAPIKeyResponse\"0\x82\xd3\xe4\x93\x02*b\aapi_key\"\x1f/api/admin/api-keys/{id}/revokeB\xe5\x01\n" +
+	"\fRevokeAPIKey\x12(.mindrouter.admin.v1.RevokeAPIKeyRequest\x1a).mindrouter.admin.v1.RevokeAPIKeyResponse\"0\x82\xd3\xe4\x93\x02*b\aapi_key\"\x1f/api/admin/api-keys/{id}/revoke\x12\x91\x01\n" +
+	"\vRenewAPIKey\x12'.mindrouter.admin.v1.RenewAPIKeyRequest\x1a(.mindrouter.admin.v1.RenewAPIKeyResponse\"/\x82\xd3\xe4\x93\x02)b\aapi_key\"\x1e/api/admin/api-keys/{id}/renew\x12\xa5\x01\n" +
+	"\x11ListQuotaRequests\x12-.mindrouter.admin.v1.ListQuotaRequestsRequest\x1a..mindrouter.admin.v1.ListQuotaRequestsResponse\"1\x82\xd3\xe4\x93\x02+b\x0equota_requests\x12\x19/api/admin/quota-requests\x12\xb6\x01\n" +
+	"\x12ReviewQuotaRequest\x12..mindrouter.admin.v1.ReviewQuotaRequestRequest\x1a/.mindrouter.admin.v1.ReviewQuotaRequestResponse\"?\x82\xd3\xe4\x93\x029:\x01*b\rquota_request\"%/api/admin/quota-requests/{id}/reviewB\xe5\x01\n" +
 	"\x17com.mindrouter.admin.v1B\x14IdentityServiceProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (
@@ -1181,65 +2039,98 @@ func file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_service_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
-	(*ListGroupsRequest)(nil),     // 0: mindrouter.admin.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),    // 1: mindrouter.admin.v1.ListGroupsResponse
-	(*CreateUserRequest)(nil),     // 2: mindrouter.admin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),    // 3: mindrouter.admin.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),      // 4: mindrouter.admin.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),     // 5: mindrouter.admin.v1.ListUsersResponse
-	(*GetUserRequest)(nil),        // 6: mindrouter.admin.v1.GetUserRequest
-	(*GetUserResponse)(nil),       // 7: mindrouter.admin.v1.GetUserResponse
-	(*UpdateGroupRequest)(nil),    // 8: mindrouter.admin.v1.UpdateGroupRequest
-	(*UpdateGroupResponse)(nil),   // 9: mindrouter.admin.v1.UpdateGroupResponse
-	(*UpdateUserRequest)(nil),     // 10: mindrouter.admin.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),    // 11: mindrouter.admin.v1.UpdateUserResponse
-	(*CreateAPIKeyRequest)(nil),   // 12: mindrouter.admin.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),  // 13: mindrouter.admin.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),    // 14: mindrouter.admin.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),   // 15: mindrouter.admin.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),   // 16: mindrouter.admin.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),  // 17: mindrouter.admin.v1.RevokeAPIKeyResponse
-	(*Group)(nil),                 // 18: mindrouter.admin.v1.Group
-	(*User)(nil),                  // 19: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*APIKey)(nil),                // 21: mindrouter.admin.v1.APIKey
+	(*ListGroupsRequest)(nil),          // 0: mindrouter.admin.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),         // 1: mindrouter.admin.v1.ListGroupsResponse
+	(*CreateUserRequest)(nil),          // 2: mindrouter.admin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),         // 3: mindrouter.admin.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),           // 4: mindrouter.admin.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),          // 5: mindrouter.admin.v1.ListUsersResponse
+	(*GetUserRequest)(nil),             // 6: mindrouter.admin.v1.GetUserRequest
+	(*GetUserResponse)(nil),            // 7: mindrouter.admin.v1.GetUserResponse
+	(*UpdateGroupRequest)(nil),         // 8: mindrouter.admin.v1.UpdateGroupRequest
+	(*CreateGroupRequest)(nil),         // 9: mindrouter.admin.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),        // 10: mindrouter.admin.v1.CreateGroupResponse
+	(*DeleteGroupRequest)(nil),         // 11: mindrouter.admin.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),        // 12: mindrouter.admin.v1.DeleteGroupResponse
+	(*DeleteUserRequest)(nil),          // 13: mindrouter.admin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),         // 14: mindrouter.admin.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),       // 15: mindrouter.admin.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),      // 16: mindrouter.admin.v1.ResetPasswordResponse
+	(*RenewAPIKeyRequest)(nil),         // 17: mindrouter.admin.v1.RenewAPIKeyRequest
+	(*RenewAPIKeyResponse)(nil),        // 18: mindrouter.admin.v1.RenewAPIKeyResponse
+	(*ListQuotaRequestsRequest)(nil),   // 19: mindrouter.admin.v1.ListQuotaRequestsRequest
+	(*ListQuotaRequestsResponse)(nil),  // 20: mindrouter.admin.v1.ListQuotaRequestsResponse
+	(*ReviewQuotaRequestRequest)(nil),  // 21: mindrouter.admin.v1.ReviewQuotaRequestRequest
+	(*ReviewQuotaRequestResponse)(nil), // 22: mindrouter.admin.v1.ReviewQuotaRequestResponse
+	(*UpdateGroupResponse)(nil),        // 23: mindrouter.admin.v1.UpdateGroupResponse
+	(*UpdateUserRequest)(nil),          // 24: mindrouter.admin.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),         // 25: mindrouter.admin.v1.UpdateUserResponse
+	(*CreateAPIKeyRequest)(nil),        // 26: mindrouter.admin.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),       // 27: mindrouter.admin.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),         // 28: mindrouter.admin.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),        // 29: mindrouter.admin.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),        // 30: mindrouter.admin.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),       // 31: mindrouter.admin.v1.RevokeAPIKeyResponse
+	(*Group)(nil),                      // 32: mindrouter.admin.v1.Group
+	(*User)(nil),                       // 33: mindrouter.admin.v1.User
+	(*APIKey)(nil),                     // 34: mindrouter.admin.v1.APIKey
+	(*QuotaRequest)(nil),               // 35: mindrouter.admin.v1.QuotaRequest
+	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
 }
 var file_mindrouter_admin_v1_identity_service_proto_depIdxs = []int32{
-	18, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
-	19, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	19, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
-	19, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
-	18, // 4: mindrouter.admin.v1.UpdateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
-	19, // 5: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	20, // 6: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	21, // 7: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	21, // 8: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	21, // 9: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	0,  // 10: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
-	8,  // 11: mindrouter.admin.v1.IdentityService.UpdateGroup:input_type -> mindrouter.admin.v1.UpdateGroupRequest
-	2,  // 12: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
-	4,  // 13: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
-	6,  // 14: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
-	10, // 15: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
-	12, // 16: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
-	14, // 17: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
-	16, // 18: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
-	1,  // 19: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
-	9,  // 20: mindrouter.admin.v1.IdentityService.UpdateGroup:output_type -> mindrouter.admin.v1.UpdateGroupResponse
-	3,  // 21: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
-	5,  // 22: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
-	7,  // 23: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
-	11, // 24: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
-	13, // 25: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
-	15, // 26: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
-	17, // 27: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
-	19, // [19:28] is the sub-list for method output_type
-	10, // [10:19] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	32, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
+	33, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	33, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
+	33, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
+	32, // 4: mindrouter.admin.v1.CreateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
+	34, // 5: mindrouter.admin.v1.RenewAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	35, // 6: mindrouter.admin.v1.ListQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	35, // 7: mindrouter.admin.v1.ReviewQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	32, // 8: mindrouter.admin.v1.UpdateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
+	33, // 9: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	36, // 10: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	34, // 11: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	34, // 12: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	34, // 13: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	0,  // 14: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
+	9,  // 15: mindrouter.admin.v1.IdentityService.CreateGroup:input_type -> mindrouter.admin.v1.CreateGroupRequest
+	8,  // 16: mindrouter.admin.v1.IdentityService.UpdateGroup:input_type -> mindrouter.admin.v1.UpdateGroupRequest
+	11, // 17: mindrouter.admin.v1.IdentityService.DeleteGroup:input_type -> mindrouter.admin.v1.DeleteGroupRequest
+	2,  // 18: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
+	4,  // 19: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
+	6,  // 20: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
+	24, // 21: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
+	13, // 22: mindrouter.admin.v1.IdentityService.DeleteUser:input_type -> mindrouter.admin.v1.DeleteUserRequest
+	15, // 23: mindrouter.admin.v1.IdentityService.ResetPassword:input_type -> mindrouter.admin.v1.ResetPasswordRequest
+	26, // 24: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
+	28, // 25: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
+	30, // 26: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
+	17, // 27: mindrouter.admin.v1.IdentityService.RenewAPIKey:input_type -> mindrouter.admin.v1.RenewAPIKeyRequest
+	19, // 28: mindrouter.admin.v1.IdentityService.ListQuotaRequests:input_type -> mindrouter.admin.v1.ListQuotaRequestsRequest
+	21, // 29: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:input_type -> mindrouter.admin.v1.ReviewQuotaRequestRequest
+	1,  // 30: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
+	10, // 31: mindrouter.admin.v1.IdentityService.CreateGroup:output_type -> mindrouter.admin.v1.CreateGroupResponse
+	23, // 32: mindrouter.admin.v1.IdentityService.UpdateGroup:output_type -> mindrouter.admin.v1.UpdateGroupResponse
+	12, // 33: mindrouter.admin.v1.IdentityService.DeleteGroup:output_type -> mindrouter.admin.v1.DeleteGroupResponse
+	3,  // 34: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
+	5,  // 35: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
+	7,  // 36: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
+	25, // 37: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
+	14, // 38: mindrouter.admin.v1.IdentityService.DeleteUser:output_type -> mindrouter.admin.v1.DeleteUserResponse
+	16, // 39: mindrouter.admin.v1.IdentityService.ResetPassword:output_type -> mindrouter.admin.v1.ResetPasswordResponse
+	27, // 40: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
+	29, // 41: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
+	31, // 42: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
+	18, // 43: mindrouter.admin.v1.IdentityService.RenewAPIKey:output_type -> mindrouter.admin.v1.RenewAPIKeyResponse
+	20, // 44: mindrouter.admin.v1.IdentityService.ListQuotaRequests:output_type -> mindrouter.admin.v1.ListQuotaRequestsResponse
+	22, // 45: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:output_type -> mindrouter.admin.v1.ReviewQuotaRequestResponse
+	30, // [30:46] is the sub-list for method output_type
+	14, // [14:30] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_service_proto_init() }
@@ -1249,15 +2140,17 @@ func file_mindrouter_admin_v1_identity_service_proto_init() {
 	}
 	file_mindrouter_admin_v1_identity_proto_init()
 	file_mindrouter_admin_v1_identity_service_proto_msgTypes[8].OneofWrappers = []any{}
-	file_mindrouter_admin_v1_identity_service_proto_msgTypes[10].OneofWrappers = []any{}
-	file_mindrouter_admin_v1_identity_service_proto_msgTypes[12].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[9].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[21].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[24].OneofWrappers = []any{}
+	file_mindrouter_admin_v1_identity_service_proto_msgTypes[26].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_service_proto_rawDesc), len(file_mindrouter_admin_v1_identity_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

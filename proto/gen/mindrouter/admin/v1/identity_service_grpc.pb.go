@@ -19,30 +19,42 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IdentityService_ListGroups_FullMethodName   = "/mindrouter.admin.v1.IdentityService/ListGroups"
-	IdentityService_UpdateGroup_FullMethodName  = "/mindrouter.admin.v1.IdentityService/UpdateGroup"
-	IdentityService_CreateUser_FullMethodName   = "/mindrouter.admin.v1.IdentityService/CreateUser"
-	IdentityService_ListUsers_FullMethodName    = "/mindrouter.admin.v1.IdentityService/ListUsers"
-	IdentityService_GetUser_FullMethodName      = "/mindrouter.admin.v1.IdentityService/GetUser"
-	IdentityService_UpdateUser_FullMethodName   = "/mindrouter.admin.v1.IdentityService/UpdateUser"
-	IdentityService_CreateAPIKey_FullMethodName = "/mindrouter.admin.v1.IdentityService/CreateAPIKey"
-	IdentityService_ListAPIKeys_FullMethodName  = "/mindrouter.admin.v1.IdentityService/ListAPIKeys"
-	IdentityService_RevokeAPIKey_FullMethodName = "/mindrouter.admin.v1.IdentityService/RevokeAPIKey"
+	IdentityService_ListGroups_FullMethodName         = "/mindrouter.admin.v1.IdentityService/ListGroups"
+	IdentityService_CreateGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/CreateGroup"
+	IdentityService_UpdateGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/UpdateGroup"
+	IdentityService_DeleteGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/DeleteGroup"
+	IdentityService_CreateUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/CreateUser"
+	IdentityService_ListUsers_FullMethodName          = "/mindrouter.admin.v1.IdentityService/ListUsers"
+	IdentityService_GetUser_FullMethodName            = "/mindrouter.admin.v1.IdentityService/GetUser"
+	IdentityService_UpdateUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/UpdateUser"
+	IdentityService_DeleteUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/DeleteUser"
+	IdentityService_ResetPassword_FullMethodName      = "/mindrouter.admin.v1.IdentityService/ResetPassword"
+	IdentityService_CreateAPIKey_FullMethodName       = "/mindrouter.admin.v1.IdentityService/CreateAPIKey"
+	IdentityService_ListAPIKeys_FullMethodName        = "/mindrouter.admin.v1.IdentityService/ListAPIKeys"
+	IdentityService_RevokeAPIKey_FullMethodName       = "/mindrouter.admin.v1.IdentityService/RevokeAPIKey"
+	IdentityService_RenewAPIKey_FullMethodName        = "/mindrouter.admin.v1.IdentityService/RenewAPIKey"
+	IdentityService_ListQuotaRequests_FullMethodName  = "/mindrouter.admin.v1.IdentityService/ListQuotaRequests"
+	IdentityService_ReviewQuotaRequest_FullMethodName = "/mindrouter.admin.v1.IdentityService/ReviewQuotaRequest"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// IdentityService manages groups, users and API keys. Reads need an admin or auditor
-// key; writes need an admin key.
+// IdentityService manages groups, users, API keys and quota requests for anyone.
+// Reads need an admin or auditor; writes need an admin.
 type IdentityServiceClient interface {
 	// ListGroups lists groups with their user counts.
 	ListGroups(ctx context.Context, in *ListGroupsRequest, opts ...grpc.CallOption) (*ListGroupsResponse, error)
-	// UpdateGroup changes a group's defaults: budget, rate limit, scheduler weight,
-	// key lifetime and key count. Fields left out keep their values; the group's
-	// name and privileges cannot be changed.
+	// CreateGroup creates a group.
+	CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error)
+	// UpdateGroup changes a group's defaults (budget, rate limit, scheduler weight,
+	// key lifetime, key count) and privileges. Fields left out keep their values;
+	// the group's name cannot be changed.
 	UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*UpdateGroupResponse, error)
+	// DeleteGroup deletes a group that has no members; while members remain it is
+	// refused with ABORTED (409 over REST).
+	DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error)
 	// CreateUser creates a local user.
 	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
 	// ListUsers lists users.
@@ -52,12 +64,29 @@ type IdentityServiceClient interface {
 	// UpdateUser changes a user's group, name, state or limit overrides; fields left
 	// out keep their values, and the overrides named in clear go back to the group's.
 	UpdateUser(ctx context.Context, in *UpdateUserRequest, opts ...grpc.CallOption) (*UpdateUserResponse, error)
+	// DeleteUser deletes a user: the account, its keys (revoked everywhere first),
+	// sessions, quota and quota requests are removed; the user's id is never
+	// reused, so records that keep it (usage, audit) keep naming a tombstone. An
+	// admin cannot delete themself.
+	DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error)
+	// ResetPassword sets a new password for a local account and ends its sessions.
+	ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error)
 	// CreateAPIKey mints a key for a user; the full key is in the answer and nowhere else.
 	CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error)
 	// ListAPIKeys lists keys.
 	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key; revoking a revoked key succeeds.
 	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
+	// RenewAPIKey gives a key (same secret) a new expiry, the owner's group key
+	// lifetime from now; an expired key becomes active again, a revoked one cannot.
+	RenewAPIKey(ctx context.Context, in *RenewAPIKeyRequest, opts ...grpc.CallOption) (*RenewAPIKeyResponse, error)
+	// ListQuotaRequests lists quota-increase requests, pending ones unless a status
+	// is given.
+	ListQuotaRequests(ctx context.Context, in *ListQuotaRequestsRequest, opts ...grpc.CallOption) (*ListQuotaRequestsResponse, error)
+	// ReviewQuotaRequest approves or denies a pending request. Approval sets the
+	// user's token budget override to the granted tokens (the requested tokens when
+	// none are given).
+	ReviewQuotaRequest(ctx context.Context, in *ReviewQuotaRequestRequest, opts ...grpc.CallOption) (*ReviewQuotaRequestResponse, error)
 }
 
 type identityServiceClient struct {
@@ -78,10 +107,30 @@ func (c *identityServiceClient) ListGroups(ctx context.Context, in *ListGroupsRe
 	return out, nil
 }
 
+func (c *identityServiceClient) CreateGroup(ctx context.Context, in *CreateGroupRequest, opts ...grpc.CallOption) (*CreateGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateGroupResponse)
+	err := c.cc.Invoke(ctx, IdentityService_CreateGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) UpdateGroup(ctx context.Context, in *UpdateGroupRequest, opts ...grpc.CallOption) (*UpdateGroupResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(UpdateGroupResponse)
 	err := c.cc.Invoke(ctx, IdentityService_UpdateGroup_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) DeleteGroup(ctx context.Context, in *DeleteGroupRequest, opts ...grpc.CallOption) (*DeleteGroupResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteGroupResponse)
+	err := c.cc.Invoke(ctx, IdentityService_DeleteGroup_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -128,6 +177,26 @@ func (c *identityServiceClient) UpdateUser(ctx context.Context, in *UpdateUserRe
 	return out, nil
 }
 
+func (c *identityServiceClient) DeleteUser(ctx context.Context, in *DeleteUserRequest, opts ...grpc.CallOption) (*DeleteUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteUserResponse)
+	err := c.cc.Invoke(ctx, IdentityService_DeleteUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ResetPassword(ctx context.Context, in *ResetPasswordRequest, opts ...grpc.CallOption) (*ResetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetPasswordResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ResetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) CreateAPIKey(ctx context.Context, in *CreateAPIKeyRequest, opts ...grpc.CallOption) (*CreateAPIKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CreateAPIKeyResponse)
@@ -158,19 +227,54 @@ func (c *identityServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIK
 	return out, nil
 }
 
+func (c *identityServiceClient) RenewAPIKey(ctx context.Context, in *RenewAPIKeyRequest, opts ...grpc.CallOption) (*RenewAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewAPIKeyResponse)
+	err := c.cc.Invoke(ctx, IdentityService_RenewAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ListQuotaRequests(ctx context.Context, in *ListQuotaRequestsRequest, opts ...grpc.CallOption) (*ListQuotaRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuotaRequestsResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListQuotaRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ReviewQuotaRequest(ctx context.Context, in *ReviewQuotaRequestRequest, opts ...grpc.CallOption) (*ReviewQuotaRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReviewQuotaRequestResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ReviewQuotaRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IdentityServiceServer is the server API for IdentityService service.
 // All implementations must embed UnimplementedIdentityServiceServer
 // for forward compatibility.
 //
-// IdentityService manages groups, users and API keys. Reads need an admin or auditor
-// key; writes need an admin key.
+// IdentityService manages groups, users, API keys and quota requests for anyone.
+// Reads need an admin or auditor; writes need an admin.
 type IdentityServiceServer interface {
 	// ListGroups lists groups with their user counts.
 	ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error)
-	// UpdateGroup changes a group's defaults: budget, rate limit, scheduler weight,
-	// key lifetime and key count. Fields left out keep their values; the group's
-	// name and privileges cannot be changed.
+	// CreateGroup creates a group.
+	CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error)
+	// UpdateGroup changes a group's defaults (budget, rate limit, scheduler weight,
+	// key lifetime, key count) and privileges. Fields left out keep their values;
+	// the group's name cannot be changed.
 	UpdateGroup(context.Context, *UpdateGroupRequest) (*UpdateGroupResponse, error)
+	// DeleteGroup deletes a group that has no members; while members remain it is
+	// refused with ABORTED (409 over REST).
+	DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error)
 	// CreateUser creates a local user.
 	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
 	// ListUsers lists users.
@@ -180,12 +284,29 @@ type IdentityServiceServer interface {
 	// UpdateUser changes a user's group, name, state or limit overrides; fields left
 	// out keep their values, and the overrides named in clear go back to the group's.
 	UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error)
+	// DeleteUser deletes a user: the account, its keys (revoked everywhere first),
+	// sessions, quota and quota requests are removed; the user's id is never
+	// reused, so records that keep it (usage, audit) keep naming a tombstone. An
+	// admin cannot delete themself.
+	DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error)
+	// ResetPassword sets a new password for a local account and ends its sessions.
+	ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error)
 	// CreateAPIKey mints a key for a user; the full key is in the answer and nowhere else.
 	CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error)
 	// ListAPIKeys lists keys.
 	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key; revoking a revoked key succeeds.
 	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
+	// RenewAPIKey gives a key (same secret) a new expiry, the owner's group key
+	// lifetime from now; an expired key becomes active again, a revoked one cannot.
+	RenewAPIKey(context.Context, *RenewAPIKeyRequest) (*RenewAPIKeyResponse, error)
+	// ListQuotaRequests lists quota-increase requests, pending ones unless a status
+	// is given.
+	ListQuotaRequests(context.Context, *ListQuotaRequestsRequest) (*ListQuotaRequestsResponse, error)
+	// ReviewQuotaRequest approves or denies a pending request. Approval sets the
+	// user's token budget override to the granted tokens (the requested tokens when
+	// none are given).
+	ReviewQuotaRequest(context.Context, *ReviewQuotaRequestRequest) (*ReviewQuotaRequestResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -199,8 +320,14 @@ type UnimplementedIdentityServiceServer struct{}
 func (UnimplementedIdentityServiceServer) ListGroups(context.Context, *ListGroupsRequest) (*ListGroupsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListGroups not implemented")
 }
+func (UnimplementedIdentityServiceServer) CreateGroup(context.Context, *CreateGroupRequest) (*CreateGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateGroup not implemented")
+}
 func (UnimplementedIdentityServiceServer) UpdateGroup(context.Context, *UpdateGroupRequest) (*UpdateGroupResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateGroup not implemented")
+}
+func (UnimplementedIdentityServiceServer) DeleteGroup(context.Context, *DeleteGroupRequest) (*DeleteGroupResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteGroup not implemented")
 }
 func (UnimplementedIdentityServiceServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
@@ -214,6 +341,12 @@ func (UnimplementedIdentityServiceServer) GetUser(context.Context, *GetUserReque
 func (UnimplementedIdentityServiceServer) UpdateUser(context.Context, *UpdateUserRequest) (*UpdateUserResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateUser not implemented")
 }
+func (UnimplementedIdentityServiceServer) DeleteUser(context.Context, *DeleteUserRequest) (*DeleteUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteUser not implemented")
+}
+func (UnimplementedIdentityServiceServer) ResetPassword(context.Context, *ResetPasswordRequest) (*ResetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetPassword not implemented")
+}
 func (UnimplementedIdentityServiceServer) CreateAPIKey(context.Context, *CreateAPIKeyRequest) (*CreateAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateAPIKey not implemented")
 }
@@ -222,6 +355,15 @@ func (UnimplementedIdentityServiceServer) ListAPIKeys(context.Context, *ListAPIK
 }
 func (UnimplementedIdentityServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) RenewAPIKey(context.Context, *RenewAPIKeyRequest) (*RenewAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewAPIKey not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListQuotaRequests(context.Context, *ListQuotaRequestsRequest) (*ListQuotaRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuotaRequests not implemented")
+}
+func (UnimplementedIdentityServiceServer) ReviewQuotaRequest(context.Context, *ReviewQuotaRequestRequest) (*ReviewQuotaRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReviewQuotaRequest not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -262,6 +404,24 @@ func _IdentityService_ListGroups_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_CreateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).CreateGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_CreateGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).CreateGroup(ctx, req.(*CreateGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_UpdateGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(UpdateGroupRequest)
 	if err := dec(in); err != nil {
@@ -276,6 +436,24 @@ func _IdentityService_UpdateGroup_Handler(srv interface{}, ctx context.Context, 
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(IdentityServiceServer).UpdateGroup(ctx, req.(*UpdateGroupRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_DeleteGroup_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteGroupRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).DeleteGroup(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_DeleteGroup_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).DeleteGroup(ctx, req.(*DeleteGroupRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -352,6 +530,42 @@ func _IdentityService_UpdateUser_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_DeleteUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).DeleteUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_DeleteUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).DeleteUser(ctx, req.(*DeleteUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ResetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ResetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ResetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ResetPassword(ctx, req.(*ResetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_CreateAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(CreateAPIKeyRequest)
 	if err := dec(in); err != nil {
@@ -406,6 +620,60 @@ func _IdentityService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_RenewAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).RenewAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_RenewAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).RenewAPIKey(ctx, req.(*RenewAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ListQuotaRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuotaRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListQuotaRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListQuotaRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListQuotaRequests(ctx, req.(*ListQuotaRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ReviewQuotaRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReviewQuotaRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ReviewQuotaRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ReviewQuotaRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ReviewQuotaRequest(ctx, req.(*ReviewQuotaRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // IdentityService_ServiceDesc is the grpc.ServiceDesc for IdentityService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -418,8 +686,16 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _IdentityService_ListGroups_Handler,
 		},
 		{
+			MethodName: "CreateGroup",
+			Handler:    _IdentityService_CreateGroup_Handler,
+		},
+		{
 			MethodName: "UpdateGroup",
 			Handler:    _IdentityService_UpdateGroup_Handler,
+		},
+		{
+			MethodName: "DeleteGroup",
+			Handler:    _IdentityService_DeleteGroup_Handler,
 		},
 		{
 			MethodName: "CreateUser",
@@ -438,6 +714,14 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _IdentityService_UpdateUser_Handler,
 		},
 		{
+			MethodName: "DeleteUser",
+			Handler:    _IdentityService_DeleteUser_Handler,
+		},
+		{
+			MethodName: "ResetPassword",
+			Handler:    _IdentityService_ResetPassword_Handler,
+		},
+		{
 			MethodName: "CreateAPIKey",
 			Handler:    _IdentityService_CreateAPIKey_Handler,
 		},
@@ -448,6 +732,18 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RevokeAPIKey",
 			Handler:    _IdentityService_RevokeAPIKey_Handler,
+		},
+		{
+			MethodName: "RenewAPIKey",
+			Handler:    _IdentityService_RenewAPIKey_Handler,
+		},
+		{
+			MethodName: "ListQuotaRequests",
+			Handler:    _IdentityService_ListQuotaRequests_Handler,
+		},
+		{
+			MethodName: "ReviewQuotaRequest",
+			Handler:    _IdentityService_ReviewQuotaRequest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,102 @@
+package ctl
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+)
+
+// op is one command: a gRPC call and how to show its answer.
+type op struct {
+	verb, short string
+	method      string
+	req, resp   func() proto.Message
+	// arg names the request field the one positional argument sets ("" for none).
+	arg string
+	// list is the repeated field printed as table rows; one is the message
+	// field printed as a single row; neither prints the whole answer.
+	list, one string
+	cols      []string
+}
+
+// resource groups the commands of one noun.
+type resource struct {
+	name, short string
+	aliases     []string
+	ops         []op
+}
+
+const (
+	identity  = "/mindrouter.admin.v1.IdentityService/"
+	registry  = "/mindrouter.admin.v1.RegistryService/"
+	scheduler = "/mindrouter.admin.v1.SchedulerService/"
+)
+
+func msg[T any, P interface {
+	*T
+	proto.Message
+}]() func() proto.Message {
+	return func() proto.Message { return P(new(T)) }
+}
+
+var (
+	backendCols = []string{"id", "name", "engine", "status", "url", "current_concurrent", "max_concurrent"}
+	nodeCols    = []string{"id", "name", "hostname", "status", "gpu_count", "agent_secret_set"}
+	userCols    = []string{"id", "username", "email", "group_name", "is_active", "token_budget"}
+	groupCols   = []string{"id", "name", "is_admin", "is_auditor", "token_budget", "rpm_limit", "scheduler_weight", "max_api_keys", "user_count"}
+	keyCols     = []string{"id", "username", "name", "key_prefix", "status", "expires_at", "is_service"}
+	quotaCols   = []string{"id", "username", "requested_tokens", "status", "granted_tokens", "justification"}
+)
+
+var resources = []resource{
+	{name: "backends", short: "Inference backends", aliases: []string{"backend"}, ops: []op{
+		{verb: "list", short: "List backends", method: registry + "ListBackends", req: msg[adminv1.ListBackendsRequest](), resp: msg[adminv1.ListBackendsResponse](), list: "backends", cols: backendCols},
+		{verb: "get", short: "Show a backend", method: registry + "GetBackend", arg: "id", req: msg[adminv1.GetBackendRequest](), resp: msg[adminv1.GetBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "register", short: "Register a backend", method: registry + "RegisterBackend", req: msg[adminv1.RegisterBackendRequest](), resp: msg[adminv1.RegisterBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "enable", short: "Put a backend back into service", method: registry + "EnableBackend", arg: "id", req: msg[adminv1.EnableBackendRequest](), resp: msg[adminv1.EnableBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "disable", short: "Take a backend out of service", method: registry + "DisableBackend", arg: "id", req: msg[adminv1.DisableBackendRequest](), resp: msg[adminv1.DisableBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "drain", short: "Let a backend finish its requests and take no more", method: registry + "DrainBackend", arg: "id", req: msg[adminv1.DrainBackendRequest](), resp: msg[adminv1.DrainBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "refresh", short: "Re-run health and model discovery", method: registry + "RefreshBackend", arg: "id", req: msg[adminv1.RefreshBackendRequest](), resp: msg[adminv1.RefreshBackendResponse](), one: "backend", cols: backendCols},
+		{verb: "remove", short: "Remove a backend without requests in flight", method: registry + "RemoveBackend", arg: "id", req: msg[adminv1.RemoveBackendRequest](), resp: msg[adminv1.RemoveBackendResponse]()},
+	}},
+	{name: "nodes", short: "GPU nodes", aliases: []string{"node"}, ops: []op{
+		{verb: "list", short: "List nodes", method: registry + "ListNodes", req: msg[adminv1.ListNodesRequest](), resp: msg[adminv1.ListNodesResponse](), list: "nodes", cols: nodeCols},
+		{verb: "get", short: "Show a node", method: registry + "GetNode", arg: "id", req: msg[adminv1.GetNodeRequest](), resp: msg[adminv1.GetNodeResponse](), one: "node", cols: nodeCols},
+		{verb: "register", short: "Register a node", method: registry + "RegisterNode", req: msg[adminv1.RegisterNodeRequest](), resp: msg[adminv1.RegisterNodeResponse](), one: "node", cols: nodeCols},
+		{verb: "delete", short: "Delete a node no backend references", method: registry + "DeleteNode", arg: "id", req: msg[adminv1.DeleteNodeRequest](), resp: msg[adminv1.DeleteNodeResponse]()},
+	}},
+	{name: "models", short: "Models on the backends", aliases: []string{"model"}, ops: []op{
+		{verb: "list", short: "List every model on every backend", method: registry + "ListModels", req: msg[adminv1.ListModelsRequest](), resp: msg[adminv1.ListModelsResponse](), list: "models",
+			cols: []string{"name", "backend_name", "context_length", "loaded", "capabilities"}},
+	}},
+	{name: "users", short: "Users", aliases: []string{"user"}, ops: []op{
+		{verb: "list", short: "List users (--search, --group-id, --skip, --limit)", method: identity + "ListUsers", req: msg[adminv1.ListUsersRequest](), resp: msg[adminv1.ListUsersResponse](), list: "users", cols: userCols},
+		{verb: "get", short: "Show a user", method: identity + "GetUser", arg: "id", req: msg[adminv1.GetUserRequest](), resp: msg[adminv1.GetUserResponse](), one: "user", cols: userCols},
+		{verb: "create", short: "Create a local user", method: identity + "CreateUser", req: msg[adminv1.CreateUserRequest](), resp: msg[adminv1.CreateUserResponse](), one: "user", cols: userCols},
+		{verb: "update", short: "Change a user (--is-active=false deactivates)", method: identity + "UpdateUser", arg: "id", req: msg[adminv1.UpdateUserRequest](), resp: msg[adminv1.UpdateUserResponse](), one: "user", cols: userCols},
+		{verb: "delete", short: "Delete a user, their keys and sessions", method: identity + "DeleteUser", arg: "id", req: msg[adminv1.DeleteUserRequest](), resp: msg[adminv1.DeleteUserResponse]()},
+		{verb: "reset-password", short: "Set a local account's password", method: identity + "ResetPassword", arg: "id", req: msg[adminv1.ResetPasswordRequest](), resp: msg[adminv1.ResetPasswordResponse]()},
+	}},
+	{name: "groups", short: "Groups", aliases: []string{"group"}, ops: []op{
+		{verb: "list", short: "List groups", method: identity + "ListGroups", req: msg[adminv1.ListGroupsRequest](), resp: msg[adminv1.ListGroupsResponse](), list: "groups", cols: groupCols},
+		{verb: "create", short: "Create a group", method: identity + "CreateGroup", req: msg[adminv1.CreateGroupRequest](), resp: msg[adminv1.CreateGroupResponse](), one: "group", cols: groupCols},
+		{verb: "update", short: "Change a group", method: identity + "UpdateGroup", arg: "id", req: msg[adminv1.UpdateGroupRequest](), resp: msg[adminv1.UpdateGroupResponse](), one: "group", cols: groupCols},
+		{verb: "delete", short: "Delete a group without members", method: identity + "DeleteGroup", arg: "id", req: msg[adminv1.DeleteGroupRequest](), resp: msg[adminv1.DeleteGroupResponse]()},
+	}},
+	{name: "keys", short: "API keys", aliases: []string{"key", "api-keys"}, ops: []op{
+		{verb: "list", short: "List keys (--user-id, --status, --search)", method: identity + "ListAPIKeys", req: msg[adminv1.ListAPIKeysRequest](), resp: msg[adminv1.ListAPIKeysResponse](), list: "api_keys", cols: keyCols},
+		{verb: "create", short: "Mint a key for a user (the full key is shown once)", method: identity + "CreateAPIKey", arg: "user_id", req: msg[adminv1.CreateAPIKeyRequest](), resp: msg[adminv1.CreateAPIKeyResponse]()},
+		{verb: "revoke", short: "Revoke a key", method: identity + "RevokeAPIKey", arg: "id", req: msg[adminv1.RevokeAPIKeyRequest](), resp: msg[adminv1.RevokeAPIKeyResponse](), one: "api_key", cols: keyCols},
+		{verb: "renew", short: "Give a key a new expiry", method: identity + "RenewAPIKey", arg: "id", req: msg[adminv1.RenewAPIKeyRequest](), resp: msg[adminv1.RenewAPIKeyResponse](), one: "api_key", cols: keyCols},
+	}},
+	{name: "quota-requests", short: "Quota-increase requests", aliases: []string{"quota-request", "qr"}, ops: []op{
+		{verb: "list", short: "List requests (pending unless --status)", method: identity + "ListQuotaRequests", req: msg[adminv1.ListQuotaRequestsRequest](), resp: msg[adminv1.ListQuotaRequestsResponse](), list: "quota_requests", cols: quotaCols},
+		{verb: "review", short: "Approve (--approved) or deny a request", method: identity + "ReviewQuotaRequest", arg: "id", req: msg[adminv1.ReviewQuotaRequestRequest](), resp: msg[adminv1.ReviewQuotaRequestResponse](), one: "quota_request", cols: quotaCols},
+	}},
+}
+
+// topLevel are commands without a noun.
+var topLevel = []op{
+	{verb: "queue", short: "Waiting and in-flight requests per model, user and backend", method: scheduler + "GetQueue", req: msg[adminv1.GetQueueRequest](), resp: msg[adminv1.GetQueueResponse]()},
+	{verb: "decisions", short: "The most recent scheduling decisions", method: scheduler + "ListDecisions", req: msg[adminv1.ListDecisionsRequest](), resp: msg[adminv1.ListDecisionsResponse](), list: "decisions"},
+}
