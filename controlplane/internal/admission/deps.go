@@ -119,7 +119,6 @@ type Scheduler interface {
 	// still holds; it is released like any other grant.
 	Adopt(t scheduler.Ticket, backendID int64) scheduler.Grant
 	Kick()
-	InFlight(backendID int64) int
 }
 
 // QueueSnapshotter is implemented by schedulers that can show their queues
