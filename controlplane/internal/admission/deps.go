@@ -33,7 +33,7 @@ type Principal struct {
 	TokenBudget int64
 }
 
-// Identity verifies end-user credentials. The lead's adapter wraps identity.Service.
+// Identity verifies end-user credentials; app adapts identity.Service to it.
 type Identity interface {
 	// Verify resolves a credential to its principal. Its errors (invalid, revoked,
 	// expired, inactive) are returned to the caller unchanged.
@@ -58,7 +58,7 @@ type Candidate struct {
 	Loaded bool
 }
 
-// Registry is the live view of backends and models. The lead's adapter wraps
+// Registry is the live view of backends and models; app adapts
 // registry.Registry.
 type Registry interface {
 	// Candidates returns the healthy backends that can serve the request. Its errors

@@ -112,8 +112,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := quotas.Load(ctx); err != nil {
 		return err
 	}
-	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), queue, admission.Options{
-		Scorer:           admission.NewRegistryScorer(reg, scoring.Defaults()),
+	adm, err := admission.New(identityPort(ident), registryPort(reg), queue, admission.Options{
+		Scorer:           registryScorer(reg, scoring.Defaults()),
 		DefaultMaxTokens: cfg.DefaultMaxTokens,
 		LeaseTTL:         cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Revocations: ident, Accountant: Accountant(quotas), Logger: log.With("component", "admission"), Registerer: metrics,

@@ -47,8 +47,8 @@ func BenchmarkPick(b *testing.B) {
 		}
 		load[bk.ID] = i % 4
 	}
-	port := admission.FromRegistry(reg)
-	scorer := admission.NewRegistryScorer(reg, scoring.Defaults())
+	port := registryPort(reg)
+	scorer := registryScorer(reg, scoring.Defaults())
 	out := make([]admission.Score, 20)
 	b.Run("candidates", func(b *testing.B) {
 		b.ReportAllocs()
