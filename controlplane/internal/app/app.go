@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,15 +34,24 @@ import (
 )
 
 // Run starts the control plane and blocks until ctx is cancelled or a component fails.
-// The admin API key is written to stdout once, when it is first created.
+// The admin API key is written to stdout once, when it is first created. -h prints
+// the flags to stdout and returns nil.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	lookupEnv := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	cfg, err := config.Load(args, lookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	for _, d := range cfg.Deprecated {
+		log.Warn("deprecated environment variable: it stops working in the next release",
+			slog.String("name", d.Old), slog.String("use", d.New))
 	}
 	metrics := newMetrics()
 	tracer, err := newTracerProvider(ctx, getenv)
