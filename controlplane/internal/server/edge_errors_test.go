@@ -20,6 +20,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 )
 
 // retryErr wraps a sentinel and suggests a delay, like the domain packages' errors.
@@ -110,7 +111,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 				}
 				require.NotNil(t, info, name)
 				require.Equal(t, tc.reason, info.GetReason(), name)
-				require.Equal(t, ErrorDomain, info.GetDomain(), name)
+				require.Equal(t, errinfo.Domain, info.GetDomain(), name)
 				require.Equal(t, "mindrouter.dev", info.GetDomain())
 			}
 		})
@@ -171,7 +172,7 @@ func TestToStatusPassThroughAndFallbacks(t *testing.T) {
 
 	// A handler's own status, details and all, is sent as it is.
 	withInfo, err := status.New(codes.InvalidArgument, "name is required").
-		WithDetails(&errdetails.ErrorInfo{Reason: "REASON_INVALID_REQUEST", Domain: ErrorDomain})
+		WithDetails(&errdetails.ErrorInfo{Reason: "REASON_INVALID_REQUEST", Domain: errinfo.Domain})
 	require.NoError(t, err)
 	in := withInfo.Err()
 	require.Equal(t, in, toStatus(ctx, log, "/m", in))

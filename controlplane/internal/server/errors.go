@@ -18,11 +18,9 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-// ErrorDomain is the google.rpc.ErrorInfo domain of every refusal the control plane sends.
-const ErrorDomain = "mindrouter.dev"
 
 // mapping ties a domain error to its gRPC code and wire reason.
 type mapping struct {
@@ -82,7 +80,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		st := status.New(m.code, err.Error())
 		var details []protoadapt.MessageV1
 		if m.reason != controlplanev1.Reason_REASON_UNSPECIFIED {
-			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: ErrorDomain})
+			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: errinfo.Domain})
 		}
 		var ra retryAfter
 		if errors.As(err, &ra) && ra.RetryAfter() > 0 {

@@ -33,6 +33,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -272,7 +273,7 @@ func TestToStatus(t *testing.T) {
 				switch d := d.(type) {
 				case *errdetails.ErrorInfo:
 					reason = d.GetReason()
-					require.Equal(t, ErrorDomain, d.GetDomain())
+					require.Equal(t, errinfo.Domain, d.GetDomain())
 				case *errdetails.RetryInfo:
 					retry = d.GetRetryDelay().AsDuration()
 				}

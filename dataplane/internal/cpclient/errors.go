@@ -11,11 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-// ErrorDomain is the google.rpc.ErrorInfo domain of the control plane's refusals.
-const ErrorDomain = "mindrouter.dev"
 
 // unreachableRetryAfter is what clients are told to wait when the control plane
 // cannot be reached and said nothing itself.
@@ -128,7 +126,7 @@ func fromStatus(ctx context.Context, err error) error {
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
-			if d.GetDomain() == ErrorDomain {
+			if d.GetDomain() == errinfo.Domain {
 				if v, ok := controlplanev1.Reason_value[d.GetReason()]; ok {
 					e.Reason = controlplanev1.Reason(v)
 				}
