@@ -50,6 +50,13 @@ func (e *Error) Unreachable() bool {
 		(e.Code == codes.Unavailable || e.Code == codes.DeadlineExceeded)
 }
 
+// NoBackend reports whether the refusal means that no backend is left for the
+// model: none is healthy (or every one left already failed the request), or the
+// model is gone.
+func (e *Error) NoBackend() bool {
+	return e.Reason == controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND || e.Reason == controlplanev1.Reason_REASON_MODEL_NOT_FOUND
+}
+
 // reasons maps each refusal reason to what a client sees.
 var reasons = map[controlplanev1.Reason]struct {
 	kind canonical.ErrorKind
