@@ -1,7 +1,6 @@
 package admission
 
 import (
-	"errors"
 	"testing"
 	"time"
 
@@ -23,6 +22,6 @@ func TestSentinelsMapLikeTheirOrigins(t *testing.T) {
 	require.ErrorIs(t, err, ErrAllExcluded)
 	require.ErrorIs(t, err, registry.ErrNoHealthyBackend)
 	var ra interface{ RetryAfter() time.Duration }
-	require.True(t, errors.As(err, &ra))
+	require.ErrorAs(t, err, &ra)
 	require.Positive(t, ra.RetryAfter())
 }

@@ -14,7 +14,7 @@ import (
 
 // invalidInput wraps a validation failure so that callers see store.ErrInvalid.
 func invalidInput(op string, err error) error {
-	return fmt.Errorf("%s: %w: %v", op, store.ErrInvalid, err)
+	return fmt.Errorf("%s: %w: %w", op, store.ErrInvalid, err)
 }
 
 // KeySpec describes a key to mint.

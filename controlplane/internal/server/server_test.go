@@ -39,11 +39,10 @@ import (
 
 const testClusterToken = "cluster-secret"
 
-// fakeAdmission answers ListModels and remembers the trace of the last call.
+// fakeAdmission answers ListModels.
 type fakeAdmission struct {
 	controlplanev1.UnimplementedAdmissionServiceServer
 	controlplanev1.UnimplementedSessionServiceServer
-	tracer *tracetest.SpanRecorder
 }
 
 func (f *fakeAdmission) ListModels(context.Context, *controlplanev1.ListModelsRequest) (*controlplanev1.ListModelsResponse, error) {
@@ -67,7 +66,7 @@ type testServer struct {
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(ctx, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))}, log)
 	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
@@ -245,7 +244,7 @@ func TestTraceCrossesTheGRPCHop(t *testing.T) {
 
 func TestToStatus(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	queueFull := &scheduler.QueueError{Kind: scheduler.ErrQueueFull, Model: "m", After: 7 * time.Second}
 	cases := []struct {
 		name      string

@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"flag"
 	"io"
 	"os"
@@ -99,7 +98,7 @@ func TestHelpHidesTheToken(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	_, err := config.Load([]string{"-h"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "super-secret"}), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, flag.ErrHelp)
 	require.Contains(t, out.String(), "MINDROUTER_CLUSTER_TOKEN")
 	require.NotContains(t, out.String(), "super-secret")
 }
@@ -164,7 +163,7 @@ func TestHelpNamesPprofFlags(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	_, err := config.Load([]string{"-h"}, env(nil), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, flag.ErrHelp)
 	for _, want := range []string{"-pprof-listen", "MINDROUTER_DP_PPROF_LISTEN", "-pprof-allow-remote", "MINDROUTER_DP_PPROF_ALLOW_REMOTE", "loopback"} {
 		require.Contains(t, out.String(), want)
 	}

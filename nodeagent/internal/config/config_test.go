@@ -2,7 +2,6 @@ package config_test
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"log/slog"
 	"os"
@@ -118,7 +117,7 @@ func TestLoadHelp(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	_, err := config.Load([]string{"-h"}, envOf(nil), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, out.String(), "-secret-file")
 }
 
