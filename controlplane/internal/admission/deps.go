@@ -181,6 +181,9 @@ var (
 	// ErrContextExceeded refuses a prompt that does not fit the context window of any
 	// backend that could serve it.
 	ErrContextExceeded = errors.New("context window exceeded")
+	// ErrInvalidRequest refuses a malformed call (a required field missing, a
+	// negative count); the refusal's own message says which.
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrLeaseNotFound answers a Release for a lease that never existed (or was
 	// settled so long ago that it is forgotten).
 	ErrLeaseNotFound = errors.New("lease not found")
@@ -192,6 +195,13 @@ var (
 	// registry.ErrNoHealthyBackend (so it maps like it) and carries a Retry-After.
 	ErrAllExcluded = fmt.Errorf("%w: every backend left already failed this request", registry.ErrNoHealthyBackend)
 )
+
+// invalidError is a malformed call: it maps like ErrInvalidRequest and reads as
+// its own message.
+type invalidError string
+
+func (e invalidError) Error() string      { return string(e) }
+func (invalidError) Is(target error) bool { return target == ErrInvalidRequest }
 
 // retryError adds a Retry-After hint to a sentinel error.
 type retryError struct {

@@ -317,7 +317,7 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, hq harnessQu
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors))
+	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors), grpc.StreamInterceptor(mapStreamErrors))
 	controlplanev1.RegisterAdmissionServiceServer(gs, srv)
 	controlplanev1.RegisterSessionServiceServer(gs, srv)
 	adminv1.RegisterSchedulerServiceServer(gs, NewSchedulerService(srv, admin))
@@ -344,6 +344,12 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, hq harnessQu
 
 // mapErrors stands in for the server package's error mapping, so that the tests
 // can check codes and Retry-After on the wire.
+// mapStreamErrors is mapErrors for streams.
+func mapStreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	_, err := mapErrors(ss.Context(), nil, nil, func(context.Context, any) (any, error) { return nil, handler(srv, ss) })
+	return err
+}
+
 func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	if err == nil {
@@ -362,7 +368,7 @@ func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler gr
 		code = codes.PermissionDenied
 	case errors.Is(err, errModelNotFound), errors.Is(err, ErrLeaseNotFound):
 		code = codes.NotFound
-	case errors.Is(err, ErrContextExceeded):
+	case errors.Is(err, ErrContextExceeded), errors.Is(err, ErrInvalidRequest):
 		code = codes.InvalidArgument
 	case errors.Is(err, scheduler.ErrQueueFull):
 		code = codes.ResourceExhausted

@@ -75,6 +75,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{scheduler.ErrQueueTimeout, codes.Unavailable, "REASON_QUEUE_TIMEOUT"},
 		{admission.ErrContextExceeded, codes.InvalidArgument, "REASON_CONTEXT_EXCEEDED"},
 		{admission.ErrLeaseNotFound, codes.NotFound, "REASON_LEASE_NOT_FOUND"},
+		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST"},
 		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST"},
 		{store.ErrNotFound, codes.NotFound, ""},
 		{store.ErrConflict, codes.AlreadyExists, ""},

@@ -47,6 +47,7 @@ var mappings = []mapping{
 	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
 	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
 	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND},
+	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST},
 	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST},
 	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED},
 	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED},
