@@ -156,8 +156,8 @@ type Settlement struct {
 	Adopted bool
 }
 
-// Accountant reserves quota at admission and settles it when the lease ends. The
-// quota work supplies a real one; the default admits everything.
+// Accountant reserves quota at admission and settles it when the lease ends
+// (app adapts quota.Manager to it); the default, NoQuota, admits everything.
 type Accountant interface {
 	// Reserve holds quota before the request queues. An error refuses the request
 	// and is returned unchanged (e.g. quota exhausted or rate limited, with
