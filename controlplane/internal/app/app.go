@@ -76,7 +76,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer st.Close()
 
-	ident := identity.New(st, identity.Options{Logger: log.With("component", "identity"), Registerer: metrics})
+	ident := identity.New(st, identity.Options{
+		CacheTTL: cfg.KeyCacheTTL, MaxStale: cfg.KeyCacheMaxStale,
+		Logger: log.With("component", "identity"), Registerer: metrics,
+	})
 	boot, err := ident.Bootstrap(ctx, cfg.AdminAPIKey)
 	if err != nil {
 		return err
@@ -177,9 +180,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func storeConfig(cfg config.Config) store.Config {
 	if cfg.DatabaseDriver == "sqlite" && cfg.DatabaseDSN == "" {
-		return store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(cfg.SQLitePath())}
+		return store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(cfg.SQLitePath()), Timeout: cfg.DatabaseTimeout}
 	}
-	return store.Config{Driver: cfg.DatabaseDriver, DSN: cfg.DatabaseDSN}
+	return store.Config{Driver: cfg.DatabaseDriver, DSN: cfg.DatabaseDSN, Timeout: cfg.DatabaseTimeout}
 }
 
 // loadClusterToken returns the configured token, or the one in the token file, or

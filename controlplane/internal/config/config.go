@@ -17,11 +17,18 @@ import (
 // Config is the control plane's configuration. Every field, its flag, its environment
 // variable and its default are listed in docs/configuration.md.
 type Config struct {
-	GRPCListen        string
-	RESTListen        string
-	DataDir           string
-	DatabaseDriver    string
-	DatabaseDSN       string
+	GRPCListen     string
+	RESTListen     string
+	DataDir        string
+	DatabaseDriver string
+	DatabaseDSN    string
+	// DatabaseTimeout bounds every database call after start-up.
+	DatabaseTimeout time.Duration
+	// KeyCacheTTL is how long a verified API key is trusted without reading its
+	// row; KeyCacheMaxStale how long after that read it keeps working while the
+	// database is unreachable.
+	KeyCacheTTL       time.Duration
+	KeyCacheMaxStale  time.Duration
 	ClusterToken      string
 	ClusterTokenFile  string
 	AdminAPIKey       string
@@ -69,6 +76,9 @@ func NewDefault() Config {
 		RESTListen:        ":9091",
 		DataDir:           ".data",
 		DatabaseDriver:    "sqlite",
+		DatabaseTimeout:   5 * time.Second,
+		KeyCacheTTL:       60 * time.Second,
+		KeyCacheMaxStale:  time.Hour,
 		ContextCap:        32768,
 		LeaseTTL:          30 * time.Second,
 		SessionGrace:      15 * time.Second,
@@ -101,6 +111,9 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database and generated secrets")
 	fs.StringVar(&c.DatabaseDriver, "db-driver", c.DatabaseDriver, "database driver: sqlite (embedded) or mysql (MariaDB)")
 	fs.StringVar(&c.DatabaseDSN, "db-dsn", c.DatabaseDSN, "database DSN; empty with sqlite means <data-dir>/mindrouter.db")
+	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", c.DatabaseTimeout, "deadline of every database call; past it the call fails as database_unavailable (503)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", c.KeyCacheTTL, "how long a verified API key is trusted before its row is read again")
+	fs.DurationVar(&c.KeyCacheMaxStale, "key-cache-max-stale", c.KeyCacheMaxStale, "how long after its row was last read a cached API key keeps working while the database is unreachable")
 	fs.StringVar(&c.ClusterToken, "cluster-token", c.ClusterToken, "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
 	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", c.ClusterTokenFile, "file holding the cluster token")
 	fs.StringVar(&c.AdminAPIKey, "admin-api-key", c.AdminAPIKey, "seed this exact admin API key (mr2_...) instead of generating one")
@@ -176,7 +189,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}} {
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}

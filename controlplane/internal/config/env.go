@@ -20,6 +20,7 @@ var sharedEnv = map[string]bool{"cluster-token": true, "cluster-token-file": tru
 // read, with a warning, when the new name is not set; they go in the next release.
 var renamedEnv = map[string]string{
 	"MINDROUTER_DATA_DIR": "data-dir", "MINDROUTER_DB_DRIVER": "db-driver", "MINDROUTER_DB_DSN": "db-dsn",
+	"MINDROUTER_DB_TIMEOUT": "db-timeout", "MINDROUTER_KEY_CACHE_TTL": "key-cache-ttl", "MINDROUTER_KEY_CACHE_MAX_STALE": "key-cache-max-stale",
 	"MINDROUTER_ADMIN_API_KEY": "admin-api-key", "MINDROUTER_SEED_BACKENDS": "seed-backends",
 	"MINDROUTER_CONTEXT_CAP": "context-cap", "MINDROUTER_LEASE_TTL": "lease-ttl", "MINDROUTER_SESSION_GRACE": "session-grace",
 	"MINDROUTER_HEARTBEAT_INTERVAL": "heartbeat-interval", "MINDROUTER_QUEUE_TIMEOUT": "queue-timeout",

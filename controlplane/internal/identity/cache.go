@@ -17,6 +17,12 @@ type verified struct {
 	expiresAt  time.Time // zero: never
 	userActive bool
 	expires    time.Time // when the cache entry goes stale
+	// readAt is when the row was read. While the database is unreachable the
+	// entry is served past expires, until readAt plus the service's MaxStale.
+	readAt time.Time
+	// invalidated marks an entry made stale on purpose (its user or group
+	// changed): it is re-read before use and never served stale.
+	invalidated bool
 	// hash is the stored Argon2id hash this entry was verified against: a stale
 	// entry whose row still carries the same hash needs no second Argon2 run.
 	hash string
@@ -132,7 +138,7 @@ func (c *verifyCache) expireUser(userID int64) {
 		if v.principal.UserID == userID {
 			// A copy: readers may hold v without the lock.
 			stale := *v
-			stale.expires = time.Time{}
+			stale.expires, stale.invalidated = time.Time{}, true
 			c.pos[d] = &stale
 		}
 	}
@@ -147,7 +153,7 @@ func (c *verifyCache) expireAll() {
 	defer c.mu.Unlock()
 	for d, v := range c.pos {
 		stale := *v // a copy: readers may hold v without the lock
-		stale.expires = time.Time{}
+		stale.expires, stale.invalidated = time.Time{}, true
 		c.pos[d] = &stale
 	}
 	c.epoch++

@@ -14,7 +14,9 @@
 // makes the cached entries of the user's keys stale, so the next Verify re-reads
 // the user's group, state and limits (without a second Argon2id run). A key in use
 // has its row re-read in the background shortly before its entry expires, so active
-// keys never wait for the database. A revocation or change that lands while a row is
+// keys never wait for the database. While the database is unreachable, a key read
+// less than MaxStale ago is answered from its expired entry (an entry evicted by a
+// revocation, or invalidated by UpdateUser, never is). A revocation or change that lands while a row is
 // being read fences that reading off: it is read again before anyone (a request that
 // joined the lookup included) is answered, so no request made after Revoke or
 // UpdateUser returns is answered from the old row.

@@ -3,6 +3,7 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -50,10 +51,16 @@ type countingStore struct {
 	entered  chan struct{}
 	failUses atomic.Bool
 	gone     atomic.Bool // every key lookup finds nothing (the row was deleted)
+	// down makes key lookups fail as the store does when the database cannot
+	// be reached (the real outage is in dataplane/e2e and the store's tests).
+	down atomic.Bool
 }
 
 func (c *countingStore) KeyByDigest(ctx context.Context, sha256hex string) (store.KeyRecord, error) {
 	c.lookups.Add(1)
+	if c.down.Load() {
+		return store.KeyRecord{}, fmt.Errorf("key by digest: %w: dial tcp 127.0.0.1:3306: connect: connection refused", store.ErrUnavailable)
+	}
 	rec, err := c.Store.KeyByDigest(ctx, sha256hex)
 	if c.gone.Load() {
 		rec, err = store.KeyRecord{}, store.ErrNotFound

@@ -2,6 +2,7 @@ package identity
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,12 +25,13 @@ type metrics struct {
 	argon2                                prometheus.Counter
 	rejections                            map[string]prometheus.Counter
 	revocationDrops                       prometheus.Counter
+	staleServed, staleTooOld              prometheus.Counter
 }
 
 // newMetrics creates the collectors and registers them on reg when it is not nil.
 // A registration failure (a second Service on one registry) is logged, not fatal:
 // the collectors still count, they are just not exported.
-func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (int, int)) *metrics {
+func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (int, int), unreachableFor func() time.Duration) *metrics {
 	lookups := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mindrouter_identity_verify_cache_total",
 		Help: "API key verifications by cache outcome: hit, miss or negative_hit (a recently unknown key).",
@@ -54,6 +56,15 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (i
 		Name: "mindrouter_identity_verify_cache_entries",
 		Help: "Verified API keys currently cached.",
 	}, func() float64 { n, _ := cacheSize(); return float64(n) })
+	stale := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "mindrouter_identity_stale_verifications_total",
+		Help: "Verifications of expired cache entries while the database was unreachable, by result: " +
+			"served (the key worked) or too_old (read longer than max-stale ago; the request got database_unavailable).",
+	}, []string{"result"})
+	down := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mindrouter_identity_database_unreachable_seconds",
+		Help: "How long reads of API key rows have been failing to reach the database; 0 once one succeeds.",
+	}, func() float64 { return unreachableFor().Seconds() })
 	m := &metrics{
 		cacheHit:         lookups.WithLabelValues("hit"),
 		cacheMiss:        lookups.WithLabelValues("miss"),
@@ -63,12 +74,14 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger, cacheSize func() (i
 		argon2:           argon,
 		rejections:       map[string]prometheus.Counter{},
 		revocationDrops:  drops,
+		staleServed:      stale.WithLabelValues("served"),
+		staleTooOld:      stale.WithLabelValues("too_old"),
 	}
 	for _, r := range []string{reasonMalformed, reasonUnknown, reasonHashMismatch, reasonRevoked, reasonExpired, reasonUserInactive} {
 		m.rejections[r] = rejections.WithLabelValues(r)
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{lookups, refreshes, argon, rejections, drops, entries} {
+		for _, c := range []prometheus.Collector{lookups, refreshes, argon, rejections, drops, entries, stale, down} {
 			if err := reg.Register(c); err != nil {
 				log.Warn("register identity metric", slog.Any("error", err))
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,8 +41,14 @@ type Options struct {
 	CacheTTL time.Duration
 	// RefreshAhead is how long before its entry expires a key in use has its
 	// row re-read in the background, so that requests never wait for the
-	// lookup: CacheTTL/6 (10 s). An entry is never used past CacheTTL.
+	// lookup: CacheTTL/6 (10 s). An entry is not used past CacheTTL while the
+	// database answers.
 	RefreshAhead time.Duration
+	// MaxStale is how long after its row was last read a cached key keeps
+	// working while the database is unreachable: DefaultMaxStale (1 h). Keys
+	// revoked, and users changed, through this process before or during the
+	// outage are refused regardless.
+	MaxStale time.Duration
 	// NegativeTTL is how long an unknown key is remembered: 5 s.
 	NegativeTTL time.Duration
 	// CacheSize bounds the verified keys cached: 100 000.
@@ -78,6 +85,13 @@ type Service struct {
 	stopBg       context.CancelFunc
 	bg           sync.WaitGroup
 
+	// maxStale: see Options.MaxStale. dbDownSince is when reads of key rows
+	// started failing to reach the database (unix ns; 0 while they succeed);
+	// nextProbe is when a stale serve may next start a background read.
+	maxStale    time.Duration
+	dbDownSince atomic.Int64
+	nextProbe   atomic.Int64
+
 	cache   *verifyCache
 	flight  singleflight.Group
 	hashSem chan struct{}
@@ -105,6 +119,7 @@ func New(st Store, opts Options) *Service {
 		now:         opts.Now,
 		cacheTTL:    orDefault(opts.CacheTTL, 60*time.Second),
 		negativeTTL: orDefault(opts.NegativeTTL, 5*time.Second),
+		maxStale:    orDefault(opts.MaxStale, DefaultMaxStale),
 		flushEvery:  orDefault(opts.FlushInterval, 10*time.Second),
 		keyParams:   keyParams,
 		pwParams:    passwordParams,
@@ -121,7 +136,7 @@ func New(st Store, opts Options) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.metrics = newMetrics(opts.Registerer, s.log, s.cache.size)
+	s.metrics = newMetrics(opts.Registerer, s.log, s.cache.size, s.unreachableFor)
 	return s
 }
 
@@ -134,8 +149,10 @@ func orDefault[T int | time.Duration](v, def T) T {
 
 // Verify authenticates an API key and returns its principal. Malformed keys are
 // refused before any lookup; a cached key costs neither Argon2 nor the database.
-// Errors are ErrInvalidCredential, ErrCredentialRevoked, ErrCredentialExpired,
-// ErrUserInactive, a context error, or a wrapped store error.
+// While the database is unreachable a key read in the last MaxStale is answered
+// from its expired entry. Errors are ErrInvalidCredential, ErrCredentialRevoked,
+// ErrCredentialExpired, ErrUserInactive, a context error, or a wrapped store
+// error (store.ErrUnavailable when the database cannot be read).
 func (s *Service) Verify(ctx context.Context, credential string) (Principal, error) {
 	if !WellFormedKey(credential) {
 		return Principal{}, s.reject(reasonMalformed, ErrInvalidCredential)
@@ -145,7 +162,7 @@ func (s *Service) Verify(ctx context.Context, credential string) (Principal, err
 	if v, ok := s.cache.get(d, now); ok {
 		s.metrics.cacheHit.Inc()
 		if !now.Before(v.expires.Add(-s.refreshAhead)) {
-			s.refreshSoon(credential, d)
+			s.refreshIfDue(credential, d, now)
 		}
 		return s.check(v, now)
 	}
@@ -153,15 +170,33 @@ func (s *Service) Verify(ctx context.Context, credential string) (Principal, err
 		s.metrics.cacheNegativeHit.Inc()
 		return Principal{}, s.reject(reasonUnknown, ErrInvalidCredential)
 	}
+	if v, ok := s.serveStale(credential, d, now); ok {
+		return s.check(v, now)
+	}
 	s.metrics.cacheMiss.Inc()
-	return s.verifyMiss(ctx, credential, d)
+	p, err := s.verifyMiss(ctx, credential, d)
+	if err != nil && unreachable(err) {
+		// The read that found the database gone: an entry read recently enough
+		// stands in for it, as it will for the requests after this one.
+		now = s.now()
+		v, tooOld := s.usableStale(d, now)
+		if v != nil {
+			s.metrics.staleServed.Inc()
+			return s.check(v, now)
+		}
+		if tooOld {
+			s.metrics.staleTooOld.Inc()
+		}
+	}
+	return p, err
 }
 
 // refreshSoon re-reads the row of a key in use whose cache entry is about to
 // expire, in the background and once at a time per key, so that an active key
 // never makes a request wait for its lookup. Revocations and changes made
 // outside this process (directly in the database) are seen sooner too. A
-// failed refresh leaves the entry to expire as usual.
+// failed refresh leaves the entry to expire as usual; when the database is
+// unreachable, the expired entry is served for up to MaxStale (serveStale).
 func (s *Service) refreshSoon(credential string, d digest) {
 	if _, busy := s.refreshing.LoadOrStore(d, struct{}{}); busy {
 		return
@@ -182,6 +217,9 @@ func (s *Service) refreshSoon(credential string, d digest) {
 			s.metrics.refreshOK.Inc()
 		case s.bgCtx.Err() != nil:
 			// The service is stopping.
+		case unreachable(err):
+			// noteRead logged the outage once; its cause is in that line.
+			s.metrics.refreshFailed.Inc()
 		default:
 			s.metrics.refreshFailed.Inc()
 			s.log.Warn("refresh of a cached API key failed; it will be looked up when it expires",
@@ -237,7 +275,13 @@ const maxLoadReads = 3
 func (s *Service) load(ctx context.Context, credential string, d digest, counted bool) (*verified, error) {
 	for read := 1; ; read++ {
 		epoch := s.cache.currentEpoch()
+		readAt := s.now()
 		rec, err := s.st.KeyByDigest(ctx, KeyDigest(credential))
+		if err != nil && ctx.Err() != nil && errors.Is(err, context.DeadlineExceeded) {
+			// The lookup's own deadline: the database did not answer in time.
+			err = store.Unavailable(fmt.Errorf("no answer to a key lookup in %s", lookupTimeout))
+		}
+		s.noteRead(err)
 		if errors.Is(err, store.ErrNotFound) {
 			s.cache.putUnknown(d, s.now().Add(s.negativeTTL), epoch, s.now())
 			return nil, s.refuse(counted, reasonUnknown, ErrInvalidCredential)
@@ -255,6 +299,7 @@ func (s *Service) load(ctx context.Context, credential string, d digest, counted
 			}
 		}
 		v := newVerified(rec)
+		v.readAt = readAt
 		v.expires = s.now().Add(s.cacheTTL)
 		if s.cache.put(d, v, epoch, s.now()) || read == maxLoadReads {
 			return v, nil

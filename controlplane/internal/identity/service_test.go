@@ -353,24 +353,3 @@ func TestActiveKeyIsRefreshedBeforeItExpires(t *testing.T) {
 	require.ErrorIs(t, err, ErrCredentialRevoked)
 	assert.Equal(t, int64(3), f.st.lookups.Load())
 }
-
-func TestRefreshFailureLeavesTheEntryToExpire(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	ctx := context.Background()
-	u := f.user(t, "rob", store.GroupFaculty)
-	_, full := f.key(t, u.ID, ScopeInference)
-	_, err := f.svc.Verify(ctx, full)
-	require.NoError(t, err)
-	require.NoError(t, f.st.Close()) // the database goes away
-
-	f.clock.Advance(55 * time.Second)
-	_, err = f.svc.Verify(ctx, full)
-	require.NoError(t, err, "a refresh failure does not refuse a key within its lifetime")
-	require.Eventually(t, func() bool {
-		return testutil.ToFloat64(f.svc.metrics.refreshFailed) == 1
-	}, 5*time.Second, 5*time.Millisecond)
-	f.clock.Advance(6 * time.Second)
-	_, err = f.svc.Verify(ctx, full)
-	require.Error(t, err, "past its lifetime the key needs the database")
-}

@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -59,27 +62,29 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		sentinel error
 		code     codes.Code
 		reason   string // "" when the status carries no ErrorInfo
+		message  string // "" when the domain message is the status message
 	}{
-		{identity.ErrInvalidCredential, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL"},
-		{identity.ErrCredentialRevoked, codes.Unauthenticated, "REASON_CREDENTIAL_REVOKED"},
-		{identity.ErrCredentialExpired, codes.Unauthenticated, "REASON_CREDENTIAL_EXPIRED"},
-		{identity.ErrUserInactive, codes.Unauthenticated, "REASON_USER_INACTIVE"},
-		{identity.ErrPermissionDenied, codes.PermissionDenied, "REASON_PERMISSION_DENIED"},
-		{registry.ErrModelNotFound, codes.NotFound, "REASON_MODEL_NOT_FOUND"},
-		{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, "REASON_CAPABILITY_UNSUPPORTED"},
-		{registry.ErrNoHealthyBackend, codes.Unavailable, "REASON_NO_HEALTHY_BACKEND"},
-		{quota.ErrQuotaExhausted, codes.ResourceExhausted, "REASON_QUOTA_EXHAUSTED"},
-		{quota.ErrRateLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED"},
-		{quota.ErrConcurrencyLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED"},
-		{scheduler.ErrQueueFull, codes.ResourceExhausted, "REASON_QUEUE_FULL"},
-		{scheduler.ErrQueueTimeout, codes.Unavailable, "REASON_QUEUE_TIMEOUT"},
-		{admission.ErrContextExceeded, codes.InvalidArgument, "REASON_CONTEXT_EXCEEDED"},
-		{admission.ErrLeaseNotFound, codes.NotFound, "REASON_LEASE_NOT_FOUND"},
-		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST"},
-		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST"},
-		{store.ErrNotFound, codes.NotFound, ""},
-		{store.ErrConflict, codes.AlreadyExists, ""},
-		{store.ErrInUse, codes.FailedPrecondition, ""},
+		{identity.ErrInvalidCredential, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL", ""},
+		{identity.ErrCredentialRevoked, codes.Unauthenticated, "REASON_CREDENTIAL_REVOKED", ""},
+		{identity.ErrCredentialExpired, codes.Unauthenticated, "REASON_CREDENTIAL_EXPIRED", ""},
+		{identity.ErrUserInactive, codes.Unauthenticated, "REASON_USER_INACTIVE", ""},
+		{identity.ErrPermissionDenied, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
+		{registry.ErrModelNotFound, codes.NotFound, "REASON_MODEL_NOT_FOUND", ""},
+		{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, "REASON_CAPABILITY_UNSUPPORTED", ""},
+		{registry.ErrNoHealthyBackend, codes.Unavailable, "REASON_NO_HEALTHY_BACKEND", ""},
+		{quota.ErrQuotaExhausted, codes.ResourceExhausted, "REASON_QUOTA_EXHAUSTED", ""},
+		{quota.ErrRateLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED", ""},
+		{quota.ErrConcurrencyLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED", ""},
+		{scheduler.ErrQueueFull, codes.ResourceExhausted, "REASON_QUEUE_FULL", ""},
+		{scheduler.ErrQueueTimeout, codes.Unavailable, "REASON_QUEUE_TIMEOUT", ""},
+		{admission.ErrContextExceeded, codes.InvalidArgument, "REASON_CONTEXT_EXCEEDED", ""},
+		{admission.ErrLeaseNotFound, codes.NotFound, "REASON_LEASE_NOT_FOUND", ""},
+		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
+		{store.ErrUnavailable, codes.Unavailable, "REASON_DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry shortly"},
+		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
+		{store.ErrNotFound, codes.NotFound, "", ""},
+		{store.ErrConflict, codes.AlreadyExists, "", ""},
+		{store.ErrInUse, codes.FailedPrecondition, "", ""},
 	}
 	// The table above must cover the server's table, row for row.
 	require.Len(t, cases, len(mappings), "a mapping was added or removed: update this test")
@@ -103,7 +108,11 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 				st, ok := status.FromError(toStatus(context.Background(), log, "/m", err))
 				require.True(t, ok, name)
 				require.Equal(t, tc.code, st.Code(), name)
-				require.Equal(t, err.Error(), st.Message(), "%s: the domain message is the status message", name)
+				if tc.message != "" {
+					require.Equal(t, tc.message, st.Message(), "%s: a fixed message hides the detail", name)
+				} else {
+					require.Equal(t, err.Error(), st.Message(), "%s: the domain message is the status message", name)
+				}
 				info, retry := details(t, st)
 				require.Nil(t, retry, "%s: no RetryInfo without RetryAfter", name)
 				if tc.reason == "" {
@@ -142,6 +151,8 @@ func TestToStatusRetryInfo(t *testing.T) {
 		{"delay on an error without a reason", retryErr{store.ErrInUse, 2 * time.Second},
 			codes.FailedPrecondition, 2 * time.Second, ""},
 		{"all backends excluded", admission.ErrAllExcluded, codes.Unavailable, 0, "REASON_NO_HEALTHY_BACKEND"},
+		{"database unreachable", fmt.Errorf("verify API key mr2_abc: %w", store.Unavailable(errors.New("dial tcp 10.0.0.7:3306: connection refused"))),
+			codes.Unavailable, 5 * time.Second, "REASON_DATABASE_UNAVAILABLE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -206,4 +217,32 @@ func TestToStatusPassThroughAndFallbacks(t *testing.T) {
 	require.Contains(t, logged.String(), "unmapped error", "the cause is logged instead")
 	require.Contains(t, logged.String(), "ListNodes")
 	require.Contains(t, logged.String(), "10.0.0.7:3306")
+}
+
+func TestRESTErrorsCarryRetryAfter(t *testing.T) {
+	t.Parallel()
+	mux := NewGatewayMux()
+	for _, tc := range []struct {
+		name       string
+		err        error
+		code       int
+		retryAfter string
+	}{
+		{"database unavailable", store.Unavailable(errors.New("dial tcp: connection refused")), http.StatusServiceUnavailable, "5"},
+		{"a delay rounds up to whole seconds", retryErr{registry.ErrNoHealthyBackend, 1500 * time.Millisecond}, http.StatusServiceUnavailable, "2"},
+		{"no delay, no header", store.ErrNotFound, http.StatusNotFound, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(http.MethodGet, "/api/admin/users", nil)
+			err := toStatus(context.Background(), slog.New(slog.DiscardHandler), "/m", tc.err)
+			restErrorHandler(context.Background(), mux, &runtime.JSONPb{}, rec, req, err)
+			require.Equal(t, tc.code, rec.Code)
+			require.Equal(t, tc.retryAfter, rec.Header().Get("Retry-After"))
+			if tc.code == http.StatusServiceUnavailable && errors.Is(tc.err, store.ErrUnavailable) {
+				require.Contains(t, rec.Body.String(), "REASON_DATABASE_UNAVAILABLE")
+				require.NotContains(t, rec.Body.String(), "dial tcp", "the database's address stays in the logs")
+			}
+		})
+	}
 }

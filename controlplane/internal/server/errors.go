@@ -4,7 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -22,36 +27,41 @@ import (
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
-// mapping ties a domain error to its gRPC code and wire reason.
+// mapping ties a domain error to its gRPC code and wire reason. message, when
+// set, replaces the error's own text on the wire (whose detail is then logged).
 type mapping struct {
-	err    error
-	code   codes.Code
-	reason controlplanev1.Reason
+	err     error
+	code    codes.Code
+	reason  controlplanev1.Reason
+	message string
 }
 
 // mappings is the one table from domain errors to the wire. Order matters only where
 // one error wraps another; the first match wins.
 var mappings = []mapping{
-	{identity.ErrInvalidCredential, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL},
-	{identity.ErrCredentialRevoked, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED},
-	{identity.ErrCredentialExpired, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED},
-	{identity.ErrUserInactive, codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE},
-	{identity.ErrPermissionDenied, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED},
-	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND},
-	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED},
-	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND},
-	{quota.ErrQuotaExhausted, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED},
-	{quota.ErrRateLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED},
-	{quota.ErrConcurrencyLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED},
-	{scheduler.ErrQueueFull, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL},
-	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
-	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
-	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND},
-	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST},
-	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST},
-	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED},
-	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED},
-	{store.ErrInUse, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED},
+	{identity.ErrInvalidCredential, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, ""},
+	{identity.ErrCredentialRevoked, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED, ""},
+	{identity.ErrCredentialExpired, codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED, ""},
+	{identity.ErrUserInactive, codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE, ""},
+	{identity.ErrPermissionDenied, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
+	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, ""},
+	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED, ""},
+	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, ""},
+	{quota.ErrQuotaExhausted, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, ""},
+	{quota.ErrRateLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, ""},
+	{quota.ErrConcurrencyLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, ""},
+	{scheduler.ErrQueueFull, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, ""},
+	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, ""},
+	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, ""},
+	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, ""},
+	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
+	// Before the store's other errors: its detail names hosts and drivers.
+	{store.ErrUnavailable, codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE,
+		"the gateway's database is unavailable; retry shortly"},
+	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
+	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{store.ErrInUse, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 }
 
 // retryAfter is implemented by errors after which waiting helps.
@@ -78,7 +88,12 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		if !errors.Is(err, m.err) {
 			continue
 		}
-		st := status.New(m.code, err.Error())
+		msg := err.Error()
+		if m.message != "" {
+			log.WarnContext(ctx, "call failed", slog.String("method", method), slog.Any("error", err))
+			msg = m.message
+		}
+		st := status.New(m.code, msg)
 		var details []protoadapt.MessageV1
 		if m.reason != controlplanev1.Reason_REASON_UNSPECIFIED {
 			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: errinfo.Domain})
@@ -94,4 +109,19 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	}
 	log.ErrorContext(ctx, "unmapped error", slog.String("method", method), slog.Any("error", err))
 	return status.Error(codes.Internal, "internal error")
+}
+
+// restErrorHandler writes a gRPC error as the REST gateway does (the status's
+// HTTP equivalent and a google.rpc.Status body), adding the Retry-After header
+// that a RetryInfo detail asks for, in whole seconds rounded up.
+func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		for _, d := range st.Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay().AsDuration() > 0 {
+				secs := math.Ceil(ri.GetRetryDelay().AsDuration().Seconds())
+				w.Header().Set("Retry-After", strconv.Itoa(int(secs)))
+			}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }

@@ -182,6 +182,7 @@ func NewGatewayMux() *runtime.ServeMux {
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
 		}),
+		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if http.CanonicalHeaderKey(key) == "X-Api-Key" {
 				return "x-api-key", true

@@ -18,6 +18,10 @@ var (
 	// ErrInvalid means a value is out of range for its column (too long, an unknown
 	// status or engine, a negative count).
 	ErrInvalid = errors.New("invalid value")
+	// ErrUnavailable means the database could not be reached, or did not answer
+	// within the store's deadline (Config.Timeout). Errors that match it carry a
+	// RetryAfter method.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // dbErr maps ent's errors onto the store's sentinels. The detail of constraint

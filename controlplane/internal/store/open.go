@@ -45,14 +45,19 @@ type Config struct {
 	// DSN is a SQLite file DSN (see SQLiteDSN) or a go-sql-driver/mysql DSN such as
 	// "user:pass@tcp(db:3306)/mindrouter". Missing required options are added.
 	DSN string
+	// Timeout bounds every database call after Open, a transaction as a whole:
+	// DefaultTimeout when zero. A call that runs out of it, or cannot reach the
+	// database, fails with ErrUnavailable.
+	Timeout time.Duration
 }
 
 // Store is the control plane's database. It is safe for concurrent use.
 type Store struct {
-	client *ent.Client
-	db     *sql.DB
-	driver string
-	log    *slog.Logger
+	client  *ent.Client
+	db      *sql.DB
+	driver  string
+	timeout time.Duration
+	log     *slog.Logger
 }
 
 // Open connects, migrates the schema and seeds the default groups. On MariaDB the
@@ -84,16 +89,24 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store: connect: %w", err)
 	}
+	drv := entsql.OpenDB(dialect, db)
 	s := &Store{
-		client: ent.NewClient(ent.Driver(entsql.OpenDB(dialect, db))),
-		db:     db,
-		driver: dialect,
-		log:    log,
+		// The migration runs on Open's context alone: creating every table may
+		// take longer than one call's deadline.
+		client:  ent.NewClient(ent.Driver(drv)),
+		db:      db,
+		driver:  dialect,
+		timeout: cfg.Timeout,
+		log:     log,
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultTimeout
 	}
 	if err := s.migrate(ctx); err != nil {
 		_ = s.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	s.client = ent.NewClient(ent.Driver(&deadlineDriver{Driver: drv, timeout: s.timeout}))
 	return s, nil
 }
 
@@ -247,12 +260,11 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// Ping checks that the database answers.
+// Ping checks that the database answers within the store's deadline.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := s.db.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping store: %w", err)
-	}
-	return nil
+	bctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	return wrapUnavailable("ping store", ctx, bctx, s.db.PingContext(bctx))
 }
 
 // withTx runs fn in a transaction, committing when it returns nil.

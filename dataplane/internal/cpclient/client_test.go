@@ -137,6 +137,8 @@ func TestRefusals(t *testing.T) {
 			canonical.KindInvalidRequest, "", 0, controlplanev1.Reason_REASON_INVALID_REQUEST},
 		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
 			canonical.KindInvalidRequest, "context_length_exceeded", 0, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
+		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+			canonical.KindUnavailable, "database_unavailable", 5 * time.Second, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE},
 		{"bare internal", status.Error(codes.Internal, "db exploded at 10.0.0.3"),
 			canonical.KindInternal, "", 0, controlplanev1.Reason_REASON_UNSPECIFIED},
 		{"bare unavailable", status.Error(codes.Unavailable, "shutting down"),

@@ -76,6 +76,7 @@ var reasons = map[controlplanev1.Reason]struct {
 	controlplanev1.Reason_REASON_RATE_LIMITED:           {canonical.KindRateLimited, "rate_limit_exceeded"},
 	controlplanev1.Reason_REASON_INVALID_REQUEST:        {canonical.KindInvalidRequest, ""},
 	controlplanev1.Reason_REASON_CONTEXT_EXCEEDED:       {canonical.KindInvalidRequest, "context_length_exceeded"},
+	controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE:   {canonical.KindUnavailable, "database_unavailable"},
 }
 
 // codeKinds classifies statuses that carry no reason.

@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -45,11 +48,19 @@ func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, err
 // adminError writes the gateway's usual error body, except that an
 // Unavailable without details (the gRPC client's own transport errors, which
 // name addresses, or a control plane shutting down) says only that the
-// control plane is unavailable, with a Retry-After.
+// control plane is unavailable, with a Retry-After. A refusal with a RetryInfo
+// (the control plane's database is unavailable) gets its Retry-After, like on
+// the control plane's own REST port.
 func adminError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && len(st.Details()) == 0 {
 		w.Header().Set("Retry-After", "2")
 		err = status.Error(codes.Unavailable, "the control plane is unavailable; retry shortly")
+	} else if ok {
+		for _, d := range st.Details() {
+			if ri, isRetry := d.(*errdetails.RetryInfo); isRetry && ri.GetRetryDelay().AsDuration() > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ri.GetRetryDelay().AsDuration().Seconds()))))
+			}
+		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }

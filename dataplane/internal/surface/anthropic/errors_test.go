@@ -46,6 +46,8 @@ func TestRefusals(t *testing.T) {
 			529, "overloaded_error", "1"},
 		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited", 10*time.Second),
 			529, "overloaded_error", "10"},
+		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+			529, "overloaded_error", "5"},
 	}
 	_, b := sim(t, 1, enginesim.EngineVLLM, enginesim.Config{})
 	g := newGateway(t, surface.Config{}, b)

@@ -46,6 +46,8 @@ func TestRefusals(t *testing.T) {
 			503, "queue full", "1"},
 		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited", 10*time.Second),
 			503, "waited", "10"},
+		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+			503, "the gateway's database is unavailable; retry shortly", "5"},
 	}
 	g := newGateway(t, sim(t, 1, enginesim.EngineVLLM, nil))
 	for _, tc := range tests {

@@ -59,6 +59,9 @@ const (
 	Reason_REASON_LEASE_NOT_FOUND Reason = 14
 	// The request cannot fit the model's context window (400).
 	Reason_REASON_CONTEXT_EXCEEDED Reason = 15
+	// The control plane's database cannot be reached or did not answer in time
+	// (503, Retry-After).
+	Reason_REASON_DATABASE_UNAVAILABLE Reason = 16
 )
 
 // Enum value maps for Reason.
@@ -80,6 +83,7 @@ var (
 		13: "REASON_INVALID_REQUEST",
 		14: "REASON_LEASE_NOT_FOUND",
 		15: "REASON_CONTEXT_EXCEEDED",
+		16: "REASON_DATABASE_UNAVAILABLE",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":            0,
@@ -98,6 +102,7 @@ var (
 		"REASON_INVALID_REQUEST":        13,
 		"REASON_LEASE_NOT_FOUND":        14,
 		"REASON_CONTEXT_EXCEEDED":       15,
+		"REASON_DATABASE_UNAVAILABLE":   16,
 	}
 )
 
@@ -132,7 +137,7 @@ var File_mindrouter_controlplane_v1_reason_proto protoreflect.FileDescriptor
 
 const file_mindrouter_controlplane_v1_reason_proto_rawDesc = "" +
 	"\n" +
-	"'mindrouter/controlplane/v1/reason.proto\x12\x1amindrouter.controlplane.v1*\xce\x03\n" +
+	"'mindrouter/controlplane/v1/reason.proto\x12\x1amindrouter.controlplane.v1*\xef\x03\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REASON_INVALID_CREDENTIAL\x10\x01\x12\x1d\n" +
@@ -150,7 +155,8 @@ const file_mindrouter_controlplane_v1_reason_proto_rawDesc = "" +
 	"\x13REASON_RATE_LIMITED\x10\f\x12\x1a\n" +
 	"\x16REASON_INVALID_REQUEST\x10\r\x12\x1a\n" +
 	"\x16REASON_LEASE_NOT_FOUND\x10\x0e\x12\x1b\n" +
-	"\x17REASON_CONTEXT_EXCEEDED\x10\x0fB\x8d\x02\n" +
+	"\x17REASON_CONTEXT_EXCEEDED\x10\x0f\x12\x1f\n" +
+	"\x1bREASON_DATABASE_UNAVAILABLE\x10\x10B\x8d\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\vReasonProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"
 
 var (
