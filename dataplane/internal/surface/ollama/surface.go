@@ -2,16 +2,14 @@ package ollama
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -29,9 +27,9 @@ type Catalog interface {
 // Header names this surface writes (the same as the OpenAI surface's).
 const (
 	// QueuePositionHeader is set when the request waited in the model's queue.
-	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	QueuePositionHeader = surface.QueuePositionHeader
 	// SimulatedHeader is "true" when the answer came from the engine simulator.
-	SimulatedHeader = "X-Mindrouter-Simulated"
+	SimulatedHeader = surface.SimulatedHeader
 )
 
 // DefaultVersion is the Ollama version GET /api/version reports: the release
@@ -95,11 +93,8 @@ func (s *Surface) Owns(path string) bool {
 
 // Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".
 func Credential(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, key, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(key)
-		}
+	if key, ok := surface.Bearer(r); ok {
+		return key
 	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
@@ -107,35 +102,12 @@ func Credential(r *http.Request) string {
 // readRequest returns the caller's key and the request body, or writes the
 // refusal and returns ok false.
 func (s *Surface) readRequest(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
-	credential = Credential(r)
-	if credential == "" {
-		s.WriteError(w, r, errMissingKey)
-		return "", nil, false
-	}
-	body, err := io.ReadAll(r.Body)
+	credential, body, err := surface.Read(r, Credential, errMissingKey)
 	if err != nil {
-		s.WriteError(w, r, readError(err))
+		s.WriteError(w, r, err)
 		return "", nil, false
 	}
 	return credential, body, true
-}
-
-func readError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
-}
-
-func admissionHeaders(h http.Header, a relay.Admission) {
-	if a.QueuePosition > 0 {
-		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
-	}
-	if a.Simulated {
-		h.Set(SimulatedHeader, "true")
-	}
 }
 
 // writeJSON writes a 200 JSON answer as Ollama does.

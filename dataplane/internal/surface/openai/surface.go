@@ -2,8 +2,6 @@ package openai
 
 import (
 	"context"
-	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -14,6 +12,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -35,9 +34,9 @@ type Catalog interface {
 // Header names this surface writes.
 const (
 	// QueuePositionHeader is set when the request waited in the model's queue.
-	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	QueuePositionHeader = surface.QueuePositionHeader
 	// SimulatedHeader is "true" when the answer came from the engine simulator.
-	SimulatedHeader = "X-Mindrouter-Simulated"
+	SimulatedHeader = surface.SimulatedHeader
 )
 
 // Config tunes the surface.
@@ -83,11 +82,8 @@ func (s *Surface) Owns(path string) bool { return strings.HasPrefix(path, "/v1/"
 
 // Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".
 func Credential(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, key, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(key)
-		}
+	if key, ok := surface.Bearer(r); ok {
+		return key
 	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
@@ -95,14 +91,9 @@ func Credential(r *http.Request) string {
 // read authenticates the request's shape (a key is present) and reads its
 // body; on failure it has answered.
 func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
-	credential = Credential(r)
-	if credential == "" {
-		s.WriteError(w, r, errMissingKey)
-		return "", nil, false
-	}
-	body, err := io.ReadAll(r.Body)
+	credential, body, err := surface.Read(r, Credential, errMissingKey)
 	if err != nil {
-		s.WriteError(w, r, readError(err))
+		s.WriteError(w, r, err)
 		return "", nil, false
 	}
 	return credential, body, true
@@ -127,7 +118,7 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestID(r)
+	id := surface.RequestID(r)
 	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
 	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
 	if req.Stream {
@@ -154,29 +145,11 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // writeJSON writes a successful JSON answer with the admission headers.
 func writeJSON(w http.ResponseWriter, a relay.Admission, b []byte) {
 	h := w.Header()
-	admissionHeaders(h, a)
+	surface.AdmissionHeaders(h, a)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-}
-
-func admissionHeaders(h http.Header, a relay.Admission) {
-	if a.QueuePosition > 0 {
-		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
-	}
-	if a.Simulated {
-		h.Set(SimulatedHeader, "true")
-	}
-}
-
-func readError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
 }
 
 func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
