@@ -37,6 +37,14 @@ type user struct {
 	queuedCost int64
 	inflight   int // dispatched, not yet settled
 
+	// Expected cost: the requests are charged their estimate times ratio, the
+	// running mean of real over estimated cost of the user's settled requests.
+	// flightEst and flightCharged sum the estimates and the charges of the
+	// requests in flight, so that Settle takes back what was charged.
+	ratio                    float64
+	samples                  int
+	flightEst, flightCharged float64
+
 	// Usage window.
 	win      [windowBuckets]int64
 	winTotal int64
@@ -56,10 +64,14 @@ type drr struct {
 	oldest  *user // active user whose head has waited longest
 	newest  *user
 	sumQ    float64 // sum of q over active users (for Position)
+	// ratio is the pool's running mean of real over estimated cost: the cost
+	// ratio a new user starts with.
+	ratio   float64
+	samples int
 }
 
 func (p *Pool) newUser(id int64, weight int) *user {
-	u := &user{id: id, weight: max(weight, 1), factor: 1, heapIdx: -1}
+	u := &user{id: id, weight: max(weight, 1), factor: 1, heapIdx: -1, ratio: p.ratio}
 	u.credits = float64(p.prm.BurstCredits) * float64(u.weight) // idle forever: full
 	u.idleMark, u.busyMark = p.burst.idle, p.burst.busy
 	p.users[id] = u
@@ -145,7 +157,7 @@ func (p *Pool) setWeight(u *user, w int) {
 // the cursor: (round, seq) must not sort before (p.round, p.cursor).
 func (p *Pool) fit(u *user) int64 {
 	r := u.base
-	if need := float64(u.head.req.Cost) - u.deficit; need > 0 {
+	if need := u.expected(u.head.req.Cost) - u.deficit; need > 0 {
 		r += int64(math.Ceil(need / u.q))
 	}
 	if r < p.round || (r == p.round && u.seq < p.cursor) {
@@ -171,8 +183,10 @@ func (p *Pool) choose(now time.Time) (*entry, bool) {
 	top := p.heap[0]
 	if o := p.oldest; p.prm.WaitBonusPerSecond > 0 && o != top {
 		age := now.Sub(o.headSince).Seconds()
-		lack := float64(o.head.req.Cost) - (o.deficit + float64(p.round-o.base)*o.q)
-		if p.prm.WaitBonusPerSecond*age >= lack {
+		lack := o.expected(o.head.req.Cost) - (o.deficit + float64(p.round-o.base)*o.q)
+		// The bonus is in estimated tokens, like the costs users declare: scaled by
+		// the user's cost ratio, it bounds the wait in seconds whatever the ratio.
+		if p.prm.WaitBonusPerSecond*age*o.ratio >= lack {
 			return o.head, false
 		}
 	}
@@ -190,13 +204,81 @@ func (p *Pool) dispatch(e *entry, inTurn bool, now time.Time) {
 	} else {
 		p.materialise(u, p.round)
 	}
-	u.deficit = max(u.deficit-float64(e.req.Cost), -p.debtLimit(u))
+	charge := u.expected(e.req.Cost)
+	u.deficit = max(u.deficit-charge, -p.debtLimit(u))
 	u.inflight++
-	p.win.add(u, e.req.Cost)
+	u.flightEst += float64(e.req.Cost)
+	u.flightCharged += charge
+	p.win.add(u, int64(math.Round(charge)))
 	p.requantum(u)
 	p.unlink(e, now)
 	p.recycle(e)
 }
+
+// expected is what a request of estimated cost is charged at dispatch: the
+// estimate scaled by the user's ratio of real to estimated cost, at least 1 token.
+func (u *user) expected(cost int64) float64 { return max(1, math.Ceil(float64(cost)*u.ratio)) }
+
+// settled takes a request of estimated cost out of u's flight and returns what it
+// was charged: its part of the charges in flight, in proportion to its estimate
+// (exact while the ratio did not change; the sums stay exact in any case).
+func (u *user) settled(estimated int64) float64 {
+	if u.inflight <= 1 || u.flightEst <= float64(estimated) {
+		c := u.flightCharged
+		if u.flightEst <= 0 {
+			c = float64(estimated) // nothing recorded (settled twice, or unknown)
+		}
+		u.flightEst, u.flightCharged = 0, 0
+		return c
+	}
+	c := u.flightCharged * float64(estimated) / u.flightEst
+	u.flightEst -= float64(estimated)
+	u.flightCharged -= c
+	return c
+}
+
+// learn moves u's ratio, and more slowly the pool's, towards actual/estimated of
+// a request that ran (a request cancelled before it produced anything teaches
+// nothing).
+func (p *Pool) learn(u *user, estimated, actual int64) {
+	rate := p.prm.CostLearningRate
+	if rate <= 0 || actual <= 1 {
+		return
+	}
+	r := min(max(float64(actual)/float64(estimated), minCostRatio), maxCostRatio)
+	// The first samples count as a plain mean, so that a new user is charged
+	// its own ratio after its first request rather than after a dozen.
+	u.samples++
+	step := max(rate, 1/float64(u.samples)) * (r - u.ratio)
+	u.ratio += step
+	p.queuedExpected += float64(u.queuedCost) * step
+	p.samples++
+	p.ratio += max(rate/4, 1/float64(p.samples)) * (r - p.ratio)
+}
+
+// refund gives u back credit it was overcharged at dispatch, but never beyond
+// what starts a visit of the round robin: one quantum plus its head's cost.
+// Credit from refunds beyond that would let a user that is being served keep
+// its turn while the others earn nothing (rounds advance only when no head
+// fits), which is how an over-declaring closed-loop user held the cluster for
+// many seconds in issue 19.
+func (p *Pool) refund(u *user, tokens float64) {
+	u.deficit += tokens
+	if !u.active {
+		return
+	}
+	ceiling := u.q + u.expected(u.head.req.Cost)
+	if now := u.deficit + float64(p.round-u.base)*u.q; now > ceiling {
+		u.deficit -= now - ceiling
+	}
+}
+
+// The bounds of a user's cost ratio: a request is never charged less than 1/64
+// of its estimate nor more than twice it at dispatch (Settle corrects either way).
+const (
+	minCostRatio = 1.0 / 64
+	maxCostRatio = 2.0
+)
 
 // sweep runs at every usage-bucket boundary: it expires old usage, folds the
 // burst credits of idle users (so that accrual and decay are ordered to within a

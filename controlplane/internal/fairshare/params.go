@@ -58,6 +58,15 @@ type Params struct {
 	// turn (and charged in full), which bounds every wait: see docs/scheduler.md.
 	WaitBonusPerSecond float64
 
+	// CostLearningRate is how fast a user's cost ratio follows its requests
+	// (default 0.25): each settled request moves the ratio this fraction of the way
+	// to its real cost over its estimate. A request is charged its estimate times
+	// the ratio when it is dispatched, and Settle corrects the difference, so the
+	// credit held by requests in flight is close to what they will really cost
+	// (docs/scheduler.md, "Charging the expected cost"). 0 keeps the ratio at 1:
+	// requests are charged their full estimate until they settle.
+	CostLearningRate float64
+
 	// MaxQueuePerUser bounds the requests one user may have queued (default 64).
 	MaxQueuePerUser int
 	// MaxQueuePerModel bounds the requests the pool holds (default 1000).
@@ -70,7 +79,7 @@ type Params struct {
 // DefaultParams returns the defaults documented on each Params field.
 func DefaultParams() Params {
 	return Params{
-		Quantum:            512,
+		Quantum:            64,
 		MaxDebt:            8192,
 		BurstCredits:       2048,
 		BurstAccrual:       256,
@@ -81,6 +90,7 @@ func DefaultParams() Params {
 		MinPenaltyFactor:   0.1,
 		PenaltyMinTokens:   8192,
 		WaitBonusPerSecond: 32,
+		CostLearningRate:   0.25,
 		MaxQueuePerUser:    64,
 		MaxQueuePerModel:   1000,
 		QueueTimeout:       150 * time.Second,
@@ -115,6 +125,8 @@ func (p Params) Validate() error {
 		return bad("PenaltyMinTokens", p.PenaltyMinTokens, ">= 0")
 	case p.WaitBonusPerSecond < 0:
 		return bad("WaitBonusPerSecond", p.WaitBonusPerSecond, ">= 0")
+	case p.CostLearningRate < 0 || p.CostLearningRate > 1:
+		return bad("CostLearningRate", p.CostLearningRate, "in [0, 1]")
 	case p.MaxQueuePerUser < 1:
 		return bad("MaxQueuePerUser", p.MaxQueuePerUser, ">= 1")
 	case p.MaxQueuePerModel < 1:

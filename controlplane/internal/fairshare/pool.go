@@ -2,6 +2,7 @@ package fairshare
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -46,6 +47,8 @@ type Pool struct {
 	first, last *entry // queued requests in arrival order
 	queued      int
 	queuedCost  int64
+	// queuedExpected is the queued requests' cost at their users' cost ratios.
+	queuedExpected float64
 
 	drr
 	win   window
@@ -71,6 +74,7 @@ func NewPool(p Params, now func() time.Time) (*Pool, error) {
 		users: make(map[int64]*user),
 		byID:  make(map[string]*entry),
 	}
+	pl.ratio = 1
 	t := now()
 	pl.win.init(p.FairnessWindow, t)
 	pl.burst.last = t
@@ -169,22 +173,30 @@ func (p *Pool) Charge(r Request) {
 
 // Settle corrects the charge of a dispatched request of user with its real cost,
 // in tokens, when its slot is released: the deficit and the usage window move by
-// actual-estimated. Call it exactly once per request returned by Next or given to
-// Charge; estimated must be the Cost the request was dispatched with.
+// actual minus what the request was charged at dispatch (its estimate times the
+// user's cost ratio; a refund never lifts the credit above one quantum plus the
+// head's cost), and the ratio learns from actual/estimated. Call it exactly once
+// per request returned by Next or given to Charge; estimated must be the Cost the
+// request was dispatched with.
 func (p *Pool) Settle(user int64, estimated, actual int64) {
 	p.tick()
 	u := p.users[user]
 	if u == nil {
 		u = p.newUser(user, 1)
 	}
+	estimated, actual = clampCost(estimated), clampCost(actual)
+	charged := u.settled(estimated)
 	if u.inflight > 0 {
 		u.inflight--
 	}
-	delta := clampCost(actual) - clampCost(estimated)
-	if delta != 0 {
-		p.win.add(u, delta)
-		u.deficit = max(u.deficit-float64(delta), -p.debtLimit(u))
+	if delta := float64(actual) - charged; delta > 0 {
+		p.win.add(u, int64(math.Round(delta)))
+		u.deficit = max(u.deficit-delta, -p.debtLimit(u))
+	} else if delta < 0 {
+		p.win.add(u, int64(math.Round(delta)))
+		p.refund(u, -delta)
 	}
+	p.learn(u, estimated, actual)
 	if !u.active {
 		u.deficit = min(u.deficit, 0) // credit is not kept out of the ring
 	} else {
@@ -257,6 +269,7 @@ func (p *Pool) push(r Request, now time.Time) *entry {
 	p.last = e
 	p.queued++
 	p.queuedCost += r.Cost
+	p.queuedExpected += float64(r.Cost) * u.ratio
 
 	if !u.active {
 		p.join(u, now)
@@ -296,6 +309,10 @@ func (p *Pool) unlink(e *entry, now time.Time) {
 	}
 	p.queued--
 	p.queuedCost -= e.req.Cost
+	p.queuedExpected -= float64(e.req.Cost) * u.ratio
+	if p.queued == 0 {
+		p.queuedExpected = 0 // no rounding drift survives an empty pool
+	}
 	if e.indexed {
 		delete(p.byID, e.req.ID)
 	}

@@ -18,7 +18,7 @@ func (p *Pool) Position(id string) int {
 // ahead of e come first. While the user earns the credit it still lacks for them
 // and e (lack tokens, at q per round), every other queued user earns its own q per
 // round; a fluid approximation turns the others' credit into requests at their
-// average queued cost, capped by what they have queued. O(requests of e's user).
+// average expected cost, capped by what they have queued. O(requests of e's user).
 func (p *Pool) position(e *entry) int {
 	u := e.u
 	k := 0
@@ -30,13 +30,13 @@ func (p *Pool) position(e *entry) int {
 			break
 		}
 	}
-	lack := float64(through) - (u.deficit + float64(p.round-u.base)*u.q)
+	lack := u.expected(through) - (u.deficit + float64(p.round-u.base)*u.q)
 	othersN := p.queued - u.queued
 	othersQ := p.sumQ - u.q
 	if lack <= 0 || othersN <= 0 || othersQ <= 0 || u.q <= 0 {
 		return k
 	}
-	avg := float64(p.queuedCost-u.queuedCost) / float64(othersN)
+	avg := max(p.queuedExpected-float64(u.queuedCost)*u.ratio, 1) / float64(othersN)
 	ahead := math.Floor(lack / u.q * othersQ / avg)
 	return k + int(min(ahead, float64(othersN)))
 }

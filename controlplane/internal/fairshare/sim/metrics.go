@@ -103,13 +103,29 @@ func (rec *recorder) markEmpty(u *userRec, from, to time.Duration) {
 	}
 }
 
-func (rec *recorder) started(req *request, now time.Duration) {
+// started records a dispatch of a request that will finish at end. Its tokens
+// count towards the fairness windows in proportion to how much of its service
+// falls into each, as a live measurement of tokens served per window would see
+// them (counting all of a 40 s request in the window it started in made the
+// index measure the granularity of requests rather than the scheduler).
+func (rec *recorder) started(req *request, now, end time.Duration) {
 	u := &rec.users[req.user]
 	u.waits = append(u.waits, now-req.enqueued)
 	u.requests++
 	u.tokens += req.actual()
-	if k := int(now / rec.window); k < len(u.windowTok) {
-		u.windowTok[k] += req.actual()
+	span := max(end-now, 1)
+	var given int64
+	for k := int(now / rec.window); k < len(u.windowTok); k++ {
+		from, to := max(now, time.Duration(k)*rec.window), min(end, time.Duration(k+1)*rec.window)
+		if from >= end {
+			break
+		}
+		n := req.actual() * int64(to-from) / int64(span)
+		if to == end {
+			n = req.actual() - given // the rounding goes to the last window
+		}
+		u.windowTok[k] += n
+		given += n
 	}
 }
 

@@ -242,10 +242,11 @@ func (r *run) dispatch() error {
 		req.started = r.now
 		delete(r.waiting, req)
 		r.inflight[req] = true
-		r.rec.started(req, r.now)
-		r.rec.queueChanged(req.user, r.queued[req.user], r.now)
 		service := float64(req.prompt)/r.cluster.PrefillTPS + float64(req.output)/r.cluster.DecodeTPS
-		r.schedule(r.now+time.Duration(service*float64(time.Second)), finish, req.user, req)
+		end := r.now + time.Duration(service*float64(time.Second))
+		r.rec.started(req, r.now, end)
+		r.rec.queueChanged(req.user, r.queued[req.user], r.now)
+		r.schedule(end, finish, req.user, req)
 		if !r.scenario.Users[req.user].Interactive {
 			if err := r.refill(req.user); err != nil {
 				return err
