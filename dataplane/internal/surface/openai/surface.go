@@ -11,7 +11,6 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -97,15 +96,6 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 		return "", nil, false
 	}
 	return credential, body, true
-}
-
-// requestID is the id usage is keyed by: the server's unique id, never the
-// client's X-Request-ID.
-func requestID(r *http.Request) string {
-	if id := requestid.Unique(r.Context()); id != "" {
-		return id
-	}
-	return requestid.New()
 }
 
 func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
