@@ -216,7 +216,7 @@ func TestDataPlaneKilledMidStreamFreesLease(t *testing.T) {
 	defer cancel()
 
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.DataPlaneURL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"sim-llama","stream":true,"messages":[{"role":"user","content":"go on"}]}`))
+		strings.NewReader(`{"model":"sim-llama","stream":true,"max_tokens":1000,"messages":[{"role":"user","content":"go on"}]}`))
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+c.AdminKey)
 	resp, err := http.DefaultClient.Do(req)
@@ -235,9 +235,20 @@ func TestDataPlaneKilledMidStreamFreesLease(t *testing.T) {
 		return backends[0].CurrentConcurrent
 	}
 	require.Equal(t, 1, inFlight(), "the stream holds a lease")
+	time.Sleep(1500 * time.Millisecond) // a heartbeat or two report the stream's progress
 	c.KillDataPlane()
-	require.Eventually(t, func() bool { return inFlight() == 0 }, 20*time.Second, 200*time.Millisecond,
+	killed := time.Now()
+	require.Eventually(t, func() bool { return inFlight() == 0 }, 20*time.Second, 50*time.Millisecond,
 		"the control plane frees the dead replica's lease\n%s", c.Logs())
+	t.Logf("lease freed %v after the kill (session grace 1s)", time.Since(killed).Round(time.Millisecond))
+
+	// The lost lease is charged what the last heartbeat reported: the prompt and
+	// the ~30 tokens generated in ~1.5 s at 50 ms a token, not the reservation of
+	// the prompt plus 1,000 output tokens.
+	used := adminUsed(ctx, t, c)
+	t.Logf("charged %d tokens for a lease reserving over 1000", used)
+	require.Positive(t, used)
+	require.Less(t, used, int64(100), "charged the reported progress, not the reservation")
 
 	// A new replica serves again.
 	c.StartDataPlane()

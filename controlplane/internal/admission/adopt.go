@@ -48,6 +48,7 @@ func (s *Server) heartbeat(replica string, hb *controlplanev1.Heartbeat) []strin
 		ids = append(ids, ref.GetLeaseId())
 	}
 	unknown := s.leases.renew(replica, ids, now.Add(s.opts.LeaseTTL))
+	s.leases.record(replica, hb.GetLeases())
 	return dedup(unknown)
 }
 

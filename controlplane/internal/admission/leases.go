@@ -10,8 +10,8 @@ import (
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
-// lease is one granted slot. Every field but expires is fixed at creation;
-// expires is guarded by the table's lock.
+// lease is one granted slot. Every field but expires and progress is fixed at
+// creation; those two are guarded by the table's lock while the lease is in it.
 type lease struct {
 	id        string
 	requestID string
@@ -28,6 +28,12 @@ type lease struct {
 	// trial is true when the request is its backend's half-open circuit trial: an
 	// end that says nothing about the backend gives the trial back.
 	trial bool
+	// progress is the usage its replica's last heartbeat reported; reported is
+	// false until one did. A lease lost with its replica is charged this.
+	progress struct {
+		reported           bool
+		prompt, completion int64
+	}
 }
 
 // newLeaseID returns 16 random bytes in hex.
@@ -190,6 +196,24 @@ func (t *leaseTable) renew(replica string, ids []string, expires time.Time) []st
 		}
 	}
 	return unknown
+}
+
+// record keeps the progress the replica reports for its leases.
+func (t *leaseTable) record(replica string, refs []*controlplanev1.LeaseRef) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ref := range refs {
+		if !ref.GetProgressReported() {
+			continue
+		}
+		l, ok := t.byID[ref.GetLeaseId()]
+		if !ok || l.replica != replica {
+			continue
+		}
+		l.progress.reported = true
+		l.progress.prompt = max(ref.GetPromptTokens(), 0)
+		l.progress.completion = max(ref.GetCompletionTokens(), 0)
+	}
 }
 
 // count is the number of live leases.

@@ -73,6 +73,13 @@ func identifiesLease(req *controlplanev1.ReleaseRequest) bool {
 // free ends a lease that was just taken out of the table: the slot goes back to the
 // scheduler (which hands it to a waiter) and the reservation is settled.
 func (s *Server) free(l *lease, st Settlement) {
+	if st.Lost && l.progress.reported {
+		// The replica said how far it got: charge that, not the reservation. What
+		// it generated after its last heartbeat (at most one heartbeat interval)
+		// goes uncharged.
+		st.Lost = false
+		st.PromptTokens, st.CompletionTokens = l.progress.prompt, l.progress.completion
+	}
 	st.Reservation = l.reserved
 	st.Granted = true
 	st.Adopted = l.adopted

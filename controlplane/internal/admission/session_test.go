@@ -347,3 +347,41 @@ func TestReleasesOverTheSession(t *testing.T) {
 	require.Equal(t, 20.0, h.metricValue(t, "mindrouter_tokens_total", map[string]string{"model": "llama3", "type": "completion"}))
 	require.True(t, h.released(t, b), "the unary path sees it settled too")
 }
+
+// TestReclaimedLeaseIsChargedItsReportedProgress: a lease lost with its
+// replica is charged what the replica's last heartbeat reported, or its whole
+// reservation when no heartbeat carried progress for it.
+func TestReclaimedLeaseIsChargedItsReportedProgress(t *testing.T) {
+	t.Parallel()
+	acct := &accountant{}
+	h := newHarness(t, Options{Accountant: acct, SessionGrace: time.Second, LeaseTTL: time.Minute}, backendCand(1, 2))
+	r := h.connect(t, "dp-1")
+	progressed := h.admitAs(t, "dp-1", "progressed")
+	silent := h.admitAs(t, "dp-1", "silent")
+	require.NoError(t, r.stream.Send(&controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Heartbeat{
+		Heartbeat: &controlplanev1.Heartbeat{Leases: []*controlplanev1.LeaseRef{
+			{LeaseId: progressed, PromptTokens: 12, CompletionTokens: 30, ProgressReported: true},
+			{LeaseId: silent},
+		}},
+	}}))
+	for r.next(t).GetHeartbeatAck() == nil {
+	}
+	r.cancel() // the replica dies
+	h.waitSessions(t, 0)
+	h.clock.Advance(2 * time.Second)
+	h.srv.sweep(h.clock.Now())
+	require.True(t, h.released(t, progressed))
+	require.True(t, h.released(t, silent))
+
+	acct.mu.Lock()
+	defer acct.mu.Unlock()
+	require.Len(t, acct.settled, 2)
+	byID := map[string]Settlement{}
+	for _, s := range acct.settled {
+		byID[s.RequestID] = s
+	}
+	p := byID["progressed"]
+	require.False(t, p.Lost, "the progress is known")
+	require.Equal(t, [2]int64{12, 30}, [2]int64{p.PromptTokens, p.CompletionTokens})
+	require.True(t, byID["silent"].Lost, "no progress: the accountant charges the reservation")
+}

@@ -207,17 +207,23 @@ func loadClusterToken(cfg config.Config) (string, error) {
 	})
 }
 
-// seedBackends registers the configured backends; an identical registration is a
-// no-op, so restarts are harmless. Failures are logged, not fatal: a backend can be
+// seedBackends registers the configured backends that do not exist yet; a backend
+// already stored under a seed's name is left exactly as it is, so restarts never
+// undo an admin's changes. Failures are logged, not fatal: a backend can be
 // registered later through the admin API.
 func seedBackends(ctx context.Context, log *slog.Logger, reg *registry.Registry, seeds []config.BackendSeed) {
 	for _, s := range seeds {
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		b, created, err := reg.RegisterBackend(sctx, store.BackendSpec{Name: s.Name, URL: s.URL, Engine: s.Engine, MaxConcurrent: registry.DefaultMaxConcurrent}, true)
+		b, created, err := reg.SeedBackend(sctx, store.BackendSpec{Name: s.Name, URL: s.URL, Engine: s.Engine, MaxConcurrent: registry.DefaultMaxConcurrent})
 		cancel()
 		if err != nil {
 			log.Warn("seed backend", "name", s.Name, "error", err)
 			continue
+		}
+		if !created && (b.URL != s.URL || string(b.Engine) != s.Engine) {
+			// The stored backend wins: an admin may have moved it on purpose.
+			log.Warn("seed backend differs from the stored one; the stored one is kept (change it through the admin API)",
+				"name", s.Name, "seed_url", s.URL, "stored_url", b.URL, "seed_engine", s.Engine, "stored_engine", b.Engine)
 		}
 		log.Info("seed backend", "name", b.Name, "engine", b.Engine, "status", b.Status, "created", created, "models", len(b.Models))
 	}

@@ -17,8 +17,19 @@ import (
 // backend, or one whose URL changed, is probed before the call returns (a
 // failed probe is recorded as its health, not returned as an error).
 func (r *Registry) RegisterBackend(ctx context.Context, spec store.BackendSpec, upsert bool) (Backend, bool, error) {
+	return r.register(ctx, func() (store.Backend, bool, error) { return r.st.RegisterBackend(ctx, spec, upsert) })
+}
+
+// SeedBackend registers a backend given at start-up when none has its name and
+// otherwise returns the existing one unchanged, whatever an admin set on it.
+func (r *Registry) SeedBackend(ctx context.Context, spec store.BackendSpec) (Backend, bool, error) {
+	return r.register(ctx, func() (store.Backend, bool, error) { return r.st.SeedBackend(ctx, spec) })
+}
+
+// register runs a store registration and publishes its result.
+func (r *Registry) register(ctx context.Context, write func() (store.Backend, bool, error)) (Backend, bool, error) {
 	r.wmu.Lock()
-	sb, created, err := r.st.RegisterBackend(ctx, spec, upsert)
+	sb, created, err := write()
 	if err != nil {
 		r.wmu.Unlock()
 		return Backend{}, false, err

@@ -144,6 +144,18 @@ func (f *fakeStore) applySpec(b store.Backend, s store.BackendSpec) (store.Backe
 	return b, nil
 }
 
+func (f *fakeStore) SeedBackend(ctx context.Context, s store.BackendSpec) (store.Backend, bool, error) {
+	f.mu.Lock()
+	for _, b := range f.backends {
+		if b.Name == s.Name {
+			f.mu.Unlock()
+			return b, false, nil
+		}
+	}
+	f.mu.Unlock()
+	return f.RegisterBackend(ctx, s, false)
+}
+
 func (f *fakeStore) RegisterBackend(_ context.Context, s store.BackendSpec, upsert bool) (store.Backend, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

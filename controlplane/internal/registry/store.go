@@ -16,6 +16,7 @@ type Store interface {
 	DeleteNode(ctx context.Context, id int64) error
 
 	RegisterBackend(ctx context.Context, spec store.BackendSpec, upsert bool) (store.Backend, bool, error)
+	SeedBackend(ctx context.Context, spec store.BackendSpec) (store.Backend, bool, error)
 	ListBackends(ctx context.Context) ([]store.Backend, error)
 	GetBackend(ctx context.Context, id int64) (store.Backend, error)
 	UpdateBackend(ctx context.Context, id int64, patch store.BackendPatch) (store.Backend, error)

@@ -110,20 +110,25 @@ func (spec BackendSpec) sameDefinition(b *ent.Backend) bool {
 // definition under the same name is ErrConflict unless upsert is set, and a URL that
 // another backend uses is always ErrConflict. An unknown node is ErrNotFound.
 func (s *Store) RegisterBackend(ctx context.Context, spec BackendSpec, upsert bool) (Backend, bool, error) {
-	op := fmt.Sprintf("register backend %q", spec.Name)
+	return s.register(ctx, fmt.Sprintf("register backend %q", spec.Name), spec,
+		func(spec BackendSpec) (int, bool, error) { return s.registerBackend(ctx, spec, upsert) })
+}
+
+// register validates spec and runs attempt twice at most: a concurrent
+// registration of the same name can win the insert between the attempt's
+// lookup and its create; the second pass then sees its row.
+func (s *Store) register(ctx context.Context, op string, spec BackendSpec, attempt func(BackendSpec) (id int, created bool, err error)) (Backend, bool, error) {
 	spec = spec.normalized()
 	if err := validateBackendSpec(spec); err != nil {
 		return Backend{}, false, invalid(op, "%s", err)
 	}
-	// Two attempts: a concurrent registration of the same name can win the insert
-	// between our lookup and our create; the second pass then sees its row.
 	var (
 		id      int
 		created bool
 		err     error
 	)
-	for attempt := 0; attempt < 2; attempt++ {
-		id, created, err = s.registerBackend(ctx, spec, upsert)
+	for range 2 {
+		id, created, err = attempt(spec)
 		if !ent.IsConstraintError(err) || !created {
 			break
 		}
@@ -149,20 +154,7 @@ func (s *Store) registerBackend(ctx context.Context, spec BackendSpec, upsert bo
 		switch {
 		case ent.IsNotFound(err):
 			created = true
-			b, err := tx.Backend.Create().
-				SetName(spec.Name).
-				SetURL(spec.URL).
-				SetEngine(backend.Engine(spec.Engine)).
-				SetMaxConcurrent(spec.MaxConcurrent).
-				SetPriority(spec.Priority).
-				SetGpuMemoryGB(spec.GPUMemoryGB).
-				SetGpuType(spec.GPUType).
-				SetGpuIndices(spec.GPUIndices).
-				SetNillableNodeID(nodeRef(spec.NodeID)).
-				Save(ctx)
-			if err == nil {
-				id = b.ID
-			}
+			id, err = createBackend(ctx, tx, spec)
 			return err
 		case err != nil:
 			return err
@@ -188,6 +180,47 @@ func (s *Store) registerBackend(ctx context.Context, spec BackendSpec, upsert bo
 		return upd.Exec(ctx)
 	})
 	return id, created, err
+}
+
+func createBackend(ctx context.Context, tx *ent.Tx, spec BackendSpec) (int, error) {
+	b, err := tx.Backend.Create().
+		SetName(spec.Name).
+		SetURL(spec.URL).
+		SetEngine(backend.Engine(spec.Engine)).
+		SetMaxConcurrent(spec.MaxConcurrent).
+		SetPriority(spec.Priority).
+		SetGpuMemoryGB(spec.GPUMemoryGB).
+		SetGpuType(spec.GPUType).
+		SetGpuIndices(spec.GPUIndices).
+		SetNillableNodeID(nodeRef(spec.NodeID)).
+		Save(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return b.ID, nil
+}
+
+// SeedBackend creates the backend spec describes when no backend has its name
+// and otherwise returns the stored backend untouched (created=false): a seed
+// given at every start must never undo what an admin changed since. A URL that
+// another backend uses is ErrConflict.
+func (s *Store) SeedBackend(ctx context.Context, spec BackendSpec) (Backend, bool, error) {
+	return s.register(ctx, fmt.Sprintf("seed backend %q", spec.Name), spec, func(spec BackendSpec) (id int, created bool, err error) {
+		err = s.withTx(ctx, func(tx *ent.Tx) error {
+			existing, err := tx.Backend.Query().Where(backend.Name(spec.Name)).Only(ctx)
+			switch {
+			case ent.IsNotFound(err):
+				created = true
+				id, err = createBackend(ctx, tx, spec)
+				return err
+			case err != nil:
+				return err
+			}
+			id = existing.ID
+			return nil
+		})
+		return id, created, err
+	})
 }
 
 func validateBackendSpec(spec BackendSpec) error {

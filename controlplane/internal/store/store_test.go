@@ -39,6 +39,7 @@ func runSuite(t *testing.T, open opener) {
 		{"Nodes", testNodes},
 		{"GPUDevices", testGPUDevices},
 		{"Backends", testBackends},
+		{"SeedBackend", testSeedBackend},
 		{"BackendHealth", testBackendHealth},
 		{"SyncModels", testSyncModels},
 		{"Reopen", func(t *testing.T, s *store.Store) { require.NoError(t, s.Ping(ctxT(t))) }},

@@ -265,3 +265,32 @@ func testSyncModels(t *testing.T, s *store.Store) {
 	require.Empty(t, models, "deleting a backend removes its models")
 	require.ErrorIs(t, s.DeleteBackend(ctx, other.ID), store.ErrNotFound)
 }
+
+// testSeedBackend: a seed creates what is missing and never overwrites what an
+// admin changed, however often it is given again.
+func testSeedBackend(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	spec := store.BackendSpec{Name: "seeded", URL: "http://seeded:11434", Engine: store.EngineOllama}
+	b, created, err := s.SeedBackend(ctx, spec)
+	require.NoError(t, err)
+	require.True(t, created)
+	assert.Equal(t, store.DefaultMaxConcurrent, b.MaxConcurrent)
+
+	_, err = s.UpdateBackend(ctx, b.ID, store.BackendPatch{MaxConcurrent: ptr(150), Priority: ptr(5), URL: ptr("http://moved:11434")})
+	require.NoError(t, err)
+	for range 2 {
+		again, created, err := s.SeedBackend(ctx, spec)
+		require.NoError(t, err)
+		assert.False(t, created)
+		assert.Equal(t, b.ID, again.ID)
+		assert.Equal(t, 150, again.MaxConcurrent, "the admin's max_concurrent survives the seed")
+		assert.Equal(t, 5, again.Priority, "the admin's priority survives the seed")
+		assert.Equal(t, "http://moved:11434", again.URL, "the admin's URL survives the seed")
+	}
+
+	// The seed's URL is now free; a second seed may not take another backend's URL.
+	_, _, err = s.SeedBackend(ctx, store.BackendSpec{Name: "thief", URL: "http://moved:11434", Engine: store.EngineVLLM})
+	require.ErrorIs(t, err, store.ErrConflict)
+	_, _, err = s.SeedBackend(ctx, store.BackendSpec{Name: "bad", URL: "http://bad", Engine: "tgi"})
+	require.ErrorIs(t, err, store.ErrInvalid)
+}

@@ -155,7 +155,7 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		return nil, errors.Join(err, conn.Close())
 	}
 	srv, err := server.New(server.Options{
-		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBodyBytes: cfg.MaxBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyMinRate: cfg.BodyMinRate,
 		Surfaces: []server.Surface{
 			// Before OpenAI: it owns /v1/messages, which the OpenAI surface's /v1/ would claim.
 			anthropicsurface.New(rl, a.cp, anthropicsurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "anthropic"))),
@@ -222,7 +222,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		slog.String("addr", ln.Addr().String()))
 	srv := &http.Server{
 		Handler:           a.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.cfg.ReadHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}

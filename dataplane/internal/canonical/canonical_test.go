@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -140,4 +144,26 @@ func TestChunkEmpty(t *testing.T) {
 	require.True(t, (&canonical.Chunk{Role: canonical.RoleAssistant}).Empty())
 	require.False(t, (&canonical.Chunk{Usage: &canonical.Usage{}}).Empty())
 	require.False(t, (&canonical.Chunk{FinishReason: canonical.FinishStop}).Empty())
+}
+
+func TestEcho(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, "llama3", canonical.Echo("llama3"))
+	exact := strings.Repeat("a", canonical.MaxEcho)
+	require.Equal(t, exact, canonical.Echo(exact))
+	long := strings.Repeat("é", 1<<20) // two bytes a rune: the cut must not split one
+	got := canonical.Echo(long)
+	require.True(t, utf8.ValidString(got))
+	require.LessOrEqual(t, len(got), canonical.MaxEcho+32)
+	require.Contains(t, got, "(2097152 bytes)")
+}
+
+func TestBodyError(t *testing.T) {
+	t.Parallel()
+	e := canonical.BodyError(&http.MaxBytesError{Limit: 100})
+	require.Equal(t, canonical.KindTooLarge, e.Kind)
+	require.Contains(t, e.Message, "100 bytes")
+	slow := &canonical.Error{Kind: canonical.KindInvalidRequest, Status: 408}
+	require.Same(t, slow, canonical.BodyError(fmt.Errorf("read: %w", slow)))
+	require.Equal(t, canonical.KindInvalidRequest, canonical.BodyError(io.ErrUnexpectedEOF).Kind)
 }

@@ -3,7 +3,10 @@ package canonical
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // ErrorKind classifies a failure the way a client needs to see it; each surface
@@ -96,9 +99,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // RetryAfter returns how long the client should wait before retrying.
 func (e *Error) RetryAfter() time.Duration { return e.Wait }
 
-// Invalid returns a KindInvalidRequest error about param.
+// Invalid returns a KindInvalidRequest error about param. The message is cut
+// with Echo: validation messages quote the client's input.
 func Invalid(param, message string) *Error {
-	return &Error{Kind: KindInvalidRequest, Param: param, Message: message}
+	return &Error{Kind: KindInvalidRequest, Param: param, Message: Echo(message)}
 }
 
 // Canonicaler is implemented by errors of other packages that know how they
@@ -132,4 +136,40 @@ func AsError(err error) *Error {
 		return &Error{Kind: KindUnavailable, Message: "request timed out", Code: "timeout", Err: err}
 	}
 	return &Error{Kind: KindInternal, Message: "Internal server error", Err: err}
+}
+
+// BodyError classifies a failure to read a request body: a body over the size
+// limit is KindTooLarge (413), an error already classified (a body that
+// arrived too slowly) passes as it is, and anything else is KindInvalidRequest.
+func BodyError(err error) *Error {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return &Error{Kind: KindTooLarge,
+			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		return ce
+	}
+	return &Error{Kind: KindInvalidRequest, Message: "could not read the request body", Err: err}
+}
+
+// MaxEcho is the most bytes of client input (or of a message quoting it) that
+// an error repeats.
+const MaxEcho = 512
+
+// Echo returns client input, or a message quoting it, fit to send back in an
+// error: at most MaxEcho bytes, cut at a rune boundary and marked as cut, so
+// that a megabyte model name is not sent back whole. It is the one place that
+// caps echoed input: canonical.Invalid, the control plane's messages (cpclient)
+// and the dialects' model-not-found messages go through it.
+func Echo(s string) string {
+	if len(s) <= MaxEcho {
+		return s
+	}
+	cut := MaxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }

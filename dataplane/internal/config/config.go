@@ -28,6 +28,14 @@ type Config struct {
 	ReplicaID string
 	// MaxBodyBytes bounds request bodies.
 	MaxBodyBytes int64
+	// ReadHeaderTimeout bounds the wait for a request's headers.
+	ReadHeaderTimeout time.Duration
+	// BodyReadTimeout bounds the wait for a request body; a body read at
+	// BodyMinRate or faster gets longer (see server.Options).
+	BodyReadTimeout time.Duration
+	// BodyMinRate is the slowest upload, in bytes per second, that a large
+	// body may keep up once BodyReadTimeout has passed.
+	BodyMinRate int64
 	// MaxAttempts is how many backends a request may try before its first byte.
 	MaxAttempts int
 	// AdmitTimeout bounds the wait for admission, queueing included; 0 leaves it
@@ -78,6 +86,9 @@ func NewDefault() Config {
 		Listen:               ":8000",
 		ControlPlaneAddr:     "127.0.0.1:9090",
 		MaxBodyBytes:         50 << 20,
+		ReadHeaderTimeout:    10 * time.Second,
+		BodyReadTimeout:      30 * time.Second,
+		BodyMinRate:          64 << 10,
 		MaxAttempts:          3,
 		AdmitTimeout:         5 * time.Minute,
 		BackendDialTimeout:   10 * time.Second,
@@ -157,6 +168,9 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes <= 0 {
 		bad("--max-body-bytes must be positive")
 	}
+	if c.BodyMinRate <= 0 {
+		bad("--body-min-rate must be positive")
+	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
 		bad("--max-attempts must be between 1 and 10; got %d", c.MaxAttempts)
 	}
@@ -164,6 +178,8 @@ func (c Config) Validate() error {
 		name string
 		d    time.Duration
 	}{
+		{"--read-header-timeout", c.ReadHeaderTimeout},
+		{"--body-read-timeout", c.BodyReadTimeout},
 		{"--backend-dial-timeout", c.BackendDialTimeout},
 		{"--backend-header-timeout", c.BackendHeaderTimeout},
 		{"--release-timeout", c.ReleaseTimeout},
@@ -249,7 +265,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("listen", c.Listen), slog.String("controlplane_addr", c.ControlPlaneAddr),
 		slog.String("cluster_token", token), slog.String("cluster_token_file", c.ClusterTokenFile),
 		slog.String("replica_id", c.ReplicaID), slog.Int64("max_body_bytes", c.MaxBodyBytes),
-		slog.Int("max_attempts", c.MaxAttempts), slog.Duration("admit_timeout", c.AdmitTimeout),
+		slog.Duration("read_header_timeout", c.ReadHeaderTimeout), slog.Duration("body_read_timeout", c.BodyReadTimeout),
+		slog.Int64("body_min_rate", c.BodyMinRate), slog.Int("max_attempts", c.MaxAttempts), slog.Duration("admit_timeout", c.AdmitTimeout),
 		slog.Duration("backend_dial_timeout", c.BackendDialTimeout),
 		slog.Duration("backend_header_timeout", c.BackendHeaderTimeout),
 		slog.Duration("backend_idle_timeout", c.BackendIdleTimeout), slog.Duration("release_timeout", c.ReleaseTimeout),

@@ -130,7 +130,7 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger, reg promet
 		log:       log,
 		admission: controlplanev1.NewAdmissionServiceClient(conn),
 		sessions:  controlplanev1.NewSessionServiceClient(conn),
-		leases:    leaseSet{ids: map[string]*controlplanev1.LeaseRef{}},
+		leases:    leaseSet{ids: map[string]*leaseEntry{}},
 		catalog:   catalogCache{entries: map[[32]byte]catalogEntry{}},
 		pending:   make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
 		outbox:    make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
@@ -286,7 +286,32 @@ func (c *Client) ListModels(ctx context.Context, credential string) ([]*controlp
 // its identity so that a restarted control plane can adopt it again.
 type leaseSet struct {
 	mu  sync.Mutex
-	ids map[string]*controlplanev1.LeaseRef
+	ids map[string]*leaseEntry
+}
+
+// leaseEntry is a lease in flight: its identity and its progress.
+type leaseEntry struct {
+	ref      *controlplanev1.LeaseRef // never changed after add
+	progress Progress
+}
+
+// Progress is what a lease in flight has used so far; heartbeats carry it to
+// the control plane, which charges it if this replica dies before its Release.
+type Progress struct {
+	prompt, completion atomic.Int64
+	reported           atomic.Bool
+}
+
+// Report records the prompt tokens (estimated until the backend says) and the
+// completion tokens generated so far. Safe for concurrent use; a nil Progress
+// ignores it.
+func (p *Progress) Report(prompt, completion int64) {
+	if p == nil {
+		return
+	}
+	p.prompt.Store(prompt)
+	p.completion.Store(completion)
+	p.reported.Store(true)
 }
 
 func (s *leaseSet) add(l *controlplanev1.Lease) {
@@ -295,16 +320,34 @@ func (s *leaseSet) add(l *controlplanev1.Lease) {
 		UserId: l.GetPrincipal().GetUserId(), Model: l.GetModel(), ApiKeyId: l.GetPrincipal().GetApiKeyId(),
 	}
 	s.mu.Lock()
-	s.ids[l.GetLeaseId()] = ref
+	s.ids[l.GetLeaseId()] = &leaseEntry{ref: ref}
 	s.mu.Unlock()
 }
 
-// refs returns the identities of the leases in flight.
+// progress returns the lease's progress record, nil when it is not in flight.
+func (s *leaseSet) progress(id string) *Progress {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.ids[id]; e != nil {
+		return &e.progress
+	}
+	return nil
+}
+
+// refs returns the identities of the leases in flight with their progress,
+// as fresh messages (a heartbeat marshals them while progress moves on).
 func (s *leaseSet) refs() []*controlplanev1.LeaseRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := make([]*controlplanev1.LeaseRef, 0, len(s.ids))
-	for _, r := range s.ids {
+	for _, e := range s.ids {
+		r := &controlplanev1.LeaseRef{
+			LeaseId: e.ref.GetLeaseId(), RequestId: e.ref.GetRequestId(), BackendId: e.ref.GetBackendId(),
+			UserId: e.ref.GetUserId(), Model: e.ref.GetModel(), ApiKeyId: e.ref.GetApiKeyId(),
+		}
+		if e.progress.reported.Load() {
+			r.PromptTokens, r.CompletionTokens, r.ProgressReported = e.progress.prompt.Load(), e.progress.completion.Load(), true
+		}
 		out = append(out, r)
 	}
 	return out
@@ -326,6 +369,15 @@ func (s *leaseSet) list() []string {
 		out = append(out, id)
 	}
 	return out
+}
+
+// ProgressReporter returns the function the relay reports a lease's progress
+// to as its stream goes (nil when the lease is not in flight).
+func (c *Client) ProgressReporter(leaseID string) func(prompt, completion int64) {
+	if p := c.leases.progress(leaseID); p != nil {
+		return p.Report
+	}
+	return nil
 }
 
 // InFlight returns the ids of the leases this replica holds (admitted and not

@@ -130,7 +130,7 @@ func fromStatus(ctx context.Context, err error) error {
 	if !ok {
 		return &Error{Code: codes.Unknown, Message: err.Error()}
 	}
-	e := &Error{Code: st.Code(), Message: st.Message()}
+	e := &Error{Code: st.Code(), Message: canonical.Echo(st.Message())}
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
+
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -73,7 +75,11 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	// holds (closeSession); every return cancels it.
 	sctx, cancel := context.WithCancel(c.outgoing(context.WithoutCancel(ctx)))
 	defer cancel()
-	st, err := c.sessions.Session(sctx)
+	// WaitForReady: while the control plane is down the call waits for the
+	// connection instead of failing at once, so the session (and /readyz) is
+	// back the moment the connection is, not after this loop's own backoff,
+	// which would otherwise have grown through the outage's fast failures.
+	st, err := c.sessions.Session(sctx, grpc.WaitForReady(true))
 	if err != nil {
 		return false, fromStatus(ctx, err)
 	}

@@ -25,6 +25,8 @@ type attempt struct {
 	prompt int64
 	lease  *controlplanev1.Lease
 	adm    Admission
+	// progress, when set, takes the tokens used so far (see progressTracker).
+	progress func(prompt, completion int64)
 
 	start      time.Time
 	ttft       time.Duration
@@ -121,10 +123,27 @@ func (a *attempt) emit(c canonical.Chunk) error {
 		a.splitThink(&c)
 	}
 	a.counter.Add(&c)
+	a.reportProgress()
 	if c.Empty() {
 		return nil
 	}
 	return a.deliver(c)
+}
+
+// reportProgress passes the tokens used so far to the lease's progress record:
+// the engine's usage when it sent some, the count of the stream otherwise.
+func (a *attempt) reportProgress() {
+	if a.progress == nil {
+		return
+	}
+	prompt, completion := a.prompt, a.counter.Tokens()
+	if a.usage != nil && a.usage.Prompt > 0 {
+		prompt = a.usage.Prompt
+	}
+	if a.usage != nil {
+		completion = max(completion, a.usage.Completion)
+	}
+	a.progress(prompt, completion)
 }
 
 func (a *attempt) deliver(c canonical.Chunk) error {

@@ -24,6 +24,14 @@ type Admitter interface {
 	Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error
 }
 
+// progressTracker is implemented by an Admitter that carries each lease's
+// progress to the control plane (cpclient.Client, on its heartbeats), so that
+// a lease whose replica dies is charged what it used rather than its whole
+// reservation.
+type progressTracker interface {
+	ProgressReporter(leaseID string) func(prompt, completion int64)
+}
+
 // Config tunes the relay.
 type Config struct {
 	// MaxAttempts is how many backends one request may try before the first
@@ -184,7 +192,7 @@ func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 			}
 			return nil, err
 		}
-		a := &attempt{relay: r, job: j, call: j.call, sink: j.sink, prompt: j.prompt, lease: resp.GetLease(),
+		a := &attempt{relay: r, job: j, call: j.call, sink: j.sink, prompt: j.prompt, lease: resp.GetLease(), progress: r.progressOf(resp.GetLease()),
 			adm: Admission{Attempt: n, QueuePosition: resp.GetQueuePosition(), Queued: resp.GetQueued().AsDuration(),
 				Backend: resp.GetLease().GetBackendName(), Simulated: resp.GetLease().GetSimulated()}}
 		res, err := a.run(ctx)
@@ -242,4 +250,13 @@ func allFailed(attempts int, last error) error {
 		msg = fmt.Sprintf("all %d backend attempts failed; last error: %s", attempts, msg)
 	}
 	return &canonical.Error{Kind: canonical.KindBackend, Code: "backend_error", Message: msg, Err: last}
+}
+
+// progressOf returns where an attempt reports its lease's progress, nil when
+// nobody listens.
+func (r *Relay) progressOf(l *controlplanev1.Lease) func(prompt, completion int64) {
+	if pt, ok := r.cp.(progressTracker); ok {
+		return pt.ProgressReporter(l.GetLeaseId())
+	}
+	return nil
 }

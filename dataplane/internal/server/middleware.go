@@ -87,21 +87,6 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 	})
 }
 
-// limitBody refuses bodies over the limit: at once when Content-Length says so,
-// otherwise when the handler reads past it (http.MaxBytesError, which the
-// surfaces map to 413).
-func (s *Server) limitBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.opts.MaxBodyBytes {
-			s.writeError(w, r, &canonical.Error{Kind: canonical.KindTooLarge,
-				Message: fmt.Sprintf("request body is larger than %d bytes", s.opts.MaxBodyBytes)})
-			return
-		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
-		next.ServeHTTP(w, r)
-	})
-}
-
 // access counts requests and their durations by route and status.
 func (s *Server) access(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

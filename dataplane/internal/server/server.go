@@ -29,6 +29,11 @@ type Surface interface {
 type Options struct {
 	// MaxBodyBytes bounds request bodies; default 50 MiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout bounds the wait for a request body, and BodyMinRate (bytes
+	// per second) extends it by a second for every BodyMinRate bytes received;
+	// defaults 30s and 64 KiB/s.
+	BodyReadTimeout time.Duration
+	BodyMinRate     int64
 	// Surfaces are the client dialects.
 	Surfaces []Surface
 	// Admin, when set, serves /api/admin/ (the REST admin gateway).
@@ -57,6 +62,15 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 50 << 20
 	}
+	if opts.BodyReadTimeout <= 0 {
+		opts.BodyReadTimeout = 30 * time.Second
+	}
+	if opts.BodyMinRate <= 0 {
+		opts.BodyMinRate = 64 << 10
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -83,7 +97,7 @@ func New(opts Options) (*Server, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	mux.HandleFunc("/", s.notFound)
 	var h http.Handler = mux
-	h = s.limitBody(h)
+	h = s.guardBody(h)
 	h = s.recoverPanics(h)
 	h = s.access(h)
 	h = requestID(h)

@@ -1,7 +1,6 @@
 package surface
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -32,7 +31,8 @@ func Bearer(r *http.Request) (token string, ok bool) {
 
 // Read returns the request's credential, as credential finds it, and its
 // body. With no credential it returns missing; a body that cannot be read
-// returns ReadError's refusal. The caller writes the error in its dialect.
+// returns canonical.BodyError's refusal. The caller writes the error in its
+// dialect.
 func Read(r *http.Request, credential func(*http.Request) string, missing error) (string, []byte, error) {
 	c := credential(r)
 	if c == "" {
@@ -40,20 +40,9 @@ func Read(r *http.Request, credential func(*http.Request) string, missing error)
 	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return "", nil, ReadError(err)
+		return "", nil, canonical.BodyError(err)
 	}
 	return c, body, nil
-}
-
-// ReadError is the refusal for a request body that could not be read: too
-// large (413) when the server's body limit stopped it, else invalid.
-func ReadError(err error) error {
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return &canonical.Error{Kind: canonical.KindTooLarge,
-			Message: "request body is larger than " + strconv.FormatInt(tooLarge.Limit, 10) + " bytes", Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "could not read the request body", Err: err}
 }
 
 // RequestID is the id usage is keyed by: the server's unique id, never the

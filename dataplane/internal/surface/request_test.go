@@ -59,9 +59,6 @@ func TestRead(t *testing.T) {
 	ce := canonical.AsError(err)
 	require.Equal(t, canonical.KindTooLarge, ce.Kind)
 	require.Equal(t, "request body is larger than 10 bytes", ce.Message)
-
-	ce = canonical.AsError(surface.ReadError(errors.New("connection reset")))
-	require.Equal(t, canonical.KindInvalidRequest, ce.Kind)
 }
 
 func TestAdmissionHeaders(t *testing.T) {

@@ -48,9 +48,9 @@ type Cluster struct {
 	// RESTURL is the control plane's REST admin base URL.
 	RESTURL string
 	// GRPCAddr is the control plane's gRPC address.
-	GRPCAddr string
-	cp, dp   *proc
-	dpArgs   []string
+	GRPCAddr       string
+	cp, dp         *proc
+	cpArgs, dpArgs []string
 }
 
 // Start builds (once) and starts a cluster; everything stops at t.Cleanup.
@@ -78,9 +78,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.DBDriver != "" {
 		cpArgs = append(cpArgs, "-db-driver", opts.DBDriver, "-db-dsn", opts.DBDSN)
 	}
-	cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
-	c.cp = startProc(t, filepath.Join(bin, "mindrouter-controlplane"), cpArgs, filepath.Join(c.dataDir, "cp.log"))
-	waitHTTP(t, c.RESTURL+"/readyz", c.cp)
+	c.cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
+	c.StartControlPlane()
 
 	c.dpArgs = append([]string{
 		"-listen", "127.0.0.1:" + dpPort, "-controlplane-addr", c.GRPCAddr,
@@ -89,6 +88,17 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.StartDataPlane()
 	return c
 }
+
+// StartControlPlane starts (or restarts) the control plane process, with the
+// same flags (seeds included) and data directory, and waits until it is ready.
+func (c *Cluster) StartControlPlane() {
+	c.t.Helper()
+	c.cp = startProc(c.t, filepath.Join(c.bin, "mindrouter-controlplane"), c.cpArgs, filepath.Join(c.dataDir, "cp.log"))
+	waitHTTP(c.t, c.RESTURL+"/readyz", c.cp)
+}
+
+// KillControlPlane kills the control plane with SIGKILL and waits for it.
+func (c *Cluster) KillControlPlane() { c.cp.kill(syscall.SIGKILL) }
 
 // StartDataPlane starts (or restarts) the data plane process.
 func (c *Cluster) StartDataPlane() {

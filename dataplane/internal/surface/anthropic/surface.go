@@ -104,6 +104,10 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 		s.WriteError(w, r, err)
 		return "", nil, false
 	}
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
+		return "", nil, false
+	}
 	return credential, body, true
 }
 
@@ -178,7 +182,7 @@ func setRequestID(h http.Header, r *http.Request) {
 }
 
 func modelNotFound(model string) *canonical.Error {
-	return &canonical.Error{Kind: canonical.KindNotFound, Code: "model_not_found", Param: "model", Message: "model: " + model}
+	return &canonical.Error{Kind: canonical.KindNotFound, Code: "model_not_found", Param: "model", Message: "model: " + canonical.Echo(model)}
 }
 
 // find returns the catalog entry for name; "name" and "name:latest" are one

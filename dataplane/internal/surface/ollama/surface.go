@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -105,6 +106,10 @@ func (s *Surface) readRequest(w http.ResponseWriter, r *http.Request) (credentia
 	credential, body, err := surface.Read(r, Credential, errMissingKey)
 	if err != nil {
 		s.WriteError(w, r, err)
+		return "", nil, false
+	}
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
 		return "", nil, false
 	}
 	return credential, body, true

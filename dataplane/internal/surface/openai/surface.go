@@ -95,6 +95,10 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 		s.WriteError(w, r, err)
 		return "", nil, false
 	}
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
+		return "", nil, false
+	}
 	return credential, body, true
 }
 

@@ -42,19 +42,11 @@ func decode(body []byte, needMaxTokens bool) (*canonical.Request, error) {
 // jsonError turns a decoding error into a client-facing one.
 func jsonError(err error) *canonical.Error {
 	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		if typeErr.Field == "" {
-			return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "request body must be a JSON object", Err: err}
-		}
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
 		return &canonical.Error{Kind: canonical.KindInvalidRequest, Param: typeErr.Field,
-			Message: fmt.Sprintf("%s: invalid type: got %s", typeErr.Field, typeErr.Value), Err: err}
+			Message: canonical.Echo(fmt.Sprintf("%s: invalid type: got %s", typeErr.Field, typeErr.Value)), Err: err}
 	}
-	var syntaxErr *json.SyntaxError
-	if errors.As(err, &syntaxErr) {
-		return &canonical.Error{Kind: canonical.KindInvalidRequest,
-			Message: fmt.Sprintf("invalid JSON body at byte %d: %s", syntaxErr.Offset, syntaxErr.Error()), Err: err}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
+	return canonical.DecodeError(err)
 }
 
 // Canonical validates the wire request and converts it. needMaxTokens makes

@@ -35,7 +35,7 @@ func DecodeChatRequest(body []byte) (*canonical.Request, error) {
 func DecodeChat(body []byte) (*canonical.Request, *Load, error) {
 	var w ChatRequest
 	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, nil, jsonError(err)
+		return nil, nil, canonical.DecodeError(err)
 	}
 	if strings.TrimSpace(w.Model) == "" {
 		return nil, nil, canonical.Invalid("model", "model is required")
@@ -48,11 +48,6 @@ func DecodeChat(body []byte) (*canonical.Request, *Load, error) {
 		return nil, nil, err
 	}
 	return req, nil, nil
-}
-
-// jsonError is the refusal of a body that is not the expected JSON.
-func jsonError(err error) *canonical.Error {
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
 }
 
 // canonical converts a decoded /api/chat body that has messages.

@@ -50,7 +50,7 @@ type EmbeddingsResponse struct {
 func DecodeEmbed(body []byte) (*canonical.EmbeddingRequest, *Load, error) {
 	var w EmbedRequest
 	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, nil, jsonError(err)
+		return nil, nil, canonical.DecodeError(err)
 	}
 	if strings.TrimSpace(w.Model) == "" {
 		return nil, nil, canonical.Invalid("model", "model is required")
@@ -94,7 +94,7 @@ func embedInput(raw json.RawMessage) ([]string, error) {
 func DecodeEmbeddings(body []byte) (*canonical.EmbeddingRequest, *Load, error) {
 	var w EmbeddingsRequest
 	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, nil, jsonError(err)
+		return nil, nil, canonical.DecodeError(err)
 	}
 	if strings.TrimSpace(w.Model) == "" {
 		return nil, nil, canonical.Invalid("model", "model is required")

@@ -44,4 +44,4 @@ func AppendStreamError(dst []byte, err *canonical.Error) []byte {
 }
 
 // ModelNotFound is Ollama's message for a model it does not have.
-func ModelNotFound(model string) string { return "model '" + model + "' not found" }
+func ModelNotFound(model string) string { return "model '" + canonical.Echo(model) + "' not found" }

@@ -79,7 +79,7 @@ func (l *Load) DoneReason() string {
 func DecodeGenerate(body []byte) (*canonical.Request, *Load, error) {
 	var w GenerateRequest
 	if err := json.Unmarshal(body, &w); err != nil {
-		return nil, nil, jsonError(err)
+		return nil, nil, canonical.DecodeError(err)
 	}
 	if strings.TrimSpace(w.Model) == "" {
 		return nil, nil, canonical.Invalid("model", "model is required")

@@ -171,7 +171,7 @@ func EncodeShow(c *ModelCard) ([]byte, error) {
 func DecodeShowRequest(body []byte) (string, error) {
 	var w ShowRequest
 	if err := json.Unmarshal(body, &w); err != nil {
-		return "", jsonError(err)
+		return "", canonical.DecodeError(err)
 	}
 	model := w.Model
 	if model == "" {

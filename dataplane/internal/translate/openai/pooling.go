@@ -83,7 +83,7 @@ func decodeObject(body []byte, v any) error {
 		return canonical.Invalid("", "request body is empty; send a JSON object")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return jsonError(err)
+		return canonical.DecodeError(err)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package openai
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -24,36 +23,10 @@ func DecodeChatRequest(body []byte) (*canonical.Request, error) {
 	if readChatRequestFast(body, &w) != nil {
 		w = ChatRequest{}
 		if err := json.Unmarshal(body, &w); err != nil {
-			return nil, jsonError(err)
+			return nil, canonical.DecodeError(err)
 		}
 	}
 	return w.Canonical()
-}
-
-// jsonError turns a decoding error into a client-facing one.
-func jsonError(err error) *canonical.Error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		field := typeErr.Field
-		if field == "" {
-			return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "request body must be a JSON object", Err: err}
-		}
-		return &canonical.Error{
-			Kind:    canonical.KindInvalidRequest,
-			Param:   field,
-			Message: fmt.Sprintf("invalid type for %q: got %s", field, typeErr.Value),
-			Err:     err,
-		}
-	}
-	var syntaxErr *json.SyntaxError
-	if errors.As(err, &syntaxErr) {
-		return &canonical.Error{
-			Kind:    canonical.KindInvalidRequest,
-			Message: fmt.Sprintf("invalid JSON body at byte %d: %s", syntaxErr.Offset, syntaxErr.Error()),
-			Err:     err,
-		}
-	}
-	return &canonical.Error{Kind: canonical.KindInvalidRequest, Message: "invalid JSON body: " + err.Error(), Err: err}
 }
 
 // Canonical validates the wire request and converts it.

@@ -278,15 +278,24 @@ func (x *Heartbeat) GetLeases() []*LeaseRef {
 
 // LeaseRef identifies a lease a replica holds.
 type LeaseRef struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseId       string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	BackendId     int64                  `protobuf:"varint,3,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
-	UserId        int64                  `protobuf:"varint,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Model         string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
-	ApiKeyId      int64                  `protobuf:"varint,6,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId   string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BackendId int64                  `protobuf:"varint,3,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
+	UserId    int64                  `protobuf:"varint,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Model     string                 `protobuf:"bytes,5,opt,name=model,proto3" json:"model,omitempty"`
+	ApiKeyId  int64                  `protobuf:"varint,6,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	// Progress so far, for a lease whose replica dies before its Release: the
+	// control plane then charges what the last heartbeat reported instead of the
+	// whole reservation. prompt_tokens is the replica's estimate until the backend
+	// reports the exact figure; completion_tokens counts what was generated.
+	// progress_reported is false when the replica sends no progress (older
+	// replicas), and the reservation is charged then.
+	PromptTokens     int64 `protobuf:"varint,7,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
+	CompletionTokens int64 `protobuf:"varint,8,opt,name=completion_tokens,json=completionTokens,proto3" json:"completion_tokens,omitempty"`
+	ProgressReported bool  `protobuf:"varint,9,opt,name=progress_reported,json=progressReported,proto3" json:"progress_reported,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *LeaseRef) Reset() {
@@ -359,6 +368,27 @@ func (x *LeaseRef) GetApiKeyId() int64 {
 		return x.ApiKeyId
 	}
 	return 0
+}
+
+func (x *LeaseRef) GetPromptTokens() int64 {
+	if x != nil {
+		return x.PromptTokens
+	}
+	return 0
+}
+
+func (x *LeaseRef) GetCompletionTokens() int64 {
+	if x != nil {
+		return x.CompletionTokens
+	}
+	return 0
+}
+
+func (x *LeaseRef) GetProgressReported() bool {
+	if x != nil {
+		return x.ProgressReported
+	}
+	return false
 }
 
 // SessionResponse is a message from the control plane.
@@ -765,7 +795,7 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\aversion\x18\x02 \x01(\tR\aversion\"f\n" +
 	"\tHeartbeat\x12\x1b\n" +
 	"\tlease_ids\x18\x01 \x03(\tR\bleaseIds\x12<\n" +
-	"\x06leases\x18\x02 \x03(\v2$.mindrouter.controlplane.v1.LeaseRefR\x06leases\"\xb0\x01\n" +
+	"\x06leases\x18\x02 \x03(\v2$.mindrouter.controlplane.v1.LeaseRefR\x06leases\"\xaf\x02\n" +
 	"\bLeaseRef\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +
@@ -775,7 +805,10 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\auser_id\x18\x04 \x01(\x03R\x06userId\x12\x14\n" +
 	"\x05model\x18\x05 \x01(\tR\x05model\x12\x1c\n" +
 	"\n" +
-	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\"\xb0\x03\n" +
+	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\x12#\n" +
+	"\rprompt_tokens\x18\a \x01(\x03R\fpromptTokens\x12+\n" +
+	"\x11completion_tokens\x18\b \x01(\x03R\x10completionTokens\x12+\n" +
+	"\x11progress_reported\x18\t \x01(\bR\x10progressReported\"\xb0\x03\n" +
 	"\x0fSessionResponse\x12?\n" +
 	"\awelcome\x18\x01 \x01(\v2#.mindrouter.controlplane.v1.WelcomeH\x00R\awelcome\x12U\n" +
 	"\x0fcatalog_changed\x18\x02 \x01(\v2*.mindrouter.controlplane.v1.CatalogChangedH\x00R\x0ecatalogChanged\x12^\n" +
