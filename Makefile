@@ -3,6 +3,10 @@ SHELL   := bash
 MODULES := proto ent controlplane dataplane dataplane/e2e nodeagent
 PKGS    := $(MODULES:%=./%/...)
 BUF     := .tools/node_modules/.bin/buf
+# golangci-lint is pinned in .tools/go.mod, outside go.work; `go tool -n` builds it
+# once into the Go build cache and prints its path.
+GOLANGCI_LINT = GOWORK=off go -C .tools tool -n golangci-lint
+LINT_PKGS := $(filter-out ./ent/...,$(PKGS))
 GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
@@ -13,10 +17,11 @@ help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
 
 $(BUF): .tools/package.json .tools/package-lock.json
-	cd .tools && npm install --no-audit --no-fund --loglevel=error
+	cd .tools && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(BUF)
 
-tools: $(BUF) ## Install pinned tools (buf via npm; protoc plugins and ent are go tool dependencies)
+tools: $(BUF) ## Install pinned tools (buf via npm ci; golangci-lint, protoc plugins and ent are go tool dependencies)
+	@$(GOLANGCI_LINT) >/dev/null
 
 generate: tools ## Regenerate protobuf, gRPC, gateway, OpenAPI (buf) and ent code
 	$(BUF) generate
@@ -26,10 +31,11 @@ check-generate: generate ## Fail when committed generated code is stale
 	@git diff --exit-code -- proto ent controlplane/internal/server/openapi || { echo "generated code is stale: run make generate and commit"; exit 1; }
 	@test -z "$$(git status --porcelain -- proto ent controlplane/internal/server/openapi)" || { git status --porcelain -- proto ent; echo "untracked generated files: run make generate and commit"; exit 1; }
 
-lint: tools vet ## buf lint + format check, go vet, gofmt
+lint: tools vet ## buf lint + format check, go vet, gofmt, golangci-lint (.golangci.yml: layers, errors, docs, tests, slog)
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '^proto/gen/' -e '^ent/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v -e '^proto/gen/' -e '^ent/'); echo "gofmt needed"; exit 1; }
+	"$$($(GOLANGCI_LINT))" run $(LINT_PKGS)
 
 vet: ## go vet every module
 	go vet $(PKGS)

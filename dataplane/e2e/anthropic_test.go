@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -282,7 +281,7 @@ func TestAnthropicSDK(t *testing.T) {
 			},
 		} {
 			err := call()
-			require.True(t, errors.As(err, &apiErr), "%s: %v", name, err)
+			require.ErrorAs(t, err, &apiErr, "%s: %v", name, err)
 			require.Equal(t, http.StatusUnauthorized, apiErr.StatusCode, name)
 			require.EqualValues(t, "authentication_error", apiErr.Type(), name)
 		}
@@ -326,7 +325,7 @@ func TestAnthropicRealOllama(t *testing.T) {
 	streamed := streamMessage(ctx, t, c, client, params)
 	require.Equal(t, anthropic.StopReasonMaxTokens, streamed.StopReason)
 	require.EqualValues(t, 8, streamed.Usage.OutputTokens)
-	require.EqualValues(t, msg.Usage.InputTokens, streamed.Usage.InputTokens, "message_delta carries the engine's prompt count")
+	require.Equal(t, msg.Usage.InputTokens, streamed.Usage.InputTokens, "message_delta carries the engine's prompt count")
 	require.Len(t, streamed.Content, 1)
 	require.Equal(t, msg.Content[0].Text, streamed.Content[0].Text, "greedy decoding repeats, streamed or not")
 }

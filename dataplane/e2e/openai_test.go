@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/png"
@@ -101,7 +100,7 @@ func oaiReasoning(t *testing.T, raw string) string {
 func oaiAPIError(t *testing.T, err error) *openai.Error {
 	t.Helper()
 	var apiErr *openai.Error
-	require.True(t, errors.As(err, &apiErr), "want an API error, got %v", err)
+	require.ErrorAs(t, err, &apiErr, "want an API error, got %v", err)
 	return apiErr
 }
 

@@ -7,7 +7,7 @@
 # The admin API key is printed once, on the first start. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-data=${MINDROUTER_DATA_DIR:-.data}
+data=${MINDROUTER_CP_DATA_DIR:-.data}
 mkdir -p "$data"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -23,7 +23,7 @@ else
   echo "backend: no Ollama answers on 127.0.0.1:11434, so the engine SIMULATOR serves on 127.0.0.1:11435"
 fi
 
-MINDROUTER_DATA_DIR=$data MINDROUTER_SEED_BACKENDS=${MINDROUTER_SEED_BACKENDS:-$seed} \
+MINDROUTER_CP_DATA_DIR=$data MINDROUTER_CP_SEED_BACKENDS=${MINDROUTER_CP_SEED_BACKENDS:-$seed} \
   ./bin/mindrouter-controlplane &
 pids+=($!)
 for _ in $(seq 1 100); do

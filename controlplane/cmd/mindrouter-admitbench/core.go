@@ -15,10 +15,11 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
+	"github.com/mindrouter/mindrouter/controlplane/internal/app"
+	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
-	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -120,20 +121,20 @@ type core struct {
 }
 
 func startCore(ctx context.Context, cfg config) (*core, error) {
-	var policy scheduler.Policy
-	if cfg.policy == "fifo" {
-		policy = scheduler.NewFIFO()
-	}
 	reg := prometheus.NewRegistry()
 	log := slog.New(slog.DiscardHandler)
+	queue, err := app.NewQueue(app.QueueConfig{Policy: cfg.policy, FairShare: fairshare.DefaultParams()}, reg, log)
+	if err != nil {
+		return nil, err
+	}
 	// As in production: every Admit reserves quota and every Release settles it
 	// (the benchmark users have no budget and no rate limit, so none is refused).
 	quotas, err := quota.New(quota.Options{MaxConcurrentPerUser: -1, Logger: log, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
-	adm, err := admission.New(newBenchIdentity(cfg.users), newBenchRegistry(cfg.backends, cfg.slots), admission.Options{
-		Policy: policy, Accountant: quotas, Logger: log, Registerer: reg,
+	adm, err := admission.New(newBenchIdentity(cfg.users), newBenchRegistry(cfg.backends, cfg.slots), queue, admission.Options{
+		Accountant: app.Accountant(quotas), Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err

@@ -5,8 +5,6 @@ import (
 	"context"
 	"slices"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -151,7 +149,7 @@ func (a *SchedulerService) ListDecisions(_ context.Context, req *adminv1.ListDec
 	limit := int(req.GetLimit())
 	switch {
 	case limit < 0:
-		return nil, status.Error(codes.InvalidArgument, "limit must not be negative")
+		return nil, invalidError("limit must not be negative")
 	case limit == 0:
 		limit = defaultDecisionLimit
 	}

@@ -41,7 +41,7 @@ func TestGetQueue(t *testing.T) {
 		Circuits: fakeCircuits{5: "open"},
 		Backends: fakeBackends{{ID: 1, Name: "gpu1", MaxConcurrent: 1}, {ID: 5, Name: "gpu5", MaxConcurrent: 8}},
 	}
-	h := newHarnessWith(t, Options{}, admin, backendCand(1, 1))
+	h := newHarnessWith(t, Options{}, admin, harnessQueue{}, backendCand(1, 1))
 	held, err := h.admit.Admit(t.Context(), h.admitReq("a"))
 	require.NoError(t, err)
 	done := make(chan error, 1)

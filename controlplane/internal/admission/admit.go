@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -100,13 +98,13 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 func validateAdmit(req *controlplanev1.AdmitRequest) error {
 	switch {
 	case req.GetRequestId() == "":
-		return status.Error(codes.InvalidArgument, "request_id is required")
+		return invalidError("request_id is required")
 	case req.GetModel() == "":
-		return status.Error(codes.InvalidArgument, "model is required")
+		return invalidError("model is required")
 	case req.GetPromptTokensEstimate() < 0:
-		return status.Error(codes.InvalidArgument, "prompt_tokens_estimate must not be negative")
+		return invalidError("prompt_tokens_estimate must not be negative")
 	case req.GetMaxOutputTokens() < 0:
-		return status.Error(codes.InvalidArgument, "max_output_tokens must not be negative")
+		return invalidError("max_output_tokens must not be negative")
 	}
 	return nil
 }
@@ -319,8 +317,7 @@ func admitResult(err error) string {
 		return "no_backend"
 	case errors.Is(err, ErrPermissionDenied):
 		return "denied"
-	}
-	if st, ok := status.FromError(err); ok && st.Code() == codes.InvalidArgument {
+	case errors.Is(err, ErrInvalidRequest):
 		return "invalid"
 	}
 	return "refused"

@@ -69,7 +69,7 @@ func TestAdmitLeaseFields(t *testing.T) {
 			assert.Equal(t, "faculty", l.GetPrincipal().GetGroup())
 			assert.Zero(t, resp.GetQueuePosition())
 			assert.Zero(t, resp.GetQueued().AsDuration())
-			assert.Equal(t, 1, h.srv.InFlight(3))
+			assert.Equal(t, 1, h.queue.InFlight(3))
 			assert.Equal(t, 1.0, h.metricValue(t, "mindrouter_leases_in_flight", map[string]string{"backend": "gpu3"}))
 			assert.Equal(t, 1.0, h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": "granted"}))
 		})
@@ -104,7 +104,7 @@ func TestAdmitRefusalsHoldNothing(t *testing.T) {
 			if tt.retry {
 				require.Equal(t, allExcludedRetryAfter, retryAfterOf(err))
 			}
-			require.Zero(t, h.srv.InFlight(1)+h.srv.InFlight(2))
+			require.Zero(t, h.queue.InFlight(1)+h.queue.InFlight(2))
 			require.Zero(t, h.srv.leases.count())
 			require.Equal(t, 1.0, h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": tt.wantLabel}))
 		})
@@ -221,7 +221,7 @@ func TestMaxConcurrentUnderLoad(t *testing.T) {
 	wg.Wait()
 	require.Equal(t, int32(50), served.Load())
 	require.LessOrEqual(t, peak, 4)
-	require.Zero(t, h.srv.InFlight(1)+h.srv.InFlight(2))
+	require.Zero(t, h.queue.InFlight(1)+h.queue.InFlight(2))
 	require.Zero(t, h.queueDepth())
 	require.Zero(t, h.metricValue(t, "mindrouter_leases_in_flight", map[string]string{"backend": "gpu1"}))
 }
@@ -285,12 +285,12 @@ func TestCancelledAdmitLeavesTheQueue(t *testing.T) {
 	// The freed slot is not owed to the cancelled request.
 	_, err = h.admit.Release(t.Context(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()})
 	require.NoError(t, err)
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 }
 
 func TestQueueFullAndTimeout(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, Options{Queue: scheduler.Options{
+	h := newHarnessQueue(t, Options{}, harnessQueue{queue: scheduler.Options{
 		MaxQueuePerModel: 1, QueueTimeout: 100 * time.Millisecond, RetryAfter: 7 * time.Second,
 	}}, backendCand(1, 1))
 	_, err := h.admit.Admit(t.Context(), h.admitReq("busy"))
@@ -310,7 +310,7 @@ func TestQueueFullAndTimeout(t *testing.T) {
 	require.Equal(t, codes.Unavailable, status.Code(err), "error: %v", err)
 	require.Equal(t, 7*time.Second, retryAfterOf(err))
 	require.Zero(t, h.queueDepth())
-	require.Equal(t, 1, h.srv.InFlight(1))
+	require.Equal(t, 1, h.queue.InFlight(1))
 	require.Equal(t, 1.0, h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": "queue_full"}))
 	require.Equal(t, 1.0, h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": "queue_timeout"}))
 }

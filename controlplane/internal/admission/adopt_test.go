@@ -47,7 +47,7 @@ func TestHeartbeatAdoptsLeasesAfterRestart(t *testing.T) {
 
 	ack := r.heartbeatRefs(t, l1, l2, bad)
 	require.Equal(t, []string{"lease-3"}, ack.GetUnknownLeaseIds())
-	require.Equal(t, 2, h.srv.InFlight(1))
+	require.Equal(t, 2, h.queue.InFlight(1))
 	require.Equal(t, 2, h.srv.leases.count())
 	require.Equal(t, 2.0, h.metricValue(t, "mindrouter_leases_adopted_total", nil))
 	require.Equal(t, 2.0, h.metricValue(t, "mindrouter_leases_in_flight", map[string]string{"backend": "gpu1"}))
@@ -55,7 +55,7 @@ func TestHeartbeatAdoptsLeasesAfterRestart(t *testing.T) {
 	// Heartbeats renew adopted leases without adopting them twice.
 	h.clock.Advance(15 * time.Second)
 	require.Empty(t, r.heartbeatRefs(t, l1, l2).GetUnknownLeaseIds())
-	require.Equal(t, 2, h.srv.InFlight(1))
+	require.Equal(t, 2, h.queue.InFlight(1))
 	h.clock.Advance(15 * time.Second)
 	h.srv.sweep(h.clock.Now())
 	require.Equal(t, 2, h.srv.leases.count(), "renewed by the second heartbeat")
@@ -84,7 +84,7 @@ func TestHeartbeatAdoptsLeasesAfterRestart(t *testing.T) {
 	require.False(t, h.released(t, "lease-2"))
 	got := <-out
 	require.NoError(t, got.err)
-	require.Equal(t, 1, h.srv.InFlight(1))
+	require.Equal(t, 1, h.queue.InFlight(1))
 
 	acct.mu.Lock()
 	defer acct.mu.Unlock()
@@ -107,10 +107,10 @@ func TestAdoptedLeaseExpires(t *testing.T) {
 	require.Empty(t, r.heartbeatRefs(t, leaseRef("lease-1", "r1", 1)).GetUnknownLeaseIds())
 	h.clock.Advance(21 * time.Second)
 	h.srv.sweep(h.clock.Now())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 	require.Equal(t, []string{"lease-1"}, r.heartbeatRefs(t, leaseRef("lease-1", "r1", 1)).GetUnknownLeaseIds(),
 		"a settled lease is not adopted again")
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 	acct.mu.Lock()
 	defer acct.mu.Unlock()
 	require.Len(t, acct.settled, 1)
@@ -135,13 +135,13 @@ func TestReleaseAfterRestartSettlesOnce(t *testing.T) {
 	resp, err = h.admit.Release(t.Context(), rel)
 	require.NoError(t, err)
 	require.True(t, resp.GetAlreadySettled())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 	require.Zero(t, h.srv.leases.count())
 
 	// A heartbeat still carrying it does not bring it back.
 	r := h.connect(t, "dp-1")
 	require.Equal(t, []string{"old-lease"}, r.heartbeatRefs(t, leaseRef("old-lease", "r9", 1)).GetUnknownLeaseIds())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 
 	// Without its identity, an unknown lease is still not found.
 	_, err = h.admit.Release(t.Context(), &controlplanev1.ReleaseRequest{LeaseId: "other", RequestId: "r10"})

@@ -148,13 +148,13 @@ func TestTrialOfADroppedGrantIsGivenBack(t *testing.T) {
 	t.Parallel()
 	q, err := scheduler.New(scheduler.NewFIFO(), scheduler.Options{})
 	require.NoError(t, err)
-	h := newHarness(t, Options{Scheduler: grantThenWait{q}}, backendCand(1, 4))
+	h := newHarnessQueue(t, Options{}, harnessQueue{sched: grantThenWait{q}}, backendCand(1, 4))
 	h.reg.setBreaker(1, breakerTrial)
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	_, err = h.admit.Admit(ctx, h.admitReq("r1"))
 	require.Error(t, err)
-	require.Eventually(t, func() bool { return h.srv.InFlight(1) == 0 && h.reg.breakerOf(1) == breakerTrial }, 5*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return h.queue.InFlight(1) == 0 && h.reg.breakerOf(1) == breakerTrial }, 5*time.Second, time.Millisecond,
 		"the slot and the trial are given back")
 	h.reg.mu.Lock()
 	defer h.reg.mu.Unlock()

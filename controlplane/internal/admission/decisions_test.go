@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -217,7 +218,8 @@ func TestDecisionListsRegistryExclusions(t *testing.T) {
 	reg := newFakeRegistry()
 	reg.set("llama3", backendCand(1, 1))
 	ident := &fakeIdentity{keys: map[string]Principal{userKey: {UserID: 42, Username: "ada", Inference: true, Weight: 2}}}
-	srv, err := New(ident, screeningRegistry{reg, []Exclusion{{BackendID: 9, BackendName: "gpu9", Reason: "circuit open"}}}, Options{})
+	srv, err := New(ident, screeningRegistry{reg, []Exclusion{{BackendID: 9, BackendName: "gpu9", Reason: "circuit open"}}},
+		newTestQueue(t, scheduler.Options{}, nil, nil, nil), Options{})
 	require.NoError(t, err)
 	resp, err := srv.Admit(t.Context(), &controlplanev1.AdmitRequest{
 		RequestId: "r", Credential: userKey, Model: "llama3", Operation: controlplanev1.Operation_OPERATION_CHAT, Attempt: 1,

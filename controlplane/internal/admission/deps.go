@@ -33,7 +33,7 @@ type Principal struct {
 	TokenBudget int64
 }
 
-// Identity verifies end-user credentials. The lead's adapter wraps identity.Service.
+// Identity verifies end-user credentials; app adapts identity.Service to it.
 type Identity interface {
 	// Verify resolves a credential to its principal. Its errors (invalid, revoked,
 	// expired, inactive) are returned to the caller unchanged.
@@ -58,7 +58,7 @@ type Candidate struct {
 	Loaded bool
 }
 
-// Registry is the live view of backends and models. The lead's adapter wraps
+// Registry is the live view of backends and models; app adapts
 // registry.Registry.
 type Registry interface {
 	// Candidates returns the healthy backends that can serve the request. Its errors
@@ -119,7 +119,6 @@ type Scheduler interface {
 	// still holds; it is released like any other grant.
 	Adopt(t scheduler.Ticket, backendID int64) scheduler.Grant
 	Kick()
-	InFlight(backendID int64) int
 }
 
 // QueueSnapshotter is implemented by schedulers that can show their queues
@@ -157,8 +156,8 @@ type Settlement struct {
 	Adopted bool
 }
 
-// Accountant reserves quota at admission and settles it when the lease ends. The
-// quota work supplies a real one; the default admits everything.
+// Accountant reserves quota at admission and settles it when the lease ends
+// (app adapts quota.Manager to it); the default, NoQuota, admits everything.
 type Accountant interface {
 	// Reserve holds quota before the request queues. An error refuses the request
 	// and is returned unchanged (e.g. quota exhausted or rate limited, with
@@ -182,6 +181,9 @@ var (
 	// ErrContextExceeded refuses a prompt that does not fit the context window of any
 	// backend that could serve it.
 	ErrContextExceeded = errors.New("context window exceeded")
+	// ErrInvalidRequest refuses a malformed call (a required field missing, a
+	// negative count); the refusal's own message says which.
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrLeaseNotFound answers a Release for a lease that never existed (or was
 	// settled so long ago that it is forgotten).
 	ErrLeaseNotFound = errors.New("lease not found")
@@ -193,6 +195,13 @@ var (
 	// registry.ErrNoHealthyBackend (so it maps like it) and carries a Retry-After.
 	ErrAllExcluded = fmt.Errorf("%w: every backend left already failed this request", registry.ErrNoHealthyBackend)
 )
+
+// invalidError is a malformed call: it maps like ErrInvalidRequest and reads as
+// its own message.
+type invalidError string
+
+func (e invalidError) Error() string      { return string(e) }
+func (invalidError) Is(target error) bool { return target == ErrInvalidRequest }
 
 // retryError adds a Retry-After hint to a sentinel error.
 type retryError struct {

@@ -9,8 +9,8 @@
 //
 // Admit runs: verify the credential (Identity) → require the inference scope → hard
 // filters (Registry.Candidates) minus the backends that already failed the request →
-// context-window check → quota reservation (Accountant, a no-op until the quota
-// work lands) → wait for a slot (Scheduler, fair share by default) on the backend
+// context-window check → quota reservation (Accountant) → wait for a slot
+// (Scheduler, the queue the caller built and passed to New) on the backend
 // the Scorer ranks best among those with a free slot → lease → a Decision in the
 // bounded decision log. Nothing on this path touches the database; the only locks
 // are short ones (the scheduler's, the lease table's, the decision log's), never
@@ -24,9 +24,10 @@
 //
 // SchedulerService serves the admin view of the queues and of the decisions.
 //
-// Admission consumes identity, registry and quota through the small interfaces in
-// deps.go, over its own plain types, so that its tests run on hand-written fakes;
-// adapters.go fits the real identity.Service and registry.Registry to them. Their
+// Admission consumes identity, registry, scoring and quota through the small
+// interfaces in deps.go, over its own plain types, so that its tests run on
+// hand-written fakes; the composition root (app) fits the real identity.Service,
+// registry.Registry, scoring table and quota.Manager to them. Their
 // errors are passed through unchanged for the server's one error mapping, and
 // admission's own refusals wrap or reuse theirs where the meaning is the same.
 //

@@ -113,15 +113,15 @@ func TestLoneUserTakesAllCapacity(t *testing.T) {
 		_, err := h.admit.Admit(t.Context(), h.admitReq(fmt.Sprintf("r%d", i)))
 		require.NoError(t, err, "slot %d", i)
 	}
-	require.Equal(t, 3, h.srv.InFlight(1))
-	require.Equal(t, 3, h.srv.InFlight(2))
+	require.Equal(t, 3, h.queue.InFlight(1))
+	require.Equal(t, 3, h.queue.InFlight(2))
 }
 
 // TestUserQueueLimit: one user cannot fill a model's queue; the refusal says why
 // and when to come back, and other users still queue.
 func TestUserQueueLimit(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, Options{FairShare: fairshareParams(2), Queue: scheduler.Options{RetryAfter: 9 * time.Second}}, backendCand(1, 1))
+	h := newHarnessQueue(t, Options{}, harnessQueue{fairShare: fairshareParams(2), queue: scheduler.Options{RetryAfter: 9 * time.Second}}, backendCand(1, 1))
 	h.ident.add("other", Principal{UserID: 77, Username: "other", Inference: true, Weight: 1})
 	_, err := h.admit.Admit(t.Context(), h.admitReq("holder"))
 	require.NoError(t, err)

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
@@ -242,6 +243,8 @@ type harness struct {
 	admit   controlplanev1.AdmissionServiceClient
 	session controlplanev1.SessionServiceClient
 	sched   adminv1.SchedulerServiceClient
+	// queue is the scheduler the server takes its slots from.
+	queue slotCounter
 	// stopRun ends the server's Run, as a control-plane shutdown does.
 	stopRun context.CancelFunc
 }
@@ -258,14 +261,35 @@ func backendCand(id int64, slots int) Candidate {
 	}
 }
 
+// slotCounter is a Scheduler that reports its in-flight slots, as *scheduler.Queue does.
+type slotCounter interface {
+	Scheduler
+	InFlight(backendID int64) int
+}
+
+// harnessQueue says how a harness builds its scheduler: sched when set, else a
+// fair-share queue (as the control plane builds it) with these options, on the
+// harness's clock.
+type harnessQueue struct {
+	sched     slotCounter
+	queue     scheduler.Options
+	fairShare *fairshare.Params
+}
+
 // newHarness starts a server with model "llama3" on the given candidates.
 func newHarness(t testing.TB, opts Options, cands ...Candidate) *harness {
 	t.Helper()
-	return newHarnessWith(t, opts, AdminOptions{}, cands...)
+	return newHarnessWith(t, opts, AdminOptions{}, harnessQueue{}, cands...)
+}
+
+// newHarnessQueue is newHarness with a scheduler of the test's choosing.
+func newHarnessQueue(t testing.TB, opts Options, q harnessQueue, cands ...Candidate) *harness {
+	t.Helper()
+	return newHarnessWith(t, opts, AdminOptions{}, q, cands...)
 }
 
 // newHarnessWith is newHarness with options for the admin SchedulerService.
-func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Candidate) *harness {
+func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, hq harnessQueue, cands ...Candidate) *harness {
 	t.Helper()
 	h := &harness{reg: newFakeRegistry(), metrics: prometheus.NewRegistry(), clock: newClock()}
 	if len(cands) > 0 {
@@ -283,13 +307,17 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Can
 	}
 	opts.Registerer = h.metrics
 	h.ident = ident
-	srv, err := New(ident, h.reg, opts)
+	h.queue = hq.sched
+	if h.queue == nil {
+		h.queue = newTestQueue(t, hq.queue, hq.fairShare, opts.Now, h.metrics)
+	}
+	srv, err := New(ident, h.reg, h.queue, opts)
 	require.NoError(t, err)
 	h.srv = srv
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors))
+	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors), grpc.StreamInterceptor(mapStreamErrors))
 	controlplanev1.RegisterAdmissionServiceServer(gs, srv)
 	controlplanev1.RegisterSessionServiceServer(gs, srv)
 	adminv1.RegisterSchedulerServiceServer(gs, NewSchedulerService(srv, admin))
@@ -316,6 +344,12 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Can
 
 // mapErrors stands in for the server package's error mapping, so that the tests
 // can check codes and Retry-After on the wire.
+// mapStreamErrors is mapErrors for streams.
+func mapStreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	_, err := mapErrors(ss.Context(), nil, nil, func(context.Context, any) (any, error) { return nil, handler(srv, ss) })
+	return err
+}
+
 func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	resp, err := handler(ctx, req)
 	if err == nil {
@@ -334,7 +368,7 @@ func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler gr
 		code = codes.PermissionDenied
 	case errors.Is(err, errModelNotFound), errors.Is(err, ErrLeaseNotFound):
 		code = codes.NotFound
-	case errors.Is(err, ErrContextExceeded):
+	case errors.Is(err, ErrContextExceeded), errors.Is(err, ErrInvalidRequest):
 		code = codes.InvalidArgument
 	case errors.Is(err, scheduler.ErrQueueFull):
 		code = codes.ResourceExhausted
@@ -424,4 +458,22 @@ func (f *fakeRegistry) Backends() []BackendInfo {
 		}
 	}
 	return out
+}
+
+// newTestQueue builds a fair-share queue the way the control plane does.
+func newTestQueue(t testing.TB, qo scheduler.Options, prm *fairshare.Params, now func() time.Time, reg prometheus.Registerer) *scheduler.Queue {
+	t.Helper()
+	if qo.Now == nil {
+		qo.Now = now
+	}
+	if qo.Registerer == nil {
+		qo.Registerer = reg
+	}
+	p := fairshare.DefaultParams()
+	if prm != nil {
+		p = *prm
+	}
+	q, err := scheduler.NewFairShareQueue(p, qo)
+	require.NoError(t, err)
+	return q
 }

@@ -47,9 +47,13 @@ type Scorer interface {
 	Score(in ScoreInput, out []Score)
 }
 
+// ReasonNoFreeSlot is the ExcludedReason of a candidate whose slots are all
+// taken; scorers use it for the same verdict.
+const ReasonNoFreeSlot = "no free slot"
+
 // Reasons a candidate is not eligible.
 const (
-	reasonFull     = "no free slot"
+	reasonFull     = ReasonNoFreeSlot
 	reasonExcluded = "already failed this request"
 	reasonContext  = "context window too small for the prompt"
 	reasonCircuit  = "circuit breaker refused (open, or its half-open trial is in flight)"

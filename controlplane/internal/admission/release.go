@@ -4,11 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
-
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -24,7 +20,7 @@ import (
 func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) (*controlplanev1.ReleaseResponse, error) {
 	id := req.GetLeaseId()
 	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "lease_id is required")
+		return nil, invalidError("lease_id is required")
 	}
 	now := s.opts.Now()
 	l, found := s.leases.take(id, identifiesLease(req), now)

@@ -30,7 +30,7 @@ func TestReleaseIsIdempotent(t *testing.T) {
 	second, err := h.admit.Release(t.Context(), rel)
 	require.NoError(t, err)
 	require.True(t, second.GetAlreadySettled())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 
 	_, err = h.admit.Release(t.Context(), &controlplanev1.ReleaseRequest{LeaseId: "feedface"})
 	require.Equal(t, codes.NotFound, status.Code(err))
@@ -47,7 +47,7 @@ func TestReleaseIsIdempotent(t *testing.T) {
 	// The slot is whole again: exactly one more lease fits.
 	_, err = h.admit.Admit(t.Context(), h.admitReq("next"))
 	require.NoError(t, err)
-	require.Equal(t, 1, h.srv.InFlight(1))
+	require.Equal(t, 1, h.queue.InFlight(1))
 }
 
 func TestReleaseOutcomesFeedTheRegistry(t *testing.T) {
@@ -114,7 +114,7 @@ func (a *accountant) Settle(_ Principal, s Settlement) {
 func TestAccountantReservesAndSettles(t *testing.T) {
 	t.Parallel()
 	acct := &accountant{}
-	h := newHarness(t, Options{Accountant: acct, Queue: scheduler.Options{QueueTimeout: 20 * time.Millisecond}}, backendCand(1, 1))
+	h := newHarnessQueue(t, Options{Accountant: acct}, harnessQueue{queue: scheduler.Options{QueueTimeout: 20 * time.Millisecond}}, backendCand(1, 1))
 	req := h.admitReq("r1")
 	req.MaxOutputTokens = 50
 	resp, err := h.admit.Admit(t.Context(), req)

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -9,8 +10,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
-	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -46,17 +45,6 @@ type Options struct {
 	// further behind is disconnected (it resyncs on reconnect). Default 64.
 	SessionBuffer int
 
-	// Scheduler grants slots. Nil builds a queue from Queue ordered by Policy.
-	Scheduler Scheduler
-	// Policy orders the default queue's waiters. Nil means fair share: a
-	// scheduler.FairShare with the FairShare parameters.
-	Policy scheduler.Policy
-	// FairShare tunes the default fair-share policy; nil means
-	// fairshare.DefaultParams(). Its MaxQueuePerModel follows Queue's.
-	FairShare *fairshare.Params
-	// Queue configures the default scheduler; its Now, Registerer and Logger
-	// default to the ones below.
-	Queue scheduler.Options
 	// Scorer ranks the candidates of a request (default SlotScorer).
 	Scorer Scorer
 	// DecisionLog is how many scheduling decisions are kept for the admin view
@@ -145,45 +133,13 @@ type Server struct {
 	stopOnce sync.Once
 }
 
-// New returns a Server over ident and reg.
-func New(ident Identity, reg Registry, opts Options) (*Server, error) {
-	opts = opts.withDefaults()
-	sched := opts.Scheduler
+// New returns a Server over ident and reg that takes its backend slots from
+// sched (built by the caller: the composition root chooses the queue's policy).
+func New(ident Identity, reg Registry, sched Scheduler, opts Options) (*Server, error) {
 	if sched == nil {
-		qo := opts.Queue
-		if qo.Now == nil {
-			qo.Now = opts.Now
-		}
-		if qo.Registerer == nil {
-			qo.Registerer = opts.Registerer
-		}
-		if qo.Logger == nil {
-			qo.Logger = opts.Logger
-		}
-		policy := opts.Policy
-		if policy == nil {
-			prm := fairshare.DefaultParams()
-			if opts.FairShare != nil {
-				prm = *opts.FairShare
-			}
-			// The queue refuses beyond its own limit first; the pool must not refuse
-			// earlier.
-			prm.MaxQueuePerModel = qo.MaxQueuePerModel
-			if prm.MaxQueuePerModel <= 0 {
-				prm.MaxQueuePerModel = scheduler.DefaultMaxQueuePerModel
-			}
-			fs, err := scheduler.NewFairShare(prm, qo.Now)
-			if err != nil {
-				return nil, fmt.Errorf("admission scheduler: %w", err)
-			}
-			policy = fs
-		}
-		q, err := scheduler.New(policy, qo)
-		if err != nil {
-			return nil, fmt.Errorf("admission scheduler: %w", err)
-		}
-		sched = q
+		return nil, errors.New("admission: no scheduler")
 	}
+	opts = opts.withDefaults()
 	m, err := newMetrics(opts.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("admission metrics: %w", err)
@@ -204,9 +160,6 @@ func New(ident Identity, reg Registry, opts Options) (*Server, error) {
 		stopping:  make(chan struct{}),
 	}, nil
 }
-
-// InFlight is the exact number of leases held on a backend.
-func (s *Server) InFlight(backendID int64) int { return s.sched.InFlight(backendID) }
 
 // Run sweeps expired leases and lapsed replica sessions, re-evaluates waiters and
 // tells replicas when the registry changes, and forwards revocations. It returns

@@ -38,7 +38,7 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 	}
 	hello := first.GetHello()
 	if hello == nil || hello.GetReplicaId() == "" {
-		return status.Error(codes.InvalidArgument, "the first message of a session must be a Hello with a replica_id")
+		return invalidError("the first message of a session must be a Hello with a replica_id")
 	}
 	sess := &session{
 		id:      newSessionID(),
@@ -113,7 +113,7 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 					ReleasesAck: s.releaseBatch(ctx, k.Releases.GetReleases()),
 				}}
 			default:
-				return status.Error(codes.InvalidArgument, "expected a Heartbeat or Releases after the Hello")
+				return invalidError("expected a Heartbeat or Releases after the Hello")
 			}
 		case out = <-sess.push:
 		}

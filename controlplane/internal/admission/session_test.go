@@ -159,14 +159,14 @@ func TestHeartbeatKeepsLeasesAlive(t *testing.T) {
 
 	h.clock.Advance(10 * time.Second) // past the first expiry
 	h.srv.sweep(h.clock.Now())
-	require.Equal(t, 1, h.srv.InFlight(1), "the renewed lease lives, the other expired")
+	require.Equal(t, 1, h.queue.InFlight(1), "the renewed lease lives, the other expired")
 	require.Equal(t, 1.0, h.metricValue(t, "mindrouter_leases_expired_total", nil))
 	require.True(t, h.released(t, dropped), "an expired lease is already settled")
 	require.Equal(t, []string{dropped}, r.heartbeat(t, dropped).GetUnknownLeaseIds())
 
 	h.clock.Advance(30 * time.Second) // no more heartbeats
 	h.srv.sweep(h.clock.Now())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 	require.True(t, h.released(t, kept))
 }
 
@@ -175,7 +175,7 @@ func TestRunSweepsExpiredLeases(t *testing.T) {
 	h := newHarness(t, Options{LeaseTTL: time.Second, SweepInterval: 5 * time.Millisecond}, backendCand(1, 1))
 	h.admitAs(t, "", "r")
 	h.clock.Advance(2 * time.Second)
-	require.Eventually(t, func() bool { return h.srv.InFlight(1) == 0 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return h.queue.InFlight(1) == 0 }, 5*time.Second, 5*time.Millisecond)
 	require.Equal(t, 1.0, h.metricValue(t, "mindrouter_leases_expired_total", nil))
 }
 
@@ -202,7 +202,7 @@ func TestBrokenSessionReclaimsLeasesAfterGrace(t *testing.T) {
 	h.waitSessions(t, 0)
 	h.clock.Advance(14 * time.Second)
 	h.srv.sweep(h.clock.Now())
-	require.Equal(t, 1, h.srv.InFlight(1), "leases survive within the grace period")
+	require.Equal(t, 1, h.queue.InFlight(1), "leases survive within the grace period")
 	require.Equal(t, 1, h.queueDepth())
 
 	h.clock.Advance(2 * time.Second)
@@ -212,7 +212,7 @@ func TestBrokenSessionReclaimsLeasesAfterGrace(t *testing.T) {
 	require.Equal(t, "waiting", w.resp.GetLease().GetRequestId())
 	require.Equal(t, 1.0, h.metricValue(t, "mindrouter_leases_reclaimed_total", nil))
 	require.True(t, h.released(t, held))
-	require.Equal(t, 1, h.srv.InFlight(1))
+	require.Equal(t, 1, h.queue.InFlight(1))
 }
 
 func TestReconnectWithinGraceKeepsLeases(t *testing.T) {
@@ -227,7 +227,7 @@ func TestReconnectWithinGraceKeepsLeases(t *testing.T) {
 	again := h.connect(t, "dp-1")
 	h.clock.Advance(10 * time.Second) // past the grace of the first session
 	h.srv.sweep(h.clock.Now())
-	require.Equal(t, 1, h.srv.InFlight(1))
+	require.Equal(t, 1, h.queue.InFlight(1))
 	require.Empty(t, again.heartbeat(t, held).GetUnknownLeaseIds())
 	require.Zero(t, h.metricValue(t, "mindrouter_leases_reclaimed_total", nil))
 	require.False(t, h.released(t, held))
@@ -316,7 +316,7 @@ func TestReleasesOverTheSession(t *testing.T) {
 	h := newHarness(t, Options{}, backendCand(1, 4))
 	r := h.connect(t, "replica-a")
 	a, b := h.admitAs(t, "replica-a", "ra"), h.admitAs(t, "replica-a", "rb")
-	require.Equal(t, 2, h.srv.InFlight(1))
+	require.Equal(t, 2, h.queue.InFlight(1))
 	send := func(reqs ...*controlplanev1.ReleaseRequest) *controlplanev1.ReleasesAck {
 		t.Helper()
 		require.NoError(t, r.stream.Send(&controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Releases{
@@ -335,7 +335,7 @@ func TestReleasesOverTheSession(t *testing.T) {
 	)
 	require.Equal(t, []string{a, b}, ack.GetSettledLeaseIds())
 	require.Equal(t, []string{"never-granted"}, ack.GetRefusedLeaseIds())
-	require.Zero(t, h.srv.InFlight(1))
+	require.Zero(t, h.queue.InFlight(1))
 	require.Equal(t, 20.0, h.metricValue(t, "mindrouter_tokens_total", map[string]string{"model": "llama3", "type": "completion"}))
 	h.reg.mu.Lock()
 	require.Equal(t, []outcome{{1, false}, {1, true}}, h.reg.outcomes)

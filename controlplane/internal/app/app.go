@@ -6,6 +6,8 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,15 +34,24 @@ import (
 )
 
 // Run starts the control plane and blocks until ctx is cancelled or a component fails.
-// The admin API key is written to stdout once, when it is first created.
+// The admin API key is written to stdout once, when it is first created. -h prints
+// the flags to stdout and returns nil.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	cfg, err := config.Load(args, getenv, stderr)
+	lookupEnv := func(k string) (string, bool) { v := getenv(k); return v, v != "" }
+	cfg, err := config.Load(args, lookupEnv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
 	log, err := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	for _, d := range cfg.Deprecated {
+		log.Warn("deprecated environment variable: it stops working in the next release",
+			slog.String("name", d.Old), slog.String("use", d.New))
 	}
 	metrics := newMetrics()
 	tracer, err := newTracerProvider(ctx, getenv)
@@ -100,16 +111,26 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// The queue owns the exact in-flight counts: admission takes its slots from it
+	// and the registry's admin view reports them.
+	fairShare := fairshare.DefaultParams()
+	fairShare.MaxQueuePerUser = cfg.MaxQueuePerUser
+	queue, err := NewQueue(QueueConfig{
+		Policy: cfg.SchedulerPolicy, FairShare: fairShare,
+		Queue: scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
+	}, metrics, log.With("component", "admission"))
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
 	prober := health.NewProber(nil, log.With("component", "health"))
 	reg := registry.New(st, registry.Options{
 		Logger: log.With("component", "registry"), Registerer: metrics,
-		GPUs: tele, Prober: prober, ContextCap: cfg.ContextCap,
+		GPUs: tele, Prober: prober, ContextCap: cfg.ContextCap, InFlight: queue.InFlight,
 	})
 	if err := reg.Load(ctx); err != nil {
 		return fmt.Errorf("load registry: %w", err)
 	}
 
-	// Admission owns the in-flight counts that the registry's admin view reports.
 	// Quotas are reserved at Admit and settled at Release in memory; usage is
 	// written to the quotas table in batches and restored here at start.
 	quotas, err := quota.New(quota.Options{
@@ -122,25 +143,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := quotas.Load(ctx); err != nil {
 		return err
 	}
-	fairShare := fairshare.DefaultParams()
-	fairShare.MaxQueuePerUser = cfg.MaxQueuePerUser
-	var policy scheduler.Policy // nil: admission's default, fair share
-	if cfg.SchedulerPolicy == "fifo" {
-		policy = scheduler.NewFIFO()
-	}
-	adm, err := admission.New(admission.FromIdentity(ident), admission.FromRegistry(reg), admission.Options{
-		Policy:           policy,
-		FairShare:        &fairShare,
-		Scorer:           admission.NewRegistryScorer(reg, scoring.Defaults()),
+	adm, err := admission.New(identityPort(ident), registryPort(reg), queue, admission.Options{
+		Scorer:           registryScorer(reg, scoring.Defaults()),
 		DefaultMaxTokens: cfg.DefaultMaxTokens,
 		LeaseTTL:         cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
-		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
-		Revocations: ident, Accountant: quotas, Logger: log.With("component", "admission"), Registerer: metrics,
+		Revocations: ident, Accountant: Accountant(quotas), Logger: log.With("component", "admission"), Registerer: metrics,
 	})
 	if err != nil {
 		return err
 	}
-	reg.SetInFlight(adm.InFlight)
 
 	seedBackends(ctx, log, reg, cfg.SeedBackends)
 

@@ -225,7 +225,7 @@ func TestSeededAdminKeyFromTheEnvironment(t *testing.T) {
 	seed, err := identity.NewKey()
 	require.NoError(t, err)
 
-	r := start(t, baseArgs(dir), map[string]string{"MINDROUTER_ADMIN_API_KEY": seed})
+	r := start(t, baseArgs(dir), map[string]string{"MINDROUTER_CP_ADMIN_API_KEY": seed})
 	code, body := r.get(t, "/api/admin/backends", seed)
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.NotContains(t, r.stderr.String(), seed, "the seeded key is never logged")
@@ -237,7 +237,7 @@ func TestSeededAdminKeyFromTheEnvironment(t *testing.T) {
 	require.NoError(t, r.stop(t))
 
 	// A restart with the same seed changes nothing; a new seed is added to the admin.
-	again := start(t, baseArgs(dir), map[string]string{"MINDROUTER_ADMIN_API_KEY": seed})
+	again := start(t, baseArgs(dir), map[string]string{"MINDROUTER_CP_ADMIN_API_KEY": seed})
 	require.Empty(t, again.stdout.String())
 	code, _ = again.get(t, "/api/admin/backends", seed)
 	require.Equal(t, http.StatusOK, code)
@@ -245,7 +245,7 @@ func TestSeededAdminKeyFromTheEnvironment(t *testing.T) {
 
 	flagSeed, err := identity.NewKey()
 	require.NoError(t, err)
-	third := start(t, baseArgs(dir, "-admin-api-key", flagSeed), map[string]string{"MINDROUTER_ADMIN_API_KEY": seed})
+	third := start(t, baseArgs(dir, "-admin-api-key", flagSeed), map[string]string{"MINDROUTER_CP_ADMIN_API_KEY": seed})
 	code, _ = third.get(t, "/api/admin/backends", flagSeed)
 	require.Equal(t, http.StatusOK, code, "the flag wins over the environment")
 	code, _ = third.get(t, "/api/admin/backends", seed)
@@ -262,7 +262,7 @@ func TestSeedBackendIsProbedAndListed(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	r := start(t, baseArgs(dir, "-seed-backends", "local=ollama:"+ollama.URL(), "-context-cap", "8192"),
-		map[string]string{"MINDROUTER_ADMIN_API_KEY": seed})
+		map[string]string{"MINDROUTER_CP_ADMIN_API_KEY": seed})
 
 	var backends []struct {
 		Name    string   `json:"name"`
@@ -309,7 +309,7 @@ func TestExplicitClusterTokenIsUsedAndNotWritten(t *testing.T) {
 	seed, err := identity.NewKey()
 	require.NoError(t, err)
 	r := start(t, baseArgs(dir), map[string]string{
-		"MINDROUTER_ADMIN_API_KEY": seed, "MINDROUTER_CLUSTER_TOKEN": "explicit-cluster-token",
+		"MINDROUTER_CP_ADMIN_API_KEY": seed, "MINDROUTER_CLUSTER_TOKEN": "explicit-cluster-token",
 	})
 	_, err = r.catalog(t, "explicit-cluster-token", seed)
 	require.NoError(t, err)
@@ -347,7 +347,9 @@ func TestBadConfigurationIsRefusedNamingTheSetting(t *testing.T) {
 		{"admin key not ours", []string{"-admin-api-key", "sk-123"}, nil, "admin-api-key"},
 		{"seed backend", []string{"-seed-backends", "local=tgi:http://x"}, nil, "seed backend"},
 		{"heartbeat not below lease", []string{"-heartbeat-interval", "1m", "-lease-ttl", "30s"}, nil, "heartbeat-interval"},
-		{"malformed environment", nil, map[string]string{"MINDROUTER_LEASE_TTL": "soon"}, "MINDROUTER_LEASE_TTL"},
+		{"malformed environment", nil, map[string]string{"MINDROUTER_CP_LEASE_TTL": "soon"}, "MINDROUTER_CP_LEASE_TTL"},
+		{"malformed old environment name", nil, map[string]string{"MINDROUTER_LEASE_TTL": "soon"}, "MINDROUTER_LEASE_TTL"},
+		{"token and token file", []string{"-cluster-token", "t", "-cluster-token-file", "f"}, nil, "not both"},
 		{"negative duration", []string{"-queue-timeout", "-1s"}, nil, "queue-timeout"},
 	}
 	for _, tc := range cases {
@@ -365,6 +367,23 @@ func TestBadConfigurationIsRefusedNamingTheSetting(t *testing.T) {
 			require.NoFileExists(t, filepath.Join(dir, "cluster-token"))
 		})
 	}
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr syncBuffer
+	dir := t.TempDir()
+	require.NoError(t, Run(t.Context(), baseArgs(dir, "-h"), env(nil), &stdout, &stderr))
+	require.Contains(t, stdout.String(), "MINDROUTER_CP_GRPC_LISTEN", "the flags and their variables go to stdout")
+	require.NoFileExists(t, filepath.Join(dir, "mindrouter.db"))
+}
+
+func TestOldEnvironmentNameIsReadWithAWarning(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	r := start(t, baseArgs(dir), map[string]string{"MINDROUTER_SESSION_GRACE": "20s"})
+	require.NoError(t, r.stop(t))
+	require.Contains(t, r.stderr.String(), `"name":"MINDROUTER_SESSION_GRACE","use":"MINDROUTER_CP_SESSION_GRACE"`)
 }
 
 func TestOccupiedPortIsAnError(t *testing.T) {

@@ -52,7 +52,7 @@ func TestQuotaUsageSurvivesARestart(t *testing.T) {
 	require.NoError(t, err)
 	dir := t.TempDir()
 	args := baseArgs(dir, "-seed-backends", "local=ollama:"+ollama.URL())
-	vars := map[string]string{"MINDROUTER_ADMIN_API_KEY": seed}
+	vars := map[string]string{"MINDROUTER_CP_ADMIN_API_KEY": seed}
 
 	r := start(t, args, vars)
 	token := readToken(t, filepath.Join(dir, "cluster-token"))

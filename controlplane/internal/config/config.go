@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -64,6 +63,9 @@ type Config struct {
 	LoginWindow      time.Duration
 	// OIDCConfig is a JSON file of OpenID Connect providers; empty: none.
 	OIDCConfig string
+	// Deprecated lists the old environment variables that were read; the
+	// caller warns about them once it can log.
+	Deprecated []Deprecation
 }
 
 // BackendSeed is a backend registered (idempotently) at start-up.
@@ -101,7 +103,7 @@ func NewDefault() Config {
 		HealthInterval:       30 * time.Second,
 		TelemetryInterval:    10 * time.Second,
 		ShutdownTimeout:      30 * time.Second,
-		LogFormat:            "text",
+		LogFormat:            "json",
 		LogLevel:             "info",
 		SessionIdle:          8 * time.Hour,
 		SessionMaxAge:        7 * 24 * time.Hour,
@@ -110,51 +112,60 @@ func NewDefault() Config {
 	}
 }
 
-// Load parses args over the environment over the defaults and validates the result.
-func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// Load builds the configuration from the defaults, the environment (read with
+// lookupEnv; see EnvName) and args, in that order of precedence, and validates the
+// result. -h prints the flags to usage and returns flag.ErrHelp.
+func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer) (Config, error) {
 	c := NewDefault()
 	fs := flag.NewFlagSet("mindrouter-controlplane", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := envReader{getenv: getenv}
-	fs.StringVar(&c.GRPCListen, "grpc-listen", env.str("MINDROUTER_CP_GRPC_LISTEN", c.GRPCListen), "gRPC listen address (data planes, node agents, grpcurl)")
-	fs.StringVar(&c.RESTListen, "rest-listen", env.str("MINDROUTER_CP_REST_LISTEN", c.RESTListen), "REST admin gateway, /metrics and /healthz listen address")
-	fs.StringVar(&c.DataDir, "data-dir", env.str("MINDROUTER_DATA_DIR", c.DataDir), "directory for the SQLite database and generated secrets")
-	fs.StringVar(&c.DatabaseDriver, "db-driver", env.str("MINDROUTER_DB_DRIVER", c.DatabaseDriver), "database driver: sqlite (embedded) or mysql (MariaDB)")
-	fs.StringVar(&c.DatabaseDSN, "db-dsn", env.str("MINDROUTER_DB_DSN", c.DatabaseDSN), "database DSN; empty with sqlite means <data-dir>/mindrouter.db")
-	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", env.dur("MINDROUTER_DB_TIMEOUT", c.DatabaseTimeout), "deadline of every database call; past it the call fails as database_unavailable (503)")
-	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", env.dur("MINDROUTER_KEY_CACHE_TTL", c.KeyCacheTTL), "how long a verified API key is trusted before its row is read again")
-	fs.DurationVar(&c.KeyCacheMaxStale, "key-cache-max-stale", env.dur("MINDROUTER_KEY_CACHE_MAX_STALE", c.KeyCacheMaxStale), "how long after its row was last read a cached API key keeps working while the database is unreachable")
-	fs.StringVar(&c.ClusterToken, "cluster-token", env.str("MINDROUTER_CLUSTER_TOKEN", c.ClusterToken), "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
-	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", env.str("MINDROUTER_CLUSTER_TOKEN_FILE", c.ClusterTokenFile), "file holding the cluster token")
-	fs.StringVar(&c.AdminAPIKey, "admin-api-key", env.str("MINDROUTER_ADMIN_API_KEY", c.AdminAPIKey), "seed this exact admin API key (mr2_...) instead of generating one")
-	seeds := env.str("MINDROUTER_SEED_BACKENDS", "")
+	fs.SetOutput(io.Discard) // a bad flag is returned as an error; only -h prints
+	fs.StringVar(&c.GRPCListen, "grpc-listen", c.GRPCListen, "gRPC listen address (data planes, node agents, grpcurl)")
+	fs.StringVar(&c.RESTListen, "rest-listen", c.RESTListen, "REST admin gateway, /metrics and /healthz listen address")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the SQLite database and generated secrets")
+	fs.StringVar(&c.DatabaseDriver, "db-driver", c.DatabaseDriver, "database driver: sqlite (embedded) or mysql (MariaDB)")
+	fs.StringVar(&c.DatabaseDSN, "db-dsn", c.DatabaseDSN, "database DSN; empty with sqlite means <data-dir>/mindrouter.db")
+	fs.DurationVar(&c.DatabaseTimeout, "db-timeout", c.DatabaseTimeout, "deadline of every database call; past it the call fails as database_unavailable (503)")
+	fs.DurationVar(&c.KeyCacheTTL, "key-cache-ttl", c.KeyCacheTTL, "how long a verified API key is trusted before its row is read again")
+	fs.DurationVar(&c.KeyCacheMaxStale, "key-cache-max-stale", c.KeyCacheMaxStale, "how long after its row was last read a cached API key keeps working while the database is unreachable")
+	fs.StringVar(&c.ClusterToken, "cluster-token", c.ClusterToken, "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
+	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", c.ClusterTokenFile, "file holding the cluster token")
+	fs.StringVar(&c.AdminAPIKey, "admin-api-key", c.AdminAPIKey, "seed this exact admin API key (mr2_...) instead of generating one")
+	var seeds string
 	fs.StringVar(&seeds, "seed-backends", seeds, "comma-separated name=engine:url backends registered at start, e.g. local=ollama:http://127.0.0.1:11434")
-	fs.Int64Var(&c.ContextCap, "context-cap", env.int64("MINDROUTER_CONTEXT_CAP", c.ContextCap), "context window cap applied to every model")
-	fs.DurationVar(&c.LeaseTTL, "lease-ttl", env.dur("MINDROUTER_LEASE_TTL", c.LeaseTTL), "lease lifetime without renewal")
-	fs.DurationVar(&c.SessionGrace, "session-grace", env.dur("MINDROUTER_SESSION_GRACE", c.SessionGrace), "how long a replica's leases survive a broken session")
-	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", env.dur("MINDROUTER_HEARTBEAT_INTERVAL", c.HeartbeatInterval), "session heartbeat interval asked of replicas")
-	fs.DurationVar(&c.QueueTimeout, "queue-timeout", env.dur("MINDROUTER_QUEUE_TIMEOUT", c.QueueTimeout), "longest wait in a model queue")
-	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
-	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", int(env.int64("MINDROUTER_MAX_QUEUE_PER_USER", int64(c.MaxQueuePerUser))), "waiting requests per user and model before 429")
-	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", int(env.int64("MINDROUTER_MAX_CONCURRENT_PER_USER", int64(c.MaxConcurrentPerUser))), "requests one user may have admitted or queued at once; -1 for unlimited")
-	fs.DurationVar(&c.QuotaPeriod, "quota-period", env.dur("MINDROUTER_QUOTA_PERIOD", c.QuotaPeriod), "length of a user's rolling token-budget period, in whole days (e.g. 720h)")
-	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", env.int64("MINDROUTER_DEFAULT_MAX_TOKENS", c.DefaultMaxTokens), "output tokens reserved for a chat or completion request that sets no limit")
-	fs.StringVar(&c.SchedulerPolicy, "scheduler", env.str("MINDROUTER_SCHEDULER", c.SchedulerPolicy), "queue order: wdrr (token-weighted fair share) or fifo")
-	fs.DurationVar(&c.HealthInterval, "health-interval", env.dur("MINDROUTER_HEALTH_INTERVAL", c.HealthInterval), "backend poll interval")
-	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", env.dur("MINDROUTER_TELEMETRY_INTERVAL", c.TelemetryInterval), "sample interval asked of node agents")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", env.dur("MINDROUTER_SHUTDOWN_TIMEOUT", c.ShutdownTimeout), "graceful shutdown deadline")
-	fs.StringVar(&c.LogFormat, "log-format", env.str("MINDROUTER_LOG_FORMAT", c.LogFormat), "log format: text or json")
-	fs.StringVar(&c.LogLevel, "log-level", env.str("MINDROUTER_LOG_LEVEL", c.LogLevel), "log level: debug, info, warn or error")
-	fs.DurationVar(&c.SessionIdle, "session-idle", env.dur("MINDROUTER_SESSION_IDLE", c.SessionIdle), "browser sessions end after this long without use")
-	fs.DurationVar(&c.SessionMaxAge, "session-max-age", env.dur("MINDROUTER_SESSION_MAX_AGE", c.SessionMaxAge), "browser sessions end this long after sign-in, however used")
-	fs.IntVar(&c.LoginMaxAttempts, "login-max-attempts", int(env.int64("MINDROUTER_LOGIN_MAX_ATTEMPTS", int64(c.LoginMaxAttempts))), "failed sign-ins per username and address within login-window before 429")
-	fs.DurationVar(&c.LoginWindow, "login-window", env.dur("MINDROUTER_LOGIN_WINDOW", c.LoginWindow), "window in which login-max-attempts failed sign-ins are counted")
-	fs.StringVar(&c.OIDCConfig, "oidc-config", env.str("MINDROUTER_OIDC_CONFIG", c.OIDCConfig), "JSON file of OpenID Connect providers for single sign-on (see docs/configuration.md); empty: none")
+	fs.Int64Var(&c.ContextCap, "context-cap", c.ContextCap, "context window cap applied to every model")
+	fs.DurationVar(&c.LeaseTTL, "lease-ttl", c.LeaseTTL, "lease lifetime without renewal")
+	fs.DurationVar(&c.SessionGrace, "session-grace", c.SessionGrace, "how long a replica's leases survive a broken session")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "session heartbeat interval asked of replicas")
+	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait in a model queue")
+	fs.IntVar(&c.MaxQueuePerModel, "max-queue", c.MaxQueuePerModel, "waiting requests per model before 503")
+	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", c.MaxQueuePerUser, "waiting requests per user and model before 429")
+	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", c.MaxConcurrentPerUser, "requests one user may have admitted or queued at once; -1 for unlimited")
+	fs.DurationVar(&c.QuotaPeriod, "quota-period", c.QuotaPeriod, "length of a user's rolling token-budget period, in whole days (e.g. 720h)")
+	fs.Int64Var(&c.DefaultMaxTokens, "default-max-tokens", c.DefaultMaxTokens, "output tokens reserved for a chat or completion request that sets no limit")
+	fs.StringVar(&c.SchedulerPolicy, "scheduler", c.SchedulerPolicy, "queue order: wdrr (token-weighted fair share) or fifo")
+	fs.DurationVar(&c.HealthInterval, "health-interval", c.HealthInterval, "backend poll interval")
+	fs.DurationVar(&c.TelemetryInterval, "telemetry-interval", c.TelemetryInterval, "sample interval asked of node agents")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown deadline")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.DurationVar(&c.SessionIdle, "session-idle", c.SessionIdle, "browser sessions end after this long without use")
+	fs.DurationVar(&c.SessionMaxAge, "session-max-age", c.SessionMaxAge, "browser sessions end this long after sign-in, however used")
+	fs.IntVar(&c.LoginMaxAttempts, "login-max-attempts", c.LoginMaxAttempts, "failed sign-ins per username and address within login-window before 429")
+	fs.DurationVar(&c.LoginWindow, "login-window", c.LoginWindow, "window in which login-max-attempts failed sign-ins are counted")
+	fs.StringVar(&c.OIDCConfig, "oidc-config", c.OIDCConfig, "JSON file of OpenID Connect providers for single sign-on (see docs/configuration.md); empty: none")
+	deprecated, envErr := applyEnv(fs, lookupEnv)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
+		}
 		return Config{}, err
 	}
-	var errs []error
-	errs = append(errs, env.errs...)
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected arguments %q: every setting is a -flag", fs.Args())
+	}
+	c.Deprecated = deprecated
+	errs := []error{envErr}
 	parsed, err := ParseSeeds(seeds)
 	if err != nil {
 		errs = append(errs, err)
@@ -183,6 +194,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("db-driver %q: use sqlite or mysql", c.DatabaseDriver))
+	}
+	if c.ClusterToken != "" && c.ClusterTokenFile != "" {
+		errs = append(errs, errors.New("set the cluster token or the cluster token file, not both"))
 	}
 	if c.AdminAPIKey != "" && !strings.HasPrefix(c.AdminAPIKey, "mr2_") {
 		errs = append(errs, errors.New("admin-api-key must start with mr2_"))
@@ -248,45 +262,6 @@ func ParseSeeds(s string) ([]BackendSeed, error) {
 		out = append(out, BackendSeed{Name: name, Engine: engine, URL: url})
 	}
 	return out, nil
-}
-
-// envReader reads typed environment variables and remembers malformed ones.
-type envReader struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (e *envReader) str(key, def string) string {
-	if v := e.getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) int64(key string, def int64) int64 {
-	v := e.getenv(key)
-	if v == "" {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q: want an integer", key, v))
-		return def
-	}
-	return n
-}
-
-func (e *envReader) dur(key string, def time.Duration) time.Duration {
-	v := e.getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a duration such as 30s", key, v))
-		return def
-	}
-	return d
 }
 
 // ReadOrCreateSecret returns the contents of path, creating it with a fresh random

@@ -1,17 +1,26 @@
 package config
 
 import (
+	"bytes"
+	"flag"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
 
+// envOf is a lookupEnv over m.
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
 func TestLoadPrecedence(t *testing.T) {
-	env := map[string]string{"MINDROUTER_CP_GRPC_LISTEN": "127.0.0.1:7000", "MINDROUTER_LEASE_TTL": "45s"}
-	c, err := Load([]string{"-lease-ttl", "50s"}, func(k string) string { return env[k] }, io.Discard)
+	env := map[string]string{"MINDROUTER_CP_GRPC_LISTEN": "127.0.0.1:7000", "MINDROUTER_CP_LEASE_TTL": "45s"}
+	c, err := Load([]string{"-lease-ttl", "50s"}, envOf(env), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "127.0.0.1:7000", c.GRPCListen, "env overrides the default")
 	require.Equal(t, 50*time.Second, c.LeaseTTL, "flag overrides env")
@@ -21,7 +30,10 @@ func TestLoadPrecedence(t *testing.T) {
 	require.Equal(t, 720*time.Hour, c.QuotaPeriod)
 	require.EqualValues(t, 1000, c.DefaultMaxTokens)
 
-	c, err = Load([]string{"-max-concurrent-per-user", "-1", "-quota-period", "168h"}, func(string) string { return "" }, io.Discard)
+	require.Equal(t, "json", c.LogFormat, "every binary logs JSON by default")
+	require.Empty(t, c.Deprecated)
+
+	c, err = Load([]string{"-max-concurrent-per-user", "-1", "-quota-period", "168h"}, envOf(nil), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, -1, c.MaxConcurrentPerUser)
 	require.Equal(t, 168*time.Hour, c.QuotaPeriod)
@@ -34,7 +46,10 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		{"bad env duration", nil, map[string]string{"MINDROUTER_QUEUE_TIMEOUT": "soon"}, "MINDROUTER_QUEUE_TIMEOUT"},
+		{"bad env duration", nil, map[string]string{"MINDROUTER_CP_QUEUE_TIMEOUT": "soon"}, "MINDROUTER_CP_QUEUE_TIMEOUT"},
+		{"bad old env duration", nil, map[string]string{"MINDROUTER_QUEUE_TIMEOUT": "soon"}, "MINDROUTER_QUEUE_TIMEOUT"},
+		{"token and token file", []string{"-cluster-token", "t", "-cluster-token-file", "f"}, nil, "not both"},
+		{"stray argument", []string{"serve"}, nil, "unexpected arguments"},
 		{"mysql without dsn", []string{"-db-driver", "mysql"}, nil, "mysql needs -db-dsn"},
 		{"unknown driver", []string{"-db-driver", "postgres"}, nil, "use sqlite or mysql"},
 		{"heartbeat vs ttl", []string{"-heartbeat-interval", "40s"}, nil, "must be shorter than lease-ttl"},
@@ -45,13 +60,56 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"zero concurrency", []string{"-max-concurrent-per-user", "0"}, nil, "or -1 for unlimited"},
 		{"tiny quota period", []string{"-quota-period", "5m"}, nil, "quota-period 5m0s: use whole days"},
 		{"quota period not in days", []string{"-quota-period", "36h"}, nil, "use whole days"},
-		{"no output allowance", nil, map[string]string{"MINDROUTER_DEFAULT_MAX_TOKENS": "0"}, "default-max-tokens must be at least 1"},
+		{"no output allowance", nil, map[string]string{"MINDROUTER_CP_DEFAULT_MAX_TOKENS": "0"}, "default-max-tokens must be at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Load(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			_, err := Load(tc.args, envOf(tc.env), io.Discard)
 			require.ErrorContains(t, err, tc.want)
 		})
+	}
+}
+
+func TestOldEnvironmentNamesStillWorkWithAWarning(t *testing.T) {
+	c, err := Load(nil, envOf(map[string]string{"MINDROUTER_LEASE_TTL": "45s", "MINDROUTER_DATA_DIR": "/old",
+		"MINDROUTER_CP_DATA_DIR": "/new"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 45*time.Second, c.LeaseTTL)
+	require.Equal(t, "/new", c.DataDir, "the new name wins over the old one")
+	require.Equal(t, []Deprecation{{Old: "MINDROUTER_LEASE_TTL", New: "MINDROUTER_CP_LEASE_TTL"}}, c.Deprecated)
+}
+
+func TestHelpNamesEveryVariableAndHidesTheToken(t *testing.T) {
+	var out bytes.Buffer
+	_, err := Load([]string{"-h"}, envOf(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "super-secret"}), &out)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	require.NotContains(t, out.String(), "super-secret")
+	for _, name := range []string{"MINDROUTER_CP_GRPC_LISTEN", "MINDROUTER_CLUSTER_TOKEN", "MINDROUTER_LOG_FORMAT", "MINDROUTER_CP_LEASE_TTL"} {
+		require.Contains(t, out.String(), "(env "+name+")")
+	}
+}
+
+// TestEveryVariableIsDocumented keeps docs/configuration.md in step with the flags.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, _ = Load([]string{"-h"}, envOf(nil), &out)
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	n := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		n++
+		require.Contains(t, string(doc), "`"+EnvName(name)+"`", "flag -%s", name)
+	}
+	require.Greater(t, n, 20)
+	for old := range renamedEnv {
+		require.Contains(t, string(doc), "`"+old+"`", "renamed variable")
 	}
 }
 

@@ -1,7 +1,6 @@
 package fairshare_test
 
 import (
-	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -371,7 +370,7 @@ func TestParamsValidate(t *testing.T) {
 		tc.mod(&p)
 		_, err := fairshare.NewPool(p, nil)
 		require.ErrorIs(t, err, fairshare.ErrInvalidParams, tc.name)
-		require.True(t, errors.Is(p.Validate(), fairshare.ErrInvalidParams), tc.name)
+		require.ErrorIs(t, p.Validate(), fairshare.ErrInvalidParams, tc.name)
 	}
 	off := fairshare.DefaultParams()
 	off.FairnessWindow, off.BurstCredits, off.BurstHalfLife, off.WaitBonusPerSecond = 0, 0, 0, 0

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -241,29 +242,33 @@ func TestRevokeDuringLookupIsNotCachedAsActive(t *testing.T) {
 
 func TestRevokeDuringRefreshAnswersJoinedRequestsFromTheNewRow(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	ctx := context.Background()
-	u := f.user(t, "gus", store.GroupFaculty)
-	k, full := f.key(t, u.ID, ScopeInference)
-	_, err := f.svc.Verify(ctx, full)
-	require.NoError(t, err)
+	// In a bubble, synctest.Wait returns once the late Verify is blocked on the
+	// refresh it joined, instead of sleeping and hoping.
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t)
+		ctx := context.Background()
+		u := f.user(t, "gus", store.GroupFaculty)
+		k, full := f.key(t, u.ID, ScopeInference)
+		_, err := f.svc.Verify(ctx, full)
+		require.NoError(t, err)
 
-	f.st.gate = make(chan struct{})
-	f.st.entered = make(chan struct{}, 1)
-	f.clock.Advance(55 * time.Second)
-	_, err = f.svc.Verify(ctx, full) // answered from the cache; starts the refresh
-	require.NoError(t, err)
-	<-f.st.entered // the refresh has read the key as active and is held
+		f.st.gate = make(chan struct{})
+		f.st.entered = make(chan struct{}, 1)
+		f.clock.Advance(55 * time.Second)
+		_, err = f.svc.Verify(ctx, full) // answered from the cache; starts the refresh
+		require.NoError(t, err)
+		<-f.st.entered // the refresh has read the key as active and is held
 
-	_, err = f.svc.Revoke(ctx, k.ID) // evicts the entry while the refresh is in flight
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { _, err := f.svc.Verify(ctx, full); done <- err }() // misses, joins the refresh
-	time.Sleep(50 * time.Millisecond)
-	close(f.st.gate)
-	require.ErrorIs(t, <-done, ErrCredentialRevoked, "no request after Revoke returned is answered from the old row")
-	_, err = f.svc.Verify(ctx, full)
-	require.ErrorIs(t, err, ErrCredentialRevoked)
+		_, err = f.svc.Revoke(ctx, k.ID) // evicts the entry while the refresh is in flight
+		require.NoError(t, err)
+		done := make(chan error, 1)
+		go func() { _, err := f.svc.Verify(ctx, full); done <- err }() // misses, joins the refresh
+		synctest.Wait()                                                // it waits on the refresh
+		close(f.st.gate)
+		require.ErrorIs(t, <-done, ErrCredentialRevoked, "no request after Revoke returned is answered from the old row")
+		_, err = f.svc.Verify(ctx, full)
+		require.ErrorIs(t, err, ErrCredentialRevoked)
+	})
 }
 
 func TestRefreshThatFindsTheKeyGoneForgetsItWithoutCountingARejection(t *testing.T) {

@@ -26,7 +26,7 @@ func validateUsername(u string) error {
 		return fmt.Errorf("username must be 1 to %d characters", maxUsernameLen)
 	}
 	for _, c := range u {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune("._-@", c)) {
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && !strings.ContainsRune("._-@", c) {
 			return fmt.Errorf("username may contain only letters, digits and . _ - @")
 		}
 	}

@@ -6,9 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // benchIDs are request ids made before the clock starts, as admission receives
@@ -43,17 +40,17 @@ func benchManager(b *testing.B, opts Options) *Manager {
 // concurrency cap. RealClock reads time.Now instead and has no rate limit.
 func BenchmarkReserveSettle(b *testing.B) {
 	run := func(b *testing.B, m *Manager, rpm int) {
-		p := admission.Principal{UserID: 1, APIKeyID: 1, TokenBudget: 1 << 62, RPMLimit: rpm}
+		p := Account{UserID: 1, APIKeyID: 1, TokenBudget: 1 << 62, RPMLimit: rpm}
 		ids := benchIDs(1024)
 		ctx := context.Background()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			r := admission.Reservation{RequestID: ids[i%len(ids)], Model: "m", Tokens: 1200}
+			r := Reservation{RequestID: ids[i%len(ids)], Tokens: 1200}
 			if err := m.Reserve(ctx, p, r); err != nil {
 				b.Fatal(err)
 			}
-			m.Settle(p, admission.Settlement{Reservation: r, Granted: true,
-				Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, PromptTokens: 200, CompletionTokens: 300})
+			m.Settle(p, Settlement{Reservation: r, Granted: true,
+				Succeeded: true, PromptTokens: 200, CompletionTokens: 300})
 		}
 	}
 	b.Run("SteppingClock", func(b *testing.B) { run(b, benchManager(b, Options{Now: steppingClock()}), 1000) })
@@ -70,13 +67,13 @@ func BenchmarkReserveSettleParallel(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		// The shared stepping clock advances once per call of any goroutine, so
 		// each user sees fewer of its own requests per minute than alone.
-		p := admission.Principal{UserID: users.Add(1), TokenBudget: 1 << 62, RPMLimit: 1000}
+		p := Account{UserID: users.Add(1), TokenBudget: 1 << 62, RPMLimit: 1000}
 		for i := 0; pb.Next(); i++ {
-			r := admission.Reservation{RequestID: ids[i%len(ids)], Model: "m", Tokens: 1200}
+			r := Reservation{RequestID: ids[i%len(ids)], Tokens: 1200}
 			if err := m.Reserve(ctx, p, r); err != nil {
 				b.Fatal(err)
 			}
-			m.Settle(p, admission.Settlement{Reservation: r, Granted: true, PromptTokens: 200, CompletionTokens: 300})
+			m.Settle(p, Settlement{Reservation: r, Granted: true, PromptTokens: 200, CompletionTokens: 300})
 		}
 	})
 }

@@ -7,9 +7,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 func TestBudget(t *testing.T) {
@@ -66,24 +63,24 @@ func TestSettleCharges(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name       string
-		settlement admission.Settlement
+		settlement Settlement
 		want       int64
 	}{
-		{name: "exact usage below the reservation", want: 130, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, PromptTokens: 100, CompletionTokens: 30}},
-		{name: "exact usage above the reservation", want: 1700, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, PromptTokens: 200, CompletionTokens: 1500}},
-		{name: "never granted", want: 0, settlement: admission.Settlement{}},
-		{name: "lost lease charges the reservation", want: 1000, settlement: admission.Settlement{
-			Granted: true, Lost: true, Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED}},
-		{name: "success without usage charges the reservation", want: 1000, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS}},
-		{name: "backend error without usage is free", want: 0, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_BACKEND_ERROR}},
-		{name: "cancelled stream charges what was generated", want: 250, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, PromptTokens: 200, CompletionTokens: 50}},
-		{name: "negative counts are ignored", want: 5, settlement: admission.Settlement{
-			Granted: true, Outcome: controlplanev1.Outcome_OUTCOME_REJECTED, PromptTokens: -7, CompletionTokens: 5}},
+		{name: "exact usage below the reservation", want: 130, settlement: Settlement{
+			Granted: true, Succeeded: true, PromptTokens: 100, CompletionTokens: 30}},
+		{name: "exact usage above the reservation", want: 1700, settlement: Settlement{
+			Granted: true, Succeeded: true, PromptTokens: 200, CompletionTokens: 1500}},
+		{name: "never granted", want: 0, settlement: Settlement{}},
+		{name: "lost lease charges the reservation", want: 1000, settlement: Settlement{
+			Granted: true, Lost: true}},
+		{name: "success without usage charges the reservation", want: 1000, settlement: Settlement{
+			Granted: true, Succeeded: true}},
+		{name: "backend error without usage is free", want: 0, settlement: Settlement{
+			Granted: true}},
+		{name: "cancelled stream charges what was generated", want: 250, settlement: Settlement{
+			Granted: true, PromptTokens: 200, CompletionTokens: 50}},
+		{name: "negative counts are ignored", want: 5, settlement: Settlement{
+			Granted: true, PromptTokens: -7, CompletionTokens: 5}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,7 +90,7 @@ func TestSettleCharges(t *testing.T) {
 			id, err := h.reserve(p, 1000)
 			require.NoError(t, err)
 			s := tc.settlement
-			s.Reservation = admission.Reservation{RequestID: id, Model: "m", Tokens: 1000}
+			s.Reservation = Reservation{RequestID: id, Tokens: 1000}
 			h.m.Settle(p, s)
 			u := h.m.Usage(7)
 			require.Equal(t, tc.want, u.TokensUsed)
@@ -231,7 +228,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	require.Error(t, err)
 	m, err := New(Options{})
 	require.NoError(t, err)
-	require.NoError(t, m.Reserve(context.Background(), principal(1, 10, 1), admission.Reservation{RequestID: "x", Tokens: 5}))
+	require.NoError(t, m.Reserve(context.Background(), principal(1, 10, 1), Reservation{RequestID: "x", Tokens: 5}))
 }
 
 // held is what a user holds and has used, without the limits last seen.
@@ -248,9 +245,9 @@ func TestAdoptedSettlementCharges(t *testing.T) {
 	p := principal(1, 10_000, 0)
 	_, err := h.reserve(p, 500) // an unrelated request in flight
 	require.NoError(t, err)
-	adopted := admission.Settlement{
-		Reservation: admission.Reservation{RequestID: "before-restart", Model: "m"},
-		Granted:     true, Adopted: true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
+	adopted := Settlement{
+		Reservation: Reservation{RequestID: "before-restart"},
+		Granted:     true, Adopted: true, Succeeded: true,
 		PromptTokens: 100, CompletionTokens: 20,
 	}
 	h.m.Settle(p, adopted)

@@ -11,9 +11,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 func TestConcurrencyCap(t *testing.T) {
@@ -34,7 +31,7 @@ func TestConcurrencyCap(t *testing.T) {
 	require.NoError(t, err)
 
 	// A request that never got a slot frees its place too.
-	h.m.Settle(p, admission.Settlement{Reservation: admission.Reservation{RequestID: a, Tokens: 1}})
+	h.m.Settle(p, Settlement{Reservation: Reservation{RequestID: a, Tokens: 1}})
 	_, err = h.reserve(p, 1)
 	require.NoError(t, err)
 	require.Equal(t, 2, h.m.Usage(1).InFlight)
@@ -90,7 +87,7 @@ func TestNoOvershoot(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			id := fmt.Sprintf("r1-%d", i)
-			err := h.m.Reserve(ctx, p, admission.Reservation{RequestID: id, Tokens: reserve})
+			err := h.m.Reserve(ctx, p, Reservation{RequestID: id, Tokens: reserve})
 			if err != nil {
 				assert.ErrorIs(t, err, ErrQuotaExhausted)
 				return
@@ -142,7 +139,7 @@ func TestNoOvershoot(t *testing.T) {
 		wg.Go(func() {
 			for j := 0; ; j++ {
 				id := fmt.Sprintf("r2-%d-%d", i, j)
-				err := h.m.Reserve(ctx, p, admission.Reservation{RequestID: id, Tokens: reserve})
+				err := h.m.Reserve(ctx, p, Reservation{RequestID: id, Tokens: reserve})
 				if err != nil {
 					var le *LimitError
 					if !assert.ErrorAs(t, err, &le) || !errors.Is(err, ErrQuotaExhausted) {
@@ -153,9 +150,9 @@ func TestNoOvershoot(t *testing.T) {
 					}
 					continue // held by others' reservations: retry
 				}
-				h.m.Settle(p, admission.Settlement{
-					Reservation: admission.Reservation{RequestID: id, Tokens: reserve},
-					Granted:     true, Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
+				h.m.Settle(p, Settlement{
+					Reservation: Reservation{RequestID: id, Tokens: reserve},
+					Granted:     true, Succeeded: true,
 					PromptTokens: actual / 2, CompletionTokens: actual / 2,
 				})
 				charged.Add(actual)
@@ -189,10 +186,10 @@ func TestManyUsersConcurrently(t *testing.T) {
 			p := principal(uid, 5_000, 1000)
 			for j := range 50 {
 				id := fmt.Sprintf("g%d-%d", g, j)
-				if err := h.m.Reserve(ctx, p, admission.Reservation{RequestID: id, Tokens: 100}); err != nil {
+				if err := h.m.Reserve(ctx, p, Reservation{RequestID: id, Tokens: 100}); err != nil {
 					continue
 				}
-				h.m.Settle(p, admission.Settlement{Reservation: admission.Reservation{RequestID: id, Tokens: 100},
+				h.m.Settle(p, Settlement{Reservation: Reservation{RequestID: id, Tokens: 100},
 					Granted: true, PromptTokens: 10, CompletionTokens: int64(j % 20)})
 				charged[uid].Add(10 + int64(j%20))
 			}

@@ -2,7 +2,9 @@
 // rolling period, requests per minute per user (and per key when a key limit is
 // configured) and a cap on each user's concurrent requests.
 //
-// A Manager implements admission.Accountant. Reserve holds the request's whole
+// A Manager is admission's accountant; the composition root (app) adapts
+// admission's principal and settlement to this package's Account and Settlement,
+// so that quota does not depend on its caller. Reserve holds the request's whole
 // token allowance (prompt estimate plus output allowance, as admission computes
 // it) before the request queues, so concurrent requests can never together spend
 // more than the budget: a reservation is granted only while used + reserved +

@@ -9,12 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-var _ admission.Accountant = (*Manager)(nil)
 
 // clock is a settable clock.
 type clock struct {
@@ -55,23 +50,23 @@ func newHarness(t *testing.T, opts Options) *harness {
 	return h
 }
 
-func principal(userID int64, budget int64, rpm int) admission.Principal {
-	return admission.Principal{UserID: userID, APIKeyID: userID * 10, Inference: true, TokenBudget: budget, RPMLimit: rpm}
+func principal(userID int64, budget int64, rpm int) Account {
+	return Account{UserID: userID, APIKeyID: userID * 10, TokenBudget: budget, RPMLimit: rpm}
 }
 
 // reserve reserves tokens under a fresh request id and returns the id.
-func (h *harness) reserve(p admission.Principal, tokens int64) (string, error) {
+func (h *harness) reserve(p Account, tokens int64) (string, error) {
 	h.seq++
 	id := fmt.Sprintf("req-%d", h.seq)
-	return id, h.m.Reserve(context.Background(), p, admission.Reservation{RequestID: id, Model: "m", Tokens: tokens})
+	return id, h.m.Reserve(context.Background(), p, Reservation{RequestID: id, Tokens: tokens})
 }
 
 // settle settles a granted request with the given usage.
-func (h *harness) settle(p admission.Principal, id string, reserved, prompt, completion int64) {
-	h.m.Settle(p, admission.Settlement{
-		Reservation:      admission.Reservation{RequestID: id, Model: "m", Tokens: reserved},
+func (h *harness) settle(p Account, id string, reserved, prompt, completion int64) {
+	h.m.Settle(p, Settlement{
+		Reservation:      Reservation{RequestID: id, Tokens: reserved},
 		Granted:          true,
-		Outcome:          controlplanev1.Outcome_OUTCOME_SUCCESS,
+		Succeeded:        true,
 		PromptTokens:     prompt,
 		CompletionTokens: completion,
 	})

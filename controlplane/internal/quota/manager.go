@@ -6,9 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // shardCount spreads users over this many locks.
@@ -22,7 +19,7 @@ type shard struct {
 }
 
 // Manager enforces token budgets, request rates and concurrency per user. It
-// implements admission.Accountant and is safe for concurrent use.
+// is safe for concurrent use.
 type Manager struct {
 	opts Options
 	// epoch anchors the manager's clock: times are kept as nanoseconds since it.
@@ -70,7 +67,7 @@ func (m *Manager) timeAt(ns int64) time.Time {
 // request id the user holds or settled among their last few requests is a retry
 // of the same client request: it reserves tokens and counts against the
 // concurrency cap, but not against the rate limits again.
-func (m *Manager) Reserve(_ context.Context, p admission.Principal, r admission.Reservation) error {
+func (m *Manager) Reserve(_ context.Context, p Account, r Reservation) error {
 	tokens := max(r.Tokens, 0)
 	keyLimit := 0
 	if p.APIKeyID != 0 {
@@ -153,7 +150,7 @@ func (m *Manager) check(u *user, kw *keyWindow, tokens int64, countRate bool, no
 // Settle ends a reservation: it is released and the usage charged (see charge).
 // A settlement for a request id that holds nothing is ignored, so a repeated
 // Settle counts nothing twice.
-func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
+func (m *Manager) Settle(p Account, s Settlement) {
 	if s.Adopted {
 		m.settleAdopted(p, s)
 		return
@@ -198,7 +195,7 @@ func (m *Manager) Settle(p admission.Principal, s admission.Settlement) {
 // request id, so every adopted settlement is charged. A lost adopted lease
 // has no reservation to charge, so it costs nothing: the usage is unknown and
 // the tokens were reserved by the process that died.
-func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
+func (m *Manager) settleAdopted(p Account, s Settlement) {
 	if p.UserID == 0 {
 		return
 	}
@@ -220,7 +217,7 @@ func (m *Manager) settleAdopted(p admission.Principal, s admission.Settlement) {
 // request reported no usage at all (the reference charges its estimates then);
 // otherwise the reported prompt and completion tokens, even when they exceed the
 // reservation.
-func charge(s admission.Settlement, reserved int64) int64 {
+func charge(s Settlement, reserved int64) int64 {
 	switch {
 	case !s.Granted:
 		return 0
@@ -228,7 +225,7 @@ func charge(s admission.Settlement, reserved int64) int64 {
 		return reserved
 	}
 	n := max(s.PromptTokens, 0) + max(s.CompletionTokens, 0)
-	if n == 0 && s.Outcome == controlplanev1.Outcome_OUTCOME_SUCCESS {
+	if n == 0 && s.Succeeded {
 		return reserved
 	}
 	return n

@@ -8,8 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 )
 
 func TestRateWindowBoundary(t *testing.T) {
@@ -90,11 +88,11 @@ func TestRetryAttemptIsNotANewRequest(t *testing.T) {
 	h := newHarness(t, Options{})
 	p := principal(1, 0, 1)
 	ctx := context.Background()
-	res := admission.Reservation{RequestID: "r1", Model: "m", Tokens: 10}
+	res := Reservation{RequestID: "r1", Tokens: 10}
 	require.NoError(t, h.m.Reserve(ctx, p, res))
 	// The first attempt failed on its backend and was released; the retry keeps
 	// the request id.
-	h.m.Settle(p, admission.Settlement{Reservation: res, Granted: true})
+	h.m.Settle(p, Settlement{Reservation: res, Granted: true})
 	require.NoError(t, h.m.Reserve(ctx, p, res))
 	// Overlapping attempts each hold their reservation.
 	require.NoError(t, h.m.Reserve(ctx, p, res))
@@ -102,9 +100,9 @@ func TestRetryAttemptIsNotANewRequest(t *testing.T) {
 	require.Equal(t, int64(20), u.Reserved)
 	require.Equal(t, 2, u.InFlight)
 	require.Equal(t, 1, u.RequestsInWindow)
-	h.m.Settle(p, admission.Settlement{Reservation: res, Granted: true, PromptTokens: 4})
-	h.m.Settle(p, admission.Settlement{Reservation: res, Granted: true, PromptTokens: 6})
-	h.m.Settle(p, admission.Settlement{Reservation: res, Granted: true, PromptTokens: 6})
+	h.m.Settle(p, Settlement{Reservation: res, Granted: true, PromptTokens: 4})
+	h.m.Settle(p, Settlement{Reservation: res, Granted: true, PromptTokens: 6})
+	h.m.Settle(p, Settlement{Reservation: res, Granted: true, PromptTokens: 6})
 	u = h.m.Usage(1)
 	require.Zero(t, u.Reserved)
 	require.Zero(t, u.InFlight)
@@ -118,8 +116,8 @@ func TestRetryAttemptIsNotANewRequest(t *testing.T) {
 func TestKeyRate(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
-	k10 := admission.Principal{UserID: 1, APIKeyID: 10, RPMLimit: 3, KeyRPMLimit: 1}
-	k11 := admission.Principal{UserID: 1, APIKeyID: 11, RPMLimit: 3}
+	k10 := Account{UserID: 1, APIKeyID: 10, RPMLimit: 3, KeyRPMLimit: 1}
+	k11 := Account{UserID: 1, APIKeyID: 11, RPMLimit: 3}
 	_, err := h.reserve(k10, 1)
 	require.NoError(t, err)
 	_, err = h.reserve(k10, 1)

@@ -18,7 +18,7 @@ type user struct {
 	// manager's clock; period its length.
 	periodStart int64
 	period      time.Duration
-	// budget and rpmLimit are the limits last seen in a Principal (0 = none).
+	// budget and rpmLimit are the limits last seen in an Account (0 = none).
 	budget   int64
 	rpmLimit int
 	inFlight int

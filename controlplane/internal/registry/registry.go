@@ -133,8 +133,8 @@ type Options struct {
 	Logger     *slog.Logger
 	Now        func() time.Time
 	Registerer prometheus.Registerer
-	// InFlight reports the leases in flight on a backend, fleet-wide; it can
-	// also be set later with SetInFlight.
+	// InFlight reports the leases in flight on a backend, fleet-wide (the
+	// scheduler queue's exact counts); nil reports none.
 	InFlight func(backendID int64) int
 	// GPUs feeds the admin ListGPUs call and the GPU utilisation of
 	// ScoringInputs; may be nil.
@@ -216,16 +216,15 @@ func setDefault[T int | int64 | float64 | time.Duration](v *T, def T) {
 
 // Registry is the live registry. Create it with New and fill it with Load.
 type Registry struct {
-	st       Store
-	opts     Options
-	log      *slog.Logger
-	now      func() time.Time
-	prober   Prober
-	metrics  *metrics
-	breaker  breakerConfig
-	inFlight atomic.Pointer[func(int64) int]
-	version  atomic.Int64
-	view     atomic.Pointer[view]
+	st      Store
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	prober  Prober
+	metrics *metrics
+	breaker breakerConfig
+	version atomic.Int64
+	view    atomic.Pointer[view]
 	// kicks asks RunHealth to look at one backend now (live failures, drains).
 	kicks chan int64
 	// sem bounds probes in flight across overlapping polls.
@@ -277,23 +276,15 @@ func New(st Store, opts Options) *Registry {
 		entries: map[int64]*entry{},
 		subs:    map[int]chan struct{}{},
 	}
-	if opts.InFlight != nil {
-		r.SetInFlight(opts.InFlight)
-	}
 	r.version.Store(1)
 	r.view.Store(buildView(nil, opts.ContextCap))
 	return r
 }
 
-// SetInFlight sets the function that reports leases in flight per backend.
-func (r *Registry) SetInFlight(f func(backendID int64) int) {
-	r.inFlight.Store(&f)
-}
-
 // InFlight returns the leases in flight on a backend (0 when unknown).
 func (r *Registry) InFlight(backendID int64) int {
-	if f := r.inFlight.Load(); f != nil {
-		return (*f)(backendID)
+	if f := r.opts.InFlight; f != nil {
+		return f(backendID)
 	}
 	return 0
 }

@@ -228,3 +228,16 @@ func (f *FairShare) Position(w *Waiter) int {
 	}
 	return 0
 }
+
+// NewFairShareQueue returns a Queue whose waiters are ordered by fair share with
+// parameters p. The pools never refuse before the queue's own per-model limit:
+// p.MaxQueuePerModel follows opts.MaxQueuePerModel (after its default).
+func NewFairShareQueue(p fairshare.Params, opts Options) (*Queue, error) {
+	opts = opts.withDefaults()
+	p.MaxQueuePerModel = opts.MaxQueuePerModel
+	fs, err := NewFairShare(p, opts.Now)
+	if err != nil {
+		return nil, err
+	}
+	return New(fs, opts)
+}

@@ -53,6 +53,9 @@ type Options struct {
 	RetryAfter time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// After starts a timer on the same clock as Now: c receives once d has
+	// passed, and stop cancels it (default: a time.Timer).
+	After func(d time.Duration) (c <-chan time.Time, stop func() bool)
 	// Registerer receives the queue's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger receives debug events (default: discard).
@@ -72,10 +75,19 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.After == nil {
+		o.After = realAfter
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// realAfter is Options.After on the real clock.
+func realAfter(d time.Duration) (<-chan time.Time, func() bool) {
+	t := time.NewTimer(d)
+	return t.C, t.Stop
 }
 
 // counts is the in-flight map as a Load; read with the Queue lock held.
@@ -175,15 +187,15 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 
 // wait blocks a queued waiter until it is granted, fails, times out or is cancelled.
 func (q *Queue) wait(ctx context.Context, w *Waiter, pos int) (Grant, error) {
-	timer := time.NewTimer(q.opts.QueueTimeout)
-	defer timer.Stop()
+	expired, stop := q.opts.After(q.opts.QueueTimeout)
+	defer stop()
 	var cancelled bool
 	select {
 	case <-w.done:
 		return q.finish(w, pos)
 	case <-ctx.Done():
 		cancelled = true
-	case <-timer.C:
+	case <-expired:
 	}
 	q.mu.Lock()
 	if w.finished {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -162,21 +163,101 @@ func TestQueueFull(t *testing.T) {
 
 func TestQueueTimeout(t *testing.T) {
 	t.Parallel()
-	q, _ := newQueue(t, scheduler.Options{QueueTimeout: 50 * time.Millisecond})
+	// In a synctest bubble the queue's default clock is the bubble's: the
+	// 150 s timeout passes at once, and exactly.
+	synctest.Test(t, func(t *testing.T) {
+		q, _ := newQueue(t, scheduler.Options{QueueTimeout: 150 * time.Second})
+		pick := over(backend{1, 1})
+		g, err := q.Acquire(t.Context(), scheduler.Ticket{Model: "m"}, pick)
+		require.NoError(t, err)
+
+		start := time.Now()
+		_, err = q.Acquire(t.Context(), scheduler.Ticket{Model: "m"}, pick)
+		require.ErrorIs(t, err, scheduler.ErrQueueTimeout)
+		require.Equal(t, 150*time.Second, time.Since(start))
+		var qe *scheduler.QueueError
+		require.ErrorAs(t, err, &qe)
+		require.Equal(t, scheduler.DefaultRetryAfter, qe.RetryAfter())
+		require.Zero(t, q.Depth("m"))
+		q.Release(g, 0)
+		require.Zero(t, q.InFlight(1))
+	})
+}
+
+// manualClock is a clock that moves only when told, with timers on it.
+type manualClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []manualTimer
+}
+
+type manualTimer struct {
+	at time.Time
+	c  chan time.Time
+}
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) After(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ch := make(chan time.Time, 1)
+	c.timers = append(c.timers, manualTimer{at: c.now.Add(d), c: ch})
+	return ch, func() bool { return true }
+}
+
+// pending is the number of timers not yet fired.
+func (c *manualClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}
+
+// Advance moves the clock and fires the timers that are due.
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	kept := c.timers[:0]
+	for _, tm := range c.timers {
+		if tm.at.After(c.now) {
+			kept = append(kept, tm)
+			continue
+		}
+		tm.c <- c.now
+	}
+	c.timers = kept
+}
+
+// TestQueueTimeoutFollowsTheInjectedClock: the queue's timeout runs on the
+// clock it was given, as its wait times do.
+func TestQueueTimeoutFollowsTheInjectedClock(t *testing.T) {
+	t.Parallel()
+	clk := &manualClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	q, _ := newQueue(t, scheduler.Options{QueueTimeout: time.Minute, Now: clk.Now, After: clk.After})
 	pick := over(backend{1, 1})
 	g, err := q.Acquire(t.Context(), scheduler.Ticket{Model: "m"}, pick)
 	require.NoError(t, err)
-
-	start := time.Now()
-	_, err = q.Acquire(t.Context(), scheduler.Ticket{Model: "m"}, pick)
-	require.ErrorIs(t, err, scheduler.ErrQueueTimeout)
-	require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond)
-	var qe *scheduler.QueueError
-	require.ErrorAs(t, err, &qe)
-	require.Equal(t, scheduler.DefaultRetryAfter, qe.RetryAfter())
-	require.Zero(t, q.Depth("m"))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := q.Acquire(t.Context(), scheduler.Ticket{Model: "m"}, pick)
+		errc <- err
+	}()
+	waitDepth(t, q, "m", 1)
+	require.Eventually(t, func() bool { return clk.pending() == 1 }, 5*time.Second, time.Millisecond)
+	clk.Advance(59 * time.Second)
+	select {
+	case err := <-errc:
+		t.Fatalf("timed out before its time on the injected clock: %v", err)
+	default:
+	}
+	clk.Advance(time.Second)
+	require.ErrorIs(t, <-errc, scheduler.ErrQueueTimeout)
 	q.Release(g, 0)
-	require.Zero(t, q.InFlight(1))
 }
 
 func TestCancelRemovesWaiter(t *testing.T) {

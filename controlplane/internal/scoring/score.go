@@ -115,6 +115,11 @@ type Scored struct {
 // in use is ineligible (ReasonNoCapacity) but still scored, so that decisions
 // show what it would have earned.
 func Score(in []Input, w Weights) []Scored {
+	return AppendScores(make([]Scored, 0, len(in)), in, w)
+}
+
+// AppendScores is Score appending to dst, for callers that reuse a buffer.
+func AppendScores(dst []Scored, in []Input, w Weights) []Scored {
 	if w == (Weights{}) {
 		w = Defaults()
 	}
@@ -126,7 +131,6 @@ func Score(in []Input, w Weights) []Scored {
 	for i := range in {
 		maxTp = max(maxTp, in[i].Throughput)
 	}
-	out := make([]Scored, len(in))
 	for i := range in {
 		c := &in[i]
 		slots := max(c.MaxConcurrent, 1)
@@ -147,9 +151,9 @@ func Score(in []Input, w Weights) []Scored {
 		if c.InFlight >= slots {
 			s.Eligible, s.Reason = false, ReasonNoCapacity
 		}
-		out[i] = s
+		dst = append(dst, s)
 	}
-	return out
+	return dst
 }
 
 func gpuPoints(util, weight float64) float64 {

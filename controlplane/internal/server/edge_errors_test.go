@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 )
 
 // retryErr wraps a sentinel and suggests a delay, like the domain packages' errors.
@@ -86,6 +87,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{scheduler.ErrQueueTimeout, codes.Unavailable, "REASON_QUEUE_TIMEOUT", ""},
 		{admission.ErrContextExceeded, codes.InvalidArgument, "REASON_CONTEXT_EXCEEDED", ""},
 		{admission.ErrLeaseNotFound, codes.NotFound, "REASON_LEASE_NOT_FOUND", ""},
+		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrUnavailable, codes.Unavailable, "REASON_DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry shortly"},
 		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrNotFound, codes.NotFound, "", ""},
@@ -97,7 +99,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 	for _, m := range mappings {
 		covered := false
 		for _, tc := range cases {
-			covered = covered || tc.sentinel == m.err
+			covered = covered || tc.sentinel == m.err //nolint:errorlint // the tables' own sentinels, compared by identity
 		}
 		require.True(t, covered, "mapping for %q is not tested", m.err)
 	}
@@ -127,7 +129,7 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 				}
 				require.NotNil(t, info, name)
 				require.Equal(t, tc.reason, info.GetReason(), name)
-				require.Equal(t, ErrorDomain, info.GetDomain(), name)
+				require.Equal(t, errinfo.Domain, info.GetDomain(), name)
 				require.Equal(t, "mindrouter.dev", info.GetDomain())
 			}
 		})
@@ -190,7 +192,7 @@ func TestToStatusPassThroughAndFallbacks(t *testing.T) {
 
 	// A handler's own status, details and all, is sent as it is.
 	withInfo, err := status.New(codes.InvalidArgument, "name is required").
-		WithDetails(&errdetails.ErrorInfo{Reason: "REASON_INVALID_REQUEST", Domain: ErrorDomain})
+		WithDetails(&errdetails.ErrorInfo{Reason: "REASON_INVALID_REQUEST", Domain: errinfo.Domain})
 	require.NoError(t, err)
 	in := withInfo.Err()
 	require.Equal(t, in, toStatus(ctx, log, "/m", in))

@@ -127,17 +127,17 @@ func newEdgeFixture(t *testing.T, shutdownTimeout time.Duration) *edgeFixture {
 }
 
 // stop cancels Serve's context and returns what Serve returned and how long it took.
-func (f *edgeFixture) stop(t *testing.T, limit time.Duration) (error, time.Duration) {
+func (f *edgeFixture) stop(t *testing.T, limit time.Duration) (time.Duration, error) {
 	t.Helper()
 	start := time.Now()
 	f.cancel()
 	select {
 	case err := <-f.done:
 		f.done <- err // for the cleanup
-		return err, time.Since(start)
+		return time.Since(start), err
 	case <-time.After(limit):
 		t.Fatalf("Serve did not return within %s of cancellation", limit)
-		return nil, 0
+		return 0, nil
 	}
 }
 

@@ -283,7 +283,7 @@ func TestShutdownWithAnOpenSession(t *testing.T) {
 
 	// The session never ends by itself: Serve must still return, cleanly, once the
 	// grace period is over.
-	err, took := f.stop(t, shutdownTimeout+10*time.Second)
+	took, err := f.stop(t, shutdownTimeout+10*time.Second)
 	require.NoError(t, err)
 	require.Less(t, took, shutdownTimeout+5*time.Second)
 

@@ -23,11 +23,9 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-// ErrorDomain is the google.rpc.ErrorInfo domain of every refusal the control plane sends.
-const ErrorDomain = "mindrouter.dev"
 
 // mapping ties a domain error to its gRPC code and wire reason. message, when
 // set, replaces the error's own text on the wire (whose detail is then logged).
@@ -64,6 +62,7 @@ var mappings = []mapping{
 	{scheduler.ErrQueueTimeout, codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, ""},
 	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, ""},
 	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, ""},
+	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
 	// Before the store's other errors: its detail names hosts and drivers.
 	{store.ErrUnavailable, codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE,
 		"the gateway's database is unavailable; retry shortly"},
@@ -107,7 +106,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		st := status.New(m.code, msg)
 		var details []protoadapt.MessageV1
 		if m.reason != controlplanev1.Reason_REASON_UNSPECIFIED {
-			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: ErrorDomain})
+			details = append(details, &errdetails.ErrorInfo{Reason: m.reason.String(), Domain: errinfo.Domain})
 		}
 		var ra retryAfter
 		if errors.As(err, &ra) && ra.RetryAfter() > 0 {

@@ -34,17 +34,17 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 const testClusterToken = "cluster-secret"
 
-// fakeAdmission answers ListModels and remembers the trace of the last call.
+// fakeAdmission answers ListModels.
 type fakeAdmission struct {
 	controlplanev1.UnimplementedAdmissionServiceServer
 	controlplanev1.UnimplementedSessionServiceServer
-	tracer *tracetest.SpanRecorder
 }
 
 func (f *fakeAdmission) ListModels(context.Context, *controlplanev1.ListModelsRequest) (*controlplanev1.ListModelsResponse, error) {
@@ -79,7 +79,7 @@ func startServer(t *testing.T) *testServer {
 func startServerOn(t *testing.T, db store.Config) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(ctx, db, log)
 	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
@@ -264,7 +264,7 @@ func TestTraceCrossesTheGRPCHop(t *testing.T) {
 
 func TestToStatus(t *testing.T) {
 	t.Parallel()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	queueFull := &scheduler.QueueError{Kind: scheduler.ErrQueueFull, Model: "m", After: 7 * time.Second}
 	cases := []struct {
 		name      string
@@ -292,7 +292,7 @@ func TestToStatus(t *testing.T) {
 				switch d := d.(type) {
 				case *errdetails.ErrorInfo:
 					reason = d.GetReason()
-					require.Equal(t, ErrorDomain, d.GetDomain())
+					require.Equal(t, errinfo.Domain, d.GetDomain())
 				case *errdetails.RetryInfo:
 					retry = d.GetRetryDelay().AsDuration()
 				}

@@ -52,6 +52,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	for _, d := range cfg.Deprecated {
+		log.Warn("deprecated environment variable: it stops working in the next release",
+			slog.String("name", d.Old), slog.String("use", d.New))
+	}
 	shutdownTracing, spans, err := setupTracing(ctx)
 	if err != nil {
 		return err

@@ -47,7 +47,9 @@ func start(t *testing.T, cpAddr string, mutate func(*config.Config)) *running {
 	go func() { r.done <- a.Serve(ctx, ln) }()
 	t.Cleanup(func() {
 		cancel()
-		<-r.done
+		if err := <-r.done; err != nil {
+			t.Logf("serve: %v", err)
+		}
 	})
 	return r
 }

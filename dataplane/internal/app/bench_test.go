@@ -49,7 +49,9 @@ func BenchmarkGateway(b *testing.B) {
 	go func() { done <- a.Serve(ctx, ln) }()
 	b.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			b.Logf("serve: %v", err)
+		}
 	})
 	url := "http://" + ln.Addr().String() + "/v1/chat/completions"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}

@@ -3,7 +3,6 @@ package canonical_test
 import (
 	"encoding/json"
 	"net/http"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -55,7 +54,7 @@ func TestCheckJSONBody(t *testing.T) {
 		ce := canonical.CheckJSONBody(r, body)
 		require.NotNil(t, ce, ct)
 		require.Equal(t, http.StatusUnsupportedMediaType, ce.Status)
-		require.True(t, strings.Contains(ce.Message, "application/json"))
+		require.Contains(t, ce.Message, "application/json")
 	}
 	r, _ := http.NewRequest(http.MethodPost, "/", nil)
 	ce := canonical.CheckJSONBody(r, []byte("{\"model\":\"\xff\"}"))

@@ -77,6 +77,9 @@ type Config struct {
 	PprofAllowRemote bool
 	// SecureCookies marks the browser session cookie Secure on plain HTTP too.
 	SecureCookies bool
+	// Deprecated lists the old environment variables that were read; the
+	// caller warns about them once it can log.
+	Deprecated []Deprecation
 }
 
 // NewDefault returns the defaults.
@@ -104,30 +107,31 @@ func NewDefault() Config {
 }
 
 // Load builds the configuration from the defaults, the environment (read with
-// lookupEnv) and args, reads the token file and validates the result. Usage
-// text goes to usage; -h returns flag.ErrHelp.
+// lookupEnv; see EnvName) and args, in that order of precedence, reads the token
+// file and validates the result. -h prints the flags to usage and returns
+// flag.ErrHelp.
 func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer) (Config, error) {
 	cfg := NewDefault()
 	fs := flag.NewFlagSet("mindrouter-dataplane", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	var envErrs []error
+	fs.SetOutput(io.Discard) // a bad flag is returned as an error; only -h prints
 	for _, s := range cfg.settings() {
-		if v, ok := lookupEnv(s.env); ok {
-			if err := s.value.Set(v); err != nil {
-				envErrs = append(envErrs, fmt.Errorf("%s=%q: %w", s.env, v, err))
-			}
-		}
-		fs.Var(s.value, s.flag, s.help+" (env "+s.env+")")
+		fs.Var(s.value, s.flag, s.help)
 	}
+	deprecated, envErr := applyEnv(fs, lookupEnv)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
+		}
 		return Config{}, err
 	}
 	if fs.NArg() > 0 {
 		return Config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	if len(envErrs) > 0 {
-		return Config{}, errors.Join(envErrs...)
+	if envErr != nil {
+		return Config{}, envErr
 	}
+	cfg.Deprecated = deprecated
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}

@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"errors"
 	"flag"
 	"io"
 	"os"
@@ -99,7 +98,7 @@ func TestHelpHidesTheToken(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	_, err := config.Load([]string{"-h"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "super-secret"}), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, flag.ErrHelp)
 	require.Contains(t, out.String(), "MINDROUTER_CLUSTER_TOKEN")
 	require.NotContains(t, out.String(), "super-secret")
 }
@@ -124,10 +123,11 @@ func TestPprofListen(t *testing.T) {
 	}{
 		{name: "off by default"},
 		{name: "loopback flag", args: []string{"-pprof-listen", "127.0.0.1:6060"}, want: "127.0.0.1:6060"},
-		{name: "loopback env", env: map[string]string{"MINDROUTER_PPROF_LISTEN": "localhost:6060"}, want: "localhost:6060"},
+		{name: "loopback env", env: map[string]string{"MINDROUTER_DP_PPROF_LISTEN": "localhost:6060"}, want: "localhost:6060"},
 		{name: "ipv6 loopback", args: []string{"-pprof-listen", "[::1]:0"}, want: "[::1]:0"},
 		{name: "flag beats env", args: []string{"-pprof-listen", "127.0.0.2:1"},
-			env: map[string]string{"MINDROUTER_PPROF_LISTEN": "127.0.0.1:6060"}, want: "127.0.0.2:1"},
+			env: map[string]string{"MINDROUTER_DP_PPROF_LISTEN": "127.0.0.1:6060"}, want: "127.0.0.2:1"},
+		{name: "old env name still read", env: map[string]string{"MINDROUTER_PPROF_LISTEN": "localhost:6061"}, want: "localhost:6061"},
 		{name: "all interfaces refused", args: []string{"-pprof-listen", ":6060"}, wantErr: "not a loopback address"},
 		{name: "remote address refused", args: []string{"-pprof-listen", "10.0.0.5:6060"}, wantErr: "--pprof-allow-remote"},
 		{name: "host name refused", args: []string{"-pprof-listen", "dp.example:6060"}, wantErr: "not a loopback address"},
@@ -163,8 +163,39 @@ func TestHelpNamesPprofFlags(t *testing.T) {
 	t.Parallel()
 	var out strings.Builder
 	_, err := config.Load([]string{"-h"}, env(nil), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
-	for _, want := range []string{"-pprof-listen", "MINDROUTER_PPROF_LISTEN", "-pprof-allow-remote", "MINDROUTER_PPROF_ALLOW_REMOTE", "loopback"} {
+	require.ErrorIs(t, err, flag.ErrHelp)
+	for _, want := range []string{"-pprof-listen", "MINDROUTER_DP_PPROF_LISTEN", "-pprof-allow-remote", "MINDROUTER_DP_PPROF_ALLOW_REMOTE", "loopback"} {
 		require.Contains(t, out.String(), want)
 	}
+}
+
+func TestOldEnvironmentNamesStillWorkWithAWarning(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(nil, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t",
+		"MINDROUTER_CONTROLPLANE_ADDR": "cp:1", "MINDROUTER_PPROF_LISTEN": "127.0.0.1:1",
+		"MINDROUTER_DP_PPROF_LISTEN": "127.0.0.1:2"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "cp:1", cfg.ControlPlaneAddr)
+	require.Equal(t, "127.0.0.1:2", cfg.PprofListen, "the new name wins over the old one")
+	require.Equal(t, []config.Deprecation{{Old: "MINDROUTER_CONTROLPLANE_ADDR", New: "MINDROUTER_DP_CONTROLPLANE_ADDR"}}, cfg.Deprecated)
+}
+
+// TestEveryVariableIsDocumented keeps docs/configuration.md in step with the flags.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	var out strings.Builder
+	_, _ = config.Load([]string{"-h"}, env(nil), &out)
+	n := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		n++
+		require.Contains(t, string(doc), "`"+config.EnvName(name)+"`", "flag -%s", name)
+	}
+	require.Greater(t, n, 15)
 }

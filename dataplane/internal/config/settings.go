@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// setting is one configurable field: its flag, its environment variable and a
-// flag.Value writing into the Config.
+// setting is one configurable field: its flag and a flag.Value writing into the
+// Config. Its environment variable follows from the flag (EnvName).
 type setting struct {
-	flag, env, help string
-	value           interface {
+	flag, help string
+	value      interface {
 		String() string
 		Set(string) error
 	}
@@ -20,32 +20,32 @@ type setting struct {
 // settings lists every field; docs/configuration.md mirrors this table.
 func (c *Config) settings() []setting {
 	return []setting{
-		{"listen", "MINDROUTER_DP_LISTEN", "HTTP listen `address`", (*stringValue)(&c.Listen)},
-		{"controlplane-addr", "MINDROUTER_CONTROLPLANE_ADDR", "control plane gRPC `address` (host:port)", (*stringValue)(&c.ControlPlaneAddr)},
-		{"cluster-token", "MINDROUTER_CLUSTER_TOKEN", "cluster `token` shared with the control plane", (*secretValue)(&c.ClusterToken)},
-		{"cluster-token-file", "MINDROUTER_CLUSTER_TOKEN_FILE", "`file` holding the cluster token", (*stringValue)(&c.ClusterTokenFile)},
-		{"replica-id", "MINDROUTER_DP_REPLICA_ID", "this replica's `name` (default hostname plus a random suffix)", (*stringValue)(&c.ReplicaID)},
-		{"max-body-bytes", "MINDROUTER_DP_MAX_BODY_BYTES", "largest request body in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.MaxBodyBytes)},
-		{"read-header-timeout", "MINDROUTER_DP_READ_HEADER_TIMEOUT", "longest wait for a request's headers; a `duration`", (*durationValue)(&c.ReadHeaderTimeout)},
-		{"body-read-timeout", "MINDROUTER_DP_BODY_READ_TIMEOUT", "longest wait for a request body, on top of what -body-min-rate allows a large one; a `duration`", (*durationValue)(&c.BodyReadTimeout)},
-		{"body-min-rate", "MINDROUTER_DP_BODY_MIN_RATE", "slowest upload accepted once -body-read-timeout has passed, in `bytes` per second (a KiB/MiB suffix is allowed)", (*byteSize)(&c.BodyMinRate)},
-		{"max-attempts", "MINDROUTER_DP_MAX_ATTEMPTS", "`number` of backends a request may try before its first byte", (*intValue)(&c.MaxAttempts)},
-		{"admit-timeout", "MINDROUTER_DP_ADMIT_TIMEOUT", "longest wait for admission, queueing included (0 = the control plane decides); a `duration`", (*durationValue)(&c.AdmitTimeout)},
-		{"backend-dial-timeout", "MINDROUTER_DP_BACKEND_DIAL_TIMEOUT", "longest wait to connect to a backend; a `duration`", (*durationValue)(&c.BackendDialTimeout)},
-		{"backend-header-timeout", "MINDROUTER_DP_BACKEND_HEADER_TIMEOUT", "longest wait for a backend's response headers; a `duration`", (*durationValue)(&c.BackendHeaderTimeout)},
-		{"backend-idle-timeout", "MINDROUTER_DP_BACKEND_IDLE_TIMEOUT", "longest silence inside a backend stream (0 = none); a `duration`", (*durationValue)(&c.BackendIdleTimeout)},
-		{"release-timeout", "MINDROUTER_DP_RELEASE_TIMEOUT", "longest wait for one Release call; a `duration`", (*durationValue)(&c.ReleaseTimeout)},
-		{"stream-write-timeout", "MINDROUTER_DP_STREAM_WRITE_TIMEOUT", "longest wait for one write to a streaming client (0 = none); a `duration`", (*durationValue)(&c.StreamWriteTimeout)},
-		{"shutdown-timeout", "MINDROUTER_DP_SHUTDOWN_TIMEOUT", "how long streams in flight may finish at shutdown; a `duration`", (*durationValue)(&c.ShutdownTimeout)},
-		{"image-fetch-allow", "MINDROUTER_DP_IMAGE_FETCH_ALLOW", "comma-separated CIDRs, IPs and host `names` image URLs may reach although private, loopback or link-local (default none)", (*listValue)(&c.ImageFetchAllow)},
-		{"image-fetch-max-bytes", "MINDROUTER_DP_IMAGE_FETCH_MAX_BYTES", "largest image fetched by URL in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.ImageFetchMaxBytes)},
-		{"image-fetch-timeout", "MINDROUTER_DP_IMAGE_FETCH_TIMEOUT", "longest fetch of one image URL; a `duration`", (*durationValue)(&c.ImageFetchTimeout)},
-		{"keep-think-tags", "MINDROUTER_DP_KEEP_THINK_TAGS", "leave a leading <think> block in answers instead of moving it to the reasoning", (*boolValue)(&c.KeepThinkTags)},
-		{"log-format", "MINDROUTER_LOG_FORMAT", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
-		{"log-level", "MINDROUTER_LOG_LEVEL", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
-		{"pprof-listen", "MINDROUTER_PPROF_LISTEN", "serve net/http/pprof on this `address` on a listener of its own (default empty = off); loopback only unless -pprof-allow-remote", (*stringValue)(&c.PprofListen)},
-		{"secure-cookies", "MINDROUTER_DP_SECURE_COOKIES", "mark the session cookie Secure even on plain HTTP (it is whenever the connection is TLS or X-Forwarded-Proto is https)", (*boolValue)(&c.SecureCookies)},
-		{"pprof-allow-remote", "MINDROUTER_PPROF_ALLOW_REMOTE", "let -pprof-listen bind a non-loopback address (profiles expose memory contents; keep them off untrusted networks)", (*boolValue)(&c.PprofAllowRemote)},
+		{"listen", "HTTP listen `address`", (*stringValue)(&c.Listen)},
+		{"controlplane-addr", "control plane gRPC `address` (host:port)", (*stringValue)(&c.ControlPlaneAddr)},
+		{"cluster-token", "cluster `token` shared with the control plane", (*secretValue)(&c.ClusterToken)},
+		{"cluster-token-file", "`file` holding the cluster token", (*stringValue)(&c.ClusterTokenFile)},
+		{"replica-id", "this replica's `name` (default hostname plus a random suffix)", (*stringValue)(&c.ReplicaID)},
+		{"max-body-bytes", "largest request body in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.MaxBodyBytes)},
+		{"read-header-timeout", "longest wait for a request's headers; a `duration`", (*durationValue)(&c.ReadHeaderTimeout)},
+		{"body-read-timeout", "longest wait for a request body, on top of what -body-min-rate allows a large one; a `duration`", (*durationValue)(&c.BodyReadTimeout)},
+		{"body-min-rate", "slowest upload accepted once -body-read-timeout has passed, in `bytes` per second (a KiB/MiB suffix is allowed)", (*byteSize)(&c.BodyMinRate)},
+		{"max-attempts", "`number` of backends a request may try before its first byte", (*intValue)(&c.MaxAttempts)},
+		{"admit-timeout", "longest wait for admission, queueing included (0 = the control plane decides); a `duration`", (*durationValue)(&c.AdmitTimeout)},
+		{"backend-dial-timeout", "longest wait to connect to a backend; a `duration`", (*durationValue)(&c.BackendDialTimeout)},
+		{"backend-header-timeout", "longest wait for a backend's response headers; a `duration`", (*durationValue)(&c.BackendHeaderTimeout)},
+		{"backend-idle-timeout", "longest silence inside a backend stream (0 = none); a `duration`", (*durationValue)(&c.BackendIdleTimeout)},
+		{"release-timeout", "longest wait for one Release call; a `duration`", (*durationValue)(&c.ReleaseTimeout)},
+		{"stream-write-timeout", "longest wait for one write to a streaming client (0 = none); a `duration`", (*durationValue)(&c.StreamWriteTimeout)},
+		{"shutdown-timeout", "how long streams in flight may finish at shutdown; a `duration`", (*durationValue)(&c.ShutdownTimeout)},
+		{"image-fetch-allow", "comma-separated CIDRs, IPs and host `names` image URLs may reach although private, loopback or link-local (default none)", (*listValue)(&c.ImageFetchAllow)},
+		{"image-fetch-max-bytes", "largest image fetched by URL in `bytes` (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.ImageFetchMaxBytes)},
+		{"image-fetch-timeout", "longest fetch of one image URL; a `duration`", (*durationValue)(&c.ImageFetchTimeout)},
+		{"keep-think-tags", "leave a leading <think> block in answers instead of moving it to the reasoning", (*boolValue)(&c.KeepThinkTags)},
+		{"log-format", "log `format`: json or text", (*stringValue)(&c.LogFormat)},
+		{"log-level", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+		{"pprof-listen", "serve net/http/pprof on this `address` on a listener of its own (default empty = off); loopback only unless -pprof-allow-remote", (*stringValue)(&c.PprofListen)},
+		{"secure-cookies", "mark the session cookie Secure even on plain HTTP (it is whenever the connection is TLS or X-Forwarded-Proto is https)", (*boolValue)(&c.SecureCookies)},
+		{"pprof-allow-remote", "let -pprof-listen bind a non-loopback address (profiles expose memory contents; keep them off untrusted networks)", (*boolValue)(&c.PprofAllowRemote)},
 	}
 }
 

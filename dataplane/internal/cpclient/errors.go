@@ -11,11 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-// ErrorDomain is the google.rpc.ErrorInfo domain of the control plane's refusals.
-const ErrorDomain = "mindrouter.dev"
 
 // unreachableRetryAfter is what clients are told to wait when the control plane
 // cannot be reached and said nothing itself.
@@ -50,6 +48,13 @@ func (e *Error) RetryAfter() time.Duration { return e.Wait }
 func (e *Error) Unreachable() bool {
 	return e.Reason == controlplanev1.Reason_REASON_UNSPECIFIED &&
 		(e.Code == codes.Unavailable || e.Code == codes.DeadlineExceeded)
+}
+
+// NoBackend reports whether the refusal means that no backend is left for the
+// model: none is healthy (or every one left already failed the request), or the
+// model is gone.
+func (e *Error) NoBackend() bool {
+	return e.Reason == controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND || e.Reason == controlplanev1.Reason_REASON_MODEL_NOT_FOUND
 }
 
 // reasons maps each refusal reason to what a client sees.
@@ -129,7 +134,7 @@ func fromStatus(ctx context.Context, err error) error {
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *errdetails.ErrorInfo:
-			if d.GetDomain() == ErrorDomain {
+			if d.GetDomain() == errinfo.Domain {
 				if v, ok := controlplanev1.Reason_value[d.GetReason()]; ok {
 					e.Reason = controlplanev1.Reason(v)
 				}

@@ -129,7 +129,7 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	// stop ends the stream and waits for the receiver, which owns no other state.
 	stop := func(err error) (bool, error) {
 		cancel()
-		<-recvErr
+		<-recvErr //nolint:errcheck // the receiver's error is the echo of this cancel
 		return true, err
 	}
 	ticker := time.NewTicker(interval)

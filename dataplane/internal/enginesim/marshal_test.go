@@ -3,6 +3,7 @@ package enginesim
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -19,7 +20,7 @@ func TestAppendPyKeepsOrderAndMatchesEncodingJSON(t *testing.T) {
 		`"list":[{"x":-3},{}],"any":[1,"s",null,{"k":false}],"floats":[0.25,1e-7],"ints":[1,2]}`, string(got))
 
 	// Values without ordered objects come out as encoding/json writes them.
-	for _, x := range []any{"é\xff", 1e21, -0.0, []any{1.5, "x"}, map[string]int{"b": 2, "a": 1}} {
+	for _, x := range []any{"é\xff", 1e21, math.Copysign(0, -1), []any{1.5, "x"}, map[string]int{"b": 2, "a": 1}} {
 		var want bytes.Buffer
 		enc := json.NewEncoder(&want)
 		enc.SetEscapeHTML(false)

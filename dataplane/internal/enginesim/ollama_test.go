@@ -58,7 +58,7 @@ func TestOllamaChatStream(t *testing.T) {
 			final := chunks[len(chunks)-1]
 			require.Equal(t, true, final["done"])
 			require.Equal(t, tc.wantReason, final["done_reason"])
-			require.Equal(t, "", str(final, "message", "content"))
+			require.Empty(t, str(final, "message", "content"))
 			require.Equal(t, len(chunks)-1, num(final, "eval_count"), "eval_count equals the token chunks")
 			require.Equal(t, enginesim.PromptTokens([]enginesim.Message{{Role: "user", Content: "hello there"}}),
 				num(final, "prompt_eval_count"))
@@ -125,7 +125,7 @@ func TestOllamaToolCallIsWhole(t *testing.T) {
 			gotArgs, err := json.Marshal(path(calls[0], "function", "arguments"))
 			require.NoError(t, err)
 			require.JSONEq(t, args, string(gotArgs), "arguments are a parsed object")
-			require.Equal(t, "", str(msgs[0], "content"))
+			require.Empty(t, str(msgs[0], "content"))
 			require.Equal(t, "stop", final["done_reason"], "Ollama reports tool calls as a plain stop")
 			require.Positive(t, num(final, "eval_count"))
 		})
@@ -146,7 +146,7 @@ func TestOllamaThinking(t *testing.T) {
 	for _, c := range chunks[:len(chunks)-1] {
 		if th := str(c, "message", "thinking"); th != "" {
 			require.False(t, sawContent, "thinking comes before content")
-			require.Equal(t, "", str(c, "message", "content"))
+			require.Empty(t, str(c, "message", "content"))
 			thinking.WriteString(th)
 		}
 		if ct := str(c, "message", "content"); ct != "" {
@@ -186,7 +186,7 @@ func TestOllamaPsAfterUse(t *testing.T) {
 			require.Equal(t, 4096, num(m, "context_length"))
 			exp, err := time.Parse(time.RFC3339Nano, str(m, "expires_at"))
 			require.NoError(t, err)
-			require.WithinDuration(t, time.Now().Add(5*time.Minute), exp, time.Minute)
+			require.WithinDuration(t, exp, time.Now().Add(5*time.Minute), time.Minute)
 		}
 	}
 
@@ -250,7 +250,7 @@ func TestOllamaGenerate(t *testing.T) {
 	}
 	require.Equal(t, enginesim.DefaultText(4), text.String())
 	final := chunks[4]
-	require.Equal(t, "", final["response"])
+	require.Empty(t, final["response"])
 	require.Equal(t, "stop", final["done_reason"])
 	prompt := enginesim.PromptTokens([]enginesim.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "why?"}})
 	require.Equal(t, prompt, num(final, "prompt_eval_count"))

@@ -231,14 +231,17 @@ func Needs(req *canonical.Request) []controlplanev1.Capability {
 	return needs
 }
 
+// backendRefusal is an admission refusal that can say whether it means that no
+// backend is left for the model (*cpclient.Error is one).
+type backendRefusal interface {
+	NoBackend() bool
+}
+
 // noOtherBackend reports whether a retry's Admit failed because no backend is
 // left, in which case the client hears about the backend failure instead.
 func noOtherBackend(err error) bool {
-	switch canonical.AsError(err).Code {
-	case "no_healthy_backend", "model_not_found":
-		return true
-	}
-	return false
+	var r backendRefusal
+	return errors.As(err, &r) && r.NoBackend()
 }
 
 func allFailed(attempts int, last error) error {

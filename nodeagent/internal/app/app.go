@@ -49,12 +49,12 @@ func WithGetenv(getenv func(string) string) Option { return func(d *deps) { d.ge
 // or a listener cannot start; an unreachable control plane or a missing GPU driver is
 // not an error (the agent keeps trying and reports what it can).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...Option) error {
-	_ = stdout // nothing is printed on success; logs go to stderr
 	d := deps{getenv: os.Getenv}
 	for _, o := range opts {
 		o(&d)
 	}
-	cfg, err := config.Load(args, d.getenv, stderr)
+	lookupEnv := func(k string) (string, bool) { v := d.getenv(k); return v, v != "" }
+	cfg, err := config.Load(args, lookupEnv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
@@ -64,6 +64,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...O
 	logger, err := newLogger(cfg, stderr)
 	if err != nil {
 		return err
+	}
+	for _, d := range cfg.Deprecated {
+		logger.Warn("deprecated environment variable: it stops working in the next release",
+			slog.String("name", d.Old), slog.String("use", d.New))
 	}
 	secret, err := cfg.ResolveSecret()
 	if err != nil {

@@ -227,7 +227,8 @@ func TestAgentRejectsBadConfig(t *testing.T) {
 	err := app.Run(t.Context(), []string{"-node-name", "x"}, io.Discard, &stderr, app.WithGetenv(noEnv))
 	require.ErrorContains(t, err, "no node secret")
 
-	err = app.Run(t.Context(), []string{"-h"}, io.Discard, &stderr, app.WithGetenv(noEnv))
-	require.NoError(t, err)
-	assert.Contains(t, stderr.String(), "-control-plane")
+	var stdout bytes.Buffer
+	err = app.Run(t.Context(), []string{"-h"}, &stdout, &stderr, app.WithGetenv(noEnv))
+	require.NoError(t, err, "-h is not an error")
+	assert.Contains(t, stdout.String(), "-control-plane", "help goes to stdout")
 }

@@ -2,7 +2,6 @@ package collector_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"testing"
 	"time"
@@ -234,7 +233,7 @@ func TestCollectDefaultProcessNames(t *testing.T) {
 func TestProcCommMissing(t *testing.T) {
 	t.Parallel()
 	_, err := collector.ProcComm(1 << 31)
-	require.True(t, errors.Is(err, os.ErrNotExist), "got %v", err)
+	require.ErrorIs(t, err, os.ErrNotExist, "got %v", err)
 }
 
 func TestCUDAVersion(t *testing.T) {

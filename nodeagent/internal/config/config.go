@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -39,6 +38,9 @@ type Config struct {
 	MetricsAddr string
 	LogFormat   string
 	LogLevel    string
+	// Deprecated lists the old environment variables that were read; the
+	// caller warns about them once it can log.
+	Deprecated []Deprecation
 }
 
 // NewDefault returns the defaults; NodeName is the host's name when it can be read.
@@ -53,37 +55,44 @@ func NewDefault() Config {
 	}
 }
 
-// Load parses args over the environment (getenv) over the defaults and validates the
-// result. Usage and flag errors are written to stderr; -h returns flag.ErrHelp.
-func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// Load builds the configuration from the defaults, the environment (read with
+// lookupEnv; see EnvName) and args, in that order of precedence, and validates the
+// result. -h prints the flags to usage and returns flag.ErrHelp.
+func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer) (Config, error) {
 	c := NewDefault()
 	fs := flag.NewFlagSet("mindrouter-nodeagent", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	env := envReader{getenv: getenv}
-	fs.StringVar(&c.ControlPlaneAddr, "control-plane", env.str("MINDROUTER_AGENT_CONTROL_PLANE", c.ControlPlaneAddr), "control plane gRPC address, host:port")
-	fs.StringVar(&c.NodeName, "node-name", env.str("MINDROUTER_AGENT_NODE_NAME", c.NodeName), "this node's registered name (default: the hostname)")
-	fs.StringVar(&c.Secret, "secret", env.str("MINDROUTER_AGENT_SECRET", c.Secret), "node agent secret (prefer -secret-file or the environment: flags are visible in ps)")
-	fs.StringVar(&c.SecretFile, "secret-file", env.str("MINDROUTER_AGENT_SECRET_FILE", c.SecretFile), "file holding the node agent secret")
-	fs.DurationVar(&c.Interval, "interval", env.dur("MINDROUTER_AGENT_INTERVAL", c.Interval), "sampling interval until the control plane sets one")
-	fs.BoolVar(&c.TLS, "tls", env.boolean("MINDROUTER_AGENT_TLS", c.TLS), "dial the control plane over TLS")
-	fs.StringVar(&c.TLSCAFile, "tls-ca-file", env.str("MINDROUTER_AGENT_TLS_CA_FILE", c.TLSCAFile), "PEM CA bundle to verify the control plane (implies -tls)")
-	fs.StringVar(&c.TLSServerName, "tls-server-name", env.str("MINDROUTER_AGENT_TLS_SERVER_NAME", c.TLSServerName), "server name to verify instead of the address's host")
-	fs.StringVar(&c.NVMLLibrary, "nvml-library", env.str("MINDROUTER_AGENT_NVML_LIBRARY", c.NVMLLibrary), "path of libnvidia-ml.so.1 (default: the loader's search path)")
-	fs.StringVar(&c.MetricsAddr, "metrics-addr", env.str("MINDROUTER_AGENT_METRICS_ADDR", c.MetricsAddr), "serve /metrics and /healthz on this address (empty: off)")
-	fs.StringVar(&c.LogFormat, "log-format", env.str("MINDROUTER_AGENT_LOG_FORMAT", c.LogFormat), "log format: json or text")
-	fs.StringVar(&c.LogLevel, "log-level", env.str("MINDROUTER_AGENT_LOG_LEVEL", c.LogLevel), "log level: debug, info, warn or error")
+	fs.SetOutput(io.Discard) // a bad flag is returned as an error; only -h prints
+	fs.StringVar(&c.ControlPlaneAddr, "control-plane", c.ControlPlaneAddr, "control plane gRPC address, host:port")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's registered name (default: the hostname)")
+	fs.StringVar(&c.Secret, "secret", c.Secret, "node agent secret (prefer -secret-file or the environment: flags are visible in ps)")
+	fs.StringVar(&c.SecretFile, "secret-file", c.SecretFile, "file holding the node agent secret")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "sampling interval until the control plane sets one")
+	fs.BoolVar(&c.TLS, "tls", c.TLS, "dial the control plane over TLS")
+	fs.StringVar(&c.TLSCAFile, "tls-ca-file", c.TLSCAFile, "PEM CA bundle to verify the control plane (implies -tls)")
+	fs.StringVar(&c.TLSServerName, "tls-server-name", c.TLSServerName, "server name to verify instead of the address's host")
+	fs.StringVar(&c.NVMLLibrary, "nvml-library", c.NVMLLibrary, "path of libnvidia-ml.so.1 (default: the loader's search path)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics and /healthz on this address (empty: off)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	deprecated, envErr := applyEnv(fs, lookupEnv)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(usage)
+			fs.Usage()
+		}
 		return Config{}, err
 	}
+	errs := []error{envErr}
 	if fs.NArg() > 0 {
-		env.errs = append(env.errs, fmt.Errorf("unexpected arguments %q: every setting is a -flag", fs.Args()))
+		errs = append(errs, fmt.Errorf("unexpected arguments %q: every setting is a -flag", fs.Args()))
 	}
 	if c.TLSCAFile != "" {
 		c.TLS = true
 	}
-	if err := errors.Join(env.errs...); err != nil {
+	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
 	}
+	c.Deprecated = deprecated
 	return c, c.Validate()
 }
 
@@ -98,7 +107,7 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.Secret == "" && c.SecretFile == "":
-		errs = append(errs, errors.New("no node secret: set -secret-file (or MINDROUTER_AGENT_SECRET)"))
+		errs = append(errs, errors.New("no node secret: set -secret-file (or MINDROUTER_AGENT_SECRET_FILE, or MINDROUTER_AGENT_SECRET)"))
 	case c.Secret != "" && c.SecretFile != "":
 		errs = append(errs, errors.New("set only one of -secret and -secret-file"))
 	}
@@ -157,43 +166,4 @@ func ParseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("log-level %q: use debug, info, warn or error", s)
 	}
 	return l, nil
-}
-
-// envReader reads typed environment variables and remembers malformed ones.
-type envReader struct {
-	getenv func(string) string
-	errs   []error
-}
-
-func (e *envReader) str(key, def string) string {
-	if v := e.getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func (e *envReader) dur(key string, def time.Duration) time.Duration {
-	v := e.getenv(key)
-	if v == "" {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q: want a duration such as 10s", key, v))
-		return def
-	}
-	return d
-}
-
-func (e *envReader) boolean(key string, def bool) bool {
-	v := e.getenv(key)
-	if v == "" {
-		return def
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		e.errs = append(e.errs, fmt.Errorf("%s=%q: want true or false", key, v))
-		return def
-	}
-	return b
 }

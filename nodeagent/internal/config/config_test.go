@@ -2,11 +2,11 @@ package config_test
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,8 +16,8 @@ import (
 	"github.com/mindrouter/mindrouter/nodeagent/internal/config"
 )
 
-func envOf(m map[string]string) func(string) string {
-	return func(k string) string { return m[k] }
+func envOf(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
 }
 
 func TestLoad(t *testing.T) {
@@ -48,7 +48,7 @@ func TestLoad(t *testing.T) {
 				"MINDROUTER_AGENT_CONTROL_PLANE": "cp:9443", "MINDROUTER_AGENT_NODE_NAME": "gpu-07",
 				"MINDROUTER_AGENT_SECRET_FILE": "/etc/secret", "MINDROUTER_AGENT_INTERVAL": "5s",
 				"MINDROUTER_AGENT_TLS_CA_FILE": "/etc/ca.pem", "MINDROUTER_AGENT_METRICS_ADDR": ":9102",
-				"MINDROUTER_AGENT_LOG_FORMAT": "text", "MINDROUTER_AGENT_LOG_LEVEL": "debug",
+				"MINDROUTER_LOG_FORMAT": "text", "MINDROUTER_LOG_LEVEL": "debug",
 			},
 			check: func(t *testing.T, c config.Config) {
 				assert.Equal(t, "cp:9443", c.ControlPlaneAddr)
@@ -117,8 +117,38 @@ func TestLoadHelp(t *testing.T) {
 	t.Parallel()
 	var out bytes.Buffer
 	_, err := config.Load([]string{"-h"}, envOf(nil), &out)
-	require.True(t, errors.Is(err, flag.ErrHelp))
+	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, out.String(), "-secret-file")
+}
+
+func TestOldEnvironmentNamesStillWorkWithAWarning(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(nil, envOf(map[string]string{"MINDROUTER_AGENT_SECRET": "x",
+		"MINDROUTER_AGENT_LOG_FORMAT": "text", "MINDROUTER_AGENT_LOG_LEVEL": "debug", "MINDROUTER_LOG_LEVEL": "warn"}), &bytes.Buffer{})
+	require.NoError(t, err)
+	assert.Equal(t, "text", c.LogFormat)
+	assert.Equal(t, "warn", c.LogLevel, "the new name wins over the old one")
+	assert.Equal(t, []config.Deprecation{{Old: "MINDROUTER_AGENT_LOG_FORMAT", New: "MINDROUTER_LOG_FORMAT"}}, c.Deprecated)
+}
+
+// TestEveryVariableIsDocumented keeps docs/configuration.md in step with the flags.
+func TestEveryVariableIsDocumented(t *testing.T) {
+	t.Parallel()
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "configuration.md"))
+	require.NoError(t, err)
+	var out bytes.Buffer
+	_, _ = config.Load([]string{"-h"}, envOf(nil), &out)
+	n := 0
+	for _, line := range strings.Split(out.String(), "\n") {
+		name, ok := strings.CutPrefix(strings.TrimSpace(line), "-")
+		if !ok {
+			continue
+		}
+		name, _, _ = strings.Cut(name, " ")
+		n++
+		require.Contains(t, string(doc), "`"+config.EnvName(name)+"`", "flag -%s", name)
+	}
+	require.Greater(t, n, 10)
 }
 
 func TestResolveSecret(t *testing.T) {

@@ -36,7 +36,8 @@ func startProcess(name, bin string, args, env []string, logPath string) (*proces
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=")
+	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=",
+		"MINDROUTER_CP_SEED_BACKENDS=", "MINDROUTER_CP_ADMIN_API_KEY=")
 	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

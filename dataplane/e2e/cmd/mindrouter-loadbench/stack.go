@@ -34,9 +34,8 @@ const backendConcurrency = 4096
 
 // sim is one simulator process.
 type sim struct {
-	proc  *process
-	url   string
-	pprof string
+	proc *process
+	url  string
 }
 
 // stack is the system under test: three simulators, a control plane and a data plane.
@@ -255,7 +254,7 @@ func (s *stack) warmKeys(ctx context.Context) error {
 	for i := range s.keys {
 		status, err := spec.forWorker(i).once(ctx, http.DefaultClient)
 		if err != nil || status != http.StatusOK {
-			return fmt.Errorf("key %d of %d: status %d, %v", i+1, len(s.keys), status, err)
+			return fmt.Errorf("key %d of %d: status %d, %w", i+1, len(s.keys), status, err)
 		}
 	}
 	return nil
@@ -272,7 +271,7 @@ func (s *stack) waitModels(ctx context.Context) error {
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("model %s does not answer through the gateway (status %d, %v):\n%s", model, status, err, s.dp.tail())
+				return fmt.Errorf("model %s does not answer through the gateway (status %d, %w):\n%s", model, status, err, s.dp.tail())
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -181,7 +181,8 @@ func startProc(t testing.TB, bin string, args []string, logPath string) *proc {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=")
+	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=",
+		"MINDROUTER_CP_SEED_BACKENDS=", "MINDROUTER_CP_ADMIN_API_KEY=")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)

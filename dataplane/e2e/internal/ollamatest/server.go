@@ -265,7 +265,7 @@ func FindBinary(ctx context.Context, logf func(format string, args ...any)) (str
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	defer func() { _ = syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) }()
 	if isExecutable(bin) { // built by another test binary meanwhile
 		return bin, nil
 	}
@@ -402,7 +402,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		select {
 		case <-s.done:
-			return fmt.Errorf("ollama serve exited before answering: %v", s.waitErr)
+			return fmt.Errorf("ollama serve exited before answering: %w", s.waitErr)
 		case <-ctx.Done():
 			return fmt.Errorf("ollama serve did not answer at %s: %w", s.URL, ctx.Err())
 		case <-tick.C:

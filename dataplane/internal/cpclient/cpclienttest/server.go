@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -210,7 +211,7 @@ func (s *Server) HeldReleases() int {
 // RetryInfo.
 func Refusal(code codes.Code, reason controlplanev1.Reason, msg string, retryAfter time.Duration) error {
 	st := status.New(code, msg)
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason.String(), Domain: "mindrouter.dev"}}
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason.String(), Domain: errinfo.Domain}}
 	if retryAfter > 0 {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)})
 	}

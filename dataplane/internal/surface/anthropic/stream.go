@@ -8,6 +8,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
 )
@@ -82,7 +83,7 @@ func (k *sseSink) begin(buf []byte) []byte {
 	k.started = true
 	h := k.w.Header()
 	stream.SetSSEHeaders(h)
-	admissionHeaders(h, k.adm)
+	surface.AdmissionHeaders(h, k.adm)
 	setRequestID(h, k.r)
 	k.w.WriteHeader(http.StatusOK)
 	return k.enc.AppendStart(buf)

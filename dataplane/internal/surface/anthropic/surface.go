@@ -2,7 +2,6 @@ package anthropic
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -32,9 +32,9 @@ type Catalog interface {
 // Header names this surface writes.
 const (
 	// QueuePositionHeader is set when the request waited in the model's queue.
-	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	QueuePositionHeader = surface.QueuePositionHeader
 	// SimulatedHeader is "true" when the answer came from the engine simulator.
-	SimulatedHeader = "X-Mindrouter-Simulated"
+	SimulatedHeader = surface.SimulatedHeader
 	// RequestIDHeader repeats X-Request-ID under the name Anthropic's SDKs read
 	// into their errors.
 	RequestIDHeader = "Request-Id"
@@ -93,25 +93,15 @@ func Credential(r *http.Request) string {
 	if key := strings.TrimSpace(r.Header.Get("X-Api-Key")); key != "" {
 		return key
 	}
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, key, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(key)
-		}
-	}
-	return ""
+	key, _ := surface.Bearer(r)
+	return key
 }
 
 // read authenticates the request's shape (a key is present) and reads its body.
 func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
-	credential = Credential(r)
-	if credential == "" {
-		s.WriteError(w, r, errMissingKey)
-		return "", nil, false
-	}
-	body, err := io.ReadAll(r.Body)
+	credential, body, err := surface.Read(r, Credential, errMissingKey)
 	if err != nil {
-		s.WriteError(w, r, canonical.BodyError(err))
+		s.WriteError(w, r, err)
 		return "", nil, false
 	}
 	if ce := canonical.CheckJSONBody(r, body); ce != nil {
@@ -131,10 +121,7 @@ func (s *Surface) messages(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestid.Unique(r.Context())
-	if id == "" {
-		id = requestid.New()
-	}
+	id := surface.RequestID(r)
 	call := relay.Call{RequestID: id, Credential: credential, Endpoint: r.URL.Path, Request: req}
 	meta := anthropic.Meta{ID: "msg_" + id, Model: req.Model}
 	if req.Stream {
@@ -148,7 +135,7 @@ func (s *Surface) messages(w http.ResponseWriter, r *http.Request) {
 	}
 	b := anthropic.EncodeResponse(res.Response, meta)
 	h := w.Header()
-	admissionHeaders(h, res.Admission)
+	surface.AdmissionHeaders(h, res.Admission)
 	s.writeJSON(w, r, b)
 }
 
@@ -191,15 +178,6 @@ func (s *Surface) writeJSON(w http.ResponseWriter, r *http.Request, b []byte) {
 func setRequestID(h http.Header, r *http.Request) {
 	if id := requestid.FromContext(r.Context()); id != "" {
 		h.Set(RequestIDHeader, id)
-	}
-}
-
-func admissionHeaders(h http.Header, a relay.Admission) {
-	if a.QueuePosition > 0 {
-		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
-	}
-	if a.Simulated {
-		h.Set(SimulatedHeader, "true")
 	}
 }
 

@@ -233,7 +233,7 @@ func TestToolCalls(t *testing.T) {
 						}
 					}
 					stop = m.StopReason
-					require.EqualValues(t, s.Stats().CompletionTokens, m.OutputTokens)
+					require.Equal(t, s.Stats().CompletionTokens, m.OutputTokens)
 				} else {
 					require.Equal(t, http.StatusOK, resp.StatusCode)
 					var m message

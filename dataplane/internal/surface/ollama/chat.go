@@ -6,7 +6,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -44,10 +44,7 @@ func (s *Surface) answer(w http.ResponseWriter, r *http.Request, shape ollama.Sh
 		return
 	}
 	meta := ollama.Meta{Model: req.Model, CreatedAt: ollama.FormatTime(start)}
-	id := requestid.Unique(r.Context())
-	if id == "" {
-		id = requestid.New()
-	}
+	id := surface.RequestID(r)
 	call := relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint, Request: req, Operation: op}
 	if req.Stream {
 		s.stream(w, r, call, meta, shape, start)
@@ -67,7 +64,7 @@ func (s *Surface) answer(w http.ResponseWriter, r *http.Request, shape ollama.Sh
 		s.WriteError(w, r, err)
 		return
 	}
-	admissionHeaders(w.Header(), res.Admission)
+	surface.AdmissionHeaders(w.Header(), res.Admission)
 	writeJSON(w, b)
 }
 

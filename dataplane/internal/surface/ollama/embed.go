@@ -6,7 +6,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
 )
 
@@ -57,10 +57,7 @@ func (s *Surface) embedWith(w http.ResponseWriter, r *http.Request, endpoint str
 		s.WriteError(w, r, errNoEmbedder)
 		return
 	}
-	id := requestid.Unique(r.Context())
-	if id == "" {
-		id = requestid.New()
-	}
+	id := surface.RequestID(r)
 	res, err := s.embedder.Embed(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint}, req)
 	if err != nil {
 		s.writeError(w, r, err, req.Model)
@@ -72,6 +69,6 @@ func (s *Surface) embedWith(w http.ResponseWriter, r *http.Request, endpoint str
 		s.WriteError(w, r, err)
 		return
 	}
-	admissionHeaders(w.Header(), res.Admission)
+	surface.AdmissionHeaders(w.Header(), res.Admission)
 	writeJSON(w, b)
 }

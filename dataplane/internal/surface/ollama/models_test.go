@@ -100,7 +100,7 @@ func TestLoadAndUnload(t *testing.T) {
 		"message": map[string]any{"role": "assistant", "content": ""}}, m)
 	m = readJSON(t, g.post(t, "/api/generate", `{"model":"tiny:latest","keep_alive":0}`))
 	require.Equal(t, "unload", m["done_reason"])
-	require.Equal(t, "", m["response"])
+	require.Empty(t, m["response"])
 	m = readJSON(t, g.post(t, "/api/embed", `{"model":"tiny","input":[]}`))
 	require.Equal(t, map[string]any{"model": "tiny", "embeddings": []any{}}, m)
 	m = readJSON(t, g.post(t, "/api/embeddings", `{"model":"tiny"}`))

@@ -8,6 +8,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
 )
 
@@ -38,7 +39,7 @@ func (k *ndjsonSink) start() {
 	k.started = true
 	h := k.w.Header()
 	stream.SetNDJSONHeaders(h)
-	admissionHeaders(h, k.adm)
+	surface.AdmissionHeaders(h, k.adm)
 	k.w.WriteHeader(http.StatusOK)
 }
 

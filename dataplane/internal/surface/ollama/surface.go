@@ -2,7 +2,6 @@ package ollama
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -28,9 +28,9 @@ type Catalog interface {
 // Header names this surface writes (the same as the OpenAI surface's).
 const (
 	// QueuePositionHeader is set when the request waited in the model's queue.
-	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	QueuePositionHeader = surface.QueuePositionHeader
 	// SimulatedHeader is "true" when the answer came from the engine simulator.
-	SimulatedHeader = "X-Mindrouter-Simulated"
+	SimulatedHeader = surface.SimulatedHeader
 )
 
 // DefaultVersion is the Ollama version GET /api/version reports: the release
@@ -94,11 +94,8 @@ func (s *Surface) Owns(path string) bool {
 
 // Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".
 func Credential(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, key, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(key)
-		}
+	if key, ok := surface.Bearer(r); ok {
+		return key
 	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
@@ -106,26 +103,16 @@ func Credential(r *http.Request) string {
 // readRequest returns the caller's key and the request body, or writes the
 // refusal and returns ok false.
 func (s *Surface) readRequest(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
-	credential = Credential(r)
-	if credential == "" {
-		s.WriteError(w, r, errMissingKey)
+	credential, body, err := surface.Read(r, Credential, errMissingKey)
+	if err != nil {
+		s.WriteError(w, r, err)
 		return "", nil, false
 	}
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		s.WriteError(w, r, canonical.BodyError(err))
+	if ce := canonical.CheckJSONBody(r, body); ce != nil {
+		s.WriteError(w, r, ce)
 		return "", nil, false
 	}
 	return credential, body, true
-}
-
-func admissionHeaders(h http.Header, a relay.Admission) {
-	if a.QueuePosition > 0 {
-		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
-	}
-	if a.Simulated {
-		h.Set(SimulatedHeader, "true")
-	}
 }
 
 // writeJSON writes a 200 JSON answer as Ollama does.

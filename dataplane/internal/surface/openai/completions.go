@@ -6,6 +6,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -25,7 +26,7 @@ func (s *Surface) completions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestID(r)
+	id := surface.RequestID(r)
 	calls := make([]relay.Call, len(c.Requests))
 	for i, req := range c.Requests {
 		rid := id

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
 
@@ -18,7 +19,7 @@ func (s *Surface) embeddings(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	call := relay.Call{RequestID: requestID(r), Credential: credential, Endpoint: "/v1/embeddings"}
+	call := relay.Call{RequestID: surface.RequestID(r), Credential: credential, Endpoint: "/v1/embeddings"}
 	res, err := s.relay.Embed(r.Context(), call, req)
 	if err != nil {
 		s.WriteError(w, r, err)
@@ -38,7 +39,7 @@ func (s *Surface) rerank(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestID(r)
+	id := surface.RequestID(r)
 	res, err := s.relay.Rerank(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/rerank"}, req)
 	if err != nil {
 		s.WriteError(w, r, err)
@@ -59,7 +60,7 @@ func (s *Surface) score(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestID(r)
+	id := surface.RequestID(r)
 	res, err := s.relay.Score(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/score"}, req)
 	if err != nil {
 		s.WriteError(w, r, err)

@@ -6,6 +6,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
 
@@ -36,7 +37,7 @@ func (k *sseSink) start() {
 	k.started = true
 	h := k.w.Header()
 	stream.SetSSEHeaders(h)
-	admissionHeaders(h, k.adm)
+	surface.AdmissionHeaders(h, k.adm)
 	k.w.WriteHeader(http.StatusOK)
 }
 

@@ -2,7 +2,6 @@ package openai
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -34,9 +33,9 @@ type Catalog interface {
 // Header names this surface writes.
 const (
 	// QueuePositionHeader is set when the request waited in the model's queue.
-	QueuePositionHeader = "X-Mindrouter-Queue-Position"
+	QueuePositionHeader = surface.QueuePositionHeader
 	// SimulatedHeader is "true" when the answer came from the engine simulator.
-	SimulatedHeader = "X-Mindrouter-Simulated"
+	SimulatedHeader = surface.SimulatedHeader
 )
 
 // Config tunes the surface.
@@ -82,11 +81,8 @@ func (s *Surface) Owns(path string) bool { return strings.HasPrefix(path, "/v1/"
 
 // Credential returns the API key from "Authorization: Bearer …" or "X-API-Key".
 func Credential(r *http.Request) string {
-	if auth := r.Header.Get("Authorization"); auth != "" {
-		scheme, key, ok := strings.Cut(auth, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(key)
-		}
+	if key, ok := surface.Bearer(r); ok {
+		return key
 	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }
@@ -94,14 +90,9 @@ func Credential(r *http.Request) string {
 // read authenticates the request's shape (a key is present) and reads its
 // body; on failure it has answered.
 func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential string, body []byte, ok bool) {
-	credential = Credential(r)
-	if credential == "" {
-		s.WriteError(w, r, errMissingKey)
-		return "", nil, false
-	}
-	body, err := io.ReadAll(r.Body)
+	credential, body, err := surface.Read(r, Credential, errMissingKey)
 	if err != nil {
-		s.WriteError(w, r, canonical.BodyError(err))
+		s.WriteError(w, r, err)
 		return "", nil, false
 	}
 	if ce := canonical.CheckJSONBody(r, body); ce != nil {
@@ -109,15 +100,6 @@ func (s *Surface) read(w http.ResponseWriter, r *http.Request) (credential strin
 		return "", nil, false
 	}
 	return credential, body, true
-}
-
-// requestID is the id usage is keyed by: the server's unique id, never the
-// client's X-Request-ID.
-func requestID(r *http.Request) string {
-	if id := requestid.Unique(r.Context()); id != "" {
-		return id
-	}
-	return requestid.New()
 }
 
 func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +112,7 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := requestID(r)
+	id := surface.RequestID(r)
 	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
 	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
 	if req.Stream {
@@ -157,20 +139,11 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 // writeJSON writes a successful JSON answer with the admission headers.
 func writeJSON(w http.ResponseWriter, a relay.Admission, b []byte) {
 	h := w.Header()
-	admissionHeaders(h, a)
+	surface.AdmissionHeaders(h, a)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(b)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
-}
-
-func admissionHeaders(h http.Header, a relay.Admission) {
-	if a.QueuePosition > 0 {
-		h.Set(QueuePositionHeader, strconv.Itoa(int(a.QueuePosition)))
-	}
-	if a.Simulated {
-		h.Set(SimulatedHeader, "true")
-	}
 }
 
 func (s *Surface) models(w http.ResponseWriter, r *http.Request) {

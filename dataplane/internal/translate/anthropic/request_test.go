@@ -2,7 +2,6 @@ package anthropic_test
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -160,7 +159,7 @@ func TestDecodeRefusals(t *testing.T) {
 			t.Parallel()
 			_, err := anthropic.DecodeMessagesRequest([]byte(tc.body))
 			var ce *canonical.Error
-			require.True(t, errors.As(err, &ce), "got %v", err)
+			require.ErrorAs(t, err, &ce, "got %v", err)
 			require.Equal(t, canonical.KindInvalidRequest, ce.Kind)
 			require.Equal(t, tc.param, ce.Param)
 			require.NotEmpty(t, ce.Message)

@@ -5,12 +5,9 @@ import (
 )
 
 var (
-	requestFields = []string{"model", "messages", "temperature", "top_p", "top_k", "min_p", "presence_penalty",
-		"frequency_penalty", "repetition_penalty", "seed", "stop", "max_tokens", "max_completion_tokens", "n",
-		"stream", "stream_options", "tools", "tool_choice", "parallel_tool_calls", "response_format", "user",
-		"reasoning_effort", "think", "thinking", "chat_template_kwargs"}
-	requestMessageFields = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "reasoning"}
-	streamOptionsFields  = []string{"include_usage"}
+	requestFields        = []string{requestFieldModel: "model", requestFieldMessages: "messages", requestFieldTemperature: "temperature", requestFieldTopP: "top_p", requestFieldTopK: "top_k", requestFieldMinP: "min_p", requestFieldPresencePenalty: "presence_penalty", requestFieldFrequencyPenalty: "frequency_penalty", requestFieldRepetitionPenalty: "repetition_penalty", requestFieldSeed: "seed", requestFieldStop: "stop", requestFieldMaxTokens: "max_tokens", requestFieldMaxCompletionTokens: "max_completion_tokens", requestFieldN: "n", requestFieldStream: "stream", requestFieldStreamOptions: "stream_options", requestFieldTools: "tools", requestFieldToolChoice: "tool_choice", requestFieldParallelToolCalls: "parallel_tool_calls", requestFieldResponseFormat: "response_format", requestFieldUser: "user", requestFieldReasoningEffort: "reasoning_effort", requestFieldThink: "think", requestFieldThinking: "thinking", requestFieldChatTemplateKwargs: "chat_template_kwargs"}
+	requestMessageFields = []string{requestMessageFieldRole: "role", requestMessageFieldContent: "content", requestMessageFieldName: "name", requestMessageFieldToolCalls: "tool_calls", requestMessageFieldToolCallID: "tool_call_id", requestMessageFieldReasoningContent: "reasoning_content", requestMessageFieldReasoning: "reasoning"}
+	streamOptionsFields  = []string{streamOptionsFieldIncludeUsage: "include_usage"}
 )
 
 // readChatRequestFast reads the common shape of a chat request (text
@@ -24,9 +21,9 @@ func readChatRequestFast(body []byte, w *ChatRequest) error {
 	err := readObject(r, requestFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case requestFieldModel:
 			w.Model, err = r.String()
-		case 1:
+		case requestFieldMessages:
 			if r.Null() {
 				return nil
 			}
@@ -36,35 +33,35 @@ func readChatRequestFast(body []byte, w *ChatRequest) error {
 				w.Messages = append(w.Messages, m)
 				return err
 			})
-		case 2:
+		case requestFieldTemperature:
 			w.Temperature, err = readOptFloat(r)
-		case 3:
+		case requestFieldTopP:
 			w.TopP, err = readOptFloat(r)
-		case 4:
+		case requestFieldTopK:
 			w.TopK, err = readOptInt(r)
-		case 5:
+		case requestFieldMinP:
 			w.MinP, err = readOptFloat(r)
-		case 6:
+		case requestFieldPresencePenalty:
 			w.PresencePenalty, err = readOptFloat(r)
-		case 7:
+		case requestFieldFrequencyPenalty:
 			w.FrequencyPenalty, err = readOptFloat(r)
-		case 8:
+		case requestFieldRepetitionPenalty:
 			w.RepetitionPenalty, err = readOptFloat(r)
-		case 9:
+		case requestFieldSeed:
 			w.Seed, err = readOptInt(r)
-		case 11:
+		case requestFieldMaxTokens:
 			w.MaxTokens, err = readOptInt(r)
-		case 12:
+		case requestFieldMaxCompletionTokens:
 			w.MaxCompletionTokens, err = readOptInt(r)
-		case 13:
+		case requestFieldN:
 			var n *int64
 			if n, err = readOptInt(r); err == nil && n != nil {
 				v := int(*n)
 				w.N = &v
 			}
-		case 14:
+		case requestFieldStream:
 			w.Stream, err = r.Bool()
-		case 15:
+		case requestFieldStreamOptions:
 			if r.Null() {
 				return nil
 			}
@@ -74,9 +71,9 @@ func readChatRequestFast(body []byte, w *ChatRequest) error {
 				w.StreamOptions.IncludeUsage, err = r.Bool()
 				return err
 			})
-		case 20:
+		case requestFieldUser:
 			w.User, err = r.String()
-		case 21:
+		case requestFieldReasoningEffort:
 			w.ReasoningEffort, err = r.String()
 		default: // the rarer fields
 			return jsonw.ErrDecline
@@ -97,9 +94,9 @@ func readRequestMessage(r *jsonw.Reader) (ChatMessage, error) {
 	err := readObject(r, requestMessageFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case requestMessageFieldRole:
 			m.Role, err = r.String()
-		case 1:
+		case requestMessageFieldContent:
 			if r.Null() {
 				m.Content = Content{}
 				return nil
@@ -107,17 +104,17 @@ func readRequestMessage(r *jsonw.Reader) (ChatMessage, error) {
 			var s string
 			s, err = r.String() // array content declines
 			m.Content = StringContent(s)
-		case 2:
+		case requestMessageFieldName:
 			m.Name, err = r.String()
-		case 3: // tool calls are left to encoding/json
+		case requestMessageFieldToolCalls: // tool calls are left to encoding/json
 			if !r.Null() {
 				return jsonw.ErrDecline
 			}
-		case 4:
+		case requestMessageFieldToolCallID:
 			m.ToolCallID, err = r.String()
-		case 5:
+		case requestMessageFieldReasoningContent:
 			m.ReasoningContent, err = r.String()
-		case 6:
+		case requestMessageFieldReasoning:
 			m.Reasoning, err = r.String()
 		}
 		return err
@@ -140,3 +137,48 @@ func readOptInt(r *jsonw.Reader) (*int64, error) {
 	n, err := r.Int()
 	return &n, err
 }
+
+// Indexes into requestFields, as readObject reports them.
+const (
+	requestFieldModel = iota
+	requestFieldMessages
+	requestFieldTemperature
+	requestFieldTopP
+	requestFieldTopK
+	requestFieldMinP
+	requestFieldPresencePenalty
+	requestFieldFrequencyPenalty
+	requestFieldRepetitionPenalty
+	requestFieldSeed
+	requestFieldStop
+	requestFieldMaxTokens
+	requestFieldMaxCompletionTokens
+	requestFieldN
+	requestFieldStream
+	requestFieldStreamOptions
+	requestFieldTools
+	requestFieldToolChoice
+	requestFieldParallelToolCalls
+	requestFieldResponseFormat
+	requestFieldUser
+	requestFieldReasoningEffort
+	requestFieldThink
+	requestFieldThinking
+	requestFieldChatTemplateKwargs
+)
+
+// Indexes into requestMessageFields, as readObject reports them.
+const (
+	requestMessageFieldRole = iota
+	requestMessageFieldContent
+	requestMessageFieldName
+	requestMessageFieldToolCalls
+	requestMessageFieldToolCallID
+	requestMessageFieldReasoningContent
+	requestMessageFieldReasoning
+)
+
+// Indexes into streamOptionsFields, as readObject reports them.
+const (
+	streamOptionsFieldIncludeUsage = iota
+)

@@ -83,7 +83,7 @@ func FuzzDecodeChatRequestFast(f *testing.F) {
 
 func TestKnownFieldListsFitTheSeenSet(t *testing.T) {
 	for _, known := range [][]string{requestFields, requestMessageFields, streamOptionsFields, completionFields,
-		usageFields, choiceFields, messageFields, toolCallFields, functionFields, chunkFields, chunkChoiceField, deltaFields} {
+		usageFields, choiceFields, messageFields, toolCallFields, functionFields, chunkFields, chunkChoiceFields, deltaFields} {
 		assert.LessOrEqual(t, len(known), 32, "fields is a 32-bit set: %v", known)
 	}
 }

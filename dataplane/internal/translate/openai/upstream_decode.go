@@ -19,13 +19,13 @@ func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 	err := readObject(r, completionFields, func(f int) error {
 		var err error
 		switch f {
-		case 0, 1: // id, object: checked, not kept
+		case completionFieldID, completionFieldObject: // id, object: checked, not kept
 			_, err = r.String()
-		case 2: // created
+		case completionFieldCreated: // created
 			_, err = r.Int()
-		case 3: // model
+		case completionFieldModel: // model
 			resp.Model, err = r.String()
-		case 4: // choices
+		case completionFieldChoices: // choices
 			if r.Null() {
 				return nil
 			}
@@ -38,7 +38,7 @@ func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 				resp.Choices = append(resp.Choices, c)
 				return nil
 			})
-		case 5: // usage
+		case completionFieldUsage: // usage
 			var u *canonical.Usage
 			if u, err = readUsage(r); err == nil && u != nil && (u.Prompt > 0 || u.Completion > 0) {
 				resp.Usage = u
@@ -59,12 +59,12 @@ func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 }
 
 var (
-	completionFields = []string{"id", "object", "created", "model", "choices", "usage"}
-	usageFields      = []string{"prompt_tokens", "completion_tokens", "total_tokens"}
-	choiceFields     = []string{"index", "message", "logprobs", "finish_reason"}
-	messageFields    = []string{"role", "content", "name", "tool_calls", "tool_call_id", "reasoning_content", "reasoning"}
-	toolCallFields   = []string{"index", "id", "type", "function"}
-	functionFields   = []string{"name", "arguments"}
+	completionFields = []string{completionFieldID: "id", completionFieldObject: "object", completionFieldCreated: "created", completionFieldModel: "model", completionFieldChoices: "choices", completionFieldUsage: "usage"}
+	usageFields      = []string{usageFieldPromptTokens: "prompt_tokens", usageFieldCompletionTokens: "completion_tokens", usageFieldTotalTokens: "total_tokens"}
+	choiceFields     = []string{choiceFieldIndex: "index", choiceFieldMessage: "message", choiceFieldLogprobs: "logprobs", choiceFieldFinishReason: "finish_reason"}
+	messageFields    = []string{messageFieldRole: "role", messageFieldContent: "content", messageFieldName: "name", messageFieldToolCalls: "tool_calls", messageFieldToolCallID: "tool_call_id", messageFieldReasoningContent: "reasoning_content", messageFieldReasoning: "reasoning"}
+	toolCallFields   = []string{toolCallFieldIndex: "index", toolCallFieldID: "id", toolCallFieldType: "type", toolCallFieldFunction: "function"}
+	functionFields   = []string{functionFieldName: "name", functionFieldArguments: "arguments"}
 )
 
 func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
@@ -77,24 +77,24 @@ func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
 	err := readObject(r, choiceFields, func(f int) error {
 		var err error
 		switch f {
-		case 2: // logprobs: any value, not kept
+		case choiceFieldLogprobs: // logprobs: any value, not kept
 			return r.Skip()
-		case 0:
+		case choiceFieldIndex:
 			var n int64
 			n, err = r.Int()
 			c.Index = int(n)
-		case 1:
+		case choiceFieldMessage:
 			if r.Null() {
 				return nil
 			}
 			err = readObject(r, messageFields, func(f int) error {
 				var err error
 				switch f {
-				case 0, 2, 4: // role, name, tool_call_id: checked, not kept
+				case messageFieldRole, messageFieldName, messageFieldToolCallID: // role, name, tool_call_id: checked, not kept
 					_, err = r.String()
-				case 1:
+				case messageFieldContent:
 					text, err = r.String() // an array of parts declines
-				case 3:
+				case messageFieldToolCalls:
 					if r.Null() {
 						return nil
 					}
@@ -103,14 +103,14 @@ func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
 						msg.ToolCalls = append(msg.ToolCalls, tc)
 						return err
 					})
-				case 5:
+				case messageFieldReasoningContent:
 					reasoningContent, err = r.String()
-				case 6:
+				case messageFieldReasoning:
 					reasoning, err = r.String()
 				}
 				return err
 			})
-		case 3:
+		case choiceFieldFinishReason:
 			if r.Null() {
 				return nil
 			}
@@ -142,13 +142,13 @@ func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
 	err := readObject(r, toolCallFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case toolCallFieldIndex:
 			_, err = r.Int()
-		case 1:
+		case toolCallFieldID:
 			tc.ID, err = r.String()
-		case 2:
+		case toolCallFieldType:
 			_, err = r.String()
-		case 3:
+		case toolCallFieldFunction:
 			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}
 		return err
@@ -165,11 +165,11 @@ func readUsage(r *jsonw.Reader) (*canonical.Usage, error) {
 	err := readObject(r, usageFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case usageFieldPromptTokens:
 			u.Prompt, err = r.Int()
-		case 1:
+		case usageFieldCompletionTokens:
 			u.Completion, err = r.Int()
-		case 2:
+		case usageFieldTotalTokens:
 			_, err = r.Int()
 		}
 		return err
@@ -186,9 +186,9 @@ func readFunction(r *jsonw.Reader, name, arguments *string) error {
 	return readObject(r, functionFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case functionFieldName:
 			*name, err = r.String()
-		case 1:
+		case functionFieldArguments:
 			*arguments, err = r.String()
 		}
 		return err
@@ -250,9 +250,9 @@ func (s *fields) field(key []byte, known []string) int {
 }
 
 var (
-	chunkFields      = []string{"id", "model", "choices", "usage", "error", "object", "message", "code"}
-	chunkChoiceField = []string{"index", "delta", "finish_reason"}
-	deltaFields      = []string{"role", "content", "reasoning_content", "reasoning", "tool_calls"}
+	chunkFields       = []string{chunkFieldID: "id", chunkFieldModel: "model", chunkFieldChoices: "choices", chunkFieldUsage: "usage", chunkFieldError: "error", chunkFieldObject: "object", chunkFieldMessage: "message", chunkFieldCode: "code"}
+	chunkChoiceFields = []string{chunkChoiceFieldIndex: "index", chunkChoiceFieldDelta: "delta", chunkChoiceFieldFinishReason: "finish_reason"}
+	deltaFields       = []string{deltaFieldRole: "role", deltaFieldContent: "content", deltaFieldReasoningContent: "reasoning_content", deltaFieldReasoning: "reasoning", deltaFieldToolCalls: "tool_calls"}
 )
 
 // decodeFast is Decode without reflection for the chunks engines send; it
@@ -265,19 +265,19 @@ func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
 	err := readObject(r, chunkFields, func(f int) error {
 		var err error
 		switch f {
-		case 4, 6, 7: // error, message, code: an error event
+		case chunkFieldError, chunkFieldMessage, chunkFieldCode: // error, message, code: an error event
 			if r.Null() {
 				return nil
 			}
 			return jsonw.ErrDecline
-		case 0, 1:
+		case chunkFieldID, chunkFieldModel:
 			_, err = r.String()
-		case 5:
+		case chunkFieldObject:
 			var obj string
 			if obj, err = r.String(); err == nil && obj == "error" {
 				return jsonw.ErrDecline
 			}
-		case 2:
+		case chunkFieldChoices:
 			if r.Null() {
 				return nil
 			}
@@ -289,7 +289,7 @@ func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
 				d.out = append(d.out, c)
 				return nil
 			})
-		case 3:
+		case chunkFieldUsage:
 			usage, err = readUsage(r)
 		}
 		return err
@@ -313,31 +313,31 @@ func readChunkChoice(r *jsonw.Reader) (canonical.Chunk, error) {
 		return c, jsonw.ErrDecline
 	}
 	var reasoningContent, reasoning *string
-	err := readObject(r, chunkChoiceField, func(f int) error {
+	err := readObject(r, chunkChoiceFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case chunkChoiceFieldIndex:
 			var n int64
 			n, err = r.Int()
 			c.Choice = int(n)
-		case 1:
+		case chunkChoiceFieldDelta:
 			if r.Null() {
 				return nil
 			}
 			err = readObject(r, deltaFields, func(f int) error {
 				var err error
 				switch f {
-				case 0:
+				case deltaFieldRole:
 					var role string
 					role, err = r.String()
 					c.Role = canonical.Role(role)
-				case 1:
+				case deltaFieldContent:
 					c.Content, err = r.String()
-				case 2:
+				case deltaFieldReasoningContent:
 					reasoningContent, err = readOptString(r)
-				case 3:
+				case deltaFieldReasoning:
 					reasoning, err = readOptString(r)
-				case 4:
+				case deltaFieldToolCalls:
 					if r.Null() {
 						return nil
 					}
@@ -351,7 +351,7 @@ func readChunkChoice(r *jsonw.Reader) (canonical.Chunk, error) {
 				}
 				return err
 			})
-		case 2:
+		case chunkChoiceFieldFinishReason:
 			if r.Null() {
 				return nil
 			}
@@ -387,21 +387,99 @@ func readToolCallDelta(r *jsonw.Reader, position int) (canonical.ToolCallDelta, 
 	err := readObject(r, toolCallFields, func(f int) error {
 		var err error
 		switch f {
-		case 0:
+		case toolCallFieldIndex:
 			if r.Null() {
 				return nil
 			}
 			var n int64
 			n, err = r.Int()
 			tc.Index = int(n)
-		case 1:
+		case toolCallFieldID:
 			tc.ID, err = r.String()
-		case 2:
+		case toolCallFieldType:
 			_, err = r.String()
-		case 3:
+		case toolCallFieldFunction:
 			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}
 		return err
 	})
 	return tc, err
 }
+
+// Indexes into completionFields, as readObject reports them.
+const (
+	completionFieldID = iota
+	completionFieldObject
+	completionFieldCreated
+	completionFieldModel
+	completionFieldChoices
+	completionFieldUsage
+)
+
+// Indexes into usageFields, as readObject reports them.
+const (
+	usageFieldPromptTokens = iota
+	usageFieldCompletionTokens
+	usageFieldTotalTokens
+)
+
+// Indexes into choiceFields, as readObject reports them.
+const (
+	choiceFieldIndex = iota
+	choiceFieldMessage
+	choiceFieldLogprobs
+	choiceFieldFinishReason
+)
+
+// Indexes into messageFields, as readObject reports them.
+const (
+	messageFieldRole = iota
+	messageFieldContent
+	messageFieldName
+	messageFieldToolCalls
+	messageFieldToolCallID
+	messageFieldReasoningContent
+	messageFieldReasoning
+)
+
+// Indexes into toolCallFields, as readObject reports them.
+const (
+	toolCallFieldIndex = iota
+	toolCallFieldID
+	toolCallFieldType
+	toolCallFieldFunction
+)
+
+// Indexes into functionFields, as readObject reports them.
+const (
+	functionFieldName = iota
+	functionFieldArguments
+)
+
+// Indexes into chunkFields, as readObject reports them.
+const (
+	chunkFieldID = iota
+	chunkFieldModel
+	chunkFieldChoices
+	chunkFieldUsage
+	chunkFieldError
+	chunkFieldObject
+	chunkFieldMessage
+	chunkFieldCode
+)
+
+// Indexes into chunkChoiceFields, as readObject reports them.
+const (
+	chunkChoiceFieldIndex = iota
+	chunkChoiceFieldDelta
+	chunkChoiceFieldFinishReason
+)
+
+// Indexes into deltaFields, as readObject reports them.
+const (
+	deltaFieldRole = iota
+	deltaFieldContent
+	deltaFieldReasoningContent
+	deltaFieldReasoning
+	deltaFieldToolCalls
+)

@@ -1,12 +1,12 @@
-package admission
+package app
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scoring"
@@ -31,7 +31,7 @@ func TestPrincipalFrom(t *testing.T) {
 				UserID: 1, Username: "ada", APIKeyID: 2, KeyPrefix: "mr2_abcd", GroupID: 3, Group: "faculty",
 				Scopes: tt.scopes, Weight: 4, RPMLimit: 5, KeyRPMLimit: 7, TokenBudget: 6,
 			})
-			require.Equal(t, Principal{
+			require.Equal(t, admission.Principal{
 				UserID: 1, Username: "ada", APIKeyID: 2, KeyPrefix: "mr2_abcd", GroupID: 3, Group: "faculty",
 				Inference: tt.want, Weight: 4, RPMLimit: 5, KeyRPMLimit: 7, TokenBudget: 6,
 			}, p)
@@ -46,28 +46,12 @@ func TestCandidateFrom(t *testing.T) {
 			Status: registry.StatusHealthy, MaxConcurrent: 8, Priority: 2, Simulated: true},
 		Model: registry.Model{BackendID: 9, Name: "qwen3:8b", ContextLength: 40960, Loaded: true},
 	})
-	require.Equal(t, Candidate{
+	require.Equal(t, admission.Candidate{
 		BackendID: 9, BackendName: "gpu9", URL: "http://gpu9:8000", Engine: controlplanev1.Engine_ENGINE_VLLM,
 		MaxConcurrent: 8, Priority: 2, Simulated: true, Model: "qwen3:8b", ContextLength: 40960, Loaded: true,
 	}, got)
 	require.Equal(t, controlplanev1.Engine_ENGINE_OLLAMA, engineOf(registry.EngineOllama))
 	require.Equal(t, controlplanev1.Engine_ENGINE_UNSPECIFIED, engineOf("diffusion"))
-}
-
-// TestSentinelsMapLikeTheirOrigins keeps admission's refusals on the server's
-// existing error table.
-func TestSentinelsMapLikeTheirOrigins(t *testing.T) {
-	t.Parallel()
-	require.ErrorIs(t, ErrPermissionDenied, identity.ErrPermissionDenied)
-	h := newHarness(t, Options{}, backendCand(1, 1))
-	req := h.admitReq("r")
-	req.ExcludedBackendIds = []int64{1}
-	_, err := h.srv.Admit(t.Context(), req)
-	require.ErrorIs(t, err, ErrAllExcluded)
-	require.ErrorIs(t, err, registry.ErrNoHealthyBackend)
-	var ra interface{ RetryAfter() time.Duration }
-	require.True(t, errors.As(err, &ra))
-	require.Positive(t, ra.RetryAfter())
 }
 
 // fakeScoring serves fixed scoring inputs.
@@ -86,18 +70,18 @@ func TestTableScorerFollowsTheReferenceTable(t *testing.T) {
 		2: {BackendID: 2, Name: "idle-gpu", GPUUtilization: 0.1, LatencyEMA: 500 * time.Millisecond, MaxConcurrent: 4, Throughput: 40},
 	}
 	sc := newTableScorer(src, scoring.Weights{})
-	cands := []Candidate{
+	cands := []admission.Candidate{
 		{BackendID: 1, BackendName: "busy-gpu", MaxConcurrent: 4, Loaded: true},
 		{BackendID: 2, BackendName: "idle-gpu", MaxConcurrent: 4},
 		// Removed from the registry since the plan was made: scored from the plan.
 		{BackendID: 3, BackendName: "gone", MaxConcurrent: 1, Priority: 1},
 	}
-	out := make([]Score, len(cands))
-	i, trial := choose(sc, nil, ScoreInput{Candidates: cands, Load: loadMap(map[int64]int{1: 1, 3: 1})}, out)
-	require.False(t, trial)
+	out := make([]admission.Score, len(cands))
+	sc.Score(admission.ScoreInput{Candidates: cands, Load: loadOf{1: 1, 3: 1}}, out)
+	i := best(out)
 	// Loaded is worth 100: the busy backend with the model resident wins.
 	require.Equal(t, 0, i)
-	comp := func(s Score) map[string]float64 {
+	comp := func(s admission.Score) map[string]float64 {
 		m := map[string]float64{}
 		for _, c := range s.Components {
 			m[c.Name] = c.Value
@@ -116,10 +100,21 @@ func TestTableScorerFollowsTheReferenceTable(t *testing.T) {
 	require.InDelta(t, 20, idle["throughput"], 1e-9)
 	require.True(t, out[1].Eligible)
 	require.False(t, out[2].Eligible, "its one slot is in use")
-	require.Equal(t, reasonFull, out[2].ExcludedReason)
+	require.Equal(t, admission.ReasonNoFreeSlot, out[2].ExcludedReason)
 
 	// Without the model resident anywhere the idle, fast backend wins.
 	cands[0].Loaded = false
-	i, _ = choose(sc, nil, ScoreInput{Candidates: cands, Load: loadMap(nil)}, out)
-	require.Equal(t, 1, i)
+	sc.Score(admission.ScoreInput{Candidates: cands, Load: loadOf{}}, out)
+	require.Equal(t, 1, best(out))
+}
+
+// best is the eligible verdict with the highest total (the first of equals), or -1.
+func best(out []admission.Score) int {
+	b := -1
+	for i := range out {
+		if out[i].Eligible && (b < 0 || out[i].Total > out[b].Total) {
+			b = i
+		}
+	}
+	return b
 }

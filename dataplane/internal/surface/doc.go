@@ -1,0 +1,6 @@
+// Package surface holds what the client surfaces (surface/openai,
+// surface/ollama, surface/anthropic) do the same way: reading a request's
+// credential and body, the request id usage is keyed by, and the MindRouter headers of an admitted
+// request. Each dialect's own envelope, routes and translation stay in its
+// package; this one must not know any dialect.
+package surface
