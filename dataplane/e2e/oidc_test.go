@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -139,7 +137,7 @@ func TestOIDCSignInProvisionsIntoTheMappedGroup(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	_, err = ai.Chat.Completions.New(ctx, chat)
 	var apiErr *openai.Error
-	require.True(t, errors.As(err, &apiErr), "the revoked key is refused: %v", err)
+	require.ErrorAs(t, err, &apiErr, "the revoked key is refused: %v", err)
 	assert.Equal(t, http.StatusUnauthorized, apiErr.StatusCode)
 
 	// A second browser signs in again: the same account, found by (issuer, subject).
@@ -160,5 +158,5 @@ func TestOIDCSignInProvisionsIntoTheMappedGroup(t *testing.T) {
 	require.NoError(t, err)
 	resp2.Body.Close()
 	assert.Equal(t, http.StatusNotFound, resp2.StatusCode)
-	assert.False(t, strings.Contains(c.Logs(), "client-secret"), "no secret in the logs")
+	assert.NotContains(t, c.Logs(), "client-secret", "no secret in the logs")
 }

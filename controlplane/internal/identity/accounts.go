@@ -274,8 +274,8 @@ func validateGroup(g store.Group) error {
 		return errors.New("name must be 1 to 50 characters")
 	}
 	for _, c := range g.Name {
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.ContainsRune("-_.", c)) {
-			return errors.New("name may contain only lower-case letters, digits and - _ .")
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && !strings.ContainsRune("-_.", c) {
+			return errors.New("name may contain only lower-case letters, digits, '-', '_' and '.'")
 		}
 	}
 	switch {

@@ -2,7 +2,6 @@ package identity
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -363,7 +362,7 @@ func TestQuotaApprovalRaisesTheBudgetAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(400_000), p.TokenBudget, "the next request sees the grant, without waiting for the cache")
 	_, err = f.acct.ReviewQuotaRequest(ctx, admin.ID, r.ID, false, "", nil)
-	require.True(t, errors.Is(err, store.ErrConflict))
+	require.ErrorIs(t, err, store.ErrConflict)
 }
 
 func TestCreateGroupValidates(t *testing.T) {

@@ -244,9 +244,8 @@ func waitHTTP(t testing.TB, url string, p *proc) {
 	t.Fatalf("%s not ready after 30s:\n%s", url, p.log())
 }
 
-// freePort asks the kernel for a free loopback port. The port is released before the
+// FreePort asks the kernel for a free loopback port. The port is released before the
 // process binds it, which is racy in theory but fine on a test machine.
-// FreePort returns a loopback port free at the moment.
 func FreePort(t testing.TB) string { return freePort(t) }
 
 func freePort(t testing.TB) string {
