@@ -114,9 +114,9 @@ type Queue struct {
 	// Waiters of each model in arrival order (oldest first), for the queue view.
 	arrivals map[string]*arrivalList
 	// holds is each model's mean slot hold time, for progress estimates.
-	holds map[string]time.Duration
-	seq      uint64
-	scratch  []string
+	holds   map[string]time.Duration
+	seq     uint64
+	scratch []string
 }
 
 // New returns a Queue ordered by policy.
