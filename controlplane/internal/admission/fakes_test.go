@@ -289,7 +289,7 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, cands ...Can
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors))
+	gs := grpc.NewServer(grpc.UnaryInterceptor(mapErrors), grpc.StreamInterceptor(mapStreamErrors))
 	controlplanev1.RegisterAdmissionServiceServer(gs, srv)
 	controlplanev1.RegisterSessionServiceServer(gs, srv)
 	adminv1.RegisterSchedulerServiceServer(gs, NewSchedulerService(srv, admin))
