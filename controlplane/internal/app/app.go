@@ -117,7 +117,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Scorer:           admission.NewRegistryScorer(reg, scoring.Defaults()),
 		DefaultMaxTokens: cfg.DefaultMaxTokens,
 		LeaseTTL:         cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
-		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
+		Queue:       scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout, UpdateInterval: cfg.QueueUpdateInterval},
 		Revocations: ident, Accountant: quotas, Logger: log.With("component", "admission"), Registerer: metrics,
 	})
 	if err != nil {

@@ -39,8 +39,11 @@ type Config struct {
 	SessionGrace      time.Duration
 	HeartbeatInterval time.Duration
 	QueueTimeout      time.Duration
-	MaxQueuePerModel  int
-	MaxQueuePerUser   int
+	// QueueUpdateInterval is the shortest time between two queue updates sent to
+	// one waiting request (AdmitStream).
+	QueueUpdateInterval time.Duration
+	MaxQueuePerModel    int
+	MaxQueuePerUser     int
 	// MaxConcurrentPerUser caps one user's requests admitted or queued at once;
 	// negative means unlimited.
 	MaxConcurrentPerUser int
@@ -70,20 +73,21 @@ func (b BackendSeed) String() string { return b.Name + "=" + b.Engine + ":" + b.
 // NewDefault returns the defaults.
 func NewDefault() Config {
 	return Config{
-		GRPCListen:        ":9090",
-		RESTListen:        ":9091",
-		DataDir:           ".data",
-		DatabaseDriver:    "sqlite",
-		DatabaseTimeout:   5 * time.Second,
-		KeyCacheTTL:       60 * time.Second,
-		KeyCacheMaxStale:  time.Hour,
-		ContextCap:        32768,
-		LeaseTTL:          30 * time.Second,
-		SessionGrace:      15 * time.Second,
-		HeartbeatInterval: 10 * time.Second,
-		QueueTimeout:      150 * time.Second,
-		MaxQueuePerModel:  1000,
-		MaxQueuePerUser:   64,
+		GRPCListen:          ":9090",
+		RESTListen:          ":9091",
+		DataDir:             ".data",
+		DatabaseDriver:      "sqlite",
+		DatabaseTimeout:     5 * time.Second,
+		KeyCacheTTL:         60 * time.Second,
+		KeyCacheMaxStale:    time.Hour,
+		ContextCap:          32768,
+		LeaseTTL:            30 * time.Second,
+		SessionGrace:        15 * time.Second,
+		HeartbeatInterval:   10 * time.Second,
+		QueueTimeout:        150 * time.Second,
+		QueueUpdateInterval: 500 * time.Millisecond,
+		MaxQueuePerModel:    1000,
+		MaxQueuePerUser:     64,
 		// Counts queued requests too; batch users who need more get a higher setting.
 		MaxConcurrentPerUser: 32,
 		QuotaPeriod:          30 * 24 * time.Hour,
@@ -121,6 +125,7 @@ func Load(args []string, getenv func(string) string, stderr io.Writer) (Config, 
 	fs.DurationVar(&c.SessionGrace, "session-grace", env.dur("MINDROUTER_SESSION_GRACE", c.SessionGrace), "how long a replica's leases survive a broken session")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", env.dur("MINDROUTER_HEARTBEAT_INTERVAL", c.HeartbeatInterval), "session heartbeat interval asked of replicas")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", env.dur("MINDROUTER_QUEUE_TIMEOUT", c.QueueTimeout), "longest wait in a model queue")
+	fs.DurationVar(&c.QueueUpdateInterval, "queue-update-interval", env.dur("MINDROUTER_QUEUE_UPDATE_INTERVAL", c.QueueUpdateInterval), "shortest time between two queue-position updates to one waiting request")
 	fs.IntVar(&c.MaxQueuePerModel, "max-queue", int(env.int64("MINDROUTER_MAX_QUEUE", int64(c.MaxQueuePerModel))), "waiting requests per model before 503")
 	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", int(env.int64("MINDROUTER_MAX_QUEUE_PER_USER", int64(c.MaxQueuePerUser))), "waiting requests per user and model before 429")
 	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", int(env.int64("MINDROUTER_MAX_CONCURRENT_PER_USER", int64(c.MaxConcurrentPerUser))), "requests one user may have admitted or queued at once; -1 for unlimited")
@@ -175,7 +180,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale}} {
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"queue-update-interval", c.QueueUpdateInterval}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
