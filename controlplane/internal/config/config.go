@@ -39,14 +39,14 @@ type Config struct {
 	SessionGrace      time.Duration
 	HeartbeatInterval time.Duration
 	QueueTimeout      time.Duration
-	// QueueUpdateInterval is the shortest time between two queue updates sent to
-	// one waiting request (AdmitStream).
-	QueueUpdateInterval time.Duration
-	MaxQueuePerModel    int
-	MaxQueuePerUser     int
+	MaxQueuePerModel  int
+	MaxQueuePerUser   int
 	// MaxConcurrentPerUser caps one user's requests admitted or queued at once;
 	// negative means unlimited.
 	MaxConcurrentPerUser int
+	// QueueUpdateInterval is the shortest time between two queue updates sent to
+	// one waiting request (AdmitStream).
+	QueueUpdateInterval time.Duration
 	// QuotaPeriod is the length of a user's rolling token-budget period.
 	QuotaPeriod time.Duration
 	// DefaultMaxTokens is the output allowance reserved for a chat or completion
@@ -73,23 +73,23 @@ func (b BackendSeed) String() string { return b.Name + "=" + b.Engine + ":" + b.
 // NewDefault returns the defaults.
 func NewDefault() Config {
 	return Config{
-		GRPCListen:          ":9090",
-		RESTListen:          ":9091",
-		DataDir:             ".data",
-		DatabaseDriver:      "sqlite",
-		DatabaseTimeout:     5 * time.Second,
-		KeyCacheTTL:         60 * time.Second,
-		KeyCacheMaxStale:    time.Hour,
-		ContextCap:          32768,
-		LeaseTTL:            30 * time.Second,
-		SessionGrace:        15 * time.Second,
-		HeartbeatInterval:   10 * time.Second,
-		QueueTimeout:        150 * time.Second,
-		QueueUpdateInterval: 500 * time.Millisecond,
-		MaxQueuePerModel:    1000,
-		MaxQueuePerUser:     64,
+		GRPCListen:        ":9090",
+		RESTListen:        ":9091",
+		DataDir:           ".data",
+		DatabaseDriver:    "sqlite",
+		DatabaseTimeout:   5 * time.Second,
+		KeyCacheTTL:       60 * time.Second,
+		KeyCacheMaxStale:  time.Hour,
+		ContextCap:        32768,
+		LeaseTTL:          30 * time.Second,
+		SessionGrace:      15 * time.Second,
+		HeartbeatInterval: 10 * time.Second,
+		QueueTimeout:      150 * time.Second,
+		MaxQueuePerModel:  1000,
+		MaxQueuePerUser:   64,
 		// Counts queued requests too; batch users who need more get a higher setting.
 		MaxConcurrentPerUser: 32,
+		QueueUpdateInterval:  500 * time.Millisecond,
 		QuotaPeriod:          30 * 24 * time.Hour,
 		DefaultMaxTokens:     1000,
 		SchedulerPolicy:      "wdrr",
