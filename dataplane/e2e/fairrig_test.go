@@ -40,8 +40,8 @@ type fairRig struct {
 
 // answer is one completed request as its client saw it.
 type answer struct {
-	user     string
-	sent     time.Time
+	user string
+	sent time.Time
 	// first is when the answer began after the queue: the headers of a
 	// non-streamed answer, the first data event of a stream (whose headers may
 	// come early, while it waits).

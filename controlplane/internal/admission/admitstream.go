@@ -23,8 +23,9 @@ type Watcher interface {
 // the decision log and cancellation are Admit's. A grant that cannot be sent
 // (the caller left at that instant) is freed at once, so that it does not hold
 // its slot until the lease expires.
-func (s *Server) AdmitStream(req *controlplanev1.AdmitRequest, stream grpc.ServerStreamingServer[controlplanev1.AdmitStreamResponse]) error {
-	ctx := stream.Context()
+func (s *Server) AdmitStream(in *controlplanev1.AdmitStreamRequest, stream grpc.ServerStreamingServer[controlplanev1.AdmitStreamResponse]) error {
+	ctx, req := stream.Context(), in.GetRequest() // a missing request fails validation
+
 	var sendErr error
 	report := func(p scheduler.Progress) {
 		if sendErr != nil {

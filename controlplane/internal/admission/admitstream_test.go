@@ -39,7 +39,7 @@ func TestAdmitStreamSendsQueueUpdatesThenTheLease(t *testing.T) {
 	}()
 	h.waitDepth(t, 1)
 
-	st, err := h.admit.AdmitStream(t.Context(), h.admitReq("third"))
+	st, err := h.admit.AdmitStream(t.Context(), &controlplanev1.AdmitStreamRequest{Request: h.admitReq("third")})
 	require.NoError(t, err)
 	msg, err := st.Recv()
 	require.NoError(t, err)
@@ -82,7 +82,7 @@ func TestAdmitStreamCancelLeavesTheQueue(t *testing.T) {
 	busy, err := h.admit.Admit(t.Context(), h.admitReq("busy"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
-	st, err := h.admit.AdmitStream(ctx, h.admitReq("gives-up"))
+	st, err := h.admit.AdmitStream(ctx, &controlplanev1.AdmitStreamRequest{Request: h.admitReq("gives-up")})
 	require.NoError(t, err)
 	msg, err := st.Recv()
 	require.NoError(t, err)
@@ -104,7 +104,7 @@ func TestAdmitStreamRefusalsKeepAdmitsCodes(t *testing.T) {
 	h := newHarness(t, streamOpts(), backendCand(1, 1))
 	req := h.admitReq("denied")
 	req.Credential = readOnlyKey
-	st, err := h.admit.AdmitStream(t.Context(), req)
+	st, err := h.admit.AdmitStream(t.Context(), &controlplanev1.AdmitStreamRequest{Request: req})
 	require.NoError(t, err)
 	_, err = st.Recv()
 	require.Equal(t, codes.PermissionDenied, status.Code(err))

@@ -37,7 +37,7 @@ func (c *Client) AdmitWatch(ctx context.Context, req *controlplanev1.AdmitReques
 func (c *Client) admitStream(ctx context.Context, req *controlplanev1.AdmitRequest, queued func(relay.QueueUpdate)) (*controlplanev1.AdmitResponse, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := c.admission.AdmitStream(ctx, req)
+	st, err := c.admission.AdmitStream(ctx, &controlplanev1.AdmitStreamRequest{Request: req})
 	if err != nil {
 		return nil, err
 	}

@@ -32,7 +32,8 @@ func (s *Server) AdmitStreams() int {
 }
 
 // AdmitStream sends the queue updates, then answers as Admit does.
-func (s *Server) AdmitStream(req *controlplanev1.AdmitRequest, st grpc.ServerStreamingServer[controlplanev1.AdmitStreamResponse]) error {
+func (s *Server) AdmitStream(in *controlplanev1.AdmitStreamRequest, st grpc.ServerStreamingServer[controlplanev1.AdmitStreamResponse]) error {
+	req := in.GetRequest()
 	if err := s.checkToken(st.Context()); err != nil {
 		return err
 	}

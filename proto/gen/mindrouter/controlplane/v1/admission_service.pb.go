@@ -224,6 +224,51 @@ func (x *AdmitResponse) GetQueued() *durationpb.Duration {
 	return nil
 }
 
+// AdmitStreamRequest asks for a lease as Admit does.
+type AdmitStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *AdmitRequest          `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitStreamRequest) Reset() {
+	*x = AdmitStreamRequest{}
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitStreamRequest) ProtoMessage() {}
+
+func (x *AdmitStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitStreamRequest.ProtoReflect.Descriptor instead.
+func (*AdmitStreamRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AdmitStreamRequest) GetRequest() *AdmitRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
 // AdmitStreamResponse is one message of AdmitStream: queue updates, then the grant.
 type AdmitStreamResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -238,7 +283,7 @@ type AdmitStreamResponse struct {
 
 func (x *AdmitStreamResponse) Reset() {
 	*x = AdmitStreamResponse{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +295,7 @@ func (x *AdmitStreamResponse) String() string {
 func (*AdmitStreamResponse) ProtoMessage() {}
 
 func (x *AdmitStreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +308,7 @@ func (x *AdmitStreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdmitStreamResponse.ProtoReflect.Descriptor instead.
 func (*AdmitStreamResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AdmitStreamResponse) GetKind() isAdmitStreamResponse_Kind {
@@ -321,7 +366,7 @@ type QueueUpdate struct {
 
 func (x *QueueUpdate) Reset() {
 	*x = QueueUpdate{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +378,7 @@ func (x *QueueUpdate) String() string {
 func (*QueueUpdate) ProtoMessage() {}
 
 func (x *QueueUpdate) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +391,7 @@ func (x *QueueUpdate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueueUpdate.ProtoReflect.Descriptor instead.
 func (*QueueUpdate) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *QueueUpdate) GetPosition() int32 {
@@ -387,7 +432,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -399,7 +444,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -412,7 +457,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReleaseRequest) GetLeaseId() string {
@@ -496,7 +541,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -508,7 +553,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -521,7 +566,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReleaseResponse) GetAlreadySettled() bool {
@@ -541,7 +586,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -553,7 +598,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -566,7 +611,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListModelsRequest) GetCredential() string {
@@ -586,7 +631,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +643,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +656,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListModelsResponse) GetModels() []*CatalogModel {
@@ -644,7 +689,7 @@ type CatalogModel struct {
 
 func (x *CatalogModel) Reset() {
 	*x = CatalogModel{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +701,7 @@ func (x *CatalogModel) String() string {
 func (*CatalogModel) ProtoMessage() {}
 
 func (x *CatalogModel) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +714,7 @@ func (x *CatalogModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogModel.ProtoReflect.Descriptor instead.
 func (*CatalogModel) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{8}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CatalogModel) GetName() string {
@@ -782,7 +827,9 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\rAdmitResponse\x127\n" +
 	"\x05lease\x18\x01 \x01(\v2!.mindrouter.controlplane.v1.LeaseR\x05lease\x12%\n" +
 	"\x0equeue_position\x18\x02 \x01(\x05R\rqueuePosition\x121\n" +
-	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"\xa9\x01\n" +
+	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"X\n" +
+	"\x12AdmitStreamRequest\x12B\n" +
+	"\arequest\x18\x01 \x01(\v2(.mindrouter.controlplane.v1.AdmitRequestR\arequest\"\xa9\x01\n" +
 	"\x13AdmitStreamResponse\x12A\n" +
 	"\x06queued\x18\x01 \x01(\v2'.mindrouter.controlplane.v1.QueueUpdateH\x00R\x06queued\x12G\n" +
 	"\badmitted\x18\x02 \x01(\v2).mindrouter.controlplane.v1.AdmitResponseH\x00R\badmittedB\x06\n" +
@@ -825,10 +872,10 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\x0eparameter_size\x18\n" +
 	" \x01(\tR\rparameterSize\x12\"\n" +
 	"\fquantization\x18\v \x01(\tR\fquantization\x12)\n" +
-	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength2\xad\x03\n" +
+	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength2\xb3\x03\n" +
 	"\x10AdmissionService\x12\\\n" +
-	"\x05Admit\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a).mindrouter.controlplane.v1.AdmitResponse\x12j\n" +
-	"\vAdmitStream\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a/.mindrouter.controlplane.v1.AdmitStreamResponse0\x01\x12b\n" +
+	"\x05Admit\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a).mindrouter.controlplane.v1.AdmitResponse\x12p\n" +
+	"\vAdmitStream\x12..mindrouter.controlplane.v1.AdmitStreamRequest\x1a/.mindrouter.controlplane.v1.AdmitStreamResponse0\x01\x12b\n" +
 	"\aRelease\x12*.mindrouter.controlplane.v1.ReleaseRequest\x1a+.mindrouter.controlplane.v1.ReleaseResponse\x12k\n" +
 	"\n" +
 	"ListModels\x12-.mindrouter.controlplane.v1.ListModelsRequest\x1a..mindrouter.controlplane.v1.ListModelsResponseB\x97\x02\n" +
@@ -846,53 +893,55 @@ func file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP() []byt
 	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_admission_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_mindrouter_controlplane_v1_admission_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mindrouter_controlplane_v1_admission_service_proto_goTypes = []any{
 	(*AdmitRequest)(nil),        // 0: mindrouter.controlplane.v1.AdmitRequest
 	(*AdmitResponse)(nil),       // 1: mindrouter.controlplane.v1.AdmitResponse
-	(*AdmitStreamResponse)(nil), // 2: mindrouter.controlplane.v1.AdmitStreamResponse
-	(*QueueUpdate)(nil),         // 3: mindrouter.controlplane.v1.QueueUpdate
-	(*ReleaseRequest)(nil),      // 4: mindrouter.controlplane.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),     // 5: mindrouter.controlplane.v1.ReleaseResponse
-	(*ListModelsRequest)(nil),   // 6: mindrouter.controlplane.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),  // 7: mindrouter.controlplane.v1.ListModelsResponse
-	(*CatalogModel)(nil),        // 8: mindrouter.controlplane.v1.CatalogModel
-	(Operation)(0),              // 9: mindrouter.controlplane.v1.Operation
-	(Capability)(0),             // 10: mindrouter.controlplane.v1.Capability
-	(*Lease)(nil),               // 11: mindrouter.controlplane.v1.Lease
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
-	(Outcome)(0),                // 13: mindrouter.controlplane.v1.Outcome
-	(*Usage)(nil),               // 14: mindrouter.controlplane.v1.Usage
-	(Engine)(0),                 // 15: mindrouter.controlplane.v1.Engine
+	(*AdmitStreamRequest)(nil),  // 2: mindrouter.controlplane.v1.AdmitStreamRequest
+	(*AdmitStreamResponse)(nil), // 3: mindrouter.controlplane.v1.AdmitStreamResponse
+	(*QueueUpdate)(nil),         // 4: mindrouter.controlplane.v1.QueueUpdate
+	(*ReleaseRequest)(nil),      // 5: mindrouter.controlplane.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),     // 6: mindrouter.controlplane.v1.ReleaseResponse
+	(*ListModelsRequest)(nil),   // 7: mindrouter.controlplane.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),  // 8: mindrouter.controlplane.v1.ListModelsResponse
+	(*CatalogModel)(nil),        // 9: mindrouter.controlplane.v1.CatalogModel
+	(Operation)(0),              // 10: mindrouter.controlplane.v1.Operation
+	(Capability)(0),             // 11: mindrouter.controlplane.v1.Capability
+	(*Lease)(nil),               // 12: mindrouter.controlplane.v1.Lease
+	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
+	(Outcome)(0),                // 14: mindrouter.controlplane.v1.Outcome
+	(*Usage)(nil),               // 15: mindrouter.controlplane.v1.Usage
+	(Engine)(0),                 // 16: mindrouter.controlplane.v1.Engine
 }
 var file_mindrouter_controlplane_v1_admission_service_proto_depIdxs = []int32{
-	9,  // 0: mindrouter.controlplane.v1.AdmitRequest.operation:type_name -> mindrouter.controlplane.v1.Operation
-	10, // 1: mindrouter.controlplane.v1.AdmitRequest.needs:type_name -> mindrouter.controlplane.v1.Capability
-	11, // 2: mindrouter.controlplane.v1.AdmitResponse.lease:type_name -> mindrouter.controlplane.v1.Lease
-	12, // 3: mindrouter.controlplane.v1.AdmitResponse.queued:type_name -> google.protobuf.Duration
-	3,  // 4: mindrouter.controlplane.v1.AdmitStreamResponse.queued:type_name -> mindrouter.controlplane.v1.QueueUpdate
-	1,  // 5: mindrouter.controlplane.v1.AdmitStreamResponse.admitted:type_name -> mindrouter.controlplane.v1.AdmitResponse
-	12, // 6: mindrouter.controlplane.v1.QueueUpdate.estimated_wait:type_name -> google.protobuf.Duration
-	13, // 7: mindrouter.controlplane.v1.ReleaseRequest.outcome:type_name -> mindrouter.controlplane.v1.Outcome
-	14, // 8: mindrouter.controlplane.v1.ReleaseRequest.usage:type_name -> mindrouter.controlplane.v1.Usage
-	12, // 9: mindrouter.controlplane.v1.ReleaseRequest.ttft:type_name -> google.protobuf.Duration
-	12, // 10: mindrouter.controlplane.v1.ReleaseRequest.duration:type_name -> google.protobuf.Duration
-	8,  // 11: mindrouter.controlplane.v1.ListModelsResponse.models:type_name -> mindrouter.controlplane.v1.CatalogModel
-	10, // 12: mindrouter.controlplane.v1.CatalogModel.capabilities:type_name -> mindrouter.controlplane.v1.Capability
-	15, // 13: mindrouter.controlplane.v1.CatalogModel.engines:type_name -> mindrouter.controlplane.v1.Engine
-	0,  // 14: mindrouter.controlplane.v1.AdmissionService.Admit:input_type -> mindrouter.controlplane.v1.AdmitRequest
-	0,  // 15: mindrouter.controlplane.v1.AdmissionService.AdmitStream:input_type -> mindrouter.controlplane.v1.AdmitRequest
-	4,  // 16: mindrouter.controlplane.v1.AdmissionService.Release:input_type -> mindrouter.controlplane.v1.ReleaseRequest
-	6,  // 17: mindrouter.controlplane.v1.AdmissionService.ListModels:input_type -> mindrouter.controlplane.v1.ListModelsRequest
-	1,  // 18: mindrouter.controlplane.v1.AdmissionService.Admit:output_type -> mindrouter.controlplane.v1.AdmitResponse
-	2,  // 19: mindrouter.controlplane.v1.AdmissionService.AdmitStream:output_type -> mindrouter.controlplane.v1.AdmitStreamResponse
-	5,  // 20: mindrouter.controlplane.v1.AdmissionService.Release:output_type -> mindrouter.controlplane.v1.ReleaseResponse
-	7,  // 21: mindrouter.controlplane.v1.AdmissionService.ListModels:output_type -> mindrouter.controlplane.v1.ListModelsResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	10, // 0: mindrouter.controlplane.v1.AdmitRequest.operation:type_name -> mindrouter.controlplane.v1.Operation
+	11, // 1: mindrouter.controlplane.v1.AdmitRequest.needs:type_name -> mindrouter.controlplane.v1.Capability
+	12, // 2: mindrouter.controlplane.v1.AdmitResponse.lease:type_name -> mindrouter.controlplane.v1.Lease
+	13, // 3: mindrouter.controlplane.v1.AdmitResponse.queued:type_name -> google.protobuf.Duration
+	0,  // 4: mindrouter.controlplane.v1.AdmitStreamRequest.request:type_name -> mindrouter.controlplane.v1.AdmitRequest
+	4,  // 5: mindrouter.controlplane.v1.AdmitStreamResponse.queued:type_name -> mindrouter.controlplane.v1.QueueUpdate
+	1,  // 6: mindrouter.controlplane.v1.AdmitStreamResponse.admitted:type_name -> mindrouter.controlplane.v1.AdmitResponse
+	13, // 7: mindrouter.controlplane.v1.QueueUpdate.estimated_wait:type_name -> google.protobuf.Duration
+	14, // 8: mindrouter.controlplane.v1.ReleaseRequest.outcome:type_name -> mindrouter.controlplane.v1.Outcome
+	15, // 9: mindrouter.controlplane.v1.ReleaseRequest.usage:type_name -> mindrouter.controlplane.v1.Usage
+	13, // 10: mindrouter.controlplane.v1.ReleaseRequest.ttft:type_name -> google.protobuf.Duration
+	13, // 11: mindrouter.controlplane.v1.ReleaseRequest.duration:type_name -> google.protobuf.Duration
+	9,  // 12: mindrouter.controlplane.v1.ListModelsResponse.models:type_name -> mindrouter.controlplane.v1.CatalogModel
+	11, // 13: mindrouter.controlplane.v1.CatalogModel.capabilities:type_name -> mindrouter.controlplane.v1.Capability
+	16, // 14: mindrouter.controlplane.v1.CatalogModel.engines:type_name -> mindrouter.controlplane.v1.Engine
+	0,  // 15: mindrouter.controlplane.v1.AdmissionService.Admit:input_type -> mindrouter.controlplane.v1.AdmitRequest
+	2,  // 16: mindrouter.controlplane.v1.AdmissionService.AdmitStream:input_type -> mindrouter.controlplane.v1.AdmitStreamRequest
+	5,  // 17: mindrouter.controlplane.v1.AdmissionService.Release:input_type -> mindrouter.controlplane.v1.ReleaseRequest
+	7,  // 18: mindrouter.controlplane.v1.AdmissionService.ListModels:input_type -> mindrouter.controlplane.v1.ListModelsRequest
+	1,  // 19: mindrouter.controlplane.v1.AdmissionService.Admit:output_type -> mindrouter.controlplane.v1.AdmitResponse
+	3,  // 20: mindrouter.controlplane.v1.AdmissionService.AdmitStream:output_type -> mindrouter.controlplane.v1.AdmitStreamResponse
+	6,  // 21: mindrouter.controlplane.v1.AdmissionService.Release:output_type -> mindrouter.controlplane.v1.ReleaseResponse
+	8,  // 22: mindrouter.controlplane.v1.AdmissionService.ListModels:output_type -> mindrouter.controlplane.v1.ListModelsResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_admission_service_proto_init() }
@@ -901,7 +950,7 @@ func file_mindrouter_controlplane_v1_admission_service_proto_init() {
 		return
 	}
 	file_mindrouter_controlplane_v1_lease_proto_init()
-	file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2].OneofWrappers = []any{
+	file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3].OneofWrappers = []any{
 		(*AdmitStreamResponse_Queued)(nil),
 		(*AdmitStreamResponse_Admitted)(nil),
 	}
@@ -911,7 +960,7 @@ func file_mindrouter_controlplane_v1_admission_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_admission_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_admission_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -42,7 +42,7 @@ type AdmissionServiceClient interface {
 	// waits: QueueUpdates (the first when the request is queued, then on change, at
 	// most one per update interval), then one AdmitResponse, or the same error status
 	// Admit would return. Cancelling the call takes the request off the queue.
-	AdmitStream(ctx context.Context, in *AdmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error)
+	AdmitStream(ctx context.Context, in *AdmitStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error)
 	// Release settles a lease with the exact usage and outcome. It is idempotent by lease id.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// ListModels returns the catalog a credential may use.
@@ -67,13 +67,13 @@ func (c *admissionServiceClient) Admit(ctx context.Context, in *AdmitRequest, op
 	return out, nil
 }
 
-func (c *admissionServiceClient) AdmitStream(ctx context.Context, in *AdmitRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error) {
+func (c *admissionServiceClient) AdmitStream(ctx context.Context, in *AdmitStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &AdmissionService_ServiceDesc.Streams[0], AdmissionService_AdmitStream_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[AdmitRequest, AdmitStreamResponse]{ClientStream: stream}
+	x := &grpc.GenericClientStream[AdmitStreamRequest, AdmitStreamResponse]{ClientStream: stream}
 	if err := x.ClientStream.SendMsg(in); err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ type AdmissionServiceServer interface {
 	// waits: QueueUpdates (the first when the request is queued, then on change, at
 	// most one per update interval), then one AdmitResponse, or the same error status
 	// Admit would return. Cancelling the call takes the request off the queue.
-	AdmitStream(*AdmitRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error
+	AdmitStream(*AdmitStreamRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error
 	// Release settles a lease with the exact usage and outcome. It is idempotent by lease id.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// ListModels returns the catalog a credential may use.
@@ -141,7 +141,7 @@ type UnimplementedAdmissionServiceServer struct{}
 func (UnimplementedAdmissionServiceServer) Admit(context.Context, *AdmitRequest) (*AdmitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Admit not implemented")
 }
-func (UnimplementedAdmissionServiceServer) AdmitStream(*AdmitRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error {
+func (UnimplementedAdmissionServiceServer) AdmitStream(*AdmitStreamRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method AdmitStream not implemented")
 }
 func (UnimplementedAdmissionServiceServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
@@ -190,11 +190,11 @@ func _AdmissionService_Admit_Handler(srv interface{}, ctx context.Context, dec f
 }
 
 func _AdmissionService_AdmitStream_Handler(srv interface{}, stream grpc.ServerStream) error {
-	m := new(AdmitRequest)
+	m := new(AdmitStreamRequest)
 	if err := stream.RecvMsg(m); err != nil {
 		return err
 	}
-	return srv.(AdmissionServiceServer).AdmitStream(m, &grpc.GenericServerStream[AdmitRequest, AdmitStreamResponse]{ServerStream: stream})
+	return srv.(AdmissionServiceServer).AdmitStream(m, &grpc.GenericServerStream[AdmitStreamRequest, AdmitStreamResponse]{ServerStream: stream})
 }
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
