@@ -40,9 +40,12 @@ type fairRig struct {
 
 // answer is one completed request as its client saw it.
 type answer struct {
-	user     string
-	sent     time.Time
-	first    time.Time // first byte of the answer (headers), after the queue
+	user string
+	sent time.Time
+	// first is when the answer began after the queue: the headers of a
+	// non-streamed answer, the first data event of a stream (whose headers may
+	// come early, while it waits).
+	first    time.Time
 	done     time.Time
 	tokens   int64 // prompt + completion tokens reported in usage
 	queueHdr string
@@ -173,8 +176,12 @@ func (r *fairRig) chat(ctx context.Context, u fairUser, maxTokens int, stream bo
 	}
 	if stream {
 		sc := bufio.NewScanner(resp.Body)
+		begun := false
 		for sc.Scan() {
 			line, ok := strings.CutPrefix(sc.Text(), "data: ")
+			if ok && !begun {
+				a.first, begun = time.Now(), true
+			}
 			if !ok || line == "[DONE]" {
 				continue
 			}

@@ -20,12 +20,14 @@ const allExcludedRetryAfter = 5 * time.Second
 // Admit verifies the credential, queues the request and returns a lease once a
 // backend slot is granted. A refused Admit holds nothing.
 func (s *Server) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
-	resp, err := s.admit(ctx, req)
+	resp, err := s.admit(ctx, req, nil)
 	s.metrics.admissions.WithLabelValues(admitResult(err)).Inc()
 	return resp, err
 }
 
-func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+// admit runs one admission; report, when set, hears the request's progress
+// while it waits (when the scheduler is a Watcher).
+func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest, report func(scheduler.Progress)) (*controlplanev1.AdmitResponse, error) {
 	if err := validateAdmit(req); err != nil {
 		return nil, err
 	}
@@ -45,13 +47,13 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	if err := s.acct.Reserve(ctx, p, res); err != nil {
 		return nil, err
 	}
-	g, err := s.sched.Acquire(ctx, scheduler.Ticket{
+	g, err := s.acquire(ctx, scheduler.Ticket{
 		RequestID: req.GetRequestId(),
 		UserID:    p.UserID,
 		Model:     req.GetModel(),
 		Cost:      pl.cost,
 		Weight:    max(p.Weight, 1),
-	}, pl.pick)
+	}, pl.pick, report)
 	if err == nil && ctx.Err() != nil {
 		// The caller left while the slot was granted; nobody would release it.
 		s.sched.Release(g, 0)

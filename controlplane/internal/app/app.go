@@ -117,7 +117,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fairShare.MaxQueuePerUser = cfg.MaxQueuePerUser
 	queue, err := NewQueue(QueueConfig{
 		Policy: cfg.SchedulerPolicy, FairShare: fairShare,
-		Queue: scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout},
+		Queue: scheduler.Options{MaxQueuePerModel: cfg.MaxQueuePerModel, QueueTimeout: cfg.QueueTimeout, UpdateInterval: cfg.QueueUpdateInterval},
 	}, metrics, log.With("component", "admission"))
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)

@@ -43,6 +43,9 @@ type Config struct {
 	// MaxConcurrentPerUser caps one user's requests admitted or queued at once;
 	// negative means unlimited.
 	MaxConcurrentPerUser int
+	// QueueUpdateInterval is the shortest time between two queue updates sent to
+	// one waiting request (AdmitStream).
+	QueueUpdateInterval time.Duration
 	// QuotaPeriod is the length of a user's rolling token-budget period.
 	QuotaPeriod time.Duration
 	// DefaultMaxTokens is the output allowance reserved for a chat or completion
@@ -97,6 +100,7 @@ func NewDefault() Config {
 		MaxQueuePerUser:   64,
 		// Counts queued requests too; batch users who need more get a higher setting.
 		MaxConcurrentPerUser: 32,
+		QueueUpdateInterval:  500 * time.Millisecond,
 		QuotaPeriod:          30 * 24 * time.Hour,
 		DefaultMaxTokens:     1000,
 		SchedulerPolicy:      "wdrr",
@@ -137,6 +141,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.DurationVar(&c.SessionGrace, "session-grace", c.SessionGrace, "how long a replica's leases survive a broken session")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "session heartbeat interval asked of replicas")
 	fs.DurationVar(&c.QueueTimeout, "queue-timeout", c.QueueTimeout, "longest wait in a model queue")
+	fs.DurationVar(&c.QueueUpdateInterval, "queue-update-interval", c.QueueUpdateInterval, "shortest time between two queue-position updates to one waiting request")
 	fs.IntVar(&c.MaxQueuePerModel, "max-queue", c.MaxQueuePerModel, "waiting requests per model before 503")
 	fs.IntVar(&c.MaxQueuePerUser, "max-queue-per-user", c.MaxQueuePerUser, "waiting requests per user and model before 429")
 	fs.IntVar(&c.MaxConcurrentPerUser, "max-concurrent-per-user", c.MaxConcurrentPerUser, "requests one user may have admitted or queued at once; -1 for unlimited")
@@ -207,7 +212,7 @@ func (c Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale},
+	}{{"lease-ttl", c.LeaseTTL}, {"session-grace", c.SessionGrace}, {"heartbeat-interval", c.HeartbeatInterval}, {"queue-timeout", c.QueueTimeout}, {"queue-update-interval", c.QueueUpdateInterval}, {"health-interval", c.HealthInterval}, {"telemetry-interval", c.TelemetryInterval}, {"db-timeout", c.DatabaseTimeout}, {"key-cache-ttl", c.KeyCacheTTL}, {"key-cache-max-stale", c.KeyCacheMaxStale},
 		{"session-idle", c.SessionIdle}, {"session-max-age", c.SessionMaxAge}, {"login-window", c.LoginWindow}} {
 		if d.v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))

@@ -60,6 +60,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives debug events (default: discard).
 	Logger *slog.Logger
+	// UpdateInterval is the shortest time between two progress reports of one
+	// waiting ticket (AcquireWatch; default 500 ms).
+	UpdateInterval time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -71,6 +74,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = DefaultRetryAfter
+	}
+	if o.UpdateInterval <= 0 {
+		o.UpdateInterval = DefaultUpdateInterval
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -119,8 +125,10 @@ type Queue struct {
 	userLoad  map[int64]int
 	// Waiters of each model in arrival order (oldest first), for the queue view.
 	arrivals map[string]*arrivalList
-	seq      uint64
-	scratch  []string
+	// holds is each model's mean slot hold time, for progress estimates.
+	holds   map[string]time.Duration
+	seq     uint64
+	scratch []string
 }
 
 // New returns a Queue ordered by policy.
@@ -137,6 +145,7 @@ func New(policy Policy, opts Options) (*Queue, error) {
 		modelLoad: make(map[string]int),
 		userLoad:  make(map[int64]int),
 		arrivals:  make(map[string]*arrivalList),
+		holds:     make(map[string]time.Duration),
 	}, nil
 }
 
@@ -145,6 +154,10 @@ func New(policy Policy, opts Options) (*Queue, error) {
 // with the context's error when ctx ends first; a ticket that fails holds nothing
 // and is no longer queued.
 func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, error) {
+	return q.acquire(ctx, t, pick, nil)
+}
+
+func (q *Queue) acquire(ctx context.Context, t Ticket, pick Picker, report func(Progress)) (Grant, error) {
 	if err := ctx.Err(); err != nil {
 		return Grant{}, fmt.Errorf("wait for a backend slot: %w", err)
 	}
@@ -181,21 +194,32 @@ func (q *Queue) Acquire(ctx context.Context, t Ticket, pick Picker) (Grant, erro
 	}
 	q.arrival(t.Model).push(w)
 	q.metrics.depth(t.Model).Set(float64(q.policy.Len(t.Model)))
+	var first Progress
+	if report != nil {
+		first = q.progress(w, pos)
+	}
 	q.mu.Unlock()
-	return q.wait(ctx, w, pos)
+	return q.wait(ctx, w, pos, first, report)
 }
 
 // wait blocks a queued waiter until it is granted, fails, times out or is cancelled.
-func (q *Queue) wait(ctx context.Context, w *Waiter, pos int) (Grant, error) {
+func (q *Queue) wait(ctx context.Context, w *Waiter, pos int, first Progress, report func(Progress)) (Grant, error) {
 	expired, stop := q.opts.After(q.opts.QueueTimeout)
 	defer stop()
 	var cancelled bool
-	select {
-	case <-w.done:
-		return q.finish(w, pos)
-	case <-ctx.Done():
-		cancelled = true
-	case <-expired:
+	if report != nil {
+		var done bool
+		if cancelled, done = q.watch(ctx, w, first, expired, report); done {
+			return q.finish(w, pos)
+		}
+	} else {
+		select {
+		case <-w.done:
+			return q.finish(w, pos)
+		case <-ctx.Done():
+			cancelled = true
+		case <-expired:
+		}
 	}
 	q.mu.Lock()
 	if w.finished {
@@ -247,6 +271,7 @@ func (q *Queue) Release(g Grant, cost int64) {
 	dec(q.inflight, g.BackendID)
 	dec(q.modelLoad, g.Ticket.Model)
 	dec(q.userLoad, g.Ticket.UserID)
+	q.learnHold(g, q.opts.Now())
 	q.policy.Settle(g.Ticket, cost)
 	q.dispatchLocked()
 	q.mu.Unlock()

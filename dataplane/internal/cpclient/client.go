@@ -119,6 +119,9 @@ type Client struct {
 	outMu     sync.RWMutex
 	outClosed bool
 	connected atomic.Bool
+	// unaryOnly is set once the control plane answered AdmitStream with
+	// Unimplemented (an older release): AdmitWatch then uses Admit.
+	unaryOnly atomic.Bool
 	metrics   *metrics
 }
 
@@ -161,6 +164,13 @@ func (c *Client) ReplicaID() string { return c.cfg.ReplicaID }
 // is released. Failures are *Error (refusals carry their Reason), or the
 // context's error when the caller went away.
 func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+	return c.admit(ctx, req, func(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+		return c.admission.Admit(ctx, req)
+	})
+}
+
+// admit runs one admission through call (unary Admit or AdmitStream).
+func (c *Client) admit(ctx context.Context, req *controlplanev1.AdmitRequest, call func(context.Context, *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error)) (*controlplanev1.AdmitResponse, error) {
 	if req.GetReplicaId() == "" {
 		req.ReplicaId = c.cfg.ReplicaID
 	}
@@ -170,7 +180,7 @@ func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 		callCtx, cancel = context.WithTimeout(callCtx, c.cfg.AdmitTimeout)
 		defer cancel()
 	}
-	resp, err := c.admission.Admit(callCtx, req)
+	resp, err := call(callCtx, req)
 	if err != nil {
 		// The control plane may answer for the expired deadline (even with
 		// Canceled) a moment before the local context notices it.

@@ -184,7 +184,7 @@ func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 	var lastErr error
 	for n := 1; n <= r.cfg.MaxAttempts; n++ {
 		admitStart := r.cfg.Now()
-		resp, err := r.cp.Admit(ctx, j.admitRequest(n, excluded))
+		resp, err := r.admit(ctx, j.sink, j.admitRequest(n, excluded))
 		r.metrics.admitSeconds.Observe(r.cfg.Now().Sub(admitStart).Seconds())
 		if err != nil {
 			if lastErr != nil && noOtherBackend(err) {

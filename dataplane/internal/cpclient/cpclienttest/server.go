@@ -63,6 +63,9 @@ type Server struct {
 	// sessionReleases counts releases received over sessions.
 	sessionReleases int
 	queuePosition   int32
+	queueUpdates    []*controlplanev1.QueueUpdate
+	noAdmitStream   bool
+	admitStreams    int
 	seq             int
 	admits          []*controlplanev1.AdmitRequest
 	releases        []*controlplanev1.ReleaseRequest

@@ -224,6 +224,190 @@ func (x *AdmitResponse) GetQueued() *durationpb.Duration {
 	return nil
 }
 
+// AdmitStreamRequest asks for a lease as Admit does.
+type AdmitStreamRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *AdmitRequest          `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitStreamRequest) Reset() {
+	*x = AdmitStreamRequest{}
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitStreamRequest) ProtoMessage() {}
+
+func (x *AdmitStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitStreamRequest.ProtoReflect.Descriptor instead.
+func (*AdmitStreamRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AdmitStreamRequest) GetRequest() *AdmitRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// AdmitStreamResponse is one message of AdmitStream: queue updates, then the grant.
+type AdmitStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*AdmitStreamResponse_Queued
+	//	*AdmitStreamResponse_Admitted
+	Kind          isAdmitStreamResponse_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitStreamResponse) Reset() {
+	*x = AdmitStreamResponse{}
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitStreamResponse) ProtoMessage() {}
+
+func (x *AdmitStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitStreamResponse.ProtoReflect.Descriptor instead.
+func (*AdmitStreamResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AdmitStreamResponse) GetKind() isAdmitStreamResponse_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *AdmitStreamResponse) GetQueued() *QueueUpdate {
+	if x != nil {
+		if x, ok := x.Kind.(*AdmitStreamResponse_Queued); ok {
+			return x.Queued
+		}
+	}
+	return nil
+}
+
+func (x *AdmitStreamResponse) GetAdmitted() *AdmitResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*AdmitStreamResponse_Admitted); ok {
+			return x.Admitted
+		}
+	}
+	return nil
+}
+
+type isAdmitStreamResponse_Kind interface {
+	isAdmitStreamResponse_Kind()
+}
+
+type AdmitStreamResponse_Queued struct {
+	Queued *QueueUpdate `protobuf:"bytes,1,opt,name=queued,proto3,oneof"`
+}
+
+type AdmitStreamResponse_Admitted struct {
+	Admitted *AdmitResponse `protobuf:"bytes,2,opt,name=admitted,proto3,oneof"`
+}
+
+func (*AdmitStreamResponse_Queued) isAdmitStreamResponse_Kind() {}
+
+func (*AdmitStreamResponse_Admitted) isAdmitStreamResponse_Kind() {}
+
+// QueueUpdate is a waiting request's place in its model's queue.
+type QueueUpdate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Estimated 1-based position in the model's queue (1 = next to be dispatched).
+	Position int32 `protobuf:"varint,1,opt,name=position,proto3" json:"position,omitempty"`
+	// Estimated time until dispatch, from the position and how long the model's
+	// slots have recently been held; zero when the gateway has no estimate yet.
+	EstimatedWait *durationpb.Duration `protobuf:"bytes,2,opt,name=estimated_wait,json=estimatedWait,proto3" json:"estimated_wait,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QueueUpdate) Reset() {
+	*x = QueueUpdate{}
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QueueUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QueueUpdate) ProtoMessage() {}
+
+func (x *QueueUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QueueUpdate.ProtoReflect.Descriptor instead.
+func (*QueueUpdate) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *QueueUpdate) GetPosition() int32 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
+func (x *QueueUpdate) GetEstimatedWait() *durationpb.Duration {
+	if x != nil {
+		return x.EstimatedWait
+	}
+	return nil
+}
+
 // ReleaseRequest settles one lease.
 type ReleaseRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -248,7 +432,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +444,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +457,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReleaseRequest) GetLeaseId() string {
@@ -357,7 +541,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +553,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +566,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ReleaseResponse) GetAlreadySettled() bool {
@@ -402,7 +586,7 @@ type ListModelsRequest struct {
 
 func (x *ListModelsRequest) Reset() {
 	*x = ListModelsRequest{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -414,7 +598,7 @@ func (x *ListModelsRequest) String() string {
 func (*ListModelsRequest) ProtoMessage() {}
 
 func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -427,7 +611,7 @@ func (x *ListModelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsRequest.ProtoReflect.Descriptor instead.
 func (*ListModelsRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ListModelsRequest) GetCredential() string {
@@ -447,7 +631,7 @@ type ListModelsResponse struct {
 
 func (x *ListModelsResponse) Reset() {
 	*x = ListModelsResponse{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -459,7 +643,7 @@ func (x *ListModelsResponse) String() string {
 func (*ListModelsResponse) ProtoMessage() {}
 
 func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -472,7 +656,7 @@ func (x *ListModelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListModelsResponse.ProtoReflect.Descriptor instead.
 func (*ListModelsResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ListModelsResponse) GetModels() []*CatalogModel {
@@ -505,7 +689,7 @@ type CatalogModel struct {
 
 func (x *CatalogModel) Reset() {
 	*x = CatalogModel{}
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +701,7 @@ func (x *CatalogModel) String() string {
 func (*CatalogModel) ProtoMessage() {}
 
 func (x *CatalogModel) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +714,7 @@ func (x *CatalogModel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogModel.ProtoReflect.Descriptor instead.
 func (*CatalogModel) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CatalogModel) GetName() string {
@@ -643,7 +827,16 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\rAdmitResponse\x127\n" +
 	"\x05lease\x18\x01 \x01(\v2!.mindrouter.controlplane.v1.LeaseR\x05lease\x12%\n" +
 	"\x0equeue_position\x18\x02 \x01(\x05R\rqueuePosition\x121\n" +
-	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"\x8c\x03\n" +
+	"\x06queued\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06queued\"X\n" +
+	"\x12AdmitStreamRequest\x12B\n" +
+	"\arequest\x18\x01 \x01(\v2(.mindrouter.controlplane.v1.AdmitRequestR\arequest\"\xa9\x01\n" +
+	"\x13AdmitStreamResponse\x12A\n" +
+	"\x06queued\x18\x01 \x01(\v2'.mindrouter.controlplane.v1.QueueUpdateH\x00R\x06queued\x12G\n" +
+	"\badmitted\x18\x02 \x01(\v2).mindrouter.controlplane.v1.AdmitResponseH\x00R\badmittedB\x06\n" +
+	"\x04kind\"k\n" +
+	"\vQueueUpdate\x12\x1a\n" +
+	"\bposition\x18\x01 \x01(\x05R\bposition\x12@\n" +
+	"\x0eestimated_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\restimatedWait\"\x8c\x03\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12=\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2#.mindrouter.controlplane.v1.OutcomeR\aoutcome\x127\n" +
@@ -679,9 +872,10 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\x0eparameter_size\x18\n" +
 	" \x01(\tR\rparameterSize\x12\"\n" +
 	"\fquantization\x18\v \x01(\tR\fquantization\x12)\n" +
-	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength2\xc1\x02\n" +
+	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength2\xb3\x03\n" +
 	"\x10AdmissionService\x12\\\n" +
-	"\x05Admit\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a).mindrouter.controlplane.v1.AdmitResponse\x12b\n" +
+	"\x05Admit\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a).mindrouter.controlplane.v1.AdmitResponse\x12p\n" +
+	"\vAdmitStream\x12..mindrouter.controlplane.v1.AdmitStreamRequest\x1a/.mindrouter.controlplane.v1.AdmitStreamResponse0\x01\x12b\n" +
 	"\aRelease\x12*.mindrouter.controlplane.v1.ReleaseRequest\x1a+.mindrouter.controlplane.v1.ReleaseResponse\x12k\n" +
 	"\n" +
 	"ListModels\x12-.mindrouter.controlplane.v1.ListModelsRequest\x1a..mindrouter.controlplane.v1.ListModelsResponseB\x97\x02\n" +
@@ -699,46 +893,55 @@ func file_mindrouter_controlplane_v1_admission_service_proto_rawDescGZIP() []byt
 	return file_mindrouter_controlplane_v1_admission_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_admission_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_mindrouter_controlplane_v1_admission_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mindrouter_controlplane_v1_admission_service_proto_goTypes = []any{
 	(*AdmitRequest)(nil),        // 0: mindrouter.controlplane.v1.AdmitRequest
 	(*AdmitResponse)(nil),       // 1: mindrouter.controlplane.v1.AdmitResponse
-	(*ReleaseRequest)(nil),      // 2: mindrouter.controlplane.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),     // 3: mindrouter.controlplane.v1.ReleaseResponse
-	(*ListModelsRequest)(nil),   // 4: mindrouter.controlplane.v1.ListModelsRequest
-	(*ListModelsResponse)(nil),  // 5: mindrouter.controlplane.v1.ListModelsResponse
-	(*CatalogModel)(nil),        // 6: mindrouter.controlplane.v1.CatalogModel
-	(Operation)(0),              // 7: mindrouter.controlplane.v1.Operation
-	(Capability)(0),             // 8: mindrouter.controlplane.v1.Capability
-	(*Lease)(nil),               // 9: mindrouter.controlplane.v1.Lease
-	(*durationpb.Duration)(nil), // 10: google.protobuf.Duration
-	(Outcome)(0),                // 11: mindrouter.controlplane.v1.Outcome
-	(*Usage)(nil),               // 12: mindrouter.controlplane.v1.Usage
-	(Engine)(0),                 // 13: mindrouter.controlplane.v1.Engine
+	(*AdmitStreamRequest)(nil),  // 2: mindrouter.controlplane.v1.AdmitStreamRequest
+	(*AdmitStreamResponse)(nil), // 3: mindrouter.controlplane.v1.AdmitStreamResponse
+	(*QueueUpdate)(nil),         // 4: mindrouter.controlplane.v1.QueueUpdate
+	(*ReleaseRequest)(nil),      // 5: mindrouter.controlplane.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),     // 6: mindrouter.controlplane.v1.ReleaseResponse
+	(*ListModelsRequest)(nil),   // 7: mindrouter.controlplane.v1.ListModelsRequest
+	(*ListModelsResponse)(nil),  // 8: mindrouter.controlplane.v1.ListModelsResponse
+	(*CatalogModel)(nil),        // 9: mindrouter.controlplane.v1.CatalogModel
+	(Operation)(0),              // 10: mindrouter.controlplane.v1.Operation
+	(Capability)(0),             // 11: mindrouter.controlplane.v1.Capability
+	(*Lease)(nil),               // 12: mindrouter.controlplane.v1.Lease
+	(*durationpb.Duration)(nil), // 13: google.protobuf.Duration
+	(Outcome)(0),                // 14: mindrouter.controlplane.v1.Outcome
+	(*Usage)(nil),               // 15: mindrouter.controlplane.v1.Usage
+	(Engine)(0),                 // 16: mindrouter.controlplane.v1.Engine
 }
 var file_mindrouter_controlplane_v1_admission_service_proto_depIdxs = []int32{
-	7,  // 0: mindrouter.controlplane.v1.AdmitRequest.operation:type_name -> mindrouter.controlplane.v1.Operation
-	8,  // 1: mindrouter.controlplane.v1.AdmitRequest.needs:type_name -> mindrouter.controlplane.v1.Capability
-	9,  // 2: mindrouter.controlplane.v1.AdmitResponse.lease:type_name -> mindrouter.controlplane.v1.Lease
-	10, // 3: mindrouter.controlplane.v1.AdmitResponse.queued:type_name -> google.protobuf.Duration
-	11, // 4: mindrouter.controlplane.v1.ReleaseRequest.outcome:type_name -> mindrouter.controlplane.v1.Outcome
-	12, // 5: mindrouter.controlplane.v1.ReleaseRequest.usage:type_name -> mindrouter.controlplane.v1.Usage
-	10, // 6: mindrouter.controlplane.v1.ReleaseRequest.ttft:type_name -> google.protobuf.Duration
-	10, // 7: mindrouter.controlplane.v1.ReleaseRequest.duration:type_name -> google.protobuf.Duration
-	6,  // 8: mindrouter.controlplane.v1.ListModelsResponse.models:type_name -> mindrouter.controlplane.v1.CatalogModel
-	8,  // 9: mindrouter.controlplane.v1.CatalogModel.capabilities:type_name -> mindrouter.controlplane.v1.Capability
-	13, // 10: mindrouter.controlplane.v1.CatalogModel.engines:type_name -> mindrouter.controlplane.v1.Engine
-	0,  // 11: mindrouter.controlplane.v1.AdmissionService.Admit:input_type -> mindrouter.controlplane.v1.AdmitRequest
-	2,  // 12: mindrouter.controlplane.v1.AdmissionService.Release:input_type -> mindrouter.controlplane.v1.ReleaseRequest
-	4,  // 13: mindrouter.controlplane.v1.AdmissionService.ListModels:input_type -> mindrouter.controlplane.v1.ListModelsRequest
-	1,  // 14: mindrouter.controlplane.v1.AdmissionService.Admit:output_type -> mindrouter.controlplane.v1.AdmitResponse
-	3,  // 15: mindrouter.controlplane.v1.AdmissionService.Release:output_type -> mindrouter.controlplane.v1.ReleaseResponse
-	5,  // 16: mindrouter.controlplane.v1.AdmissionService.ListModels:output_type -> mindrouter.controlplane.v1.ListModelsResponse
-	14, // [14:17] is the sub-list for method output_type
-	11, // [11:14] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	10, // 0: mindrouter.controlplane.v1.AdmitRequest.operation:type_name -> mindrouter.controlplane.v1.Operation
+	11, // 1: mindrouter.controlplane.v1.AdmitRequest.needs:type_name -> mindrouter.controlplane.v1.Capability
+	12, // 2: mindrouter.controlplane.v1.AdmitResponse.lease:type_name -> mindrouter.controlplane.v1.Lease
+	13, // 3: mindrouter.controlplane.v1.AdmitResponse.queued:type_name -> google.protobuf.Duration
+	0,  // 4: mindrouter.controlplane.v1.AdmitStreamRequest.request:type_name -> mindrouter.controlplane.v1.AdmitRequest
+	4,  // 5: mindrouter.controlplane.v1.AdmitStreamResponse.queued:type_name -> mindrouter.controlplane.v1.QueueUpdate
+	1,  // 6: mindrouter.controlplane.v1.AdmitStreamResponse.admitted:type_name -> mindrouter.controlplane.v1.AdmitResponse
+	13, // 7: mindrouter.controlplane.v1.QueueUpdate.estimated_wait:type_name -> google.protobuf.Duration
+	14, // 8: mindrouter.controlplane.v1.ReleaseRequest.outcome:type_name -> mindrouter.controlplane.v1.Outcome
+	15, // 9: mindrouter.controlplane.v1.ReleaseRequest.usage:type_name -> mindrouter.controlplane.v1.Usage
+	13, // 10: mindrouter.controlplane.v1.ReleaseRequest.ttft:type_name -> google.protobuf.Duration
+	13, // 11: mindrouter.controlplane.v1.ReleaseRequest.duration:type_name -> google.protobuf.Duration
+	9,  // 12: mindrouter.controlplane.v1.ListModelsResponse.models:type_name -> mindrouter.controlplane.v1.CatalogModel
+	11, // 13: mindrouter.controlplane.v1.CatalogModel.capabilities:type_name -> mindrouter.controlplane.v1.Capability
+	16, // 14: mindrouter.controlplane.v1.CatalogModel.engines:type_name -> mindrouter.controlplane.v1.Engine
+	0,  // 15: mindrouter.controlplane.v1.AdmissionService.Admit:input_type -> mindrouter.controlplane.v1.AdmitRequest
+	2,  // 16: mindrouter.controlplane.v1.AdmissionService.AdmitStream:input_type -> mindrouter.controlplane.v1.AdmitStreamRequest
+	5,  // 17: mindrouter.controlplane.v1.AdmissionService.Release:input_type -> mindrouter.controlplane.v1.ReleaseRequest
+	7,  // 18: mindrouter.controlplane.v1.AdmissionService.ListModels:input_type -> mindrouter.controlplane.v1.ListModelsRequest
+	1,  // 19: mindrouter.controlplane.v1.AdmissionService.Admit:output_type -> mindrouter.controlplane.v1.AdmitResponse
+	3,  // 20: mindrouter.controlplane.v1.AdmissionService.AdmitStream:output_type -> mindrouter.controlplane.v1.AdmitStreamResponse
+	6,  // 21: mindrouter.controlplane.v1.AdmissionService.Release:output_type -> mindrouter.controlplane.v1.ReleaseResponse
+	8,  // 22: mindrouter.controlplane.v1.AdmissionService.ListModels:output_type -> mindrouter.controlplane.v1.ListModelsResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_admission_service_proto_init() }
@@ -747,13 +950,17 @@ func file_mindrouter_controlplane_v1_admission_service_proto_init() {
 		return
 	}
 	file_mindrouter_controlplane_v1_lease_proto_init()
+	file_mindrouter_controlplane_v1_admission_service_proto_msgTypes[3].OneofWrappers = []any{
+		(*AdmitStreamResponse_Queued)(nil),
+		(*AdmitStreamResponse_Admitted)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_admission_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_admission_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AdmissionService_Admit_FullMethodName      = "/mindrouter.controlplane.v1.AdmissionService/Admit"
-	AdmissionService_Release_FullMethodName    = "/mindrouter.controlplane.v1.AdmissionService/Release"
-	AdmissionService_ListModels_FullMethodName = "/mindrouter.controlplane.v1.AdmissionService/ListModels"
+	AdmissionService_Admit_FullMethodName       = "/mindrouter.controlplane.v1.AdmissionService/Admit"
+	AdmissionService_AdmitStream_FullMethodName = "/mindrouter.controlplane.v1.AdmissionService/AdmitStream"
+	AdmissionService_Release_FullMethodName     = "/mindrouter.controlplane.v1.AdmissionService/Release"
+	AdmissionService_ListModels_FullMethodName  = "/mindrouter.controlplane.v1.AdmissionService/ListModels"
 )
 
 // AdmissionServiceClient is the client API for AdmissionService service.
@@ -37,6 +38,11 @@ type AdmissionServiceClient interface {
 	// a backend slot is granted, the deadline passes or the caller cancels (which takes
 	// the request off the queue). Refusals carry a Reason in ErrorInfo.
 	Admit(ctx context.Context, in *AdmitRequest, opts ...grpc.CallOption) (*AdmitResponse, error)
+	// AdmitStream is Admit that also reports the request's place in the queue while it
+	// waits: QueueUpdates (the first when the request is queued, then on change, at
+	// most one per update interval), then one AdmitResponse, or the same error status
+	// Admit would return. Cancelling the call takes the request off the queue.
+	AdmitStream(ctx context.Context, in *AdmitStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error)
 	// Release settles a lease with the exact usage and outcome. It is idempotent by lease id.
 	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 	// ListModels returns the catalog a credential may use.
@@ -60,6 +66,25 @@ func (c *admissionServiceClient) Admit(ctx context.Context, in *AdmitRequest, op
 	}
 	return out, nil
 }
+
+func (c *admissionServiceClient) AdmitStream(ctx context.Context, in *AdmitStreamRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[AdmitStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdmissionService_ServiceDesc.Streams[0], AdmissionService_AdmitStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[AdmitStreamRequest, AdmitStreamResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdmissionService_AdmitStreamClient = grpc.ServerStreamingClient[AdmitStreamResponse]
 
 func (c *admissionServiceClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -94,6 +119,11 @@ type AdmissionServiceServer interface {
 	// a backend slot is granted, the deadline passes or the caller cancels (which takes
 	// the request off the queue). Refusals carry a Reason in ErrorInfo.
 	Admit(context.Context, *AdmitRequest) (*AdmitResponse, error)
+	// AdmitStream is Admit that also reports the request's place in the queue while it
+	// waits: QueueUpdates (the first when the request is queued, then on change, at
+	// most one per update interval), then one AdmitResponse, or the same error status
+	// Admit would return. Cancelling the call takes the request off the queue.
+	AdmitStream(*AdmitStreamRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error
 	// Release settles a lease with the exact usage and outcome. It is idempotent by lease id.
 	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	// ListModels returns the catalog a credential may use.
@@ -110,6 +140,9 @@ type UnimplementedAdmissionServiceServer struct{}
 
 func (UnimplementedAdmissionServiceServer) Admit(context.Context, *AdmitRequest) (*AdmitResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Admit not implemented")
+}
+func (UnimplementedAdmissionServiceServer) AdmitStream(*AdmitStreamRequest, grpc.ServerStreamingServer[AdmitStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method AdmitStream not implemented")
 }
 func (UnimplementedAdmissionServiceServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
@@ -155,6 +188,17 @@ func _AdmissionService_Admit_Handler(srv interface{}, ctx context.Context, dec f
 	}
 	return interceptor(ctx, in, info, handler)
 }
+
+func _AdmissionService_AdmitStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(AdmitStreamRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdmissionServiceServer).AdmitStream(m, &grpc.GenericServerStream[AdmitStreamRequest, AdmitStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdmissionService_AdmitStreamServer = grpc.ServerStreamingServer[AdmitStreamResponse]
 
 func _AdmissionService_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ReleaseRequest)
@@ -212,6 +256,12 @@ var AdmissionService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdmissionService_ListModels_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "AdmitStream",
+			Handler:       _AdmissionService_AdmitStream_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "mindrouter/controlplane/v1/admission_service.proto",
 }
