@@ -8,7 +8,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -17,18 +16,14 @@ import (
 )
 
 // mapStreamErrors is mapErrors for streaming calls.
-func mapStreamErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	_, err := mapErrors(ss.Context(), nil, nil, func(context.Context, any) (any, error) { return nil, handler(srv, ss) })
-	return err
-}
-
-func streamOpts() Options {
-	return Options{Queue: scheduler.Options{UpdateInterval: 10 * time.Millisecond}}
+// streamQueue reports queue progress every 10 ms.
+func streamQueue() harnessQueue {
+	return harnessQueue{queue: scheduler.Options{UpdateInterval: 10 * time.Millisecond}}
 }
 
 func TestAdmitStreamSendsQueueUpdatesThenTheLease(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, streamOpts(), backendCand(1, 1))
+	h := newHarnessQueue(t, Options{}, streamQueue(), backendCand(1, 1))
 	busy, err := h.admit.Admit(t.Context(), h.admitReq("busy"))
 	require.NoError(t, err)
 	second := make(chan *controlplanev1.AdmitResponse, 1)
@@ -68,17 +63,17 @@ func TestAdmitStreamSendsQueueUpdatesThenTheLease(t *testing.T) {
 	assert.EqualValues(t, 1, adm.GetLease().GetBackendId())
 	_, err = st.Recv()
 	require.ErrorIs(t, err, io.EOF)
-	assert.Equal(t, 1, h.srv.InFlight(1))
+	assert.Equal(t, 1, h.queue.InFlight(1))
 	assert.Equal(t, 3.0, h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": "granted"}))
 
 	_, err = h.admit.Release(t.Context(), &controlplanev1.ReleaseRequest{LeaseId: adm.GetLease().GetLeaseId()})
 	require.NoError(t, err)
-	assert.Zero(t, h.srv.InFlight(1))
+	assert.Zero(t, h.queue.InFlight(1))
 }
 
 func TestAdmitStreamCancelLeavesTheQueue(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, streamOpts(), backendCand(1, 1))
+	h := newHarnessQueue(t, Options{}, streamQueue(), backendCand(1, 1))
 	busy, err := h.admit.Admit(t.Context(), h.admitReq("busy"))
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(t.Context())
@@ -93,7 +88,7 @@ func TestAdmitStreamCancelLeavesTheQueue(t *testing.T) {
 	h.waitDepth(t, 0)
 	_, err = h.admit.Release(t.Context(), &controlplanev1.ReleaseRequest{LeaseId: busy.GetLease().GetLeaseId()})
 	require.NoError(t, err)
-	require.Zero(t, h.srv.InFlight(1), "the freed slot is not owed to the cancelled request")
+	require.Zero(t, h.queue.InFlight(1), "the freed slot is not owed to the cancelled request")
 	require.Eventually(t, func() bool {
 		return h.metricValue(t, "mindrouter_admissions_total", map[string]string{"result": "cancelled"}) == 1
 	}, 5*time.Second, time.Millisecond)
@@ -101,12 +96,12 @@ func TestAdmitStreamCancelLeavesTheQueue(t *testing.T) {
 
 func TestAdmitStreamRefusalsKeepAdmitsCodes(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, streamOpts(), backendCand(1, 1))
+	h := newHarnessQueue(t, Options{}, streamQueue(), backendCand(1, 1))
 	req := h.admitReq("denied")
 	req.Credential = readOnlyKey
 	st, err := h.admit.AdmitStream(t.Context(), &controlplanev1.AdmitStreamRequest{Request: req})
 	require.NoError(t, err)
 	_, err = st.Recv()
 	require.Equal(t, codes.PermissionDenied, status.Code(err))
-	assert.Zero(t, h.srv.InFlight(1))
+	assert.Zero(t, h.queue.InFlight(1))
 }
