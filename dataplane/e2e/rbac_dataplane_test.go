@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"flag"
@@ -349,32 +348,26 @@ func callRoute(t *testing.T, c *cluster.Cluster, r dpRoute, caller dpCaller) (in
 	return resp.StatusCode, string(raw)
 }
 
-var dpRowRE = regexp.MustCompile(`^([A-Z]+ /\S*)\s+(.*)$`)
-
+// readDataPlaneTable parses rows of "METHOD /path cell...", one cell per column.
 func readDataPlaneTable(t *testing.T) map[string][]string {
 	t.Helper()
-	f, err := os.Open(dataPlaneRBACTable)
+	raw, err := os.ReadFile(dataPlaneRBACTable)
 	require.NoError(t, err)
-	defer f.Close()
 	out := map[string][]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
+	for line := range strings.Lines(string(raw)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
 			continue
 		}
-		m := dpRowRE.FindStringSubmatch(line)
-		require.NotNil(t, m, "bad row %q", line)
-		cells := strings.Fields(m[2])
-		require.Len(t, cells, len(dpColumns), "row %q needs one cell per column %v", line, dpColumns)
-		for _, c := range cells {
-			require.Contains(t, []string{"allow", "deny"}, c, "row %q", line)
+		require.Len(t, f, 2+len(dpColumns), "row %q needs a method, a path and one cell per column %v", line, dpColumns)
+		require.True(t, strings.HasPrefix(f[1], "/"), "row %q: %q is no path", line, f[1])
+		for _, cell := range f[2:] {
+			require.Contains(t, []string{"allow", "deny"}, cell, "row %q", line)
 		}
-		_, dup := out[m[1]]
-		require.False(t, dup, "two rows for %s", m[1])
-		out[m[1]] = cells
+		route := f[0] + " " + f[1]
+		require.NotContains(t, out, route, "two rows for %s", route)
+		out[route] = f[2:]
 	}
-	require.NoError(t, sc.Err())
 	return out
 }
 
