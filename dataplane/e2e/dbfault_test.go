@@ -136,18 +136,28 @@ type outageLoad struct {
 	tokens   map[int64]int64 // user id -> total tokens of successful answers
 	ok       []time.Time
 	failures []string
-	cancel   context.CancelFunc
+	stopped  chan struct{}
 	wg       sync.WaitGroup
 }
 
 func startOutageLoad(c *cluster.Cluster, keys map[string]int64, tokens map[int64]int64) *outageLoad {
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &outageLoad{tokens: tokens, cancel: cancel}
+	l := &outageLoad{tokens: tokens, stopped: make(chan struct{})}
+	running := func() bool {
+		select {
+		case <-l.stopped:
+			return false
+		default:
+			return true
+		}
+	}
 	for key, userID := range keys {
 		client := openaiClient(c, key)
 		l.wg.Go(func() {
-			for ctx.Err() == nil {
-				rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
+			for running() {
+				// A request in flight when the load stops runs to its end: a
+				// cancelled one would still be charged its prompt and make the
+				// usage comparison below disagree by that much.
+				rctx, rcancel := context.WithTimeout(context.Background(), 30*time.Second)
 				resp, err := client.Chat.Completions.New(rctx, openai.ChatCompletionNewParams{
 					Model: "m", Messages: oaiUser("hello"), MaxTokens: openai.Int(4),
 				})
@@ -158,7 +168,7 @@ func startOutageLoad(c *cluster.Cluster, keys map[string]int64, tokens map[int64
 				case err == nil:
 					l.tokens[userID] += resp.Usage.TotalTokens
 					l.ok = append(l.ok, now)
-				case ctx.Err() == nil:
+				default:
 					l.failures = append(l.failures, now.Format(time.StampMilli)+" "+err.Error())
 				}
 				l.mu.Unlock()
@@ -171,7 +181,7 @@ func startOutageLoad(c *cluster.Cluster, keys map[string]int64, tokens map[int64
 
 // stop ends the load and waits for the requests in flight.
 func (l *outageLoad) stop() {
-	l.cancel()
+	close(l.stopped)
 	l.wg.Wait()
 }
 

@@ -64,34 +64,45 @@ func Start(t testing.TB, opts Options) *Cluster {
 		t.Fatalf("e2e: %v", err)
 	}
 	c := &Cluster{t: t, bin: bin, dataDir: t.TempDir(), AdminKey: NewKey(t)}
-	grpcPort, restPort, dpPort := freePort(t), freePort(t), opts.DataPlanePort
-	if dpPort == "" {
-		dpPort = freePort(t)
-	}
-	c.GRPCAddr = "127.0.0.1:" + grpcPort
-	c.RESTURL = "http://127.0.0.1:" + restPort
-	c.DataPlaneURL = "http://127.0.0.1:" + dpPort
-
 	var seeds []string
 	for _, b := range opts.Backends {
 		seeds = append(seeds, b.Name+"="+b.Engine+":"+b.URL)
 	}
-	cpArgs := []string{
-		"-grpc-listen", c.GRPCAddr, "-rest-listen", "127.0.0.1:" + restPort,
-		"-data-dir", c.dataDir, "-admin-api-key", c.AdminKey,
-		"-seed-backends", strings.Join(seeds, ","), "-log-format", "json", "-log-level", "debug",
+	// Ports come from freePort, which releases them before the process binds
+	// them; another process on a busy machine (a parallel test, an Ollama
+	// runner) can take one in between. The first start therefore tries fresh
+	// ports when a bind fails; restarts keep the ports they were given.
+	for attempt := 1; ; attempt++ {
+		grpcPort, restPort := freePort(t), freePort(t)
+		c.GRPCAddr = "127.0.0.1:" + grpcPort
+		c.RESTURL = "http://127.0.0.1:" + restPort
+		cpArgs := []string{
+			"-grpc-listen", c.GRPCAddr, "-rest-listen", "127.0.0.1:" + restPort,
+			"-data-dir", c.dataDir, "-admin-api-key", c.AdminKey,
+			"-seed-backends", strings.Join(seeds, ","), "-log-format", "json", "-log-level", "debug",
+		}
+		if opts.DBDriver != "" {
+			cpArgs = append(cpArgs, "-db-driver", opts.DBDriver, "-db-dsn", opts.DBDSN)
+		}
+		c.cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
+		if c.startControlPlane(attempt < 3) {
+			break
+		}
 	}
-	if opts.DBDriver != "" {
-		cpArgs = append(cpArgs, "-db-driver", opts.DBDriver, "-db-dsn", opts.DBDSN)
+	for attempt := 1; ; attempt++ {
+		dpPort := opts.DataPlanePort
+		if dpPort == "" {
+			dpPort = freePort(t)
+		}
+		c.DataPlaneURL = "http://127.0.0.1:" + dpPort
+		c.dpArgs = append([]string{
+			"-listen", "127.0.0.1:" + dpPort, "-controlplane-addr", c.GRPCAddr,
+			"-cluster-token-file", filepath.Join(c.dataDir, "cluster-token"), "-log-format", "json", "-log-level", "debug",
+		}, opts.DataPlaneArgs...)
+		if c.startDataPlane(opts.DataPlanePort == "" && attempt < 3) {
+			break
+		}
 	}
-	c.cpArgs = append(cpArgs, opts.ControlPlaneArgs...)
-	c.StartControlPlane()
-
-	c.dpArgs = append([]string{
-		"-listen", "127.0.0.1:" + dpPort, "-controlplane-addr", c.GRPCAddr,
-		"-cluster-token-file", filepath.Join(c.dataDir, "cluster-token"), "-log-format", "json", "-log-level", "debug",
-	}, opts.DataPlaneArgs...)
-	c.StartDataPlane()
 	return c
 }
 
@@ -99,8 +110,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 // same flags (seeds included) and data directory, and waits until it is ready.
 func (c *Cluster) StartControlPlane() {
 	c.t.Helper()
+	c.startControlPlane(false)
+}
+
+// startControlPlane starts the control plane; with retryBind, a process that
+// exits because its port was taken reports false instead of failing the test.
+func (c *Cluster) startControlPlane(retryBind bool) bool {
+	c.t.Helper()
 	c.cp = startProc(c.t, filepath.Join(c.bin, "mindrouter-controlplane"), c.cpArgs, filepath.Join(c.dataDir, "cp.log"))
-	waitHTTP(c.t, c.RESTURL+"/readyz", c.cp)
+	return waitHTTP(c.t, c.RESTURL+"/readyz", c.cp, retryBind)
 }
 
 // KillControlPlane kills the control plane with SIGKILL and waits for it.
@@ -109,8 +127,13 @@ func (c *Cluster) KillControlPlane() { c.cp.kill(syscall.SIGKILL) }
 // StartDataPlane starts (or restarts) the data plane process.
 func (c *Cluster) StartDataPlane() {
 	c.t.Helper()
+	c.startDataPlane(false)
+}
+
+func (c *Cluster) startDataPlane(retryBind bool) bool {
+	c.t.Helper()
 	c.dp = startProc(c.t, filepath.Join(c.bin, "mindrouter-dataplane"), c.dpArgs, filepath.Join(c.dataDir, "dp.log"))
-	waitHTTP(c.t, c.DataPlaneURL+"/readyz", c.dp)
+	return waitHTTP(c.t, c.DataPlaneURL+"/readyz", c.dp, retryBind)
 }
 
 // KillDataPlane kills the data plane with SIGKILL: no graceful release of anything.
@@ -225,23 +248,31 @@ func (p *proc) log() string {
 	return string(b)
 }
 
-func waitHTTP(t testing.TB, url string, p *proc) {
+// waitHTTP waits until url answers 200. With retryBind, a process that exited
+// because its address was in use makes it return false (the caller picks other
+// ports); any other exit fails the test.
+func waitHTTP(t testing.TB, url string, p *proc, retryBind bool) bool {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.exited() {
+			if retryBind && strings.Contains(p.log(), "address already in use") {
+				t.Logf("port taken before the process bound it; retrying with other ports:\n%s", p.log())
+				return false
+			}
 			t.Fatalf("process exited before %s answered:\n%s", url, p.log())
 		}
 		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return true
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s not ready after 30s:\n%s", url, p.log())
+	return false
 }
 
 // FreePort asks the kernel for a free loopback port. The port is released before the
