@@ -164,11 +164,10 @@ func startOutageLoad(c *cluster.Cluster, keys map[string]int64, tokens map[int64
 				rcancel()
 				now := time.Now()
 				l.mu.Lock()
-				switch {
-				case err == nil:
+				if err == nil {
 					l.tokens[userID] += resp.Usage.TotalTokens
 					l.ok = append(l.ok, now)
-				default:
+				} else {
 					l.failures = append(l.failures, now.Format(time.StampMilli)+" "+err.Error())
 				}
 				l.mu.Unlock()
