@@ -76,8 +76,9 @@ func (q *Queue) learnHold(g Grant, now time.Time) {
 func (q *Queue) watch(ctx context.Context, w *Waiter, first Progress, timeout <-chan time.Time, report func(Progress)) (cancelled, done bool) {
 	report(first)
 	last := first
-	tick := time.NewTicker(q.opts.UpdateInterval)
-	defer tick.Stop()
+	// The update timer runs on the queue's clock, like the queue timeout.
+	tick, stop := q.opts.After(q.opts.UpdateInterval)
+	defer func() { stop() }()
 	for {
 		select {
 		case <-w.done:
@@ -86,7 +87,9 @@ func (q *Queue) watch(ctx context.Context, w *Waiter, first Progress, timeout <-
 			return true, false
 		case <-timeout:
 			return false, false
-		case <-tick.C:
+		case <-tick:
+			stop()
+			tick, stop = q.opts.After(q.opts.UpdateInterval)
 			q.mu.Lock()
 			finished := w.finished
 			p := q.progress(w, last.Position)
