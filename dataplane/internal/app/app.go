@@ -31,7 +31,6 @@ import (
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Version is the binary's version, set at build time with
@@ -136,9 +135,9 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	client := engine.NewClient(tracing.Transport(engine.NewTransport(engine.TransportConfig{
 		DialTimeout: cfg.BackendDialTimeout, ResponseHeaderTimeout: cfg.BackendHeaderTimeout,
 	}), spans))
-	engines := map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+	engines := map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
 	}
 	allowCIDRs, allowHosts, err := cfg.ImageFetchAllowList()
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestDeferredRelease: under DeferReleases the lease that served the request is
@@ -32,16 +31,16 @@ func TestDeferredRelease(t *testing.T) {
 			}
 			require.NoError(t, err)
 			rel := h.fake.WaitReleases(t, 1)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome(), "the failed attempt is not deferred")
+			require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome, "the failed attempt is not deferred")
 			require.True(t, deferred.Pending())
 			require.Len(t, h.fake.Unreleased(), 1, "the serving lease waits for Send")
 
 			deferred.Send()
 			require.False(t, deferred.Pending())
 			rel = h.fake.WaitReleases(t, 2)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[1].GetOutcome())
-			require.Equal(t, sim.Stats().CompletionTokens, rel[1].GetUsage().GetCompletionTokens())
-			require.Equal(t, res.Usage.Completion, rel[1].GetUsage().GetCompletionTokens())
+			require.Equal(t, relay.OutcomeSuccess, rel[1].Outcome)
+			require.Equal(t, sim.Stats().CompletionTokens, rel[1].Usage.Completion)
+			require.Equal(t, res.Usage.Completion, rel[1].Usage.Completion)
 			deferred.Send() // a second Send sends nothing again
 			h.assertOneReleasePerAdmit(t)
 			require.Len(t, h.fake.Releases(), 2)
@@ -58,6 +57,6 @@ func TestDeferredReleaseNotForFailures(t *testing.T) {
 	_, err := h.relay.Chat(ctx, call(false))
 	require.Error(t, err)
 	require.False(t, deferred.Pending())
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, h.fake.WaitReleases(t, 1)[0].GetOutcome())
+	require.Equal(t, relay.OutcomeRejected, h.fake.WaitReleases(t, 1)[0].Outcome)
 	h.assertOneReleasePerAdmit(t)
 }

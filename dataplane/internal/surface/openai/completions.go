@@ -8,7 +8,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // completions serves POST /v1/completions, the legacy text completions API,
@@ -35,7 +34,7 @@ func (s *Surface) completions(w http.ResponseWriter, r *http.Request) {
 			rid = id + "-" + strconv.Itoa(i)
 		}
 		calls[i] = relay.Call{RequestID: rid, Credential: credential, Endpoint: "/v1/completions", Request: req,
-			Operation: controlplanev1.Operation_OPERATION_COMPLETION}
+			Operation: relay.OperationCompletion}
 	}
 	first := c.Requests[0]
 	meta := openai.Meta{ID: "cmpl-" + id, Model: first.Model, Created: s.cfg.Now().Unix()}
