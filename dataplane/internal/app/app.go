@@ -27,6 +27,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	"github.com/mindrouter/mindrouter/dataplane/internal/signin"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	anthropicsurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
@@ -189,7 +190,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
-		ctx, deferred := relay.DeferReleases(r.Context())
+		r, deferred := surface.DeferReleases(r)
 		defer func() {
 			if !deferred.Pending() {
 				a.inflight.Done()
@@ -202,7 +203,7 @@ func (a *App) track(next http.Handler) http.Handler {
 			}
 			go a.sendDeferred(deferred)
 		}()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -197,8 +197,8 @@ func (a *attempt) release(ctx context.Context, err error) {
 		rel.Error = shortError(err)
 	}
 	a.relay.metrics.attempts.WithLabelValues(a.outcome.String()).Inc()
-	if d := deferredFrom(ctx); d != nil && err == nil {
-		// The reply is still to be written; settle after it (DeferReleases).
+	if d := a.call.Deferred; d != nil && err == nil {
+		// The reply is still to be written; settle after it (Call.Deferred).
 		ctx = context.WithoutCancel(ctx)
 		d.add(func() { a.sendRelease(ctx, rel) })
 		return

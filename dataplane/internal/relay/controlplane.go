@@ -231,9 +231,3 @@ type ModelInfo struct {
 	Quantization    string
 	EmbeddingLength int64
 }
-
-// Catalog lists the models a credential may use (cpclient.Client). The
-// slice is shared: callers must not modify it.
-type Catalog interface {
-	ListModels(ctx context.Context, credential string) ([]ModelInfo, error)
-}

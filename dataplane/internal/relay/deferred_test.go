@@ -11,7 +11,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
-// TestDeferredRelease: under DeferReleases the lease that served the request is
+// TestDeferredRelease: with Call.Deferred set the lease that served the request is
 // settled only by Send, once, with the exact usage; a failed attempt before it
 // is settled at once, as its backend slot is needed.
 func TestDeferredRelease(t *testing.T) {
@@ -21,13 +21,15 @@ func TestDeferredRelease(t *testing.T) {
 			t.Parallel()
 			good, sim := simBackend(t, 2, enginesim.EngineVLLM, nil)
 			h := newHarness(t, failingBackend(t, 1, http.StatusServiceUnavailable), good)
-			ctx, deferred := relay.DeferReleases(context.Background())
+			deferred := &relay.Deferred{}
+			c := call(stream)
+			c.Deferred = deferred
 			var res *relay.Result
 			var err error
 			if stream {
-				res, err = h.relay.ChatStream(ctx, call(true), &sink{})
+				res, err = h.relay.ChatStream(context.Background(), c, &sink{})
 			} else {
-				res, err = h.relay.Chat(ctx, call(false))
+				res, err = h.relay.Chat(context.Background(), c)
 			}
 			require.NoError(t, err)
 			rel := h.fake.WaitReleases(t, 1)
@@ -49,12 +51,14 @@ func TestDeferredRelease(t *testing.T) {
 }
 
 // TestDeferredReleaseNotForFailures: a request that fails releases at once
-// even under DeferReleases.
+// even with Call.Deferred set.
 func TestDeferredReleaseNotForFailures(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, failingBackend(t, 1, http.StatusBadRequest))
-	ctx, deferred := relay.DeferReleases(context.Background())
-	_, err := h.relay.Chat(ctx, call(false))
+	deferred := &relay.Deferred{}
+	c := call(false)
+	c.Deferred = deferred
+	_, err := h.relay.Chat(context.Background(), c)
 	require.Error(t, err)
 	require.False(t, deferred.Pending())
 	require.Equal(t, relay.OutcomeRejected, h.fake.WaitReleases(t, 1)[0].Outcome)

@@ -84,6 +84,12 @@ type Call struct {
 	// OperationCompletion for legacy text completions served as chat;
 	// zero means OperationChat. Embed, Rerank and Score set their own.
 	Operation Operation
+	// Deferred, when set, holds the release of each lease that served the
+	// request successfully until the caller's Deferred.Send, which the caller
+	// must call exactly once after the reply is written (or those leases stay
+	// unsettled until the control plane expires them). Nil sends every
+	// release at once.
+	Deferred *Deferred
 }
 
 // Admission is what a surface learns when a lease is granted.

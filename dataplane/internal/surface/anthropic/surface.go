@@ -120,8 +120,9 @@ func (s *Surface) messages(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: r.URL.Path, Request: req}
+	call := surface.Call(r, credential, r.URL.Path)
+	call.Request = req
+	id := call.RequestID
 	meta := anthropic.Meta{ID: "msg_" + id, Model: req.Model}
 	if req.Stream {
 		s.stream(w, r, call, meta)

@@ -43,8 +43,8 @@ func (s *Surface) answer(w http.ResponseWriter, r *http.Request, shape ollama.Sh
 		return
 	}
 	meta := ollama.Meta{Model: req.Model, CreatedAt: ollama.FormatTime(start)}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint, Request: req, Operation: op}
+	call := surface.Call(r, credential, endpoint)
+	call.Request, call.Operation = req, op
 	if req.Stream {
 		s.stream(w, r, call, meta, shape, start)
 		return

@@ -25,16 +25,16 @@ func (s *Surface) completions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
+	base := surface.Call(r, credential, "/v1/completions")
+	id := base.RequestID
 	calls := make([]relay.Call, len(c.Requests))
 	for i, req := range c.Requests {
-		rid := id
+		calls[i] = base
 		if i > 0 {
 			// Usage is settled by request id: every lease needs its own.
-			rid = id + "-" + strconv.Itoa(i)
+			calls[i].RequestID = id + "-" + strconv.Itoa(i)
 		}
-		calls[i] = relay.Call{RequestID: rid, Credential: credential, Endpoint: "/v1/completions", Request: req,
-			Operation: relay.OperationCompletion}
+		calls[i].Request, calls[i].Operation = req, relay.OperationCompletion
 	}
 	first := c.Requests[0]
 	meta := openai.Meta{ID: "cmpl-" + id, Model: first.Model, Created: s.cfg.Now().Unix()}

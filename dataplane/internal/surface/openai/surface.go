@@ -111,8 +111,9 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
+	call := surface.Call(r, credential, "/v1/chat/completions")
+	call.Request = req
+	id := call.RequestID
 	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
 	if req.Stream {
 		enc := openai.NewChunkEncoder(meta, call.Request.IncludeUsage)
