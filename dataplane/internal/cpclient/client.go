@@ -56,7 +56,7 @@ type Config struct {
 	// SessionReleases sends releases over the session stream, in batches,
 	// whenever the session is up, instead of one unary Release call each; they
 	// are acknowledged there and re-sent on the next session if the stream breaks.
-	// Without a session, releases take the unary path as before.
+	// Without a session, releases take the unary Release call.
 	SessionReleases bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
