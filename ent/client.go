@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 
@@ -50,6 +51,8 @@ type Client struct {
 	Quota *QuotaClient
 	// QuotaRequest is the client for interacting with the QuotaRequest builders.
 	QuotaRequest *QuotaRequestClient
+	// ServiceKeyRequest is the client for interacting with the ServiceKeyRequest builders.
+	ServiceKeyRequest *ServiceKeyRequestClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
 	// User is the client for interacting with the User builders.
@@ -73,6 +76,7 @@ func (c *Client) init() {
 	c.Node = NewNodeClient(c.config)
 	c.Quota = NewQuotaClient(c.config)
 	c.QuotaRequest = NewQuotaRequestClient(c.config)
+	c.ServiceKeyRequest = NewServiceKeyRequestClient(c.config)
 	c.Session = NewSessionClient(c.config)
 	c.User = NewUserClient(c.config)
 }
@@ -165,18 +169,19 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 	cfg := c.config
 	cfg.driver = tx
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		Backend:      NewBackendClient(cfg),
-		GPUDevice:    NewGPUDeviceClient(cfg),
-		Group:        NewGroupClient(cfg),
-		Model:        NewModelClient(cfg),
-		Node:         NewNodeClient(cfg),
-		Quota:        NewQuotaClient(cfg),
-		QuotaRequest: NewQuotaRequestClient(cfg),
-		Session:      NewSessionClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		APIKey:            NewAPIKeyClient(cfg),
+		Backend:           NewBackendClient(cfg),
+		GPUDevice:         NewGPUDeviceClient(cfg),
+		Group:             NewGroupClient(cfg),
+		Model:             NewModelClient(cfg),
+		Node:              NewNodeClient(cfg),
+		Quota:             NewQuotaClient(cfg),
+		QuotaRequest:      NewQuotaRequestClient(cfg),
+		ServiceKeyRequest: NewServiceKeyRequestClient(cfg),
+		Session:           NewSessionClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -194,18 +199,19 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 	cfg := c.config
 	cfg.driver = &txDriver{tx: tx, drv: c.driver}
 	return &Tx{
-		ctx:          ctx,
-		config:       cfg,
-		APIKey:       NewAPIKeyClient(cfg),
-		Backend:      NewBackendClient(cfg),
-		GPUDevice:    NewGPUDeviceClient(cfg),
-		Group:        NewGroupClient(cfg),
-		Model:        NewModelClient(cfg),
-		Node:         NewNodeClient(cfg),
-		Quota:        NewQuotaClient(cfg),
-		QuotaRequest: NewQuotaRequestClient(cfg),
-		Session:      NewSessionClient(cfg),
-		User:         NewUserClient(cfg),
+		ctx:               ctx,
+		config:            cfg,
+		APIKey:            NewAPIKeyClient(cfg),
+		Backend:           NewBackendClient(cfg),
+		GPUDevice:         NewGPUDeviceClient(cfg),
+		Group:             NewGroupClient(cfg),
+		Model:             NewModelClient(cfg),
+		Node:              NewNodeClient(cfg),
+		Quota:             NewQuotaClient(cfg),
+		QuotaRequest:      NewQuotaRequestClient(cfg),
+		ServiceKeyRequest: NewServiceKeyRequestClient(cfg),
+		Session:           NewSessionClient(cfg),
+		User:              NewUserClient(cfg),
 	}, nil
 }
 
@@ -236,7 +242,7 @@ func (c *Client) Close() error {
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
 		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
-		c.QuotaRequest, c.Session, c.User,
+		c.QuotaRequest, c.ServiceKeyRequest, c.Session, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -247,7 +253,7 @@ func (c *Client) Use(hooks ...Hook) {
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
 		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
-		c.QuotaRequest, c.Session, c.User,
+		c.QuotaRequest, c.ServiceKeyRequest, c.Session, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -272,6 +278,8 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.Quota.mutate(ctx, m)
 	case *QuotaRequestMutation:
 		return c.QuotaRequest.mutate(ctx, m)
+	case *ServiceKeyRequestMutation:
+		return c.ServiceKeyRequest.mutate(ctx, m)
 	case *SessionMutation:
 		return c.Session.mutate(ctx, m)
 	case *UserMutation:
@@ -1505,6 +1513,155 @@ func (c *QuotaRequestClient) mutate(ctx context.Context, m *QuotaRequestMutation
 	}
 }
 
+// ServiceKeyRequestClient is a client for the ServiceKeyRequest schema.
+type ServiceKeyRequestClient struct {
+	config
+}
+
+// NewServiceKeyRequestClient returns a client for the ServiceKeyRequest from the given config.
+func NewServiceKeyRequestClient(c config) *ServiceKeyRequestClient {
+	return &ServiceKeyRequestClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `servicekeyrequest.Hooks(f(g(h())))`.
+func (c *ServiceKeyRequestClient) Use(hooks ...Hook) {
+	c.hooks.ServiceKeyRequest = append(c.hooks.ServiceKeyRequest, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `servicekeyrequest.Intercept(f(g(h())))`.
+func (c *ServiceKeyRequestClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ServiceKeyRequest = append(c.inters.ServiceKeyRequest, interceptors...)
+}
+
+// Create returns a builder for creating a ServiceKeyRequest entity.
+func (c *ServiceKeyRequestClient) Create() *ServiceKeyRequestCreate {
+	mutation := newServiceKeyRequestMutation(c.config, OpCreate)
+	return &ServiceKeyRequestCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ServiceKeyRequest entities.
+func (c *ServiceKeyRequestClient) CreateBulk(builders ...*ServiceKeyRequestCreate) *ServiceKeyRequestCreateBulk {
+	return &ServiceKeyRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ServiceKeyRequestClient) MapCreateBulk(slice any, setFunc func(*ServiceKeyRequestCreate, int)) *ServiceKeyRequestCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ServiceKeyRequestCreateBulk{err: fmt.Errorf("calling to ServiceKeyRequestClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ServiceKeyRequestCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ServiceKeyRequestCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ServiceKeyRequest.
+func (c *ServiceKeyRequestClient) Update() *ServiceKeyRequestUpdate {
+	mutation := newServiceKeyRequestMutation(c.config, OpUpdate)
+	return &ServiceKeyRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ServiceKeyRequestClient) UpdateOne(_m *ServiceKeyRequest) *ServiceKeyRequestUpdateOne {
+	mutation := newServiceKeyRequestMutation(c.config, OpUpdateOne, withServiceKeyRequest(_m))
+	return &ServiceKeyRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ServiceKeyRequestClient) UpdateOneID(id int) *ServiceKeyRequestUpdateOne {
+	mutation := newServiceKeyRequestMutation(c.config, OpUpdateOne, withServiceKeyRequestID(id))
+	return &ServiceKeyRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ServiceKeyRequest.
+func (c *ServiceKeyRequestClient) Delete() *ServiceKeyRequestDelete {
+	mutation := newServiceKeyRequestMutation(c.config, OpDelete)
+	return &ServiceKeyRequestDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ServiceKeyRequestClient) DeleteOne(_m *ServiceKeyRequest) *ServiceKeyRequestDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ServiceKeyRequestClient) DeleteOneID(id int) *ServiceKeyRequestDeleteOne {
+	builder := c.Delete().Where(servicekeyrequest.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ServiceKeyRequestDeleteOne{builder}
+}
+
+// Query returns a query builder for ServiceKeyRequest.
+func (c *ServiceKeyRequestClient) Query() *ServiceKeyRequestQuery {
+	return &ServiceKeyRequestQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeServiceKeyRequest},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ServiceKeyRequest entity by its id.
+func (c *ServiceKeyRequestClient) Get(ctx context.Context, id int) (*ServiceKeyRequest, error) {
+	return c.Query().Where(servicekeyrequest.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ServiceKeyRequestClient) GetX(ctx context.Context, id int) *ServiceKeyRequest {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a ServiceKeyRequest.
+func (c *ServiceKeyRequestClient) QueryUser(_m *ServiceKeyRequest) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(servicekeyrequest.Table, servicekeyrequest.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, servicekeyrequest.UserTable, servicekeyrequest.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *ServiceKeyRequestClient) Hooks() []Hook {
+	return c.hooks.ServiceKeyRequest
+}
+
+// Interceptors returns the client interceptors.
+func (c *ServiceKeyRequestClient) Interceptors() []Interceptor {
+	return c.inters.ServiceKeyRequest
+}
+
+func (c *ServiceKeyRequestClient) mutate(ctx context.Context, m *ServiceKeyRequestMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ServiceKeyRequestCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ServiceKeyRequestUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ServiceKeyRequestUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ServiceKeyRequestDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ServiceKeyRequest mutation op: %q", m.Op())
+	}
+}
+
 // SessionClient is a client for the Session schema.
 type SessionClient struct {
 	config
@@ -1842,6 +1999,22 @@ func (c *UserClient) QuerySessions(_m *User) *SessionQuery {
 	return query
 }
 
+// QueryServiceKeyRequests queries the service_key_requests edge of a User.
+func (c *UserClient) QueryServiceKeyRequests(_m *User) *ServiceKeyRequestQuery {
+	query := (&ServiceKeyRequestClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, id),
+			sqlgraph.To(servicekeyrequest.Table, servicekeyrequest.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.ServiceKeyRequestsTable, user.ServiceKeyRequestsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *UserClient) Hooks() []Hook {
 	return c.hooks.User
@@ -1870,12 +2043,12 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest, Session,
-		User []ent.Hook
+		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest,
+		ServiceKeyRequest, Session, User []ent.Hook
 	}
 	inters struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest, Session,
-		User []ent.Interceptor
+		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest,
+		ServiceKeyRequest, Session, User []ent.Interceptor
 	}
 )
 

@@ -20,6 +20,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -82,16 +83,17 @@ var (
 func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
-			apikey.Table:       apikey.ValidColumn,
-			backend.Table:      backend.ValidColumn,
-			gpudevice.Table:    gpudevice.ValidColumn,
-			group.Table:        group.ValidColumn,
-			model.Table:        model.ValidColumn,
-			node.Table:         node.ValidColumn,
-			quota.Table:        quota.ValidColumn,
-			quotarequest.Table: quotarequest.ValidColumn,
-			session.Table:      session.ValidColumn,
-			user.Table:         user.ValidColumn,
+			apikey.Table:            apikey.ValidColumn,
+			backend.Table:           backend.ValidColumn,
+			gpudevice.Table:         gpudevice.ValidColumn,
+			group.Table:             group.ValidColumn,
+			model.Table:             model.ValidColumn,
+			node.Table:              node.ValidColumn,
+			quota.Table:             quota.ValidColumn,
+			quotarequest.Table:      quotarequest.ValidColumn,
+			servicekeyrequest.Table: servicekeyrequest.ValidColumn,
+			session.Table:           session.ValidColumn,
+			user.Table:              user.ValidColumn,
 		})
 	})
 	return columnCheck(t, c)

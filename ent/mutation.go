@@ -20,6 +20,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -33,16 +34,17 @@ const (
 	OpUpdateOne = ent.OpUpdateOne
 
 	// Node types.
-	TypeAPIKey       = "APIKey"
-	TypeBackend      = "Backend"
-	TypeGPUDevice    = "GPUDevice"
-	TypeGroup        = "Group"
-	TypeModel        = "Model"
-	TypeNode         = "Node"
-	TypeQuota        = "Quota"
-	TypeQuotaRequest = "QuotaRequest"
-	TypeSession      = "Session"
-	TypeUser         = "User"
+	TypeAPIKey            = "APIKey"
+	TypeBackend           = "Backend"
+	TypeGPUDevice         = "GPUDevice"
+	TypeGroup             = "Group"
+	TypeModel             = "Model"
+	TypeNode              = "Node"
+	TypeQuota             = "Quota"
+	TypeQuotaRequest      = "QuotaRequest"
+	TypeServiceKeyRequest = "ServiceKeyRequest"
+	TypeSession           = "Session"
+	TypeUser              = "User"
 )
 
 // APIKeyMutation represents an operation that mutates the APIKey nodes in the graph.
@@ -9180,6 +9182,1076 @@ func (m *QuotaRequestMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown QuotaRequest edge %s", name)
 }
 
+// ServiceKeyRequestMutation represents an operation that mutates the ServiceKeyRequest nodes in the graph.
+type ServiceKeyRequestMutation struct {
+	config
+	op             Op
+	typ            string
+	id             *int
+	created_at     *time.Time
+	updated_at     *time.Time
+	service_name   *string
+	justification  *string
+	status         *servicekeyrequest.Status
+	reviewer_id    *int
+	addreviewer_id *int
+	review_notes   *string
+	reviewed_at    *time.Time
+	api_key_id     *int
+	addapi_key_id  *int
+	collected_at   *time.Time
+	clearedFields  map[string]struct{}
+	user           *int
+	cleareduser    bool
+	done           bool
+	oldValue       func(context.Context) (*ServiceKeyRequest, error)
+	predicates     []predicate.ServiceKeyRequest
+}
+
+var _ ent.Mutation = (*ServiceKeyRequestMutation)(nil)
+
+// servicekeyrequestOption allows management of the mutation configuration using functional options.
+type servicekeyrequestOption func(*ServiceKeyRequestMutation)
+
+// newServiceKeyRequestMutation creates new mutation for the ServiceKeyRequest entity.
+func newServiceKeyRequestMutation(c config, op Op, opts ...servicekeyrequestOption) *ServiceKeyRequestMutation {
+	m := &ServiceKeyRequestMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeServiceKeyRequest,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withServiceKeyRequestID sets the ID field of the mutation.
+func withServiceKeyRequestID(id int) servicekeyrequestOption {
+	return func(m *ServiceKeyRequestMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ServiceKeyRequest
+		)
+		m.oldValue = func(ctx context.Context) (*ServiceKeyRequest, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ServiceKeyRequest.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withServiceKeyRequest sets the old ServiceKeyRequest of the mutation.
+func withServiceKeyRequest(node *ServiceKeyRequest) servicekeyrequestOption {
+	return func(m *ServiceKeyRequestMutation) {
+		m.oldValue = func(context.Context) (*ServiceKeyRequest, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ServiceKeyRequestMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ServiceKeyRequestMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ServiceKeyRequestMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ServiceKeyRequestMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ServiceKeyRequest.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ServiceKeyRequestMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ServiceKeyRequestMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ServiceKeyRequestMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ServiceKeyRequestMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ServiceKeyRequestMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ServiceKeyRequestMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *ServiceKeyRequestMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *ServiceKeyRequestMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *ServiceKeyRequestMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetServiceName sets the "service_name" field.
+func (m *ServiceKeyRequestMutation) SetServiceName(s string) {
+	m.service_name = &s
+}
+
+// ServiceName returns the value of the "service_name" field in the mutation.
+func (m *ServiceKeyRequestMutation) ServiceName() (r string, exists bool) {
+	v := m.service_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldServiceName returns the old "service_name" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldServiceName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldServiceName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldServiceName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldServiceName: %w", err)
+	}
+	return oldValue.ServiceName, nil
+}
+
+// ResetServiceName resets all changes to the "service_name" field.
+func (m *ServiceKeyRequestMutation) ResetServiceName() {
+	m.service_name = nil
+}
+
+// SetJustification sets the "justification" field.
+func (m *ServiceKeyRequestMutation) SetJustification(s string) {
+	m.justification = &s
+}
+
+// Justification returns the value of the "justification" field in the mutation.
+func (m *ServiceKeyRequestMutation) Justification() (r string, exists bool) {
+	v := m.justification
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldJustification returns the old "justification" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldJustification(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldJustification is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldJustification requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldJustification: %w", err)
+	}
+	return oldValue.Justification, nil
+}
+
+// ResetJustification resets all changes to the "justification" field.
+func (m *ServiceKeyRequestMutation) ResetJustification() {
+	m.justification = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ServiceKeyRequestMutation) SetStatus(s servicekeyrequest.Status) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ServiceKeyRequestMutation) Status() (r servicekeyrequest.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldStatus(ctx context.Context) (v servicekeyrequest.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ServiceKeyRequestMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetReviewerID sets the "reviewer_id" field.
+func (m *ServiceKeyRequestMutation) SetReviewerID(i int) {
+	m.reviewer_id = &i
+	m.addreviewer_id = nil
+}
+
+// ReviewerID returns the value of the "reviewer_id" field in the mutation.
+func (m *ServiceKeyRequestMutation) ReviewerID() (r int, exists bool) {
+	v := m.reviewer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReviewerID returns the old "reviewer_id" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldReviewerID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReviewerID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReviewerID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReviewerID: %w", err)
+	}
+	return oldValue.ReviewerID, nil
+}
+
+// AddReviewerID adds i to the "reviewer_id" field.
+func (m *ServiceKeyRequestMutation) AddReviewerID(i int) {
+	if m.addreviewer_id != nil {
+		*m.addreviewer_id += i
+	} else {
+		m.addreviewer_id = &i
+	}
+}
+
+// AddedReviewerID returns the value that was added to the "reviewer_id" field in this mutation.
+func (m *ServiceKeyRequestMutation) AddedReviewerID() (r int, exists bool) {
+	v := m.addreviewer_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearReviewerID clears the value of the "reviewer_id" field.
+func (m *ServiceKeyRequestMutation) ClearReviewerID() {
+	m.reviewer_id = nil
+	m.addreviewer_id = nil
+	m.clearedFields[servicekeyrequest.FieldReviewerID] = struct{}{}
+}
+
+// ReviewerIDCleared returns if the "reviewer_id" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) ReviewerIDCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldReviewerID]
+	return ok
+}
+
+// ResetReviewerID resets all changes to the "reviewer_id" field.
+func (m *ServiceKeyRequestMutation) ResetReviewerID() {
+	m.reviewer_id = nil
+	m.addreviewer_id = nil
+	delete(m.clearedFields, servicekeyrequest.FieldReviewerID)
+}
+
+// SetReviewNotes sets the "review_notes" field.
+func (m *ServiceKeyRequestMutation) SetReviewNotes(s string) {
+	m.review_notes = &s
+}
+
+// ReviewNotes returns the value of the "review_notes" field in the mutation.
+func (m *ServiceKeyRequestMutation) ReviewNotes() (r string, exists bool) {
+	v := m.review_notes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReviewNotes returns the old "review_notes" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldReviewNotes(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReviewNotes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReviewNotes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReviewNotes: %w", err)
+	}
+	return oldValue.ReviewNotes, nil
+}
+
+// ResetReviewNotes resets all changes to the "review_notes" field.
+func (m *ServiceKeyRequestMutation) ResetReviewNotes() {
+	m.review_notes = nil
+}
+
+// SetReviewedAt sets the "reviewed_at" field.
+func (m *ServiceKeyRequestMutation) SetReviewedAt(t time.Time) {
+	m.reviewed_at = &t
+}
+
+// ReviewedAt returns the value of the "reviewed_at" field in the mutation.
+func (m *ServiceKeyRequestMutation) ReviewedAt() (r time.Time, exists bool) {
+	v := m.reviewed_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReviewedAt returns the old "reviewed_at" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldReviewedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReviewedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReviewedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReviewedAt: %w", err)
+	}
+	return oldValue.ReviewedAt, nil
+}
+
+// ClearReviewedAt clears the value of the "reviewed_at" field.
+func (m *ServiceKeyRequestMutation) ClearReviewedAt() {
+	m.reviewed_at = nil
+	m.clearedFields[servicekeyrequest.FieldReviewedAt] = struct{}{}
+}
+
+// ReviewedAtCleared returns if the "reviewed_at" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) ReviewedAtCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldReviewedAt]
+	return ok
+}
+
+// ResetReviewedAt resets all changes to the "reviewed_at" field.
+func (m *ServiceKeyRequestMutation) ResetReviewedAt() {
+	m.reviewed_at = nil
+	delete(m.clearedFields, servicekeyrequest.FieldReviewedAt)
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (m *ServiceKeyRequestMutation) SetAPIKeyID(i int) {
+	m.api_key_id = &i
+	m.addapi_key_id = nil
+}
+
+// APIKeyID returns the value of the "api_key_id" field in the mutation.
+func (m *ServiceKeyRequestMutation) APIKeyID() (r int, exists bool) {
+	v := m.api_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAPIKeyID returns the old "api_key_id" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldAPIKeyID(ctx context.Context) (v *int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAPIKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAPIKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAPIKeyID: %w", err)
+	}
+	return oldValue.APIKeyID, nil
+}
+
+// AddAPIKeyID adds i to the "api_key_id" field.
+func (m *ServiceKeyRequestMutation) AddAPIKeyID(i int) {
+	if m.addapi_key_id != nil {
+		*m.addapi_key_id += i
+	} else {
+		m.addapi_key_id = &i
+	}
+}
+
+// AddedAPIKeyID returns the value that was added to the "api_key_id" field in this mutation.
+func (m *ServiceKeyRequestMutation) AddedAPIKeyID() (r int, exists bool) {
+	v := m.addapi_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearAPIKeyID clears the value of the "api_key_id" field.
+func (m *ServiceKeyRequestMutation) ClearAPIKeyID() {
+	m.api_key_id = nil
+	m.addapi_key_id = nil
+	m.clearedFields[servicekeyrequest.FieldAPIKeyID] = struct{}{}
+}
+
+// APIKeyIDCleared returns if the "api_key_id" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) APIKeyIDCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldAPIKeyID]
+	return ok
+}
+
+// ResetAPIKeyID resets all changes to the "api_key_id" field.
+func (m *ServiceKeyRequestMutation) ResetAPIKeyID() {
+	m.api_key_id = nil
+	m.addapi_key_id = nil
+	delete(m.clearedFields, servicekeyrequest.FieldAPIKeyID)
+}
+
+// SetCollectedAt sets the "collected_at" field.
+func (m *ServiceKeyRequestMutation) SetCollectedAt(t time.Time) {
+	m.collected_at = &t
+}
+
+// CollectedAt returns the value of the "collected_at" field in the mutation.
+func (m *ServiceKeyRequestMutation) CollectedAt() (r time.Time, exists bool) {
+	v := m.collected_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCollectedAt returns the old "collected_at" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldCollectedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCollectedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCollectedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCollectedAt: %w", err)
+	}
+	return oldValue.CollectedAt, nil
+}
+
+// ClearCollectedAt clears the value of the "collected_at" field.
+func (m *ServiceKeyRequestMutation) ClearCollectedAt() {
+	m.collected_at = nil
+	m.clearedFields[servicekeyrequest.FieldCollectedAt] = struct{}{}
+}
+
+// CollectedAtCleared returns if the "collected_at" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) CollectedAtCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldCollectedAt]
+	return ok
+}
+
+// ResetCollectedAt resets all changes to the "collected_at" field.
+func (m *ServiceKeyRequestMutation) ResetCollectedAt() {
+	m.collected_at = nil
+	delete(m.clearedFields, servicekeyrequest.FieldCollectedAt)
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *ServiceKeyRequestMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[servicekeyrequest.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *ServiceKeyRequestMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *ServiceKeyRequestMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *ServiceKeyRequestMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the ServiceKeyRequestMutation builder.
+func (m *ServiceKeyRequestMutation) Where(ps ...predicate.ServiceKeyRequest) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ServiceKeyRequestMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ServiceKeyRequestMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ServiceKeyRequest, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ServiceKeyRequestMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ServiceKeyRequestMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ServiceKeyRequest).
+func (m *ServiceKeyRequestMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ServiceKeyRequestMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.created_at != nil {
+		fields = append(fields, servicekeyrequest.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, servicekeyrequest.FieldUpdatedAt)
+	}
+	if m.user != nil {
+		fields = append(fields, servicekeyrequest.FieldUserID)
+	}
+	if m.service_name != nil {
+		fields = append(fields, servicekeyrequest.FieldServiceName)
+	}
+	if m.justification != nil {
+		fields = append(fields, servicekeyrequest.FieldJustification)
+	}
+	if m.status != nil {
+		fields = append(fields, servicekeyrequest.FieldStatus)
+	}
+	if m.reviewer_id != nil {
+		fields = append(fields, servicekeyrequest.FieldReviewerID)
+	}
+	if m.review_notes != nil {
+		fields = append(fields, servicekeyrequest.FieldReviewNotes)
+	}
+	if m.reviewed_at != nil {
+		fields = append(fields, servicekeyrequest.FieldReviewedAt)
+	}
+	if m.api_key_id != nil {
+		fields = append(fields, servicekeyrequest.FieldAPIKeyID)
+	}
+	if m.collected_at != nil {
+		fields = append(fields, servicekeyrequest.FieldCollectedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ServiceKeyRequestMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case servicekeyrequest.FieldCreatedAt:
+		return m.CreatedAt()
+	case servicekeyrequest.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case servicekeyrequest.FieldUserID:
+		return m.UserID()
+	case servicekeyrequest.FieldServiceName:
+		return m.ServiceName()
+	case servicekeyrequest.FieldJustification:
+		return m.Justification()
+	case servicekeyrequest.FieldStatus:
+		return m.Status()
+	case servicekeyrequest.FieldReviewerID:
+		return m.ReviewerID()
+	case servicekeyrequest.FieldReviewNotes:
+		return m.ReviewNotes()
+	case servicekeyrequest.FieldReviewedAt:
+		return m.ReviewedAt()
+	case servicekeyrequest.FieldAPIKeyID:
+		return m.APIKeyID()
+	case servicekeyrequest.FieldCollectedAt:
+		return m.CollectedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ServiceKeyRequestMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case servicekeyrequest.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case servicekeyrequest.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case servicekeyrequest.FieldUserID:
+		return m.OldUserID(ctx)
+	case servicekeyrequest.FieldServiceName:
+		return m.OldServiceName(ctx)
+	case servicekeyrequest.FieldJustification:
+		return m.OldJustification(ctx)
+	case servicekeyrequest.FieldStatus:
+		return m.OldStatus(ctx)
+	case servicekeyrequest.FieldReviewerID:
+		return m.OldReviewerID(ctx)
+	case servicekeyrequest.FieldReviewNotes:
+		return m.OldReviewNotes(ctx)
+	case servicekeyrequest.FieldReviewedAt:
+		return m.OldReviewedAt(ctx)
+	case servicekeyrequest.FieldAPIKeyID:
+		return m.OldAPIKeyID(ctx)
+	case servicekeyrequest.FieldCollectedAt:
+		return m.OldCollectedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ServiceKeyRequest field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ServiceKeyRequestMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case servicekeyrequest.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case servicekeyrequest.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case servicekeyrequest.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case servicekeyrequest.FieldServiceName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetServiceName(v)
+		return nil
+	case servicekeyrequest.FieldJustification:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetJustification(v)
+		return nil
+	case servicekeyrequest.FieldStatus:
+		v, ok := value.(servicekeyrequest.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case servicekeyrequest.FieldReviewerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReviewerID(v)
+		return nil
+	case servicekeyrequest.FieldReviewNotes:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReviewNotes(v)
+		return nil
+	case servicekeyrequest.FieldReviewedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReviewedAt(v)
+		return nil
+	case servicekeyrequest.FieldAPIKeyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAPIKeyID(v)
+		return nil
+	case servicekeyrequest.FieldCollectedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCollectedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ServiceKeyRequestMutation) AddedFields() []string {
+	var fields []string
+	if m.addreviewer_id != nil {
+		fields = append(fields, servicekeyrequest.FieldReviewerID)
+	}
+	if m.addapi_key_id != nil {
+		fields = append(fields, servicekeyrequest.FieldAPIKeyID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ServiceKeyRequestMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case servicekeyrequest.FieldReviewerID:
+		return m.AddedReviewerID()
+	case servicekeyrequest.FieldAPIKeyID:
+		return m.AddedAPIKeyID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ServiceKeyRequestMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case servicekeyrequest.FieldReviewerID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddReviewerID(v)
+		return nil
+	case servicekeyrequest.FieldAPIKeyID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAPIKeyID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ServiceKeyRequestMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(servicekeyrequest.FieldReviewerID) {
+		fields = append(fields, servicekeyrequest.FieldReviewerID)
+	}
+	if m.FieldCleared(servicekeyrequest.FieldReviewedAt) {
+		fields = append(fields, servicekeyrequest.FieldReviewedAt)
+	}
+	if m.FieldCleared(servicekeyrequest.FieldAPIKeyID) {
+		fields = append(fields, servicekeyrequest.FieldAPIKeyID)
+	}
+	if m.FieldCleared(servicekeyrequest.FieldCollectedAt) {
+		fields = append(fields, servicekeyrequest.FieldCollectedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ServiceKeyRequestMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ServiceKeyRequestMutation) ClearField(name string) error {
+	switch name {
+	case servicekeyrequest.FieldReviewerID:
+		m.ClearReviewerID()
+		return nil
+	case servicekeyrequest.FieldReviewedAt:
+		m.ClearReviewedAt()
+		return nil
+	case servicekeyrequest.FieldAPIKeyID:
+		m.ClearAPIKeyID()
+		return nil
+	case servicekeyrequest.FieldCollectedAt:
+		m.ClearCollectedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ServiceKeyRequestMutation) ResetField(name string) error {
+	switch name {
+	case servicekeyrequest.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case servicekeyrequest.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case servicekeyrequest.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case servicekeyrequest.FieldServiceName:
+		m.ResetServiceName()
+		return nil
+	case servicekeyrequest.FieldJustification:
+		m.ResetJustification()
+		return nil
+	case servicekeyrequest.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case servicekeyrequest.FieldReviewerID:
+		m.ResetReviewerID()
+		return nil
+	case servicekeyrequest.FieldReviewNotes:
+		m.ResetReviewNotes()
+		return nil
+	case servicekeyrequest.FieldReviewedAt:
+		m.ResetReviewedAt()
+		return nil
+	case servicekeyrequest.FieldAPIKeyID:
+		m.ResetAPIKeyID()
+		return nil
+	case servicekeyrequest.FieldCollectedAt:
+		m.ResetCollectedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ServiceKeyRequestMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, servicekeyrequest.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ServiceKeyRequestMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case servicekeyrequest.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ServiceKeyRequestMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ServiceKeyRequestMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ServiceKeyRequestMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, servicekeyrequest.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) EdgeCleared(name string) bool {
+	switch name {
+	case servicekeyrequest.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ServiceKeyRequestMutation) ClearEdge(name string) error {
+	switch name {
+	case servicekeyrequest.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ServiceKeyRequestMutation) ResetEdge(name string) error {
+	switch name {
+	case servicekeyrequest.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown ServiceKeyRequest edge %s", name)
+}
+
 // SessionMutation represents an operation that mutates the Session nodes in the graph.
 type SessionMutation struct {
 	config
@@ -10052,42 +11124,48 @@ func (m *SessionMutation) ResetEdge(name string) error {
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
-	op                    Op
-	typ                   string
-	id                    *int
-	created_at            *time.Time
-	updated_at            *time.Time
-	username              *string
-	email                 *string
-	password_hash         *string
-	full_name             *string
-	is_active             *bool
-	rpm_limit             *int
-	addrpm_limit          *int
-	token_budget          *int64
-	addtoken_budget       *int64
-	weight_override       *int
-	addweight_override    *int
-	deleted_at            *time.Time
-	oidc_issuer           *string
-	oidc_subject          *string
-	clearedFields         map[string]struct{}
-	group                 *int
-	clearedgroup          bool
-	api_keys              map[int]struct{}
-	removedapi_keys       map[int]struct{}
-	clearedapi_keys       bool
-	quota                 *int
-	clearedquota          bool
-	quota_requests        map[int]struct{}
-	removedquota_requests map[int]struct{}
-	clearedquota_requests bool
-	sessions              map[int]struct{}
-	removedsessions       map[int]struct{}
-	clearedsessions       bool
-	done                  bool
-	oldValue              func(context.Context) (*User, error)
-	predicates            []predicate.User
+	op                          Op
+	typ                         string
+	id                          *int
+	created_at                  *time.Time
+	updated_at                  *time.Time
+	username                    *string
+	email                       *string
+	password_hash               *string
+	full_name                   *string
+	college                     *string
+	department                  *string
+	intended_use                *string
+	is_active                   *bool
+	rpm_limit                   *int
+	addrpm_limit                *int
+	token_budget                *int64
+	addtoken_budget             *int64
+	weight_override             *int
+	addweight_override          *int
+	deleted_at                  *time.Time
+	oidc_issuer                 *string
+	oidc_subject                *string
+	clearedFields               map[string]struct{}
+	group                       *int
+	clearedgroup                bool
+	api_keys                    map[int]struct{}
+	removedapi_keys             map[int]struct{}
+	clearedapi_keys             bool
+	quota                       *int
+	clearedquota                bool
+	quota_requests              map[int]struct{}
+	removedquota_requests       map[int]struct{}
+	clearedquota_requests       bool
+	sessions                    map[int]struct{}
+	removedsessions             map[int]struct{}
+	clearedsessions             bool
+	service_key_requests        map[int]struct{}
+	removedservice_key_requests map[int]struct{}
+	clearedservice_key_requests bool
+	done                        bool
+	oldValue                    func(context.Context) (*User, error)
+	predicates                  []predicate.User
 }
 
 var _ ent.Mutation = (*UserMutation)(nil)
@@ -10415,6 +11493,114 @@ func (m *UserMutation) OldFullName(ctx context.Context) (v string, err error) {
 // ResetFullName resets all changes to the "full_name" field.
 func (m *UserMutation) ResetFullName() {
 	m.full_name = nil
+}
+
+// SetCollege sets the "college" field.
+func (m *UserMutation) SetCollege(s string) {
+	m.college = &s
+}
+
+// College returns the value of the "college" field in the mutation.
+func (m *UserMutation) College() (r string, exists bool) {
+	v := m.college
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCollege returns the old "college" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldCollege(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCollege is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCollege requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCollege: %w", err)
+	}
+	return oldValue.College, nil
+}
+
+// ResetCollege resets all changes to the "college" field.
+func (m *UserMutation) ResetCollege() {
+	m.college = nil
+}
+
+// SetDepartment sets the "department" field.
+func (m *UserMutation) SetDepartment(s string) {
+	m.department = &s
+}
+
+// Department returns the value of the "department" field in the mutation.
+func (m *UserMutation) Department() (r string, exists bool) {
+	v := m.department
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDepartment returns the old "department" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldDepartment(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDepartment is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDepartment requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDepartment: %w", err)
+	}
+	return oldValue.Department, nil
+}
+
+// ResetDepartment resets all changes to the "department" field.
+func (m *UserMutation) ResetDepartment() {
+	m.department = nil
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (m *UserMutation) SetIntendedUse(s string) {
+	m.intended_use = &s
+}
+
+// IntendedUse returns the value of the "intended_use" field in the mutation.
+func (m *UserMutation) IntendedUse() (r string, exists bool) {
+	v := m.intended_use
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldIntendedUse returns the old "intended_use" field's value of the User entity.
+// If the User object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *UserMutation) OldIntendedUse(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldIntendedUse is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldIntendedUse requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldIntendedUse: %w", err)
+	}
+	return oldValue.IntendedUse, nil
+}
+
+// ResetIntendedUse resets all changes to the "intended_use" field.
+func (m *UserMutation) ResetIntendedUse() {
+	m.intended_use = nil
 }
 
 // SetIsActive sets the "is_active" field.
@@ -11074,6 +12260,60 @@ func (m *UserMutation) ResetSessions() {
 	m.removedsessions = nil
 }
 
+// AddServiceKeyRequestIDs adds the "service_key_requests" edge to the ServiceKeyRequest entity by ids.
+func (m *UserMutation) AddServiceKeyRequestIDs(ids ...int) {
+	if m.service_key_requests == nil {
+		m.service_key_requests = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.service_key_requests[ids[i]] = struct{}{}
+	}
+}
+
+// ClearServiceKeyRequests clears the "service_key_requests" edge to the ServiceKeyRequest entity.
+func (m *UserMutation) ClearServiceKeyRequests() {
+	m.clearedservice_key_requests = true
+}
+
+// ServiceKeyRequestsCleared reports if the "service_key_requests" edge to the ServiceKeyRequest entity was cleared.
+func (m *UserMutation) ServiceKeyRequestsCleared() bool {
+	return m.clearedservice_key_requests
+}
+
+// RemoveServiceKeyRequestIDs removes the "service_key_requests" edge to the ServiceKeyRequest entity by IDs.
+func (m *UserMutation) RemoveServiceKeyRequestIDs(ids ...int) {
+	if m.removedservice_key_requests == nil {
+		m.removedservice_key_requests = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.service_key_requests, ids[i])
+		m.removedservice_key_requests[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedServiceKeyRequests returns the removed IDs of the "service_key_requests" edge to the ServiceKeyRequest entity.
+func (m *UserMutation) RemovedServiceKeyRequestsIDs() (ids []int) {
+	for id := range m.removedservice_key_requests {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ServiceKeyRequestsIDs returns the "service_key_requests" edge IDs in the mutation.
+func (m *UserMutation) ServiceKeyRequestsIDs() (ids []int) {
+	for id := range m.service_key_requests {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetServiceKeyRequests resets all changes to the "service_key_requests" edge.
+func (m *UserMutation) ResetServiceKeyRequests() {
+	m.service_key_requests = nil
+	m.clearedservice_key_requests = false
+	m.removedservice_key_requests = nil
+}
+
 // Where appends a list predicates to the UserMutation builder.
 func (m *UserMutation) Where(ps ...predicate.User) {
 	m.predicates = append(m.predicates, ps...)
@@ -11108,7 +12348,7 @@ func (m *UserMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *UserMutation) Fields() []string {
-	fields := make([]string, 0, 14)
+	fields := make([]string, 0, 17)
 	if m.created_at != nil {
 		fields = append(fields, user.FieldCreatedAt)
 	}
@@ -11126,6 +12366,15 @@ func (m *UserMutation) Fields() []string {
 	}
 	if m.full_name != nil {
 		fields = append(fields, user.FieldFullName)
+	}
+	if m.college != nil {
+		fields = append(fields, user.FieldCollege)
+	}
+	if m.department != nil {
+		fields = append(fields, user.FieldDepartment)
+	}
+	if m.intended_use != nil {
+		fields = append(fields, user.FieldIntendedUse)
 	}
 	if m.is_active != nil {
 		fields = append(fields, user.FieldIsActive)
@@ -11171,6 +12420,12 @@ func (m *UserMutation) Field(name string) (ent.Value, bool) {
 		return m.PasswordHash()
 	case user.FieldFullName:
 		return m.FullName()
+	case user.FieldCollege:
+		return m.College()
+	case user.FieldDepartment:
+		return m.Department()
+	case user.FieldIntendedUse:
+		return m.IntendedUse()
 	case user.FieldIsActive:
 		return m.IsActive()
 	case user.FieldGroupID:
@@ -11208,6 +12463,12 @@ func (m *UserMutation) OldField(ctx context.Context, name string) (ent.Value, er
 		return m.OldPasswordHash(ctx)
 	case user.FieldFullName:
 		return m.OldFullName(ctx)
+	case user.FieldCollege:
+		return m.OldCollege(ctx)
+	case user.FieldDepartment:
+		return m.OldDepartment(ctx)
+	case user.FieldIntendedUse:
+		return m.OldIntendedUse(ctx)
 	case user.FieldIsActive:
 		return m.OldIsActive(ctx)
 	case user.FieldGroupID:
@@ -11274,6 +12535,27 @@ func (m *UserMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetFullName(v)
+		return nil
+	case user.FieldCollege:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCollege(v)
+		return nil
+	case user.FieldDepartment:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDepartment(v)
+		return nil
+	case user.FieldIntendedUse:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetIntendedUse(v)
 		return nil
 	case user.FieldIsActive:
 		v, ok := value.(bool)
@@ -11482,6 +12764,15 @@ func (m *UserMutation) ResetField(name string) error {
 	case user.FieldFullName:
 		m.ResetFullName()
 		return nil
+	case user.FieldCollege:
+		m.ResetCollege()
+		return nil
+	case user.FieldDepartment:
+		m.ResetDepartment()
+		return nil
+	case user.FieldIntendedUse:
+		m.ResetIntendedUse()
+		return nil
 	case user.FieldIsActive:
 		m.ResetIsActive()
 		return nil
@@ -11512,7 +12803,7 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.group != nil {
 		edges = append(edges, user.EdgeGroup)
 	}
@@ -11527,6 +12818,9 @@ func (m *UserMutation) AddedEdges() []string {
 	}
 	if m.sessions != nil {
 		edges = append(edges, user.EdgeSessions)
+	}
+	if m.service_key_requests != nil {
+		edges = append(edges, user.EdgeServiceKeyRequests)
 	}
 	return edges
 }
@@ -11561,13 +12855,19 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeServiceKeyRequests:
+		ids := make([]ent.Value, 0, len(m.service_key_requests))
+		for id := range m.service_key_requests {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.removedapi_keys != nil {
 		edges = append(edges, user.EdgeAPIKeys)
 	}
@@ -11576,6 +12876,9 @@ func (m *UserMutation) RemovedEdges() []string {
 	}
 	if m.removedsessions != nil {
 		edges = append(edges, user.EdgeSessions)
+	}
+	if m.removedservice_key_requests != nil {
+		edges = append(edges, user.EdgeServiceKeyRequests)
 	}
 	return edges
 }
@@ -11602,13 +12905,19 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeServiceKeyRequests:
+		ids := make([]ent.Value, 0, len(m.removedservice_key_requests))
+		for id := range m.removedservice_key_requests {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 5)
+	edges := make([]string, 0, 6)
 	if m.clearedgroup {
 		edges = append(edges, user.EdgeGroup)
 	}
@@ -11623,6 +12932,9 @@ func (m *UserMutation) ClearedEdges() []string {
 	}
 	if m.clearedsessions {
 		edges = append(edges, user.EdgeSessions)
+	}
+	if m.clearedservice_key_requests {
+		edges = append(edges, user.EdgeServiceKeyRequests)
 	}
 	return edges
 }
@@ -11641,6 +12953,8 @@ func (m *UserMutation) EdgeCleared(name string) bool {
 		return m.clearedquota_requests
 	case user.EdgeSessions:
 		return m.clearedsessions
+	case user.EdgeServiceKeyRequests:
+		return m.clearedservice_key_requests
 	}
 	return false
 }
@@ -11677,6 +12991,9 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	case user.EdgeSessions:
 		m.ResetSessions()
+		return nil
+	case user.EdgeServiceKeyRequests:
+		m.ResetServiceKeyRequests()
 		return nil
 	}
 	return fmt.Errorf("unknown User edge %s", name)

@@ -14,6 +14,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
 	"github.com/mindrouter/mindrouter/ent/schema"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -568,6 +569,63 @@ func init() {
 	quotarequestDescGrantedTokens := quotarequestFields[6].Descriptor()
 	// quotarequest.GrantedTokensValidator is a validator for the "granted_tokens" field. It is called by the builders before save.
 	quotarequest.GrantedTokensValidator = quotarequestDescGrantedTokens.Validators[0].(func(int64) error)
+	servicekeyrequestMixin := schema.ServiceKeyRequest{}.Mixin()
+	servicekeyrequestMixinFields0 := servicekeyrequestMixin[0].Fields()
+	_ = servicekeyrequestMixinFields0
+	servicekeyrequestFields := schema.ServiceKeyRequest{}.Fields()
+	_ = servicekeyrequestFields
+	// servicekeyrequestDescCreatedAt is the schema descriptor for created_at field.
+	servicekeyrequestDescCreatedAt := servicekeyrequestMixinFields0[0].Descriptor()
+	// servicekeyrequest.DefaultCreatedAt holds the default value on creation for the created_at field.
+	servicekeyrequest.DefaultCreatedAt = servicekeyrequestDescCreatedAt.Default.(func() time.Time)
+	// servicekeyrequestDescUpdatedAt is the schema descriptor for updated_at field.
+	servicekeyrequestDescUpdatedAt := servicekeyrequestMixinFields0[1].Descriptor()
+	// servicekeyrequest.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	servicekeyrequest.DefaultUpdatedAt = servicekeyrequestDescUpdatedAt.Default.(func() time.Time)
+	// servicekeyrequest.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	servicekeyrequest.UpdateDefaultUpdatedAt = servicekeyrequestDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// servicekeyrequestDescServiceName is the schema descriptor for service_name field.
+	servicekeyrequestDescServiceName := servicekeyrequestFields[1].Descriptor()
+	// servicekeyrequest.ServiceNameValidator is a validator for the "service_name" field. It is called by the builders before save.
+	servicekeyrequest.ServiceNameValidator = func() func(string) error {
+		validators := servicekeyrequestDescServiceName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(service_name string) error {
+			for _, fn := range fns {
+				if err := fn(service_name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// servicekeyrequestDescJustification is the schema descriptor for justification field.
+	servicekeyrequestDescJustification := servicekeyrequestFields[2].Descriptor()
+	// servicekeyrequest.JustificationValidator is a validator for the "justification" field. It is called by the builders before save.
+	servicekeyrequest.JustificationValidator = func() func(string) error {
+		validators := servicekeyrequestDescJustification.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(justification string) error {
+			for _, fn := range fns {
+				if err := fn(justification); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// servicekeyrequestDescReviewNotes is the schema descriptor for review_notes field.
+	servicekeyrequestDescReviewNotes := servicekeyrequestFields[5].Descriptor()
+	// servicekeyrequest.DefaultReviewNotes holds the default value on creation for the review_notes field.
+	servicekeyrequest.DefaultReviewNotes = servicekeyrequestDescReviewNotes.Default.(string)
+	// servicekeyrequest.ReviewNotesValidator is a validator for the "review_notes" field. It is called by the builders before save.
+	servicekeyrequest.ReviewNotesValidator = servicekeyrequestDescReviewNotes.Validators[0].(func(string) error)
 	sessionMixin := schema.Session{}.Mixin()
 	sessionMixinFields0 := sessionMixin[0].Fields()
 	_ = sessionMixinFields0
@@ -710,28 +768,46 @@ func init() {
 	user.DefaultFullName = userDescFullName.Default.(string)
 	// user.FullNameValidator is a validator for the "full_name" field. It is called by the builders before save.
 	user.FullNameValidator = userDescFullName.Validators[0].(func(string) error)
+	// userDescCollege is the schema descriptor for college field.
+	userDescCollege := userFields[4].Descriptor()
+	// user.DefaultCollege holds the default value on creation for the college field.
+	user.DefaultCollege = userDescCollege.Default.(string)
+	// user.CollegeValidator is a validator for the "college" field. It is called by the builders before save.
+	user.CollegeValidator = userDescCollege.Validators[0].(func(string) error)
+	// userDescDepartment is the schema descriptor for department field.
+	userDescDepartment := userFields[5].Descriptor()
+	// user.DefaultDepartment holds the default value on creation for the department field.
+	user.DefaultDepartment = userDescDepartment.Default.(string)
+	// user.DepartmentValidator is a validator for the "department" field. It is called by the builders before save.
+	user.DepartmentValidator = userDescDepartment.Validators[0].(func(string) error)
+	// userDescIntendedUse is the schema descriptor for intended_use field.
+	userDescIntendedUse := userFields[6].Descriptor()
+	// user.DefaultIntendedUse holds the default value on creation for the intended_use field.
+	user.DefaultIntendedUse = userDescIntendedUse.Default.(string)
+	// user.IntendedUseValidator is a validator for the "intended_use" field. It is called by the builders before save.
+	user.IntendedUseValidator = userDescIntendedUse.Validators[0].(func(string) error)
 	// userDescIsActive is the schema descriptor for is_active field.
-	userDescIsActive := userFields[4].Descriptor()
+	userDescIsActive := userFields[7].Descriptor()
 	// user.DefaultIsActive holds the default value on creation for the is_active field.
 	user.DefaultIsActive = userDescIsActive.Default.(bool)
 	// userDescRpmLimit is the schema descriptor for rpm_limit field.
-	userDescRpmLimit := userFields[6].Descriptor()
+	userDescRpmLimit := userFields[9].Descriptor()
 	// user.RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
 	user.RpmLimitValidator = userDescRpmLimit.Validators[0].(func(int) error)
 	// userDescTokenBudget is the schema descriptor for token_budget field.
-	userDescTokenBudget := userFields[7].Descriptor()
+	userDescTokenBudget := userFields[10].Descriptor()
 	// user.TokenBudgetValidator is a validator for the "token_budget" field. It is called by the builders before save.
 	user.TokenBudgetValidator = userDescTokenBudget.Validators[0].(func(int64) error)
 	// userDescWeightOverride is the schema descriptor for weight_override field.
-	userDescWeightOverride := userFields[8].Descriptor()
+	userDescWeightOverride := userFields[11].Descriptor()
 	// user.WeightOverrideValidator is a validator for the "weight_override" field. It is called by the builders before save.
 	user.WeightOverrideValidator = userDescWeightOverride.Validators[0].(func(int) error)
 	// userDescOidcIssuer is the schema descriptor for oidc_issuer field.
-	userDescOidcIssuer := userFields[10].Descriptor()
+	userDescOidcIssuer := userFields[13].Descriptor()
 	// user.OidcIssuerValidator is a validator for the "oidc_issuer" field. It is called by the builders before save.
 	user.OidcIssuerValidator = userDescOidcIssuer.Validators[0].(func(string) error)
 	// userDescOidcSubject is the schema descriptor for oidc_subject field.
-	userDescOidcSubject := userFields[11].Descriptor()
+	userDescOidcSubject := userFields[14].Descriptor()
 	// user.OidcSubjectValidator is a validator for the "oidc_subject" field. It is called by the builders before save.
 	user.OidcSubjectValidator = userDescOidcSubject.Validators[0].(func(string) error)
 }

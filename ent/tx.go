@@ -30,6 +30,8 @@ type Tx struct {
 	Quota *QuotaClient
 	// QuotaRequest is the client for interacting with the QuotaRequest builders.
 	QuotaRequest *QuotaRequestClient
+	// ServiceKeyRequest is the client for interacting with the ServiceKeyRequest builders.
+	ServiceKeyRequest *ServiceKeyRequestClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
 	// User is the client for interacting with the User builders.
@@ -173,6 +175,7 @@ func (tx *Tx) init() {
 	tx.Node = NewNodeClient(tx.config)
 	tx.Quota = NewQuotaClient(tx.config)
 	tx.QuotaRequest = NewQuotaRequestClient(tx.config)
+	tx.ServiceKeyRequest = NewServiceKeyRequestClient(tx.config)
 	tx.Session = NewSessionClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }

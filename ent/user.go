@@ -31,6 +31,12 @@ type User struct {
 	PasswordHash string `json:"-"`
 	// FullName holds the value of the "full_name" field.
 	FullName string `json:"full_name,omitempty"`
+	// College holds the value of the "college" field.
+	College string `json:"college,omitempty"`
+	// Department holds the value of the "department" field.
+	Department string `json:"department,omitempty"`
+	// IntendedUse holds the value of the "intended_use" field.
+	IntendedUse string `json:"intended_use,omitempty"`
 	// IsActive holds the value of the "is_active" field.
 	IsActive bool `json:"is_active,omitempty"`
 	// GroupID holds the value of the "group_id" field.
@@ -65,9 +71,11 @@ type UserEdges struct {
 	QuotaRequests []*QuotaRequest `json:"quota_requests,omitempty"`
 	// Sessions holds the value of the sessions edge.
 	Sessions []*Session `json:"sessions,omitempty"`
+	// ServiceKeyRequests holds the value of the service_key_requests edge.
+	ServiceKeyRequests []*ServiceKeyRequest `json:"service_key_requests,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [5]bool
+	loadedTypes [6]bool
 }
 
 // GroupOrErr returns the Group value or an error if the edge
@@ -119,6 +127,15 @@ func (e UserEdges) SessionsOrErr() ([]*Session, error) {
 	return nil, &NotLoadedError{edge: "sessions"}
 }
 
+// ServiceKeyRequestsOrErr returns the ServiceKeyRequests value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) ServiceKeyRequestsOrErr() ([]*ServiceKeyRequest, error) {
+	if e.loadedTypes[5] {
+		return e.ServiceKeyRequests, nil
+	}
+	return nil, &NotLoadedError{edge: "service_key_requests"}
+}
+
 // scanValues returns the types for scanning values from sql.Rows.
 func (*User) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
@@ -128,7 +145,7 @@ func (*User) scanValues(columns []string) ([]any, error) {
 			values[i] = new(sql.NullBool)
 		case user.FieldID, user.FieldGroupID, user.FieldRpmLimit, user.FieldTokenBudget, user.FieldWeightOverride:
 			values[i] = new(sql.NullInt64)
-		case user.FieldUsername, user.FieldEmail, user.FieldPasswordHash, user.FieldFullName, user.FieldOidcIssuer, user.FieldOidcSubject:
+		case user.FieldUsername, user.FieldEmail, user.FieldPasswordHash, user.FieldFullName, user.FieldCollege, user.FieldDepartment, user.FieldIntendedUse, user.FieldOidcIssuer, user.FieldOidcSubject:
 			values[i] = new(sql.NullString)
 		case user.FieldCreatedAt, user.FieldUpdatedAt, user.FieldDeletedAt:
 			values[i] = new(sql.NullTime)
@@ -188,6 +205,24 @@ func (_m *User) assignValues(columns []string, values []any) error {
 				return fmt.Errorf("unexpected type %T for field full_name", values[i])
 			} else if value.Valid {
 				_m.FullName = value.String
+			}
+		case user.FieldCollege:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field college", values[i])
+			} else if value.Valid {
+				_m.College = value.String
+			}
+		case user.FieldDepartment:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field department", values[i])
+			} else if value.Valid {
+				_m.Department = value.String
+			}
+		case user.FieldIntendedUse:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field intended_use", values[i])
+			} else if value.Valid {
+				_m.IntendedUse = value.String
 			}
 		case user.FieldIsActive:
 			if value, ok := values[i].(*sql.NullBool); !ok {
@@ -281,6 +316,11 @@ func (_m *User) QuerySessions() *SessionQuery {
 	return NewUserClient(_m.config).QuerySessions(_m)
 }
 
+// QueryServiceKeyRequests queries the "service_key_requests" edge of the User entity.
+func (_m *User) QueryServiceKeyRequests() *ServiceKeyRequestQuery {
+	return NewUserClient(_m.config).QueryServiceKeyRequests(_m)
+}
+
 // Update returns a builder for updating this User.
 // Note that you need to call User.Unwrap() before calling this method if this User
 // was returned from a transaction, and the transaction was committed or rolled back.
@@ -320,6 +360,15 @@ func (_m *User) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("full_name=")
 	builder.WriteString(_m.FullName)
+	builder.WriteString(", ")
+	builder.WriteString("college=")
+	builder.WriteString(_m.College)
+	builder.WriteString(", ")
+	builder.WriteString("department=")
+	builder.WriteString(_m.Department)
+	builder.WriteString(", ")
+	builder.WriteString("intended_use=")
+	builder.WriteString(_m.IntendedUse)
 	builder.WriteString(", ")
 	builder.WriteString("is_active=")
 	builder.WriteString(fmt.Sprintf("%v", _m.IsActive))

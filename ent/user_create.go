@@ -15,6 +15,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -91,6 +92,48 @@ func (_c *UserCreate) SetFullName(v string) *UserCreate {
 func (_c *UserCreate) SetNillableFullName(v *string) *UserCreate {
 	if v != nil {
 		_c.SetFullName(*v)
+	}
+	return _c
+}
+
+// SetCollege sets the "college" field.
+func (_c *UserCreate) SetCollege(v string) *UserCreate {
+	_c.mutation.SetCollege(v)
+	return _c
+}
+
+// SetNillableCollege sets the "college" field if the given value is not nil.
+func (_c *UserCreate) SetNillableCollege(v *string) *UserCreate {
+	if v != nil {
+		_c.SetCollege(*v)
+	}
+	return _c
+}
+
+// SetDepartment sets the "department" field.
+func (_c *UserCreate) SetDepartment(v string) *UserCreate {
+	_c.mutation.SetDepartment(v)
+	return _c
+}
+
+// SetNillableDepartment sets the "department" field if the given value is not nil.
+func (_c *UserCreate) SetNillableDepartment(v *string) *UserCreate {
+	if v != nil {
+		_c.SetDepartment(*v)
+	}
+	return _c
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (_c *UserCreate) SetIntendedUse(v string) *UserCreate {
+	_c.mutation.SetIntendedUse(v)
+	return _c
+}
+
+// SetNillableIntendedUse sets the "intended_use" field if the given value is not nil.
+func (_c *UserCreate) SetNillableIntendedUse(v *string) *UserCreate {
+	if v != nil {
+		_c.SetIntendedUse(*v)
 	}
 	return _c
 }
@@ -268,6 +311,21 @@ func (_c *UserCreate) AddSessions(v ...*Session) *UserCreate {
 	return _c.AddSessionIDs(ids...)
 }
 
+// AddServiceKeyRequestIDs adds the "service_key_requests" edge to the ServiceKeyRequest entity by IDs.
+func (_c *UserCreate) AddServiceKeyRequestIDs(ids ...int) *UserCreate {
+	_c.mutation.AddServiceKeyRequestIDs(ids...)
+	return _c
+}
+
+// AddServiceKeyRequests adds the "service_key_requests" edges to the ServiceKeyRequest entity.
+func (_c *UserCreate) AddServiceKeyRequests(v ...*ServiceKeyRequest) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddServiceKeyRequestIDs(ids...)
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_c *UserCreate) Mutation() *UserMutation {
 	return _c.mutation
@@ -315,6 +373,18 @@ func (_c *UserCreate) defaults() {
 		v := user.DefaultFullName
 		_c.mutation.SetFullName(v)
 	}
+	if _, ok := _c.mutation.College(); !ok {
+		v := user.DefaultCollege
+		_c.mutation.SetCollege(v)
+	}
+	if _, ok := _c.mutation.Department(); !ok {
+		v := user.DefaultDepartment
+		_c.mutation.SetDepartment(v)
+	}
+	if _, ok := _c.mutation.IntendedUse(); !ok {
+		v := user.DefaultIntendedUse
+		_c.mutation.SetIntendedUse(v)
+	}
 	if _, ok := _c.mutation.IsActive(); !ok {
 		v := user.DefaultIsActive
 		_c.mutation.SetIsActive(v)
@@ -356,6 +426,30 @@ func (_c *UserCreate) check() error {
 	if v, ok := _c.mutation.FullName(); ok {
 		if err := user.FullNameValidator(v); err != nil {
 			return &ValidationError{Name: "full_name", err: fmt.Errorf(`ent: validator failed for field "User.full_name": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.College(); !ok {
+		return &ValidationError{Name: "college", err: errors.New(`ent: missing required field "User.college"`)}
+	}
+	if v, ok := _c.mutation.College(); ok {
+		if err := user.CollegeValidator(v); err != nil {
+			return &ValidationError{Name: "college", err: fmt.Errorf(`ent: validator failed for field "User.college": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.Department(); !ok {
+		return &ValidationError{Name: "department", err: errors.New(`ent: missing required field "User.department"`)}
+	}
+	if v, ok := _c.mutation.Department(); ok {
+		if err := user.DepartmentValidator(v); err != nil {
+			return &ValidationError{Name: "department", err: fmt.Errorf(`ent: validator failed for field "User.department": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.IntendedUse(); !ok {
+		return &ValidationError{Name: "intended_use", err: errors.New(`ent: missing required field "User.intended_use"`)}
+	}
+	if v, ok := _c.mutation.IntendedUse(); ok {
+		if err := user.IntendedUseValidator(v); err != nil {
+			return &ValidationError{Name: "intended_use", err: fmt.Errorf(`ent: validator failed for field "User.intended_use": %w`, err)}
 		}
 	}
 	if _, ok := _c.mutation.IsActive(); !ok {
@@ -442,6 +536,18 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.FullName(); ok {
 		_spec.SetField(user.FieldFullName, field.TypeString, value)
 		_node.FullName = value
+	}
+	if value, ok := _c.mutation.College(); ok {
+		_spec.SetField(user.FieldCollege, field.TypeString, value)
+		_node.College = value
+	}
+	if value, ok := _c.mutation.Department(); ok {
+		_spec.SetField(user.FieldDepartment, field.TypeString, value)
+		_node.Department = value
+	}
+	if value, ok := _c.mutation.IntendedUse(); ok {
+		_spec.SetField(user.FieldIntendedUse, field.TypeString, value)
+		_node.IntendedUse = value
 	}
 	if value, ok := _c.mutation.IsActive(); ok {
 		_spec.SetField(user.FieldIsActive, field.TypeBool, value)
@@ -545,6 +651,22 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(session.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.ServiceKeyRequestsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {
@@ -667,6 +789,42 @@ func (u *UserUpsert) SetFullName(v string) *UserUpsert {
 // UpdateFullName sets the "full_name" field to the value that was provided on create.
 func (u *UserUpsert) UpdateFullName() *UserUpsert {
 	u.SetExcluded(user.FieldFullName)
+	return u
+}
+
+// SetCollege sets the "college" field.
+func (u *UserUpsert) SetCollege(v string) *UserUpsert {
+	u.Set(user.FieldCollege, v)
+	return u
+}
+
+// UpdateCollege sets the "college" field to the value that was provided on create.
+func (u *UserUpsert) UpdateCollege() *UserUpsert {
+	u.SetExcluded(user.FieldCollege)
+	return u
+}
+
+// SetDepartment sets the "department" field.
+func (u *UserUpsert) SetDepartment(v string) *UserUpsert {
+	u.Set(user.FieldDepartment, v)
+	return u
+}
+
+// UpdateDepartment sets the "department" field to the value that was provided on create.
+func (u *UserUpsert) UpdateDepartment() *UserUpsert {
+	u.SetExcluded(user.FieldDepartment)
+	return u
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (u *UserUpsert) SetIntendedUse(v string) *UserUpsert {
+	u.Set(user.FieldIntendedUse, v)
+	return u
+}
+
+// UpdateIntendedUse sets the "intended_use" field to the value that was provided on create.
+func (u *UserUpsert) UpdateIntendedUse() *UserUpsert {
+	u.SetExcluded(user.FieldIntendedUse)
 	return u
 }
 
@@ -939,6 +1097,48 @@ func (u *UserUpsertOne) SetFullName(v string) *UserUpsertOne {
 func (u *UserUpsertOne) UpdateFullName() *UserUpsertOne {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateFullName()
+	})
+}
+
+// SetCollege sets the "college" field.
+func (u *UserUpsertOne) SetCollege(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetCollege(v)
+	})
+}
+
+// UpdateCollege sets the "college" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateCollege() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateCollege()
+	})
+}
+
+// SetDepartment sets the "department" field.
+func (u *UserUpsertOne) SetDepartment(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetDepartment(v)
+	})
+}
+
+// UpdateDepartment sets the "department" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateDepartment() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateDepartment()
+	})
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (u *UserUpsertOne) SetIntendedUse(v string) *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.SetIntendedUse(v)
+	})
+}
+
+// UpdateIntendedUse sets the "intended_use" field to the value that was provided on create.
+func (u *UserUpsertOne) UpdateIntendedUse() *UserUpsertOne {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateIntendedUse()
 	})
 }
 
@@ -1402,6 +1602,48 @@ func (u *UserUpsertBulk) SetFullName(v string) *UserUpsertBulk {
 func (u *UserUpsertBulk) UpdateFullName() *UserUpsertBulk {
 	return u.Update(func(s *UserUpsert) {
 		s.UpdateFullName()
+	})
+}
+
+// SetCollege sets the "college" field.
+func (u *UserUpsertBulk) SetCollege(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetCollege(v)
+	})
+}
+
+// UpdateCollege sets the "college" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateCollege() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateCollege()
+	})
+}
+
+// SetDepartment sets the "department" field.
+func (u *UserUpsertBulk) SetDepartment(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetDepartment(v)
+	})
+}
+
+// UpdateDepartment sets the "department" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateDepartment() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateDepartment()
+	})
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (u *UserUpsertBulk) SetIntendedUse(v string) *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.SetIntendedUse(v)
+	})
+}
+
+// UpdateIntendedUse sets the "intended_use" field to the value that was provided on create.
+func (u *UserUpsertBulk) UpdateIntendedUse() *UserUpsertBulk {
+	return u.Update(func(s *UserUpsert) {
+		s.UpdateIntendedUse()
 	})
 }
 

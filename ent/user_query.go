@@ -18,6 +18,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -25,16 +26,17 @@ import (
 // UserQuery is the builder for querying User entities.
 type UserQuery struct {
 	config
-	ctx               *QueryContext
-	order             []user.OrderOption
-	inters            []Interceptor
-	predicates        []predicate.User
-	withGroup         *GroupQuery
-	withAPIKeys       *APIKeyQuery
-	withQuota         *QuotaQuery
-	withQuotaRequests *QuotaRequestQuery
-	withSessions      *SessionQuery
-	modifiers         []func(*sql.Selector)
+	ctx                    *QueryContext
+	order                  []user.OrderOption
+	inters                 []Interceptor
+	predicates             []predicate.User
+	withGroup              *GroupQuery
+	withAPIKeys            *APIKeyQuery
+	withQuota              *QuotaQuery
+	withQuotaRequests      *QuotaRequestQuery
+	withSessions           *SessionQuery
+	withServiceKeyRequests *ServiceKeyRequestQuery
+	modifiers              []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
 	path func(context.Context) (*sql.Selector, error)
@@ -174,6 +176,28 @@ func (_q *UserQuery) QuerySessions() *SessionQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(session.Table, session.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, user.SessionsTable, user.SessionsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryServiceKeyRequests chains the current query on the "service_key_requests" edge.
+func (_q *UserQuery) QueryServiceKeyRequests() *ServiceKeyRequestQuery {
+	query := (&ServiceKeyRequestClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(servicekeyrequest.Table, servicekeyrequest.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.ServiceKeyRequestsTable, user.ServiceKeyRequestsColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -368,16 +392,17 @@ func (_q *UserQuery) Clone() *UserQuery {
 		return nil
 	}
 	return &UserQuery{
-		config:            _q.config,
-		ctx:               _q.ctx.Clone(),
-		order:             append([]user.OrderOption{}, _q.order...),
-		inters:            append([]Interceptor{}, _q.inters...),
-		predicates:        append([]predicate.User{}, _q.predicates...),
-		withGroup:         _q.withGroup.Clone(),
-		withAPIKeys:       _q.withAPIKeys.Clone(),
-		withQuota:         _q.withQuota.Clone(),
-		withQuotaRequests: _q.withQuotaRequests.Clone(),
-		withSessions:      _q.withSessions.Clone(),
+		config:                 _q.config,
+		ctx:                    _q.ctx.Clone(),
+		order:                  append([]user.OrderOption{}, _q.order...),
+		inters:                 append([]Interceptor{}, _q.inters...),
+		predicates:             append([]predicate.User{}, _q.predicates...),
+		withGroup:              _q.withGroup.Clone(),
+		withAPIKeys:            _q.withAPIKeys.Clone(),
+		withQuota:              _q.withQuota.Clone(),
+		withQuotaRequests:      _q.withQuotaRequests.Clone(),
+		withSessions:           _q.withSessions.Clone(),
+		withServiceKeyRequests: _q.withServiceKeyRequests.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -436,6 +461,17 @@ func (_q *UserQuery) WithSessions(opts ...func(*SessionQuery)) *UserQuery {
 		opt(query)
 	}
 	_q.withSessions = query
+	return _q
+}
+
+// WithServiceKeyRequests tells the query-builder to eager-load the nodes that are connected to
+// the "service_key_requests" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithServiceKeyRequests(opts ...func(*ServiceKeyRequestQuery)) *UserQuery {
+	query := (&ServiceKeyRequestClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withServiceKeyRequests = query
 	return _q
 }
 
@@ -517,12 +553,13 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [5]bool{
+		loadedTypes = [6]bool{
 			_q.withGroup != nil,
 			_q.withAPIKeys != nil,
 			_q.withQuota != nil,
 			_q.withQuotaRequests != nil,
 			_q.withSessions != nil,
+			_q.withServiceKeyRequests != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -576,6 +613,15 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 		if err := _q.loadSessions(ctx, query, nodes,
 			func(n *User) { n.Edges.Sessions = []*Session{} },
 			func(n *User, e *Session) { n.Edges.Sessions = append(n.Edges.Sessions, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withServiceKeyRequests; query != nil {
+		if err := _q.loadServiceKeyRequests(ctx, query, nodes,
+			func(n *User) { n.Edges.ServiceKeyRequests = []*ServiceKeyRequest{} },
+			func(n *User, e *ServiceKeyRequest) {
+				n.Edges.ServiceKeyRequests = append(n.Edges.ServiceKeyRequests, e)
+			}); err != nil {
 			return nil, err
 		}
 	}
@@ -713,6 +759,36 @@ func (_q *UserQuery) loadSessions(ctx context.Context, query *SessionQuery, node
 	}
 	query.Where(predicate.Session(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(user.SessionsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadServiceKeyRequests(ctx context.Context, query *ServiceKeyRequestQuery, nodes []*User, init func(*User), assign func(*User, *ServiceKeyRequest)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(servicekeyrequest.FieldUserID)
+	}
+	query.Where(predicate.ServiceKeyRequest(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.ServiceKeyRequestsColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {

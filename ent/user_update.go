@@ -16,6 +16,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -97,6 +98,48 @@ func (_u *UserUpdate) SetFullName(v string) *UserUpdate {
 func (_u *UserUpdate) SetNillableFullName(v *string) *UserUpdate {
 	if v != nil {
 		_u.SetFullName(*v)
+	}
+	return _u
+}
+
+// SetCollege sets the "college" field.
+func (_u *UserUpdate) SetCollege(v string) *UserUpdate {
+	_u.mutation.SetCollege(v)
+	return _u
+}
+
+// SetNillableCollege sets the "college" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableCollege(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetCollege(*v)
+	}
+	return _u
+}
+
+// SetDepartment sets the "department" field.
+func (_u *UserUpdate) SetDepartment(v string) *UserUpdate {
+	_u.mutation.SetDepartment(v)
+	return _u
+}
+
+// SetNillableDepartment sets the "department" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableDepartment(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetDepartment(*v)
+	}
+	return _u
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (_u *UserUpdate) SetIntendedUse(v string) *UserUpdate {
+	_u.mutation.SetIntendedUse(v)
+	return _u
+}
+
+// SetNillableIntendedUse sets the "intended_use" field if the given value is not nil.
+func (_u *UserUpdate) SetNillableIntendedUse(v *string) *UserUpdate {
+	if v != nil {
+		_u.SetIntendedUse(*v)
 	}
 	return _u
 }
@@ -339,6 +382,21 @@ func (_u *UserUpdate) AddSessions(v ...*Session) *UserUpdate {
 	return _u.AddSessionIDs(ids...)
 }
 
+// AddServiceKeyRequestIDs adds the "service_key_requests" edge to the ServiceKeyRequest entity by IDs.
+func (_u *UserUpdate) AddServiceKeyRequestIDs(ids ...int) *UserUpdate {
+	_u.mutation.AddServiceKeyRequestIDs(ids...)
+	return _u
+}
+
+// AddServiceKeyRequests adds the "service_key_requests" edges to the ServiceKeyRequest entity.
+func (_u *UserUpdate) AddServiceKeyRequests(v ...*ServiceKeyRequest) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddServiceKeyRequestIDs(ids...)
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdate) Mutation() *UserMutation {
 	return _u.mutation
@@ -419,6 +477,27 @@ func (_u *UserUpdate) RemoveSessions(v ...*Session) *UserUpdate {
 	return _u.RemoveSessionIDs(ids...)
 }
 
+// ClearServiceKeyRequests clears all "service_key_requests" edges to the ServiceKeyRequest entity.
+func (_u *UserUpdate) ClearServiceKeyRequests() *UserUpdate {
+	_u.mutation.ClearServiceKeyRequests()
+	return _u
+}
+
+// RemoveServiceKeyRequestIDs removes the "service_key_requests" edge to ServiceKeyRequest entities by IDs.
+func (_u *UserUpdate) RemoveServiceKeyRequestIDs(ids ...int) *UserUpdate {
+	_u.mutation.RemoveServiceKeyRequestIDs(ids...)
+	return _u
+}
+
+// RemoveServiceKeyRequests removes "service_key_requests" edges to ServiceKeyRequest entities.
+func (_u *UserUpdate) RemoveServiceKeyRequests(v ...*ServiceKeyRequest) *UserUpdate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveServiceKeyRequestIDs(ids...)
+}
+
 // Save executes the query and returns the number of nodes affected by the update operation.
 func (_u *UserUpdate) Save(ctx context.Context) (int, error) {
 	_u.defaults()
@@ -475,6 +554,21 @@ func (_u *UserUpdate) check() error {
 	if v, ok := _u.mutation.FullName(); ok {
 		if err := user.FullNameValidator(v); err != nil {
 			return &ValidationError{Name: "full_name", err: fmt.Errorf(`ent: validator failed for field "User.full_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.College(); ok {
+		if err := user.CollegeValidator(v); err != nil {
+			return &ValidationError{Name: "college", err: fmt.Errorf(`ent: validator failed for field "User.college": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Department(); ok {
+		if err := user.DepartmentValidator(v); err != nil {
+			return &ValidationError{Name: "department", err: fmt.Errorf(`ent: validator failed for field "User.department": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.IntendedUse(); ok {
+		if err := user.IntendedUseValidator(v); err != nil {
+			return &ValidationError{Name: "intended_use", err: fmt.Errorf(`ent: validator failed for field "User.intended_use": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.RpmLimit(); ok {
@@ -537,6 +631,15 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.FullName(); ok {
 		_spec.SetField(user.FieldFullName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.College(); ok {
+		_spec.SetField(user.FieldCollege, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Department(); ok {
+		_spec.SetField(user.FieldDepartment, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.IntendedUse(); ok {
+		_spec.SetField(user.FieldIntendedUse, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(user.FieldIsActive, field.TypeBool, value)
@@ -779,6 +882,51 @@ func (_u *UserUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 		}
 		_spec.Edges.Add = append(_spec.Edges.Add, edge)
 	}
+	if _u.mutation.ServiceKeyRequestsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedServiceKeyRequestsIDs(); len(nodes) > 0 && !_u.mutation.ServiceKeyRequestsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.ServiceKeyRequestsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
 	if _node, err = sqlgraph.UpdateNodes(ctx, _u.driver, _spec); err != nil {
 		if _, ok := err.(*sqlgraph.NotFoundError); ok {
 			err = &NotFoundError{user.Label}
@@ -863,6 +1011,48 @@ func (_u *UserUpdateOne) SetFullName(v string) *UserUpdateOne {
 func (_u *UserUpdateOne) SetNillableFullName(v *string) *UserUpdateOne {
 	if v != nil {
 		_u.SetFullName(*v)
+	}
+	return _u
+}
+
+// SetCollege sets the "college" field.
+func (_u *UserUpdateOne) SetCollege(v string) *UserUpdateOne {
+	_u.mutation.SetCollege(v)
+	return _u
+}
+
+// SetNillableCollege sets the "college" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableCollege(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetCollege(*v)
+	}
+	return _u
+}
+
+// SetDepartment sets the "department" field.
+func (_u *UserUpdateOne) SetDepartment(v string) *UserUpdateOne {
+	_u.mutation.SetDepartment(v)
+	return _u
+}
+
+// SetNillableDepartment sets the "department" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableDepartment(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetDepartment(*v)
+	}
+	return _u
+}
+
+// SetIntendedUse sets the "intended_use" field.
+func (_u *UserUpdateOne) SetIntendedUse(v string) *UserUpdateOne {
+	_u.mutation.SetIntendedUse(v)
+	return _u
+}
+
+// SetNillableIntendedUse sets the "intended_use" field if the given value is not nil.
+func (_u *UserUpdateOne) SetNillableIntendedUse(v *string) *UserUpdateOne {
+	if v != nil {
+		_u.SetIntendedUse(*v)
 	}
 	return _u
 }
@@ -1105,6 +1295,21 @@ func (_u *UserUpdateOne) AddSessions(v ...*Session) *UserUpdateOne {
 	return _u.AddSessionIDs(ids...)
 }
 
+// AddServiceKeyRequestIDs adds the "service_key_requests" edge to the ServiceKeyRequest entity by IDs.
+func (_u *UserUpdateOne) AddServiceKeyRequestIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.AddServiceKeyRequestIDs(ids...)
+	return _u
+}
+
+// AddServiceKeyRequests adds the "service_key_requests" edges to the ServiceKeyRequest entity.
+func (_u *UserUpdateOne) AddServiceKeyRequests(v ...*ServiceKeyRequest) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.AddServiceKeyRequestIDs(ids...)
+}
+
 // Mutation returns the UserMutation object of the builder.
 func (_u *UserUpdateOne) Mutation() *UserMutation {
 	return _u.mutation
@@ -1185,6 +1390,27 @@ func (_u *UserUpdateOne) RemoveSessions(v ...*Session) *UserUpdateOne {
 	return _u.RemoveSessionIDs(ids...)
 }
 
+// ClearServiceKeyRequests clears all "service_key_requests" edges to the ServiceKeyRequest entity.
+func (_u *UserUpdateOne) ClearServiceKeyRequests() *UserUpdateOne {
+	_u.mutation.ClearServiceKeyRequests()
+	return _u
+}
+
+// RemoveServiceKeyRequestIDs removes the "service_key_requests" edge to ServiceKeyRequest entities by IDs.
+func (_u *UserUpdateOne) RemoveServiceKeyRequestIDs(ids ...int) *UserUpdateOne {
+	_u.mutation.RemoveServiceKeyRequestIDs(ids...)
+	return _u
+}
+
+// RemoveServiceKeyRequests removes "service_key_requests" edges to ServiceKeyRequest entities.
+func (_u *UserUpdateOne) RemoveServiceKeyRequests(v ...*ServiceKeyRequest) *UserUpdateOne {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _u.RemoveServiceKeyRequestIDs(ids...)
+}
+
 // Where appends a list predicates to the UserUpdate builder.
 func (_u *UserUpdateOne) Where(ps ...predicate.User) *UserUpdateOne {
 	_u.mutation.Where(ps...)
@@ -1254,6 +1480,21 @@ func (_u *UserUpdateOne) check() error {
 	if v, ok := _u.mutation.FullName(); ok {
 		if err := user.FullNameValidator(v); err != nil {
 			return &ValidationError{Name: "full_name", err: fmt.Errorf(`ent: validator failed for field "User.full_name": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.College(); ok {
+		if err := user.CollegeValidator(v); err != nil {
+			return &ValidationError{Name: "college", err: fmt.Errorf(`ent: validator failed for field "User.college": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.Department(); ok {
+		if err := user.DepartmentValidator(v); err != nil {
+			return &ValidationError{Name: "department", err: fmt.Errorf(`ent: validator failed for field "User.department": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.IntendedUse(); ok {
+		if err := user.IntendedUseValidator(v); err != nil {
+			return &ValidationError{Name: "intended_use", err: fmt.Errorf(`ent: validator failed for field "User.intended_use": %w`, err)}
 		}
 	}
 	if v, ok := _u.mutation.RpmLimit(); ok {
@@ -1333,6 +1574,15 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 	}
 	if value, ok := _u.mutation.FullName(); ok {
 		_spec.SetField(user.FieldFullName, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.College(); ok {
+		_spec.SetField(user.FieldCollege, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.Department(); ok {
+		_spec.SetField(user.FieldDepartment, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.IntendedUse(); ok {
+		_spec.SetField(user.FieldIntendedUse, field.TypeString, value)
 	}
 	if value, ok := _u.mutation.IsActive(); ok {
 		_spec.SetField(user.FieldIsActive, field.TypeBool, value)
@@ -1568,6 +1818,51 @@ func (_u *UserUpdateOne) sqlSave(ctx context.Context) (_node *User, err error) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(session.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Add = append(_spec.Edges.Add, edge)
+	}
+	if _u.mutation.ServiceKeyRequestsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.RemovedServiceKeyRequestsIDs(); len(nodes) > 0 && !_u.mutation.ServiceKeyRequestsCleared() {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges.Clear = append(_spec.Edges.Clear, edge)
+	}
+	if nodes := _u.mutation.ServiceKeyRequestsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ServiceKeyRequestsTable,
+			Columns: []string{user.ServiceKeyRequestsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

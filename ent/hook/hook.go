@@ -105,6 +105,18 @@ func (f QuotaRequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.QuotaRequestMutation", m)
 }
 
+// The ServiceKeyRequestFunc type is an adapter to allow the use of ordinary
+// function as ServiceKeyRequest mutator.
+type ServiceKeyRequestFunc func(context.Context, *ent.ServiceKeyRequestMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ServiceKeyRequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ServiceKeyRequestMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ServiceKeyRequestMutation", m)
+}
+
 // The SessionFunc type is an adapter to allow the use of ordinary
 // function as Session mutator.
 type SessionFunc func(context.Context, *ent.SessionMutation) (ent.Value, error)

@@ -275,6 +275,47 @@ var (
 			},
 		},
 	}
+	// ServiceKeyRequestsColumns holds the columns for the "service_key_requests" table.
+	ServiceKeyRequestsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "service_name", Type: field.TypeString, Size: 100},
+		{Name: "justification", Type: field.TypeString, Size: 2000},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "approved", "denied"}, Default: "pending"},
+		{Name: "reviewer_id", Type: field.TypeInt, Nullable: true},
+		{Name: "review_notes", Type: field.TypeString, Size: 2000, Default: ""},
+		{Name: "reviewed_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
+		{Name: "collected_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// ServiceKeyRequestsTable holds the schema information for the "service_key_requests" table.
+	ServiceKeyRequestsTable = &schema.Table{
+		Name:       "service_key_requests",
+		Columns:    ServiceKeyRequestsColumns,
+		PrimaryKey: []*schema.Column{ServiceKeyRequestsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "service_key_requests_users_service_key_requests",
+				Columns:    []*schema.Column{ServiceKeyRequestsColumns[11]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "servicekeyrequest_status",
+				Unique:  false,
+				Columns: []*schema.Column{ServiceKeyRequestsColumns[5]},
+			},
+			{
+				Name:    "servicekeyrequest_user_id",
+				Unique:  false,
+				Columns: []*schema.Column{ServiceKeyRequestsColumns[11]},
+			},
+		},
+	}
 	// BrowserSessionsColumns holds the columns for the "browser_sessions" table.
 	BrowserSessionsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -324,6 +365,9 @@ var (
 		{Name: "email", Type: field.TypeString, Unique: true, Size: 255},
 		{Name: "password_hash", Type: field.TypeString, Nullable: true, Size: 255},
 		{Name: "full_name", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "college", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "department", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "intended_use", Type: field.TypeString, Size: 2000, Default: ""},
 		{Name: "is_active", Type: field.TypeBool, Default: true},
 		{Name: "rpm_limit", Type: field.TypeInt, Nullable: true},
 		{Name: "token_budget", Type: field.TypeInt64, Nullable: true},
@@ -341,7 +385,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "users_groups_users",
-				Columns:    []*schema.Column{UsersColumns[14]},
+				Columns:    []*schema.Column{UsersColumns[17]},
 				RefColumns: []*schema.Column{GroupsColumns[0]},
 				OnDelete:   schema.NoAction,
 			},
@@ -350,12 +394,12 @@ var (
 			{
 				Name:    "user_group_id",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[14]},
+				Columns: []*schema.Column{UsersColumns[17]},
 			},
 			{
 				Name:    "user_oidc_issuer_oidc_subject",
 				Unique:  true,
-				Columns: []*schema.Column{UsersColumns[12], UsersColumns[13]},
+				Columns: []*schema.Column{UsersColumns[15], UsersColumns[16]},
 			},
 		},
 	}
@@ -369,6 +413,7 @@ var (
 		NodesTable,
 		QuotasTable,
 		QuotaRequestsTable,
+		ServiceKeyRequestsTable,
 		BrowserSessionsTable,
 		UsersTable,
 	}
@@ -392,6 +437,10 @@ func init() {
 	QuotaRequestsTable.ForeignKeys[0].RefTable = UsersTable
 	QuotaRequestsTable.Annotation = &entsql.Annotation{
 		Table: "quota_requests",
+	}
+	ServiceKeyRequestsTable.ForeignKeys[0].RefTable = UsersTable
+	ServiceKeyRequestsTable.Annotation = &entsql.Annotation{
+		Table: "service_key_requests",
 	}
 	BrowserSessionsTable.ForeignKeys[0].RefTable = UsersTable
 	BrowserSessionsTable.Annotation = &entsql.Annotation{

@@ -30,6 +30,9 @@ type Quota func(*sql.Selector)
 // QuotaRequest is the predicate function for quotarequest builders.
 type QuotaRequest func(*sql.Selector)
 
+// ServiceKeyRequest is the predicate function for servicekeyrequest builders.
+type ServiceKeyRequest func(*sql.Selector)
+
 // Session is the predicate function for session builders.
 type Session func(*sql.Selector)
 

@@ -24,6 +24,11 @@ func (User) Fields() []ent.Field {
 		// Argon2id PHC string; absent for accounts without a local password.
 		field.String("password_hash").MaxLen(255).Optional().Sensitive(),
 		field.String("full_name").MaxLen(255).Default(""),
+		// Profile fields of the reference's user record: where the person works
+		// and what they mean to use the service for.
+		field.String("college").MaxLen(255).Default(""),
+		field.String("department").MaxLen(255).Default(""),
+		field.String("intended_use").MaxLen(2000).Default(""),
 		field.Bool("is_active").Default(true),
 		field.Int("group_id"),
 		// Overrides the group's requests per minute when set.
@@ -49,6 +54,7 @@ func (User) Edges() []ent.Edge {
 		edge.To("quota", Quota.Type).Unique().Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("quota_requests", QuotaRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("sessions", Session.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("service_key_requests", ServiceKeyRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 

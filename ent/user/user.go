@@ -26,6 +26,12 @@ const (
 	FieldPasswordHash = "password_hash"
 	// FieldFullName holds the string denoting the full_name field in the database.
 	FieldFullName = "full_name"
+	// FieldCollege holds the string denoting the college field in the database.
+	FieldCollege = "college"
+	// FieldDepartment holds the string denoting the department field in the database.
+	FieldDepartment = "department"
+	// FieldIntendedUse holds the string denoting the intended_use field in the database.
+	FieldIntendedUse = "intended_use"
 	// FieldIsActive holds the string denoting the is_active field in the database.
 	FieldIsActive = "is_active"
 	// FieldGroupID holds the string denoting the group_id field in the database.
@@ -52,6 +58,8 @@ const (
 	EdgeQuotaRequests = "quota_requests"
 	// EdgeSessions holds the string denoting the sessions edge name in mutations.
 	EdgeSessions = "sessions"
+	// EdgeServiceKeyRequests holds the string denoting the service_key_requests edge name in mutations.
+	EdgeServiceKeyRequests = "service_key_requests"
 	// Table holds the table name of the user in the database.
 	Table = "users"
 	// GroupTable is the table that holds the group relation/edge.
@@ -89,6 +97,13 @@ const (
 	SessionsInverseTable = "browser_sessions"
 	// SessionsColumn is the table column denoting the sessions relation/edge.
 	SessionsColumn = "user_id"
+	// ServiceKeyRequestsTable is the table that holds the service_key_requests relation/edge.
+	ServiceKeyRequestsTable = "service_key_requests"
+	// ServiceKeyRequestsInverseTable is the table name for the ServiceKeyRequest entity.
+	// It exists in this package in order to avoid circular dependency with the "servicekeyrequest" package.
+	ServiceKeyRequestsInverseTable = "service_key_requests"
+	// ServiceKeyRequestsColumn is the table column denoting the service_key_requests relation/edge.
+	ServiceKeyRequestsColumn = "user_id"
 )
 
 // Columns holds all SQL columns for user fields.
@@ -100,6 +115,9 @@ var Columns = []string{
 	FieldEmail,
 	FieldPasswordHash,
 	FieldFullName,
+	FieldCollege,
+	FieldDepartment,
+	FieldIntendedUse,
 	FieldIsActive,
 	FieldGroupID,
 	FieldRpmLimit,
@@ -137,6 +155,18 @@ var (
 	DefaultFullName string
 	// FullNameValidator is a validator for the "full_name" field. It is called by the builders before save.
 	FullNameValidator func(string) error
+	// DefaultCollege holds the default value on creation for the "college" field.
+	DefaultCollege string
+	// CollegeValidator is a validator for the "college" field. It is called by the builders before save.
+	CollegeValidator func(string) error
+	// DefaultDepartment holds the default value on creation for the "department" field.
+	DefaultDepartment string
+	// DepartmentValidator is a validator for the "department" field. It is called by the builders before save.
+	DepartmentValidator func(string) error
+	// DefaultIntendedUse holds the default value on creation for the "intended_use" field.
+	DefaultIntendedUse string
+	// IntendedUseValidator is a validator for the "intended_use" field. It is called by the builders before save.
+	IntendedUseValidator func(string) error
 	// DefaultIsActive holds the default value on creation for the "is_active" field.
 	DefaultIsActive bool
 	// RpmLimitValidator is a validator for the "rpm_limit" field. It is called by the builders before save.
@@ -187,6 +217,21 @@ func ByPasswordHash(opts ...sql.OrderTermOption) OrderOption {
 // ByFullName orders the results by the full_name field.
 func ByFullName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldFullName, opts...).ToFunc()
+}
+
+// ByCollege orders the results by the college field.
+func ByCollege(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldCollege, opts...).ToFunc()
+}
+
+// ByDepartment orders the results by the department field.
+func ByDepartment(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDepartment, opts...).ToFunc()
+}
+
+// ByIntendedUse orders the results by the intended_use field.
+func ByIntendedUse(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldIntendedUse, opts...).ToFunc()
 }
 
 // ByIsActive orders the results by the is_active field.
@@ -284,6 +329,20 @@ func BySessions(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
 		sqlgraph.OrderByNeighborTerms(s, newSessionsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByServiceKeyRequestsCount orders the results by service_key_requests count.
+func ByServiceKeyRequestsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newServiceKeyRequestsStep(), opts...)
+	}
+}
+
+// ByServiceKeyRequests orders the results by service_key_requests terms.
+func ByServiceKeyRequests(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newServiceKeyRequestsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newGroupStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -317,5 +376,12 @@ func newSessionsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(SessionsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, SessionsTable, SessionsColumn),
+	)
+}
+func newServiceKeyRequestsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(ServiceKeyRequestsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, ServiceKeyRequestsTable, ServiceKeyRequestsColumn),
 	)
 }

@@ -85,6 +85,21 @@ func FullName(v string) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldFullName, v))
 }
 
+// College applies equality check predicate on the "college" field. It's identical to CollegeEQ.
+func College(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldCollege, v))
+}
+
+// Department applies equality check predicate on the "department" field. It's identical to DepartmentEQ.
+func Department(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldDepartment, v))
+}
+
+// IntendedUse applies equality check predicate on the "intended_use" field. It's identical to IntendedUseEQ.
+func IntendedUse(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldIntendedUse, v))
+}
+
 // IsActive applies equality check predicate on the "is_active" field. It's identical to IsActiveEQ.
 func IsActive(v bool) predicate.User {
 	return predicate.User(sql.FieldEQ(FieldIsActive, v))
@@ -473,6 +488,201 @@ func FullNameEqualFold(v string) predicate.User {
 // FullNameContainsFold applies the ContainsFold predicate on the "full_name" field.
 func FullNameContainsFold(v string) predicate.User {
 	return predicate.User(sql.FieldContainsFold(FieldFullName, v))
+}
+
+// CollegeEQ applies the EQ predicate on the "college" field.
+func CollegeEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldCollege, v))
+}
+
+// CollegeNEQ applies the NEQ predicate on the "college" field.
+func CollegeNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldCollege, v))
+}
+
+// CollegeIn applies the In predicate on the "college" field.
+func CollegeIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldCollege, vs...))
+}
+
+// CollegeNotIn applies the NotIn predicate on the "college" field.
+func CollegeNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldCollege, vs...))
+}
+
+// CollegeGT applies the GT predicate on the "college" field.
+func CollegeGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldCollege, v))
+}
+
+// CollegeGTE applies the GTE predicate on the "college" field.
+func CollegeGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldCollege, v))
+}
+
+// CollegeLT applies the LT predicate on the "college" field.
+func CollegeLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldCollege, v))
+}
+
+// CollegeLTE applies the LTE predicate on the "college" field.
+func CollegeLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldCollege, v))
+}
+
+// CollegeContains applies the Contains predicate on the "college" field.
+func CollegeContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldCollege, v))
+}
+
+// CollegeHasPrefix applies the HasPrefix predicate on the "college" field.
+func CollegeHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldCollege, v))
+}
+
+// CollegeHasSuffix applies the HasSuffix predicate on the "college" field.
+func CollegeHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldCollege, v))
+}
+
+// CollegeEqualFold applies the EqualFold predicate on the "college" field.
+func CollegeEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldCollege, v))
+}
+
+// CollegeContainsFold applies the ContainsFold predicate on the "college" field.
+func CollegeContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldCollege, v))
+}
+
+// DepartmentEQ applies the EQ predicate on the "department" field.
+func DepartmentEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldDepartment, v))
+}
+
+// DepartmentNEQ applies the NEQ predicate on the "department" field.
+func DepartmentNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldDepartment, v))
+}
+
+// DepartmentIn applies the In predicate on the "department" field.
+func DepartmentIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldDepartment, vs...))
+}
+
+// DepartmentNotIn applies the NotIn predicate on the "department" field.
+func DepartmentNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldDepartment, vs...))
+}
+
+// DepartmentGT applies the GT predicate on the "department" field.
+func DepartmentGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldDepartment, v))
+}
+
+// DepartmentGTE applies the GTE predicate on the "department" field.
+func DepartmentGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldDepartment, v))
+}
+
+// DepartmentLT applies the LT predicate on the "department" field.
+func DepartmentLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldDepartment, v))
+}
+
+// DepartmentLTE applies the LTE predicate on the "department" field.
+func DepartmentLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldDepartment, v))
+}
+
+// DepartmentContains applies the Contains predicate on the "department" field.
+func DepartmentContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldDepartment, v))
+}
+
+// DepartmentHasPrefix applies the HasPrefix predicate on the "department" field.
+func DepartmentHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldDepartment, v))
+}
+
+// DepartmentHasSuffix applies the HasSuffix predicate on the "department" field.
+func DepartmentHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldDepartment, v))
+}
+
+// DepartmentEqualFold applies the EqualFold predicate on the "department" field.
+func DepartmentEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldDepartment, v))
+}
+
+// DepartmentContainsFold applies the ContainsFold predicate on the "department" field.
+func DepartmentContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldDepartment, v))
+}
+
+// IntendedUseEQ applies the EQ predicate on the "intended_use" field.
+func IntendedUseEQ(v string) predicate.User {
+	return predicate.User(sql.FieldEQ(FieldIntendedUse, v))
+}
+
+// IntendedUseNEQ applies the NEQ predicate on the "intended_use" field.
+func IntendedUseNEQ(v string) predicate.User {
+	return predicate.User(sql.FieldNEQ(FieldIntendedUse, v))
+}
+
+// IntendedUseIn applies the In predicate on the "intended_use" field.
+func IntendedUseIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldIn(FieldIntendedUse, vs...))
+}
+
+// IntendedUseNotIn applies the NotIn predicate on the "intended_use" field.
+func IntendedUseNotIn(vs ...string) predicate.User {
+	return predicate.User(sql.FieldNotIn(FieldIntendedUse, vs...))
+}
+
+// IntendedUseGT applies the GT predicate on the "intended_use" field.
+func IntendedUseGT(v string) predicate.User {
+	return predicate.User(sql.FieldGT(FieldIntendedUse, v))
+}
+
+// IntendedUseGTE applies the GTE predicate on the "intended_use" field.
+func IntendedUseGTE(v string) predicate.User {
+	return predicate.User(sql.FieldGTE(FieldIntendedUse, v))
+}
+
+// IntendedUseLT applies the LT predicate on the "intended_use" field.
+func IntendedUseLT(v string) predicate.User {
+	return predicate.User(sql.FieldLT(FieldIntendedUse, v))
+}
+
+// IntendedUseLTE applies the LTE predicate on the "intended_use" field.
+func IntendedUseLTE(v string) predicate.User {
+	return predicate.User(sql.FieldLTE(FieldIntendedUse, v))
+}
+
+// IntendedUseContains applies the Contains predicate on the "intended_use" field.
+func IntendedUseContains(v string) predicate.User {
+	return predicate.User(sql.FieldContains(FieldIntendedUse, v))
+}
+
+// IntendedUseHasPrefix applies the HasPrefix predicate on the "intended_use" field.
+func IntendedUseHasPrefix(v string) predicate.User {
+	return predicate.User(sql.FieldHasPrefix(FieldIntendedUse, v))
+}
+
+// IntendedUseHasSuffix applies the HasSuffix predicate on the "intended_use" field.
+func IntendedUseHasSuffix(v string) predicate.User {
+	return predicate.User(sql.FieldHasSuffix(FieldIntendedUse, v))
+}
+
+// IntendedUseEqualFold applies the EqualFold predicate on the "intended_use" field.
+func IntendedUseEqualFold(v string) predicate.User {
+	return predicate.User(sql.FieldEqualFold(FieldIntendedUse, v))
+}
+
+// IntendedUseContainsFold applies the ContainsFold predicate on the "intended_use" field.
+func IntendedUseContainsFold(v string) predicate.User {
+	return predicate.User(sql.FieldContainsFold(FieldIntendedUse, v))
 }
 
 // IsActiveEQ applies the EQ predicate on the "is_active" field.
@@ -962,6 +1172,29 @@ func HasSessions() predicate.User {
 func HasSessionsWith(preds ...predicate.Session) predicate.User {
 	return predicate.User(func(s *sql.Selector) {
 		step := newSessionsStep()
+		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
+			for _, p := range preds {
+				p(s)
+			}
+		})
+	})
+}
+
+// HasServiceKeyRequests applies the HasEdge predicate on the "service_key_requests" edge.
+func HasServiceKeyRequests() predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := sqlgraph.NewStep(
+			sqlgraph.From(Table, FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, ServiceKeyRequestsTable, ServiceKeyRequestsColumn),
+		)
+		sqlgraph.HasNeighbors(s, step)
+	})
+}
+
+// HasServiceKeyRequestsWith applies the HasEdge predicate on the "service_key_requests" edge with a given conditions (other predicates).
+func HasServiceKeyRequestsWith(preds ...predicate.ServiceKeyRequest) predicate.User {
+	return predicate.User(func(s *sql.Selector) {
+		step := newServiceKeyRequestsStep()
 		sqlgraph.HasNeighborsWith(s, step, func(s *sql.Selector) {
 			for _, p := range preds {
 				p(s)

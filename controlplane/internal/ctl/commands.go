@@ -46,6 +46,7 @@ var (
 	groupCols   = []string{"id", "name", "is_admin", "is_auditor", "token_budget", "rpm_limit", "scheduler_weight", "max_api_keys", "user_count"}
 	keyCols     = []string{"id", "username", "name", "key_prefix", "status", "expires_at", "is_service"}
 	quotaCols   = []string{"id", "username", "requested_tokens", "status", "granted_tokens", "justification"}
+	skrCols     = []string{"id", "username", "service_name", "status", "api_key_id", "justification"}
 )
 
 var resources = []resource{
@@ -88,10 +89,15 @@ var resources = []resource{
 		{verb: "create", short: "Mint a key for a user (the full key is shown once)", method: identity + "CreateAPIKey", arg: "user_id", req: msg[adminv1.CreateAPIKeyRequest](), resp: msg[adminv1.CreateAPIKeyResponse]()},
 		{verb: "revoke", short: "Revoke a key", method: identity + "RevokeAPIKey", arg: "id", req: msg[adminv1.RevokeAPIKeyRequest](), resp: msg[adminv1.RevokeAPIKeyResponse](), one: "api_key", cols: keyCols},
 		{verb: "renew", short: "Give a key a new expiry", method: identity + "RenewAPIKey", arg: "id", req: msg[adminv1.RenewAPIKeyRequest](), resp: msg[adminv1.RenewAPIKeyResponse](), one: "api_key", cols: keyCols},
+		{verb: "delete", short: "Revoke a key everywhere and delete it", method: identity + "DeleteAPIKey", arg: "id", req: msg[adminv1.DeleteAPIKeyRequest](), resp: msg[adminv1.DeleteAPIKeyResponse]()},
 	}},
 	{name: "quota-requests", short: "Quota-increase requests", aliases: []string{"quota-request", "qr"}, ops: []op{
 		{verb: "list", short: "List requests (pending unless --status)", method: identity + "ListQuotaRequests", req: msg[adminv1.ListQuotaRequestsRequest](), resp: msg[adminv1.ListQuotaRequestsResponse](), list: "quota_requests", cols: quotaCols},
 		{verb: "review", short: "Approve (--approved) or deny a request", method: identity + "ReviewQuotaRequest", arg: "id", req: msg[adminv1.ReviewQuotaRequestRequest](), resp: msg[adminv1.ReviewQuotaRequestResponse](), one: "quota_request", cols: quotaCols},
+	}},
+	{name: "service-key-requests", short: "Service-key requests", aliases: []string{"service-key-request", "skr"}, ops: []op{
+		{verb: "list", short: "List requests (pending unless --status)", method: identity + "ListServiceKeyRequests", req: msg[adminv1.ListServiceKeyRequestsRequest](), resp: msg[adminv1.ListServiceKeyRequestsResponse](), list: "service_key_requests", cols: skrCols},
+		{verb: "review", short: "Approve (--approved) or deny a request; the requester collects the key", method: identity + "ReviewServiceKeyRequest", arg: "id", req: msg[adminv1.ReviewServiceKeyRequestRequest](), resp: msg[adminv1.ReviewServiceKeyRequestResponse](), one: "service_key_request", cols: skrCols},
 	}},
 }
 

@@ -121,7 +121,7 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	assert.Equal(t, "lab", group.Group.Name)
 
 	out = run("users", "create", "--username", "ada", "--email", "ada@example.edu", "--password", "correct horse battery",
-		"--group-id", group.Group.ID)
+		"--group-id", group.Group.ID, "--college", "Engineering", "--department", "Physics", "--intended-use", "thesis")
 	assert.Regexp(t, `(?m)^\d+\s+ada\s+ada@example.edu\s+lab\s+true`, out)
 	var users struct {
 		Users []struct{ ID, Username string }
@@ -142,6 +142,23 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	assert.NotContains(t, out, made.FullKey, "lists never show a key")
 	out = run("keys", "revoke", made.APIKey.ID)
 	assert.Contains(t, out, "revoked")
+	run("keys", "delete", made.APIKey.ID)
+	assert.NotContains(t, run("keys", "list", "--user-id", userID), " ci ", "deleted")
+	_, errOut, code := ctl(t, env, "keys", "delete", made.APIKey.ID)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "NotFound: ")
+
+	var profile struct {
+		User struct{ College, Department, IntendedUse string }
+	}
+	require.NoError(t, json.Unmarshal([]byte(run("users", "update", userID, "--department", "Chemistry", "-o", "json")), &profile))
+	assert.Equal(t, "Engineering", profile.User.College)
+	assert.Equal(t, "Chemistry", profile.User.Department)
+
+	assert.Regexp(t, `^ID\s+USERNAME\s+SERVICE_NAME\s+STATUS`, run("service-key-requests", "list", "--status", "all"))
+	_, errOut, code = ctl(t, env, "service-key-requests", "review", "999", "--approved")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "NotFound: ")
 
 	var asYAML map[string]any
 	require.NoError(t, yaml.Unmarshal([]byte(run("users", "update", userID, "--is-active=false", "-o", "yaml")), &asYAML))
@@ -156,7 +173,7 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	assert.Contains(t, run("queue"), "total_waiting")
 	run("decisions", "--limit", "5")
 
-	_, errOut, code := ctl(t, env, "groups", "delete", group.Group.ID)
+	_, errOut, code = ctl(t, env, "groups", "delete", group.Group.ID)
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "Aborted: ")
 	assert.Contains(t, errOut, "move them to another group first")

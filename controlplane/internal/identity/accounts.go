@@ -27,6 +27,11 @@ type AccountStore interface {
 	CreateQuotaRequest(ctx context.Context, userID, tokens int64, justification string) (store.QuotaRequest, error)
 	ListQuotaRequests(ctx context.Context, f store.QuotaRequestFilter) ([]store.QuotaRequest, error)
 	ReviewQuotaRequest(ctx context.Context, id int64, rv store.QuotaReview) (store.QuotaRequest, error)
+	DeleteAPIKey(ctx context.Context, id int64) (store.APIKey, error)
+	CreateServiceKeyRequest(ctx context.Context, userID int64, serviceName, justification string) (store.ServiceKeyRequest, error)
+	ListServiceKeyRequests(ctx context.Context, f store.ServiceKeyRequestFilter) ([]store.ServiceKeyRequest, error)
+	ReviewServiceKeyRequest(ctx context.Context, id int64, rv store.ServiceKeyReview) (store.ServiceKeyRequest, error)
+	CollectServiceKey(ctx context.Context, id, userID int64, spec store.APIKeySpec, at time.Time) (store.ServiceKeyRequest, store.APIKey, error)
 	CreateSession(ctx context.Context, s store.Session) (store.Session, error)
 	SessionByDigest(ctx context.Context, sha256hex string) (store.SessionRecord, error)
 	TouchSession(ctx context.Context, id int64, at time.Time) error
@@ -60,6 +65,9 @@ type Accounts struct {
 	// dummyHash is verified for unknown and passwordless users, so that a
 	// failed sign-in costs the same whatever the reason.
 	dummyHash string
+	// verifyPassword checks a password against a PHC string: verifyArgon2id,
+	// replaced in tests to observe the work every sign-in does.
+	verifyPassword func(encoded, secret string) (bool, error)
 }
 
 // NewAccounts returns the account manager over svc and st.
@@ -75,6 +83,8 @@ func NewAccounts(svc *Service, st AccountStore, opts AccountOptions) (*Accounts,
 		absolute:  orDefault(opts.SessionAbsolute, 7*24*time.Hour),
 		throttle:  newThrottle(orDefault(opts.LoginAttempts, 15), orDefault(opts.LoginWindow, 300*time.Second)),
 		dummyHash: dummy,
+
+		verifyPassword: verifyArgon2id,
 	}, nil
 }
 

@@ -113,24 +113,33 @@ const quotaStatusAll = "all"
 
 // ListQuotaRequests lists quota requests, pending ones by default.
 func (a *AdminServer) ListQuotaRequests(ctx context.Context, req *adminv1.ListQuotaRequestsRequest) (*adminv1.ListQuotaRequestsResponse, error) {
-	f := store.QuotaRequestFilter{UserID: req.GetUserId(), Status: req.GetStatus()}
-	switch f.Status {
-	case "":
-		f.Status = store.QuotaRequestPending
-	case quotaStatusAll:
-		f.Status = ""
-	case store.QuotaRequestPending, store.QuotaRequestApproved, store.QuotaRequestDenied:
-	default:
-		return nil, invalidf("status %q is not one of pending, approved, denied, all", f.Status)
+	st, err := requestFilter(req.GetStatus(), req.GetUserId())
+	if err != nil {
+		return nil, err
 	}
-	if f.UserID < 0 {
-		return nil, invalidError("user_id must not be negative")
-	}
-	reqs, err := a.acct.ListQuotaRequests(ctx, f)
+	reqs, err := a.acct.ListQuotaRequests(ctx, store.QuotaRequestFilter{UserID: req.GetUserId(), Status: st})
 	if err != nil {
 		return nil, err
 	}
 	return &adminv1.ListQuotaRequestsResponse{QuotaRequests: quotaRequestsToProto(reqs)}, nil
+}
+
+// requestFilter checks the filter of a request listing (quota or service-key)
+// and returns the stored status to match: pending when none is given, every
+// status for "all".
+func requestFilter(st string, userID int64) (string, error) {
+	if userID < 0 {
+		return "", invalidError("user_id must not be negative")
+	}
+	switch st {
+	case "":
+		return store.QuotaRequestPending, nil
+	case quotaStatusAll:
+		return "", nil
+	case store.QuotaRequestPending, store.QuotaRequestApproved, store.QuotaRequestDenied:
+		return st, nil
+	}
+	return "", invalidf("status %q is not one of pending, approved, denied, all", st)
 }
 
 // ReviewQuotaRequest approves or denies a pending request.

@@ -71,6 +71,7 @@ func (a *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 	checks := []error{
 		validateUsername(req.GetUsername()), validateEmail(req.GetEmail()),
 		validatePassword(req.GetPassword()), validateFullName(req.GetFullName()),
+		validateProfile(&req.College, &req.Department, &req.IntendedUse),
 	}
 	if req.GetGroupId() <= 0 {
 		checks = append(checks, errors.New("group_id is required"))
@@ -78,7 +79,10 @@ func (a *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 	if err := firstInvalid(checks...); err != nil {
 		return nil, err
 	}
-	u, err := a.svc.CreateUser(ctx, req.GetUsername(), req.GetEmail(), req.GetPassword(), req.GetGroupId(), req.GetFullName())
+	u, err := a.svc.CreateLocalUser(ctx, LocalUser{
+		Username: req.GetUsername(), Email: req.GetEmail(), Password: req.GetPassword(), GroupID: req.GetGroupId(),
+		FullName: req.GetFullName(), College: req.GetCollege(), Department: req.GetDepartment(), IntendedUse: req.GetIntendedUse(),
+	})
 	if err != nil {
 		return nil, serviceErr(err)
 	}
@@ -132,6 +136,9 @@ func (a *AdminServer) UpdateUser(ctx context.Context, req *adminv1.UpdateUserReq
 	p := store.UserPatch{
 		GroupID:        req.GroupId,
 		FullName:       req.FullName,
+		College:        req.College,
+		Department:     req.Department,
+		IntendedUse:    req.IntendedUse,
 		IsActive:       req.IsActive,
 		RPMLimit:       intOf(req.RpmLimit),
 		WeightOverride: intOf(req.WeightOverride),
@@ -147,7 +154,8 @@ func (a *AdminServer) UpdateUser(ctx context.Context, req *adminv1.UpdateUserReq
 	if p.FullName != nil {
 		checks = append(checks, validateFullName(*p.FullName))
 	}
-	checks = append(checks, validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget))
+	checks = append(checks, validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget),
+		validateProfile(p.College, p.Department, p.IntendedUse))
 	for _, name := range req.GetClear() {
 		var set bool
 		switch name {
@@ -242,6 +250,17 @@ func (a *AdminServer) RevokeAPIKey(ctx context.Context, req *adminv1.RevokeAPIKe
 	return &adminv1.RevokeAPIKeyResponse{ApiKey: a.keyToProto(k)}, nil
 }
 
+// DeleteAPIKey revokes a key on every data plane and deletes it.
+func (a *AdminServer) DeleteAPIKey(ctx context.Context, req *adminv1.DeleteAPIKeyRequest) (*adminv1.DeleteAPIKeyResponse, error) {
+	if req.GetId() <= 0 {
+		return nil, firstInvalid(errors.New("id is required"))
+	}
+	if _, err := a.acct.DeleteKey(ctx, req.GetId()); err != nil {
+		return nil, err
+	}
+	return &adminv1.DeleteAPIKeyResponse{}, nil
+}
+
 // ErrInvalidArgument refuses a malformed admin or account call; the refusal's
 // own message names the field. The server's error table maps it to
 // InvalidArgument.
@@ -332,6 +351,9 @@ func userToProto(u store.User) *adminv1.User {
 		Username:       u.Username,
 		Email:          u.Email,
 		FullName:       u.FullName,
+		College:        u.College,
+		Department:     u.Department,
+		IntendedUse:    u.IntendedUse,
 		GroupId:        u.GroupID,
 		GroupName:      u.GroupName,
 		IsActive:       u.IsActive && u.DeletedAt == nil,

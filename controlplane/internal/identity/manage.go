@@ -124,22 +124,40 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 	return k, nil
 }
 
-// CreateUser creates an active local user with an Argon2id-hashed password of at
-// least 8 characters. A taken username or email is store.ErrConflict, an unknown
-// group store.ErrNotFound, bad input store.ErrInvalid.
+// CreateUser creates an active local user without profile fields; see
+// CreateLocalUser.
 func (s *Service) CreateUser(ctx context.Context, username, email, password string, groupID int64, fullName string) (store.User, error) {
-	op := fmt.Sprintf("create user %q", username)
-	for _, err := range []error{validateUsername(username), validateEmail(email), validatePassword(password), validateFullName(fullName)} {
+	return s.CreateLocalUser(ctx, LocalUser{Username: username, Email: email, Password: password, GroupID: groupID, FullName: fullName})
+}
+
+// LocalUser describes a new local account.
+type LocalUser struct {
+	Username, Email, Password string
+	GroupID                   int64
+	// Profile fields, all optional.
+	FullName, College, Department, IntendedUse string
+}
+
+// CreateLocalUser creates an active local user with an Argon2id-hashed password
+// of at least 8 characters. A taken username or email is store.ErrConflict, an
+// unknown group store.ErrNotFound, bad input store.ErrInvalid.
+func (s *Service) CreateLocalUser(ctx context.Context, lu LocalUser) (store.User, error) {
+	op := fmt.Sprintf("create user %q", lu.Username)
+	for _, err := range []error{
+		validateUsername(lu.Username), validateEmail(lu.Email), validatePassword(lu.Password), validateFullName(lu.FullName),
+		validateProfile(&lu.College, &lu.Department, &lu.IntendedUse),
+	} {
 		if err != nil {
 			return store.User{}, invalidInput(op, err)
 		}
 	}
-	h, err := s.hash(ctx, password, s.pwParams)
+	h, err := s.hash(ctx, lu.Password, s.pwParams)
 	if err != nil {
 		return store.User{}, fmt.Errorf("%s: %w", op, err)
 	}
 	u, err := s.st.CreateUser(ctx, store.UserSpec{
-		Username: username, Email: email, PasswordHash: h, FullName: fullName, GroupID: groupID,
+		Username: lu.Username, Email: lu.Email, PasswordHash: h, FullName: lu.FullName, GroupID: lu.GroupID,
+		College: lu.College, Department: lu.Department, IntendedUse: lu.IntendedUse,
 	})
 	if err != nil {
 		return store.User{}, err
@@ -154,7 +172,10 @@ func (s *Service) CreateUser(ctx context.Context, username, email, password stri
 // store.ErrInvalid.
 func (s *Service) UpdateUser(ctx context.Context, id int64, p store.UserPatch) (store.User, error) {
 	op := fmt.Sprintf("update user %d", id)
-	checks := []error{validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget)}
+	checks := []error{
+		validateRPMLimit(p.RPMLimit), validateWeight(p.WeightOverride), validateTokenBudget(p.TokenBudget),
+		validateProfile(p.College, p.Department, p.IntendedUse),
+	}
 	if p.FullName != nil {
 		checks = append(checks, validateFullName(*p.FullName))
 	}

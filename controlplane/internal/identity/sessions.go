@@ -89,7 +89,7 @@ func (a *Accounts) PasswordLogin(ctx context.Context, req LoginRequest) (Session
 	if err := a.svc.acquireHash(ctx); err != nil {
 		return Session{}, err
 	}
-	match, _ := verifyArgon2id(hash, req.Password)
+	match, _ := a.verifyPassword(hash, req.Password)
 	a.svc.releaseHash()
 	ok := match && lookupErr == nil && u.PasswordHash != "" && u.IsActive && u.DeletedAt == nil
 	if !ok {

@@ -55,6 +55,26 @@ func validateFullName(n string) error {
 	return nil
 }
 
+// Limits of the profile fields, in bytes.
+const (
+	maxProfileFieldLen = 255
+	maxIntendedUseLen  = 2000
+)
+
+// validateProfile checks the optional profile fields; nil ones are not checked.
+func validateProfile(college, department, intendedUse *string) error {
+	for _, f := range []struct {
+		name string
+		v    *string
+		max  int
+	}{{"college", college, maxProfileFieldLen}, {"department", department, maxProfileFieldLen}, {"intended_use", intendedUse, maxIntendedUseLen}} {
+		if f.v != nil && (len(*f.v) > f.max || !utf8.ValidString(*f.v)) {
+			return fmt.Errorf("%s must be valid UTF-8 of at most %d bytes", f.name, f.max)
+		}
+	}
+	return nil
+}
+
 func validateKeyName(n string) error {
 	if strings.TrimSpace(n) == "" || len(n) > maxKeyNameLen || !utf8.ValidString(n) {
 		return fmt.Errorf("name must be 1 to %d characters", maxKeyNameLen)

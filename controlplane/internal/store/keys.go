@@ -200,6 +200,25 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id int64) (APIKey, error) {
 	return k, nil
 }
 
+// DeleteAPIKey removes a key and returns it as it was, so that the caller can
+// announce its revocation. An unknown key is ErrNotFound.
+func (s *Store) DeleteAPIKey(ctx context.Context, id int64) (APIKey, error) {
+	op := fmt.Sprintf("delete API key %d", id)
+	var out APIKey
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		k, err := tx.APIKey.Query().Where(apikey.ID(int(id))).WithUser().Only(ctx)
+		if err != nil {
+			return err
+		}
+		out = toAPIKey(k)
+		return tx.APIKey.DeleteOneID(k.ID).Exec(ctx)
+	})
+	if err != nil {
+		return APIKey{}, dbErr(op, err)
+	}
+	return out, nil
+}
+
 // ExpireKeys marks active keys whose expiry is at or before now as expired and
 // returns how many it changed.
 func (s *Store) ExpireKeys(ctx context.Context, now time.Time) (int, error) {

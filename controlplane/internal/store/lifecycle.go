@@ -9,6 +9,7 @@ import (
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
@@ -87,6 +88,9 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) (UserDeletion, error) 
 			return err
 		}
 		if _, err := tx.QuotaRequest.Delete().Where(quotarequest.UserID(u.ID)).Exec(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.ServiceKeyRequest.Delete().Where(servicekeyrequest.UserID(u.ID)).Exec(ctx); err != nil {
 			return err
 		}
 		if _, err := tx.APIKey.Delete().Where(apikey.UserID(u.ID)).Exec(ctx); err != nil {

@@ -34,6 +34,7 @@ func runSuite(t *testing.T, open opener) {
 		{"APIKeys", testAPIKeys},
 		{"RevokeAndExpire", testRevokeAndExpire},
 		{"RecordKeyUse", testRecordKeyUse},
+		{"ServiceKeyRequests", testServiceKeyRequests},
 		{"QuotaUsage", testQuotaUsage},
 		{"UpdateGroup", testUpdateGroup},
 		{"GroupLifecycle", testGroupLifecycle},

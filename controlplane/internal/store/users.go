@@ -20,9 +20,13 @@ type User struct {
 	// expose it.
 	PasswordHash string
 	FullName     string
-	IsActive     bool
-	GroupID      int64
-	GroupName    string
+	// College, Department and IntendedUse are the reference's profile fields.
+	College     string
+	Department  string
+	IntendedUse string
+	IsActive    bool
+	GroupID     int64
+	GroupName   string
 	// RPMLimit overrides the group's requests per minute when not nil.
 	RPMLimit *int
 	// WeightOverride overrides the group's scheduler weight when not nil.
@@ -46,6 +50,9 @@ type UserSpec struct {
 	Email        string
 	PasswordHash string
 	FullName     string
+	College      string
+	Department   string
+	IntendedUse  string
 	GroupID      int64
 	// Inactive creates the user disabled.
 	Inactive       bool
@@ -61,9 +68,12 @@ type UserSpec struct {
 // override can be set (a non-nil value) or cleared back to the group's value (its
 // Clear flag), not both.
 type UserPatch struct {
-	GroupID  *int64
-	FullName *string
-	IsActive *bool
+	GroupID     *int64
+	FullName    *string
+	College     *string
+	Department  *string
+	IntendedUse *string
+	IsActive    *bool
 
 	RPMLimit            *int
 	ClearRPMLimit       bool
@@ -77,7 +87,8 @@ type UserPatch struct {
 type UserFilter struct {
 	// GroupID limits the list to one group when not 0.
 	GroupID int64
-	// Search matches username, email or full name, case-insensitively.
+	// Search matches username, email, full name, college or department,
+	// case-insensitively.
 	Search string
 	Skip   int
 	// Limit is the page size: 0 means 100, at most 1000.
@@ -102,6 +113,9 @@ func (s *Store) CreateUser(ctx context.Context, spec UserSpec) (User, error) {
 		SetUsername(spec.Username).
 		SetEmail(spec.Email).
 		SetFullName(spec.FullName).
+		SetCollege(spec.College).
+		SetDepartment(spec.Department).
+		SetIntendedUse(spec.IntendedUse).
 		SetIsActive(!spec.Inactive).
 		SetGroupID(g.ID).
 		SetNillableRpmLimit(spec.RPMLimit).
@@ -160,6 +174,8 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 			user.UsernameContainsFold(q),
 			user.EmailContainsFold(q),
 			user.FullNameContainsFold(q),
+			user.CollegeContainsFold(q),
+			user.DepartmentContainsFold(q),
 		))
 	}
 	total, err := s.client.User.Query().Where(where...).Count(ctx)
@@ -223,6 +239,9 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, er
 	}
 	u := s.client.User.UpdateOneID(int(id)).
 		SetNillableFullName(p.FullName).
+		SetNillableCollege(p.College).
+		SetNillableDepartment(p.Department).
+		SetNillableIntendedUse(p.IntendedUse).
 		SetNillableIsActive(p.IsActive).
 		SetNillableRpmLimit(p.RPMLimit).
 		SetNillableWeightOverride(p.WeightOverride).
@@ -268,6 +287,9 @@ func toUser(u *ent.User) User {
 		Email:          u.Email,
 		PasswordHash:   u.PasswordHash,
 		FullName:       u.FullName,
+		College:        u.College,
+		Department:     u.Department,
+		IntendedUse:    u.IntendedUse,
 		IsActive:       u.IsActive,
 		GroupID:        int64(u.GroupID),
 		RPMLimit:       intPtr(u.RpmLimit),

@@ -783,6 +783,294 @@ func (x *ListMyQuotaRequestsResponse) GetQuotaRequests() []*v1.QuotaRequest {
 	return nil
 }
 
+// CreateServiceKeyRequestRequest describes the request.
+type CreateServiceKeyRequestRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The service the key is for; 1 to 100 characters.
+	ServiceName string `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	// Why; 1 to 2000 characters.
+	Justification string `protobuf:"bytes,2,opt,name=justification,proto3" json:"justification,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateServiceKeyRequestRequest) Reset() {
+	*x = CreateServiceKeyRequestRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceKeyRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceKeyRequestRequest) ProtoMessage() {}
+
+func (x *CreateServiceKeyRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceKeyRequestRequest.ProtoReflect.Descriptor instead.
+func (*CreateServiceKeyRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CreateServiceKeyRequestRequest) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *CreateServiceKeyRequestRequest) GetJustification() string {
+	if x != nil {
+		return x.Justification
+	}
+	return ""
+}
+
+// CreateServiceKeyRequestResponse holds the filed request.
+type CreateServiceKeyRequestResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ServiceKeyRequest *v1.ServiceKeyRequest  `protobuf:"bytes,1,opt,name=service_key_request,json=serviceKeyRequest,proto3" json:"service_key_request,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CreateServiceKeyRequestResponse) Reset() {
+	*x = CreateServiceKeyRequestResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateServiceKeyRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateServiceKeyRequestResponse) ProtoMessage() {}
+
+func (x *CreateServiceKeyRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateServiceKeyRequestResponse.ProtoReflect.Descriptor instead.
+func (*CreateServiceKeyRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *CreateServiceKeyRequestResponse) GetServiceKeyRequest() *v1.ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequest
+	}
+	return nil
+}
+
+// ListMyServiceKeyRequestsRequest is empty.
+type ListMyServiceKeyRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMyServiceKeyRequestsRequest) Reset() {
+	*x = ListMyServiceKeyRequestsRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyServiceKeyRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyServiceKeyRequestsRequest) ProtoMessage() {}
+
+func (x *ListMyServiceKeyRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyServiceKeyRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListMyServiceKeyRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{18}
+}
+
+// ListMyServiceKeyRequestsResponse holds the caller's requests, newest first.
+type ListMyServiceKeyRequestsResponse struct {
+	state              protoimpl.MessageState  `protogen:"open.v1"`
+	ServiceKeyRequests []*v1.ServiceKeyRequest `protobuf:"bytes,1,rep,name=service_key_requests,json=serviceKeyRequests,proto3" json:"service_key_requests,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListMyServiceKeyRequestsResponse) Reset() {
+	*x = ListMyServiceKeyRequestsResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMyServiceKeyRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMyServiceKeyRequestsResponse) ProtoMessage() {}
+
+func (x *ListMyServiceKeyRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMyServiceKeyRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListMyServiceKeyRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListMyServiceKeyRequestsResponse) GetServiceKeyRequests() []*v1.ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequests
+	}
+	return nil
+}
+
+// CollectServiceKeyRequest names one of the caller's approved requests.
+type CollectServiceKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectServiceKeyRequest) Reset() {
+	*x = CollectServiceKeyRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectServiceKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectServiceKeyRequest) ProtoMessage() {}
+
+func (x *CollectServiceKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectServiceKeyRequest.ProtoReflect.Descriptor instead.
+func (*CollectServiceKeyRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CollectServiceKeyRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// CollectServiceKeyResponse holds the key, with its secret shown this once.
+type CollectServiceKeyResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ApiKey            *v1.APIKey             `protobuf:"bytes,1,opt,name=api_key,json=apiKey,proto3" json:"api_key,omitempty"`
+	FullKey           string                 `protobuf:"bytes,2,opt,name=full_key,json=fullKey,proto3" json:"full_key,omitempty"`
+	ServiceKeyRequest *v1.ServiceKeyRequest  `protobuf:"bytes,3,opt,name=service_key_request,json=serviceKeyRequest,proto3" json:"service_key_request,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CollectServiceKeyResponse) Reset() {
+	*x = CollectServiceKeyResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectServiceKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectServiceKeyResponse) ProtoMessage() {}
+
+func (x *CollectServiceKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectServiceKeyResponse.ProtoReflect.Descriptor instead.
+func (*CollectServiceKeyResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CollectServiceKeyResponse) GetApiKey() *v1.APIKey {
+	if x != nil {
+		return x.ApiKey
+	}
+	return nil
+}
+
+func (x *CollectServiceKeyResponse) GetFullKey() string {
+	if x != nil {
+		return x.FullKey
+	}
+	return ""
+}
+
+func (x *CollectServiceKeyResponse) GetServiceKeyRequest() *v1.ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequest
+	}
+	return nil
+}
+
 var File_mindrouter_account_v1_account_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
@@ -824,7 +1112,21 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\rquota_request\x18\x01 \x01(\v2!.mindrouter.admin.v1.QuotaRequestR\fquotaRequest\"\x1c\n" +
 	"\x1aListMyQuotaRequestsRequest\"g\n" +
 	"\x1bListMyQuotaRequestsResponse\x12H\n" +
-	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests2\xe9\t\n" +
+	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"i\n" +
+	"\x1eCreateServiceKeyRequestRequest\x12!\n" +
+	"\fservice_name\x18\x01 \x01(\tR\vserviceName\x12$\n" +
+	"\rjustification\x18\x02 \x01(\tR\rjustification\"y\n" +
+	"\x1fCreateServiceKeyRequestResponse\x12V\n" +
+	"\x13service_key_request\x18\x01 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"!\n" +
+	"\x1fListMyServiceKeyRequestsRequest\"|\n" +
+	" ListMyServiceKeyRequestsResponse\x12X\n" +
+	"\x14service_key_requests\x18\x01 \x03(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x12serviceKeyRequests\"*\n" +
+	"\x18CollectServiceKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"\xc4\x01\n" +
+	"\x19CollectServiceKeyResponse\x124\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\x12\x19\n" +
+	"\bfull_key\x18\x02 \x01(\tR\afullKey\x12V\n" +
+	"\x13service_key_request\x18\x03 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest2\xb7\x0e\n" +
 	"\x0eAccountService\x12r\n" +
 	"\x06WhoAmI\x12$.mindrouter.account.v1.WhoAmIRequest\x1a%.mindrouter.account.v1.WhoAmIResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/account/whoami\x12\x93\x01\n" +
 	"\rListMyAPIKeys\x12+.mindrouter.account.v1.ListMyAPIKeysRequest\x1a,.mindrouter.account.v1.ListMyAPIKeysResponse\"'\x82\xd3\xe4\x93\x02!b\bapi_keys\x12\x15/api/account/api-keys\x12\x8f\x01\n" +
@@ -833,7 +1135,10 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x0eRevokeMyAPIKey\x12,.mindrouter.account.v1.RevokeMyAPIKeyRequest\x1a-.mindrouter.account.v1.RevokeMyAPIKeyResponse\"2\x82\xd3\xe4\x93\x02,b\aapi_key\"!/api/account/api-keys/{id}/revoke\x12\x8f\x01\n" +
 	"\x0eChangePassword\x12,.mindrouter.account.v1.ChangePasswordRequest\x1a-.mindrouter.account.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/account/password\x12\xb0\x01\n" +
 	"\x12CreateQuotaRequest\x120.mindrouter.account.v1.CreateQuotaRequestRequest\x1a1.mindrouter.account.v1.CreateQuotaRequestResponse\"5\x82\xd3\xe4\x93\x02/:\x01*b\rquota_request\"\x1b/api/account/quota-requests\x12\xb1\x01\n" +
-	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requestsB\xf2\x01\n" +
+	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requests\x12\xcb\x01\n" +
+	"\x17CreateServiceKeyRequest\x125.mindrouter.account.v1.CreateServiceKeyRequestRequest\x1a6.mindrouter.account.v1.CreateServiceKeyRequestResponse\"A\x82\xd3\xe4\x93\x02;:\x01*b\x13service_key_request\"!/api/account/service-key-requests\x12\xcc\x01\n" +
+	"\x18ListMyServiceKeyRequests\x126.mindrouter.account.v1.ListMyServiceKeyRequestsRequest\x1a7.mindrouter.account.v1.ListMyServiceKeyRequestsResponse\"?\x82\xd3\xe4\x93\x029b\x14service_key_requests\x12!/api/account/service-key-requests\x12\xae\x01\n" +
+	"\x11CollectServiceKey\x12/.mindrouter.account.v1.CollectServiceKeyRequest\x1a0.mindrouter.account.v1.CollectServiceKeyResponse\"6\x82\xd3\xe4\x93\x020\"./api/account/service-key-requests/{id}/collectB\xf2\x01\n" +
 	"\x19com.mindrouter.account.v1B\x13AccountServiceProtoP\x01ZJgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1;accountv1\xa2\x02\x03MAX\xaa\x02\x15Mindrouter.Account.V1\xca\x02\x15Mindrouter\\Account\\V1\xe2\x02!Mindrouter\\Account\\V1\\GPBMetadata\xea\x02\x17Mindrouter::Account::V1b\x06proto3"
 
 var (
@@ -848,59 +1153,76 @@ func file_mindrouter_account_v1_account_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_account_v1_account_service_proto_rawDescData
 }
 
-var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
-	(*WhoAmIRequest)(nil),               // 0: mindrouter.account.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),              // 1: mindrouter.account.v1.WhoAmIResponse
-	(*ListMyAPIKeysRequest)(nil),        // 2: mindrouter.account.v1.ListMyAPIKeysRequest
-	(*ListMyAPIKeysResponse)(nil),       // 3: mindrouter.account.v1.ListMyAPIKeysResponse
-	(*CreateMyAPIKeyRequest)(nil),       // 4: mindrouter.account.v1.CreateMyAPIKeyRequest
-	(*CreateMyAPIKeyResponse)(nil),      // 5: mindrouter.account.v1.CreateMyAPIKeyResponse
-	(*RenewMyAPIKeyRequest)(nil),        // 6: mindrouter.account.v1.RenewMyAPIKeyRequest
-	(*RenewMyAPIKeyResponse)(nil),       // 7: mindrouter.account.v1.RenewMyAPIKeyResponse
-	(*RevokeMyAPIKeyRequest)(nil),       // 8: mindrouter.account.v1.RevokeMyAPIKeyRequest
-	(*RevokeMyAPIKeyResponse)(nil),      // 9: mindrouter.account.v1.RevokeMyAPIKeyResponse
-	(*ChangePasswordRequest)(nil),       // 10: mindrouter.account.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),      // 11: mindrouter.account.v1.ChangePasswordResponse
-	(*CreateQuotaRequestRequest)(nil),   // 12: mindrouter.account.v1.CreateQuotaRequestRequest
-	(*CreateQuotaRequestResponse)(nil),  // 13: mindrouter.account.v1.CreateQuotaRequestResponse
-	(*ListMyQuotaRequestsRequest)(nil),  // 14: mindrouter.account.v1.ListMyQuotaRequestsRequest
-	(*ListMyQuotaRequestsResponse)(nil), // 15: mindrouter.account.v1.ListMyQuotaRequestsResponse
-	(*v1.User)(nil),                     // 16: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil),       // 17: google.protobuf.Timestamp
-	(*v1.APIKey)(nil),                   // 18: mindrouter.admin.v1.APIKey
-	(*v1.QuotaRequest)(nil),             // 19: mindrouter.admin.v1.QuotaRequest
+	(*WhoAmIRequest)(nil),                    // 0: mindrouter.account.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                   // 1: mindrouter.account.v1.WhoAmIResponse
+	(*ListMyAPIKeysRequest)(nil),             // 2: mindrouter.account.v1.ListMyAPIKeysRequest
+	(*ListMyAPIKeysResponse)(nil),            // 3: mindrouter.account.v1.ListMyAPIKeysResponse
+	(*CreateMyAPIKeyRequest)(nil),            // 4: mindrouter.account.v1.CreateMyAPIKeyRequest
+	(*CreateMyAPIKeyResponse)(nil),           // 5: mindrouter.account.v1.CreateMyAPIKeyResponse
+	(*RenewMyAPIKeyRequest)(nil),             // 6: mindrouter.account.v1.RenewMyAPIKeyRequest
+	(*RenewMyAPIKeyResponse)(nil),            // 7: mindrouter.account.v1.RenewMyAPIKeyResponse
+	(*RevokeMyAPIKeyRequest)(nil),            // 8: mindrouter.account.v1.RevokeMyAPIKeyRequest
+	(*RevokeMyAPIKeyResponse)(nil),           // 9: mindrouter.account.v1.RevokeMyAPIKeyResponse
+	(*ChangePasswordRequest)(nil),            // 10: mindrouter.account.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),           // 11: mindrouter.account.v1.ChangePasswordResponse
+	(*CreateQuotaRequestRequest)(nil),        // 12: mindrouter.account.v1.CreateQuotaRequestRequest
+	(*CreateQuotaRequestResponse)(nil),       // 13: mindrouter.account.v1.CreateQuotaRequestResponse
+	(*ListMyQuotaRequestsRequest)(nil),       // 14: mindrouter.account.v1.ListMyQuotaRequestsRequest
+	(*ListMyQuotaRequestsResponse)(nil),      // 15: mindrouter.account.v1.ListMyQuotaRequestsResponse
+	(*CreateServiceKeyRequestRequest)(nil),   // 16: mindrouter.account.v1.CreateServiceKeyRequestRequest
+	(*CreateServiceKeyRequestResponse)(nil),  // 17: mindrouter.account.v1.CreateServiceKeyRequestResponse
+	(*ListMyServiceKeyRequestsRequest)(nil),  // 18: mindrouter.account.v1.ListMyServiceKeyRequestsRequest
+	(*ListMyServiceKeyRequestsResponse)(nil), // 19: mindrouter.account.v1.ListMyServiceKeyRequestsResponse
+	(*CollectServiceKeyRequest)(nil),         // 20: mindrouter.account.v1.CollectServiceKeyRequest
+	(*CollectServiceKeyResponse)(nil),        // 21: mindrouter.account.v1.CollectServiceKeyResponse
+	(*v1.User)(nil),                          // 22: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
+	(*v1.APIKey)(nil),                        // 24: mindrouter.admin.v1.APIKey
+	(*v1.QuotaRequest)(nil),                  // 25: mindrouter.admin.v1.QuotaRequest
+	(*v1.ServiceKeyRequest)(nil),             // 26: mindrouter.admin.v1.ServiceKeyRequest
 }
 var file_mindrouter_account_v1_account_service_proto_depIdxs = []int32{
-	16, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
-	17, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	18, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	18, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	18, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	18, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	19, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
-	19, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
-	0,  // 8: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
-	2,  // 9: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
-	4,  // 10: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
-	6,  // 11: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
-	8,  // 12: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
-	10, // 13: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
-	12, // 14: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
-	14, // 15: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
-	1,  // 16: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
-	3,  // 17: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
-	5,  // 18: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
-	7,  // 19: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
-	9,  // 20: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
-	11, // 21: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
-	13, // 22: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
-	15, // 23: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	22, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
+	23, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	24, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	24, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	24, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	24, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	25, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	25, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	26, // 8: mindrouter.account.v1.CreateServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	26, // 9: mindrouter.account.v1.ListMyServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	24, // 10: mindrouter.account.v1.CollectServiceKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	26, // 11: mindrouter.account.v1.CollectServiceKeyResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	0,  // 12: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
+	2,  // 13: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
+	4,  // 14: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
+	6,  // 15: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
+	8,  // 16: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
+	10, // 17: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
+	12, // 18: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
+	14, // 19: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
+	16, // 20: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:input_type -> mindrouter.account.v1.CreateServiceKeyRequestRequest
+	18, // 21: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:input_type -> mindrouter.account.v1.ListMyServiceKeyRequestsRequest
+	20, // 22: mindrouter.account.v1.AccountService.CollectServiceKey:input_type -> mindrouter.account.v1.CollectServiceKeyRequest
+	1,  // 23: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
+	3,  // 24: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
+	5,  // 25: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
+	7,  // 26: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
+	9,  // 27: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
+	11, // 28: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
+	13, // 29: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
+	15, // 30: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
+	17, // 31: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:output_type -> mindrouter.account.v1.CreateServiceKeyRequestResponse
+	19, // 32: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:output_type -> mindrouter.account.v1.ListMyServiceKeyRequestsResponse
+	21, // 33: mindrouter.account.v1.AccountService.CollectServiceKey:output_type -> mindrouter.account.v1.CollectServiceKeyResponse
+	23, // [23:34] is the sub-list for method output_type
+	12, // [12:23] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_account_v1_account_service_proto_init() }
@@ -914,7 +1236,7 @@ func file_mindrouter_account_v1_account_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_account_v1_account_service_proto_rawDesc), len(file_mindrouter_account_v1_account_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

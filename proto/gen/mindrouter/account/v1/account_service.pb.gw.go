@@ -257,6 +257,93 @@ func local_request_AccountService_ListMyQuotaRequests_0(ctx context.Context, mar
 	return msg, metadata, err
 }
 
+func request_AccountService_CreateServiceKeyRequest_0(ctx context.Context, marshaler runtime.Marshaler, client AccountServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateServiceKeyRequestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CreateServiceKeyRequest(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AccountService_CreateServiceKeyRequest_0(ctx context.Context, marshaler runtime.Marshaler, server AccountServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CreateServiceKeyRequestRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.CreateServiceKeyRequest(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_AccountService_ListMyServiceKeyRequests_0(ctx context.Context, marshaler runtime.Marshaler, client AccountServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListMyServiceKeyRequestsRequest
+		metadata runtime.ServerMetadata
+	)
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListMyServiceKeyRequests(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AccountService_ListMyServiceKeyRequests_0(ctx context.Context, marshaler runtime.Marshaler, server AccountServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListMyServiceKeyRequestsRequest
+		metadata runtime.ServerMetadata
+	)
+	msg, err := server.ListMyServiceKeyRequests(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_AccountService_CollectServiceKey_0(ctx context.Context, marshaler runtime.Marshaler, client AccountServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CollectServiceKeyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.CollectServiceKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AccountService_CollectServiceKey_0(ctx context.Context, marshaler runtime.Marshaler, server AccountServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq CollectServiceKeyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.CollectServiceKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 // RegisterAccountServiceHandlerServer registers the http handlers for service AccountService to "mux".
 // UnaryRPC     :call AccountServiceServer directly.
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
@@ -422,6 +509,66 @@ func RegisterAccountServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_AccountService_ListMyQuotaRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_ListMyQuotaRequests_0{resp.(*ListMyQuotaRequestsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_AccountService_CreateServiceKeyRequest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest", runtime.WithHTTPPathPattern("/api/account/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AccountService_CreateServiceKeyRequest_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_CreateServiceKeyRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_CreateServiceKeyRequest_0{resp.(*CreateServiceKeyRequestResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_AccountService_ListMyServiceKeyRequests_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests", runtime.WithHTTPPathPattern("/api/account/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AccountService_ListMyServiceKeyRequests_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_ListMyServiceKeyRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_ListMyServiceKeyRequests_0{resp.(*ListMyServiceKeyRequestsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_AccountService_CollectServiceKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/CollectServiceKey", runtime.WithHTTPPathPattern("/api/account/service-key-requests/{id}/collect"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AccountService_CollectServiceKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_CollectServiceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -599,6 +746,57 @@ func RegisterAccountServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_AccountService_ListMyQuotaRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_ListMyQuotaRequests_0{resp.(*ListMyQuotaRequestsResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AccountService_CreateServiceKeyRequest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest", runtime.WithHTTPPathPattern("/api/account/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AccountService_CreateServiceKeyRequest_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_CreateServiceKeyRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_CreateServiceKeyRequest_0{resp.(*CreateServiceKeyRequestResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_AccountService_ListMyServiceKeyRequests_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests", runtime.WithHTTPPathPattern("/api/account/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AccountService_ListMyServiceKeyRequests_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_ListMyServiceKeyRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_ListMyServiceKeyRequests_0{resp.(*ListMyServiceKeyRequestsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_AccountService_CollectServiceKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/CollectServiceKey", runtime.WithHTTPPathPattern("/api/account/service-key-requests/{id}/collect"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AccountService_CollectServiceKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_CollectServiceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	return nil
 }
 
@@ -647,24 +845,48 @@ func (m response_AccountService_ListMyQuotaRequests_0) XXX_ResponseBody() interf
 	return response.QuotaRequests
 }
 
+type response_AccountService_CreateServiceKeyRequest_0 struct {
+	*CreateServiceKeyRequestResponse
+}
+
+func (m response_AccountService_CreateServiceKeyRequest_0) XXX_ResponseBody() interface{} {
+	response := m.CreateServiceKeyRequestResponse
+	return response.ServiceKeyRequest
+}
+
+type response_AccountService_ListMyServiceKeyRequests_0 struct {
+	*ListMyServiceKeyRequestsResponse
+}
+
+func (m response_AccountService_ListMyServiceKeyRequests_0) XXX_ResponseBody() interface{} {
+	response := m.ListMyServiceKeyRequestsResponse
+	return response.ServiceKeyRequests
+}
+
 var (
-	pattern_AccountService_WhoAmI_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "whoami"}, ""))
-	pattern_AccountService_ListMyAPIKeys_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
-	pattern_AccountService_CreateMyAPIKey_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
-	pattern_AccountService_RenewMyAPIKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "renew"}, ""))
-	pattern_AccountService_RevokeMyAPIKey_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "revoke"}, ""))
-	pattern_AccountService_ChangePassword_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "password"}, ""))
-	pattern_AccountService_CreateQuotaRequest_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
-	pattern_AccountService_ListMyQuotaRequests_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
+	pattern_AccountService_WhoAmI_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "whoami"}, ""))
+	pattern_AccountService_ListMyAPIKeys_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
+	pattern_AccountService_CreateMyAPIKey_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
+	pattern_AccountService_RenewMyAPIKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "renew"}, ""))
+	pattern_AccountService_RevokeMyAPIKey_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "revoke"}, ""))
+	pattern_AccountService_ChangePassword_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "password"}, ""))
+	pattern_AccountService_CreateQuotaRequest_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
+	pattern_AccountService_ListMyQuotaRequests_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
+	pattern_AccountService_CreateServiceKeyRequest_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
+	pattern_AccountService_ListMyServiceKeyRequests_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
+	pattern_AccountService_CollectServiceKey_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "service-key-requests", "id", "collect"}, ""))
 )
 
 var (
-	forward_AccountService_WhoAmI_0              = runtime.ForwardResponseMessage
-	forward_AccountService_ListMyAPIKeys_0       = runtime.ForwardResponseMessage
-	forward_AccountService_CreateMyAPIKey_0      = runtime.ForwardResponseMessage
-	forward_AccountService_RenewMyAPIKey_0       = runtime.ForwardResponseMessage
-	forward_AccountService_RevokeMyAPIKey_0      = runtime.ForwardResponseMessage
-	forward_AccountService_ChangePassword_0      = runtime.ForwardResponseMessage
-	forward_AccountService_CreateQuotaRequest_0  = runtime.ForwardResponseMessage
-	forward_AccountService_ListMyQuotaRequests_0 = runtime.ForwardResponseMessage
+	forward_AccountService_WhoAmI_0                   = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyAPIKeys_0            = runtime.ForwardResponseMessage
+	forward_AccountService_CreateMyAPIKey_0           = runtime.ForwardResponseMessage
+	forward_AccountService_RenewMyAPIKey_0            = runtime.ForwardResponseMessage
+	forward_AccountService_RevokeMyAPIKey_0           = runtime.ForwardResponseMessage
+	forward_AccountService_ChangePassword_0           = runtime.ForwardResponseMessage
+	forward_AccountService_CreateQuotaRequest_0       = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyQuotaRequests_0      = runtime.ForwardResponseMessage
+	forward_AccountService_CreateServiceKeyRequest_0  = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyServiceKeyRequests_0 = runtime.ForwardResponseMessage
+	forward_AccountService_CollectServiceKey_0        = runtime.ForwardResponseMessage
 )

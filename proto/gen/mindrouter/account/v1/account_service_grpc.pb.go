@@ -19,14 +19,17 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_WhoAmI_FullMethodName              = "/mindrouter.account.v1.AccountService/WhoAmI"
-	AccountService_ListMyAPIKeys_FullMethodName       = "/mindrouter.account.v1.AccountService/ListMyAPIKeys"
-	AccountService_CreateMyAPIKey_FullMethodName      = "/mindrouter.account.v1.AccountService/CreateMyAPIKey"
-	AccountService_RenewMyAPIKey_FullMethodName       = "/mindrouter.account.v1.AccountService/RenewMyAPIKey"
-	AccountService_RevokeMyAPIKey_FullMethodName      = "/mindrouter.account.v1.AccountService/RevokeMyAPIKey"
-	AccountService_ChangePassword_FullMethodName      = "/mindrouter.account.v1.AccountService/ChangePassword"
-	AccountService_CreateQuotaRequest_FullMethodName  = "/mindrouter.account.v1.AccountService/CreateQuotaRequest"
-	AccountService_ListMyQuotaRequests_FullMethodName = "/mindrouter.account.v1.AccountService/ListMyQuotaRequests"
+	AccountService_WhoAmI_FullMethodName                   = "/mindrouter.account.v1.AccountService/WhoAmI"
+	AccountService_ListMyAPIKeys_FullMethodName            = "/mindrouter.account.v1.AccountService/ListMyAPIKeys"
+	AccountService_CreateMyAPIKey_FullMethodName           = "/mindrouter.account.v1.AccountService/CreateMyAPIKey"
+	AccountService_RenewMyAPIKey_FullMethodName            = "/mindrouter.account.v1.AccountService/RenewMyAPIKey"
+	AccountService_RevokeMyAPIKey_FullMethodName           = "/mindrouter.account.v1.AccountService/RevokeMyAPIKey"
+	AccountService_ChangePassword_FullMethodName           = "/mindrouter.account.v1.AccountService/ChangePassword"
+	AccountService_CreateQuotaRequest_FullMethodName       = "/mindrouter.account.v1.AccountService/CreateQuotaRequest"
+	AccountService_ListMyQuotaRequests_FullMethodName      = "/mindrouter.account.v1.AccountService/ListMyQuotaRequests"
+	AccountService_CreateServiceKeyRequest_FullMethodName  = "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest"
+	AccountService_ListMyServiceKeyRequests_FullMethodName = "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests"
+	AccountService_CollectServiceKey_FullMethodName        = "/mindrouter.account.v1.AccountService/CollectServiceKey"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -57,6 +60,15 @@ type AccountServiceClient interface {
 	CreateQuotaRequest(ctx context.Context, in *CreateQuotaRequestRequest, opts ...grpc.CallOption) (*CreateQuotaRequestResponse, error)
 	// ListMyQuotaRequests lists the caller's quota requests.
 	ListMyQuotaRequests(ctx context.Context, in *ListMyQuotaRequestsRequest, opts ...grpc.CallOption) (*ListMyQuotaRequestsResponse, error)
+	// CreateServiceKeyRequest asks the admins for a service key: a key named for
+	// a system, owned by the caller, that never expires.
+	CreateServiceKeyRequest(ctx context.Context, in *CreateServiceKeyRequestRequest, opts ...grpc.CallOption) (*CreateServiceKeyRequestResponse, error)
+	// ListMyServiceKeyRequests lists the caller's service-key requests.
+	ListMyServiceKeyRequests(ctx context.Context, in *ListMyServiceKeyRequestsRequest, opts ...grpc.CallOption) (*ListMyServiceKeyRequestsResponse, error)
+	// CollectServiceKey mints the key of one of the caller's approved requests;
+	// the full key is in the answer and nowhere else, and a request's key can be
+	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
+	CollectServiceKey(ctx context.Context, in *CollectServiceKeyRequest, opts ...grpc.CallOption) (*CollectServiceKeyResponse, error)
 }
 
 type accountServiceClient struct {
@@ -147,6 +159,36 @@ func (c *accountServiceClient) ListMyQuotaRequests(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *accountServiceClient) CreateServiceKeyRequest(ctx context.Context, in *CreateServiceKeyRequestRequest, opts ...grpc.CallOption) (*CreateServiceKeyRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateServiceKeyRequestResponse)
+	err := c.cc.Invoke(ctx, AccountService_CreateServiceKeyRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) ListMyServiceKeyRequests(ctx context.Context, in *ListMyServiceKeyRequestsRequest, opts ...grpc.CallOption) (*ListMyServiceKeyRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMyServiceKeyRequestsResponse)
+	err := c.cc.Invoke(ctx, AccountService_ListMyServiceKeyRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *accountServiceClient) CollectServiceKey(ctx context.Context, in *CollectServiceKeyRequest, opts ...grpc.CallOption) (*CollectServiceKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectServiceKeyResponse)
+	err := c.cc.Invoke(ctx, AccountService_CollectServiceKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -175,6 +217,15 @@ type AccountServiceServer interface {
 	CreateQuotaRequest(context.Context, *CreateQuotaRequestRequest) (*CreateQuotaRequestResponse, error)
 	// ListMyQuotaRequests lists the caller's quota requests.
 	ListMyQuotaRequests(context.Context, *ListMyQuotaRequestsRequest) (*ListMyQuotaRequestsResponse, error)
+	// CreateServiceKeyRequest asks the admins for a service key: a key named for
+	// a system, owned by the caller, that never expires.
+	CreateServiceKeyRequest(context.Context, *CreateServiceKeyRequestRequest) (*CreateServiceKeyRequestResponse, error)
+	// ListMyServiceKeyRequests lists the caller's service-key requests.
+	ListMyServiceKeyRequests(context.Context, *ListMyServiceKeyRequestsRequest) (*ListMyServiceKeyRequestsResponse, error)
+	// CollectServiceKey mints the key of one of the caller's approved requests;
+	// the full key is in the answer and nowhere else, and a request's key can be
+	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
+	CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -208,6 +259,15 @@ func (UnimplementedAccountServiceServer) CreateQuotaRequest(context.Context, *Cr
 }
 func (UnimplementedAccountServiceServer) ListMyQuotaRequests(context.Context, *ListMyQuotaRequestsRequest) (*ListMyQuotaRequestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMyQuotaRequests not implemented")
+}
+func (UnimplementedAccountServiceServer) CreateServiceKeyRequest(context.Context, *CreateServiceKeyRequestRequest) (*CreateServiceKeyRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateServiceKeyRequest not implemented")
+}
+func (UnimplementedAccountServiceServer) ListMyServiceKeyRequests(context.Context, *ListMyServiceKeyRequestsRequest) (*ListMyServiceKeyRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMyServiceKeyRequests not implemented")
+}
+func (UnimplementedAccountServiceServer) CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectServiceKey not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -374,6 +434,60 @@ func _AccountService_ListMyQuotaRequests_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_CreateServiceKeyRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateServiceKeyRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CreateServiceKeyRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CreateServiceKeyRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CreateServiceKeyRequest(ctx, req.(*CreateServiceKeyRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_ListMyServiceKeyRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMyServiceKeyRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).ListMyServiceKeyRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_ListMyServiceKeyRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).ListMyServiceKeyRequests(ctx, req.(*ListMyServiceKeyRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AccountService_CollectServiceKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectServiceKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).CollectServiceKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_CollectServiceKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).CollectServiceKey(ctx, req.(*CollectServiceKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +526,18 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMyQuotaRequests",
 			Handler:    _AccountService_ListMyQuotaRequests_Handler,
+		},
+		{
+			MethodName: "CreateServiceKeyRequest",
+			Handler:    _AccountService_CreateServiceKeyRequest_Handler,
+		},
+		{
+			MethodName: "ListMyServiceKeyRequests",
+			Handler:    _AccountService_ListMyServiceKeyRequests_Handler,
+		},
+		{
+			MethodName: "CollectServiceKey",
+			Handler:    _AccountService_CollectServiceKey_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -174,7 +174,11 @@ type User struct {
 	// Scheduler weight overriding the group's; absent: the group's applies.
 	WeightOverride *int32 `protobuf:"varint,10,opt,name=weight_override,json=weightOverride,proto3,oneof" json:"weight_override,omitempty"`
 	// Tokens per budget period overriding the group's; absent: the group's applies, 0: unlimited.
-	TokenBudget   *int64 `protobuf:"varint,11,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
+	TokenBudget *int64 `protobuf:"varint,11,opt,name=token_budget,json=tokenBudget,proto3,oneof" json:"token_budget,omitempty"`
+	College     string `protobuf:"bytes,12,opt,name=college,proto3" json:"college,omitempty"`
+	Department  string `protobuf:"bytes,13,opt,name=department,proto3" json:"department,omitempty"`
+	// What the person means to use the service for.
+	IntendedUse   string `protobuf:"bytes,14,opt,name=intended_use,json=intendedUse,proto3" json:"intended_use,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -284,6 +288,27 @@ func (x *User) GetTokenBudget() int64 {
 		return *x.TokenBudget
 	}
 	return 0
+}
+
+func (x *User) GetCollege() string {
+	if x != nil {
+		return x.College
+	}
+	return ""
+}
+
+func (x *User) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *User) GetIntendedUse() string {
+	if x != nil {
+		return x.IntendedUse
+	}
+	return ""
 }
 
 // APIKey describes a key; the secret itself is never returned after creation.
@@ -571,6 +596,146 @@ func (x *QuotaRequest) GetReviewedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// ServiceKeyRequest is a user's request for a service key: a key named for a
+// system, owned by the user, that never expires and does not count against the
+// user's key limit. An admin approves or denies it; the requester then
+// collects the approved key, whose secret is shown to them once.
+type ServiceKeyRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	UserId   int64                  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Username string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	// The service the key is for; becomes the key's name and service_name.
+	ServiceName   string `protobuf:"bytes,4,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
+	Justification string `protobuf:"bytes,5,opt,name=justification,proto3" json:"justification,omitempty"`
+	// pending, approved or denied.
+	Status string `protobuf:"bytes,6,opt,name=status,proto3" json:"status,omitempty"`
+	// The reviewing admin's user id; 0 while pending.
+	ReviewerId  int64                  `protobuf:"varint,7,opt,name=reviewer_id,json=reviewerId,proto3" json:"reviewer_id,omitempty"`
+	ReviewNotes string                 `protobuf:"bytes,8,opt,name=review_notes,json=reviewNotes,proto3" json:"review_notes,omitempty"`
+	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ReviewedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=reviewed_at,json=reviewedAt,proto3" json:"reviewed_at,omitempty"`
+	// The key minted when the requester collected it; 0 until then.
+	ApiKeyId      int64                  `protobuf:"varint,11,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	CollectedAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceKeyRequest) Reset() {
+	*x = ServiceKeyRequest{}
+	mi := &file_mindrouter_admin_v1_identity_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceKeyRequest) ProtoMessage() {}
+
+func (x *ServiceKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceKeyRequest.ProtoReflect.Descriptor instead.
+func (*ServiceKeyRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ServiceKeyRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ServiceKeyRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+func (x *ServiceKeyRequest) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetServiceName() string {
+	if x != nil {
+		return x.ServiceName
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetJustification() string {
+	if x != nil {
+		return x.Justification
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetReviewerId() int64 {
+	if x != nil {
+		return x.ReviewerId
+	}
+	return 0
+}
+
+func (x *ServiceKeyRequest) GetReviewNotes() string {
+	if x != nil {
+		return x.ReviewNotes
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *ServiceKeyRequest) GetReviewedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ReviewedAt
+	}
+	return nil
+}
+
+func (x *ServiceKeyRequest) GetApiKeyId() int64 {
+	if x != nil {
+		return x.ApiKeyId
+	}
+	return 0
+}
+
+func (x *ServiceKeyRequest) GetCollectedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CollectedAt
+	}
+	return nil
+}
+
 var File_mindrouter_admin_v1_identity_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
@@ -592,7 +757,7 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	" \x01(\x05R\tuserCount\x12-\n" +
 	"\x13api_key_expiry_days\x18\v \x01(\x05R\x10apiKeyExpiryDays\x12 \n" +
 	"\fmax_api_keys\x18\f \x01(\x05R\n" +
-	"maxApiKeys\"\xa2\x03\n" +
+	"maxApiKeys\"\xff\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +
@@ -607,7 +772,12 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"\trpm_limit\x18\t \x01(\x05H\x00R\brpmLimit\x88\x01\x01\x12,\n" +
 	"\x0fweight_override\x18\n" +
 	" \x01(\x05H\x01R\x0eweightOverride\x88\x01\x01\x12&\n" +
-	"\ftoken_budget\x18\v \x01(\x03H\x02R\vtokenBudget\x88\x01\x01B\f\n" +
+	"\ftoken_budget\x18\v \x01(\x03H\x02R\vtokenBudget\x88\x01\x01\x12\x18\n" +
+	"\acollege\x18\f \x01(\tR\acollege\x12\x1e\n" +
+	"\n" +
+	"department\x18\r \x01(\tR\n" +
+	"department\x12!\n" +
+	"\fintended_use\x18\x0e \x01(\tR\vintendedUseB\f\n" +
 	"\n" +
 	"_rpm_limitB\x12\n" +
 	"\x10_weight_overrideB\x0f\n" +
@@ -652,7 +822,25 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vreviewed_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reviewedAtB\x11\n" +
-	"\x0f_granted_tokensB\xde\x01\n" +
+	"\x0f_granted_tokens\"\xd2\x03\n" +
+	"\x11ServiceKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12!\n" +
+	"\fservice_name\x18\x04 \x01(\tR\vserviceName\x12$\n" +
+	"\rjustification\x18\x05 \x01(\tR\rjustification\x12\x16\n" +
+	"\x06status\x18\x06 \x01(\tR\x06status\x12\x1f\n" +
+	"\vreviewer_id\x18\a \x01(\x03R\n" +
+	"reviewerId\x12!\n" +
+	"\freview_notes\x18\b \x01(\tR\vreviewNotes\x129\n" +
+	"\n" +
+	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
+	"\vreviewed_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reviewedAt\x12\x1c\n" +
+	"\n" +
+	"api_key_id\x18\v \x01(\x03R\bapiKeyId\x12=\n" +
+	"\fcollected_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAtB\xde\x01\n" +
 	"\x17com.mindrouter.admin.v1B\rIdentityProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (
@@ -667,26 +855,30 @@ func file_mindrouter_admin_v1_identity_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_mindrouter_admin_v1_identity_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_mindrouter_admin_v1_identity_proto_goTypes = []any{
 	(*Group)(nil),                 // 0: mindrouter.admin.v1.Group
 	(*User)(nil),                  // 1: mindrouter.admin.v1.User
 	(*APIKey)(nil),                // 2: mindrouter.admin.v1.APIKey
 	(*QuotaRequest)(nil),          // 3: mindrouter.admin.v1.QuotaRequest
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*ServiceKeyRequest)(nil),     // 4: mindrouter.admin.v1.ServiceKeyRequest
+	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
 }
 var file_mindrouter_admin_v1_identity_proto_depIdxs = []int32{
-	4, // 0: mindrouter.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
-	4, // 1: mindrouter.admin.v1.APIKey.expires_at:type_name -> google.protobuf.Timestamp
-	4, // 2: mindrouter.admin.v1.APIKey.last_used_at:type_name -> google.protobuf.Timestamp
-	4, // 3: mindrouter.admin.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
-	4, // 4: mindrouter.admin.v1.QuotaRequest.created_at:type_name -> google.protobuf.Timestamp
-	4, // 5: mindrouter.admin.v1.QuotaRequest.reviewed_at:type_name -> google.protobuf.Timestamp
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 0: mindrouter.admin.v1.User.created_at:type_name -> google.protobuf.Timestamp
+	5, // 1: mindrouter.admin.v1.APIKey.expires_at:type_name -> google.protobuf.Timestamp
+	5, // 2: mindrouter.admin.v1.APIKey.last_used_at:type_name -> google.protobuf.Timestamp
+	5, // 3: mindrouter.admin.v1.APIKey.created_at:type_name -> google.protobuf.Timestamp
+	5, // 4: mindrouter.admin.v1.QuotaRequest.created_at:type_name -> google.protobuf.Timestamp
+	5, // 5: mindrouter.admin.v1.QuotaRequest.reviewed_at:type_name -> google.protobuf.Timestamp
+	5, // 6: mindrouter.admin.v1.ServiceKeyRequest.created_at:type_name -> google.protobuf.Timestamp
+	5, // 7: mindrouter.admin.v1.ServiceKeyRequest.reviewed_at:type_name -> google.protobuf.Timestamp
+	5, // 8: mindrouter.admin.v1.ServiceKeyRequest.collected_at:type_name -> google.protobuf.Timestamp
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_proto_init() }
@@ -703,7 +895,7 @@ func file_mindrouter_admin_v1_identity_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_proto_rawDesc), len(file_mindrouter_admin_v1_identity_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -111,9 +111,14 @@ type CreateUserRequest struct {
 	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
 	Email    string                 `protobuf:"bytes,2,opt,name=email,proto3" json:"email,omitempty"`
 	// At least 8 characters; stored as an Argon2id hash.
-	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
-	GroupId       int64  `protobuf:"varint,4,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
-	FullName      string `protobuf:"bytes,5,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
+	Password string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	GroupId  int64  `protobuf:"varint,4,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	FullName string `protobuf:"bytes,5,opt,name=full_name,json=fullName,proto3" json:"full_name,omitempty"`
+	// At most 255 characters each.
+	College    string `protobuf:"bytes,6,opt,name=college,proto3" json:"college,omitempty"`
+	Department string `protobuf:"bytes,7,opt,name=department,proto3" json:"department,omitempty"`
+	// At most 2000 characters.
+	IntendedUse   string `protobuf:"bytes,8,opt,name=intended_use,json=intendedUse,proto3" json:"intended_use,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +184,27 @@ func (x *CreateUserRequest) GetGroupId() int64 {
 func (x *CreateUserRequest) GetFullName() string {
 	if x != nil {
 		return x.FullName
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetCollege() string {
+	if x != nil {
+		return x.College
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetIntendedUse() string {
+	if x != nil {
+		return x.IntendedUse
 	}
 	return ""
 }
@@ -1380,6 +1406,9 @@ type UpdateUserRequest struct {
 	// Overrides to reset to the group's value: rpm_limit, weight_override and/or
 	// token_budget. An override may not be both set and cleared.
 	Clear         []string `protobuf:"bytes,8,rep,name=clear,proto3" json:"clear,omitempty"`
+	College       *string  `protobuf:"bytes,9,opt,name=college,proto3,oneof" json:"college,omitempty"`
+	Department    *string  `protobuf:"bytes,10,opt,name=department,proto3,oneof" json:"department,omitempty"`
+	IntendedUse   *string  `protobuf:"bytes,11,opt,name=intended_use,json=intendedUse,proto3,oneof" json:"intended_use,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1468,6 +1497,27 @@ func (x *UpdateUserRequest) GetClear() []string {
 		return x.Clear
 	}
 	return nil
+}
+
+func (x *UpdateUserRequest) GetCollege() string {
+	if x != nil && x.College != nil {
+		return *x.College
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetDepartment() string {
+	if x != nil && x.Department != nil {
+		return *x.Department
+	}
+	return ""
+}
+
+func (x *UpdateUserRequest) GetIntendedUse() string {
+	if x != nil && x.IntendedUse != nil {
+		return *x.IntendedUse
+	}
+	return ""
 }
 
 // UpdateUserResponse holds the updated user.
@@ -1855,6 +1905,293 @@ func (x *RevokeAPIKeyResponse) GetApiKey() *APIKey {
 	return nil
 }
 
+// DeleteAPIKeyRequest names a key.
+type DeleteAPIKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAPIKeyRequest) Reset() {
+	*x = DeleteAPIKeyRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAPIKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAPIKeyRequest) ProtoMessage() {}
+
+func (x *DeleteAPIKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAPIKeyRequest.ProtoReflect.Descriptor instead.
+func (*DeleteAPIKeyRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DeleteAPIKeyRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+// DeleteAPIKeyResponse is empty.
+type DeleteAPIKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteAPIKeyResponse) Reset() {
+	*x = DeleteAPIKeyResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteAPIKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteAPIKeyResponse) ProtoMessage() {}
+
+func (x *DeleteAPIKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteAPIKeyResponse.ProtoReflect.Descriptor instead.
+func (*DeleteAPIKeyResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{33}
+}
+
+// ListServiceKeyRequestsRequest filters service-key requests.
+type ListServiceKeyRequestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pending (the default), approved, denied or all.
+	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	UserId        int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListServiceKeyRequestsRequest) Reset() {
+	*x = ListServiceKeyRequestsRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceKeyRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceKeyRequestsRequest) ProtoMessage() {}
+
+func (x *ListServiceKeyRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceKeyRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListServiceKeyRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ListServiceKeyRequestsRequest) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *ListServiceKeyRequestsRequest) GetUserId() int64 {
+	if x != nil {
+		return x.UserId
+	}
+	return 0
+}
+
+// ListServiceKeyRequestsResponse holds the requests, oldest first.
+type ListServiceKeyRequestsResponse struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	ServiceKeyRequests []*ServiceKeyRequest   `protobuf:"bytes,1,rep,name=service_key_requests,json=serviceKeyRequests,proto3" json:"service_key_requests,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ListServiceKeyRequestsResponse) Reset() {
+	*x = ListServiceKeyRequestsResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListServiceKeyRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListServiceKeyRequestsResponse) ProtoMessage() {}
+
+func (x *ListServiceKeyRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListServiceKeyRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListServiceKeyRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ListServiceKeyRequestsResponse) GetServiceKeyRequests() []*ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequests
+	}
+	return nil
+}
+
+// ReviewServiceKeyRequestRequest decides a pending request.
+type ReviewServiceKeyRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Approved      bool                   `protobuf:"varint,2,opt,name=approved,proto3" json:"approved,omitempty"`
+	Notes         string                 `protobuf:"bytes,3,opt,name=notes,proto3" json:"notes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReviewServiceKeyRequestRequest) Reset() {
+	*x = ReviewServiceKeyRequestRequest{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewServiceKeyRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewServiceKeyRequestRequest) ProtoMessage() {}
+
+func (x *ReviewServiceKeyRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewServiceKeyRequestRequest.ProtoReflect.Descriptor instead.
+func (*ReviewServiceKeyRequestRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ReviewServiceKeyRequestRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *ReviewServiceKeyRequestRequest) GetApproved() bool {
+	if x != nil {
+		return x.Approved
+	}
+	return false
+}
+
+func (x *ReviewServiceKeyRequestRequest) GetNotes() string {
+	if x != nil {
+		return x.Notes
+	}
+	return ""
+}
+
+// ReviewServiceKeyRequestResponse holds the decided request.
+type ReviewServiceKeyRequestResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ServiceKeyRequest *ServiceKeyRequest     `protobuf:"bytes,1,opt,name=service_key_request,json=serviceKeyRequest,proto3" json:"service_key_request,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ReviewServiceKeyRequestResponse) Reset() {
+	*x = ReviewServiceKeyRequestResponse{}
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReviewServiceKeyRequestResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReviewServiceKeyRequestResponse) ProtoMessage() {}
+
+func (x *ReviewServiceKeyRequestResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_admin_v1_identity_service_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReviewServiceKeyRequestResponse.ProtoReflect.Descriptor instead.
+func (*ReviewServiceKeyRequestResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *ReviewServiceKeyRequestResponse) GetServiceKeyRequest() *ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequest
+	}
+	return nil
+}
+
 var File_mindrouter_admin_v1_identity_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
@@ -1862,13 +2199,18 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"*mindrouter/admin/v1/identity_service.proto\x12\x13mindrouter.admin.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\"mindrouter/admin/v1/identity.proto\"\x13\n" +
 	"\x11ListGroupsRequest\"H\n" +
 	"\x12ListGroupsResponse\x122\n" +
-	"\x06groups\x18\x01 \x03(\v2\x1a.mindrouter.admin.v1.GroupR\x06groups\"\x99\x01\n" +
+	"\x06groups\x18\x01 \x03(\v2\x1a.mindrouter.admin.v1.GroupR\x06groups\"\xf6\x01\n" +
 	"\x11CreateUserRequest\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x14\n" +
 	"\x05email\x18\x02 \x01(\tR\x05email\x12\x1a\n" +
 	"\bpassword\x18\x03 \x01(\tR\bpassword\x12\x19\n" +
 	"\bgroup_id\x18\x04 \x01(\x03R\agroupId\x12\x1b\n" +
-	"\tfull_name\x18\x05 \x01(\tR\bfullName\"C\n" +
+	"\tfull_name\x18\x05 \x01(\tR\bfullName\x12\x18\n" +
+	"\acollege\x18\x06 \x01(\tR\acollege\x12\x1e\n" +
+	"\n" +
+	"department\x18\a \x01(\tR\n" +
+	"department\x12!\n" +
+	"\fintended_use\x18\b \x01(\tR\vintendedUse\"C\n" +
 	"\x12CreateUserResponse\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"o\n" +
 	"\x10ListUsersRequest\x12\x19\n" +
@@ -1960,7 +2302,7 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x1aReviewQuotaRequestResponse\x12F\n" +
 	"\rquota_request\x18\x01 \x01(\v2!.mindrouter.admin.v1.QuotaRequestR\fquotaRequest\"G\n" +
 	"\x13UpdateGroupResponse\x120\n" +
-	"\x05group\x18\x01 \x01(\v2\x1a.mindrouter.admin.v1.GroupR\x05group\"\xf1\x02\n" +
+	"\x05group\x18\x01 \x01(\v2\x1a.mindrouter.admin.v1.GroupR\x05group\"\x89\x04\n" +
 	"\x11UpdateUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1e\n" +
 	"\bgroup_id\x18\x02 \x01(\x03H\x00R\agroupId\x88\x01\x01\x12 \n" +
@@ -1969,7 +2311,13 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\trpm_limit\x18\x05 \x01(\x05H\x03R\brpmLimit\x88\x01\x01\x12,\n" +
 	"\x0fweight_override\x18\x06 \x01(\x05H\x04R\x0eweightOverride\x88\x01\x01\x12&\n" +
 	"\ftoken_budget\x18\a \x01(\x03H\x05R\vtokenBudget\x88\x01\x01\x12\x14\n" +
-	"\x05clear\x18\b \x03(\tR\x05clearB\v\n" +
+	"\x05clear\x18\b \x03(\tR\x05clear\x12\x1d\n" +
+	"\acollege\x18\t \x01(\tH\x06R\acollege\x88\x01\x01\x12#\n" +
+	"\n" +
+	"department\x18\n" +
+	" \x01(\tH\aR\n" +
+	"department\x88\x01\x01\x12&\n" +
+	"\fintended_use\x18\v \x01(\tH\bR\vintendedUse\x88\x01\x01B\v\n" +
 	"\t_group_idB\f\n" +
 	"\n" +
 	"_full_nameB\f\n" +
@@ -1978,7 +2326,11 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\n" +
 	"_rpm_limitB\x12\n" +
 	"\x10_weight_overrideB\x0f\n" +
-	"\r_token_budget\"C\n" +
+	"\r_token_budgetB\n" +
+	"\n" +
+	"\b_collegeB\r\n" +
+	"\v_departmentB\x0f\n" +
+	"\r_intended_use\"C\n" +
 	"\x12UpdateUserResponse\x12-\n" +
 	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xe8\x01\n" +
 	"\x13CreateAPIKeyRequest\x12\x17\n" +
@@ -2003,7 +2355,21 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x13RevokeAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"L\n" +
 	"\x14RevokeAPIKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey2\xed\x11\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\"%\n" +
+	"\x13DeleteAPIKeyRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\"\x16\n" +
+	"\x14DeleteAPIKeyResponse\"P\n" +
+	"\x1dListServiceKeyRequestsRequest\x12\x16\n" +
+	"\x06status\x18\x01 \x01(\tR\x06status\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\"z\n" +
+	"\x1eListServiceKeyRequestsResponse\x12X\n" +
+	"\x14service_key_requests\x18\x01 \x03(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x12serviceKeyRequests\"b\n" +
+	"\x1eReviewServiceKeyRequestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
+	"\bapproved\x18\x02 \x01(\bR\bapproved\x12\x14\n" +
+	"\x05notes\x18\x03 \x01(\tR\x05notes\"y\n" +
+	"\x1fReviewServiceKeyRequestResponse\x12V\n" +
+	"\x13service_key_request\x18\x01 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest2\x8c\x16\n" +
 	"\x0fIdentityService\x12\x80\x01\n" +
 	"\n" +
 	"ListGroups\x12&.mindrouter.admin.v1.ListGroupsRequest\x1a'.mindrouter.admin.v1.ListGroupsResponse\"!\x82\xd3\xe4\x93\x02\x1bb\x06groups\x12\x11/api/admin/groups\x12\x85\x01\n" +
@@ -2021,10 +2387,13 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\rResetPassword\x12).mindrouter.admin.v1.ResetPasswordRequest\x1a*.mindrouter.admin.v1.ResetPasswordResponse\"/\x82\xd3\xe4\x93\x02):\x01*\"$/api/admin/users/{id}/reset-password\x12\x93\x01\n" +
 	"\fCreateAPIKey\x12(.mindrouter.admin.v1.CreateAPIKeyRequest\x1a).mindrouter.admin.v1.CreateAPIKeyResponse\".\x82\xd3\xe4\x93\x02(:\x01*\"#/api/admin/users/{user_id}/api-keys\x12\x87\x01\n" +
 	"\vListAPIKeys\x12'.mindrouter.admin.v1.ListAPIKeysRequest\x1a(.mindrouter.admin.v1.ListAPIKeysResponse\"%\x82\xd3\xe4\x93\x02\x1fb\bapi_keys\x12\x13/api/admin/api-keys\x12\x95\x01\n" +
-	"\fRevokeAPIKey\x12(.mindrouter.admin.v1.RevokeAPIKeyRequest\x1a).mindrouter.admin.v1.RevokeAPIKeyResponse\"0\x82\xd3\xe4\x93\x02*b\aapi_key\"\x1f/api/admin/api-keys/{id}/revoke\x12\x91\x01\n" +
+	"\fRevokeAPIKey\x12(.mindrouter.admin.v1.RevokeAPIKeyRequest\x1a).mindrouter.admin.v1.RevokeAPIKeyResponse\"0\x82\xd3\xe4\x93\x02*b\aapi_key\"\x1f/api/admin/api-keys/{id}/revoke\x12\x85\x01\n" +
+	"\fDeleteAPIKey\x12(.mindrouter.admin.v1.DeleteAPIKeyRequest\x1a).mindrouter.admin.v1.DeleteAPIKeyResponse\" \x82\xd3\xe4\x93\x02\x1a*\x18/api/admin/api-keys/{id}\x12\x91\x01\n" +
 	"\vRenewAPIKey\x12'.mindrouter.admin.v1.RenewAPIKeyRequest\x1a(.mindrouter.admin.v1.RenewAPIKeyResponse\"/\x82\xd3\xe4\x93\x02)b\aapi_key\"\x1e/api/admin/api-keys/{id}/renew\x12\xa5\x01\n" +
 	"\x11ListQuotaRequests\x12-.mindrouter.admin.v1.ListQuotaRequestsRequest\x1a..mindrouter.admin.v1.ListQuotaRequestsResponse\"1\x82\xd3\xe4\x93\x02+b\x0equota_requests\x12\x19/api/admin/quota-requests\x12\xb6\x01\n" +
-	"\x12ReviewQuotaRequest\x12..mindrouter.admin.v1.ReviewQuotaRequestRequest\x1a/.mindrouter.admin.v1.ReviewQuotaRequestResponse\"?\x82\xd3\xe4\x93\x029:\x01*b\rquota_request\"%/api/admin/quota-requests/{id}/reviewB\xe5\x01\n" +
+	"\x12ReviewQuotaRequest\x12..mindrouter.admin.v1.ReviewQuotaRequestRequest\x1a/.mindrouter.admin.v1.ReviewQuotaRequestResponse\"?\x82\xd3\xe4\x93\x029:\x01*b\rquota_request\"%/api/admin/quota-requests/{id}/review\x12\xc0\x01\n" +
+	"\x16ListServiceKeyRequests\x122.mindrouter.admin.v1.ListServiceKeyRequestsRequest\x1a3.mindrouter.admin.v1.ListServiceKeyRequestsResponse\"=\x82\xd3\xe4\x93\x027b\x14service_key_requests\x12\x1f/api/admin/service-key-requests\x12\xd1\x01\n" +
+	"\x17ReviewServiceKeyRequest\x123.mindrouter.admin.v1.ReviewServiceKeyRequestRequest\x1a4.mindrouter.admin.v1.ReviewServiceKeyRequestResponse\"K\x82\xd3\xe4\x93\x02E:\x01*b\x13service_key_request\"+/api/admin/service-key-requests/{id}/reviewB\xe5\x01\n" +
 	"\x17com.mindrouter.admin.v1B\x14IdentityServiceProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (
@@ -2039,98 +2408,113 @@ func file_mindrouter_admin_v1_identity_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_admin_v1_identity_service_proto_rawDescData
 }
 
-var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_mindrouter_admin_v1_identity_service_proto_msgTypes = make([]protoimpl.MessageInfo, 38)
 var file_mindrouter_admin_v1_identity_service_proto_goTypes = []any{
-	(*ListGroupsRequest)(nil),          // 0: mindrouter.admin.v1.ListGroupsRequest
-	(*ListGroupsResponse)(nil),         // 1: mindrouter.admin.v1.ListGroupsResponse
-	(*CreateUserRequest)(nil),          // 2: mindrouter.admin.v1.CreateUserRequest
-	(*CreateUserResponse)(nil),         // 3: mindrouter.admin.v1.CreateUserResponse
-	(*ListUsersRequest)(nil),           // 4: mindrouter.admin.v1.ListUsersRequest
-	(*ListUsersResponse)(nil),          // 5: mindrouter.admin.v1.ListUsersResponse
-	(*GetUserRequest)(nil),             // 6: mindrouter.admin.v1.GetUserRequest
-	(*GetUserResponse)(nil),            // 7: mindrouter.admin.v1.GetUserResponse
-	(*UpdateGroupRequest)(nil),         // 8: mindrouter.admin.v1.UpdateGroupRequest
-	(*CreateGroupRequest)(nil),         // 9: mindrouter.admin.v1.CreateGroupRequest
-	(*CreateGroupResponse)(nil),        // 10: mindrouter.admin.v1.CreateGroupResponse
-	(*DeleteGroupRequest)(nil),         // 11: mindrouter.admin.v1.DeleteGroupRequest
-	(*DeleteGroupResponse)(nil),        // 12: mindrouter.admin.v1.DeleteGroupResponse
-	(*DeleteUserRequest)(nil),          // 13: mindrouter.admin.v1.DeleteUserRequest
-	(*DeleteUserResponse)(nil),         // 14: mindrouter.admin.v1.DeleteUserResponse
-	(*ResetPasswordRequest)(nil),       // 15: mindrouter.admin.v1.ResetPasswordRequest
-	(*ResetPasswordResponse)(nil),      // 16: mindrouter.admin.v1.ResetPasswordResponse
-	(*RenewAPIKeyRequest)(nil),         // 17: mindrouter.admin.v1.RenewAPIKeyRequest
-	(*RenewAPIKeyResponse)(nil),        // 18: mindrouter.admin.v1.RenewAPIKeyResponse
-	(*ListQuotaRequestsRequest)(nil),   // 19: mindrouter.admin.v1.ListQuotaRequestsRequest
-	(*ListQuotaRequestsResponse)(nil),  // 20: mindrouter.admin.v1.ListQuotaRequestsResponse
-	(*ReviewQuotaRequestRequest)(nil),  // 21: mindrouter.admin.v1.ReviewQuotaRequestRequest
-	(*ReviewQuotaRequestResponse)(nil), // 22: mindrouter.admin.v1.ReviewQuotaRequestResponse
-	(*UpdateGroupResponse)(nil),        // 23: mindrouter.admin.v1.UpdateGroupResponse
-	(*UpdateUserRequest)(nil),          // 24: mindrouter.admin.v1.UpdateUserRequest
-	(*UpdateUserResponse)(nil),         // 25: mindrouter.admin.v1.UpdateUserResponse
-	(*CreateAPIKeyRequest)(nil),        // 26: mindrouter.admin.v1.CreateAPIKeyRequest
-	(*CreateAPIKeyResponse)(nil),       // 27: mindrouter.admin.v1.CreateAPIKeyResponse
-	(*ListAPIKeysRequest)(nil),         // 28: mindrouter.admin.v1.ListAPIKeysRequest
-	(*ListAPIKeysResponse)(nil),        // 29: mindrouter.admin.v1.ListAPIKeysResponse
-	(*RevokeAPIKeyRequest)(nil),        // 30: mindrouter.admin.v1.RevokeAPIKeyRequest
-	(*RevokeAPIKeyResponse)(nil),       // 31: mindrouter.admin.v1.RevokeAPIKeyResponse
-	(*Group)(nil),                      // 32: mindrouter.admin.v1.Group
-	(*User)(nil),                       // 33: mindrouter.admin.v1.User
-	(*APIKey)(nil),                     // 34: mindrouter.admin.v1.APIKey
-	(*QuotaRequest)(nil),               // 35: mindrouter.admin.v1.QuotaRequest
-	(*timestamppb.Timestamp)(nil),      // 36: google.protobuf.Timestamp
+	(*ListGroupsRequest)(nil),               // 0: mindrouter.admin.v1.ListGroupsRequest
+	(*ListGroupsResponse)(nil),              // 1: mindrouter.admin.v1.ListGroupsResponse
+	(*CreateUserRequest)(nil),               // 2: mindrouter.admin.v1.CreateUserRequest
+	(*CreateUserResponse)(nil),              // 3: mindrouter.admin.v1.CreateUserResponse
+	(*ListUsersRequest)(nil),                // 4: mindrouter.admin.v1.ListUsersRequest
+	(*ListUsersResponse)(nil),               // 5: mindrouter.admin.v1.ListUsersResponse
+	(*GetUserRequest)(nil),                  // 6: mindrouter.admin.v1.GetUserRequest
+	(*GetUserResponse)(nil),                 // 7: mindrouter.admin.v1.GetUserResponse
+	(*UpdateGroupRequest)(nil),              // 8: mindrouter.admin.v1.UpdateGroupRequest
+	(*CreateGroupRequest)(nil),              // 9: mindrouter.admin.v1.CreateGroupRequest
+	(*CreateGroupResponse)(nil),             // 10: mindrouter.admin.v1.CreateGroupResponse
+	(*DeleteGroupRequest)(nil),              // 11: mindrouter.admin.v1.DeleteGroupRequest
+	(*DeleteGroupResponse)(nil),             // 12: mindrouter.admin.v1.DeleteGroupResponse
+	(*DeleteUserRequest)(nil),               // 13: mindrouter.admin.v1.DeleteUserRequest
+	(*DeleteUserResponse)(nil),              // 14: mindrouter.admin.v1.DeleteUserResponse
+	(*ResetPasswordRequest)(nil),            // 15: mindrouter.admin.v1.ResetPasswordRequest
+	(*ResetPasswordResponse)(nil),           // 16: mindrouter.admin.v1.ResetPasswordResponse
+	(*RenewAPIKeyRequest)(nil),              // 17: mindrouter.admin.v1.RenewAPIKeyRequest
+	(*RenewAPIKeyResponse)(nil),             // 18: mindrouter.admin.v1.RenewAPIKeyResponse
+	(*ListQuotaRequestsRequest)(nil),        // 19: mindrouter.admin.v1.ListQuotaRequestsRequest
+	(*ListQuotaRequestsResponse)(nil),       // 20: mindrouter.admin.v1.ListQuotaRequestsResponse
+	(*ReviewQuotaRequestRequest)(nil),       // 21: mindrouter.admin.v1.ReviewQuotaRequestRequest
+	(*ReviewQuotaRequestResponse)(nil),      // 22: mindrouter.admin.v1.ReviewQuotaRequestResponse
+	(*UpdateGroupResponse)(nil),             // 23: mindrouter.admin.v1.UpdateGroupResponse
+	(*UpdateUserRequest)(nil),               // 24: mindrouter.admin.v1.UpdateUserRequest
+	(*UpdateUserResponse)(nil),              // 25: mindrouter.admin.v1.UpdateUserResponse
+	(*CreateAPIKeyRequest)(nil),             // 26: mindrouter.admin.v1.CreateAPIKeyRequest
+	(*CreateAPIKeyResponse)(nil),            // 27: mindrouter.admin.v1.CreateAPIKeyResponse
+	(*ListAPIKeysRequest)(nil),              // 28: mindrouter.admin.v1.ListAPIKeysRequest
+	(*ListAPIKeysResponse)(nil),             // 29: mindrouter.admin.v1.ListAPIKeysResponse
+	(*RevokeAPIKeyRequest)(nil),             // 30: mindrouter.admin.v1.RevokeAPIKeyRequest
+	(*RevokeAPIKeyResponse)(nil),            // 31: mindrouter.admin.v1.RevokeAPIKeyResponse
+	(*DeleteAPIKeyRequest)(nil),             // 32: mindrouter.admin.v1.DeleteAPIKeyRequest
+	(*DeleteAPIKeyResponse)(nil),            // 33: mindrouter.admin.v1.DeleteAPIKeyResponse
+	(*ListServiceKeyRequestsRequest)(nil),   // 34: mindrouter.admin.v1.ListServiceKeyRequestsRequest
+	(*ListServiceKeyRequestsResponse)(nil),  // 35: mindrouter.admin.v1.ListServiceKeyRequestsResponse
+	(*ReviewServiceKeyRequestRequest)(nil),  // 36: mindrouter.admin.v1.ReviewServiceKeyRequestRequest
+	(*ReviewServiceKeyRequestResponse)(nil), // 37: mindrouter.admin.v1.ReviewServiceKeyRequestResponse
+	(*Group)(nil),                           // 38: mindrouter.admin.v1.Group
+	(*User)(nil),                            // 39: mindrouter.admin.v1.User
+	(*APIKey)(nil),                          // 40: mindrouter.admin.v1.APIKey
+	(*QuotaRequest)(nil),                    // 41: mindrouter.admin.v1.QuotaRequest
+	(*timestamppb.Timestamp)(nil),           // 42: google.protobuf.Timestamp
+	(*ServiceKeyRequest)(nil),               // 43: mindrouter.admin.v1.ServiceKeyRequest
 }
 var file_mindrouter_admin_v1_identity_service_proto_depIdxs = []int32{
-	32, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
-	33, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	33, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
-	33, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
-	32, // 4: mindrouter.admin.v1.CreateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
-	34, // 5: mindrouter.admin.v1.RenewAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	35, // 6: mindrouter.admin.v1.ListQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
-	35, // 7: mindrouter.admin.v1.ReviewQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
-	32, // 8: mindrouter.admin.v1.UpdateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
-	33, // 9: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
-	36, // 10: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
-	34, // 11: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	34, // 12: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	34, // 13: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	0,  // 14: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
-	9,  // 15: mindrouter.admin.v1.IdentityService.CreateGroup:input_type -> mindrouter.admin.v1.CreateGroupRequest
-	8,  // 16: mindrouter.admin.v1.IdentityService.UpdateGroup:input_type -> mindrouter.admin.v1.UpdateGroupRequest
-	11, // 17: mindrouter.admin.v1.IdentityService.DeleteGroup:input_type -> mindrouter.admin.v1.DeleteGroupRequest
-	2,  // 18: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
-	4,  // 19: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
-	6,  // 20: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
-	24, // 21: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
-	13, // 22: mindrouter.admin.v1.IdentityService.DeleteUser:input_type -> mindrouter.admin.v1.DeleteUserRequest
-	15, // 23: mindrouter.admin.v1.IdentityService.ResetPassword:input_type -> mindrouter.admin.v1.ResetPasswordRequest
-	26, // 24: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
-	28, // 25: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
-	30, // 26: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
-	17, // 27: mindrouter.admin.v1.IdentityService.RenewAPIKey:input_type -> mindrouter.admin.v1.RenewAPIKeyRequest
-	19, // 28: mindrouter.admin.v1.IdentityService.ListQuotaRequests:input_type -> mindrouter.admin.v1.ListQuotaRequestsRequest
-	21, // 29: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:input_type -> mindrouter.admin.v1.ReviewQuotaRequestRequest
-	1,  // 30: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
-	10, // 31: mindrouter.admin.v1.IdentityService.CreateGroup:output_type -> mindrouter.admin.v1.CreateGroupResponse
-	23, // 32: mindrouter.admin.v1.IdentityService.UpdateGroup:output_type -> mindrouter.admin.v1.UpdateGroupResponse
-	12, // 33: mindrouter.admin.v1.IdentityService.DeleteGroup:output_type -> mindrouter.admin.v1.DeleteGroupResponse
-	3,  // 34: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
-	5,  // 35: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
-	7,  // 36: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
-	25, // 37: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
-	14, // 38: mindrouter.admin.v1.IdentityService.DeleteUser:output_type -> mindrouter.admin.v1.DeleteUserResponse
-	16, // 39: mindrouter.admin.v1.IdentityService.ResetPassword:output_type -> mindrouter.admin.v1.ResetPasswordResponse
-	27, // 40: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
-	29, // 41: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
-	31, // 42: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
-	18, // 43: mindrouter.admin.v1.IdentityService.RenewAPIKey:output_type -> mindrouter.admin.v1.RenewAPIKeyResponse
-	20, // 44: mindrouter.admin.v1.IdentityService.ListQuotaRequests:output_type -> mindrouter.admin.v1.ListQuotaRequestsResponse
-	22, // 45: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:output_type -> mindrouter.admin.v1.ReviewQuotaRequestResponse
-	30, // [30:46] is the sub-list for method output_type
-	14, // [14:30] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	38, // 0: mindrouter.admin.v1.ListGroupsResponse.groups:type_name -> mindrouter.admin.v1.Group
+	39, // 1: mindrouter.admin.v1.CreateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	39, // 2: mindrouter.admin.v1.ListUsersResponse.users:type_name -> mindrouter.admin.v1.User
+	39, // 3: mindrouter.admin.v1.GetUserResponse.user:type_name -> mindrouter.admin.v1.User
+	38, // 4: mindrouter.admin.v1.CreateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
+	40, // 5: mindrouter.admin.v1.RenewAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	41, // 6: mindrouter.admin.v1.ListQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	41, // 7: mindrouter.admin.v1.ReviewQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	38, // 8: mindrouter.admin.v1.UpdateGroupResponse.group:type_name -> mindrouter.admin.v1.Group
+	39, // 9: mindrouter.admin.v1.UpdateUserResponse.user:type_name -> mindrouter.admin.v1.User
+	42, // 10: mindrouter.admin.v1.CreateAPIKeyRequest.expires_at:type_name -> google.protobuf.Timestamp
+	40, // 11: mindrouter.admin.v1.CreateAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	40, // 12: mindrouter.admin.v1.ListAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	40, // 13: mindrouter.admin.v1.RevokeAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	43, // 14: mindrouter.admin.v1.ListServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	43, // 15: mindrouter.admin.v1.ReviewServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	0,  // 16: mindrouter.admin.v1.IdentityService.ListGroups:input_type -> mindrouter.admin.v1.ListGroupsRequest
+	9,  // 17: mindrouter.admin.v1.IdentityService.CreateGroup:input_type -> mindrouter.admin.v1.CreateGroupRequest
+	8,  // 18: mindrouter.admin.v1.IdentityService.UpdateGroup:input_type -> mindrouter.admin.v1.UpdateGroupRequest
+	11, // 19: mindrouter.admin.v1.IdentityService.DeleteGroup:input_type -> mindrouter.admin.v1.DeleteGroupRequest
+	2,  // 20: mindrouter.admin.v1.IdentityService.CreateUser:input_type -> mindrouter.admin.v1.CreateUserRequest
+	4,  // 21: mindrouter.admin.v1.IdentityService.ListUsers:input_type -> mindrouter.admin.v1.ListUsersRequest
+	6,  // 22: mindrouter.admin.v1.IdentityService.GetUser:input_type -> mindrouter.admin.v1.GetUserRequest
+	24, // 23: mindrouter.admin.v1.IdentityService.UpdateUser:input_type -> mindrouter.admin.v1.UpdateUserRequest
+	13, // 24: mindrouter.admin.v1.IdentityService.DeleteUser:input_type -> mindrouter.admin.v1.DeleteUserRequest
+	15, // 25: mindrouter.admin.v1.IdentityService.ResetPassword:input_type -> mindrouter.admin.v1.ResetPasswordRequest
+	26, // 26: mindrouter.admin.v1.IdentityService.CreateAPIKey:input_type -> mindrouter.admin.v1.CreateAPIKeyRequest
+	28, // 27: mindrouter.admin.v1.IdentityService.ListAPIKeys:input_type -> mindrouter.admin.v1.ListAPIKeysRequest
+	30, // 28: mindrouter.admin.v1.IdentityService.RevokeAPIKey:input_type -> mindrouter.admin.v1.RevokeAPIKeyRequest
+	32, // 29: mindrouter.admin.v1.IdentityService.DeleteAPIKey:input_type -> mindrouter.admin.v1.DeleteAPIKeyRequest
+	17, // 30: mindrouter.admin.v1.IdentityService.RenewAPIKey:input_type -> mindrouter.admin.v1.RenewAPIKeyRequest
+	19, // 31: mindrouter.admin.v1.IdentityService.ListQuotaRequests:input_type -> mindrouter.admin.v1.ListQuotaRequestsRequest
+	21, // 32: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:input_type -> mindrouter.admin.v1.ReviewQuotaRequestRequest
+	34, // 33: mindrouter.admin.v1.IdentityService.ListServiceKeyRequests:input_type -> mindrouter.admin.v1.ListServiceKeyRequestsRequest
+	36, // 34: mindrouter.admin.v1.IdentityService.ReviewServiceKeyRequest:input_type -> mindrouter.admin.v1.ReviewServiceKeyRequestRequest
+	1,  // 35: mindrouter.admin.v1.IdentityService.ListGroups:output_type -> mindrouter.admin.v1.ListGroupsResponse
+	10, // 36: mindrouter.admin.v1.IdentityService.CreateGroup:output_type -> mindrouter.admin.v1.CreateGroupResponse
+	23, // 37: mindrouter.admin.v1.IdentityService.UpdateGroup:output_type -> mindrouter.admin.v1.UpdateGroupResponse
+	12, // 38: mindrouter.admin.v1.IdentityService.DeleteGroup:output_type -> mindrouter.admin.v1.DeleteGroupResponse
+	3,  // 39: mindrouter.admin.v1.IdentityService.CreateUser:output_type -> mindrouter.admin.v1.CreateUserResponse
+	5,  // 40: mindrouter.admin.v1.IdentityService.ListUsers:output_type -> mindrouter.admin.v1.ListUsersResponse
+	7,  // 41: mindrouter.admin.v1.IdentityService.GetUser:output_type -> mindrouter.admin.v1.GetUserResponse
+	25, // 42: mindrouter.admin.v1.IdentityService.UpdateUser:output_type -> mindrouter.admin.v1.UpdateUserResponse
+	14, // 43: mindrouter.admin.v1.IdentityService.DeleteUser:output_type -> mindrouter.admin.v1.DeleteUserResponse
+	16, // 44: mindrouter.admin.v1.IdentityService.ResetPassword:output_type -> mindrouter.admin.v1.ResetPasswordResponse
+	27, // 45: mindrouter.admin.v1.IdentityService.CreateAPIKey:output_type -> mindrouter.admin.v1.CreateAPIKeyResponse
+	29, // 46: mindrouter.admin.v1.IdentityService.ListAPIKeys:output_type -> mindrouter.admin.v1.ListAPIKeysResponse
+	31, // 47: mindrouter.admin.v1.IdentityService.RevokeAPIKey:output_type -> mindrouter.admin.v1.RevokeAPIKeyResponse
+	33, // 48: mindrouter.admin.v1.IdentityService.DeleteAPIKey:output_type -> mindrouter.admin.v1.DeleteAPIKeyResponse
+	18, // 49: mindrouter.admin.v1.IdentityService.RenewAPIKey:output_type -> mindrouter.admin.v1.RenewAPIKeyResponse
+	20, // 50: mindrouter.admin.v1.IdentityService.ListQuotaRequests:output_type -> mindrouter.admin.v1.ListQuotaRequestsResponse
+	22, // 51: mindrouter.admin.v1.IdentityService.ReviewQuotaRequest:output_type -> mindrouter.admin.v1.ReviewQuotaRequestResponse
+	35, // 52: mindrouter.admin.v1.IdentityService.ListServiceKeyRequests:output_type -> mindrouter.admin.v1.ListServiceKeyRequestsResponse
+	37, // 53: mindrouter.admin.v1.IdentityService.ReviewServiceKeyRequest:output_type -> mindrouter.admin.v1.ReviewServiceKeyRequestResponse
+	35, // [35:54] is the sub-list for method output_type
+	16, // [16:35] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_admin_v1_identity_service_proto_init() }
@@ -2150,7 +2534,7 @@ func file_mindrouter_admin_v1_identity_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_admin_v1_identity_service_proto_rawDesc), len(file_mindrouter_admin_v1_identity_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   38,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

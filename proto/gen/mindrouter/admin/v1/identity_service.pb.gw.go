@@ -516,6 +516,45 @@ func local_request_IdentityService_RevokeAPIKey_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
+func request_IdentityService_DeleteAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client IdentityServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq DeleteAPIKeyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.DeleteAPIKey(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_IdentityService_DeleteAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, server IdentityServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq DeleteAPIKeyRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.DeleteAPIKey(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_IdentityService_RenewAPIKey_0(ctx context.Context, marshaler runtime.Marshaler, client IdentityServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq RenewAPIKeyRequest
@@ -632,6 +671,86 @@ func local_request_IdentityService_ReviewQuotaRequest_0(ctx context.Context, mar
 		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
 	}
 	msg, err := server.ReviewQuotaRequest(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+var filter_IdentityService_ListServiceKeyRequests_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
+
+func request_IdentityService_ListServiceKeyRequests_0(ctx context.Context, marshaler runtime.Marshaler, client IdentityServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListServiceKeyRequestsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_IdentityService_ListServiceKeyRequests_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ListServiceKeyRequests(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_IdentityService_ListServiceKeyRequests_0(ctx context.Context, marshaler runtime.Marshaler, server IdentityServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ListServiceKeyRequestsRequest
+		metadata runtime.ServerMetadata
+	)
+	if err := req.ParseForm(); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	if err := runtime.PopulateQueryParameters(&protoReq, req.Form, filter_IdentityService_ListServiceKeyRequests_0); err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	msg, err := server.ListServiceKeyRequests(ctx, &protoReq)
+	return msg, metadata, err
+}
+
+func request_IdentityService_ReviewServiceKeyRequest_0(ctx context.Context, marshaler runtime.Marshaler, client IdentityServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReviewServiceKeyRequestRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.ReviewServiceKeyRequest(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_IdentityService_ReviewServiceKeyRequest_0(ctx context.Context, marshaler runtime.Marshaler, server IdentityServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq ReviewServiceKeyRequestRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.ReviewServiceKeyRequest(ctx, &protoReq)
 	return msg, metadata, err
 }
 
@@ -901,6 +1020,26 @@ func RegisterIdentityServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 		}
 		forward_IdentityService_RevokeAPIKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_RevokeAPIKey_0{resp.(*RevokeAPIKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodDelete, pattern_IdentityService_DeleteAPIKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/DeleteAPIKey", runtime.WithHTTPPathPattern("/api/admin/api-keys/{id}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_IdentityService_DeleteAPIKey_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_DeleteAPIKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_IdentityService_RenewAPIKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -960,6 +1099,46 @@ func RegisterIdentityServiceHandlerServer(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_IdentityService_ReviewQuotaRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ReviewQuotaRequest_0{resp.(*ReviewQuotaRequestResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_IdentityService_ListServiceKeyRequests_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/ListServiceKeyRequests", runtime.WithHTTPPathPattern("/api/admin/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_IdentityService_ListServiceKeyRequests_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_ListServiceKeyRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ListServiceKeyRequests_0{resp.(*ListServiceKeyRequestsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_IdentityService_ReviewServiceKeyRequest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/ReviewServiceKeyRequest", runtime.WithHTTPPathPattern("/api/admin/service-key-requests/{id}/review"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_IdentityService_ReviewServiceKeyRequest_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_ReviewServiceKeyRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ReviewServiceKeyRequest_0{resp.(*ReviewServiceKeyRequestResponse)}, mux.GetForwardResponseOptions()...)
 	})
 
 	return nil
@@ -1222,6 +1401,23 @@ func RegisterIdentityServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 		}
 		forward_IdentityService_RevokeAPIKey_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_RevokeAPIKey_0{resp.(*RevokeAPIKeyResponse)}, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodDelete, pattern_IdentityService_DeleteAPIKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/DeleteAPIKey", runtime.WithHTTPPathPattern("/api/admin/api-keys/{id}"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_IdentityService_DeleteAPIKey_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_DeleteAPIKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodPost, pattern_IdentityService_RenewAPIKey_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -1272,6 +1468,40 @@ func RegisterIdentityServiceHandlerClient(ctx context.Context, mux *runtime.Serv
 			return
 		}
 		forward_IdentityService_ReviewQuotaRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ReviewQuotaRequest_0{resp.(*ReviewQuotaRequestResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodGet, pattern_IdentityService_ListServiceKeyRequests_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/ListServiceKeyRequests", runtime.WithHTTPPathPattern("/api/admin/service-key-requests"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_IdentityService_ListServiceKeyRequests_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_ListServiceKeyRequests_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ListServiceKeyRequests_0{resp.(*ListServiceKeyRequestsResponse)}, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_IdentityService_ReviewServiceKeyRequest_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.admin.v1.IdentityService/ReviewServiceKeyRequest", runtime.WithHTTPPathPattern("/api/admin/service-key-requests/{id}/review"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_IdentityService_ReviewServiceKeyRequest_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_IdentityService_ReviewServiceKeyRequest_0(annotatedContext, mux, outboundMarshaler, w, req, response_IdentityService_ReviewServiceKeyRequest_0{resp.(*ReviewServiceKeyRequestResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	return nil
 }
@@ -1375,40 +1605,64 @@ func (m response_IdentityService_ReviewQuotaRequest_0) XXX_ResponseBody() interf
 	return response.QuotaRequest
 }
 
+type response_IdentityService_ListServiceKeyRequests_0 struct {
+	*ListServiceKeyRequestsResponse
+}
+
+func (m response_IdentityService_ListServiceKeyRequests_0) XXX_ResponseBody() interface{} {
+	response := m.ListServiceKeyRequestsResponse
+	return response.ServiceKeyRequests
+}
+
+type response_IdentityService_ReviewServiceKeyRequest_0 struct {
+	*ReviewServiceKeyRequestResponse
+}
+
+func (m response_IdentityService_ReviewServiceKeyRequest_0) XXX_ResponseBody() interface{} {
+	response := m.ReviewServiceKeyRequestResponse
+	return response.ServiceKeyRequest
+}
+
 var (
-	pattern_IdentityService_ListGroups_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "groups"}, ""))
-	pattern_IdentityService_CreateGroup_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "groups"}, ""))
-	pattern_IdentityService_UpdateGroup_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "groups", "id"}, ""))
-	pattern_IdentityService_DeleteGroup_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "groups", "id"}, ""))
-	pattern_IdentityService_CreateUser_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "users"}, ""))
-	pattern_IdentityService_ListUsers_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "users"}, ""))
-	pattern_IdentityService_GetUser_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
-	pattern_IdentityService_UpdateUser_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
-	pattern_IdentityService_DeleteUser_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
-	pattern_IdentityService_ResetPassword_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "users", "id", "reset-password"}, ""))
-	pattern_IdentityService_CreateAPIKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "users", "user_id", "api-keys"}, ""))
-	pattern_IdentityService_ListAPIKeys_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "api-keys"}, ""))
-	pattern_IdentityService_RevokeAPIKey_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "api-keys", "id", "revoke"}, ""))
-	pattern_IdentityService_RenewAPIKey_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "api-keys", "id", "renew"}, ""))
-	pattern_IdentityService_ListQuotaRequests_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "quota-requests"}, ""))
-	pattern_IdentityService_ReviewQuotaRequest_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "quota-requests", "id", "review"}, ""))
+	pattern_IdentityService_ListGroups_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "groups"}, ""))
+	pattern_IdentityService_CreateGroup_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "groups"}, ""))
+	pattern_IdentityService_UpdateGroup_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "groups", "id"}, ""))
+	pattern_IdentityService_DeleteGroup_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "groups", "id"}, ""))
+	pattern_IdentityService_CreateUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "users"}, ""))
+	pattern_IdentityService_ListUsers_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "users"}, ""))
+	pattern_IdentityService_GetUser_0                 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
+	pattern_IdentityService_UpdateUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
+	pattern_IdentityService_DeleteUser_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "users", "id"}, ""))
+	pattern_IdentityService_ResetPassword_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "users", "id", "reset-password"}, ""))
+	pattern_IdentityService_CreateAPIKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "users", "user_id", "api-keys"}, ""))
+	pattern_IdentityService_ListAPIKeys_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "api-keys"}, ""))
+	pattern_IdentityService_RevokeAPIKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "api-keys", "id", "revoke"}, ""))
+	pattern_IdentityService_DeleteAPIKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3}, []string{"api", "admin", "api-keys", "id"}, ""))
+	pattern_IdentityService_RenewAPIKey_0             = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "api-keys", "id", "renew"}, ""))
+	pattern_IdentityService_ListQuotaRequests_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "quota-requests"}, ""))
+	pattern_IdentityService_ReviewQuotaRequest_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "quota-requests", "id", "review"}, ""))
+	pattern_IdentityService_ListServiceKeyRequests_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "admin", "service-key-requests"}, ""))
+	pattern_IdentityService_ReviewServiceKeyRequest_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "admin", "service-key-requests", "id", "review"}, ""))
 )
 
 var (
-	forward_IdentityService_ListGroups_0         = runtime.ForwardResponseMessage
-	forward_IdentityService_CreateGroup_0        = runtime.ForwardResponseMessage
-	forward_IdentityService_UpdateGroup_0        = runtime.ForwardResponseMessage
-	forward_IdentityService_DeleteGroup_0        = runtime.ForwardResponseMessage
-	forward_IdentityService_CreateUser_0         = runtime.ForwardResponseMessage
-	forward_IdentityService_ListUsers_0          = runtime.ForwardResponseMessage
-	forward_IdentityService_GetUser_0            = runtime.ForwardResponseMessage
-	forward_IdentityService_UpdateUser_0         = runtime.ForwardResponseMessage
-	forward_IdentityService_DeleteUser_0         = runtime.ForwardResponseMessage
-	forward_IdentityService_ResetPassword_0      = runtime.ForwardResponseMessage
-	forward_IdentityService_CreateAPIKey_0       = runtime.ForwardResponseMessage
-	forward_IdentityService_ListAPIKeys_0        = runtime.ForwardResponseMessage
-	forward_IdentityService_RevokeAPIKey_0       = runtime.ForwardResponseMessage
-	forward_IdentityService_RenewAPIKey_0        = runtime.ForwardResponseMessage
-	forward_IdentityService_ListQuotaRequests_0  = runtime.ForwardResponseMessage
-	forward_IdentityService_ReviewQuotaRequest_0 = runtime.ForwardResponseMessage
+	forward_IdentityService_ListGroups_0              = runtime.ForwardResponseMessage
+	forward_IdentityService_CreateGroup_0             = runtime.ForwardResponseMessage
+	forward_IdentityService_UpdateGroup_0             = runtime.ForwardResponseMessage
+	forward_IdentityService_DeleteGroup_0             = runtime.ForwardResponseMessage
+	forward_IdentityService_CreateUser_0              = runtime.ForwardResponseMessage
+	forward_IdentityService_ListUsers_0               = runtime.ForwardResponseMessage
+	forward_IdentityService_GetUser_0                 = runtime.ForwardResponseMessage
+	forward_IdentityService_UpdateUser_0              = runtime.ForwardResponseMessage
+	forward_IdentityService_DeleteUser_0              = runtime.ForwardResponseMessage
+	forward_IdentityService_ResetPassword_0           = runtime.ForwardResponseMessage
+	forward_IdentityService_CreateAPIKey_0            = runtime.ForwardResponseMessage
+	forward_IdentityService_ListAPIKeys_0             = runtime.ForwardResponseMessage
+	forward_IdentityService_RevokeAPIKey_0            = runtime.ForwardResponseMessage
+	forward_IdentityService_DeleteAPIKey_0            = runtime.ForwardResponseMessage
+	forward_IdentityService_RenewAPIKey_0             = runtime.ForwardResponseMessage
+	forward_IdentityService_ListQuotaRequests_0       = runtime.ForwardResponseMessage
+	forward_IdentityService_ReviewQuotaRequest_0      = runtime.ForwardResponseMessage
+	forward_IdentityService_ListServiceKeyRequests_0  = runtime.ForwardResponseMessage
+	forward_IdentityService_ReviewServiceKeyRequest_0 = runtime.ForwardResponseMessage
 )

@@ -19,22 +19,25 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	IdentityService_ListGroups_FullMethodName         = "/mindrouter.admin.v1.IdentityService/ListGroups"
-	IdentityService_CreateGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/CreateGroup"
-	IdentityService_UpdateGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/UpdateGroup"
-	IdentityService_DeleteGroup_FullMethodName        = "/mindrouter.admin.v1.IdentityService/DeleteGroup"
-	IdentityService_CreateUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/CreateUser"
-	IdentityService_ListUsers_FullMethodName          = "/mindrouter.admin.v1.IdentityService/ListUsers"
-	IdentityService_GetUser_FullMethodName            = "/mindrouter.admin.v1.IdentityService/GetUser"
-	IdentityService_UpdateUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/UpdateUser"
-	IdentityService_DeleteUser_FullMethodName         = "/mindrouter.admin.v1.IdentityService/DeleteUser"
-	IdentityService_ResetPassword_FullMethodName      = "/mindrouter.admin.v1.IdentityService/ResetPassword"
-	IdentityService_CreateAPIKey_FullMethodName       = "/mindrouter.admin.v1.IdentityService/CreateAPIKey"
-	IdentityService_ListAPIKeys_FullMethodName        = "/mindrouter.admin.v1.IdentityService/ListAPIKeys"
-	IdentityService_RevokeAPIKey_FullMethodName       = "/mindrouter.admin.v1.IdentityService/RevokeAPIKey"
-	IdentityService_RenewAPIKey_FullMethodName        = "/mindrouter.admin.v1.IdentityService/RenewAPIKey"
-	IdentityService_ListQuotaRequests_FullMethodName  = "/mindrouter.admin.v1.IdentityService/ListQuotaRequests"
-	IdentityService_ReviewQuotaRequest_FullMethodName = "/mindrouter.admin.v1.IdentityService/ReviewQuotaRequest"
+	IdentityService_ListGroups_FullMethodName              = "/mindrouter.admin.v1.IdentityService/ListGroups"
+	IdentityService_CreateGroup_FullMethodName             = "/mindrouter.admin.v1.IdentityService/CreateGroup"
+	IdentityService_UpdateGroup_FullMethodName             = "/mindrouter.admin.v1.IdentityService/UpdateGroup"
+	IdentityService_DeleteGroup_FullMethodName             = "/mindrouter.admin.v1.IdentityService/DeleteGroup"
+	IdentityService_CreateUser_FullMethodName              = "/mindrouter.admin.v1.IdentityService/CreateUser"
+	IdentityService_ListUsers_FullMethodName               = "/mindrouter.admin.v1.IdentityService/ListUsers"
+	IdentityService_GetUser_FullMethodName                 = "/mindrouter.admin.v1.IdentityService/GetUser"
+	IdentityService_UpdateUser_FullMethodName              = "/mindrouter.admin.v1.IdentityService/UpdateUser"
+	IdentityService_DeleteUser_FullMethodName              = "/mindrouter.admin.v1.IdentityService/DeleteUser"
+	IdentityService_ResetPassword_FullMethodName           = "/mindrouter.admin.v1.IdentityService/ResetPassword"
+	IdentityService_CreateAPIKey_FullMethodName            = "/mindrouter.admin.v1.IdentityService/CreateAPIKey"
+	IdentityService_ListAPIKeys_FullMethodName             = "/mindrouter.admin.v1.IdentityService/ListAPIKeys"
+	IdentityService_RevokeAPIKey_FullMethodName            = "/mindrouter.admin.v1.IdentityService/RevokeAPIKey"
+	IdentityService_DeleteAPIKey_FullMethodName            = "/mindrouter.admin.v1.IdentityService/DeleteAPIKey"
+	IdentityService_RenewAPIKey_FullMethodName             = "/mindrouter.admin.v1.IdentityService/RenewAPIKey"
+	IdentityService_ListQuotaRequests_FullMethodName       = "/mindrouter.admin.v1.IdentityService/ListQuotaRequests"
+	IdentityService_ReviewQuotaRequest_FullMethodName      = "/mindrouter.admin.v1.IdentityService/ReviewQuotaRequest"
+	IdentityService_ListServiceKeyRequests_FullMethodName  = "/mindrouter.admin.v1.IdentityService/ListServiceKeyRequests"
+	IdentityService_ReviewServiceKeyRequest_FullMethodName = "/mindrouter.admin.v1.IdentityService/ReviewServiceKeyRequest"
 )
 
 // IdentityServiceClient is the client API for IdentityService service.
@@ -77,6 +80,9 @@ type IdentityServiceClient interface {
 	ListAPIKeys(ctx context.Context, in *ListAPIKeysRequest, opts ...grpc.CallOption) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key; revoking a revoked key succeeds.
 	RevokeAPIKey(ctx context.Context, in *RevokeAPIKeyRequest, opts ...grpc.CallOption) (*RevokeAPIKeyResponse, error)
+	// DeleteAPIKey deletes a key: it is revoked on every data plane first, then
+	// its row is removed. Deleting a key that does not exist is NOT_FOUND.
+	DeleteAPIKey(ctx context.Context, in *DeleteAPIKeyRequest, opts ...grpc.CallOption) (*DeleteAPIKeyResponse, error)
 	// RenewAPIKey gives a key (same secret) a new expiry, the owner's group key
 	// lifetime from now; an expired key becomes active again, a revoked one cannot.
 	RenewAPIKey(ctx context.Context, in *RenewAPIKeyRequest, opts ...grpc.CallOption) (*RenewAPIKeyResponse, error)
@@ -87,6 +93,13 @@ type IdentityServiceClient interface {
 	// user's token budget override to the granted tokens (the requested tokens when
 	// none are given).
 	ReviewQuotaRequest(ctx context.Context, in *ReviewQuotaRequestRequest, opts ...grpc.CallOption) (*ReviewQuotaRequestResponse, error)
+	// ListServiceKeyRequests lists service-key requests, pending ones unless a
+	// status is given.
+	ListServiceKeyRequests(ctx context.Context, in *ListServiceKeyRequestsRequest, opts ...grpc.CallOption) (*ListServiceKeyRequestsResponse, error)
+	// ReviewServiceKeyRequest approves or denies a pending service-key request.
+	// Approval lets the requester collect the key (minted then, owned by them,
+	// its secret shown to them once); the admin never sees the secret.
+	ReviewServiceKeyRequest(ctx context.Context, in *ReviewServiceKeyRequestRequest, opts ...grpc.CallOption) (*ReviewServiceKeyRequestResponse, error)
 }
 
 type identityServiceClient struct {
@@ -227,6 +240,16 @@ func (c *identityServiceClient) RevokeAPIKey(ctx context.Context, in *RevokeAPIK
 	return out, nil
 }
 
+func (c *identityServiceClient) DeleteAPIKey(ctx context.Context, in *DeleteAPIKeyRequest, opts ...grpc.CallOption) (*DeleteAPIKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteAPIKeyResponse)
+	err := c.cc.Invoke(ctx, IdentityService_DeleteAPIKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *identityServiceClient) RenewAPIKey(ctx context.Context, in *RenewAPIKeyRequest, opts ...grpc.CallOption) (*RenewAPIKeyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RenewAPIKeyResponse)
@@ -251,6 +274,26 @@ func (c *identityServiceClient) ReviewQuotaRequest(ctx context.Context, in *Revi
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ReviewQuotaRequestResponse)
 	err := c.cc.Invoke(ctx, IdentityService_ReviewQuotaRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ListServiceKeyRequests(ctx context.Context, in *ListServiceKeyRequestsRequest, opts ...grpc.CallOption) (*ListServiceKeyRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListServiceKeyRequestsResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ListServiceKeyRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *identityServiceClient) ReviewServiceKeyRequest(ctx context.Context, in *ReviewServiceKeyRequestRequest, opts ...grpc.CallOption) (*ReviewServiceKeyRequestResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReviewServiceKeyRequestResponse)
+	err := c.cc.Invoke(ctx, IdentityService_ReviewServiceKeyRequest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,6 +340,9 @@ type IdentityServiceServer interface {
 	ListAPIKeys(context.Context, *ListAPIKeysRequest) (*ListAPIKeysResponse, error)
 	// RevokeAPIKey revokes a key; revoking a revoked key succeeds.
 	RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error)
+	// DeleteAPIKey deletes a key: it is revoked on every data plane first, then
+	// its row is removed. Deleting a key that does not exist is NOT_FOUND.
+	DeleteAPIKey(context.Context, *DeleteAPIKeyRequest) (*DeleteAPIKeyResponse, error)
 	// RenewAPIKey gives a key (same secret) a new expiry, the owner's group key
 	// lifetime from now; an expired key becomes active again, a revoked one cannot.
 	RenewAPIKey(context.Context, *RenewAPIKeyRequest) (*RenewAPIKeyResponse, error)
@@ -307,6 +353,13 @@ type IdentityServiceServer interface {
 	// user's token budget override to the granted tokens (the requested tokens when
 	// none are given).
 	ReviewQuotaRequest(context.Context, *ReviewQuotaRequestRequest) (*ReviewQuotaRequestResponse, error)
+	// ListServiceKeyRequests lists service-key requests, pending ones unless a
+	// status is given.
+	ListServiceKeyRequests(context.Context, *ListServiceKeyRequestsRequest) (*ListServiceKeyRequestsResponse, error)
+	// ReviewServiceKeyRequest approves or denies a pending service-key request.
+	// Approval lets the requester collect the key (minted then, owned by them,
+	// its secret shown to them once); the admin never sees the secret.
+	ReviewServiceKeyRequest(context.Context, *ReviewServiceKeyRequestRequest) (*ReviewServiceKeyRequestResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }
 
@@ -356,6 +409,9 @@ func (UnimplementedIdentityServiceServer) ListAPIKeys(context.Context, *ListAPIK
 func (UnimplementedIdentityServiceServer) RevokeAPIKey(context.Context, *RevokeAPIKeyRequest) (*RevokeAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeAPIKey not implemented")
 }
+func (UnimplementedIdentityServiceServer) DeleteAPIKey(context.Context, *DeleteAPIKeyRequest) (*DeleteAPIKeyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteAPIKey not implemented")
+}
 func (UnimplementedIdentityServiceServer) RenewAPIKey(context.Context, *RenewAPIKeyRequest) (*RenewAPIKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RenewAPIKey not implemented")
 }
@@ -364,6 +420,12 @@ func (UnimplementedIdentityServiceServer) ListQuotaRequests(context.Context, *Li
 }
 func (UnimplementedIdentityServiceServer) ReviewQuotaRequest(context.Context, *ReviewQuotaRequestRequest) (*ReviewQuotaRequestResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReviewQuotaRequest not implemented")
+}
+func (UnimplementedIdentityServiceServer) ListServiceKeyRequests(context.Context, *ListServiceKeyRequestsRequest) (*ListServiceKeyRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListServiceKeyRequests not implemented")
+}
+func (UnimplementedIdentityServiceServer) ReviewServiceKeyRequest(context.Context, *ReviewServiceKeyRequestRequest) (*ReviewServiceKeyRequestResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReviewServiceKeyRequest not implemented")
 }
 func (UnimplementedIdentityServiceServer) mustEmbedUnimplementedIdentityServiceServer() {}
 func (UnimplementedIdentityServiceServer) testEmbeddedByValue()                         {}
@@ -620,6 +682,24 @@ func _IdentityService_RevokeAPIKey_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _IdentityService_DeleteAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteAPIKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).DeleteAPIKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_DeleteAPIKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).DeleteAPIKey(ctx, req.(*DeleteAPIKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _IdentityService_RenewAPIKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(RenewAPIKeyRequest)
 	if err := dec(in); err != nil {
@@ -670,6 +750,42 @@ func _IdentityService_ReviewQuotaRequest_Handler(srv interface{}, ctx context.Co
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(IdentityServiceServer).ReviewQuotaRequest(ctx, req.(*ReviewQuotaRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ListServiceKeyRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListServiceKeyRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ListServiceKeyRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ListServiceKeyRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ListServiceKeyRequests(ctx, req.(*ListServiceKeyRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _IdentityService_ReviewServiceKeyRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReviewServiceKeyRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IdentityServiceServer).ReviewServiceKeyRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: IdentityService_ReviewServiceKeyRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IdentityServiceServer).ReviewServiceKeyRequest(ctx, req.(*ReviewServiceKeyRequestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -734,6 +850,10 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _IdentityService_RevokeAPIKey_Handler,
 		},
 		{
+			MethodName: "DeleteAPIKey",
+			Handler:    _IdentityService_DeleteAPIKey_Handler,
+		},
+		{
 			MethodName: "RenewAPIKey",
 			Handler:    _IdentityService_RenewAPIKey_Handler,
 		},
@@ -744,6 +864,14 @@ var IdentityService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReviewQuotaRequest",
 			Handler:    _IdentityService_ReviewQuotaRequest_Handler,
+		},
+		{
+			MethodName: "ListServiceKeyRequests",
+			Handler:    _IdentityService_ListServiceKeyRequests_Handler,
+		},
+		{
+			MethodName: "ReviewServiceKeyRequest",
+			Handler:    _IdentityService_ReviewServiceKeyRequest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

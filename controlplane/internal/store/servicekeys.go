@@ -1,0 +1,208 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/mindrouter/mindrouter/ent"
+	"github.com/mindrouter/mindrouter/ent/predicate"
+	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
+)
+
+// ServiceKeyRequest is a user's request for a service key. Statuses are those of
+// a quota request (QuotaRequestPending, ...).
+type ServiceKeyRequest struct {
+	ID            int64
+	UserID        int64
+	Username      string
+	ServiceName   string
+	Justification string
+	Status        string
+	// ReviewerID is the reviewing admin's user id, 0 while pending.
+	ReviewerID  int64
+	ReviewNotes string
+	ReviewedAt  *time.Time
+	// APIKeyID is the key minted when the requester collected it, 0 until then.
+	APIKeyID    int64
+	CollectedAt *time.Time
+	CreatedAt   time.Time
+}
+
+// ServiceKeyRequestFilter selects service-key requests; zero fields match
+// everything.
+type ServiceKeyRequestFilter struct {
+	UserID int64
+	Status string
+}
+
+// ServiceKeyReview decides a pending service-key request.
+type ServiceKeyReview struct {
+	ReviewerID int64
+	Approved   bool
+	Notes      string
+	At         time.Time
+}
+
+// CreateServiceKeyRequest files a pending request. An unknown user is
+// ErrNotFound.
+func (s *Store) CreateServiceKeyRequest(ctx context.Context, userID int64, serviceName, justification string) (ServiceKeyRequest, error) {
+	op := fmt.Sprintf("file service-key request of user %d", userID)
+	u, err := s.client.User.Get(ctx, int(userID))
+	if err != nil {
+		return ServiceKeyRequest{}, dbErr(op, err)
+	}
+	r, err := s.client.ServiceKeyRequest.Create().
+		SetUserID(u.ID).
+		SetServiceName(serviceName).
+		SetJustification(justification).
+		Save(ctx)
+	if err != nil {
+		return ServiceKeyRequest{}, dbErr(op, err)
+	}
+	r.Edges.User = u
+	return toServiceKeyRequest(r), nil
+}
+
+// ListServiceKeyRequests returns the requests matching f, oldest first.
+func (s *Store) ListServiceKeyRequests(ctx context.Context, f ServiceKeyRequestFilter) ([]ServiceKeyRequest, error) {
+	var where []predicate.ServiceKeyRequest
+	if f.UserID != 0 {
+		where = append(where, servicekeyrequest.UserID(int(f.UserID)))
+	}
+	if f.Status != "" {
+		st := servicekeyrequest.Status(f.Status)
+		if err := servicekeyrequest.StatusValidator(st); err != nil {
+			return nil, invalid("list service-key requests", "unknown status %q (want pending, approved or denied)", f.Status)
+		}
+		where = append(where, servicekeyrequest.StatusEQ(st))
+	}
+	rows, err := s.client.ServiceKeyRequest.Query().Where(where...).WithUser().
+		Order(ent.Asc(servicekeyrequest.FieldID)).All(ctx)
+	if err != nil {
+		return nil, dbErr("list service-key requests", err)
+	}
+	out := make([]ServiceKeyRequest, len(rows))
+	for i, r := range rows {
+		out[i] = toServiceKeyRequest(r)
+	}
+	return out, nil
+}
+
+// GetServiceKeyRequest returns one request; ErrNotFound when there is none.
+func (s *Store) GetServiceKeyRequest(ctx context.Context, id int64) (ServiceKeyRequest, error) {
+	r, err := s.client.ServiceKeyRequest.Query().Where(servicekeyrequest.ID(int(id))).WithUser().Only(ctx)
+	if err != nil {
+		return ServiceKeyRequest{}, dbErr(fmt.Sprintf("get service-key request %d", id), err)
+	}
+	return toServiceKeyRequest(r), nil
+}
+
+// ReviewServiceKeyRequest decides a pending request. A request already decided
+// is ErrConflict, an unknown one ErrNotFound.
+func (s *Store) ReviewServiceKeyRequest(ctx context.Context, id int64, rv ServiceKeyReview) (ServiceKeyRequest, error) {
+	op := fmt.Sprintf("review service-key request %d", id)
+	status := servicekeyrequest.StatusDenied
+	if rv.Approved {
+		status = servicekeyrequest.StatusApproved
+	}
+	n, err := s.client.ServiceKeyRequest.Update().
+		Where(servicekeyrequest.ID(int(id)), servicekeyrequest.StatusEQ(servicekeyrequest.StatusPending)).
+		SetStatus(status).
+		SetReviewerID(int(rv.ReviewerID)).
+		SetReviewNotes(rv.Notes).
+		SetReviewedAt(rv.At.UTC()).
+		Save(ctx)
+	if err != nil {
+		return ServiceKeyRequest{}, dbErr(op, err)
+	}
+	r, err := s.GetServiceKeyRequest(ctx, id)
+	if err != nil {
+		return ServiceKeyRequest{}, err
+	}
+	if n == 0 {
+		return ServiceKeyRequest{}, fmt.Errorf("%s: already %s: %w", op, r.Status, ErrConflict)
+	}
+	return r, nil
+}
+
+// CollectServiceKey stores the service key of an approved request of userID
+// and records it on the request, in one transaction, so that a request yields
+// one key at most. A request of another user, or none, is ErrNotFound; one not
+// approved is ErrInvalid; one collected already is ErrConflict.
+func (s *Store) CollectServiceKey(ctx context.Context, id, userID int64, spec APIKeySpec, at time.Time) (ServiceKeyRequest, APIKey, error) {
+	op := fmt.Sprintf("collect service key of request %d", id)
+	var key APIKey
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		r, err := tx.ServiceKeyRequest.Query().
+			Where(servicekeyrequest.ID(int(id)), servicekeyrequest.UserID(int(userID))).Only(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case r.Status != servicekeyrequest.StatusApproved:
+			return fmt.Errorf("the request is %s, not approved: %w", r.Status, ErrInvalid)
+		case r.APIKeyID != nil:
+			return fmt.Errorf("the key was collected already: %w", ErrConflict)
+		}
+		k, err := tx.APIKey.Create().
+			SetUserID(r.UserID).
+			SetName(r.ServiceName).
+			SetKeyPrefix(spec.Prefix).
+			SetKeySha256(spec.SHA256).
+			SetKeyHash(spec.Hash).
+			SetScopes(spec.Scopes).
+			SetIsService(true).
+			SetServiceName(r.ServiceName).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		n, err := tx.ServiceKeyRequest.Update().
+			Where(servicekeyrequest.ID(r.ID), servicekeyrequest.APIKeyIDIsNil()).
+			SetAPIKeyID(k.ID).
+			SetCollectedAt(at.UTC()).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("the key was collected meanwhile: %w", ErrConflict)
+		}
+		k.Edges.User, err = tx.User.Get(ctx, r.UserID)
+		key = toAPIKey(k)
+		return err
+	})
+	if err != nil {
+		return ServiceKeyRequest{}, APIKey{}, dbErr(op, err)
+	}
+	r, err := s.GetServiceKeyRequest(ctx, id)
+	if err != nil {
+		return ServiceKeyRequest{}, APIKey{}, err
+	}
+	return r, key, nil
+}
+
+func toServiceKeyRequest(r *ent.ServiceKeyRequest) ServiceKeyRequest {
+	out := ServiceKeyRequest{
+		ID:            int64(r.ID),
+		UserID:        int64(r.UserID),
+		ServiceName:   r.ServiceName,
+		Justification: r.Justification,
+		Status:        string(r.Status),
+		ReviewNotes:   r.ReviewNotes,
+		ReviewedAt:    utcPtr(r.ReviewedAt),
+		CollectedAt:   utcPtr(r.CollectedAt),
+		CreatedAt:     utc(r.CreatedAt),
+	}
+	if r.ReviewerID != nil {
+		out.ReviewerID = int64(*r.ReviewerID)
+	}
+	if r.APIKeyID != nil {
+		out.APIKeyID = int64(*r.APIKeyID)
+	}
+	if u := r.Edges.User; u != nil {
+		out.Username = u.Username
+	}
+	return out
+}
