@@ -260,8 +260,8 @@ func (p *Pool) learn(u *user, estimated, actual int64) {
 // what starts a visit of the round robin: one quantum plus its head's cost.
 // Credit from refunds beyond that would let a user that is being served keep
 // its turn while the others earn nothing (rounds advance only when no head
-// fits), which is how an over-declaring closed-loop user held the cluster for
-// many seconds in issue 19.
+// fits): an over-declaring closed-loop user would hold the cluster for many
+// seconds.
 func (p *Pool) refund(u *user, tokens float64) {
 	u.deficit += tokens
 	if !u.active {

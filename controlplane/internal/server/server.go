@@ -119,7 +119,7 @@ func New(opts Options) *Server {
 		// each time (runtime.copystack was 8% of the control plane's CPU at 5,000
 		// Admit+Release pairs/s, 3% with workers). Long-lived streams (replica
 		// sessions, node agents) each hold a worker, hence more than a few; when all
-		// are busy a call gets its own goroutine as before.
+		// are busy a call gets a goroutine of its own.
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(s.countUnary, s.unary),
 		grpc.ChainStreamInterceptor(s.countStream, s.stream),

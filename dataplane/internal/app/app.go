@@ -27,11 +27,11 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	"github.com/mindrouter/mindrouter/dataplane/internal/signin"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	anthropicsurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Version is the binary's version, set at build time with
@@ -136,9 +136,9 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	client := engine.NewClient(tracing.Transport(engine.NewTransport(engine.TransportConfig{
 		DialTimeout: cfg.BackendDialTimeout, ResponseHeaderTimeout: cfg.BackendHeaderTimeout,
 	}), spans))
-	engines := map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+	engines := map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
 	}
 	allowCIDRs, allowHosts, err := cfg.ImageFetchAllowList()
 	if err != nil {
@@ -190,7 +190,7 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
-		ctx, deferred := relay.DeferReleases(r.Context())
+		r, deferred := surface.DeferReleases(r)
 		defer func() {
 			if !deferred.Pending() {
 				a.inflight.Done()
@@ -203,7 +203,7 @@ func (a *App) track(next http.Handler) http.Handler {
 			}
 			go a.sendDeferred(deferred)
 		}()
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 

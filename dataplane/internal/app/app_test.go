@@ -17,7 +17,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/config"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
 type running struct {
@@ -95,7 +95,7 @@ func simBackend(t *testing.T, cfg enginesim.Config) cpclienttest.Backend {
 	cfg.Engine = enginesim.EngineVLLM
 	hs := httptest.NewServer(enginesim.New(cfg).Handler())
 	t.Cleanup(hs.Close)
-	return cpclienttest.Backend{ID: 1, Name: "sim", URL: hs.URL, Engine: controlplanev1.Engine_ENGINE_VLLM, Model: "sim-llama", Simulated: true}
+	return cpclienttest.Backend{ID: 1, Name: "sim", URL: hs.URL, Engine: relay.EngineVLLM, Model: "sim-llama", Simulated: true}
 }
 
 func TestServeRoundTrip(t *testing.T) {
@@ -113,7 +113,7 @@ func TestServeRoundTrip(t *testing.T) {
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(b))
 	require.Equal(t, "true", resp.Header.Get("X-Mindrouter-Simulated"))
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, fake.WaitReleases(t, 1)[0].GetOutcome())
+	require.Equal(t, relay.OutcomeSuccess, fake.WaitReleases(t, 1)[0].Outcome)
 	require.Contains(t, metrics(t, dp.url), `mindrouter_dp_attempts_total{outcome="success"} 1`)
 	dp.shutdown(t)
 }
@@ -149,7 +149,7 @@ func TestShutdownLetsStreamsFinish(t *testing.T) {
 	dp.done <- nil
 	rel := fake.Releases()
 	require.Len(t, rel, 1, "released before Serve returned")
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[0].GetOutcome())
+	require.Equal(t, relay.OutcomeSuccess, rel[0].Outcome)
 }
 
 // TestShutdownDeadlineCutsStreams: streams still running at the deadline are
@@ -167,7 +167,7 @@ func TestShutdownDeadlineCutsStreams(t *testing.T) {
 	dp.shutdown(t)
 	rel := fake.Releases()
 	require.Len(t, rel, 1)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, rel[0].GetOutcome())
+	require.Equal(t, relay.OutcomeClientCancelled, rel[0].Outcome)
 }
 
 // TestControlPlaneDownAndBack: the data plane starts without its control
@@ -233,8 +233,8 @@ func TestReplyDoesNotWaitForRelease(t *testing.T) {
 	unblock()
 	rel := fake.WaitReleases(t, 2)
 	for _, r := range rel {
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, r.GetOutcome())
-		require.Equal(t, int64(4), r.GetUsage().GetCompletionTokens())
+		require.Equal(t, relay.OutcomeSuccess, r.Outcome)
+		require.Equal(t, int64(4), r.Usage.Completion)
 	}
 	fake.WaitFor(t, 0, "every lease released", func() bool { return len(fake.Unreleased()) == 0 })
 	dp.shutdown(t)

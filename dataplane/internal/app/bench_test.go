@@ -13,7 +13,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/config"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
 // BenchmarkGateway measures one client request through the whole data plane as
@@ -33,7 +33,7 @@ func BenchmarkGateway(b *testing.B) {
 	sim := httptest.NewServer(enginesim.New(enginesim.Config{Engine: enginesim.EngineVLLM, CompletionTokens: 16}).Handler())
 	b.Cleanup(sim.Close)
 	fake := cpclienttest.Start(b)
-	fake.SetBackends(cpclienttest.Backend{ID: 1, Name: "sim", URL: sim.URL, Engine: controlplanev1.Engine_ENGINE_VLLM, Model: "sim-llama"})
+	fake.SetBackends(cpclienttest.Backend{ID: 1, Name: "sim", URL: sim.URL, Engine: relay.EngineVLLM, Model: "sim-llama"})
 	cfg := config.NewDefault()
 	cfg.ControlPlaneAddr, cfg.ClusterToken, cfg.ReplicaID = fake.Addr(), "tok", "dp-bench"
 	a, err := New(cfg, slog.New(slog.DiscardHandler), spans)

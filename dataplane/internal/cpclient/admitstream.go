@@ -17,7 +17,7 @@ import (
 // caller's goroutine, before AdmitWatch returns). Errors, timeouts and
 // cancellation are Admit's. Against a control plane without AdmitStream it
 // falls back to Admit, and remembers that.
-func (c *Client) AdmitWatch(ctx context.Context, req *controlplanev1.AdmitRequest, queued func(relay.QueueUpdate)) (*controlplanev1.AdmitResponse, error) {
+func (c *Client) AdmitWatch(ctx context.Context, req relay.AdmitRequest, queued func(relay.QueueUpdate)) (relay.Grant, error) {
 	if c.unaryOnly.Load() {
 		return c.Admit(ctx, req)
 	}
@@ -53,7 +53,7 @@ func (c *Client) admitStream(ctx context.Context, req *controlplanev1.AdmitReque
 			return a, nil
 		}
 		if q := msg.GetQueued(); q != nil && queued != nil {
-			queued(relay.QueueUpdate{Position: q.GetPosition(), EstimatedWait: q.GetEstimatedWait().AsDuration()})
+			queued(queueUpdateOf(q))
 		}
 	}
 }

@@ -7,39 +7,37 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 func TestAdmitWatchDeliversUpdatesThenTheLease(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
 	h.fake.SetQueueUpdates(
-		&controlplanev1.QueueUpdate{Position: 2, EstimatedWait: durationpb.New(700 * time.Millisecond)},
-		&controlplanev1.QueueUpdate{Position: 1},
+		relay.QueueUpdate{Position: 2, EstimatedWait: 700 * time.Millisecond},
+		relay.QueueUpdate{Position: 1},
 	)
 	var got []relay.QueueUpdate
 	resp, err := h.client.AdmitWatch(context.Background(), admitReq(), func(u relay.QueueUpdate) { got = append(got, u) })
 	require.NoError(t, err)
 	assert.Equal(t, []relay.QueueUpdate{{Position: 2, EstimatedWait: 700 * time.Millisecond}, {Position: 1}}, got)
-	assert.NotEmpty(t, resp.GetLease().GetLeaseId())
-	assert.Equal(t, []string{resp.GetLease().GetLeaseId()}, h.client.InFlight(), "the lease is renewed like Admit's")
+	assert.NotEmpty(t, resp.Lease.ID)
+	assert.Equal(t, []string{resp.Lease.ID}, h.client.InFlight(), "the lease is renewed like Admit's")
 	assert.Equal(t, 1, h.fake.AdmitStreams())
 }
 
 func TestAdmitWatchKeepsAdmitsCancellationAndTimeout(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, func(c *cpclient.Config) { c.AdmitTimeout = 100 * time.Millisecond })
-	h.fake.SetQueueUpdates(&controlplanev1.QueueUpdate{Position: 1})
+	h.fake.SetQueueUpdates(relay.QueueUpdate{Position: 1})
 	release := h.fake.HoldAdmits()
 	defer release()
 	_, err := h.client.AdmitWatch(context.Background(), admitReq(), nil)
 	var ce *cpclient.Error
 	require.ErrorAs(t, err, &ce)
-	assert.Equal(t, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, ce.Reason)
+	assert.Equal(t, relay.ReasonQueueTimeout, ce.Reason)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -59,7 +57,7 @@ func TestAdmitWatchFallsBackToAdmit(t *testing.T) {
 	for range 2 {
 		resp, err := h.client.AdmitWatch(context.Background(), admitReq(), func(relay.QueueUpdate) { t.Error("no updates from Admit") })
 		require.NoError(t, err)
-		assert.NotEmpty(t, resp.GetLease().GetLeaseId())
+		assert.NotEmpty(t, resp.Lease.ID)
 	}
 	assert.Len(t, h.fake.Admits(), 2)
 	assert.Zero(t, h.fake.AdmitStreams())

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
 // maxCatalogEntries bounds the cache; when it is full it is emptied, which
@@ -22,13 +22,13 @@ type catalogCache struct {
 }
 
 type catalogEntry struct {
-	models  []*controlplanev1.CatalogModel
+	models  []relay.ModelInfo
 	expires time.Time
 }
 
 func credentialKey(credential string) [32]byte { return sha256.Sum256([]byte(credential)) }
 
-func (c *catalogCache) get(key [32]byte, now time.Time) ([]*controlplanev1.CatalogModel, bool) {
+func (c *catalogCache) get(key [32]byte, now time.Time) ([]relay.ModelInfo, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
@@ -44,7 +44,7 @@ func (c *catalogCache) generation() uint64 {
 	return c.gen
 }
 
-func (c *catalogCache) put(key [32]byte, gen uint64, models []*controlplanev1.CatalogModel, expires time.Time) {
+func (c *catalogCache) put(key [32]byte, gen uint64, models []relay.ModelInfo, expires time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen != c.gen {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -55,7 +56,7 @@ type Config struct {
 	// SessionReleases sends releases over the session stream, in batches,
 	// whenever the session is up, instead of one unary Release call each; they
 	// are acknowledged there and re-sent on the next session if the stream breaks.
-	// Without a session, releases take the unary path as before.
+	// Without a session, releases take the unary Release call.
 	SessionReleases bool
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -161,19 +162,17 @@ func (c *Client) ReplicaID() string { return c.cfg.ReplicaID }
 
 // Admit asks for a lease. It blocks while the request is queued; cancelling ctx
 // takes it off the queue. The granted lease is renewed by the session until it
-// is released. Failures are *Error (refusals carry their Reason), or the
-// context's error when the caller went away.
-func (c *Client) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+// is released. Failures are *Error (refusals carry their relay.Reason, which
+// errors.As finds), or the context's error when the caller went away.
+func (c *Client) Admit(ctx context.Context, req relay.AdmitRequest) (relay.Grant, error) {
 	return c.admit(ctx, req, func(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
 		return c.admission.Admit(ctx, req)
 	})
 }
 
 // admit runs one admission through call (unary Admit or AdmitStream).
-func (c *Client) admit(ctx context.Context, req *controlplanev1.AdmitRequest, call func(context.Context, *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error)) (*controlplanev1.AdmitResponse, error) {
-	if req.GetReplicaId() == "" {
-		req.ReplicaId = c.cfg.ReplicaID
-	}
+func (c *Client) admit(ctx context.Context, r relay.AdmitRequest, call func(context.Context, *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error)) (relay.Grant, error) {
+	req := admitRequestProto(r, c.cfg.ReplicaID)
 	callCtx := c.outgoing(ctx)
 	if c.cfg.AdmitTimeout > 0 {
 		var cancel context.CancelFunc
@@ -188,16 +187,16 @@ func (c *Client) admit(ctx context.Context, req *controlplanev1.AdmitRequest, ca
 		ownDeadline := errors.Is(callCtx.Err(), context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded ||
 			(hasDeadline && !time.Now().Before(deadline))
 		if c.cfg.AdmitTimeout > 0 && ctx.Err() == nil && ownDeadline {
-			return nil, &Error{Code: codes.DeadlineExceeded, Reason: controlplanev1.Reason_REASON_QUEUE_TIMEOUT,
+			return relay.Grant{}, &Error{Code: codes.DeadlineExceeded, Reason: relay.ReasonQueueTimeout,
 				Message: "timed out waiting for a backend", Wait: time.Second}
 		}
-		return nil, fromStatus(ctx, err)
+		return relay.Grant{}, fromStatus(ctx, err)
 	}
 	if resp.GetLease().GetLeaseId() == "" {
-		return nil, &Error{Code: codes.Internal, Message: "admit answered without a lease"}
+		return relay.Grant{}, &Error{Code: codes.Internal, Message: "admit answered without a lease"}
 	}
 	c.leases.add(resp.GetLease())
-	return resp, nil
+	return grantOf(resp), nil
 }
 
 // Release settles a lease. It runs on a context detached from ctx (a client
@@ -209,7 +208,8 @@ func (c *Client) admit(ctx context.Context, req *controlplanev1.AdmitRequest, ca
 // With Config.SessionReleases and the session up, the release is handed to the
 // session instead and Release returns at once; a refusal is then logged when the
 // acknowledgement arrives.
-func (c *Client) Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error {
+func (c *Client) Release(ctx context.Context, rel relay.Release) error {
+	req := releaseProto(rel)
 	if c.cfg.SessionReleases && c.connected.Load() && c.toSession(req) {
 		return nil
 	}
@@ -277,7 +277,7 @@ func retryableRelease(err error) bool {
 
 // ListModels returns the catalog visible to credential, from a short-lived cache
 // that the control plane's pushes invalidate.
-func (c *Client) ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error) {
+func (c *Client) ListModels(ctx context.Context, credential string) ([]relay.ModelInfo, error) {
 	now := c.cfg.Now()
 	key := credentialKey(credential)
 	if models, ok := c.catalog.get(key, now); ok {
@@ -288,8 +288,9 @@ func (c *Client) ListModels(ctx context.Context, credential string) ([]*controlp
 	if err != nil {
 		return nil, fromStatus(ctx, err)
 	}
-	c.catalog.put(key, gen, resp.GetModels(), now.Add(c.cfg.CatalogTTL))
-	return resp.GetModels(), nil
+	models := modelsOf(resp.GetModels())
+	c.catalog.put(key, gen, models, now.Add(c.cfg.CatalogTTL))
+	return models, nil
 }
 
 // leaseSet is the set of leases in flight, renewed by heartbeats. Each lease keeps

@@ -18,6 +18,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -33,7 +34,7 @@ func newHarness(t *testing.T, mutate func(*cpclient.Config)) *harness {
 	t.Helper()
 	fake := cpclienttest.Start(t)
 	fake.Token = token
-	fake.SetBackends(cpclienttest.Backend{ID: 1, Name: "gpu1", URL: "http://gpu1:11434", Engine: controlplanev1.Engine_ENGINE_OLLAMA})
+	fake.SetBackends(cpclienttest.Backend{ID: 1, Name: "gpu1", URL: "http://gpu1:11434", Engine: relay.EngineOllama})
 	conn, err := cpclient.Dial(fake.Addr())
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = conn.Close() })
@@ -62,9 +63,9 @@ func (h *harness) run(t *testing.T) {
 	})
 }
 
-func admitReq() *controlplanev1.AdmitRequest {
-	return &controlplanev1.AdmitRequest{RequestId: "r1", Credential: "key", Model: "llama3.2", Attempt: 1,
-		Operation: controlplanev1.Operation_OPERATION_CHAT}
+func admitReq() relay.AdmitRequest {
+	return relay.AdmitRequest{RequestID: "r1", Credential: "key", Model: "llama3.2", Attempt: 1,
+		Operation: relay.OperationChat}
 }
 
 func TestAdmitAndRelease(t *testing.T) {
@@ -72,19 +73,19 @@ func TestAdmitAndRelease(t *testing.T) {
 	h := newHarness(t, nil)
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
-	lease := resp.GetLease()
-	require.Equal(t, "http://gpu1:11434", lease.GetBackendUrl())
-	require.Equal(t, []string{lease.GetLeaseId()}, h.client.InFlight())
-	require.Equal(t, "dp-test", h.fake.Admits()[0].GetReplicaId(), "the replica id is filled in")
+	lease := resp.Lease
+	require.Equal(t, "http://gpu1:11434", lease.BackendURL)
+	require.Equal(t, []string{lease.ID}, h.client.InFlight())
+	require.Equal(t, "dp-test", h.fake.AdmitMessages()[0].GetReplicaId(), "the replica id is filled in")
 
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{
-		LeaseId: lease.GetLeaseId(), Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS,
-		Usage: &controlplanev1.Usage{PromptTokens: 10, CompletionTokens: 5},
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{
+		LeaseID: lease.ID, Outcome: relay.OutcomeSuccess,
+		Usage: canonical.Usage{Prompt: 10, Completion: 5},
 	}))
 	require.Empty(t, h.client.InFlight())
 	rel := h.fake.Releases()
 	require.Len(t, rel, 1)
-	require.Equal(t, int64(5), rel[0].GetUsage().GetCompletionTokens())
+	require.Equal(t, int64(5), rel[0].Usage.Completion)
 }
 
 func TestReleaseOnCancelledContext(t *testing.T) {
@@ -94,8 +95,8 @@ func TestReleaseOnCancelledContext(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	require.NoError(t, h.client.Release(ctx, &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId(),
-		Outcome: controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED}))
+	require.NoError(t, h.client.Release(ctx, relay.Release{LeaseID: resp.Lease.ID,
+		Outcome: relay.OutcomeClientCancelled}))
 	require.Len(t, h.fake.Releases(), 1, "a client that went away is still accounted for")
 }
 
@@ -107,44 +108,44 @@ func TestRefusals(t *testing.T) {
 		kind     canonical.ErrorKind
 		code     string
 		wait     time.Duration
-		inReason controlplanev1.Reason
+		inReason relay.Reason
 	}{
-		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0),
-			canonical.KindAuthentication, "invalid_api_key", 0, controlplanev1.Reason_REASON_INVALID_CREDENTIAL},
-		{"revoked", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED, "API key is revoked", 0),
-			canonical.KindAuthentication, "api_key_revoked", 0, controlplanev1.Reason_REASON_CREDENTIAL_REVOKED},
-		{"expired", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED, "API key has expired", 0),
-			canonical.KindAuthentication, "api_key_expired", 0, controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED},
-		{"inactive", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_USER_INACTIVE, "User account is inactive", 0),
-			canonical.KindAuthentication, "user_inactive", 0, controlplanev1.Reason_REASON_USER_INACTIVE},
-		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, "not permitted", 0),
-			canonical.KindPermission, "permission_denied", 0, controlplanev1.Reason_REASON_PERMISSION_DENIED},
-		{"model", cpclienttest.Refusal(codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, "model 'x' not found", 0),
-			canonical.KindNotFound, "model_not_found", 0, controlplanev1.Reason_REASON_MODEL_NOT_FOUND},
-		{"capability", cpclienttest.Refusal(codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED, "no vision", 0),
-			canonical.KindInvalidRequest, "capability_unsupported", 0, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED},
-		{"no backend", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, "none healthy", 5*time.Second),
-			canonical.KindUnavailable, "no_healthy_backend", 5 * time.Second, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND},
-		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, "queue full", 3*time.Second),
-			canonical.KindUnavailable, "queue_full", 3 * time.Second, controlplanev1.Reason_REASON_QUEUE_FULL},
-		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited too long", time.Second),
-			canonical.KindUnavailable, "queue_timeout", time.Second, controlplanev1.Reason_REASON_QUEUE_TIMEOUT},
-		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, "Token quota exceeded", time.Hour),
-			canonical.KindQuotaExhausted, "insufficient_quota", time.Hour, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED},
-		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "Rate limit exceeded", 30*time.Second),
-			canonical.KindRateLimited, "rate_limit_exceeded", 30 * time.Second, controlplanev1.Reason_REASON_RATE_LIMITED},
-		{"invalid", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, "bad", 0),
-			canonical.KindInvalidRequest, "", 0, controlplanev1.Reason_REASON_INVALID_REQUEST},
-		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
-			canonical.KindInvalidRequest, "context_length_exceeded", 0, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED},
-		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
-			canonical.KindUnavailable, "database_unavailable", 5 * time.Second, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE},
+		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0),
+			canonical.KindAuthentication, "invalid_api_key", 0, relay.ReasonInvalidCredential},
+		{"revoked", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonCredentialRevoked, "API key is revoked", 0),
+			canonical.KindAuthentication, "api_key_revoked", 0, relay.ReasonCredentialRevoked},
+		{"expired", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonCredentialExpired, "API key has expired", 0),
+			canonical.KindAuthentication, "api_key_expired", 0, relay.ReasonCredentialExpired},
+		{"inactive", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonUserInactive, "User account is inactive", 0),
+			canonical.KindAuthentication, "user_inactive", 0, relay.ReasonUserInactive},
+		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, relay.ReasonPermissionDenied, "not permitted", 0),
+			canonical.KindPermission, "permission_denied", 0, relay.ReasonPermissionDenied},
+		{"model", cpclienttest.Refusal(codes.NotFound, relay.ReasonModelNotFound, "model 'x' not found", 0),
+			canonical.KindNotFound, "model_not_found", 0, relay.ReasonModelNotFound},
+		{"capability", cpclienttest.Refusal(codes.FailedPrecondition, relay.ReasonCapabilityUnsupported, "no vision", 0),
+			canonical.KindInvalidRequest, "capability_unsupported", 0, relay.ReasonCapabilityUnsupported},
+		{"no backend", cpclienttest.Refusal(codes.Unavailable, relay.ReasonNoHealthyBackend, "none healthy", 5*time.Second),
+			canonical.KindUnavailable, "no_healthy_backend", 5 * time.Second, relay.ReasonNoHealthyBackend},
+		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQueueFull, "queue full", 3*time.Second),
+			canonical.KindUnavailable, "queue_full", 3 * time.Second, relay.ReasonQueueFull},
+		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, relay.ReasonQueueTimeout, "waited too long", time.Second),
+			canonical.KindUnavailable, "queue_timeout", time.Second, relay.ReasonQueueTimeout},
+		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQuotaExhausted, "Token quota exceeded", time.Hour),
+			canonical.KindQuotaExhausted, "insufficient_quota", time.Hour, relay.ReasonQuotaExhausted},
+		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonRateLimited, "Rate limit exceeded", 30*time.Second),
+			canonical.KindRateLimited, "rate_limit_exceeded", 30 * time.Second, relay.ReasonRateLimited},
+		{"invalid", cpclienttest.Refusal(codes.InvalidArgument, relay.ReasonInvalidRequest, "bad", 0),
+			canonical.KindInvalidRequest, "", 0, relay.ReasonInvalidRequest},
+		{"context", cpclienttest.Refusal(codes.InvalidArgument, relay.ReasonContextExceeded, "too long", 0),
+			canonical.KindInvalidRequest, "context_length_exceeded", 0, relay.ReasonContextExceeded},
+		{"database", cpclienttest.Refusal(codes.Unavailable, relay.ReasonDatabaseUnavailable, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+			canonical.KindUnavailable, "database_unavailable", 5 * time.Second, relay.ReasonDatabaseUnavailable},
 		{"bare internal", status.Error(codes.Internal, "db exploded at 10.0.0.3"),
-			canonical.KindInternal, "", 0, controlplanev1.Reason_REASON_UNSPECIFIED},
+			canonical.KindInternal, "", 0, relay.ReasonUnspecified},
 		{"bare unavailable", status.Error(codes.Unavailable, "shutting down"),
-			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, controlplanev1.Reason_REASON_UNSPECIFIED},
+			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, relay.ReasonUnspecified},
 		{"bare unauthenticated is the replica's problem", status.Error(codes.Unauthenticated, "bad cluster token"),
-			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, controlplanev1.Reason_REASON_UNSPECIFIED},
+			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, relay.ReasonUnspecified},
 	}
 	h := newHarness(t, nil)
 	for _, tc := range tests {
@@ -212,7 +213,7 @@ func TestAdmitTimeout(t *testing.T) {
 	_, err := h.client.Admit(context.Background(), admitReq())
 	var ce *cpclient.Error
 	require.ErrorAs(t, err, &ce)
-	require.Equal(t, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, ce.Reason)
+	require.Equal(t, relay.ReasonQueueTimeout, ce.Reason)
 	require.Equal(t, canonical.KindUnavailable, canonical.AsError(err).Kind)
 }
 
@@ -224,14 +225,14 @@ func TestReleaseSurvivesBlips(t *testing.T) {
 	h.run(t)
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
-	id := resp.GetLease().GetLeaseId()
+	id := resp.Lease.ID
 	blip := status.Error(codes.Unavailable, "restarting")
 	h.fake.FailReleases(blip, blip, blip)
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
-		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: 9}}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: id,
+		Outcome: relay.OutcomeSuccess, Usage: canonical.Usage{Completion: 9}}))
 	require.Contains(t, h.client.InFlight(), id)
 	rel := h.fake.WaitReleases(t, 1)
-	require.Equal(t, int64(9), rel[0].GetUsage().GetCompletionTokens())
+	require.Equal(t, int64(9), rel[0].Usage.Completion)
 	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
@@ -242,8 +243,8 @@ func TestReleaseAcrossRestart(t *testing.T) {
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
 	h.fake.Stop()
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId(),
-		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: resp.Lease.ID,
+		Outcome: relay.OutcomeSuccess}))
 	require.Empty(t, h.fake.Releases())
 	h.fake.Restart(t)
 	h.fake.WaitReleases(t, 1)
@@ -252,10 +253,10 @@ func TestReleaseAcrossRestart(t *testing.T) {
 func TestReleaseRefused(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, nil)
-	err := h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: "never-granted"})
+	err := h.client.Release(context.Background(), relay.Release{LeaseID: "never-granted"})
 	var ce *cpclient.Error
 	require.ErrorAs(t, err, &ce)
-	require.Equal(t, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, ce.Reason)
+	require.Equal(t, relay.ReasonLeaseNotFound, ce.Reason)
 }
 
 func TestSession(t *testing.T) {
@@ -269,7 +270,7 @@ func TestSession(t *testing.T) {
 
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
-	id := resp.GetLease().GetLeaseId()
+	id := resp.Lease.ID
 	h.fake.WaitFor(t, 0, "heartbeat with the lease", func() bool {
 		beats := h.fake.Heartbeats()
 		return len(beats) > 0 && slices.Contains(beats[len(beats)-1], id)
@@ -281,9 +282,9 @@ func TestSession(t *testing.T) {
 	require.Len(t, last, 1)
 	require.Equal(t, id, last[0].GetLeaseId())
 	require.Equal(t, "r1", last[0].GetRequestId())
-	require.Equal(t, resp.GetLease().GetBackendId(), last[0].GetBackendId())
+	require.Equal(t, resp.Lease.BackendID, last[0].GetBackendId())
 	require.EqualValues(t, 1, last[0].GetUserId())
-	require.Equal(t, resp.GetLease().GetModel(), last[0].GetModel())
+	require.Equal(t, resp.Lease.Model, last[0].GetModel())
 
 	// A restart breaks the stream; the client reconnects and says Hello again.
 	h.fake.Restart(t)
@@ -307,7 +308,7 @@ func TestHeartbeatAckDropsUnknownLeases(t *testing.T) {
 	// Settle the lease behind the client's back (as an expiry would).
 	other, err := cpclient.New(h.conn, cpclient.Config{ClusterToken: token}, slog.New(slog.DiscardHandler), nil)
 	require.NoError(t, err)
-	require.NoError(t, other.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	require.NoError(t, other.Release(context.Background(), relay.Release{LeaseID: resp.Lease.ID}))
 	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 10*time.Millisecond)
 }
 
@@ -317,11 +318,11 @@ func TestCatalogCache(t *testing.T) {
 	h.run(t)
 	// The session invalidates the cache when it starts; let it start first.
 	require.Eventually(t, h.client.Connected, 5*time.Second, 10*time.Millisecond)
-	h.fake.SetModels(&controlplanev1.CatalogModel{Name: "llama3.2"})
+	h.fake.SetModels(relay.ModelInfo{Name: "llama3.2"})
 	for range 3 {
 		models, err := h.client.ListModels(context.Background(), "key")
 		require.NoError(t, err)
-		require.Equal(t, "llama3.2", models[0].GetName())
+		require.Equal(t, "llama3.2", models[0].Name)
 	}
 	require.Equal(t, 1, h.fake.ListModelsCalls())
 	_, err := h.client.ListModels(context.Background(), "other-key")
@@ -329,12 +330,12 @@ func TestCatalogCache(t *testing.T) {
 	require.Equal(t, 2, h.fake.ListModelsCalls(), "catalogs are per credential")
 
 	h.fake.WaitFor(t, 0, "session", func() bool { return h.fake.OpenSessions() == 1 })
-	h.fake.SetModels(&controlplanev1.CatalogModel{Name: "qwen3"})
+	h.fake.SetModels(relay.ModelInfo{Name: "qwen3"})
 	h.fake.Push(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_CatalogChanged{
 		CatalogChanged: &controlplanev1.CatalogChanged{Version: 2}}})
 	require.Eventually(t, func() bool {
 		models, err := h.client.ListModels(context.Background(), "key")
-		return err == nil && models[0].GetName() == "qwen3"
+		return err == nil && models[0].Name == "qwen3"
 	}, 5*time.Second, 10*time.Millisecond)
 
 	_, err = h.client.ListModels(context.Background(), "")
@@ -350,7 +351,7 @@ func TestRunStopsAndDrains(t *testing.T) {
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
 	h.fake.FailReleases(status.Error(codes.Unavailable, "blip"))
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: resp.Lease.ID}))
 	cancel()
 	select {
 	case err := <-done:
@@ -375,10 +376,10 @@ func (h *harness) admitN(t *testing.T, n int) []string {
 	var ids []string
 	for i := range n {
 		req := admitReq()
-		req.RequestId = "r" + string(rune('a'+i))
+		req.RequestID = "r" + string(rune('a'+i))
 		resp, err := h.client.Admit(context.Background(), req)
 		require.NoError(t, err)
-		ids = append(ids, resp.GetLease().GetLeaseId())
+		ids = append(ids, resp.Lease.ID)
 	}
 	return ids
 }
@@ -388,21 +389,21 @@ func TestSessionReleases(t *testing.T) {
 	h := sessionHarness(t)
 	ids := h.admitN(t, 3)
 	for i, id := range ids {
-		require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
-			Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: int64(i + 1)}}))
+		require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: id,
+			Outcome: relay.OutcomeSuccess, Usage: canonical.Usage{Completion: int64(i + 1)}}))
 	}
 	rel := h.fake.WaitReleases(t, 3)
 	require.Equal(t, 3, h.fake.SessionReleases(), "over the session, not as unary calls")
 	var tokens int64
 	for _, r := range rel {
-		tokens += r.GetUsage().GetCompletionTokens()
+		tokens += r.Usage.Completion
 	}
 	require.EqualValues(t, 6, tokens)
 	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 5*time.Millisecond,
 		"acknowledged leases are no longer renewed")
 
 	// A release the control plane refuses for good is acknowledged as refused.
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: "never-granted"}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: "never-granted"}))
 	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 4 }, 5*time.Second, 5*time.Millisecond)
 	require.Len(t, h.fake.Releases(), 3)
 }
@@ -414,15 +415,15 @@ func TestSessionReleasesResentAfterBreak(t *testing.T) {
 	h := sessionHarness(t)
 	id := h.admitN(t, 1)[0]
 	h.fake.FailReleases(status.Error(codes.Unavailable, "restarting")) // not acknowledged
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id,
-		Outcome: controlplanev1.Outcome_OUTCOME_SUCCESS, Usage: &controlplanev1.Usage{CompletionTokens: 7}}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: id,
+		Outcome: relay.OutcomeSuccess, Usage: canonical.Usage{Completion: 7}}))
 	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 1 }, 5*time.Second, 5*time.Millisecond)
 	require.Empty(t, h.fake.Releases())
 	require.Contains(t, h.client.InFlight(), id, "still renewed until acknowledged")
 
 	h.fake.Restart(t)
 	rel := h.fake.WaitReleases(t, 1)
-	require.EqualValues(t, 7, rel[0].GetUsage().GetCompletionTokens())
+	require.EqualValues(t, 7, rel[0].Usage.Completion)
 	require.Eventually(t, func() bool { return len(h.client.InFlight()) == 0 }, 5*time.Second, 5*time.Millisecond)
 	require.Len(t, h.fake.Releases(), 1)
 }
@@ -438,7 +439,7 @@ func TestSessionReleasesDrainedAtStop(t *testing.T) {
 	require.Eventually(t, h.client.Connected, 5*time.Second, 5*time.Millisecond)
 	id := h.admitN(t, 1)[0]
 	h.fake.FailReleases(status.Error(codes.Unavailable, "blip"))
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: id}))
 	require.Eventually(t, func() bool { return h.fake.SessionReleases() == 1 }, 5*time.Second, 5*time.Millisecond)
 	cancel()
 	select {
@@ -464,13 +465,13 @@ func TestSessionReleasesFlushedAtStop(t *testing.T) {
 	var ids []string
 	for i := range n {
 		req := admitReq()
-		req.RequestId = "flush-" + strconv.Itoa(i)
+		req.RequestID = "flush-" + strconv.Itoa(i)
 		resp, err := h.client.Admit(context.Background(), req)
 		require.NoError(t, err)
-		ids = append(ids, resp.GetLease().GetLeaseId())
+		ids = append(ids, resp.Lease.ID)
 	}
 	for _, id := range ids {
-		require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: id}))
+		require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: id}))
 	}
 	cancel()
 	select {
@@ -484,6 +485,6 @@ func TestSessionReleasesFlushedAtStop(t *testing.T) {
 	// After Run, a release takes the unary path.
 	resp, err := h.client.Admit(context.Background(), admitReq())
 	require.NoError(t, err)
-	require.NoError(t, h.client.Release(context.Background(), &controlplanev1.ReleaseRequest{LeaseId: resp.GetLease().GetLeaseId()}))
+	require.NoError(t, h.client.Release(context.Background(), relay.Release{LeaseID: resp.Lease.ID}))
 	require.Len(t, h.fake.Releases(), n+1)
 }

@@ -6,7 +6,9 @@
 // It owns the cluster-token metadata, the set of leases in flight, the cached
 // catalogs, the background retry of releases that failed (so that usage is not
 // lost when the control plane blips) and the translation of gRPC status errors
-// into typed Errors carrying the refusal Reason and Retry-After.
+// into typed Errors carrying the refusal Reason and Retry-After. It converts
+// between the generated protocol types and the relay's own (relay.AdmitRequest,
+// Grant, Release, ModelInfo, Reason); the generated types go no further.
 //
 // It must not decide anything about a request (the relay does) and must not
 // attach the cluster token to any call but its own: the admin REST gateway

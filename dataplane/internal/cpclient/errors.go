@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -23,9 +24,9 @@ const unreachableRetryAfter = 2 * time.Second
 type Error struct {
 	// Code is the gRPC status code.
 	Code codes.Code
-	// Reason is the refusal reason from ErrorInfo; REASON_UNSPECIFIED when the
-	// control plane gave none (or could not be reached).
-	Reason controlplanev1.Reason
+	// Reason is the refusal reason from ErrorInfo; relay.ReasonUnspecified
+	// when the control plane gave none (or could not be reached).
+	Reason relay.Reason
 	// Message is the control plane's message.
 	Message string
 	// Wait is the RetryInfo delay; 0 when none was given.
@@ -34,10 +35,19 @@ type Error struct {
 
 // Error describes the failure.
 func (e *Error) Error() string {
-	if e.Reason != controlplanev1.Reason_REASON_UNSPECIFIED {
-		return fmt.Sprintf("control plane: %s (%s): %s", e.Code, e.Reason, e.Message)
+	if e.Reason != relay.ReasonUnspecified {
+		return fmt.Sprintf("control plane: %s (%s): %s", e.Code, e.Reason.String(), e.Message)
 	}
 	return fmt.Sprintf("control plane: %s: %s", e.Code, e.Message)
+}
+
+// Unwrap returns the refusal's reason, nil when none was given, so that
+// errors.As finds it.
+func (e *Error) Unwrap() error {
+	if e.Reason == relay.ReasonUnspecified {
+		return nil
+	}
+	return e.Reason
 }
 
 // RetryAfter returns how long a client should wait before retrying.
@@ -46,37 +56,30 @@ func (e *Error) RetryAfter() time.Duration { return e.Wait }
 // Unreachable reports whether the control plane could not be reached (as
 // opposed to refusing).
 func (e *Error) Unreachable() bool {
-	return e.Reason == controlplanev1.Reason_REASON_UNSPECIFIED &&
+	return e.Reason == relay.ReasonUnspecified &&
 		(e.Code == codes.Unavailable || e.Code == codes.DeadlineExceeded)
 }
 
-// NoBackend reports whether the refusal means that no backend is left for the
-// model: none is healthy (or every one left already failed the request), or the
-// model is gone.
-func (e *Error) NoBackend() bool {
-	return e.Reason == controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND || e.Reason == controlplanev1.Reason_REASON_MODEL_NOT_FOUND
-}
-
 // reasons maps each refusal reason to what a client sees.
-var reasons = map[controlplanev1.Reason]struct {
+var reasons = map[relay.Reason]struct {
 	kind canonical.ErrorKind
 	code string
 }{
-	controlplanev1.Reason_REASON_INVALID_CREDENTIAL:     {canonical.KindAuthentication, "invalid_api_key"},
-	controlplanev1.Reason_REASON_CREDENTIAL_REVOKED:     {canonical.KindAuthentication, "api_key_revoked"},
-	controlplanev1.Reason_REASON_CREDENTIAL_EXPIRED:     {canonical.KindAuthentication, "api_key_expired"},
-	controlplanev1.Reason_REASON_USER_INACTIVE:          {canonical.KindAuthentication, "user_inactive"},
-	controlplanev1.Reason_REASON_PERMISSION_DENIED:      {canonical.KindPermission, "permission_denied"},
-	controlplanev1.Reason_REASON_MODEL_NOT_FOUND:        {canonical.KindNotFound, "model_not_found"},
-	controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED: {canonical.KindInvalidRequest, "capability_unsupported"},
-	controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND:     {canonical.KindUnavailable, "no_healthy_backend"},
-	controlplanev1.Reason_REASON_QUEUE_FULL:             {canonical.KindUnavailable, "queue_full"},
-	controlplanev1.Reason_REASON_QUEUE_TIMEOUT:          {canonical.KindUnavailable, "queue_timeout"},
-	controlplanev1.Reason_REASON_QUOTA_EXHAUSTED:        {canonical.KindQuotaExhausted, "insufficient_quota"},
-	controlplanev1.Reason_REASON_RATE_LIMITED:           {canonical.KindRateLimited, "rate_limit_exceeded"},
-	controlplanev1.Reason_REASON_INVALID_REQUEST:        {canonical.KindInvalidRequest, ""},
-	controlplanev1.Reason_REASON_CONTEXT_EXCEEDED:       {canonical.KindInvalidRequest, "context_length_exceeded"},
-	controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE:   {canonical.KindUnavailable, "database_unavailable"},
+	relay.ReasonInvalidCredential:     {canonical.KindAuthentication, "invalid_api_key"},
+	relay.ReasonCredentialRevoked:     {canonical.KindAuthentication, "api_key_revoked"},
+	relay.ReasonCredentialExpired:     {canonical.KindAuthentication, "api_key_expired"},
+	relay.ReasonUserInactive:          {canonical.KindAuthentication, "user_inactive"},
+	relay.ReasonPermissionDenied:      {canonical.KindPermission, "permission_denied"},
+	relay.ReasonModelNotFound:         {canonical.KindNotFound, "model_not_found"},
+	relay.ReasonCapabilityUnsupported: {canonical.KindInvalidRequest, "capability_unsupported"},
+	relay.ReasonNoHealthyBackend:      {canonical.KindUnavailable, "no_healthy_backend"},
+	relay.ReasonQueueFull:             {canonical.KindUnavailable, "queue_full"},
+	relay.ReasonQueueTimeout:          {canonical.KindUnavailable, "queue_timeout"},
+	relay.ReasonQuotaExhausted:        {canonical.KindQuotaExhausted, "insufficient_quota"},
+	relay.ReasonRateLimited:           {canonical.KindRateLimited, "rate_limit_exceeded"},
+	relay.ReasonInvalidRequest:        {canonical.KindInvalidRequest, ""},
+	relay.ReasonContextExceeded:       {canonical.KindInvalidRequest, "context_length_exceeded"},
+	relay.ReasonDatabaseUnavailable:   {canonical.KindUnavailable, "database_unavailable"},
 }
 
 // codeKinds classifies statuses that carry no reason.
@@ -136,7 +139,7 @@ func fromStatus(ctx context.Context, err error) error {
 		case *errdetails.ErrorInfo:
 			if d.GetDomain() == errinfo.Domain {
 				if v, ok := controlplanev1.Reason_value[d.GetReason()]; ok {
-					e.Reason = controlplanev1.Reason(v)
+					e.Reason = relay.Reason(v)
 				}
 			}
 		case *errdetails.RetryInfo:

@@ -7,13 +7,10 @@ import (
 	"log/slog"
 	"time"
 
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/reasoning"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // attempt is one lease: one engine call and exactly one release.
@@ -23,7 +20,7 @@ type attempt struct {
 	call   Call
 	sink   Sink // nil for a non-streamed request
 	prompt int64
-	lease  *controlplanev1.Lease
+	lease  Lease
 	adm    Admission
 	// progress, when set, takes the tokens used so far (see progressTracker).
 	progress func(prompt, completion int64)
@@ -35,7 +32,7 @@ type attempt struct {
 	clientGone bool
 	usage      *canonical.Usage // the engine's exact usage, if it gave one
 	counter    tokens.Counter
-	outcome    controlplanev1.Outcome
+	outcome    Outcome
 	// think splits a leading <think> block out of each streamed choice.
 	think map[int]*reasoning.Splitter
 }
@@ -44,27 +41,27 @@ type attempt struct {
 // included.
 func (a *attempt) run(ctx context.Context) (res *Result, err error) {
 	a.start = a.relay.cfg.Now()
-	a.outcome = controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+	a.outcome = OutcomeBackendError
 	defer func() {
 		if p := recover(); p != nil {
-			a.outcome = controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+			a.outcome = OutcomeBackendError
 			if a.clientGone || ctx.Err() != nil {
-				a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+				a.outcome = OutcomeClientCancelled
 			}
 			a.release(ctx, fmt.Errorf("panic: %v", p))
 			panic(p)
 		}
 		a.release(ctx, err)
 	}()
-	eng, ok := a.relay.engines[a.lease.GetEngine()]
+	eng, ok := a.relay.engines[a.lease.Engine]
 	if !ok {
-		a.outcome = controlplanev1.Outcome_OUTCOME_REJECTED
+		a.outcome = OutcomeRejected
 		return nil, &canonical.Error{Kind: canonical.KindInternal, Message: "Internal server error",
-			Err: fmt.Errorf("no engine for %s", a.lease.GetEngine())}
+			Err: fmt.Errorf("no engine for %s", a.lease.Engine)}
 	}
 	t := engine.Target{
-		URL: a.lease.GetBackendUrl(), Model: a.lease.GetModel(),
-		ContextLength: a.lease.GetContextLength(), MaxOutputTokens: a.lease.GetMaxOutputTokens(),
+		URL: a.lease.BackendURL, Model: a.lease.Model,
+		ContextLength: a.lease.ContextLength, MaxOutputTokens: a.lease.MaxOutputTokens,
 	}
 	res = &Result{Admission: a.adm}
 	switch {
@@ -93,7 +90,7 @@ func (a *attempt) run(ctx context.Context) (res *Result, err error) {
 			res.Response.Usage = &u
 		default:
 			if err := a.deliver(canonical.Chunk{Usage: &u}); err != nil {
-				a.outcome = controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+				a.outcome = OutcomeClientCancelled
 				return nil, err
 			}
 		}
@@ -156,16 +153,16 @@ func (a *attempt) deliver(c canonical.Chunk) error {
 }
 
 // classify decides the outcome reported to the control plane.
-func (a *attempt) classify(ctx context.Context, err error) controlplanev1.Outcome {
+func (a *attempt) classify(ctx context.Context, err error) Outcome {
 	switch {
 	case err == nil:
-		return controlplanev1.Outcome_OUTCOME_SUCCESS
+		return OutcomeSuccess
 	case a.clientGone || errors.Is(err, errClientGone) || ctx.Err() != nil:
-		return controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED
+		return OutcomeClientCancelled
 	case engine.IsRetryable(err):
-		return controlplanev1.Outcome_OUTCOME_BACKEND_ERROR
+		return OutcomeBackendError
 	}
-	return controlplanev1.Outcome_OUTCOME_REJECTED
+	return OutcomeRejected
 }
 
 // finalUsage is the engine's exact usage, or an estimate marked as such.
@@ -181,40 +178,38 @@ func (a *attempt) finalUsage() canonical.Usage {
 // said, by estimate otherwise.
 func (a *attempt) release(ctx context.Context, err error) {
 	var usage canonical.Usage
-	if a.outcome == controlplanev1.Outcome_OUTCOME_SUCCESS || a.firstChunk || a.usage != nil {
+	if a.outcome == OutcomeSuccess || a.firstChunk || a.usage != nil {
 		usage = a.finalUsage()
 	}
-	req := &controlplanev1.ReleaseRequest{
-		LeaseId: a.lease.GetLeaseId(),
-		Outcome: a.outcome,
-		Usage: &controlplanev1.Usage{
-			PromptTokens: usage.Prompt, CompletionTokens: usage.Completion, Estimated: usage.Estimated,
-		},
-		Ttft:     durationpb.New(a.ttft),
-		Duration: durationpb.New(a.relay.cfg.Now().Sub(a.start)),
+	rel := Release{
+		LeaseID:  a.lease.ID,
+		Outcome:  a.outcome,
+		Usage:    usage,
+		TTFT:     a.ttft,
+		Duration: a.relay.cfg.Now().Sub(a.start),
 		// The lease's identity lets a restarted control plane settle exactly once.
-		RequestId: a.lease.GetRequestId(),
-		BackendId: a.lease.GetBackendId(),
-		UserId:    a.lease.GetPrincipal().GetUserId(),
-		Model:     a.lease.GetModel(),
+		RequestID: a.lease.RequestID,
+		BackendID: a.lease.BackendID,
+		UserID:    a.lease.UserID,
+		Model:     a.lease.Model,
 	}
 	if err != nil {
-		req.Error = shortError(err)
+		rel.Error = shortError(err)
 	}
-	a.relay.metrics.attempts.WithLabelValues(outcomeLabel(a.outcome)).Inc()
-	if d := deferredFrom(ctx); d != nil && err == nil {
-		// The reply is still to be written; settle after it (DeferReleases).
+	a.relay.metrics.attempts.WithLabelValues(a.outcome.String()).Inc()
+	if d := a.call.Deferred; d != nil && err == nil {
+		// The reply is still to be written; settle after it (Call.Deferred).
 		ctx = context.WithoutCancel(ctx)
-		d.add(func() { a.sendRelease(ctx, req) })
+		d.add(func() { a.sendRelease(ctx, rel) })
 		return
 	}
-	a.sendRelease(ctx, req)
+	a.sendRelease(ctx, rel)
 }
 
-func (a *attempt) sendRelease(ctx context.Context, req *controlplanev1.ReleaseRequest) {
-	if rerr := a.relay.cp.Release(ctx, req); rerr != nil {
+func (a *attempt) sendRelease(ctx context.Context, rel Release) {
+	if rerr := a.relay.cp.Release(ctx, rel); rerr != nil {
 		a.relay.log.WarnContext(ctx, "release failed", slog.String("request_id", a.call.RequestID),
-			slog.String("lease_id", req.GetLeaseId()), slog.Any("error", rerr))
+			slog.String("lease_id", rel.LeaseID), slog.Any("error", rerr))
 	}
 }
 
@@ -236,18 +231,4 @@ func shortError(err error) string {
 		msg = msg[:256]
 	}
 	return msg
-}
-
-func outcomeLabel(o controlplanev1.Outcome) string {
-	switch o {
-	case controlplanev1.Outcome_OUTCOME_SUCCESS:
-		return "success"
-	case controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED:
-		return "client_cancelled"
-	case controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
-		return "backend_error"
-	case controlplanev1.Outcome_OUTCOME_REJECTED:
-		return "rejected"
-	}
-	return "unknown"
 }

@@ -9,10 +9,9 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
-// TestDeferredRelease: under DeferReleases the lease that served the request is
+// TestDeferredRelease: with Call.Deferred set the lease that served the request is
 // settled only by Send, once, with the exact usage; a failed attempt before it
 // is settled at once, as its backend slot is needed.
 func TestDeferredRelease(t *testing.T) {
@@ -22,26 +21,28 @@ func TestDeferredRelease(t *testing.T) {
 			t.Parallel()
 			good, sim := simBackend(t, 2, enginesim.EngineVLLM, nil)
 			h := newHarness(t, failingBackend(t, 1, http.StatusServiceUnavailable), good)
-			ctx, deferred := relay.DeferReleases(context.Background())
+			deferred := &relay.Deferred{}
+			c := call(stream)
+			c.Deferred = deferred
 			var res *relay.Result
 			var err error
 			if stream {
-				res, err = h.relay.ChatStream(ctx, call(true), &sink{})
+				res, err = h.relay.ChatStream(context.Background(), c, &sink{})
 			} else {
-				res, err = h.relay.Chat(ctx, call(false))
+				res, err = h.relay.Chat(context.Background(), c)
 			}
 			require.NoError(t, err)
 			rel := h.fake.WaitReleases(t, 1)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome(), "the failed attempt is not deferred")
+			require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome, "the failed attempt is not deferred")
 			require.True(t, deferred.Pending())
 			require.Len(t, h.fake.Unreleased(), 1, "the serving lease waits for Send")
 
 			deferred.Send()
 			require.False(t, deferred.Pending())
 			rel = h.fake.WaitReleases(t, 2)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[1].GetOutcome())
-			require.Equal(t, sim.Stats().CompletionTokens, rel[1].GetUsage().GetCompletionTokens())
-			require.Equal(t, res.Usage.Completion, rel[1].GetUsage().GetCompletionTokens())
+			require.Equal(t, relay.OutcomeSuccess, rel[1].Outcome)
+			require.Equal(t, sim.Stats().CompletionTokens, rel[1].Usage.Completion)
+			require.Equal(t, res.Usage.Completion, rel[1].Usage.Completion)
 			deferred.Send() // a second Send sends nothing again
 			h.assertOneReleasePerAdmit(t)
 			require.Len(t, h.fake.Releases(), 2)
@@ -50,14 +51,16 @@ func TestDeferredRelease(t *testing.T) {
 }
 
 // TestDeferredReleaseNotForFailures: a request that fails releases at once
-// even under DeferReleases.
+// even with Call.Deferred set.
 func TestDeferredReleaseNotForFailures(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, failingBackend(t, 1, http.StatusBadRequest))
-	ctx, deferred := relay.DeferReleases(context.Background())
-	_, err := h.relay.Chat(ctx, call(false))
+	deferred := &relay.Deferred{}
+	c := call(false)
+	c.Deferred = deferred
+	_, err := h.relay.Chat(context.Background(), c)
 	require.Error(t, err)
 	require.False(t, deferred.Pending())
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, h.fake.WaitReleases(t, 1)[0].GetOutcome())
+	require.Equal(t, relay.OutcomeRejected, h.fake.WaitReleases(t, 1)[0].Outcome)
 	h.assertOneReleasePerAdmit(t)
 }

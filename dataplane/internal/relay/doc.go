@@ -13,6 +13,10 @@
 // answer becomes reasoning (streamed too), and a non-streamed answer that
 // breaks the requested structured output is refused as KindUnprocessable.
 //
+// It defines the control plane as the data plane sees it (controlplane.go:
+// Admitter, Catalog, Lease, Release, ModelInfo, Reason and the enumerations);
+// cpclient implements those ports over gRPC.
+//
 // It must not parse or write any client dialect (surfaces do), speak any
 // backend's API (engines do) or talk gRPC (cpclient does).
 package relay

@@ -18,7 +18,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
 	"github.com/mindrouter/mindrouter/dataplane/internal/imagefetch"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestInlineThinkIsReasoning: an engine that writes its reasoning inline as
@@ -83,8 +82,8 @@ func TestStructuredOutputIsChecked(t *testing.T) {
 				c.Request.ResponseFormat = &canonical.ResponseFormat{Type: canonical.FormatJSONSchema, Name: "city", Schema: schema}
 				res, err := h.relay.Chat(context.Background(), c)
 				rel := h.fake.WaitReleases(t, 1)
-				require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[0].GetOutcome(), "the backend did its work")
-				require.Positive(t, rel[0].GetUsage().GetCompletionTokens(), "and it is charged")
+				require.Equal(t, relay.OutcomeSuccess, rel[0].Outcome, "the backend did its work")
+				require.Positive(t, rel[0].Usage.Completion, "and it is charged")
 				if tc.wantErr == "" {
 					require.NoError(t, err)
 					require.JSONEq(t, tc.content, res.Response.Choices[0].Message.Text())
@@ -163,7 +162,7 @@ func TestImageURLsAreFetched(t *testing.T) {
 		require.Contains(t, ce.Message, "image URL points to a loopback address")
 		require.Empty(t, sim.Stats().Requests["/api/chat"], "the backend is never called")
 		rel := h.fake.WaitReleases(t, 1)
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, rel[0].GetOutcome())
-		require.Zero(t, rel[0].GetUsage().GetPromptTokens())
+		require.Equal(t, relay.OutcomeRejected, rel[0].Outcome)
+		require.Zero(t, rel[0].Usage.Prompt)
 	})
 }

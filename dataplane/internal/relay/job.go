@@ -6,16 +6,15 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/structured"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // job is one client request as the relay runs it, whatever the operation.
 type job struct {
 	call   Call
-	op     controlplanev1.Operation
+	op     Operation
 	model  string
 	prompt int64
-	needs  []controlplanev1.Capability
+	needs  []Capability
 	maxOut int64
 	stream bool
 	// sink receives a streamed chat answer; nil otherwise.
@@ -27,9 +26,9 @@ type job struct {
 	pool func(ctx context.Context, eng engine.Engine, t engine.Target, res *Result) (*canonical.Usage, error)
 }
 
-func (j *job) admitRequest(attempt int, excluded []int64) *controlplanev1.AdmitRequest {
-	return &controlplanev1.AdmitRequest{
-		RequestId:            j.call.RequestID,
+func (j *job) admitRequest(attempt int, excluded []int64) AdmitRequest {
+	return AdmitRequest{
+		RequestID:            j.call.RequestID,
 		Credential:           j.call.Credential,
 		Model:                j.model,
 		Operation:            j.op,
@@ -37,7 +36,7 @@ func (j *job) admitRequest(attempt int, excluded []int64) *controlplanev1.AdmitR
 		PromptTokensEstimate: j.prompt,
 		MaxOutputTokens:      j.maxOut,
 		Attempt:              int32(attempt),
-		ExcludedBackendIds:   excluded,
+		ExcludedBackendIDs:   excluded,
 		Endpoint:             j.call.Endpoint,
 		Stream:               j.stream,
 	}

@@ -6,12 +6,11 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Embed runs an embeddings request for any surface (OpenAI /v1/embeddings,
 // Ollama /api/embed and /api/embeddings): admission with
-// OPERATION_EMBEDDING, dispatch to the lease's engine (Ollama /api/embed or
+// OperationEmbedding, dispatch to the lease's engine (Ollama /api/embed or
 // vLLM /v1/embeddings), retry on another backend after a backend failure, and
 // exactly one release charged with the input tokens (the engine's count, or
 // an estimate marked as one). call.Request is ignored; set call.RequestID,
@@ -26,7 +25,7 @@ func (r *Relay) Embed(ctx context.Context, call Call, req *canonical.EmbeddingRe
 	for _, in := range req.Input {
 		chars += len(in)
 	}
-	j := &job{call: call, op: controlplanev1.Operation_OPERATION_EMBEDDING, model: req.Model,
+	j := &job{call: call, op: OperationEmbedding, model: req.Model,
 		prompt: tokens.FromChars(chars) + int64(len(req.Input)),
 		pool: func(ctx context.Context, eng engine.Engine, t engine.Target, res *Result) (*canonical.Usage, error) {
 			e, ok := eng.(engine.Embedder)
@@ -52,7 +51,7 @@ func (r *Relay) Rerank(ctx context.Context, call Call, req *canonical.RerankRequ
 	for _, d := range req.Documents {
 		chars += len(req.Query) + len(d)
 	}
-	j := &job{call: call, op: controlplanev1.Operation_OPERATION_RERANK, model: req.Model,
+	j := &job{call: call, op: OperationRerank, model: req.Model,
 		prompt: tokens.FromChars(chars) + 2*int64(len(req.Documents)),
 		pool: func(ctx context.Context, eng engine.Engine, t engine.Target, res *Result) (*canonical.Usage, error) {
 			rk, ok := eng.(engine.Ranker)
@@ -80,7 +79,7 @@ func (r *Relay) Score(ctx context.Context, call Call, req *canonical.ScoreReques
 		}
 		chars += len(t1) + len(t2)
 	}
-	j := &job{call: call, op: controlplanev1.Operation_OPERATION_SCORE, model: req.Model,
+	j := &job{call: call, op: OperationScore, model: req.Model,
 		prompt: tokens.FromChars(chars) + 2*int64(len(req.Text2)),
 		pool: func(ctx context.Context, eng engine.Engine, t engine.Target, res *Result) (*canonical.Usage, error) {
 			rk, ok := eng.(engine.Ranker)

@@ -13,7 +13,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // poolingBackend serves an embedding (and reranking) model on a simulator.
@@ -24,9 +23,9 @@ func poolingBackend(t testing.TB, id int64, eng enginesim.Engine) (cpclienttest.
 	}})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return cpclienttest.Backend{ID: id, Name: string(eng), URL: srv.URL, Engine: e, Model: "bge-m3", ContextLength: 4096}, sim
 }
@@ -54,13 +53,13 @@ func TestEmbedOnBothEngines(t *testing.T) {
 			require.Equal(t, &res.Usage, res.Embedding.Usage)
 
 			admit := h.fake.Admits()[0]
-			require.Equal(t, controlplanev1.Operation_OPERATION_EMBEDDING, admit.GetOperation())
-			require.Equal(t, "embedder", admit.GetModel())
-			require.Positive(t, admit.GetPromptTokensEstimate())
+			require.Equal(t, relay.OperationEmbedding, admit.Operation)
+			require.Equal(t, "embedder", admit.Model)
+			require.Positive(t, admit.PromptTokensEstimate)
 			rel := h.fake.WaitReleases(t, 1)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[0].GetOutcome())
-			require.Equal(t, res.Usage.Prompt, rel[0].GetUsage().GetPromptTokens())
-			require.Zero(t, rel[0].GetUsage().GetCompletionTokens())
+			require.Equal(t, relay.OutcomeSuccess, rel[0].Outcome)
+			require.Equal(t, res.Usage.Prompt, rel[0].Usage.Prompt)
+			require.Zero(t, rel[0].Usage.Completion)
 			h.assertOneReleasePerAdmit(t)
 		})
 	}
@@ -74,10 +73,10 @@ func TestEmbedRetriesBeforeAnswering(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Admission.Attempt)
 	rel := h.fake.WaitReleases(t, 2)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome())
-	require.Zero(t, rel[0].GetUsage().GetPromptTokens(), "a failed attempt is charged nothing")
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[1].GetOutcome())
-	require.Equal(t, []int64{1}, h.fake.Admits()[1].GetExcludedBackendIds())
+	require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome)
+	require.Zero(t, rel[0].Usage.Prompt, "a failed attempt is charged nothing")
+	require.Equal(t, relay.OutcomeSuccess, rel[1].Outcome)
+	require.Equal(t, []int64{1}, h.fake.Admits()[1].ExcludedBackendIDs)
 	h.assertOneReleasePerAdmit(t)
 }
 
@@ -87,15 +86,15 @@ func TestEmbedEstimatesMissingUsage(t *testing.T) {
 		_, _ = w.Write([]byte(`{"model":"m","embeddings":[[0.5,-1]]}`))
 	}))
 	t.Cleanup(srv.Close)
-	h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: controlplanev1.Engine_ENGINE_OLLAMA})
+	h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: relay.EngineOllama})
 	res, err := h.relay.Embed(context.Background(), poolCall("/api/embed"), &canonical.EmbeddingRequest{Model: "m", Input: []string{"twelve chars"}})
 	require.NoError(t, err)
 	require.Equal(t, [][]float32{{0.5, -1}}, res.Embedding.Embeddings)
 	require.True(t, res.Usage.Estimated)
 	require.Equal(t, &res.Usage, res.Embedding.Usage)
 	rel := h.fake.WaitReleases(t, 1)
-	require.True(t, rel[0].GetUsage().GetEstimated())
-	require.Equal(t, int64(4), rel[0].GetUsage().GetPromptTokens(), "12 characters are 3 tokens, plus one per input")
+	require.True(t, rel[0].Usage.Estimated)
+	require.Equal(t, int64(4), rel[0].Usage.Prompt, "12 characters are 3 tokens, plus one per input")
 }
 
 func TestRerankAndScore(t *testing.T) {
@@ -113,14 +112,14 @@ func TestRerankAndScore(t *testing.T) {
 		require.Equal(t, docs[r.Index], r.Document)
 	}
 	require.False(t, res.Usage.Estimated)
-	require.Equal(t, controlplanev1.Operation_OPERATION_RERANK, h.fake.Admits()[0].GetOperation())
+	require.Equal(t, relay.OperationRerank, h.fake.Admits()[0].Operation)
 
 	sres, err := h.relay.Score(context.Background(), poolCall("/v1/score"), &canonical.ScoreRequest{
 		Model: "reranker", Text1: []string{"capital of France"}, Text2: docs,
 	})
 	require.NoError(t, err)
 	require.Len(t, sres.Score.Scores, 3)
-	require.Equal(t, controlplanev1.Operation_OPERATION_SCORE, h.fake.Admits()[1].GetOperation())
+	require.Equal(t, relay.OperationScore, h.fake.Admits()[1].Operation)
 	require.Positive(t, sres.Usage.Prompt)
 	h.assertOneReleasePerAdmit(t)
 }
@@ -130,7 +129,7 @@ func TestRerankRefusals(t *testing.T) {
 	b, _ := simBackend(t, 1, enginesim.EngineOllama, nil)
 	h := newHarness(t, b)
 	// The control plane refuses rerank on a model only Ollama serves.
-	h.fake.FailAdmits(cpclienttest.Refusal(codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED,
+	h.fake.FailAdmits(cpclienttest.Refusal(codes.FailedPrecondition, relay.ReasonCapabilityUnsupported,
 		"rerank is only available on vLLM backends", 0))
 	req := &canonical.RerankRequest{Model: "llama3.2", Query: "q", Documents: []string{"d"}}
 	_, err := h.relay.Rerank(context.Background(), poolCall("/v1/rerank"), req)
@@ -146,7 +145,7 @@ func TestRerankRefusals(t *testing.T) {
 	require.Equal(t, canonical.KindInvalidRequest, ce.Kind)
 	require.Equal(t, "score is only available on vLLM backends", ce.Message)
 	rel := h.fake.WaitReleases(t, 1)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, rel[0].GetOutcome())
+	require.Equal(t, relay.OutcomeRejected, rel[0].Outcome)
 	h.assertOneReleasePerAdmit(t)
 }
 
@@ -160,5 +159,5 @@ func TestEmbedBackendRefusalPassesThrough(t *testing.T) {
 	require.Equal(t, canonical.KindNotFound, ce.Kind)
 	require.Len(t, h.fake.Admits(), 1, "a refusal is not retried")
 	rel := h.fake.WaitReleases(t, 1)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, rel[0].GetOutcome())
+	require.Equal(t, relay.OutcomeRejected, rel[0].Outcome)
 }

@@ -3,8 +3,6 @@ package relay
 import (
 	"context"
 	"time"
-
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // QueueUpdate is a waiting request's place in its model's queue, as the
@@ -28,12 +26,12 @@ type QueueWatcher interface {
 // WatchAdmitter is an Admitter that can report queue updates while Admit
 // waits (cpclient.Client).
 type WatchAdmitter interface {
-	AdmitWatch(ctx context.Context, req *controlplanev1.AdmitRequest, queued func(QueueUpdate)) (*controlplanev1.AdmitResponse, error)
+	AdmitWatch(ctx context.Context, req AdmitRequest, queued func(QueueUpdate)) (Grant, error)
 }
 
 // admit asks for a lease, with queue updates when both the sink and the
 // control plane client can carry them.
-func (r *Relay) admit(ctx context.Context, sink Sink, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
+func (r *Relay) admit(ctx context.Context, sink Sink, req AdmitRequest) (Grant, error) {
 	if w, ok := sink.(QueueWatcher); ok {
 		if wa, ok := r.cp.(WatchAdmitter); ok {
 			return wa.AdmitWatch(ctx, req, w.Queued)

@@ -13,16 +13,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/structured"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
-
-// Admitter is the control plane as the relay needs it (cpclient.Client).
-type Admitter interface {
-	// Admit blocks until a lease is granted or refused.
-	Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error)
-	// Release settles a lease; it must work on a context that is already done.
-	Release(ctx context.Context, req *controlplanev1.ReleaseRequest) error
-}
 
 // progressTracker is implemented by an Admitter that carries each lease's
 // progress to the control plane (cpclient.Client, on its heartbeats), so that
@@ -56,7 +47,7 @@ type ImageResolver interface {
 // Relay runs requests: admit, dispatch, stream, release.
 type Relay struct {
 	cp      Admitter
-	engines map[controlplanev1.Engine]engine.Engine
+	engines map[Engine]engine.Engine
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics
@@ -64,7 +55,7 @@ type Relay struct {
 
 // New returns a relay dispatching leases to the engine named by each lease.
 // Metrics are registered on reg when it is not nil.
-func New(cp Admitter, engines map[controlplanev1.Engine]engine.Engine, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
+func New(cp Admitter, engines map[Engine]engine.Engine, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Relay, error) {
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
 	}
@@ -90,9 +81,15 @@ type Call struct {
 	// Score take theirs as an argument and ignore it.
 	Request *canonical.Request
 	// Operation is what the control plane is asked to admit:
-	// OPERATION_COMPLETION for legacy text completions served as chat;
-	// zero means OPERATION_CHAT. Embed, Rerank and Score set their own.
-	Operation controlplanev1.Operation
+	// OperationCompletion for legacy text completions served as chat;
+	// zero means OperationChat. Embed, Rerank and Score set their own.
+	Operation Operation
+	// Deferred, when set, holds the release of each lease that served the
+	// request successfully until the caller's Deferred.Send, which the caller
+	// must call exactly once after the reply is written (or those leases stay
+	// unsettled until the control plane expires them). Nil sends every
+	// release at once.
+	Deferred *Deferred
 }
 
 // Admission is what a surface learns when a lease is granted.
@@ -172,8 +169,8 @@ func (r *Relay) chatJob(call Call, sink Sink) (*job, error) {
 		return nil, err
 	}
 	op := call.Operation
-	if op == controlplanev1.Operation_OPERATION_UNSPECIFIED {
-		op = controlplanev1.Operation_OPERATION_CHAT
+	if op == OperationUnspecified {
+		op = OperationChat
 	}
 	return &job{call: call, op: op, model: req.Model, prompt: tokens.Prompt(req), needs: Needs(req),
 		maxOut: req.Sampling.MaxTokens, stream: req.Stream, sink: sink, check: check}, nil
@@ -184,7 +181,7 @@ func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 	var lastErr error
 	for n := 1; n <= r.cfg.MaxAttempts; n++ {
 		admitStart := r.cfg.Now()
-		resp, err := r.admit(ctx, j.sink, j.admitRequest(n, excluded))
+		grant, err := r.admit(ctx, j.sink, j.admitRequest(n, excluded))
 		r.metrics.admitSeconds.Observe(r.cfg.Now().Sub(admitStart).Seconds())
 		if err != nil {
 			if lastErr != nil && noOtherBackend(err) {
@@ -192,18 +189,18 @@ func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 			}
 			return nil, err
 		}
-		a := &attempt{relay: r, job: j, call: j.call, sink: j.sink, prompt: j.prompt, lease: resp.GetLease(), progress: r.progressOf(resp.GetLease()),
-			adm: Admission{Attempt: n, QueuePosition: resp.GetQueuePosition(), Queued: resp.GetQueued().AsDuration(),
-				Backend: resp.GetLease().GetBackendName(), Simulated: resp.GetLease().GetSimulated()}}
+		a := &attempt{relay: r, job: j, call: j.call, sink: j.sink, prompt: j.prompt, lease: grant.Lease, progress: r.progressOf(grant.Lease.ID),
+			adm: Admission{Attempt: n, QueuePosition: grant.QueuePosition, Queued: grant.Queued,
+				Backend: grant.Lease.BackendName, Simulated: grant.Lease.Simulated}}
 		res, err := a.run(ctx)
 		if err == nil {
 			return res, nil
 		}
-		if a.outcome != controlplanev1.Outcome_OUTCOME_BACKEND_ERROR || a.sent {
+		if a.outcome != OutcomeBackendError || a.sent {
 			return nil, err
 		}
 		lastErr = err
-		excluded = append(excluded, a.lease.GetBackendId())
+		excluded = append(excluded, a.lease.BackendID)
 		if n < r.cfg.MaxAttempts {
 			r.metrics.retries.Inc()
 			r.log.DebugContext(ctx, "backend failed before the first byte; retrying elsewhere",
@@ -214,34 +211,28 @@ func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
 }
 
 // Needs lists the capabilities a request needs from its model.
-func Needs(req *canonical.Request) []controlplanev1.Capability {
-	var needs []controlplanev1.Capability
+func Needs(req *canonical.Request) []Capability {
+	var needs []Capability
 	if req.HasImages() {
-		needs = append(needs, controlplanev1.Capability_CAPABILITY_VISION)
+		needs = append(needs, CapabilityVision)
 	}
 	if len(req.Tools) > 0 && (req.ToolChoice == nil || req.ToolChoice.Mode != canonical.ToolChoiceNone) {
-		needs = append(needs, controlplanev1.Capability_CAPABILITY_TOOLS)
+		needs = append(needs, CapabilityTools)
 	}
 	if req.ResponseFormat != nil {
-		needs = append(needs, controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT)
+		needs = append(needs, CapabilityStructuredOutput)
 	}
 	if req.Think != nil && req.Think.Enabled {
-		needs = append(needs, controlplanev1.Capability_CAPABILITY_THINKING)
+		needs = append(needs, CapabilityThinking)
 	}
 	return needs
-}
-
-// backendRefusal is an admission refusal that can say whether it means that no
-// backend is left for the model (*cpclient.Error is one).
-type backendRefusal interface {
-	NoBackend() bool
 }
 
 // noOtherBackend reports whether a retry's Admit failed because no backend is
 // left, in which case the client hears about the backend failure instead.
 func noOtherBackend(err error) bool {
-	var r backendRefusal
-	return errors.As(err, &r) && r.NoBackend()
+	var reason Reason
+	return errors.As(err, &reason) && reason.NoBackend()
 }
 
 func allFailed(attempts int, last error) error {
@@ -254,9 +245,9 @@ func allFailed(attempts int, last error) error {
 
 // progressOf returns where an attempt reports its lease's progress, nil when
 // nobody listens.
-func (r *Relay) progressOf(l *controlplanev1.Lease) func(prompt, completion int64) {
+func (r *Relay) progressOf(leaseID string) func(prompt, completion int64) {
 	if pt, ok := r.cp.(progressTracker); ok {
-		return pt.ProgressReporter(l.GetLeaseId())
+		return pt.ProgressReporter(leaseID)
 	}
 	return nil
 }

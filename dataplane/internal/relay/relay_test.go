@@ -23,7 +23,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine/vllm"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 type harness struct {
@@ -58,9 +57,9 @@ func newHarnessConfig(t testing.TB, cfg relay.Config, backends ...cpclienttest.B
 		<-done
 	})
 	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{ResponseHeaderTimeout: 5 * time.Second}))
-	engines := map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client, IdleTimeout: 5 * time.Second}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: 5 * time.Second}),
+	engines := map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client, IdleTimeout: 5 * time.Second}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: 5 * time.Second}),
 	}
 	r, err := relay.New(cp, engines, cfg, log, prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -73,13 +72,13 @@ func (h *harness) assertOneReleasePerAdmit(t *testing.T) {
 	h.fake.WaitFor(t, 0, "every lease released", func() bool { return len(h.fake.Unreleased()) == 0 })
 	seen := map[string]bool{}
 	for _, r := range h.fake.Releases() {
-		require.False(t, seen[r.GetLeaseId()], "lease %s released twice", r.GetLeaseId())
-		seen[r.GetLeaseId()] = true
+		require.False(t, seen[r.LeaseID], "lease %s released twice", r.LeaseID)
+		seen[r.LeaseID] = true
 		// Every Release names its lease's identity (for a restarted control plane).
-		require.NotEmpty(t, r.GetRequestId(), "release of %s carries the request id", r.GetLeaseId())
-		require.NotZero(t, r.GetBackendId())
-		require.NotZero(t, r.GetUserId())
-		require.NotEmpty(t, r.GetModel())
+		require.NotEmpty(t, r.RequestID, "release of %s carries the request id", r.LeaseID)
+		require.NotZero(t, r.BackendID)
+		require.NotZero(t, r.UserID)
+		require.NotEmpty(t, r.Model)
 	}
 }
 
@@ -88,9 +87,9 @@ func simBackend(t testing.TB, id int64, eng enginesim.Engine, script func(engine
 	sim := enginesim.New(enginesim.Config{Engine: eng, Script: script, CompletionTokens: 6})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return cpclienttest.Backend{ID: id, Name: "sim" + string(rune('0'+id)), URL: srv.URL, Engine: e, Model: "sim-llama", ContextLength: 4096}, sim
 }
@@ -102,7 +101,7 @@ func failingBackend(t testing.TB, id int64, status int) cpclienttest.Backend {
 		http.Error(w, `{"error":"overloaded"}`, status)
 	}))
 	t.Cleanup(srv.Close)
-	return cpclienttest.Backend{ID: id, Name: "failing", URL: srv.URL, Engine: controlplanev1.Engine_ENGINE_OLLAMA}
+	return cpclienttest.Backend{ID: id, Name: "failing", URL: srv.URL, Engine: relay.EngineOllama}
 }
 
 func deadBackend(t testing.TB, id int64) cpclienttest.Backend {
@@ -111,7 +110,7 @@ func deadBackend(t testing.TB, id int64) cpclienttest.Backend {
 	require.NoError(t, err)
 	url := "http://" + ln.Addr().String()
 	require.NoError(t, ln.Close())
-	return cpclienttest.Backend{ID: id, Name: "dead", URL: url, Engine: controlplanev1.Engine_ENGINE_VLLM}
+	return cpclienttest.Backend{ID: id, Name: "dead", URL: url, Engine: relay.EngineVLLM}
 }
 
 type sink struct {
@@ -172,22 +171,22 @@ func TestStreamSuccessReleasesExactUsage(t *testing.T) {
 			admits := h.fake.Admits()
 			require.Len(t, admits, 1)
 			a := admits[0]
-			require.Equal(t, int32(1), a.GetAttempt())
-			require.Equal(t, "req-1", a.GetRequestId())
-			require.Equal(t, "/v1/chat/completions", a.GetEndpoint())
-			require.True(t, a.GetStream())
-			require.Equal(t, int64(50), a.GetMaxOutputTokens())
-			require.Positive(t, a.GetPromptTokensEstimate())
-			require.Equal(t, controlplanev1.Operation_OPERATION_CHAT, a.GetOperation())
+			require.Equal(t, int32(1), a.Attempt)
+			require.Equal(t, "req-1", a.RequestID)
+			require.Equal(t, "/v1/chat/completions", a.Endpoint)
+			require.True(t, a.Stream)
+			require.Equal(t, int64(50), a.MaxOutputTokens)
+			require.Positive(t, a.PromptTokensEstimate)
+			require.Equal(t, relay.OperationChat, a.Operation)
 			require.Equal(t, []relay.Admission{{Attempt: 1, QueuePosition: 3, Backend: "sim1"}}, s.admitted)
 
 			stats := sim.Stats()
 			rel := h.fake.WaitReleases(t, 1)
-			require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[0].GetOutcome())
-			require.Equal(t, stats.CompletionTokens, rel[0].GetUsage().GetCompletionTokens())
-			require.Equal(t, stats.PromptTokens, rel[0].GetUsage().GetPromptTokens())
-			require.False(t, rel[0].GetUsage().GetEstimated())
-			require.Positive(t, rel[0].GetDuration().AsDuration())
+			require.Equal(t, relay.OutcomeSuccess, rel[0].Outcome)
+			require.Equal(t, stats.CompletionTokens, rel[0].Usage.Completion)
+			require.Equal(t, stats.PromptTokens, rel[0].Usage.Prompt)
+			require.False(t, rel[0].Usage.Estimated)
+			require.Positive(t, rel[0].Duration)
 			require.Equal(t, canonical.Usage{Prompt: stats.PromptTokens, Completion: stats.CompletionTokens}, res.Usage)
 
 			resp := s.response()
@@ -229,14 +228,14 @@ func TestRetryBeforeFirstByte(t *testing.T) {
 				require.NoError(t, err)
 				admits := h.fake.Admits()
 				require.Len(t, admits, 2)
-				require.Equal(t, int32(2), admits[1].GetAttempt())
-				require.Equal(t, []int64{1}, admits[1].GetExcludedBackendIds())
-				require.Equal(t, "req-1", admits[1].GetRequestId(), "the request id is the same across attempts")
+				require.Equal(t, int32(2), admits[1].Attempt)
+				require.Equal(t, []int64{1}, admits[1].ExcludedBackendIDs)
+				require.Equal(t, "req-1", admits[1].RequestID, "the request id is the same across attempts")
 				rel := h.fake.WaitReleases(t, 2)
-				require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome())
-				require.Zero(t, rel[0].GetUsage().GetCompletionTokens(), "a failed attempt charges nothing")
-				require.NotEmpty(t, rel[0].GetError())
-				require.Equal(t, controlplanev1.Outcome_OUTCOME_SUCCESS, rel[1].GetOutcome())
+				require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome)
+				require.Zero(t, rel[0].Usage.Completion, "a failed attempt charges nothing")
+				require.NotEmpty(t, rel[0].Error)
+				require.Equal(t, relay.OutcomeSuccess, rel[1].Outcome)
 				h.assertOneReleasePerAdmit(t)
 			})
 		}
@@ -254,7 +253,7 @@ func TestAllAttemptsFail(t *testing.T) {
 	require.Len(t, h.fake.Admits(), 3, "MaxAttempts bounds the tries")
 	require.Empty(t, s.chunks)
 	for _, r := range h.fake.WaitReleases(t, 3) {
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, r.GetOutcome())
+		require.Equal(t, relay.OutcomeBackendError, r.Outcome)
 	}
 	h.assertOneReleasePerAdmit(t)
 }
@@ -283,9 +282,9 @@ func TestNoRetryAfterFirstByte(t *testing.T) {
 	require.NotEmpty(t, s.chunks)
 	require.Len(t, h.fake.Admits(), 1)
 	rel := h.fake.WaitReleases(t, 1)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome())
-	require.True(t, rel[0].GetUsage().GetEstimated())
-	require.Positive(t, rel[0].GetUsage().GetCompletionTokens(), "what was streamed is charged")
+	require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome)
+	require.True(t, rel[0].Usage.Estimated)
+	require.Positive(t, rel[0].Usage.Completion, "what was streamed is charged")
 	h.assertOneReleasePerAdmit(t)
 }
 
@@ -309,7 +308,7 @@ func TestBackendRefusalPassesThrough(t *testing.T) {
 	}
 	require.Len(t, h.fake.Admits(), 2, "refusals are not retried")
 	for _, r := range h.fake.WaitReleases(t, 2) {
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_REJECTED, r.GetOutcome())
+		require.Equal(t, relay.OutcomeRejected, r.Outcome)
 	}
 	h.assertOneReleasePerAdmit(t)
 }
@@ -324,7 +323,7 @@ func TestClientGoesAway(t *testing.T) {
 		_, err := h.relay.ChatStream(context.Background(), call(true), s)
 		require.Error(t, err)
 		rel := h.fake.WaitReleases(t, 1)
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, rel[0].GetOutcome())
+		require.Equal(t, relay.OutcomeClientCancelled, rel[0].Outcome)
 		require.Len(t, h.fake.Admits(), 1)
 		h.assertOneReleasePerAdmit(t)
 	})
@@ -333,13 +332,13 @@ func TestClientGoesAway(t *testing.T) {
 		sim := enginesim.New(enginesim.Config{Engine: enginesim.EngineOllama, CompletionTokens: 1000, InterTokenDelay: 5 * time.Millisecond})
 		srv := httptest.NewServer(sim.Handler())
 		t.Cleanup(srv.Close)
-		h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: controlplanev1.Engine_ENGINE_OLLAMA, Model: "sim-llama"})
+		h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: relay.EngineOllama, Model: "sim-llama"})
 		ctx, cancel := context.WithCancel(context.Background())
 		s := &sink{onChunk: cancel}
 		_, err := h.relay.ChatStream(ctx, call(true), s)
 		require.Equal(t, canonical.KindCancelled, canonical.AsError(err).Kind)
 		rel := h.fake.WaitReleases(t, 1)
-		require.Equal(t, controlplanev1.Outcome_OUTCOME_CLIENT_CANCELLED, rel[0].GetOutcome())
+		require.Equal(t, relay.OutcomeClientCancelled, rel[0].Outcome)
 		require.Eventually(t, func() bool { return sim.Stats().Cancelled == 1 }, 5*time.Second, 10*time.Millisecond,
 			"the backend stops generating")
 		h.assertOneReleasePerAdmit(t)
@@ -393,7 +392,7 @@ func TestEstimatedUsage(t *testing.T) {
 		_, _ = w.Write([]byte("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"abcdefgh\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"))
 	}))
 	t.Cleanup(srv.Close)
-	h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: controlplanev1.Engine_ENGINE_VLLM})
+	h := newHarness(t, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: relay.EngineVLLM})
 	var s sink
 	res, err := h.relay.ChatStream(context.Background(), call(true), &s)
 	require.NoError(t, err)
@@ -402,8 +401,8 @@ func TestEstimatedUsage(t *testing.T) {
 	last := s.chunks[len(s.chunks)-1]
 	require.Equal(t, &res.Usage, last.Usage)
 	rel := h.fake.WaitReleases(t, 1)
-	require.True(t, rel[0].GetUsage().GetEstimated())
-	require.Equal(t, res.Usage.Prompt, rel[0].GetUsage().GetPromptTokens())
+	require.True(t, rel[0].Usage.Estimated)
+	require.Equal(t, res.Usage.Prompt, rel[0].Usage.Prompt)
 }
 
 func TestSinkPanicStillReleases(t *testing.T) {
@@ -413,8 +412,8 @@ func TestSinkPanicStillReleases(t *testing.T) {
 	s := &sink{onChunk: func() { panic("surface bug") }}
 	require.Panics(t, func() { _, _ = h.relay.ChatStream(context.Background(), call(true), s) })
 	rel := h.fake.WaitReleases(t, 1)
-	require.Equal(t, controlplanev1.Outcome_OUTCOME_BACKEND_ERROR, rel[0].GetOutcome())
-	require.Contains(t, rel[0].GetError(), "panic")
+	require.Equal(t, relay.OutcomeBackendError, rel[0].Outcome)
+	require.Contains(t, rel[0].Error, "panic")
 	h.assertOneReleasePerAdmit(t)
 }
 
@@ -425,14 +424,14 @@ func TestNeeds(t *testing.T) {
 		Tools:    []canonical.Tool{{Name: "f"}}, ResponseFormat: &canonical.ResponseFormat{Type: canonical.FormatJSONObject},
 		Think: &canonical.Thinking{Enabled: true},
 	}
-	require.Equal(t, []controlplanev1.Capability{
-		controlplanev1.Capability_CAPABILITY_VISION, controlplanev1.Capability_CAPABILITY_TOOLS,
-		controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT, controlplanev1.Capability_CAPABILITY_THINKING,
+	require.Equal(t, []relay.Capability{
+		relay.CapabilityVision, relay.CapabilityTools,
+		relay.CapabilityStructuredOutput, relay.CapabilityThinking,
 	}, relay.Needs(req))
 	req.ToolChoice = &canonical.ToolChoice{Mode: canonical.ToolChoiceNone}
 	req.Think.Enabled = false
-	require.False(t, slices.Contains(relay.Needs(req), controlplanev1.Capability_CAPABILITY_TOOLS))
-	require.False(t, slices.Contains(relay.Needs(req), controlplanev1.Capability_CAPABILITY_THINKING))
+	require.False(t, slices.Contains(relay.Needs(req), relay.CapabilityTools))
+	require.False(t, slices.Contains(relay.Needs(req), relay.CapabilityThinking))
 }
 
 type discard struct{}
@@ -447,7 +446,7 @@ func BenchmarkRelayRoundTrip(b *testing.B) {
 	sim := enginesim.New(enginesim.Config{Engine: enginesim.EngineVLLM, CompletionTokens: 16})
 	srv := httptest.NewServer(sim.Handler())
 	b.Cleanup(srv.Close)
-	h := newHarness(b, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: controlplanev1.Engine_ENGINE_VLLM, Model: "sim-llama"})
+	h := newHarness(b, cpclienttest.Backend{ID: 1, URL: srv.URL, Engine: relay.EngineVLLM, Model: "sim-llama"})
 	c := call(true)
 	b.ReportAllocs()
 	for b.Loop() {

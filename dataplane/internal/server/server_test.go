@@ -25,7 +25,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // stubRelay answers every chat with one word, or panics when asked to.
@@ -65,7 +64,7 @@ func (stubRelay) ChatStream(_ context.Context, call relay.Call, sink relay.Sink)
 
 type noCatalog struct{}
 
-func (noCatalog) ListModels(context.Context, string) ([]*controlplanev1.CatalogModel, error) {
+func (noCatalog) ListModels(context.Context, string) ([]relay.ModelInfo, error) {
 	return nil, nil
 }
 

@@ -1,6 +1,7 @@
 package surface
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -43,6 +44,25 @@ func Read(r *http.Request, credential func(*http.Request) string, missing error)
 		return "", nil, canonical.BodyError(err)
 	}
 	return c, body, nil
+}
+
+// Call returns the relay call of a request to endpoint: its request id
+// (RequestID) and credential, and the Deferred of DeferReleases when the
+// request has one. The caller adds the rest (the chat request, an operation).
+func Call(r *http.Request, credential, endpoint string) relay.Call {
+	d, _ := r.Context().Value(deferredKey{}).(*relay.Deferred)
+	return relay.Call{RequestID: RequestID(r), Credential: credential, Endpoint: endpoint, Deferred: d}
+}
+
+type deferredKey struct{}
+
+// DeferReleases returns r carrying a relay.Deferred that the calls built for
+// it with Call hold their successful releases in (relay.Call.Deferred). The
+// caller, the middleware around the surfaces, must call Send exactly once
+// after the handler has returned.
+func DeferReleases(r *http.Request) (*http.Request, *relay.Deferred) {
+	d := &relay.Deferred{}
+	return r.WithContext(context.WithValue(r.Context(), deferredKey{}, d)), d
 }
 
 // RequestID is the id usage is keyed by: the server's unique id, never the

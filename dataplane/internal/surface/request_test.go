@@ -70,3 +70,21 @@ func TestAdmissionHeaders(t *testing.T) {
 	require.Equal(t, "3", h.Get(surface.QueuePositionHeader))
 	require.Equal(t, "true", h.Get(surface.SimulatedHeader))
 }
+
+// TestCallCarriesDeferred: a call built for a request that DeferReleases
+// prepared holds its releases in that request's Deferred; one built for
+// any other request sends them at once.
+func TestCallCarriesDeferred(t *testing.T) {
+	t.Parallel()
+	plain := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	c := surface.Call(plain, "key", "/v1/chat/completions")
+	require.Nil(t, c.Deferred)
+	require.Equal(t, "key", c.Credential)
+	require.Equal(t, "/v1/chat/completions", c.Endpoint)
+	require.NotEmpty(t, c.RequestID)
+
+	r, d := surface.DeferReleases(plain)
+	require.NotNil(t, d)
+	require.Same(t, d, surface.Call(r, "key", "/api/chat").Deferred)
+	require.Nil(t, surface.Call(plain, "key", "/api/chat").Deferred, "the original request is left as it was")
+}

@@ -4,16 +4,26 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // SetQueueUpdates sets the updates AdmitStream sends before it waits (see
 // HoldAdmits) and grants.
-func (s *Server) SetQueueUpdates(u ...*controlplanev1.QueueUpdate) {
+func (s *Server) SetQueueUpdates(u ...relay.QueueUpdate) {
+	updates := make([]*controlplanev1.QueueUpdate, len(u))
+	for i, q := range u {
+		updates[i] = &controlplanev1.QueueUpdate{Position: q.Position}
+		if q.EstimatedWait > 0 {
+			updates[i].EstimatedWait = durationpb.New(q.EstimatedWait)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.queueUpdates = u
+	s.queueUpdates = updates
 }
 
 // DisableAdmitStream makes AdmitStream answer Unimplemented, as a control

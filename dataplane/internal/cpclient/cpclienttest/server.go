@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -28,7 +29,7 @@ type Backend struct {
 	ID     int64
 	Name   string
 	URL    string
-	Engine controlplanev1.Engine
+	Engine relay.Engine
 	// Model is the name the backend knows; empty means the requested name.
 	Model           string
 	ContextLength   int64
@@ -146,10 +147,14 @@ func (s *Server) SetBackends(b ...Backend) {
 }
 
 // SetModels sets the catalog ListModels answers.
-func (s *Server) SetModels(m ...*controlplanev1.CatalogModel) {
+func (s *Server) SetModels(m ...relay.ModelInfo) {
+	models := make([]*controlplanev1.CatalogModel, len(m))
+	for i := range m {
+		models[i] = catalogModel(m[i])
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.models = m
+	s.models = models
 }
 
 // SetQueuePosition sets the queue position Admit reports.
@@ -212,9 +217,9 @@ func (s *Server) HeldReleases() int {
 // Refusal builds the status error the real control plane sends: code, an
 // ErrorInfo with the reason (domain mindrouter.dev) and, when retryAfter > 0, a
 // RetryInfo.
-func Refusal(code codes.Code, reason controlplanev1.Reason, msg string, retryAfter time.Duration) error {
+func Refusal(code codes.Code, reason relay.Reason, msg string, retryAfter time.Duration) error {
 	st := status.New(code, msg)
-	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: reason.String(), Domain: errinfo.Domain}}
+	details := []protoadapt.MessageV1{&errdetails.ErrorInfo{Reason: controlplanev1.Reason(reason).String(), Domain: errinfo.Domain}}
 	if retryAfter > 0 {
 		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)})
 	}
@@ -266,7 +271,7 @@ func (s *Server) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys != nil && !s.keys[req.GetCredential()] || req.GetCredential() == "" {
-		return nil, Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0)
+		return nil, Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0)
 	}
 	if len(s.admitErrs) > 0 {
 		err := s.admitErrs[0]
@@ -289,14 +294,14 @@ func (s *Server) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*
 			Queued:        durationpb.New(0),
 			Lease: &controlplanev1.Lease{
 				LeaseId: id, RequestId: req.GetRequestId(), BackendId: b.ID, BackendName: b.Name,
-				BackendUrl: b.URL, Engine: b.Engine, Model: model, ContextLength: b.ContextLength,
+				BackendUrl: b.URL, Engine: controlplanev1.Engine(b.Engine), Model: model, ContextLength: b.ContextLength,
 				MaxOutputTokens: b.MaxOutputTokens, Simulated: b.Simulated,
 				ExpiresAt: timestamppb.New(time.Now().Add(time.Minute)),
 				Principal: &controlplanev1.Principal{UserId: 1, Username: "test", ApiKeyId: 1, Group: "users"},
 			},
 		}, nil
 	}
-	return nil, Refusal(codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, "no healthy backend serves "+req.GetModel(), time.Second)
+	return nil, Refusal(codes.Unavailable, relay.ReasonNoHealthyBackend, "no healthy backend serves "+req.GetModel(), time.Second)
 }
 
 // Release records a settlement; it is idempotent by lease id.
@@ -316,7 +321,7 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	}
 	released, ok := s.settled[req.GetLeaseId()]
 	if !ok {
-		return nil, Refusal(codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, "unknown lease", 0)
+		return nil, Refusal(codes.NotFound, relay.ReasonLeaseNotFound, "unknown lease", 0)
 	}
 	if released {
 		return &controlplanev1.ReleaseResponse{AlreadySettled: true}, nil
@@ -360,7 +365,7 @@ func (s *Server) ListModels(ctx context.Context, req *controlplanev1.ListModelsR
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keys != nil && !s.keys[req.GetCredential()] || req.GetCredential() == "" {
-		return nil, Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0)
+		return nil, Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0)
 	}
 	s.listCalls++
 	s.notify()

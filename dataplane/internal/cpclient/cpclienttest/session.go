@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -142,17 +143,33 @@ func (s *Server) Push(m *controlplanev1.SessionResponse) {
 }
 
 // Admits returns the Admit requests seen, in order.
-func (s *Server) Admits() []*controlplanev1.AdmitRequest {
+func (s *Server) Admits() []relay.AdmitRequest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]relay.AdmitRequest, len(s.admits))
+	for i, a := range s.admits {
+		out[i] = admitRequest(a)
+	}
+	return out
+}
+
+// AdmitMessages returns the Admit requests seen, in order, as they came over
+// the wire.
+func (s *Server) AdmitMessages() []*controlplanev1.AdmitRequest {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.admits)
 }
 
 // Releases returns the first Release of each lease, in order.
-func (s *Server) Releases() []*controlplanev1.ReleaseRequest {
+func (s *Server) Releases() []relay.Release {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Clone(s.releases)
+	out := make([]relay.Release, len(s.releases))
+	for i, r := range s.releases {
+		out[i] = release(r)
+	}
+	return out
 }
 
 // Unreleased returns the ids of leases granted and not released.
@@ -236,7 +253,7 @@ func (s *Server) WaitFor(t testing.TB, timeout time.Duration, what string, cond 
 }
 
 // WaitReleases waits until n leases have been released and returns the releases.
-func (s *Server) WaitReleases(t testing.TB, n int) []*controlplanev1.ReleaseRequest {
+func (s *Server) WaitReleases(t testing.TB, n int) []relay.Release {
 	t.Helper()
 	s.WaitFor(t, 0, "releases", func() bool { return len(s.Releases()) >= n })
 	return s.Releases()

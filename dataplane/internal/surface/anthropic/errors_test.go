@@ -15,10 +15,10 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 func TestRefusals(t *testing.T) {
@@ -30,23 +30,23 @@ func TestRefusals(t *testing.T) {
 		typ        string
 		retryAfter string
 	}{
-		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0),
+		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0),
 			401, "authentication_error", ""},
-		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, "no", 0),
+		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, relay.ReasonPermissionDenied, "no", 0),
 			403, "permission_error", ""},
-		{"unknown model", cpclienttest.Refusal(codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, "The model `x` does not exist", 0),
+		{"unknown model", cpclienttest.Refusal(codes.NotFound, relay.ReasonModelNotFound, "The model `x` does not exist", 0),
 			404, "not_found_error", ""},
-		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
+		{"context", cpclienttest.Refusal(codes.InvalidArgument, relay.ReasonContextExceeded, "too long", 0),
 			400, "invalid_request_error", ""},
-		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "Rate limit exceeded", 1500*time.Millisecond),
+		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonRateLimited, "Rate limit exceeded", 1500*time.Millisecond),
 			429, "rate_limit_error", "2"},
-		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, "Token quota exceeded", time.Hour),
+		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQuotaExhausted, "Token quota exceeded", time.Hour),
 			429, "rate_limit_error", "3600"},
-		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, "queue full", 0),
+		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQueueFull, "queue full", 0),
 			529, "overloaded_error", "1"},
-		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited", 10*time.Second),
+		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, relay.ReasonQueueTimeout, "waited", 10*time.Second),
 			529, "overloaded_error", "10"},
-		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+		{"database", cpclienttest.Refusal(codes.Unavailable, relay.ReasonDatabaseUnavailable, "the gateway's database is unavailable; retry shortly", 5*time.Second),
 			529, "overloaded_error", "5"},
 	}
 	_, b := sim(t, 1, enginesim.EngineVLLM, enginesim.Config{})
@@ -82,7 +82,7 @@ func TestFailuresWithoutTheClientsFault(t *testing.T) {
 		t.Parallel()
 		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
 		t.Cleanup(down.Close)
-		g := newGateway(t, surface.Config{}, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: controlplanev1.Engine_ENGINE_VLLM})
+		g := newGateway(t, surface.Config{}, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: relay.EngineVLLM})
 		resp := g.post(t, hello+`,"stream":true}`)
 		require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 		require.Equal(t, "api_error", decodeError(t, resp).Error.Type)
@@ -126,14 +126,14 @@ func TestBadInputNeverReachesTheControlPlane(t *testing.T) {
 	require.Empty(t, g.fake.Admits())
 	resp := g.post(t, hello+`}`, "X-Api-Key", "", "Authorization", "Bearer mr2_other", "Anthropic-Version", "")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "a Bearer token is accepted too, and anthropic-version is optional")
-	require.Equal(t, "mr2_other", g.fake.Admits()[0].GetCredential())
+	require.Equal(t, "mr2_other", g.fake.Admits()[0].Credential)
 }
 
 func TestCountTokens(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, surface.Config{})
 	g.fake.SetKeys("mr2_key")
-	g.fake.SetModels(&controlplanev1.CatalogModel{Name: "tiny:latest"})
+	g.fake.SetModels(relay.ModelInfo{Name: "tiny:latest"})
 	body := `{"model":"tiny","system":"be brief","messages":[{"role":"user","content":"hello there"}],` +
 		`"tools":[{"name":"f","input_schema":{"type":"object"}}]}`
 	for _, path := range []string{"/anthropic/v1/messages/count_tokens", "/v1/messages/count_tokens"} {
@@ -162,9 +162,9 @@ func TestModels(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, surface.Config{})
 	g.fake.SetModels(
-		&controlplanev1.CatalogModel{Name: "old", Created: 100, ContextLength: 4096},
-		&controlplanev1.CatalogModel{Name: "Qwen/Qwen3-8B", Created: 300},
-		&controlplanev1.CatalogModel{Name: "new", Created: 300},
+		relay.ModelInfo{Name: "old", Created: 100, ContextLength: 4096},
+		relay.ModelInfo{Name: "Qwen/Qwen3-8B", Created: 300},
+		relay.ModelInfo{Name: "new", Created: 300},
 	)
 	get := func(path string, header ...string) (int, string) {
 		resp := g.do(t, http.MethodGet, path, "", header...)
@@ -221,7 +221,7 @@ func TestRetryAfterRounding(t *testing.T) {
 	t.Parallel()
 	_, b := sim(t, 1, enginesim.EngineVLLM, enginesim.Config{})
 	g := newGateway(t, surface.Config{}, b)
-	g.fake.FailAdmits(cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "slow", 100*time.Millisecond))
+	g.fake.FailAdmits(cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonRateLimited, "slow", 100*time.Millisecond))
 	resp := g.post(t, hello+`}`)
 	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
 	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // models answers GET /anthropic/v1/models in Anthropic's shape, newest first
@@ -30,8 +30,8 @@ func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	models := make([]anthropic.Model, 0, len(catalog))
-	for _, m := range catalog {
-		models = append(models, model(m))
+	for i := range catalog {
+		models = append(models, model(&catalog[i]))
 	}
 	slices.SortFunc(models, func(a, b anthropic.Model) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
@@ -58,7 +58,7 @@ func (s *Surface) model(w http.ResponseWriter, r *http.Request) {
 	s.writeJSON(w, r, anthropic.EncodeModel(model(m)))
 }
 
-func (s *Surface) catalogFor(w http.ResponseWriter, r *http.Request) ([]*controlplanev1.CatalogModel, bool) {
+func (s *Surface) catalogFor(w http.ResponseWriter, r *http.Request) ([]relay.ModelInfo, bool) {
 	credential := Credential(r)
 	if credential == "" {
 		s.WriteError(w, r, errMissingKey)
@@ -72,6 +72,6 @@ func (s *Surface) catalogFor(w http.ResponseWriter, r *http.Request) ([]*control
 	return catalog, true
 }
 
-func model(m *controlplanev1.CatalogModel) anthropic.Model {
-	return anthropic.Model{ID: m.GetName(), DisplayName: m.GetName(), CreatedAt: time.Unix(m.GetCreated(), 0), ContextLength: m.GetContextLength()}
+func model(m *relay.ModelInfo) anthropic.Model {
+	return anthropic.Model{ID: m.Name, DisplayName: m.Name, CreatedAt: time.Unix(m.Created, 0), ContextLength: m.ContextLength}
 }

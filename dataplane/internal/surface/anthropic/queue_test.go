@@ -9,12 +9,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestStreamSendsQueuePositionWhileWaiting: the headers, message_start and one
@@ -25,8 +24,8 @@ func TestStreamSendsQueuePositionWhileWaiting(t *testing.T) {
 	_, b := sim(t, 1, enginesim.EngineVLLM, enginesim.Config{})
 	g := newGateway(t, surface.Config{PingInterval: time.Hour}, b)
 	g.fake.SetQueueUpdates(
-		&controlplanev1.QueueUpdate{Position: 2, EstimatedWait: durationpb.New(900 * time.Millisecond)},
-		&controlplanev1.QueueUpdate{Position: 1},
+		relay.QueueUpdate{Position: 2, EstimatedWait: 900 * time.Millisecond},
+		relay.QueueUpdate{Position: 1},
 	)
 	admit := g.fake.HoldAdmits()
 	defer admit()

@@ -14,7 +14,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tokens"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Relay runs requests (relay.Relay).
@@ -26,7 +25,7 @@ type Relay interface {
 // Catalog lists the models a credential may use (cpclient.Client). It is also
 // how count_tokens and the model list check the key: an unknown key is refused.
 type Catalog interface {
-	ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error)
+	ListModels(ctx context.Context, credential string) ([]relay.ModelInfo, error)
 }
 
 // Header names this surface writes.
@@ -121,8 +120,9 @@ func (s *Surface) messages(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: r.URL.Path, Request: req}
+	call := surface.Call(r, credential, r.URL.Path)
+	call.Request = req
+	id := call.RequestID
 	meta := anthropic.Meta{ID: "msg_" + id, Model: req.Model}
 	if req.Stream {
 		s.stream(w, r, call, meta)
@@ -187,11 +187,11 @@ func modelNotFound(model string) *canonical.Error {
 
 // find returns the catalog entry for name; "name" and "name:latest" are one
 // model, as the control plane resolves them.
-func find(catalog []*controlplanev1.CatalogModel, name string) *controlplanev1.CatalogModel {
+func find(catalog []relay.ModelInfo, name string) *relay.ModelInfo {
 	want := strings.TrimSuffix(name, ":latest")
-	for _, m := range catalog {
-		if strings.TrimSuffix(m.GetName(), ":latest") == want {
-			return m
+	for i := range catalog {
+		if strings.TrimSuffix(catalog[i].Name, ":latest") == want {
+			return &catalog[i]
 		}
 	}
 	return nil

@@ -23,7 +23,6 @@ import (
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/anthropic"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic/anthropictest"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // gateway is a data plane in the test process: fake control plane over gRPC,
@@ -45,9 +44,9 @@ func newGateway(t *testing.T, cfg surface.Config, backends ...cpclienttest.Backe
 	cp, err := cpclient.New(conn, cpclient.Config{ReplicaID: "dp"}, log, nil)
 	require.NoError(t, err)
 	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{}))
-	r, err := relay.New(cp, map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client}),
+	r, err := relay.New(cp, map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client}),
 	}, relay.Config{}, log, nil)
 	require.NoError(t, err)
 	srv, err := server.New(server.Options{
@@ -74,9 +73,9 @@ func sim(t *testing.T, id int64, eng enginesim.Engine, cfg enginesim.Config) (*e
 	s := enginesim.New(cfg)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return s, cpclienttest.Backend{ID: id, Name: string(eng), URL: hs.URL, Engine: e, Model: "sim-llama", Simulated: true}
 }
@@ -180,10 +179,10 @@ func TestMessage(t *testing.T) {
 			var m message
 			require.NoError(t, json.NewDecoder(resp.Body).Decode(&m))
 			admitted := g.fake.Admits()[0]
-			require.Equal(t, "msg_"+admitted.GetRequestId(), m.ID)
-			require.Equal(t, path, admitted.GetEndpoint())
-			require.Equal(t, "mr2_key", admitted.GetCredential(), "x-api-key is the credential")
-			require.EqualValues(t, 64, admitted.GetMaxOutputTokens())
+			require.Equal(t, "msg_"+admitted.RequestID, m.ID)
+			require.Equal(t, path, admitted.Endpoint)
+			require.Equal(t, "mr2_key", admitted.Credential, "x-api-key is the credential")
+			require.EqualValues(t, 64, admitted.MaxOutputTokens)
 			require.Equal(t, "message", m.Type)
 			require.Equal(t, "assistant", m.Role)
 			require.Equal(t, "claude-x", m.Model, "clients see the name they asked for")
@@ -297,7 +296,7 @@ func TestThinking(t *testing.T) {
 				require.Len(t, thinking, 2, "a thinking block, then a text block")
 				require.Equal(t, "Multiply 17 by 23.", strings.TrimSpace(thinking[0]))
 				require.Equal(t, "391", strings.TrimSpace(text[1]))
-				require.Equal(t, []controlplanev1.Capability{controlplanev1.Capability_CAPABILITY_THINKING}, g.fake.Admits()[0].GetNeeds())
+				require.Equal(t, []relay.Capability{relay.CapabilityThinking}, g.fake.Admits()[0].Needs)
 			})
 		}
 	}

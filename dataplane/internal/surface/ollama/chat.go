@@ -8,7 +8,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 func (s *Surface) chat(w http.ResponseWriter, r *http.Request) {
@@ -27,10 +26,10 @@ func (s *Surface) answer(w http.ResponseWriter, r *http.Request, shape ollama.Sh
 	if !ok {
 		return
 	}
-	decode, endpoint, op := ollama.DecodeChat, "/api/chat", controlplanev1.Operation_OPERATION_CHAT
+	decode, endpoint, op := ollama.DecodeChat, "/api/chat", relay.OperationChat
 	if shape == ollama.ShapeGenerate {
 		// Ollama's generate is its text completion, served as a chat.
-		decode, endpoint, op = ollama.DecodeGenerate, "/api/generate", controlplanev1.Operation_OPERATION_COMPLETION
+		decode, endpoint, op = ollama.DecodeGenerate, "/api/generate", relay.OperationCompletion
 	}
 	req, load, err := decode(body)
 	if err != nil {
@@ -44,8 +43,8 @@ func (s *Surface) answer(w http.ResponseWriter, r *http.Request, shape ollama.Sh
 		return
 	}
 	meta := ollama.Meta{Model: req.Model, CreatedAt: ollama.FormatTime(start)}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint, Request: req, Operation: op}
+	call := surface.Call(r, credential, endpoint)
+	call.Request, call.Operation = req, op
 	if req.Stream {
 		s.stream(w, r, call, meta, shape, start)
 		return

@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // durations are the metrics of a done line; the surface measures them all.
@@ -41,10 +41,10 @@ func TestChatWhole(t *testing.T) {
 				require.Positive(t, m[k], k)
 			}
 			admit := g.fake.Admits()[0]
-			require.Equal(t, "/api/chat", admit.GetEndpoint())
-			require.Equal(t, controlplanev1.Operation_OPERATION_CHAT, admit.GetOperation())
-			require.Equal(t, "mr2_key", admit.GetCredential())
-			require.False(t, admit.GetStream())
+			require.Equal(t, "/api/chat", admit.Endpoint)
+			require.Equal(t, relay.OperationChat, admit.Operation)
+			require.Equal(t, "mr2_key", admit.Credential)
+			require.False(t, admit.Stream)
 		})
 	}
 }
@@ -77,7 +77,7 @@ func TestChatStreamsByDefault(t *testing.T) {
 				require.Positive(t, last[k], k)
 			}
 			require.Equal(t, map[string]any{"role": "assistant", "content": ""}, last["message"])
-			require.True(t, g.fake.Admits()[0].GetStream())
+			require.True(t, g.fake.Admits()[0].Stream)
 		})
 	}
 }
@@ -102,8 +102,8 @@ func TestGenerate(t *testing.T) {
 			require.Equal(t, true, m["done"])
 			require.EqualValues(t, 5, m["eval_count"])
 			require.Equal(t, []enginesim.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "Why?"}}, seen)
-			require.Equal(t, "/api/generate", g.fake.Admits()[0].GetEndpoint())
-			require.Equal(t, controlplanev1.Operation_OPERATION_COMPLETION, g.fake.Admits()[0].GetOperation())
+			require.Equal(t, "/api/generate", g.fake.Admits()[0].Endpoint)
+			require.Equal(t, relay.OperationCompletion, g.fake.Admits()[0].Operation)
 
 			resp = g.post(t, "/api/generate", `{"model":"llama3.2","prompt":"Why?"}`)
 			require.Equal(t, http.StatusOK, resp.StatusCode)

@@ -57,8 +57,7 @@ func (s *Surface) embedWith(w http.ResponseWriter, r *http.Request, endpoint str
 		s.WriteError(w, r, errNoEmbedder)
 		return
 	}
-	id := surface.RequestID(r)
-	res, err := s.embedder.Embed(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint}, req)
+	res, err := s.embedder.Embed(r.Context(), surface.Call(r, credential, endpoint), req)
 	if err != nil {
 		s.writeError(w, r, err, req.Model)
 		return

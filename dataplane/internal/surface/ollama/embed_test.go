@@ -9,9 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestEmbeddings: /api/embed and /api/embeddings answer in Ollama's own
@@ -48,8 +48,8 @@ func TestEmbeddings(t *testing.T) {
 			admits := g.fake.Admits()
 			require.Len(t, admits, 3)
 			for i, ep := range []string{"/api/embed", "/api/embed", "/api/embeddings"} {
-				require.Equal(t, controlplanev1.Operation_OPERATION_EMBEDDING, admits[i].GetOperation())
-				require.Equal(t, ep, admits[i].GetEndpoint())
+				require.Equal(t, relay.OperationEmbedding, admits[i].Operation)
+				require.Equal(t, ep, admits[i].Endpoint)
 			}
 		})
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestRefusals: every control-plane refusal in Ollama's envelope with its
@@ -30,23 +30,23 @@ func TestRefusals(t *testing.T) {
 		message    string
 		retryAfter string
 	}{
-		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0),
+		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0),
 			401, "Invalid API key", ""},
-		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, "no", 0),
+		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, relay.ReasonPermissionDenied, "no", 0),
 			403, "no", ""},
-		{"unknown model", cpclienttest.Refusal(codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, "The model `x` does not exist", 0),
+		{"unknown model", cpclienttest.Refusal(codes.NotFound, relay.ReasonModelNotFound, "The model `x` does not exist", 0),
 			404, "model 'x' not found", ""},
-		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
+		{"context", cpclienttest.Refusal(codes.InvalidArgument, relay.ReasonContextExceeded, "too long", 0),
 			400, "too long", ""},
-		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "Rate limit exceeded", 1500*time.Millisecond),
+		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonRateLimited, "Rate limit exceeded", 1500*time.Millisecond),
 			429, "Rate limit exceeded", "2"},
-		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, "Token quota exceeded", time.Hour),
+		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQuotaExhausted, "Token quota exceeded", time.Hour),
 			429, "Token quota exceeded", "3600"},
-		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, "queue full", 0),
+		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQueueFull, "queue full", 0),
 			503, "queue full", "1"},
-		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited", 10*time.Second),
+		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, relay.ReasonQueueTimeout, "waited", 10*time.Second),
 			503, "waited", "10"},
-		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+		{"database", cpclienttest.Refusal(codes.Unavailable, relay.ReasonDatabaseUnavailable, "the gateway's database is unavailable; retry shortly", 5*time.Second),
 			503, "the gateway's database is unavailable; retry shortly", "5"},
 	}
 	g := newGateway(t, sim(t, 1, enginesim.EngineVLLM, nil))
@@ -103,7 +103,7 @@ func TestFailuresWithoutTheClientsFault(t *testing.T) {
 		t.Parallel()
 		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
 		t.Cleanup(down.Close)
-		g := newGateway(t, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: controlplanev1.Engine_ENGINE_OLLAMA})
+		g := newGateway(t, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: relay.EngineOllama})
 		resp := g.post(t, "/api/chat", `{"model":"llama3.2","messages":[{"role":"user","content":"x"}]}`)
 		require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 		errorMessage(t, resp)
@@ -170,7 +170,7 @@ func TestBadInputNeverReachesTheControlPlane(t *testing.T) {
 
 	resp := g.post(t, "/api/chat", `{"model":"m","stream":false,"messages":[{"role":"user","content":"hi"}]}`, "Authorization", "", "X-API-Key", "mr2_other")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "X-API-Key is accepted too")
-	require.Equal(t, "mr2_other", g.fake.Admits()[0].GetCredential())
+	require.Equal(t, "mr2_other", g.fake.Admits()[0].Credential)
 }
 
 func TestBodyTooLarge(t *testing.T) {

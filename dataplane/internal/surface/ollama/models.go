@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // runningFor is how far in the future /api/ps says loaded models expire: the
@@ -36,7 +36,7 @@ func (s *Surface) version(w http.ResponseWriter, _ *http.Request) {
 }
 
 // catalogCards returns the caller's catalog as Ollama model cards, by name.
-func (s *Surface) catalogCards(w http.ResponseWriter, r *http.Request, keep func(*controlplanev1.CatalogModel) bool) ([]ollama.ModelCard, bool) {
+func (s *Surface) catalogCards(w http.ResponseWriter, r *http.Request, keep func(*relay.ModelInfo) bool) ([]ollama.ModelCard, bool) {
 	credential := Credential(r)
 	if credential == "" {
 		s.WriteError(w, r, errMissingKey)
@@ -48,8 +48,8 @@ func (s *Surface) catalogCards(w http.ResponseWriter, r *http.Request, keep func
 		return nil, false
 	}
 	cards := make([]ollama.ModelCard, 0, len(catalog))
-	for _, m := range catalog {
-		if keep(m) {
+	for i := range catalog {
+		if m := &catalog[i]; keep(m) {
 			cards = append(cards, card(m))
 		}
 	}
@@ -58,7 +58,7 @@ func (s *Surface) catalogCards(w http.ResponseWriter, r *http.Request, keep func
 }
 
 func (s *Surface) tags(w http.ResponseWriter, r *http.Request) {
-	cards, ok := s.catalogCards(w, r, func(*controlplanev1.CatalogModel) bool { return true })
+	cards, ok := s.catalogCards(w, r, func(*relay.ModelInfo) bool { return true })
 	if !ok {
 		return
 	}
@@ -71,7 +71,7 @@ func (s *Surface) tags(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Surface) ps(w http.ResponseWriter, r *http.Request) {
-	cards, ok := s.catalogCards(w, r, (*controlplanev1.CatalogModel).GetLoaded)
+	cards, ok := s.catalogCards(w, r, func(m *relay.ModelInfo) bool { return m.Loaded })
 	if !ok {
 		return
 	}
@@ -109,15 +109,15 @@ func (s *Surface) show(w http.ResponseWriter, r *http.Request) {
 
 // findModel looks name up in the caller's catalog; "x" and "x:latest" are
 // one model, as in Ollama.
-func (s *Surface) findModel(r *http.Request, credential, name string) (*controlplanev1.CatalogModel, error) {
+func (s *Surface) findModel(r *http.Request, credential, name string) (*relay.ModelInfo, error) {
 	catalog, err := s.catalog.ListModels(r.Context(), credential)
 	if err != nil {
 		return nil, err
 	}
 	want := strings.TrimSuffix(name, ":latest")
-	for _, m := range catalog {
-		if strings.TrimSuffix(m.GetName(), ":latest") == want {
-			return m, nil
+	for i := range catalog {
+		if strings.TrimSuffix(catalog[i].Name, ":latest") == want {
+			return &catalog[i], nil
 		}
 	}
 	return nil, &canonical.Error{Kind: canonical.KindNotFound, Code: "model_not_found", Message: ollama.ModelNotFound(name)}
@@ -126,31 +126,31 @@ func (s *Surface) findModel(r *http.Request, credential, name string) (*controlp
 // capabilityNames are Ollama's names for the catalog's capabilities, in
 // Ollama's order; structured output and rerank have none.
 var capabilityNames = []struct {
-	c    controlplanev1.Capability
+	c    relay.Capability
 	name string
 }{
-	{controlplanev1.Capability_CAPABILITY_COMPLETION, "completion"},
-	{controlplanev1.Capability_CAPABILITY_TOOLS, "tools"},
-	{controlplanev1.Capability_CAPABILITY_VISION, "vision"},
-	{controlplanev1.Capability_CAPABILITY_EMBEDDING, "embedding"},
-	{controlplanev1.Capability_CAPABILITY_THINKING, "thinking"},
+	{relay.CapabilityCompletion, "completion"},
+	{relay.CapabilityTools, "tools"},
+	{relay.CapabilityVision, "vision"},
+	{relay.CapabilityEmbedding, "embedding"},
+	{relay.CapabilityThinking, "thinking"},
 }
 
 // card describes a catalog model in Ollama's terms. Models served only by
 // vLLM are in safetensors format; any Ollama backend makes it gguf.
-func card(m *controlplanev1.CatalogModel) ollama.ModelCard {
+func card(m *relay.ModelInfo) ollama.ModelCard {
 	c := ollama.ModelCard{
-		Name: m.GetName(), Family: m.GetFamily(), ParameterSize: m.GetParameterSize(), Quantization: m.GetQuantization(),
-		Format: "gguf", ContextLength: m.GetContextLength(), EmbeddingLength: m.GetEmbeddingLength(),
+		Name: m.Name, Family: m.Family, ParameterSize: m.ParameterSize, Quantization: m.Quantization,
+		Format: "gguf", ContextLength: m.ContextLength, EmbeddingLength: m.EmbeddingLength,
 	}
-	if m.GetCreated() > 0 {
-		c.ModifiedAt = time.Unix(m.GetCreated(), 0)
+	if m.Created > 0 {
+		c.ModifiedAt = time.Unix(m.Created, 0)
 	}
-	if len(m.GetEngines()) > 0 && !slices.Contains(m.GetEngines(), controlplanev1.Engine_ENGINE_OLLAMA) {
+	if len(m.Engines) > 0 && !slices.Contains(m.Engines, relay.EngineOllama) {
 		c.Format = "safetensors"
 	}
 	for _, n := range capabilityNames {
-		if slices.Contains(m.GetCapabilities(), n.c) {
+		if slices.Contains(m.Capabilities, n.c) {
 			c.Capabilities = append(c.Capabilities, n.name)
 		}
 	}

@@ -10,18 +10,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
-func catalog() []*controlplanev1.CatalogModel {
-	return []*controlplanev1.CatalogModel{
+func catalog() []relay.ModelInfo {
+	return []relay.ModelInfo{
 		{Name: "tiny:latest", Family: "llama", ContextLength: 256, ParameterSize: "117K", Quantization: "F32", Created: 1700000000,
-			Loaded: true, Engines: []controlplanev1.Engine{controlplanev1.Engine_ENGINE_OLLAMA},
-			Capabilities: []controlplanev1.Capability{controlplanev1.Capability_CAPABILITY_COMPLETION,
-				controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT, controlplanev1.Capability_CAPABILITY_TOOLS}},
-		{Name: "Qwen/Qwen3-8B", Family: "qwen3", ContextLength: 32768, Engines: []controlplanev1.Engine{controlplanev1.Engine_ENGINE_VLLM},
-			Capabilities: []controlplanev1.Capability{controlplanev1.Capability_CAPABILITY_COMPLETION,
-				controlplanev1.Capability_CAPABILITY_THINKING, controlplanev1.Capability_CAPABILITY_VISION}},
+			Loaded: true, Engines: []relay.Engine{relay.EngineOllama},
+			Capabilities: []relay.Capability{relay.CapabilityCompletion,
+				relay.CapabilityStructuredOutput, relay.CapabilityTools}},
+		{Name: "Qwen/Qwen3-8B", Family: "qwen3", ContextLength: 32768, Engines: []relay.Engine{relay.EngineVLLM},
+			Capabilities: []relay.Capability{relay.CapabilityCompletion,
+				relay.CapabilityThinking, relay.CapabilityVision}},
 	}
 }
 

@@ -7,11 +7,10 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // TestStreamSendsQueuePositionHeaderWhileWaiting: NDJSON has no comments, so
@@ -20,8 +19,8 @@ func TestStreamSendsQueuePositionHeaderWhileWaiting(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t, sim(t, 1, enginesim.EngineOllama, nil))
 	g.fake.SetQueueUpdates(
-		&controlplanev1.QueueUpdate{Position: 4, EstimatedWait: durationpb.New(2 * time.Second)},
-		&controlplanev1.QueueUpdate{Position: 2},
+		relay.QueueUpdate{Position: 4, EstimatedWait: 2 * time.Second},
+		relay.QueueUpdate{Position: 2},
 	)
 	admit := g.fake.HoldAdmits()
 	defer admit()

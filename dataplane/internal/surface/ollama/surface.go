@@ -11,7 +11,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Relay runs chat requests (relay.Relay).
@@ -22,7 +21,7 @@ type Relay interface {
 
 // Catalog lists the models a credential may use (cpclient.Client).
 type Catalog interface {
-	ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error)
+	ListModels(ctx context.Context, credential string) ([]relay.ModelInfo, error)
 }
 
 // Header names this surface writes (the same as the OpenAI surface's).

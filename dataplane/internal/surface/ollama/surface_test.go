@@ -23,7 +23,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // gateway is a data plane in the test process: fake control plane over gRPC,
@@ -58,9 +57,9 @@ func newGateway(t *testing.T, backends ...cpclienttest.Backend) *gateway {
 	cp, err := cpclient.New(conn, cpclient.Config{ReplicaID: "dp"}, log, nil)
 	require.NoError(t, err)
 	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{}))
-	r, err := relay.New(cp, map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client}),
+	r, err := relay.New(cp, map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client}),
 	}, relay.Config{}, log, nil)
 	require.NoError(t, err)
 	clock := &stepClock{now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -81,9 +80,9 @@ func sim(t *testing.T, id int64, eng enginesim.Engine, script func(enginesim.Req
 			Capabilities: []string{"completion", "tools", "thinking", "embedding"}}}})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return cpclienttest.Backend{ID: id, Name: string(eng), URL: hs.URL, Engine: e, Model: "sim-llama", Simulated: true}
 }

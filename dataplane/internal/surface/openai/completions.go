@@ -8,7 +8,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // completions serves POST /v1/completions, the legacy text completions API,
@@ -26,16 +25,16 @@ func (s *Surface) completions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
+	base := surface.Call(r, credential, "/v1/completions")
+	id := base.RequestID
 	calls := make([]relay.Call, len(c.Requests))
 	for i, req := range c.Requests {
-		rid := id
+		calls[i] = base
 		if i > 0 {
 			// Usage is settled by request id: every lease needs its own.
-			rid = id + "-" + strconv.Itoa(i)
+			calls[i].RequestID = id + "-" + strconv.Itoa(i)
 		}
-		calls[i] = relay.Call{RequestID: rid, Credential: credential, Endpoint: "/v1/completions", Request: req,
-			Operation: controlplanev1.Operation_OPERATION_COMPLETION}
+		calls[i].Request, calls[i].Operation = req, relay.OperationCompletion
 	}
 	first := c.Requests[0]
 	meta := openai.Meta{ID: "cmpl-" + id, Model: first.Model, Created: s.cfg.Now().Unix()}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 )
 
 func (g *gateway) postTo(t *testing.T, path, body string) *http.Response {
@@ -44,9 +44,9 @@ func poolingSim(t *testing.T, id int64, eng enginesim.Engine) cpclienttest.Backe
 	s := enginesim.New(enginesim.Config{Engine: eng, Models: []enginesim.ModelSpec{{Name: "bge", Capabilities: []string{"embedding"}, EmbeddingDim: 6}}})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return cpclienttest.Backend{ID: id, Name: string(eng), URL: hs.URL, Engine: e, Model: "bge"}
 }
@@ -80,7 +80,7 @@ func TestCompletions(t *testing.T) {
 			var out textCompletion
 			decodeJSON(t, g.postTo(t, "/v1/completions", `{"model":"llama3.2","prompt":"The capital of France is","max_tokens":40}`), &out)
 			admit := g.fake.Admits()[0]
-			require.Equal(t, "cmpl-"+admit.GetRequestId(), out.ID)
+			require.Equal(t, "cmpl-"+admit.RequestID, out.ID)
 			require.Equal(t, "text_completion", out.Object)
 			require.Equal(t, int64(1700000000), out.Created)
 			require.Equal(t, "llama3.2", out.Model)
@@ -90,12 +90,12 @@ func TestCompletions(t *testing.T) {
 			require.Equal(t, "stop", *out.Choices[0].FinishReason)
 			require.Positive(t, out.Usage.CompletionTokens)
 			require.Equal(t, out.Usage.PromptTokens+out.Usage.CompletionTokens, out.Usage.TotalTokens)
-			require.Equal(t, controlplanev1.Operation_OPERATION_COMPLETION, admit.GetOperation())
-			require.Equal(t, int64(40), admit.GetMaxOutputTokens())
+			require.Equal(t, relay.OperationCompletion, admit.Operation)
+			require.Equal(t, int64(40), admit.MaxOutputTokens)
 
 			// max_tokens defaults to 16, as in OpenAI's and vLLM's legacy API.
 			decodeJSON(t, g.postTo(t, "/v1/completions", `{"model":"llama3.2","prompt":["x"]}`), &out)
-			require.Equal(t, int64(16), g.fake.Admits()[1].GetMaxOutputTokens())
+			require.Equal(t, int64(16), g.fake.Admits()[1].MaxOutputTokens)
 		})
 	}
 }
@@ -114,7 +114,7 @@ func TestCompletionsSeveralPromptsAndEcho(t *testing.T) {
 	}
 	admits := g.fake.Admits()
 	require.Len(t, admits, 2, "one lease per prompt")
-	require.Equal(t, admits[0].GetRequestId()+"-1", admits[1].GetRequestId(), "each lease has its own request id")
+	require.Equal(t, admits[0].RequestID+"-1", admits[1].RequestID, "each lease has its own request id")
 
 	resp := g.postTo(t, "/v1/completions", `{"model":"m","prompt":["a","b"],"echo":true,"stream":true,"stream_options":{"include_usage":true}}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
@@ -188,7 +188,7 @@ func TestEmbeddings(t *testing.T) {
 			require.Equal(t, "embedding", floats.Data[0].Object)
 			require.Positive(t, floats.Usage.PromptTokens)
 			require.Equal(t, floats.Usage.PromptTokens, floats.Usage.TotalTokens)
-			require.Equal(t, controlplanev1.Operation_OPERATION_EMBEDDING, g.fake.Admits()[0].GetOperation())
+			require.Equal(t, relay.OperationEmbedding, g.fake.Admits()[0].Operation)
 
 			decodeJSON(t, g.postTo(t, "/v1/embeddings", `{"model":"nomic","input":["one","two two"],"encoding_format":"base64"}`), &b64)
 			for i := range floats.Data {
@@ -254,7 +254,7 @@ func TestRerankAndScoreEndpoints(t *testing.T) {
 	resp := g.postTo(t, "/v1/score", `{"model":"rr","text_1":["a","b"],"text_2":["a","b","c"]}`)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 
-	g.fake.FailAdmits(cpclienttest.Refusal(codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED,
+	g.fake.FailAdmits(cpclienttest.Refusal(codes.FailedPrecondition, relay.ReasonCapabilityUnsupported,
 		"rerank is only available on vLLM backends", 0))
 	resp = g.postTo(t, "/v1/rerank", `{"model":"llama3.2","query":"q","documents":["a"]}`)
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)

@@ -3,7 +3,6 @@ package openai
 import (
 	"net/http"
 
-	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
@@ -19,8 +18,7 @@ func (s *Surface) embeddings(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	call := relay.Call{RequestID: surface.RequestID(r), Credential: credential, Endpoint: "/v1/embeddings"}
-	res, err := s.relay.Embed(r.Context(), call, req)
+	res, err := s.relay.Embed(r.Context(), surface.Call(r, credential, "/v1/embeddings"), req)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -39,8 +37,9 @@ func (s *Surface) rerank(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	res, err := s.relay.Rerank(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/rerank"}, req)
+	call := surface.Call(r, credential, "/v1/rerank")
+	id := call.RequestID
+	res, err := s.relay.Rerank(r.Context(), call, req)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return
@@ -60,8 +59,9 @@ func (s *Surface) score(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	res, err := s.relay.Score(r.Context(), relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/score"}, req)
+	call := surface.Call(r, credential, "/v1/score")
+	id := call.RequestID
+	res, err := s.relay.Score(r.Context(), call, req)
 	if err != nil {
 		s.WriteError(w, r, err)
 		return

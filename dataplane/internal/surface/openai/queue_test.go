@@ -11,18 +11,17 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient/cpclienttest"
 	"github.com/mindrouter/mindrouter/dataplane/internal/enginesim"
+	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
-func queueUpdates() []*controlplanev1.QueueUpdate {
-	return []*controlplanev1.QueueUpdate{
-		{Position: 3, EstimatedWait: durationpb.New(1200 * time.Millisecond)},
-		{Position: 1, EstimatedWait: durationpb.New(400 * time.Millisecond)},
+func queueUpdates() []relay.QueueUpdate {
+	return []relay.QueueUpdate{
+		{Position: 3, EstimatedWait: 1200 * time.Millisecond},
+		{Position: 1, EstimatedWait: 400 * time.Millisecond},
 	}
 }
 
@@ -108,5 +107,5 @@ type readCloser struct {
 }
 
 func queueTimeout() error {
-	return cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "timed out waiting for a backend", time.Second)
+	return cpclienttest.Refusal(codes.Unavailable, relay.ReasonQueueTimeout, "timed out waiting for a backend", time.Second)
 }

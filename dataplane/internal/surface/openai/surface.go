@@ -13,7 +13,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // Relay runs requests (relay.Relay).
@@ -27,7 +26,7 @@ type Relay interface {
 
 // Catalog lists the models a credential may use (cpclient.Client).
 type Catalog interface {
-	ListModels(ctx context.Context, credential string) ([]*controlplanev1.CatalogModel, error)
+	ListModels(ctx context.Context, credential string) ([]relay.ModelInfo, error)
 }
 
 // Header names this surface writes.
@@ -112,8 +111,9 @@ func (s *Surface) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.WriteError(w, r, err)
 		return
 	}
-	id := surface.RequestID(r)
-	call := relay.Call{RequestID: id, Credential: credential, Endpoint: "/v1/chat/completions", Request: req}
+	call := surface.Call(r, credential, "/v1/chat/completions")
+	call.Request = req
+	id := call.RequestID
 	meta := openai.Meta{ID: "chatcmpl-" + id, Model: req.Model, Created: s.cfg.Now().Unix()}
 	if req.Stream {
 		enc := openai.NewChunkEncoder(meta, call.Request.IncludeUsage)
@@ -158,8 +158,8 @@ func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	models := make([]openai.Model, 0, len(catalog))
-	for _, m := range catalog {
-		models = append(models, model(m))
+	for i := range catalog {
+		models = append(models, model(&catalog[i]))
 	}
 	slices.SortFunc(models, func(a, b openai.Model) int { return strings.Compare(a.ID, b.ID) })
 	b, err := openai.EncodeModelList(models)
@@ -171,23 +171,23 @@ func (s *Surface) models(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-func model(m *controlplanev1.CatalogModel) openai.Model {
+func model(m *relay.ModelInfo) openai.Model {
 	out := openai.Model{
-		ID: m.GetName(), Created: m.GetCreated(), ContextLength: m.GetContextLength(),
-		ModelMaxContext: m.GetContextLength(), Family: m.GetFamily(), ParameterSize: m.GetParameterSize(),
-		Quantization: m.GetQuantization(), Simulated: m.GetSimulated(),
+		ID: m.Name, Created: m.Created, ContextLength: m.ContextLength,
+		ModelMaxContext: m.ContextLength, Family: m.Family, ParameterSize: m.ParameterSize,
+		Quantization: m.Quantization, Simulated: m.Simulated,
 	}
-	for _, c := range m.GetCapabilities() {
+	for _, c := range m.Capabilities {
 		switch c {
-		case controlplanev1.Capability_CAPABILITY_VISION:
+		case relay.CapabilityVision:
 			out.Capabilities.Multimodal = true
-		case controlplanev1.Capability_CAPABILITY_EMBEDDING:
+		case relay.CapabilityEmbedding:
 			out.Capabilities.Embeddings = true
-		case controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT:
+		case relay.CapabilityStructuredOutput:
 			out.Capabilities.StructuredOutput = true
-		case controlplanev1.Capability_CAPABILITY_THINKING:
+		case relay.CapabilityThinking:
 			out.Capabilities.Thinking = true
-		case controlplanev1.Capability_CAPABILITY_TOOLS:
+		case relay.CapabilityTools:
 			out.Capabilities.Tools = true
 		}
 	}

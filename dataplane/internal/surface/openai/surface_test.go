@@ -25,7 +25,6 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/server"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
 	surface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
-	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
 // gateway is a data plane in the test process: fake control plane over gRPC,
@@ -46,9 +45,9 @@ func newGateway(t *testing.T, backends ...cpclienttest.Backend) *gateway {
 	cp, err := cpclient.New(conn, cpclient.Config{ReplicaID: "dp"}, log, nil)
 	require.NoError(t, err)
 	client := engine.NewClient(engine.NewTransport(engine.TransportConfig{}))
-	r, err := relay.New(cp, map[controlplanev1.Engine]engine.Engine{
-		controlplanev1.Engine_ENGINE_OLLAMA: ollama.New(ollama.Config{Client: client}),
-		controlplanev1.Engine_ENGINE_VLLM:   vllm.New(vllm.Config{Client: client}),
+	r, err := relay.New(cp, map[relay.Engine]engine.Engine{
+		relay.EngineOllama: ollama.New(ollama.Config{Client: client}),
+		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client}),
 	}, relay.Config{}, log, nil)
 	require.NoError(t, err)
 	srv, err := server.New(server.Options{
@@ -66,9 +65,9 @@ func sim(t *testing.T, id int64, eng enginesim.Engine, script func(enginesim.Req
 	s := enginesim.New(enginesim.Config{Engine: eng, Script: script, CompletionTokens: 5})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	e := controlplanev1.Engine_ENGINE_OLLAMA
+	e := relay.EngineOllama
 	if eng == enginesim.EngineVLLM {
-		e = controlplanev1.Engine_ENGINE_VLLM
+		e = relay.EngineVLLM
 	}
 	return cpclienttest.Backend{ID: id, Name: string(eng), URL: hs.URL, Engine: e, Model: "sim-llama", Simulated: true}
 }
@@ -145,10 +144,10 @@ func TestChatCompletion(t *testing.T) {
 	require.Equal(t, "assistant", out.Choices[0].Message.Role)
 	require.NotEmpty(t, *out.Choices[0].Message.Content)
 	require.Equal(t, "stop", out.Choices[0].FinishReason)
-	admitted := g.fake.Admits()[0].GetRequestId()
+	admitted := g.fake.Admits()[0].RequestID
 	require.NotEqual(t, "client-id-1", admitted, "clients never choose the id usage is keyed by")
 	require.Equal(t, "chatcmpl-"+admitted, out.ID, "the answer id names the request in the control plane")
-	require.Equal(t, "mr2_key", g.fake.Admits()[0].GetCredential())
+	require.Equal(t, "mr2_key", g.fake.Admits()[0].Credential)
 }
 
 type event struct {
@@ -277,23 +276,23 @@ func TestRefusals(t *testing.T) {
 		typ, code  string
 		retryAfter string
 	}{
-		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, "Invalid API key", 0),
+		{"invalid key", cpclienttest.Refusal(codes.Unauthenticated, relay.ReasonInvalidCredential, "Invalid API key", 0),
 			401, "authentication_error", "invalid_api_key", ""},
-		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, "no", 0),
+		{"forbidden", cpclienttest.Refusal(codes.PermissionDenied, relay.ReasonPermissionDenied, "no", 0),
 			403, "permission_error", "permission_denied", ""},
-		{"unknown model", cpclienttest.Refusal(codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, "The model `x` does not exist", 0),
+		{"unknown model", cpclienttest.Refusal(codes.NotFound, relay.ReasonModelNotFound, "The model `x` does not exist", 0),
 			404, "invalid_request_error", "model_not_found", ""},
-		{"context", cpclienttest.Refusal(codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, "too long", 0),
+		{"context", cpclienttest.Refusal(codes.InvalidArgument, relay.ReasonContextExceeded, "too long", 0),
 			400, "invalid_request_error", "context_length_exceeded", ""},
-		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, "Rate limit exceeded", 1500*time.Millisecond),
+		{"rpm", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonRateLimited, "Rate limit exceeded", 1500*time.Millisecond),
 			429, "requests", "rate_limit_exceeded", "2"},
-		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, "Token quota exceeded", time.Hour),
+		{"quota", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQuotaExhausted, "Token quota exceeded", time.Hour),
 			429, "insufficient_quota", "insufficient_quota", "3600"},
-		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, controlplanev1.Reason_REASON_QUEUE_FULL, "queue full", 0),
+		{"queue full", cpclienttest.Refusal(codes.ResourceExhausted, relay.ReasonQueueFull, "queue full", 0),
 			503, "server_error", "queue_full", "1"},
-		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_QUEUE_TIMEOUT, "waited", 10*time.Second),
+		{"queue timeout", cpclienttest.Refusal(codes.Unavailable, relay.ReasonQueueTimeout, "waited", 10*time.Second),
 			503, "server_error", "queue_timeout", "10"},
-		{"database", cpclienttest.Refusal(codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", 5*time.Second),
+		{"database", cpclienttest.Refusal(codes.Unavailable, relay.ReasonDatabaseUnavailable, "the gateway's database is unavailable; retry shortly", 5*time.Second),
 			503, "server_error", "database_unavailable", "5"},
 	}
 	g := newGateway(t, sim(t, 1, enginesim.EngineVLLM, nil))
@@ -327,7 +326,7 @@ func TestFailuresWithoutTheClientsFault(t *testing.T) {
 		t.Parallel()
 		down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }))
 		t.Cleanup(down.Close)
-		g := newGateway(t, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: controlplanev1.Engine_ENGINE_VLLM})
+		g := newGateway(t, cpclienttest.Backend{ID: 1, URL: down.URL, Engine: relay.EngineVLLM})
 		resp := g.post(t, hello+`,"stream":true}`)
 		require.Equal(t, http.StatusBadGateway, resp.StatusCode)
 		require.Equal(t, "backend_error", *decodeError(t, resp).Error.Code)
@@ -371,17 +370,17 @@ func TestBadInputNeverReachesTheControlPlane(t *testing.T) {
 
 	resp := g.post(t, hello+`}`, "Authorization", "", "X-API-Key", "mr2_other")
 	require.Equal(t, http.StatusOK, resp.StatusCode, "X-API-Key is accepted too")
-	require.Equal(t, "mr2_other", g.fake.Admits()[0].GetCredential())
+	require.Equal(t, "mr2_other", g.fake.Admits()[0].Credential)
 }
 
 func TestModels(t *testing.T) {
 	t.Parallel()
 	g := newGateway(t)
 	g.fake.SetModels(
-		&controlplanev1.CatalogModel{Name: "sim-llama", Created: 5, ContextLength: 8192, Simulated: true,
-			Capabilities: []controlplanev1.Capability{controlplanev1.Capability_CAPABILITY_TOOLS}},
-		&controlplanev1.CatalogModel{Name: "llama3.2", Created: 7, ContextLength: 131072, Family: "llama",
-			Capabilities: []controlplanev1.Capability{controlplanev1.Capability_CAPABILITY_VISION, controlplanev1.Capability_CAPABILITY_THINKING}},
+		relay.ModelInfo{Name: "sim-llama", Created: 5, ContextLength: 8192, Simulated: true,
+			Capabilities: []relay.Capability{relay.CapabilityTools}},
+		relay.ModelInfo{Name: "llama3.2", Created: 7, ContextLength: 131072, Family: "llama",
+			Capabilities: []relay.Capability{relay.CapabilityVision, relay.CapabilityThinking}},
 	)
 	req, err := http.NewRequest(http.MethodGet, g.url+"/v1/models", nil)
 	require.NoError(t, err)
