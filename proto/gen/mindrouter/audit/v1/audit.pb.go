@@ -551,6 +551,60 @@ func (x *AdminAction) GetDetail() string {
 	return ""
 }
 
+// Batch is records and the artifacts they refer to, as a data plane spools them
+// while the control plane does not acknowledge.
+type Batch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Records       []*Record              `protobuf:"bytes,1,rep,name=records,proto3" json:"records,omitempty"`
+	Artifacts     []*Artifact            `protobuf:"bytes,2,rep,name=artifacts,proto3" json:"artifacts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Batch) Reset() {
+	*x = Batch{}
+	mi := &file_mindrouter_audit_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Batch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Batch) ProtoMessage() {}
+
+func (x *Batch) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_audit_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Batch.ProtoReflect.Descriptor instead.
+func (*Batch) Descriptor() ([]byte, []int) {
+	return file_mindrouter_audit_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Batch) GetRecords() []*Record {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *Batch) GetArtifacts() []*Artifact {
+	if x != nil {
+		return x.Artifacts
+	}
+	return nil
+}
+
 var File_mindrouter_audit_v1_audit_proto protoreflect.FileDescriptor
 
 const file_mindrouter_audit_v1_audit_proto_rawDesc = "" +
@@ -623,7 +677,10 @@ const file_mindrouter_audit_v1_audit_proto_rawDesc = "" +
 	"after_json\x18\t \x01(\tR\tafterJson\x12\x1b\n" +
 	"\tclient_ip\x18\n" +
 	" \x01(\tR\bclientIp\x12\x16\n" +
-	"\x06detail\x18\v \x01(\tR\x06detailB\xdb\x01\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\"{\n" +
+	"\x05Batch\x125\n" +
+	"\arecords\x18\x01 \x03(\v2\x1b.mindrouter.audit.v1.RecordR\arecords\x12;\n" +
+	"\tartifacts\x18\x02 \x03(\v2\x1d.mindrouter.audit.v1.ArtifactR\tartifactsB\xdb\x01\n" +
 	"\x17com.mindrouter.audit.v1B\n" +
 	"AuditProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1;auditv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Audit.V1\xca\x02\x13Mindrouter\\Audit\\V1\xe2\x02\x1fMindrouter\\Audit\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Audit::V1b\x06proto3"
 
@@ -639,22 +696,25 @@ func file_mindrouter_audit_v1_audit_proto_rawDescGZIP() []byte {
 	return file_mindrouter_audit_v1_audit_proto_rawDescData
 }
 
-var file_mindrouter_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_mindrouter_audit_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_mindrouter_audit_v1_audit_proto_goTypes = []any{
 	(*Record)(nil),                // 0: mindrouter.audit.v1.Record
 	(*Artifact)(nil),              // 1: mindrouter.audit.v1.Artifact
 	(*AdminAction)(nil),           // 2: mindrouter.audit.v1.AdminAction
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*Batch)(nil),                 // 3: mindrouter.audit.v1.Batch
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
 }
 var file_mindrouter_audit_v1_audit_proto_depIdxs = []int32{
-	3, // 0: mindrouter.audit.v1.Record.created_at:type_name -> google.protobuf.Timestamp
-	3, // 1: mindrouter.audit.v1.Record.stored_at:type_name -> google.protobuf.Timestamp
-	3, // 2: mindrouter.audit.v1.AdminAction.created_at:type_name -> google.protobuf.Timestamp
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 0: mindrouter.audit.v1.Record.created_at:type_name -> google.protobuf.Timestamp
+	4, // 1: mindrouter.audit.v1.Record.stored_at:type_name -> google.protobuf.Timestamp
+	4, // 2: mindrouter.audit.v1.AdminAction.created_at:type_name -> google.protobuf.Timestamp
+	0, // 3: mindrouter.audit.v1.Batch.records:type_name -> mindrouter.audit.v1.Record
+	1, // 4: mindrouter.audit.v1.Batch.artifacts:type_name -> mindrouter.audit.v1.Artifact
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_audit_v1_audit_proto_init() }
@@ -669,7 +729,7 @@ func file_mindrouter_audit_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_audit_v1_audit_proto_rawDesc), len(file_mindrouter_audit_v1_audit_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
