@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -311,4 +314,119 @@ func TestAuditAcknowledgedRecordsSurviveDataPlaneKill(t *testing.T) {
 	require.Equal(t, http.StatusOK, s.status, s.body)
 	recs = waitAuditCount(t, c, len(sent)+1, 15*time.Second)
 	requireExactlyOnce(t, append(sent, s), recs)
+}
+
+// auditOutage is how long TestAuditDatabaseOutageAndFullSpools keeps the
+// database down (MINDROUTER_E2E_AUDIT_OUTAGE, a duration; default 6s).
+func auditOutage(t *testing.T) time.Duration {
+	if v := os.Getenv("MINDROUTER_E2E_AUDIT_OUTAGE"); v != "" {
+		d, err := time.ParseDuration(v)
+		require.NoError(t, err, "MINDROUTER_E2E_AUDIT_OUTAGE")
+		return d
+	}
+	return 6 * time.Second
+}
+
+// dpMetric reads one counter of the data plane's /metrics.
+func dpMetric(t *testing.T, c *cluster.Cluster, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(c.DataPlaneURL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			require.NoError(t, err)
+			return f
+		}
+	}
+	return 0
+}
+
+// TestAuditDatabaseOutageAndFullSpools kills the control planes' database (a
+// MariaDB of the test's own) under load, with three clusters on it: one with
+// the default spools (the control plane spools to its disk and acknowledges;
+// every record is there once the database is back), and two whose control
+// plane cannot spool and whose data-plane spool is tiny, so that it fills:
+// failing closed refuses requests with 503 in the client's dialect and loses
+// no record; failing open answers them and drops records, counted.
+func TestAuditDatabaseOutageAndFullSpools(t *testing.T) {
+	t.Parallel()
+	maria := startOwnMariaDB(t)
+	root, err := sql.Open("mysql", maria.dsn(""))
+	require.NoError(t, err)
+	defer root.Close()
+	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineOllama, Models: []enginesim.ModelSpec{{Name: "sim", ContextLength: 4096}}, CompletionTokens: 3})
+	start := func(db string, cpArgs, dpArgs []string) *cluster.Cluster {
+		_, err := root.Exec("CREATE DATABASE " + db + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+		require.NoError(t, err)
+		return cluster.Start(t, cluster.Options{
+			Backends: []cluster.Backend{{Name: "sim", Engine: "ollama", URL: simURL}},
+			DBDriver: "mysql", DBDSN: maria.dsn(db),
+			ControlPlaneArgs: append([]string{"-db-timeout", "1s", "-audit-replay-interval", "200ms"}, cpArgs...),
+			DataPlaneArgs:    append([]string{"-audit-retry-interval", "200ms"}, dpArgs...),
+		})
+	}
+	spooling := start("audit_spooling", nil, nil)
+	closed := start("audit_closed", []string{"-audit-spool-max-bytes", "1"}, []string{"-audit-spool-max-bytes", "2048"})
+	open := start("audit_open", []string{"-audit-spool-max-bytes", "1"}, []string{"-audit-spool-max-bytes", "2048", "-audit-spool-full", "fail-open"})
+	clusters := map[string]*cluster.Cluster{"spooling": spooling, "closed": closed, "open": open}
+	loads := map[string]*auditLoad{}
+	for name, c := range clusters {
+		// Warm the key cache: admission goes on while the database is down.
+		s, err := sendAudited(context.Background(), c, c.AdminKey, "openai", false, "sim", "warm")
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, s.status, s.body)
+		loads[name] = startAuditLoad(c, c.AdminKey, 2)
+		loads[name].sent = append(loads[name].sent, s)
+	}
+	time.Sleep(time.Second)
+	maria.kill()
+	time.Sleep(auditOutage(t))
+
+	// The full spool that fails closed refuses in the client's dialect.
+	refusal, err := sendAudited(context.Background(), closed, closed.AdminKey, "openai", false, "sim", "refused?")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, refusal.status, refusal.body)
+	assert.Contains(t, refusal.body, `"code":"audit_unavailable"`, "OpenAI's envelope")
+	// Anthropic's dialect says unavailable with its own 529 overloaded_error.
+	refusalA, err := sendAudited(context.Background(), closed, closed.AdminKey, "anthropic", false, "sim", "refused?")
+	require.NoError(t, err)
+	require.Equal(t, 529, refusalA.status, refusalA.body)
+	assert.Contains(t, refusalA.body, `"type":"overloaded_error"`)
+	assert.Contains(t, refusalA.body, "audit trail")
+	okOpen, err := sendAudited(context.Background(), open, open.AdminKey, "openai", false, "sim", "answered")
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, okOpen.status, okOpen.body)
+
+	maria.start()
+	time.Sleep(2 * time.Second)
+	sent := map[string][]auditSent{}
+	for name, l := range loads {
+		sent[name] = l.finish()
+	}
+	sent["closed"] = append(sent["closed"], refusal, refusalA)
+	sent["open"] = append(sent["open"], okOpen)
+
+	recs := waitAuditCount(t, spooling, len(sent["spooling"]), 60*time.Second)
+	requireExactlyOnce(t, sent["spooling"], recs)
+
+	recs = waitAuditCount(t, closed, len(sent["closed"]), 60*time.Second)
+	requireExactlyOnce(t, sent["closed"], recs)
+	refused := 0
+	for _, s := range sent["closed"] {
+		if s.status == http.StatusServiceUnavailable || s.status == 529 {
+			refused++
+		}
+	}
+	assert.Positive(t, refused)
+
+	dropped := dpMetric(t, open, "mindrouter_dp_audit_records_dropped_total")
+	require.Positive(t, dropped, "failing open drops what does not fit")
+	recs = waitAuditCount(t, open, len(sent["open"])-int(dropped), 60*time.Second)
+	assert.Len(t, recs, len(sent["open"])-int(dropped), "every record not dropped arrives once")
+	t.Logf("spooling: %d requests; fail-closed: %d requests, %d refused; fail-open: %d requests, %.0f records dropped",
+		len(sent["spooling"]), len(sent["closed"]), refused, len(sent["open"]), dropped)
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -177,6 +178,10 @@ func (s *Shipper) toSpool(b *auditv1.Batch) {
 	if err == nil {
 		err = s.spool.Append(data)
 	}
+	if errors.Is(err, ErrSpoolFull) && s.opts.Policy == FailClosed && s.requeue(b) {
+		// Failing closed keeps what it has (new requests are refused meanwhile).
+		return
+	}
 	if err != nil {
 		s.dropped.Add(float64(len(b.GetRecords())))
 		s.log.Error("audit records dropped: the spool cannot take them", slog.Int("records", len(b.GetRecords())),
@@ -184,6 +189,21 @@ func (s *Shipper) toSpool(b *auditv1.Batch) {
 		return
 	}
 	s.spooled.Add(float64(len(b.GetRecords())))
+}
+
+// requeue puts b back in front of memory, unless memory already holds twice
+// its size (then the records are dropped after all).
+func (s *Shipper) requeue(b *auditv1.Batch) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending)+len(b.GetRecords()) > 2*s.opts.QueueSize {
+		return false
+	}
+	s.pending = append(append([]*auditv1.Record{}, b.GetRecords()...), s.pending...)
+	for _, a := range b.GetArtifacts() {
+		s.arts[a.GetSha256()] = a
+	}
+	return true
 }
 
 // Run ships until ctx ends, then flushes what is in memory (sending it if the
@@ -241,7 +261,11 @@ func (s *Shipper) drain(ctx context.Context) {
 // spillMemory moves what waits in memory to the spool while the control plane
 // does not answer, so that memory stays bounded and a restart loses nothing.
 func (s *Shipper) spillMemory() {
-	for b := s.take(); b != nil; b = s.take() {
+	for !s.spool.Full() {
+		b := s.take()
+		if b == nil {
+			return
+		}
 		s.toSpool(b)
 	}
 }
