@@ -372,8 +372,10 @@ func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler gr
 		code = codes.InvalidArgument
 	case errors.Is(err, scheduler.ErrQueueFull):
 		code = codes.ResourceExhausted
-	case errors.Is(err, scheduler.ErrQueueTimeout), errors.Is(err, ErrAllExcluded):
+	case errors.Is(err, scheduler.ErrQueueTimeout), errors.Is(err, ErrAllExcluded), errors.Is(err, ErrShuttingDown):
 		code = codes.Unavailable
+	case errors.Is(err, ErrSessionEnded):
+		code = codes.Aborted
 	}
 	st := status.New(code, err.Error())
 	var ra interface{ RetryAfter() time.Duration }

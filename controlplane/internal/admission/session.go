@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -33,7 +32,7 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 	}
 	select {
 	case <-s.stopping:
-		return errShuttingDown
+		return ErrShuttingDown
 	default:
 	}
 	hello := first.GetHello()
@@ -93,9 +92,9 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
 		case <-sess.gone:
-			return status.Error(codes.Aborted, sess.reason)
+			return sessionEnded(sess.reason)
 		case <-s.stopping:
-			return errShuttingDown
+			return ErrShuttingDown
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -147,9 +146,23 @@ func (s *Server) releaseBatch(ctx context.Context, reqs []*controlplanev1.Releas
 	return ack
 }
 
-// errShuttingDown ends sessions when the control plane stops; replicas reconnect
-// (to this process after a restart, or to another behind the same address).
-var errShuttingDown = status.Error(codes.Unavailable, "control plane shutting down")
+var (
+	// ErrShuttingDown ends sessions when the control plane stops; replicas
+	// reconnect (to this process after a restart, or to another behind the same
+	// address). The server's error table maps it to Unavailable.
+	ErrShuttingDown = errors.New("control plane shutting down")
+	// ErrSessionEnded ends a session that the control plane ended (a newer
+	// session of the same replica, a buffer its replica did not drain); the
+	// refusal's own message says why. It maps to Aborted.
+	ErrSessionEnded = errors.New("session ended")
+)
+
+// sessionEnded is an ended session: it maps like ErrSessionEnded and reads as
+// the reason the session ended.
+type sessionEnded string
+
+func (e sessionEnded) Error() string      { return string(e) }
+func (sessionEnded) Is(target error) bool { return target == ErrSessionEnded }
 
 // broadcast queues msg for every open session; a session whose buffer is full is
 // ended (its replica reconnects and starts from fresh caches).

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 )
@@ -124,10 +121,10 @@ func (a *AdminServer) ListQuotaRequests(ctx context.Context, req *adminv1.ListQu
 		f.Status = ""
 	case store.QuotaRequestPending, store.QuotaRequestApproved, store.QuotaRequestDenied:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "status %q is not one of pending, approved, denied, all", f.Status)
+		return nil, invalidf("status %q is not one of pending, approved, denied, all", f.Status)
 	}
 	if f.UserID < 0 {
-		return nil, status.Error(codes.InvalidArgument, "user_id must not be negative")
+		return nil, invalidError("user_id must not be negative")
 	}
 	reqs, err := a.acct.ListQuotaRequests(ctx, f)
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"math"
 	"time"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
@@ -93,11 +91,11 @@ func (a *AdminServer) CreateUser(ctx context.Context, req *adminv1.CreateUserReq
 func (a *AdminServer) ListUsers(ctx context.Context, req *adminv1.ListUsersRequest) (*adminv1.ListUsersResponse, error) {
 	switch {
 	case req.GetSkip() < 0:
-		return nil, status.Error(codes.InvalidArgument, "skip must not be negative")
+		return nil, invalidError("skip must not be negative")
 	case req.GetLimit() < 0 || req.GetLimit() > 1000:
-		return nil, status.Error(codes.InvalidArgument, "limit must be between 0 (default 100) and 1000")
+		return nil, invalidError("limit must be between 0 (default 100) and 1000")
 	case req.GetGroupId() < 0:
-		return nil, status.Error(codes.InvalidArgument, "group_id must not be negative")
+		return nil, invalidError("group_id must not be negative")
 	}
 	users, total, err := a.st.ListUsers(ctx, store.UserFilter{
 		GroupID: req.GetGroupId(), Search: req.GetSearch(), Skip: int(req.GetSkip()), Limit: int(req.GetLimit()),
@@ -115,7 +113,7 @@ func (a *AdminServer) ListUsers(ctx context.Context, req *adminv1.ListUsersReque
 // GetUser returns one user.
 func (a *AdminServer) GetUser(ctx context.Context, req *adminv1.GetUserRequest) (*adminv1.GetUserResponse, error) {
 	if req.GetId() <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "id is required")
+		return nil, invalidError("id is required")
 	}
 	u, err := a.st.GetUser(ctx, req.GetId())
 	if err != nil {
@@ -219,13 +217,13 @@ func (a *AdminServer) ListAPIKeys(ctx context.Context, req *adminv1.ListAPIKeysR
 	switch req.GetStatus() {
 	case "", store.KeyActive, store.KeyRevoked, store.KeyExpired:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "status %q is not one of active, revoked, expired", req.GetStatus())
+		return nil, invalidf("status %q is not one of active, revoked, expired", req.GetStatus())
 	}
 	if req.GetUserId() < 0 {
-		return nil, status.Error(codes.InvalidArgument, "user_id must not be negative")
+		return nil, invalidError("user_id must not be negative")
 	}
 	if len(req.GetSearch()) > 100 {
-		return nil, status.Error(codes.InvalidArgument, "search is longer than 100 characters")
+		return nil, invalidError("search is longer than 100 characters")
 	}
 	keys, err := a.st.ListAPIKeys(ctx, store.APIKeyFilter{UserID: req.GetUserId(), Status: req.GetStatus(), Search: req.GetSearch()})
 	if err != nil {
@@ -237,7 +235,7 @@ func (a *AdminServer) ListAPIKeys(ctx context.Context, req *adminv1.ListAPIKeysR
 // RevokeAPIKey revokes a key; revoking a revoked key succeeds.
 func (a *AdminServer) RevokeAPIKey(ctx context.Context, req *adminv1.RevokeAPIKeyRequest) (*adminv1.RevokeAPIKeyResponse, error) {
 	if req.GetId() <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "id is required")
+		return nil, invalidError("id is required")
 	}
 	k, err := a.svc.Revoke(ctx, req.GetId())
 	if err != nil {
@@ -246,26 +244,36 @@ func (a *AdminServer) RevokeAPIKey(ctx context.Context, req *adminv1.RevokeAPIKe
 	return &adminv1.RevokeAPIKeyResponse{ApiKey: a.keyToProto(k)}, nil
 }
 
-// firstInvalid returns the first failed check as InvalidArgument.
+// ErrInvalidArgument refuses a malformed admin or account call; the refusal's
+// own message names the field. The server's error table maps it to
+// InvalidArgument.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// invalidError is a malformed call: it maps like ErrInvalidArgument and reads
+// as its own message.
+type invalidError string
+
+func (e invalidError) Error() string      { return string(e) }
+func (invalidError) Is(target error) bool { return target == ErrInvalidArgument }
+
+func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
+
+// firstInvalid returns the first failed check as an invalid argument.
 func firstInvalid(checks ...error) error {
 	for _, err := range checks {
 		if err != nil {
-			return status.Error(codes.InvalidArgument, err.Error())
+			return invalidError(err.Error())
 		}
 	}
 	return nil
 }
 
-// serviceErr turns the input and precondition failures the service can still find
-// into their status codes; store errors pass on to the server's error mapping.
+// serviceErr reads the store's refusal of a value as an invalid argument, with
+// the store's message; other errors (ErrKeyLimit, ErrSelfDelete, the store's
+// other sentinels) pass on to the server's error table as they are.
 func serviceErr(err error) error {
-	switch {
-	case errors.Is(err, store.ErrInvalid):
-		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, ErrKeyLimit):
-		return status.Error(codes.FailedPrecondition, err.Error())
-	case errors.Is(err, ErrSelfDelete):
-		return status.Error(codes.FailedPrecondition, err.Error())
+	if errors.Is(err, store.ErrInvalid) {
+		return invalidError(err.Error())
 	}
 	return err
 }

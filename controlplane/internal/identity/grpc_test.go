@@ -22,12 +22,16 @@ import (
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 )
 
-// storeErrors stands in for the server's error mapping, which is not this
-// package's: it turns the store's sentinels into their codes.
+// storeErrors stands in for the server's error table, which is not this
+// package's: it turns this package's and the store's sentinels into their codes.
 func storeErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	resp, err := h(ctx, req)
 	switch {
 	case err == nil:
+	case errors.Is(err, ErrInvalidArgument):
+		err = status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrKeyLimit), errors.Is(err, ErrSelfDelete):
+		err = status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		err = status.Error(codes.NotFound, err.Error())
 	case errors.Is(err, store.ErrConflict):

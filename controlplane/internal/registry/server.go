@@ -4,11 +4,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net/url"
 	"strings"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
@@ -123,7 +122,7 @@ func (s *AdminServer) RegisterBackend(ctx context.Context, req *adminv1.Register
 	}
 	engine := Engine(strings.ToLower(strings.TrimSpace(req.GetEngine())))
 	if engine != EngineOllama && engine != EngineVLLM {
-		return nil, status.Errorf(codes.InvalidArgument, "engine must be %q or %q", EngineOllama, EngineVLLM)
+		return nil, invalidf("engine must be %q or %q", EngineOllama, EngineVLLM)
 	}
 	maxConc := int(req.GetMaxConcurrent())
 	if maxConc == 0 {
@@ -309,9 +308,22 @@ func (s *AdminServer) backend(b Backend) *adminv1.Backend {
 	return backendProto(b, s.r.InFlight(b.ID))
 }
 
+// ErrInvalidArgument refuses a malformed admin call; the refusal's own message
+// names the field. The server's error table maps it to InvalidArgument.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// invalidError is a malformed call: it maps like ErrInvalidArgument and reads
+// as its own message.
+type invalidError string
+
+func (e invalidError) Error() string      { return string(e) }
+func (invalidError) Is(target error) bool { return target == ErrInvalidArgument }
+
+func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
+
 func validID(id int64) error {
 	if id <= 0 {
-		return status.Error(codes.InvalidArgument, "id must be a positive integer")
+		return invalidError("id must be a positive integer")
 	}
 	return nil
 }
@@ -320,9 +332,9 @@ func validName(field, v string) (string, error) {
 	v = strings.TrimSpace(v)
 	switch {
 	case v == "":
-		return "", status.Errorf(codes.InvalidArgument, "%s is required", field)
+		return "", invalidf("%s is required", field)
 	case len(v) > maxNameLen:
-		return "", status.Errorf(codes.InvalidArgument, "%s must be at most %d bytes", field, maxNameLen)
+		return "", invalidf("%s must be at most %d bytes", field, maxNameLen)
 	}
 	return v, nil
 }
@@ -334,10 +346,10 @@ func validURL(raw string) (string, error) {
 	raw = strings.TrimSpace(raw)
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
-		return "", status.Error(codes.InvalidArgument, "url must be an absolute http:// or https:// URL with a host")
+		return "", invalidError("url must be an absolute http:// or https:// URL with a host")
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
-		return "", status.Error(codes.InvalidArgument, "url must not have a query or fragment")
+		return "", invalidError("url must not have a query or fragment")
 	}
 	return strings.TrimRight(raw, "/"), nil
 }
@@ -345,15 +357,15 @@ func validURL(raw string) (string, error) {
 func validSettings(maxConcurrent int, gpuMemoryGB float64, nodeID int64, gpuIndices []int32) error {
 	switch {
 	case maxConcurrent < 1:
-		return status.Error(codes.InvalidArgument, "max_concurrent must be at least 1")
+		return invalidError("max_concurrent must be at least 1")
 	case gpuMemoryGB < 0:
-		return status.Error(codes.InvalidArgument, "gpu_memory_gb must not be negative")
+		return invalidError("gpu_memory_gb must not be negative")
 	case nodeID < 0:
-		return status.Error(codes.InvalidArgument, "node_id must not be negative")
+		return invalidError("node_id must not be negative")
 	}
 	for _, i := range gpuIndices {
 		if i < 0 {
-			return status.Error(codes.InvalidArgument, "gpu_indices must not be negative")
+			return invalidError("gpu_indices must not be negative")
 		}
 	}
 	return nil

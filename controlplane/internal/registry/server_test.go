@@ -30,6 +30,7 @@ func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.Una
 	}
 	for sentinel, code := range map[error]codes.Code{
 		store.ErrNotFound: codes.NotFound, store.ErrConflict: codes.AlreadyExists, store.ErrInUse: codes.FailedPrecondition,
+		ErrInvalidArgument: codes.InvalidArgument,
 	} {
 		if errors.Is(err, sentinel) {
 			return nil, status.Error(code, err.Error())

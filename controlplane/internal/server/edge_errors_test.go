@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 )
 
@@ -77,9 +78,17 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{identity.ErrSSOFailed, codes.Unauthenticated, "REASON_INVALID_CREDENTIAL", ""},
 		{identity.ErrSSOAccountConflict, codes.PermissionDenied, "REASON_PERMISSION_DENIED", ""},
 		{identity.ErrUnknownProvider, codes.NotFound, "", ""},
+		{identity.ErrInvalidArgument, codes.InvalidArgument, "", ""},
+		{identity.ErrKeyLimit, codes.FailedPrecondition, "", ""},
+		{identity.ErrSelfDelete, codes.FailedPrecondition, "", ""},
 		{registry.ErrModelNotFound, codes.NotFound, "REASON_MODEL_NOT_FOUND", ""},
 		{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, "REASON_CAPABILITY_UNSUPPORTED", ""},
 		{registry.ErrNoHealthyBackend, codes.Unavailable, "REASON_NO_HEALTHY_BACKEND", ""},
+		{registry.ErrInvalidArgument, codes.InvalidArgument, "", ""},
+		{telemetry.ErrRefused, codes.Unauthenticated, "", ""},
+		{telemetry.ErrLookupUnavailable, codes.Unavailable, "", ""},
+		{telemetry.ErrInvalidStream, codes.InvalidArgument, "", ""},
+		{telemetry.ErrReplaced, codes.Aborted, "", ""},
 		{quota.ErrQuotaExhausted, codes.ResourceExhausted, "REASON_QUOTA_EXHAUSTED", ""},
 		{quota.ErrRateLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED", ""},
 		{quota.ErrConcurrencyLimited, codes.ResourceExhausted, "REASON_RATE_LIMITED", ""},
@@ -88,6 +97,8 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{admission.ErrContextExceeded, codes.InvalidArgument, "REASON_CONTEXT_EXCEEDED", ""},
 		{admission.ErrLeaseNotFound, codes.NotFound, "REASON_LEASE_NOT_FOUND", ""},
 		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
+		{admission.ErrSessionEnded, codes.Aborted, "", ""},
+		{admission.ErrShuttingDown, codes.Unavailable, "", ""},
 		{store.ErrUnavailable, codes.Unavailable, "REASON_DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry shortly"},
 		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrNotFound, codes.NotFound, "", ""},

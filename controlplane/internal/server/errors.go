@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -52,9 +53,17 @@ var mappings = []mapping{
 	{identity.ErrSSOFailed, codes.Unauthenticated, controlplanev1.Reason_REASON_INVALID_CREDENTIAL, ""},
 	{identity.ErrSSOAccountConflict, codes.PermissionDenied, controlplanev1.Reason_REASON_PERMISSION_DENIED, ""},
 	{identity.ErrUnknownProvider, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{identity.ErrInvalidArgument, codes.InvalidArgument, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{identity.ErrKeyLimit, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{identity.ErrSelfDelete, codes.FailedPrecondition, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{registry.ErrModelNotFound, codes.NotFound, controlplanev1.Reason_REASON_MODEL_NOT_FOUND, ""},
 	{registry.ErrCapabilityUnsupported, codes.FailedPrecondition, controlplanev1.Reason_REASON_CAPABILITY_UNSUPPORTED, ""},
 	{registry.ErrNoHealthyBackend, codes.Unavailable, controlplanev1.Reason_REASON_NO_HEALTHY_BACKEND, ""},
+	{registry.ErrInvalidArgument, codes.InvalidArgument, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{telemetry.ErrRefused, codes.Unauthenticated, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{telemetry.ErrLookupUnavailable, codes.Unavailable, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{telemetry.ErrInvalidStream, codes.InvalidArgument, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{telemetry.ErrReplaced, codes.Aborted, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{quota.ErrQuotaExhausted, codes.ResourceExhausted, controlplanev1.Reason_REASON_QUOTA_EXHAUSTED, ""},
 	{quota.ErrRateLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, ""},
 	{quota.ErrConcurrencyLimited, codes.ResourceExhausted, controlplanev1.Reason_REASON_RATE_LIMITED, ""},
@@ -63,6 +72,8 @@ var mappings = []mapping{
 	{admission.ErrContextExceeded, codes.InvalidArgument, controlplanev1.Reason_REASON_CONTEXT_EXCEEDED, ""},
 	{admission.ErrLeaseNotFound, codes.NotFound, controlplanev1.Reason_REASON_LEASE_NOT_FOUND, ""},
 	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
+	{admission.ErrSessionEnded, codes.Aborted, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{admission.ErrShuttingDown, codes.Unavailable, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	// Before the store's other errors: its detail names hosts and drivers.
 	{store.ErrUnavailable, codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE,
 		"the gateway's database is unavailable; retry shortly"},

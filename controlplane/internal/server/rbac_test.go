@@ -57,6 +57,14 @@ func runRBACMatrix(t *testing.T, s *testServer) {
 	ctxs := s.rbacContexts(t, conn)
 
 	methods := registeredMethods(s.srv.grpc)
+	// The first call with a key verifies it (Argon2, slow under -race on a
+	// loaded machine); do that once per column with a generous deadline so
+	// a stream's short deadline below never expires in authentication.
+	for _, who := range rbacPrincipals {
+		warm, cancel := context.WithTimeout(ctxs[who], unaryTimeout)
+		_, _ = adminv1.NewIdentityServiceClient(conn).ListGroups(warm, &adminv1.ListGroupsRequest{})
+		cancel()
+	}
 	got := map[string][]string{}
 	for _, m := range methods {
 		for _, who := range rbacPrincipals {
@@ -131,12 +139,19 @@ func (s *testServer) rbacContexts(t *testing.T, conn *grpc.ClientConn) map[strin
 // invalid, touching nothing) and reports allow or deny.
 func callOutcome(ctx context.Context, conn *grpc.ClientConn, m rpcMethod) string {
 	req := &emptypb.Empty{}
-	ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-	defer cancel()
 	var err error
 	if !m.clientStream && !m.serverStream {
+		// A unary call never waits for more input: a deadline here is a
+		// slow machine, not a decision, and must not read as allow.
+		ctx, cancel := context.WithTimeout(ctx, unaryTimeout)
+		defer cancel()
 		err = conn.Invoke(ctx, m.name, req, &emptypb.Empty{})
+		if status.Code(err) == codes.DeadlineExceeded {
+			return "timeout"
+		}
 	} else {
+		ctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		defer cancel()
 		var cs grpc.ClientStream
 		cs, err = conn.NewStream(ctx, &grpc.StreamDesc{ClientStreams: m.clientStream, ServerStreams: m.serverStream}, m.name)
 		if err == nil {
@@ -154,7 +169,9 @@ func callOutcome(ctx context.Context, conn *grpc.ClientConn, m rpcMethod) string
 	return "allow"
 }
 
-const rpcTimeout = 5 * time.Second
+// rpcTimeout bounds a stream the server let in (it waits for more input);
+// unaryTimeout bounds a unary call, which always answers.
+const rpcTimeout, unaryTimeout = 5 * time.Second, time.Minute
 
 var rowRE = regexp.MustCompile(`^(/\S+)\s+(.*)$`)
 

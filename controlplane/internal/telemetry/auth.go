@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"strings"
 
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 )
@@ -21,10 +19,6 @@ const (
 	NodeHeader = "x-mindrouter-node"
 	AuthHeader = "authorization"
 )
-
-// errRefused is the one answer to every failed authentication, so that a caller cannot
-// tell an unknown node from a wrong secret or a node without one.
-var errRefused = status.Error(codes.Unauthenticated, "invalid node credentials")
 
 // authenticate returns the node the stream's metadata proves to be.
 func (s *Service) authenticate(ctx context.Context) (store.Node, error) {
@@ -42,7 +36,7 @@ func (s *Service) authenticate(ctx context.Context) (store.Node, error) {
 		return store.Node{}, s.refuse(name, "unknown node")
 	case err != nil:
 		s.log.Error("look up node for telemetry", slog.String("node", name), slog.Any("error", err))
-		return store.Node{}, status.Error(codes.Unavailable, "node lookup unavailable; retry later")
+		return store.Node{}, ErrLookupUnavailable
 	}
 	if !secretMatches(secret, node.AgentSecretSHA256) {
 		reason := "wrong secret"
@@ -54,11 +48,11 @@ func (s *Service) authenticate(ctx context.Context) (store.Node, error) {
 	return node, nil
 }
 
-// refuse logs why (for the operator, never the secret) and returns errRefused.
+// refuse logs why (for the operator, never the secret) and returns ErrRefused.
 func (s *Service) refuse(node, reason string) error {
 	s.authFailures.Add(1)
 	s.log.Warn("telemetry stream refused", slog.String("node", node), slog.String("reason", reason))
-	return errRefused
+	return ErrRefused
 }
 
 // secretMatches compares SHA-256(secret) with a hex digest in constant time. An empty

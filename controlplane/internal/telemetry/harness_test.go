@@ -2,6 +2,7 @@ package telemetry_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -11,8 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
@@ -72,7 +75,7 @@ func newHarness(t *testing.T) *harness {
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	srv := grpc.NewServer()
+	srv := grpc.NewServer(grpc.StreamInterceptor(mapErrors))
 	nodeagentv1.RegisterTelemetryServiceServer(srv, svc)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
@@ -166,4 +169,25 @@ func metricValue(t *testing.T, h *harness, name string) float64 {
 	}
 	t.Fatalf("metric %s not registered", name)
 	return 0
+}
+
+// mapErrors stands in for the server's error table, which the control plane
+// installs in front of every service: it turns the service's refusals into
+// their codes.
+func mapErrors(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	for _, m := range []struct {
+		err  error
+		code codes.Code
+	}{
+		{telemetry.ErrRefused, codes.Unauthenticated},
+		{telemetry.ErrLookupUnavailable, codes.Unavailable},
+		{telemetry.ErrInvalidStream, codes.InvalidArgument},
+		{telemetry.ErrReplaced, codes.Aborted},
+	} {
+		if errors.Is(err, m.err) {
+			return status.Error(m.code, err.Error())
+		}
+	}
+	return err
 }

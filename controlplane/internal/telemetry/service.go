@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -117,10 +115,10 @@ func (s *Service) Stream(stream nodeagentv1.TelemetryService_StreamServer) error
 	}
 	hello := first.GetHello()
 	if hello == nil {
-		return status.Error(codes.InvalidArgument, "the first message of a telemetry stream must be a Hello")
+		return invalidError("the first message of a telemetry stream must be a Hello")
 	}
 	if hello.GetNodeName() != "" && hello.GetNodeName() != node.Name {
-		return status.Errorf(codes.InvalidArgument, "hello node_name %q does not match the authenticated node", hello.GetNodeName())
+		return invalidf("hello node_name %q does not match the authenticated node", hello.GetNodeName())
 	}
 
 	sess := s.attach(node)
@@ -164,7 +162,7 @@ func (s *Service) Stream(stream nodeagentv1.TelemetryService_StreamServer) error
 		case <-ctx.Done():
 			return nil
 		case <-sess.replaced:
-			return status.Error(codes.Aborted, "replaced by a newer telemetry stream of the same node")
+			return ErrReplaced
 		case err := <-recvErr:
 			if errors.Is(err, io.EOF) {
 				return nil
@@ -173,7 +171,7 @@ func (s *Service) Stream(stream nodeagentv1.TelemetryService_StreamServer) error
 		case m := <-msgs:
 			sample := m.GetSample()
 			if sample == nil {
-				return status.Error(codes.InvalidArgument, "only samples may follow the Hello")
+				return invalidError("only samples may follow the Hello")
 			}
 			if err := s.onSample(ctx, sess, log, sample); err != nil {
 				return err
@@ -190,7 +188,7 @@ func (s *Service) Stream(stream nodeagentv1.TelemetryService_StreamServer) error
 // where something changed.
 func (s *Service) onSample(ctx context.Context, sess *session, log *slog.Logger, sample *nodeagentv1.NodeSample) error {
 	if n := len(sample.GetGpus()); n > MaxGPUsPerSample {
-		return status.Errorf(codes.InvalidArgument, "a sample may carry at most %d GPUs, got %d", MaxGPUsPerSample, n)
+		return invalidf("a sample may carry at most %d GPUs, got %d", MaxGPUsPerSample, n)
 	}
 	now := s.opts.Now()
 	sampledAt := now

@@ -206,8 +206,9 @@ func (a *attempt) release(ctx context.Context, err error) {
 		Succeeded: a.outcome == OutcomeSuccess})
 	if d := a.call.Deferred; d != nil && err == nil {
 		// The reply is still to be written; settle after it (Call.Deferred).
-		ctx = context.WithoutCancel(ctx)
-		d.add(func() { a.sendRelease(ctx, rel) })
+		// Copies, so that only this path moves them to the heap.
+		dctx, drel := context.WithoutCancel(ctx), rel
+		d.add(func() { a.sendRelease(dctx, drel) })
 		return
 	}
 	a.sendRelease(ctx, rel)
