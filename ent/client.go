@@ -15,7 +15,10 @@ import (
 	"entgo.io/ent/dialect"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/mindrouter/mindrouter/ent/adminaction"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/auditartifact"
+	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
@@ -37,6 +40,12 @@ type Client struct {
 	Schema *migrate.Schema
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AdminAction is the client for interacting with the AdminAction builders.
+	AdminAction *AdminActionClient
+	// AuditArtifact is the client for interacting with the AuditArtifact builders.
+	AuditArtifact *AuditArtifactClient
+	// AuditRecord is the client for interacting with the AuditRecord builders.
+	AuditRecord *AuditRecordClient
 	// Backend is the client for interacting with the Backend builders.
 	Backend *BackendClient
 	// GPUDevice is the client for interacting with the GPUDevice builders.
@@ -69,6 +78,9 @@ func NewClient(opts ...Option) *Client {
 func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
+	c.AdminAction = NewAdminActionClient(c.config)
+	c.AuditArtifact = NewAuditArtifactClient(c.config)
+	c.AuditRecord = NewAuditRecordClient(c.config)
 	c.Backend = NewBackendClient(c.config)
 	c.GPUDevice = NewGPUDeviceClient(c.config)
 	c.Group = NewGroupClient(c.config)
@@ -172,6 +184,9 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		ctx:               ctx,
 		config:            cfg,
 		APIKey:            NewAPIKeyClient(cfg),
+		AdminAction:       NewAdminActionClient(cfg),
+		AuditArtifact:     NewAuditArtifactClient(cfg),
+		AuditRecord:       NewAuditRecordClient(cfg),
 		Backend:           NewBackendClient(cfg),
 		GPUDevice:         NewGPUDeviceClient(cfg),
 		Group:             NewGroupClient(cfg),
@@ -202,6 +217,9 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		ctx:               ctx,
 		config:            cfg,
 		APIKey:            NewAPIKeyClient(cfg),
+		AdminAction:       NewAdminActionClient(cfg),
+		AuditArtifact:     NewAuditArtifactClient(cfg),
+		AuditRecord:       NewAuditRecordClient(cfg),
 		Backend:           NewBackendClient(cfg),
 		GPUDevice:         NewGPUDeviceClient(cfg),
 		Group:             NewGroupClient(cfg),
@@ -241,8 +259,9 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
-		c.QuotaRequest, c.ServiceKeyRequest, c.Session, c.User,
+		c.APIKey, c.AdminAction, c.AuditArtifact, c.AuditRecord, c.Backend, c.GPUDevice,
+		c.Group, c.Model, c.Node, c.Quota, c.QuotaRequest, c.ServiceKeyRequest,
+		c.Session, c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -252,8 +271,9 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.Backend, c.GPUDevice, c.Group, c.Model, c.Node, c.Quota,
-		c.QuotaRequest, c.ServiceKeyRequest, c.Session, c.User,
+		c.APIKey, c.AdminAction, c.AuditArtifact, c.AuditRecord, c.Backend, c.GPUDevice,
+		c.Group, c.Model, c.Node, c.Quota, c.QuotaRequest, c.ServiceKeyRequest,
+		c.Session, c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -264,6 +284,12 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 	switch m := m.(type) {
 	case *APIKeyMutation:
 		return c.APIKey.mutate(ctx, m)
+	case *AdminActionMutation:
+		return c.AdminAction.mutate(ctx, m)
+	case *AuditArtifactMutation:
+		return c.AuditArtifact.mutate(ctx, m)
+	case *AuditRecordMutation:
+		return c.AuditRecord.mutate(ctx, m)
 	case *BackendMutation:
 		return c.Backend.mutate(ctx, m)
 	case *GPUDeviceMutation:
@@ -435,6 +461,405 @@ func (c *APIKeyClient) mutate(ctx context.Context, m *APIKeyMutation) (Value, er
 		return (&APIKeyDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown APIKey mutation op: %q", m.Op())
+	}
+}
+
+// AdminActionClient is a client for the AdminAction schema.
+type AdminActionClient struct {
+	config
+}
+
+// NewAdminActionClient returns a client for the AdminAction from the given config.
+func NewAdminActionClient(c config) *AdminActionClient {
+	return &AdminActionClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `adminaction.Hooks(f(g(h())))`.
+func (c *AdminActionClient) Use(hooks ...Hook) {
+	c.hooks.AdminAction = append(c.hooks.AdminAction, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `adminaction.Intercept(f(g(h())))`.
+func (c *AdminActionClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AdminAction = append(c.inters.AdminAction, interceptors...)
+}
+
+// Create returns a builder for creating a AdminAction entity.
+func (c *AdminActionClient) Create() *AdminActionCreate {
+	mutation := newAdminActionMutation(c.config, OpCreate)
+	return &AdminActionCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AdminAction entities.
+func (c *AdminActionClient) CreateBulk(builders ...*AdminActionCreate) *AdminActionCreateBulk {
+	return &AdminActionCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AdminActionClient) MapCreateBulk(slice any, setFunc func(*AdminActionCreate, int)) *AdminActionCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AdminActionCreateBulk{err: fmt.Errorf("calling to AdminActionClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AdminActionCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AdminActionCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AdminAction.
+func (c *AdminActionClient) Update() *AdminActionUpdate {
+	mutation := newAdminActionMutation(c.config, OpUpdate)
+	return &AdminActionUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AdminActionClient) UpdateOne(_m *AdminAction) *AdminActionUpdateOne {
+	mutation := newAdminActionMutation(c.config, OpUpdateOne, withAdminAction(_m))
+	return &AdminActionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AdminActionClient) UpdateOneID(id int) *AdminActionUpdateOne {
+	mutation := newAdminActionMutation(c.config, OpUpdateOne, withAdminActionID(id))
+	return &AdminActionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AdminAction.
+func (c *AdminActionClient) Delete() *AdminActionDelete {
+	mutation := newAdminActionMutation(c.config, OpDelete)
+	return &AdminActionDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AdminActionClient) DeleteOne(_m *AdminAction) *AdminActionDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AdminActionClient) DeleteOneID(id int) *AdminActionDeleteOne {
+	builder := c.Delete().Where(adminaction.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AdminActionDeleteOne{builder}
+}
+
+// Query returns a query builder for AdminAction.
+func (c *AdminActionClient) Query() *AdminActionQuery {
+	return &AdminActionQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAdminAction},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AdminAction entity by its id.
+func (c *AdminActionClient) Get(ctx context.Context, id int) (*AdminAction, error) {
+	return c.Query().Where(adminaction.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AdminActionClient) GetX(ctx context.Context, id int) *AdminAction {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AdminActionClient) Hooks() []Hook {
+	return c.hooks.AdminAction
+}
+
+// Interceptors returns the client interceptors.
+func (c *AdminActionClient) Interceptors() []Interceptor {
+	return c.inters.AdminAction
+}
+
+func (c *AdminActionClient) mutate(ctx context.Context, m *AdminActionMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AdminActionCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AdminActionUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AdminActionUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AdminActionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AdminAction mutation op: %q", m.Op())
+	}
+}
+
+// AuditArtifactClient is a client for the AuditArtifact schema.
+type AuditArtifactClient struct {
+	config
+}
+
+// NewAuditArtifactClient returns a client for the AuditArtifact from the given config.
+func NewAuditArtifactClient(c config) *AuditArtifactClient {
+	return &AuditArtifactClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditartifact.Hooks(f(g(h())))`.
+func (c *AuditArtifactClient) Use(hooks ...Hook) {
+	c.hooks.AuditArtifact = append(c.hooks.AuditArtifact, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditartifact.Intercept(f(g(h())))`.
+func (c *AuditArtifactClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditArtifact = append(c.inters.AuditArtifact, interceptors...)
+}
+
+// Create returns a builder for creating a AuditArtifact entity.
+func (c *AuditArtifactClient) Create() *AuditArtifactCreate {
+	mutation := newAuditArtifactMutation(c.config, OpCreate)
+	return &AuditArtifactCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditArtifact entities.
+func (c *AuditArtifactClient) CreateBulk(builders ...*AuditArtifactCreate) *AuditArtifactCreateBulk {
+	return &AuditArtifactCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditArtifactClient) MapCreateBulk(slice any, setFunc func(*AuditArtifactCreate, int)) *AuditArtifactCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditArtifactCreateBulk{err: fmt.Errorf("calling to AuditArtifactClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditArtifactCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditArtifactCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditArtifact.
+func (c *AuditArtifactClient) Update() *AuditArtifactUpdate {
+	mutation := newAuditArtifactMutation(c.config, OpUpdate)
+	return &AuditArtifactUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditArtifactClient) UpdateOne(_m *AuditArtifact) *AuditArtifactUpdateOne {
+	mutation := newAuditArtifactMutation(c.config, OpUpdateOne, withAuditArtifact(_m))
+	return &AuditArtifactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditArtifactClient) UpdateOneID(id int) *AuditArtifactUpdateOne {
+	mutation := newAuditArtifactMutation(c.config, OpUpdateOne, withAuditArtifactID(id))
+	return &AuditArtifactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditArtifact.
+func (c *AuditArtifactClient) Delete() *AuditArtifactDelete {
+	mutation := newAuditArtifactMutation(c.config, OpDelete)
+	return &AuditArtifactDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditArtifactClient) DeleteOne(_m *AuditArtifact) *AuditArtifactDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditArtifactClient) DeleteOneID(id int) *AuditArtifactDeleteOne {
+	builder := c.Delete().Where(auditartifact.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditArtifactDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditArtifact.
+func (c *AuditArtifactClient) Query() *AuditArtifactQuery {
+	return &AuditArtifactQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditArtifact},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditArtifact entity by its id.
+func (c *AuditArtifactClient) Get(ctx context.Context, id int) (*AuditArtifact, error) {
+	return c.Query().Where(auditartifact.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditArtifactClient) GetX(ctx context.Context, id int) *AuditArtifact {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditArtifactClient) Hooks() []Hook {
+	return c.hooks.AuditArtifact
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditArtifactClient) Interceptors() []Interceptor {
+	return c.inters.AuditArtifact
+}
+
+func (c *AuditArtifactClient) mutate(ctx context.Context, m *AuditArtifactMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditArtifactCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditArtifactUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditArtifactUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditArtifactDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditArtifact mutation op: %q", m.Op())
+	}
+}
+
+// AuditRecordClient is a client for the AuditRecord schema.
+type AuditRecordClient struct {
+	config
+}
+
+// NewAuditRecordClient returns a client for the AuditRecord from the given config.
+func NewAuditRecordClient(c config) *AuditRecordClient {
+	return &AuditRecordClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `auditrecord.Hooks(f(g(h())))`.
+func (c *AuditRecordClient) Use(hooks ...Hook) {
+	c.hooks.AuditRecord = append(c.hooks.AuditRecord, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `auditrecord.Intercept(f(g(h())))`.
+func (c *AuditRecordClient) Intercept(interceptors ...Interceptor) {
+	c.inters.AuditRecord = append(c.inters.AuditRecord, interceptors...)
+}
+
+// Create returns a builder for creating a AuditRecord entity.
+func (c *AuditRecordClient) Create() *AuditRecordCreate {
+	mutation := newAuditRecordMutation(c.config, OpCreate)
+	return &AuditRecordCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of AuditRecord entities.
+func (c *AuditRecordClient) CreateBulk(builders ...*AuditRecordCreate) *AuditRecordCreateBulk {
+	return &AuditRecordCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AuditRecordClient) MapCreateBulk(slice any, setFunc func(*AuditRecordCreate, int)) *AuditRecordCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AuditRecordCreateBulk{err: fmt.Errorf("calling to AuditRecordClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AuditRecordCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AuditRecordCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for AuditRecord.
+func (c *AuditRecordClient) Update() *AuditRecordUpdate {
+	mutation := newAuditRecordMutation(c.config, OpUpdate)
+	return &AuditRecordUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AuditRecordClient) UpdateOne(_m *AuditRecord) *AuditRecordUpdateOne {
+	mutation := newAuditRecordMutation(c.config, OpUpdateOne, withAuditRecord(_m))
+	return &AuditRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AuditRecordClient) UpdateOneID(id int) *AuditRecordUpdateOne {
+	mutation := newAuditRecordMutation(c.config, OpUpdateOne, withAuditRecordID(id))
+	return &AuditRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for AuditRecord.
+func (c *AuditRecordClient) Delete() *AuditRecordDelete {
+	mutation := newAuditRecordMutation(c.config, OpDelete)
+	return &AuditRecordDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AuditRecordClient) DeleteOne(_m *AuditRecord) *AuditRecordDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AuditRecordClient) DeleteOneID(id int) *AuditRecordDeleteOne {
+	builder := c.Delete().Where(auditrecord.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AuditRecordDeleteOne{builder}
+}
+
+// Query returns a query builder for AuditRecord.
+func (c *AuditRecordClient) Query() *AuditRecordQuery {
+	return &AuditRecordQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAuditRecord},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a AuditRecord entity by its id.
+func (c *AuditRecordClient) Get(ctx context.Context, id int) (*AuditRecord, error) {
+	return c.Query().Where(auditrecord.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AuditRecordClient) GetX(ctx context.Context, id int) *AuditRecord {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AuditRecordClient) Hooks() []Hook {
+	return c.hooks.AuditRecord
+}
+
+// Interceptors returns the client interceptors.
+func (c *AuditRecordClient) Interceptors() []Interceptor {
+	return c.inters.AuditRecord
+}
+
+func (c *AuditRecordClient) mutate(ctx context.Context, m *AuditRecordMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AuditRecordCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AuditRecordUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AuditRecordUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AuditRecordDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown AuditRecord mutation op: %q", m.Op())
 	}
 }
 
@@ -2043,12 +2468,13 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest,
-		ServiceKeyRequest, Session, User []ent.Hook
+		APIKey, AdminAction, AuditArtifact, AuditRecord, Backend, GPUDevice, Group,
+		Model, Node, Quota, QuotaRequest, ServiceKeyRequest, Session, User []ent.Hook
 	}
 	inters struct {
-		APIKey, Backend, GPUDevice, Group, Model, Node, Quota, QuotaRequest,
-		ServiceKeyRequest, Session, User []ent.Interceptor
+		APIKey, AdminAction, AuditArtifact, AuditRecord, Backend, GPUDevice, Group,
+		Model, Node, Quota, QuotaRequest, ServiceKeyRequest, Session,
+		User []ent.Interceptor
 	}
 )
 

@@ -12,7 +12,10 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"github.com/mindrouter/mindrouter/ent/adminaction"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/auditartifact"
+	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
@@ -84,6 +87,9 @@ func checkColumn(t, c string) error {
 	initCheck.Do(func() {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:            apikey.ValidColumn,
+			adminaction.Table:       adminaction.ValidColumn,
+			auditartifact.Table:     auditartifact.ValidColumn,
+			auditrecord.Table:       auditrecord.ValidColumn,
 			backend.Table:           backend.ValidColumn,
 			gpudevice.Table:         gpudevice.ValidColumn,
 			group.Table:             group.ValidColumn,

@@ -41,6 +41,10 @@ type Group struct {
 	APIKeyExpiryDays int `json:"api_key_expiry_days,omitempty"`
 	// MaxAPIKeys holds the value of the "max_api_keys" field.
 	MaxAPIKeys int `json:"max_api_keys,omitempty"`
+	// AuditPrompts holds the value of the "audit_prompts" field.
+	AuditPrompts bool `json:"audit_prompts,omitempty"`
+	// AuditResponses holds the value of the "audit_responses" field.
+	AuditResponses bool `json:"audit_responses,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the GroupQuery when eager-loading is set.
 	Edges        GroupEdges `json:"edges"`
@@ -70,7 +74,7 @@ func (*Group) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
-		case group.FieldIsAdmin, group.FieldIsAuditor:
+		case group.FieldIsAdmin, group.FieldIsAuditor, group.FieldAuditPrompts, group.FieldAuditResponses:
 			values[i] = new(sql.NullBool)
 		case group.FieldID, group.FieldTokenBudget, group.FieldRpmLimit, group.FieldSchedulerWeight, group.FieldAPIKeyExpiryDays, group.FieldMaxAPIKeys:
 			values[i] = new(sql.NullInt64)
@@ -171,6 +175,18 @@ func (_m *Group) assignValues(columns []string, values []any) error {
 			} else if value.Valid {
 				_m.MaxAPIKeys = int(value.Int64)
 			}
+		case group.FieldAuditPrompts:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field audit_prompts", values[i])
+			} else if value.Valid {
+				_m.AuditPrompts = value.Bool
+			}
+		case group.FieldAuditResponses:
+			if value, ok := values[i].(*sql.NullBool); !ok {
+				return fmt.Errorf("unexpected type %T for field audit_responses", values[i])
+			} else if value.Valid {
+				_m.AuditResponses = value.Bool
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -247,6 +263,12 @@ func (_m *Group) String() string {
 	builder.WriteString(", ")
 	builder.WriteString("max_api_keys=")
 	builder.WriteString(fmt.Sprintf("%v", _m.MaxAPIKeys))
+	builder.WriteString(", ")
+	builder.WriteString("audit_prompts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AuditPrompts))
+	builder.WriteString(", ")
+	builder.WriteString("audit_responses=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AuditResponses))
 	builder.WriteByte(')')
 	return builder.String()
 }

@@ -183,6 +183,34 @@ func (_c *GroupCreate) SetNillableMaxAPIKeys(v *int) *GroupCreate {
 	return _c
 }
 
+// SetAuditPrompts sets the "audit_prompts" field.
+func (_c *GroupCreate) SetAuditPrompts(v bool) *GroupCreate {
+	_c.mutation.SetAuditPrompts(v)
+	return _c
+}
+
+// SetNillableAuditPrompts sets the "audit_prompts" field if the given value is not nil.
+func (_c *GroupCreate) SetNillableAuditPrompts(v *bool) *GroupCreate {
+	if v != nil {
+		_c.SetAuditPrompts(*v)
+	}
+	return _c
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (_c *GroupCreate) SetAuditResponses(v bool) *GroupCreate {
+	_c.mutation.SetAuditResponses(v)
+	return _c
+}
+
+// SetNillableAuditResponses sets the "audit_responses" field if the given value is not nil.
+func (_c *GroupCreate) SetNillableAuditResponses(v *bool) *GroupCreate {
+	if v != nil {
+		_c.SetAuditResponses(*v)
+	}
+	return _c
+}
+
 // AddUserIDs adds the "users" edge to the User entity by IDs.
 func (_c *GroupCreate) AddUserIDs(ids ...int) *GroupCreate {
 	_c.mutation.AddUserIDs(ids...)
@@ -277,6 +305,14 @@ func (_c *GroupCreate) defaults() {
 		v := group.DefaultMaxAPIKeys
 		_c.mutation.SetMaxAPIKeys(v)
 	}
+	if _, ok := _c.mutation.AuditPrompts(); !ok {
+		v := group.DefaultAuditPrompts
+		_c.mutation.SetAuditPrompts(v)
+	}
+	if _, ok := _c.mutation.AuditResponses(); !ok {
+		v := group.DefaultAuditResponses
+		_c.mutation.SetAuditResponses(v)
+	}
 }
 
 // check runs all checks and user-defined validators on the builder.
@@ -357,6 +393,12 @@ func (_c *GroupCreate) check() error {
 			return &ValidationError{Name: "max_api_keys", err: fmt.Errorf(`ent: validator failed for field "Group.max_api_keys": %w`, err)}
 		}
 	}
+	if _, ok := _c.mutation.AuditPrompts(); !ok {
+		return &ValidationError{Name: "audit_prompts", err: errors.New(`ent: missing required field "Group.audit_prompts"`)}
+	}
+	if _, ok := _c.mutation.AuditResponses(); !ok {
+		return &ValidationError{Name: "audit_responses", err: errors.New(`ent: missing required field "Group.audit_responses"`)}
+	}
 	return nil
 }
 
@@ -431,6 +473,14 @@ func (_c *GroupCreate) createSpec() (*Group, *sqlgraph.CreateSpec) {
 	if value, ok := _c.mutation.MaxAPIKeys(); ok {
 		_spec.SetField(group.FieldMaxAPIKeys, field.TypeInt, value)
 		_node.MaxAPIKeys = value
+	}
+	if value, ok := _c.mutation.AuditPrompts(); ok {
+		_spec.SetField(group.FieldAuditPrompts, field.TypeBool, value)
+		_node.AuditPrompts = value
+	}
+	if value, ok := _c.mutation.AuditResponses(); ok {
+		_spec.SetField(group.FieldAuditResponses, field.TypeBool, value)
+		_node.AuditResponses = value
 	}
 	if nodes := _c.mutation.UsersIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -659,6 +709,30 @@ func (u *GroupUpsert) UpdateMaxAPIKeys() *GroupUpsert {
 // AddMaxAPIKeys adds v to the "max_api_keys" field.
 func (u *GroupUpsert) AddMaxAPIKeys(v int) *GroupUpsert {
 	u.Add(group.FieldMaxAPIKeys, v)
+	return u
+}
+
+// SetAuditPrompts sets the "audit_prompts" field.
+func (u *GroupUpsert) SetAuditPrompts(v bool) *GroupUpsert {
+	u.Set(group.FieldAuditPrompts, v)
+	return u
+}
+
+// UpdateAuditPrompts sets the "audit_prompts" field to the value that was provided on create.
+func (u *GroupUpsert) UpdateAuditPrompts() *GroupUpsert {
+	u.SetExcluded(group.FieldAuditPrompts)
+	return u
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (u *GroupUpsert) SetAuditResponses(v bool) *GroupUpsert {
+	u.Set(group.FieldAuditResponses, v)
+	return u
+}
+
+// UpdateAuditResponses sets the "audit_responses" field to the value that was provided on create.
+func (u *GroupUpsert) UpdateAuditResponses() *GroupUpsert {
+	u.SetExcluded(group.FieldAuditResponses)
 	return u
 }
 
@@ -893,6 +967,34 @@ func (u *GroupUpsertOne) AddMaxAPIKeys(v int) *GroupUpsertOne {
 func (u *GroupUpsertOne) UpdateMaxAPIKeys() *GroupUpsertOne {
 	return u.Update(func(s *GroupUpsert) {
 		s.UpdateMaxAPIKeys()
+	})
+}
+
+// SetAuditPrompts sets the "audit_prompts" field.
+func (u *GroupUpsertOne) SetAuditPrompts(v bool) *GroupUpsertOne {
+	return u.Update(func(s *GroupUpsert) {
+		s.SetAuditPrompts(v)
+	})
+}
+
+// UpdateAuditPrompts sets the "audit_prompts" field to the value that was provided on create.
+func (u *GroupUpsertOne) UpdateAuditPrompts() *GroupUpsertOne {
+	return u.Update(func(s *GroupUpsert) {
+		s.UpdateAuditPrompts()
+	})
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (u *GroupUpsertOne) SetAuditResponses(v bool) *GroupUpsertOne {
+	return u.Update(func(s *GroupUpsert) {
+		s.SetAuditResponses(v)
+	})
+}
+
+// UpdateAuditResponses sets the "audit_responses" field to the value that was provided on create.
+func (u *GroupUpsertOne) UpdateAuditResponses() *GroupUpsertOne {
+	return u.Update(func(s *GroupUpsert) {
+		s.UpdateAuditResponses()
 	})
 }
 
@@ -1293,6 +1395,34 @@ func (u *GroupUpsertBulk) AddMaxAPIKeys(v int) *GroupUpsertBulk {
 func (u *GroupUpsertBulk) UpdateMaxAPIKeys() *GroupUpsertBulk {
 	return u.Update(func(s *GroupUpsert) {
 		s.UpdateMaxAPIKeys()
+	})
+}
+
+// SetAuditPrompts sets the "audit_prompts" field.
+func (u *GroupUpsertBulk) SetAuditPrompts(v bool) *GroupUpsertBulk {
+	return u.Update(func(s *GroupUpsert) {
+		s.SetAuditPrompts(v)
+	})
+}
+
+// UpdateAuditPrompts sets the "audit_prompts" field to the value that was provided on create.
+func (u *GroupUpsertBulk) UpdateAuditPrompts() *GroupUpsertBulk {
+	return u.Update(func(s *GroupUpsert) {
+		s.UpdateAuditPrompts()
+	})
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (u *GroupUpsertBulk) SetAuditResponses(v bool) *GroupUpsertBulk {
+	return u.Update(func(s *GroupUpsert) {
+		s.SetAuditResponses(v)
+	})
+}
+
+// UpdateAuditResponses sets the "audit_responses" field to the value that was provided on create.
+func (u *GroupUpsertBulk) UpdateAuditResponses() *GroupUpsertBulk {
+	return u.Update(func(s *GroupUpsert) {
+		s.UpdateAuditResponses()
 	})
 }
 

@@ -210,6 +210,34 @@ func (_u *GroupUpdate) AddMaxAPIKeys(v int) *GroupUpdate {
 	return _u
 }
 
+// SetAuditPrompts sets the "audit_prompts" field.
+func (_u *GroupUpdate) SetAuditPrompts(v bool) *GroupUpdate {
+	_u.mutation.SetAuditPrompts(v)
+	return _u
+}
+
+// SetNillableAuditPrompts sets the "audit_prompts" field if the given value is not nil.
+func (_u *GroupUpdate) SetNillableAuditPrompts(v *bool) *GroupUpdate {
+	if v != nil {
+		_u.SetAuditPrompts(*v)
+	}
+	return _u
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (_u *GroupUpdate) SetAuditResponses(v bool) *GroupUpdate {
+	_u.mutation.SetAuditResponses(v)
+	return _u
+}
+
+// SetNillableAuditResponses sets the "audit_responses" field if the given value is not nil.
+func (_u *GroupUpdate) SetNillableAuditResponses(v *bool) *GroupUpdate {
+	if v != nil {
+		_u.SetAuditResponses(*v)
+	}
+	return _u
+}
+
 // AddUserIDs adds the "users" edge to the User entity by IDs.
 func (_u *GroupUpdate) AddUserIDs(ids ...int) *GroupUpdate {
 	_u.mutation.AddUserIDs(ids...)
@@ -391,6 +419,12 @@ func (_u *GroupUpdate) sqlSave(ctx context.Context) (_node int, err error) {
 	}
 	if value, ok := _u.mutation.AddedMaxAPIKeys(); ok {
 		_spec.AddField(group.FieldMaxAPIKeys, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AuditPrompts(); ok {
+		_spec.SetField(group.FieldAuditPrompts, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.AuditResponses(); ok {
+		_spec.SetField(group.FieldAuditResponses, field.TypeBool, value)
 	}
 	if _u.mutation.UsersCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -638,6 +672,34 @@ func (_u *GroupUpdateOne) AddMaxAPIKeys(v int) *GroupUpdateOne {
 	return _u
 }
 
+// SetAuditPrompts sets the "audit_prompts" field.
+func (_u *GroupUpdateOne) SetAuditPrompts(v bool) *GroupUpdateOne {
+	_u.mutation.SetAuditPrompts(v)
+	return _u
+}
+
+// SetNillableAuditPrompts sets the "audit_prompts" field if the given value is not nil.
+func (_u *GroupUpdateOne) SetNillableAuditPrompts(v *bool) *GroupUpdateOne {
+	if v != nil {
+		_u.SetAuditPrompts(*v)
+	}
+	return _u
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (_u *GroupUpdateOne) SetAuditResponses(v bool) *GroupUpdateOne {
+	_u.mutation.SetAuditResponses(v)
+	return _u
+}
+
+// SetNillableAuditResponses sets the "audit_responses" field if the given value is not nil.
+func (_u *GroupUpdateOne) SetNillableAuditResponses(v *bool) *GroupUpdateOne {
+	if v != nil {
+		_u.SetAuditResponses(*v)
+	}
+	return _u
+}
+
 // AddUserIDs adds the "users" edge to the User entity by IDs.
 func (_u *GroupUpdateOne) AddUserIDs(ids ...int) *GroupUpdateOne {
 	_u.mutation.AddUserIDs(ids...)
@@ -849,6 +911,12 @@ func (_u *GroupUpdateOne) sqlSave(ctx context.Context) (_node *Group, err error)
 	}
 	if value, ok := _u.mutation.AddedMaxAPIKeys(); ok {
 		_spec.AddField(group.FieldMaxAPIKeys, field.TypeInt, value)
+	}
+	if value, ok := _u.mutation.AuditPrompts(); ok {
+		_spec.SetField(group.FieldAuditPrompts, field.TypeBool, value)
+	}
+	if value, ok := _u.mutation.AuditResponses(); ok {
+		_spec.SetField(group.FieldAuditResponses, field.TypeBool, value)
 	}
 	if _u.mutation.UsersCleared() {
 		edge := &sqlgraph.EdgeSpec{

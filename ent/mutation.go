@@ -11,7 +11,10 @@ import (
 
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
+	"github.com/mindrouter/mindrouter/ent/adminaction"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/auditartifact"
+	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
@@ -35,6 +38,9 @@ const (
 
 	// Node types.
 	TypeAPIKey            = "APIKey"
+	TypeAdminAction       = "AdminAction"
+	TypeAuditArtifact     = "AuditArtifact"
+	TypeAuditRecord       = "AuditRecord"
 	TypeBackend           = "Backend"
 	TypeGPUDevice         = "GPUDevice"
 	TypeGroup             = "Group"
@@ -1347,6 +1353,4273 @@ func (m *APIKeyMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown APIKey edge %s", name)
+}
+
+// AdminActionMutation represents an operation that mutates the AdminAction nodes in the graph.
+type AdminActionMutation struct {
+	config
+	op               Op
+	typ              string
+	id               *int
+	created_at       *time.Time
+	actor_user_id    *int64
+	addactor_user_id *int64
+	actor            *string
+	action           *string
+	entity_type      *string
+	entity_id        *string
+	before_json      *string
+	after_json       *string
+	client_ip        *string
+	detail           *string
+	clearedFields    map[string]struct{}
+	done             bool
+	oldValue         func(context.Context) (*AdminAction, error)
+	predicates       []predicate.AdminAction
+}
+
+var _ ent.Mutation = (*AdminActionMutation)(nil)
+
+// adminactionOption allows management of the mutation configuration using functional options.
+type adminactionOption func(*AdminActionMutation)
+
+// newAdminActionMutation creates new mutation for the AdminAction entity.
+func newAdminActionMutation(c config, op Op, opts ...adminactionOption) *AdminActionMutation {
+	m := &AdminActionMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAdminAction,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAdminActionID sets the ID field of the mutation.
+func withAdminActionID(id int) adminactionOption {
+	return func(m *AdminActionMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AdminAction
+		)
+		m.oldValue = func(ctx context.Context) (*AdminAction, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AdminAction.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAdminAction sets the old AdminAction of the mutation.
+func withAdminAction(node *AdminAction) adminactionOption {
+	return func(m *AdminActionMutation) {
+		m.oldValue = func(context.Context) (*AdminAction, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AdminActionMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AdminActionMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AdminActionMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AdminActionMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AdminAction.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AdminActionMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AdminActionMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AdminActionMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetActorUserID sets the "actor_user_id" field.
+func (m *AdminActionMutation) SetActorUserID(i int64) {
+	m.actor_user_id = &i
+	m.addactor_user_id = nil
+}
+
+// ActorUserID returns the value of the "actor_user_id" field in the mutation.
+func (m *AdminActionMutation) ActorUserID() (r int64, exists bool) {
+	v := m.actor_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActorUserID returns the old "actor_user_id" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldActorUserID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActorUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActorUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActorUserID: %w", err)
+	}
+	return oldValue.ActorUserID, nil
+}
+
+// AddActorUserID adds i to the "actor_user_id" field.
+func (m *AdminActionMutation) AddActorUserID(i int64) {
+	if m.addactor_user_id != nil {
+		*m.addactor_user_id += i
+	} else {
+		m.addactor_user_id = &i
+	}
+}
+
+// AddedActorUserID returns the value that was added to the "actor_user_id" field in this mutation.
+func (m *AdminActionMutation) AddedActorUserID() (r int64, exists bool) {
+	v := m.addactor_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetActorUserID resets all changes to the "actor_user_id" field.
+func (m *AdminActionMutation) ResetActorUserID() {
+	m.actor_user_id = nil
+	m.addactor_user_id = nil
+}
+
+// SetActor sets the "actor" field.
+func (m *AdminActionMutation) SetActor(s string) {
+	m.actor = &s
+}
+
+// Actor returns the value of the "actor" field in the mutation.
+func (m *AdminActionMutation) Actor() (r string, exists bool) {
+	v := m.actor
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldActor returns the old "actor" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldActor(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldActor is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldActor requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldActor: %w", err)
+	}
+	return oldValue.Actor, nil
+}
+
+// ResetActor resets all changes to the "actor" field.
+func (m *AdminActionMutation) ResetActor() {
+	m.actor = nil
+}
+
+// SetAction sets the "action" field.
+func (m *AdminActionMutation) SetAction(s string) {
+	m.action = &s
+}
+
+// Action returns the value of the "action" field in the mutation.
+func (m *AdminActionMutation) Action() (r string, exists bool) {
+	v := m.action
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAction returns the old "action" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldAction(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAction is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAction requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAction: %w", err)
+	}
+	return oldValue.Action, nil
+}
+
+// ResetAction resets all changes to the "action" field.
+func (m *AdminActionMutation) ResetAction() {
+	m.action = nil
+}
+
+// SetEntityType sets the "entity_type" field.
+func (m *AdminActionMutation) SetEntityType(s string) {
+	m.entity_type = &s
+}
+
+// EntityType returns the value of the "entity_type" field in the mutation.
+func (m *AdminActionMutation) EntityType() (r string, exists bool) {
+	v := m.entity_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEntityType returns the old "entity_type" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldEntityType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEntityType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEntityType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEntityType: %w", err)
+	}
+	return oldValue.EntityType, nil
+}
+
+// ResetEntityType resets all changes to the "entity_type" field.
+func (m *AdminActionMutation) ResetEntityType() {
+	m.entity_type = nil
+}
+
+// SetEntityID sets the "entity_id" field.
+func (m *AdminActionMutation) SetEntityID(s string) {
+	m.entity_id = &s
+}
+
+// EntityID returns the value of the "entity_id" field in the mutation.
+func (m *AdminActionMutation) EntityID() (r string, exists bool) {
+	v := m.entity_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEntityID returns the old "entity_id" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldEntityID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEntityID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEntityID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEntityID: %w", err)
+	}
+	return oldValue.EntityID, nil
+}
+
+// ResetEntityID resets all changes to the "entity_id" field.
+func (m *AdminActionMutation) ResetEntityID() {
+	m.entity_id = nil
+}
+
+// SetBeforeJSON sets the "before_json" field.
+func (m *AdminActionMutation) SetBeforeJSON(s string) {
+	m.before_json = &s
+}
+
+// BeforeJSON returns the value of the "before_json" field in the mutation.
+func (m *AdminActionMutation) BeforeJSON() (r string, exists bool) {
+	v := m.before_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBeforeJSON returns the old "before_json" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldBeforeJSON(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBeforeJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBeforeJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBeforeJSON: %w", err)
+	}
+	return oldValue.BeforeJSON, nil
+}
+
+// ClearBeforeJSON clears the value of the "before_json" field.
+func (m *AdminActionMutation) ClearBeforeJSON() {
+	m.before_json = nil
+	m.clearedFields[adminaction.FieldBeforeJSON] = struct{}{}
+}
+
+// BeforeJSONCleared returns if the "before_json" field was cleared in this mutation.
+func (m *AdminActionMutation) BeforeJSONCleared() bool {
+	_, ok := m.clearedFields[adminaction.FieldBeforeJSON]
+	return ok
+}
+
+// ResetBeforeJSON resets all changes to the "before_json" field.
+func (m *AdminActionMutation) ResetBeforeJSON() {
+	m.before_json = nil
+	delete(m.clearedFields, adminaction.FieldBeforeJSON)
+}
+
+// SetAfterJSON sets the "after_json" field.
+func (m *AdminActionMutation) SetAfterJSON(s string) {
+	m.after_json = &s
+}
+
+// AfterJSON returns the value of the "after_json" field in the mutation.
+func (m *AdminActionMutation) AfterJSON() (r string, exists bool) {
+	v := m.after_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAfterJSON returns the old "after_json" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldAfterJSON(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAfterJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAfterJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAfterJSON: %w", err)
+	}
+	return oldValue.AfterJSON, nil
+}
+
+// ClearAfterJSON clears the value of the "after_json" field.
+func (m *AdminActionMutation) ClearAfterJSON() {
+	m.after_json = nil
+	m.clearedFields[adminaction.FieldAfterJSON] = struct{}{}
+}
+
+// AfterJSONCleared returns if the "after_json" field was cleared in this mutation.
+func (m *AdminActionMutation) AfterJSONCleared() bool {
+	_, ok := m.clearedFields[adminaction.FieldAfterJSON]
+	return ok
+}
+
+// ResetAfterJSON resets all changes to the "after_json" field.
+func (m *AdminActionMutation) ResetAfterJSON() {
+	m.after_json = nil
+	delete(m.clearedFields, adminaction.FieldAfterJSON)
+}
+
+// SetClientIP sets the "client_ip" field.
+func (m *AdminActionMutation) SetClientIP(s string) {
+	m.client_ip = &s
+}
+
+// ClientIP returns the value of the "client_ip" field in the mutation.
+func (m *AdminActionMutation) ClientIP() (r string, exists bool) {
+	v := m.client_ip
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClientIP returns the old "client_ip" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldClientIP(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClientIP is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClientIP requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClientIP: %w", err)
+	}
+	return oldValue.ClientIP, nil
+}
+
+// ResetClientIP resets all changes to the "client_ip" field.
+func (m *AdminActionMutation) ResetClientIP() {
+	m.client_ip = nil
+}
+
+// SetDetail sets the "detail" field.
+func (m *AdminActionMutation) SetDetail(s string) {
+	m.detail = &s
+}
+
+// Detail returns the value of the "detail" field in the mutation.
+func (m *AdminActionMutation) Detail() (r string, exists bool) {
+	v := m.detail
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDetail returns the old "detail" field's value of the AdminAction entity.
+// If the AdminAction object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AdminActionMutation) OldDetail(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDetail is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDetail requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDetail: %w", err)
+	}
+	return oldValue.Detail, nil
+}
+
+// ResetDetail resets all changes to the "detail" field.
+func (m *AdminActionMutation) ResetDetail() {
+	m.detail = nil
+}
+
+// Where appends a list predicates to the AdminActionMutation builder.
+func (m *AdminActionMutation) Where(ps ...predicate.AdminAction) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AdminActionMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AdminActionMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AdminAction, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AdminActionMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AdminActionMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AdminAction).
+func (m *AdminActionMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AdminActionMutation) Fields() []string {
+	fields := make([]string, 0, 10)
+	if m.created_at != nil {
+		fields = append(fields, adminaction.FieldCreatedAt)
+	}
+	if m.actor_user_id != nil {
+		fields = append(fields, adminaction.FieldActorUserID)
+	}
+	if m.actor != nil {
+		fields = append(fields, adminaction.FieldActor)
+	}
+	if m.action != nil {
+		fields = append(fields, adminaction.FieldAction)
+	}
+	if m.entity_type != nil {
+		fields = append(fields, adminaction.FieldEntityType)
+	}
+	if m.entity_id != nil {
+		fields = append(fields, adminaction.FieldEntityID)
+	}
+	if m.before_json != nil {
+		fields = append(fields, adminaction.FieldBeforeJSON)
+	}
+	if m.after_json != nil {
+		fields = append(fields, adminaction.FieldAfterJSON)
+	}
+	if m.client_ip != nil {
+		fields = append(fields, adminaction.FieldClientIP)
+	}
+	if m.detail != nil {
+		fields = append(fields, adminaction.FieldDetail)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AdminActionMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case adminaction.FieldCreatedAt:
+		return m.CreatedAt()
+	case adminaction.FieldActorUserID:
+		return m.ActorUserID()
+	case adminaction.FieldActor:
+		return m.Actor()
+	case adminaction.FieldAction:
+		return m.Action()
+	case adminaction.FieldEntityType:
+		return m.EntityType()
+	case adminaction.FieldEntityID:
+		return m.EntityID()
+	case adminaction.FieldBeforeJSON:
+		return m.BeforeJSON()
+	case adminaction.FieldAfterJSON:
+		return m.AfterJSON()
+	case adminaction.FieldClientIP:
+		return m.ClientIP()
+	case adminaction.FieldDetail:
+		return m.Detail()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AdminActionMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case adminaction.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case adminaction.FieldActorUserID:
+		return m.OldActorUserID(ctx)
+	case adminaction.FieldActor:
+		return m.OldActor(ctx)
+	case adminaction.FieldAction:
+		return m.OldAction(ctx)
+	case adminaction.FieldEntityType:
+		return m.OldEntityType(ctx)
+	case adminaction.FieldEntityID:
+		return m.OldEntityID(ctx)
+	case adminaction.FieldBeforeJSON:
+		return m.OldBeforeJSON(ctx)
+	case adminaction.FieldAfterJSON:
+		return m.OldAfterJSON(ctx)
+	case adminaction.FieldClientIP:
+		return m.OldClientIP(ctx)
+	case adminaction.FieldDetail:
+		return m.OldDetail(ctx)
+	}
+	return nil, fmt.Errorf("unknown AdminAction field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AdminActionMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case adminaction.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case adminaction.FieldActorUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActorUserID(v)
+		return nil
+	case adminaction.FieldActor:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetActor(v)
+		return nil
+	case adminaction.FieldAction:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAction(v)
+		return nil
+	case adminaction.FieldEntityType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEntityType(v)
+		return nil
+	case adminaction.FieldEntityID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEntityID(v)
+		return nil
+	case adminaction.FieldBeforeJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBeforeJSON(v)
+		return nil
+	case adminaction.FieldAfterJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAfterJSON(v)
+		return nil
+	case adminaction.FieldClientIP:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClientIP(v)
+		return nil
+	case adminaction.FieldDetail:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDetail(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AdminAction field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AdminActionMutation) AddedFields() []string {
+	var fields []string
+	if m.addactor_user_id != nil {
+		fields = append(fields, adminaction.FieldActorUserID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AdminActionMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case adminaction.FieldActorUserID:
+		return m.AddedActorUserID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AdminActionMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case adminaction.FieldActorUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddActorUserID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AdminAction numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AdminActionMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(adminaction.FieldBeforeJSON) {
+		fields = append(fields, adminaction.FieldBeforeJSON)
+	}
+	if m.FieldCleared(adminaction.FieldAfterJSON) {
+		fields = append(fields, adminaction.FieldAfterJSON)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AdminActionMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AdminActionMutation) ClearField(name string) error {
+	switch name {
+	case adminaction.FieldBeforeJSON:
+		m.ClearBeforeJSON()
+		return nil
+	case adminaction.FieldAfterJSON:
+		m.ClearAfterJSON()
+		return nil
+	}
+	return fmt.Errorf("unknown AdminAction nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AdminActionMutation) ResetField(name string) error {
+	switch name {
+	case adminaction.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case adminaction.FieldActorUserID:
+		m.ResetActorUserID()
+		return nil
+	case adminaction.FieldActor:
+		m.ResetActor()
+		return nil
+	case adminaction.FieldAction:
+		m.ResetAction()
+		return nil
+	case adminaction.FieldEntityType:
+		m.ResetEntityType()
+		return nil
+	case adminaction.FieldEntityID:
+		m.ResetEntityID()
+		return nil
+	case adminaction.FieldBeforeJSON:
+		m.ResetBeforeJSON()
+		return nil
+	case adminaction.FieldAfterJSON:
+		m.ResetAfterJSON()
+		return nil
+	case adminaction.FieldClientIP:
+		m.ResetClientIP()
+		return nil
+	case adminaction.FieldDetail:
+		m.ResetDetail()
+		return nil
+	}
+	return fmt.Errorf("unknown AdminAction field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AdminActionMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AdminActionMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AdminActionMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AdminActionMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AdminActionMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AdminActionMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AdminActionMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AdminAction unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AdminActionMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AdminAction edge %s", name)
+}
+
+// AuditArtifactMutation represents an operation that mutates the AuditArtifact nodes in the graph.
+type AuditArtifactMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	sha256        *string
+	content_type  *string
+	size_bytes    *int64
+	addsize_bytes *int64
+	data          *[]byte
+	truncated     *bool
+	created_at    *time.Time
+	last_seen_at  *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*AuditArtifact, error)
+	predicates    []predicate.AuditArtifact
+}
+
+var _ ent.Mutation = (*AuditArtifactMutation)(nil)
+
+// auditartifactOption allows management of the mutation configuration using functional options.
+type auditartifactOption func(*AuditArtifactMutation)
+
+// newAuditArtifactMutation creates new mutation for the AuditArtifact entity.
+func newAuditArtifactMutation(c config, op Op, opts ...auditartifactOption) *AuditArtifactMutation {
+	m := &AuditArtifactMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditArtifact,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditArtifactID sets the ID field of the mutation.
+func withAuditArtifactID(id int) auditartifactOption {
+	return func(m *AuditArtifactMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditArtifact
+		)
+		m.oldValue = func(ctx context.Context) (*AuditArtifact, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditArtifact.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditArtifact sets the old AuditArtifact of the mutation.
+func withAuditArtifact(node *AuditArtifact) auditartifactOption {
+	return func(m *AuditArtifactMutation) {
+		m.oldValue = func(context.Context) (*AuditArtifact, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditArtifactMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditArtifactMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditArtifactMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditArtifactMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditArtifact.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetSha256 sets the "sha256" field.
+func (m *AuditArtifactMutation) SetSha256(s string) {
+	m.sha256 = &s
+}
+
+// Sha256 returns the value of the "sha256" field in the mutation.
+func (m *AuditArtifactMutation) Sha256() (r string, exists bool) {
+	v := m.sha256
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSha256 returns the old "sha256" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldSha256(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSha256 is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSha256 requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSha256: %w", err)
+	}
+	return oldValue.Sha256, nil
+}
+
+// ResetSha256 resets all changes to the "sha256" field.
+func (m *AuditArtifactMutation) ResetSha256() {
+	m.sha256 = nil
+}
+
+// SetContentType sets the "content_type" field.
+func (m *AuditArtifactMutation) SetContentType(s string) {
+	m.content_type = &s
+}
+
+// ContentType returns the value of the "content_type" field in the mutation.
+func (m *AuditArtifactMutation) ContentType() (r string, exists bool) {
+	v := m.content_type
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContentType returns the old "content_type" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldContentType(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContentType is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContentType requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContentType: %w", err)
+	}
+	return oldValue.ContentType, nil
+}
+
+// ResetContentType resets all changes to the "content_type" field.
+func (m *AuditArtifactMutation) ResetContentType() {
+	m.content_type = nil
+}
+
+// SetSizeBytes sets the "size_bytes" field.
+func (m *AuditArtifactMutation) SetSizeBytes(i int64) {
+	m.size_bytes = &i
+	m.addsize_bytes = nil
+}
+
+// SizeBytes returns the value of the "size_bytes" field in the mutation.
+func (m *AuditArtifactMutation) SizeBytes() (r int64, exists bool) {
+	v := m.size_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSizeBytes returns the old "size_bytes" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldSizeBytes(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSizeBytes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSizeBytes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSizeBytes: %w", err)
+	}
+	return oldValue.SizeBytes, nil
+}
+
+// AddSizeBytes adds i to the "size_bytes" field.
+func (m *AuditArtifactMutation) AddSizeBytes(i int64) {
+	if m.addsize_bytes != nil {
+		*m.addsize_bytes += i
+	} else {
+		m.addsize_bytes = &i
+	}
+}
+
+// AddedSizeBytes returns the value that was added to the "size_bytes" field in this mutation.
+func (m *AuditArtifactMutation) AddedSizeBytes() (r int64, exists bool) {
+	v := m.addsize_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSizeBytes resets all changes to the "size_bytes" field.
+func (m *AuditArtifactMutation) ResetSizeBytes() {
+	m.size_bytes = nil
+	m.addsize_bytes = nil
+}
+
+// SetData sets the "data" field.
+func (m *AuditArtifactMutation) SetData(b []byte) {
+	m.data = &b
+}
+
+// Data returns the value of the "data" field in the mutation.
+func (m *AuditArtifactMutation) Data() (r []byte, exists bool) {
+	v := m.data
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldData returns the old "data" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldData(ctx context.Context) (v *[]byte, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldData is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldData requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldData: %w", err)
+	}
+	return oldValue.Data, nil
+}
+
+// ClearData clears the value of the "data" field.
+func (m *AuditArtifactMutation) ClearData() {
+	m.data = nil
+	m.clearedFields[auditartifact.FieldData] = struct{}{}
+}
+
+// DataCleared returns if the "data" field was cleared in this mutation.
+func (m *AuditArtifactMutation) DataCleared() bool {
+	_, ok := m.clearedFields[auditartifact.FieldData]
+	return ok
+}
+
+// ResetData resets all changes to the "data" field.
+func (m *AuditArtifactMutation) ResetData() {
+	m.data = nil
+	delete(m.clearedFields, auditartifact.FieldData)
+}
+
+// SetTruncated sets the "truncated" field.
+func (m *AuditArtifactMutation) SetTruncated(b bool) {
+	m.truncated = &b
+}
+
+// Truncated returns the value of the "truncated" field in the mutation.
+func (m *AuditArtifactMutation) Truncated() (r bool, exists bool) {
+	v := m.truncated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTruncated returns the old "truncated" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldTruncated(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTruncated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTruncated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTruncated: %w", err)
+	}
+	return oldValue.Truncated, nil
+}
+
+// ResetTruncated resets all changes to the "truncated" field.
+func (m *AuditArtifactMutation) ResetTruncated() {
+	m.truncated = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuditArtifactMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuditArtifactMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuditArtifactMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetLastSeenAt sets the "last_seen_at" field.
+func (m *AuditArtifactMutation) SetLastSeenAt(t time.Time) {
+	m.last_seen_at = &t
+}
+
+// LastSeenAt returns the value of the "last_seen_at" field in the mutation.
+func (m *AuditArtifactMutation) LastSeenAt() (r time.Time, exists bool) {
+	v := m.last_seen_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeenAt returns the old "last_seen_at" field's value of the AuditArtifact entity.
+// If the AuditArtifact object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditArtifactMutation) OldLastSeenAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeenAt: %w", err)
+	}
+	return oldValue.LastSeenAt, nil
+}
+
+// ResetLastSeenAt resets all changes to the "last_seen_at" field.
+func (m *AuditArtifactMutation) ResetLastSeenAt() {
+	m.last_seen_at = nil
+}
+
+// Where appends a list predicates to the AuditArtifactMutation builder.
+func (m *AuditArtifactMutation) Where(ps ...predicate.AuditArtifact) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditArtifactMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditArtifactMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditArtifact, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditArtifactMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditArtifactMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditArtifact).
+func (m *AuditArtifactMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditArtifactMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.sha256 != nil {
+		fields = append(fields, auditartifact.FieldSha256)
+	}
+	if m.content_type != nil {
+		fields = append(fields, auditartifact.FieldContentType)
+	}
+	if m.size_bytes != nil {
+		fields = append(fields, auditartifact.FieldSizeBytes)
+	}
+	if m.data != nil {
+		fields = append(fields, auditartifact.FieldData)
+	}
+	if m.truncated != nil {
+		fields = append(fields, auditartifact.FieldTruncated)
+	}
+	if m.created_at != nil {
+		fields = append(fields, auditartifact.FieldCreatedAt)
+	}
+	if m.last_seen_at != nil {
+		fields = append(fields, auditartifact.FieldLastSeenAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditArtifactMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditartifact.FieldSha256:
+		return m.Sha256()
+	case auditartifact.FieldContentType:
+		return m.ContentType()
+	case auditartifact.FieldSizeBytes:
+		return m.SizeBytes()
+	case auditartifact.FieldData:
+		return m.Data()
+	case auditartifact.FieldTruncated:
+		return m.Truncated()
+	case auditartifact.FieldCreatedAt:
+		return m.CreatedAt()
+	case auditartifact.FieldLastSeenAt:
+		return m.LastSeenAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditArtifactMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditartifact.FieldSha256:
+		return m.OldSha256(ctx)
+	case auditartifact.FieldContentType:
+		return m.OldContentType(ctx)
+	case auditartifact.FieldSizeBytes:
+		return m.OldSizeBytes(ctx)
+	case auditartifact.FieldData:
+		return m.OldData(ctx)
+	case auditartifact.FieldTruncated:
+		return m.OldTruncated(ctx)
+	case auditartifact.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case auditartifact.FieldLastSeenAt:
+		return m.OldLastSeenAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditArtifact field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditArtifactMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditartifact.FieldSha256:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSha256(v)
+		return nil
+	case auditartifact.FieldContentType:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContentType(v)
+		return nil
+	case auditartifact.FieldSizeBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSizeBytes(v)
+		return nil
+	case auditartifact.FieldData:
+		v, ok := value.([]byte)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetData(v)
+		return nil
+	case auditartifact.FieldTruncated:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTruncated(v)
+		return nil
+	case auditartifact.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case auditartifact.FieldLastSeenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeenAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditArtifact field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditArtifactMutation) AddedFields() []string {
+	var fields []string
+	if m.addsize_bytes != nil {
+		fields = append(fields, auditartifact.FieldSizeBytes)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditArtifactMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case auditartifact.FieldSizeBytes:
+		return m.AddedSizeBytes()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditArtifactMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case auditartifact.FieldSizeBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSizeBytes(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditArtifact numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditArtifactMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(auditartifact.FieldData) {
+		fields = append(fields, auditartifact.FieldData)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditArtifactMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditArtifactMutation) ClearField(name string) error {
+	switch name {
+	case auditartifact.FieldData:
+		m.ClearData()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditArtifact nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditArtifactMutation) ResetField(name string) error {
+	switch name {
+	case auditartifact.FieldSha256:
+		m.ResetSha256()
+		return nil
+	case auditartifact.FieldContentType:
+		m.ResetContentType()
+		return nil
+	case auditartifact.FieldSizeBytes:
+		m.ResetSizeBytes()
+		return nil
+	case auditartifact.FieldData:
+		m.ResetData()
+		return nil
+	case auditartifact.FieldTruncated:
+		m.ResetTruncated()
+		return nil
+	case auditartifact.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case auditartifact.FieldLastSeenAt:
+		m.ResetLastSeenAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditArtifact field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditArtifactMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditArtifactMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditArtifactMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditArtifactMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditArtifactMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditArtifactMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditArtifactMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuditArtifact unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditArtifactMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuditArtifact edge %s", name)
+}
+
+// AuditRecordMutation represents an operation that mutates the AuditRecord nodes in the graph.
+type AuditRecordMutation struct {
+	config
+	op                      Op
+	typ                     string
+	id                      *int
+	request_id              *string
+	created_at              *time.Time
+	user_id                 *int64
+	adduser_id              *int64
+	username                *string
+	api_key_id              *int64
+	addapi_key_id           *int64
+	group_name              *string
+	surface                 *string
+	endpoint                *string
+	model                   *string
+	backend_id              *int64
+	addbackend_id           *int64
+	backend_ids             *[]int64
+	appendbackend_ids       []int64
+	status                  *string
+	status_code             *int
+	addstatus_code          *int
+	error                   *string
+	streaming               *bool
+	request_json            *string
+	prompt_text             *string
+	response_text           *string
+	reasoning               *string
+	tool_calls_json         *string
+	finish_reason           *string
+	structured_output_valid *bool
+	artifact_hashes         *[]string
+	appendartifact_hashes   []string
+	content_omitted         *bool
+	content_purged_at       *time.Time
+	prompt_tokens           *int64
+	addprompt_tokens        *int64
+	completion_tokens       *int64
+	addcompletion_tokens    *int64
+	tokens_estimated        *bool
+	queue_wait_ms           *int64
+	addqueue_wait_ms        *int64
+	ttft_ms                 *int64
+	addttft_ms              *int64
+	total_ms                *int64
+	addtotal_ms             *int64
+	client_ip               *string
+	user_agent              *string
+	replica_id              *string
+	stored_at               *time.Time
+	clearedFields           map[string]struct{}
+	done                    bool
+	oldValue                func(context.Context) (*AuditRecord, error)
+	predicates              []predicate.AuditRecord
+}
+
+var _ ent.Mutation = (*AuditRecordMutation)(nil)
+
+// auditrecordOption allows management of the mutation configuration using functional options.
+type auditrecordOption func(*AuditRecordMutation)
+
+// newAuditRecordMutation creates new mutation for the AuditRecord entity.
+func newAuditRecordMutation(c config, op Op, opts ...auditrecordOption) *AuditRecordMutation {
+	m := &AuditRecordMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAuditRecord,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAuditRecordID sets the ID field of the mutation.
+func withAuditRecordID(id int) auditrecordOption {
+	return func(m *AuditRecordMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *AuditRecord
+		)
+		m.oldValue = func(ctx context.Context) (*AuditRecord, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().AuditRecord.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAuditRecord sets the old AuditRecord of the mutation.
+func withAuditRecord(node *AuditRecord) auditrecordOption {
+	return func(m *AuditRecordMutation) {
+		m.oldValue = func(context.Context) (*AuditRecord, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AuditRecordMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AuditRecordMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AuditRecordMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AuditRecordMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().AuditRecord.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *AuditRecordMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *AuditRecordMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldRequestID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *AuditRecordMutation) ResetRequestID() {
+	m.request_id = nil
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *AuditRecordMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *AuditRecordMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *AuditRecordMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *AuditRecordMutation) SetUserID(i int64) {
+	m.user_id = &i
+	m.adduser_id = nil
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *AuditRecordMutation) UserID() (r int64, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldUserID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// AddUserID adds i to the "user_id" field.
+func (m *AuditRecordMutation) AddUserID(i int64) {
+	if m.adduser_id != nil {
+		*m.adduser_id += i
+	} else {
+		m.adduser_id = &i
+	}
+}
+
+// AddedUserID returns the value that was added to the "user_id" field in this mutation.
+func (m *AuditRecordMutation) AddedUserID() (r int64, exists bool) {
+	v := m.adduser_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *AuditRecordMutation) ResetUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+}
+
+// SetUsername sets the "username" field.
+func (m *AuditRecordMutation) SetUsername(s string) {
+	m.username = &s
+}
+
+// Username returns the value of the "username" field in the mutation.
+func (m *AuditRecordMutation) Username() (r string, exists bool) {
+	v := m.username
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsername returns the old "username" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldUsername(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsername is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsername requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsername: %w", err)
+	}
+	return oldValue.Username, nil
+}
+
+// ResetUsername resets all changes to the "username" field.
+func (m *AuditRecordMutation) ResetUsername() {
+	m.username = nil
+}
+
+// SetAPIKeyID sets the "api_key_id" field.
+func (m *AuditRecordMutation) SetAPIKeyID(i int64) {
+	m.api_key_id = &i
+	m.addapi_key_id = nil
+}
+
+// APIKeyID returns the value of the "api_key_id" field in the mutation.
+func (m *AuditRecordMutation) APIKeyID() (r int64, exists bool) {
+	v := m.api_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAPIKeyID returns the old "api_key_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldAPIKeyID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAPIKeyID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAPIKeyID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAPIKeyID: %w", err)
+	}
+	return oldValue.APIKeyID, nil
+}
+
+// AddAPIKeyID adds i to the "api_key_id" field.
+func (m *AuditRecordMutation) AddAPIKeyID(i int64) {
+	if m.addapi_key_id != nil {
+		*m.addapi_key_id += i
+	} else {
+		m.addapi_key_id = &i
+	}
+}
+
+// AddedAPIKeyID returns the value that was added to the "api_key_id" field in this mutation.
+func (m *AuditRecordMutation) AddedAPIKeyID() (r int64, exists bool) {
+	v := m.addapi_key_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAPIKeyID resets all changes to the "api_key_id" field.
+func (m *AuditRecordMutation) ResetAPIKeyID() {
+	m.api_key_id = nil
+	m.addapi_key_id = nil
+}
+
+// SetGroupName sets the "group_name" field.
+func (m *AuditRecordMutation) SetGroupName(s string) {
+	m.group_name = &s
+}
+
+// GroupName returns the value of the "group_name" field in the mutation.
+func (m *AuditRecordMutation) GroupName() (r string, exists bool) {
+	v := m.group_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupName returns the old "group_name" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldGroupName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupName: %w", err)
+	}
+	return oldValue.GroupName, nil
+}
+
+// ResetGroupName resets all changes to the "group_name" field.
+func (m *AuditRecordMutation) ResetGroupName() {
+	m.group_name = nil
+}
+
+// SetSurface sets the "surface" field.
+func (m *AuditRecordMutation) SetSurface(s string) {
+	m.surface = &s
+}
+
+// Surface returns the value of the "surface" field in the mutation.
+func (m *AuditRecordMutation) Surface() (r string, exists bool) {
+	v := m.surface
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSurface returns the old "surface" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldSurface(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSurface is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSurface requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSurface: %w", err)
+	}
+	return oldValue.Surface, nil
+}
+
+// ResetSurface resets all changes to the "surface" field.
+func (m *AuditRecordMutation) ResetSurface() {
+	m.surface = nil
+}
+
+// SetEndpoint sets the "endpoint" field.
+func (m *AuditRecordMutation) SetEndpoint(s string) {
+	m.endpoint = &s
+}
+
+// Endpoint returns the value of the "endpoint" field in the mutation.
+func (m *AuditRecordMutation) Endpoint() (r string, exists bool) {
+	v := m.endpoint
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndpoint returns the old "endpoint" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldEndpoint(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndpoint is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndpoint requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndpoint: %w", err)
+	}
+	return oldValue.Endpoint, nil
+}
+
+// ResetEndpoint resets all changes to the "endpoint" field.
+func (m *AuditRecordMutation) ResetEndpoint() {
+	m.endpoint = nil
+}
+
+// SetModel sets the "model" field.
+func (m *AuditRecordMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *AuditRecordMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *AuditRecordMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetBackendID sets the "backend_id" field.
+func (m *AuditRecordMutation) SetBackendID(i int64) {
+	m.backend_id = &i
+	m.addbackend_id = nil
+}
+
+// BackendID returns the value of the "backend_id" field in the mutation.
+func (m *AuditRecordMutation) BackendID() (r int64, exists bool) {
+	v := m.backend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendID returns the old "backend_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldBackendID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendID: %w", err)
+	}
+	return oldValue.BackendID, nil
+}
+
+// AddBackendID adds i to the "backend_id" field.
+func (m *AuditRecordMutation) AddBackendID(i int64) {
+	if m.addbackend_id != nil {
+		*m.addbackend_id += i
+	} else {
+		m.addbackend_id = &i
+	}
+}
+
+// AddedBackendID returns the value that was added to the "backend_id" field in this mutation.
+func (m *AuditRecordMutation) AddedBackendID() (r int64, exists bool) {
+	v := m.addbackend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBackendID resets all changes to the "backend_id" field.
+func (m *AuditRecordMutation) ResetBackendID() {
+	m.backend_id = nil
+	m.addbackend_id = nil
+}
+
+// SetBackendIds sets the "backend_ids" field.
+func (m *AuditRecordMutation) SetBackendIds(i []int64) {
+	m.backend_ids = &i
+	m.appendbackend_ids = nil
+}
+
+// BackendIds returns the value of the "backend_ids" field in the mutation.
+func (m *AuditRecordMutation) BackendIds() (r []int64, exists bool) {
+	v := m.backend_ids
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendIds returns the old "backend_ids" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldBackendIds(ctx context.Context) (v []int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendIds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendIds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendIds: %w", err)
+	}
+	return oldValue.BackendIds, nil
+}
+
+// AppendBackendIds adds i to the "backend_ids" field.
+func (m *AuditRecordMutation) AppendBackendIds(i []int64) {
+	m.appendbackend_ids = append(m.appendbackend_ids, i...)
+}
+
+// AppendedBackendIds returns the list of values that were appended to the "backend_ids" field in this mutation.
+func (m *AuditRecordMutation) AppendedBackendIds() ([]int64, bool) {
+	if len(m.appendbackend_ids) == 0 {
+		return nil, false
+	}
+	return m.appendbackend_ids, true
+}
+
+// ClearBackendIds clears the value of the "backend_ids" field.
+func (m *AuditRecordMutation) ClearBackendIds() {
+	m.backend_ids = nil
+	m.appendbackend_ids = nil
+	m.clearedFields[auditrecord.FieldBackendIds] = struct{}{}
+}
+
+// BackendIdsCleared returns if the "backend_ids" field was cleared in this mutation.
+func (m *AuditRecordMutation) BackendIdsCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldBackendIds]
+	return ok
+}
+
+// ResetBackendIds resets all changes to the "backend_ids" field.
+func (m *AuditRecordMutation) ResetBackendIds() {
+	m.backend_ids = nil
+	m.appendbackend_ids = nil
+	delete(m.clearedFields, auditrecord.FieldBackendIds)
+}
+
+// SetStatus sets the "status" field.
+func (m *AuditRecordMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *AuditRecordMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *AuditRecordMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetStatusCode sets the "status_code" field.
+func (m *AuditRecordMutation) SetStatusCode(i int) {
+	m.status_code = &i
+	m.addstatus_code = nil
+}
+
+// StatusCode returns the value of the "status_code" field in the mutation.
+func (m *AuditRecordMutation) StatusCode() (r int, exists bool) {
+	v := m.status_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatusCode returns the old "status_code" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldStatusCode(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatusCode is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatusCode requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatusCode: %w", err)
+	}
+	return oldValue.StatusCode, nil
+}
+
+// AddStatusCode adds i to the "status_code" field.
+func (m *AuditRecordMutation) AddStatusCode(i int) {
+	if m.addstatus_code != nil {
+		*m.addstatus_code += i
+	} else {
+		m.addstatus_code = &i
+	}
+}
+
+// AddedStatusCode returns the value that was added to the "status_code" field in this mutation.
+func (m *AuditRecordMutation) AddedStatusCode() (r int, exists bool) {
+	v := m.addstatus_code
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetStatusCode resets all changes to the "status_code" field.
+func (m *AuditRecordMutation) ResetStatusCode() {
+	m.status_code = nil
+	m.addstatus_code = nil
+}
+
+// SetError sets the "error" field.
+func (m *AuditRecordMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *AuditRecordMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *AuditRecordMutation) ResetError() {
+	m.error = nil
+}
+
+// SetStreaming sets the "streaming" field.
+func (m *AuditRecordMutation) SetStreaming(b bool) {
+	m.streaming = &b
+}
+
+// Streaming returns the value of the "streaming" field in the mutation.
+func (m *AuditRecordMutation) Streaming() (r bool, exists bool) {
+	v := m.streaming
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStreaming returns the old "streaming" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldStreaming(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStreaming is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStreaming requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStreaming: %w", err)
+	}
+	return oldValue.Streaming, nil
+}
+
+// ResetStreaming resets all changes to the "streaming" field.
+func (m *AuditRecordMutation) ResetStreaming() {
+	m.streaming = nil
+}
+
+// SetRequestJSON sets the "request_json" field.
+func (m *AuditRecordMutation) SetRequestJSON(s string) {
+	m.request_json = &s
+}
+
+// RequestJSON returns the value of the "request_json" field in the mutation.
+func (m *AuditRecordMutation) RequestJSON() (r string, exists bool) {
+	v := m.request_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestJSON returns the old "request_json" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldRequestJSON(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestJSON: %w", err)
+	}
+	return oldValue.RequestJSON, nil
+}
+
+// ClearRequestJSON clears the value of the "request_json" field.
+func (m *AuditRecordMutation) ClearRequestJSON() {
+	m.request_json = nil
+	m.clearedFields[auditrecord.FieldRequestJSON] = struct{}{}
+}
+
+// RequestJSONCleared returns if the "request_json" field was cleared in this mutation.
+func (m *AuditRecordMutation) RequestJSONCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldRequestJSON]
+	return ok
+}
+
+// ResetRequestJSON resets all changes to the "request_json" field.
+func (m *AuditRecordMutation) ResetRequestJSON() {
+	m.request_json = nil
+	delete(m.clearedFields, auditrecord.FieldRequestJSON)
+}
+
+// SetPromptText sets the "prompt_text" field.
+func (m *AuditRecordMutation) SetPromptText(s string) {
+	m.prompt_text = &s
+}
+
+// PromptText returns the value of the "prompt_text" field in the mutation.
+func (m *AuditRecordMutation) PromptText() (r string, exists bool) {
+	v := m.prompt_text
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPromptText returns the old "prompt_text" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldPromptText(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPromptText is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPromptText requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPromptText: %w", err)
+	}
+	return oldValue.PromptText, nil
+}
+
+// ClearPromptText clears the value of the "prompt_text" field.
+func (m *AuditRecordMutation) ClearPromptText() {
+	m.prompt_text = nil
+	m.clearedFields[auditrecord.FieldPromptText] = struct{}{}
+}
+
+// PromptTextCleared returns if the "prompt_text" field was cleared in this mutation.
+func (m *AuditRecordMutation) PromptTextCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldPromptText]
+	return ok
+}
+
+// ResetPromptText resets all changes to the "prompt_text" field.
+func (m *AuditRecordMutation) ResetPromptText() {
+	m.prompt_text = nil
+	delete(m.clearedFields, auditrecord.FieldPromptText)
+}
+
+// SetResponseText sets the "response_text" field.
+func (m *AuditRecordMutation) SetResponseText(s string) {
+	m.response_text = &s
+}
+
+// ResponseText returns the value of the "response_text" field in the mutation.
+func (m *AuditRecordMutation) ResponseText() (r string, exists bool) {
+	v := m.response_text
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseText returns the old "response_text" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldResponseText(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseText is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseText requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseText: %w", err)
+	}
+	return oldValue.ResponseText, nil
+}
+
+// ClearResponseText clears the value of the "response_text" field.
+func (m *AuditRecordMutation) ClearResponseText() {
+	m.response_text = nil
+	m.clearedFields[auditrecord.FieldResponseText] = struct{}{}
+}
+
+// ResponseTextCleared returns if the "response_text" field was cleared in this mutation.
+func (m *AuditRecordMutation) ResponseTextCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldResponseText]
+	return ok
+}
+
+// ResetResponseText resets all changes to the "response_text" field.
+func (m *AuditRecordMutation) ResetResponseText() {
+	m.response_text = nil
+	delete(m.clearedFields, auditrecord.FieldResponseText)
+}
+
+// SetReasoning sets the "reasoning" field.
+func (m *AuditRecordMutation) SetReasoning(s string) {
+	m.reasoning = &s
+}
+
+// Reasoning returns the value of the "reasoning" field in the mutation.
+func (m *AuditRecordMutation) Reasoning() (r string, exists bool) {
+	v := m.reasoning
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReasoning returns the old "reasoning" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldReasoning(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReasoning is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReasoning requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReasoning: %w", err)
+	}
+	return oldValue.Reasoning, nil
+}
+
+// ClearReasoning clears the value of the "reasoning" field.
+func (m *AuditRecordMutation) ClearReasoning() {
+	m.reasoning = nil
+	m.clearedFields[auditrecord.FieldReasoning] = struct{}{}
+}
+
+// ReasoningCleared returns if the "reasoning" field was cleared in this mutation.
+func (m *AuditRecordMutation) ReasoningCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldReasoning]
+	return ok
+}
+
+// ResetReasoning resets all changes to the "reasoning" field.
+func (m *AuditRecordMutation) ResetReasoning() {
+	m.reasoning = nil
+	delete(m.clearedFields, auditrecord.FieldReasoning)
+}
+
+// SetToolCallsJSON sets the "tool_calls_json" field.
+func (m *AuditRecordMutation) SetToolCallsJSON(s string) {
+	m.tool_calls_json = &s
+}
+
+// ToolCallsJSON returns the value of the "tool_calls_json" field in the mutation.
+func (m *AuditRecordMutation) ToolCallsJSON() (r string, exists bool) {
+	v := m.tool_calls_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldToolCallsJSON returns the old "tool_calls_json" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldToolCallsJSON(ctx context.Context) (v *string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldToolCallsJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldToolCallsJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldToolCallsJSON: %w", err)
+	}
+	return oldValue.ToolCallsJSON, nil
+}
+
+// ClearToolCallsJSON clears the value of the "tool_calls_json" field.
+func (m *AuditRecordMutation) ClearToolCallsJSON() {
+	m.tool_calls_json = nil
+	m.clearedFields[auditrecord.FieldToolCallsJSON] = struct{}{}
+}
+
+// ToolCallsJSONCleared returns if the "tool_calls_json" field was cleared in this mutation.
+func (m *AuditRecordMutation) ToolCallsJSONCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldToolCallsJSON]
+	return ok
+}
+
+// ResetToolCallsJSON resets all changes to the "tool_calls_json" field.
+func (m *AuditRecordMutation) ResetToolCallsJSON() {
+	m.tool_calls_json = nil
+	delete(m.clearedFields, auditrecord.FieldToolCallsJSON)
+}
+
+// SetFinishReason sets the "finish_reason" field.
+func (m *AuditRecordMutation) SetFinishReason(s string) {
+	m.finish_reason = &s
+}
+
+// FinishReason returns the value of the "finish_reason" field in the mutation.
+func (m *AuditRecordMutation) FinishReason() (r string, exists bool) {
+	v := m.finish_reason
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishReason returns the old "finish_reason" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldFinishReason(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishReason is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishReason requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishReason: %w", err)
+	}
+	return oldValue.FinishReason, nil
+}
+
+// ResetFinishReason resets all changes to the "finish_reason" field.
+func (m *AuditRecordMutation) ResetFinishReason() {
+	m.finish_reason = nil
+}
+
+// SetStructuredOutputValid sets the "structured_output_valid" field.
+func (m *AuditRecordMutation) SetStructuredOutputValid(b bool) {
+	m.structured_output_valid = &b
+}
+
+// StructuredOutputValid returns the value of the "structured_output_valid" field in the mutation.
+func (m *AuditRecordMutation) StructuredOutputValid() (r bool, exists bool) {
+	v := m.structured_output_valid
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStructuredOutputValid returns the old "structured_output_valid" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldStructuredOutputValid(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStructuredOutputValid is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStructuredOutputValid requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStructuredOutputValid: %w", err)
+	}
+	return oldValue.StructuredOutputValid, nil
+}
+
+// ClearStructuredOutputValid clears the value of the "structured_output_valid" field.
+func (m *AuditRecordMutation) ClearStructuredOutputValid() {
+	m.structured_output_valid = nil
+	m.clearedFields[auditrecord.FieldStructuredOutputValid] = struct{}{}
+}
+
+// StructuredOutputValidCleared returns if the "structured_output_valid" field was cleared in this mutation.
+func (m *AuditRecordMutation) StructuredOutputValidCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldStructuredOutputValid]
+	return ok
+}
+
+// ResetStructuredOutputValid resets all changes to the "structured_output_valid" field.
+func (m *AuditRecordMutation) ResetStructuredOutputValid() {
+	m.structured_output_valid = nil
+	delete(m.clearedFields, auditrecord.FieldStructuredOutputValid)
+}
+
+// SetArtifactHashes sets the "artifact_hashes" field.
+func (m *AuditRecordMutation) SetArtifactHashes(s []string) {
+	m.artifact_hashes = &s
+	m.appendartifact_hashes = nil
+}
+
+// ArtifactHashes returns the value of the "artifact_hashes" field in the mutation.
+func (m *AuditRecordMutation) ArtifactHashes() (r []string, exists bool) {
+	v := m.artifact_hashes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldArtifactHashes returns the old "artifact_hashes" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldArtifactHashes(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldArtifactHashes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldArtifactHashes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldArtifactHashes: %w", err)
+	}
+	return oldValue.ArtifactHashes, nil
+}
+
+// AppendArtifactHashes adds s to the "artifact_hashes" field.
+func (m *AuditRecordMutation) AppendArtifactHashes(s []string) {
+	m.appendartifact_hashes = append(m.appendartifact_hashes, s...)
+}
+
+// AppendedArtifactHashes returns the list of values that were appended to the "artifact_hashes" field in this mutation.
+func (m *AuditRecordMutation) AppendedArtifactHashes() ([]string, bool) {
+	if len(m.appendartifact_hashes) == 0 {
+		return nil, false
+	}
+	return m.appendartifact_hashes, true
+}
+
+// ClearArtifactHashes clears the value of the "artifact_hashes" field.
+func (m *AuditRecordMutation) ClearArtifactHashes() {
+	m.artifact_hashes = nil
+	m.appendartifact_hashes = nil
+	m.clearedFields[auditrecord.FieldArtifactHashes] = struct{}{}
+}
+
+// ArtifactHashesCleared returns if the "artifact_hashes" field was cleared in this mutation.
+func (m *AuditRecordMutation) ArtifactHashesCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldArtifactHashes]
+	return ok
+}
+
+// ResetArtifactHashes resets all changes to the "artifact_hashes" field.
+func (m *AuditRecordMutation) ResetArtifactHashes() {
+	m.artifact_hashes = nil
+	m.appendartifact_hashes = nil
+	delete(m.clearedFields, auditrecord.FieldArtifactHashes)
+}
+
+// SetContentOmitted sets the "content_omitted" field.
+func (m *AuditRecordMutation) SetContentOmitted(b bool) {
+	m.content_omitted = &b
+}
+
+// ContentOmitted returns the value of the "content_omitted" field in the mutation.
+func (m *AuditRecordMutation) ContentOmitted() (r bool, exists bool) {
+	v := m.content_omitted
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContentOmitted returns the old "content_omitted" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldContentOmitted(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContentOmitted is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContentOmitted requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContentOmitted: %w", err)
+	}
+	return oldValue.ContentOmitted, nil
+}
+
+// ResetContentOmitted resets all changes to the "content_omitted" field.
+func (m *AuditRecordMutation) ResetContentOmitted() {
+	m.content_omitted = nil
+}
+
+// SetContentPurgedAt sets the "content_purged_at" field.
+func (m *AuditRecordMutation) SetContentPurgedAt(t time.Time) {
+	m.content_purged_at = &t
+}
+
+// ContentPurgedAt returns the value of the "content_purged_at" field in the mutation.
+func (m *AuditRecordMutation) ContentPurgedAt() (r time.Time, exists bool) {
+	v := m.content_purged_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContentPurgedAt returns the old "content_purged_at" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldContentPurgedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContentPurgedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContentPurgedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContentPurgedAt: %w", err)
+	}
+	return oldValue.ContentPurgedAt, nil
+}
+
+// ClearContentPurgedAt clears the value of the "content_purged_at" field.
+func (m *AuditRecordMutation) ClearContentPurgedAt() {
+	m.content_purged_at = nil
+	m.clearedFields[auditrecord.FieldContentPurgedAt] = struct{}{}
+}
+
+// ContentPurgedAtCleared returns if the "content_purged_at" field was cleared in this mutation.
+func (m *AuditRecordMutation) ContentPurgedAtCleared() bool {
+	_, ok := m.clearedFields[auditrecord.FieldContentPurgedAt]
+	return ok
+}
+
+// ResetContentPurgedAt resets all changes to the "content_purged_at" field.
+func (m *AuditRecordMutation) ResetContentPurgedAt() {
+	m.content_purged_at = nil
+	delete(m.clearedFields, auditrecord.FieldContentPurgedAt)
+}
+
+// SetPromptTokens sets the "prompt_tokens" field.
+func (m *AuditRecordMutation) SetPromptTokens(i int64) {
+	m.prompt_tokens = &i
+	m.addprompt_tokens = nil
+}
+
+// PromptTokens returns the value of the "prompt_tokens" field in the mutation.
+func (m *AuditRecordMutation) PromptTokens() (r int64, exists bool) {
+	v := m.prompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPromptTokens returns the old "prompt_tokens" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldPromptTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPromptTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPromptTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPromptTokens: %w", err)
+	}
+	return oldValue.PromptTokens, nil
+}
+
+// AddPromptTokens adds i to the "prompt_tokens" field.
+func (m *AuditRecordMutation) AddPromptTokens(i int64) {
+	if m.addprompt_tokens != nil {
+		*m.addprompt_tokens += i
+	} else {
+		m.addprompt_tokens = &i
+	}
+}
+
+// AddedPromptTokens returns the value that was added to the "prompt_tokens" field in this mutation.
+func (m *AuditRecordMutation) AddedPromptTokens() (r int64, exists bool) {
+	v := m.addprompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPromptTokens resets all changes to the "prompt_tokens" field.
+func (m *AuditRecordMutation) ResetPromptTokens() {
+	m.prompt_tokens = nil
+	m.addprompt_tokens = nil
+}
+
+// SetCompletionTokens sets the "completion_tokens" field.
+func (m *AuditRecordMutation) SetCompletionTokens(i int64) {
+	m.completion_tokens = &i
+	m.addcompletion_tokens = nil
+}
+
+// CompletionTokens returns the value of the "completion_tokens" field in the mutation.
+func (m *AuditRecordMutation) CompletionTokens() (r int64, exists bool) {
+	v := m.completion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompletionTokens returns the old "completion_tokens" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldCompletionTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompletionTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompletionTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompletionTokens: %w", err)
+	}
+	return oldValue.CompletionTokens, nil
+}
+
+// AddCompletionTokens adds i to the "completion_tokens" field.
+func (m *AuditRecordMutation) AddCompletionTokens(i int64) {
+	if m.addcompletion_tokens != nil {
+		*m.addcompletion_tokens += i
+	} else {
+		m.addcompletion_tokens = &i
+	}
+}
+
+// AddedCompletionTokens returns the value that was added to the "completion_tokens" field in this mutation.
+func (m *AuditRecordMutation) AddedCompletionTokens() (r int64, exists bool) {
+	v := m.addcompletion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCompletionTokens resets all changes to the "completion_tokens" field.
+func (m *AuditRecordMutation) ResetCompletionTokens() {
+	m.completion_tokens = nil
+	m.addcompletion_tokens = nil
+}
+
+// SetTokensEstimated sets the "tokens_estimated" field.
+func (m *AuditRecordMutation) SetTokensEstimated(b bool) {
+	m.tokens_estimated = &b
+}
+
+// TokensEstimated returns the value of the "tokens_estimated" field in the mutation.
+func (m *AuditRecordMutation) TokensEstimated() (r bool, exists bool) {
+	v := m.tokens_estimated
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTokensEstimated returns the old "tokens_estimated" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldTokensEstimated(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTokensEstimated is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTokensEstimated requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTokensEstimated: %w", err)
+	}
+	return oldValue.TokensEstimated, nil
+}
+
+// ResetTokensEstimated resets all changes to the "tokens_estimated" field.
+func (m *AuditRecordMutation) ResetTokensEstimated() {
+	m.tokens_estimated = nil
+}
+
+// SetQueueWaitMs sets the "queue_wait_ms" field.
+func (m *AuditRecordMutation) SetQueueWaitMs(i int64) {
+	m.queue_wait_ms = &i
+	m.addqueue_wait_ms = nil
+}
+
+// QueueWaitMs returns the value of the "queue_wait_ms" field in the mutation.
+func (m *AuditRecordMutation) QueueWaitMs() (r int64, exists bool) {
+	v := m.queue_wait_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQueueWaitMs returns the old "queue_wait_ms" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldQueueWaitMs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQueueWaitMs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQueueWaitMs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQueueWaitMs: %w", err)
+	}
+	return oldValue.QueueWaitMs, nil
+}
+
+// AddQueueWaitMs adds i to the "queue_wait_ms" field.
+func (m *AuditRecordMutation) AddQueueWaitMs(i int64) {
+	if m.addqueue_wait_ms != nil {
+		*m.addqueue_wait_ms += i
+	} else {
+		m.addqueue_wait_ms = &i
+	}
+}
+
+// AddedQueueWaitMs returns the value that was added to the "queue_wait_ms" field in this mutation.
+func (m *AuditRecordMutation) AddedQueueWaitMs() (r int64, exists bool) {
+	v := m.addqueue_wait_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetQueueWaitMs resets all changes to the "queue_wait_ms" field.
+func (m *AuditRecordMutation) ResetQueueWaitMs() {
+	m.queue_wait_ms = nil
+	m.addqueue_wait_ms = nil
+}
+
+// SetTtftMs sets the "ttft_ms" field.
+func (m *AuditRecordMutation) SetTtftMs(i int64) {
+	m.ttft_ms = &i
+	m.addttft_ms = nil
+}
+
+// TtftMs returns the value of the "ttft_ms" field in the mutation.
+func (m *AuditRecordMutation) TtftMs() (r int64, exists bool) {
+	v := m.ttft_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTtftMs returns the old "ttft_ms" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldTtftMs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTtftMs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTtftMs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTtftMs: %w", err)
+	}
+	return oldValue.TtftMs, nil
+}
+
+// AddTtftMs adds i to the "ttft_ms" field.
+func (m *AuditRecordMutation) AddTtftMs(i int64) {
+	if m.addttft_ms != nil {
+		*m.addttft_ms += i
+	} else {
+		m.addttft_ms = &i
+	}
+}
+
+// AddedTtftMs returns the value that was added to the "ttft_ms" field in this mutation.
+func (m *AuditRecordMutation) AddedTtftMs() (r int64, exists bool) {
+	v := m.addttft_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTtftMs resets all changes to the "ttft_ms" field.
+func (m *AuditRecordMutation) ResetTtftMs() {
+	m.ttft_ms = nil
+	m.addttft_ms = nil
+}
+
+// SetTotalMs sets the "total_ms" field.
+func (m *AuditRecordMutation) SetTotalMs(i int64) {
+	m.total_ms = &i
+	m.addtotal_ms = nil
+}
+
+// TotalMs returns the value of the "total_ms" field in the mutation.
+func (m *AuditRecordMutation) TotalMs() (r int64, exists bool) {
+	v := m.total_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotalMs returns the old "total_ms" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldTotalMs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotalMs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotalMs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotalMs: %w", err)
+	}
+	return oldValue.TotalMs, nil
+}
+
+// AddTotalMs adds i to the "total_ms" field.
+func (m *AuditRecordMutation) AddTotalMs(i int64) {
+	if m.addtotal_ms != nil {
+		*m.addtotal_ms += i
+	} else {
+		m.addtotal_ms = &i
+	}
+}
+
+// AddedTotalMs returns the value that was added to the "total_ms" field in this mutation.
+func (m *AuditRecordMutation) AddedTotalMs() (r int64, exists bool) {
+	v := m.addtotal_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotalMs resets all changes to the "total_ms" field.
+func (m *AuditRecordMutation) ResetTotalMs() {
+	m.total_ms = nil
+	m.addtotal_ms = nil
+}
+
+// SetClientIP sets the "client_ip" field.
+func (m *AuditRecordMutation) SetClientIP(s string) {
+	m.client_ip = &s
+}
+
+// ClientIP returns the value of the "client_ip" field in the mutation.
+func (m *AuditRecordMutation) ClientIP() (r string, exists bool) {
+	v := m.client_ip
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClientIP returns the old "client_ip" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldClientIP(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClientIP is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClientIP requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClientIP: %w", err)
+	}
+	return oldValue.ClientIP, nil
+}
+
+// ResetClientIP resets all changes to the "client_ip" field.
+func (m *AuditRecordMutation) ResetClientIP() {
+	m.client_ip = nil
+}
+
+// SetUserAgent sets the "user_agent" field.
+func (m *AuditRecordMutation) SetUserAgent(s string) {
+	m.user_agent = &s
+}
+
+// UserAgent returns the value of the "user_agent" field in the mutation.
+func (m *AuditRecordMutation) UserAgent() (r string, exists bool) {
+	v := m.user_agent
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserAgent returns the old "user_agent" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldUserAgent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserAgent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserAgent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserAgent: %w", err)
+	}
+	return oldValue.UserAgent, nil
+}
+
+// ResetUserAgent resets all changes to the "user_agent" field.
+func (m *AuditRecordMutation) ResetUserAgent() {
+	m.user_agent = nil
+}
+
+// SetReplicaID sets the "replica_id" field.
+func (m *AuditRecordMutation) SetReplicaID(s string) {
+	m.replica_id = &s
+}
+
+// ReplicaID returns the value of the "replica_id" field in the mutation.
+func (m *AuditRecordMutation) ReplicaID() (r string, exists bool) {
+	v := m.replica_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReplicaID returns the old "replica_id" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldReplicaID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReplicaID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReplicaID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReplicaID: %w", err)
+	}
+	return oldValue.ReplicaID, nil
+}
+
+// ResetReplicaID resets all changes to the "replica_id" field.
+func (m *AuditRecordMutation) ResetReplicaID() {
+	m.replica_id = nil
+}
+
+// SetStoredAt sets the "stored_at" field.
+func (m *AuditRecordMutation) SetStoredAt(t time.Time) {
+	m.stored_at = &t
+}
+
+// StoredAt returns the value of the "stored_at" field in the mutation.
+func (m *AuditRecordMutation) StoredAt() (r time.Time, exists bool) {
+	v := m.stored_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStoredAt returns the old "stored_at" field's value of the AuditRecord entity.
+// If the AuditRecord object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AuditRecordMutation) OldStoredAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStoredAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStoredAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStoredAt: %w", err)
+	}
+	return oldValue.StoredAt, nil
+}
+
+// ResetStoredAt resets all changes to the "stored_at" field.
+func (m *AuditRecordMutation) ResetStoredAt() {
+	m.stored_at = nil
+}
+
+// Where appends a list predicates to the AuditRecordMutation builder.
+func (m *AuditRecordMutation) Where(ps ...predicate.AuditRecord) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AuditRecordMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AuditRecordMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.AuditRecord, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AuditRecordMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AuditRecordMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (AuditRecord).
+func (m *AuditRecordMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AuditRecordMutation) Fields() []string {
+	fields := make([]string, 0, 35)
+	if m.request_id != nil {
+		fields = append(fields, auditrecord.FieldRequestID)
+	}
+	if m.created_at != nil {
+		fields = append(fields, auditrecord.FieldCreatedAt)
+	}
+	if m.user_id != nil {
+		fields = append(fields, auditrecord.FieldUserID)
+	}
+	if m.username != nil {
+		fields = append(fields, auditrecord.FieldUsername)
+	}
+	if m.api_key_id != nil {
+		fields = append(fields, auditrecord.FieldAPIKeyID)
+	}
+	if m.group_name != nil {
+		fields = append(fields, auditrecord.FieldGroupName)
+	}
+	if m.surface != nil {
+		fields = append(fields, auditrecord.FieldSurface)
+	}
+	if m.endpoint != nil {
+		fields = append(fields, auditrecord.FieldEndpoint)
+	}
+	if m.model != nil {
+		fields = append(fields, auditrecord.FieldModel)
+	}
+	if m.backend_id != nil {
+		fields = append(fields, auditrecord.FieldBackendID)
+	}
+	if m.backend_ids != nil {
+		fields = append(fields, auditrecord.FieldBackendIds)
+	}
+	if m.status != nil {
+		fields = append(fields, auditrecord.FieldStatus)
+	}
+	if m.status_code != nil {
+		fields = append(fields, auditrecord.FieldStatusCode)
+	}
+	if m.error != nil {
+		fields = append(fields, auditrecord.FieldError)
+	}
+	if m.streaming != nil {
+		fields = append(fields, auditrecord.FieldStreaming)
+	}
+	if m.request_json != nil {
+		fields = append(fields, auditrecord.FieldRequestJSON)
+	}
+	if m.prompt_text != nil {
+		fields = append(fields, auditrecord.FieldPromptText)
+	}
+	if m.response_text != nil {
+		fields = append(fields, auditrecord.FieldResponseText)
+	}
+	if m.reasoning != nil {
+		fields = append(fields, auditrecord.FieldReasoning)
+	}
+	if m.tool_calls_json != nil {
+		fields = append(fields, auditrecord.FieldToolCallsJSON)
+	}
+	if m.finish_reason != nil {
+		fields = append(fields, auditrecord.FieldFinishReason)
+	}
+	if m.structured_output_valid != nil {
+		fields = append(fields, auditrecord.FieldStructuredOutputValid)
+	}
+	if m.artifact_hashes != nil {
+		fields = append(fields, auditrecord.FieldArtifactHashes)
+	}
+	if m.content_omitted != nil {
+		fields = append(fields, auditrecord.FieldContentOmitted)
+	}
+	if m.content_purged_at != nil {
+		fields = append(fields, auditrecord.FieldContentPurgedAt)
+	}
+	if m.prompt_tokens != nil {
+		fields = append(fields, auditrecord.FieldPromptTokens)
+	}
+	if m.completion_tokens != nil {
+		fields = append(fields, auditrecord.FieldCompletionTokens)
+	}
+	if m.tokens_estimated != nil {
+		fields = append(fields, auditrecord.FieldTokensEstimated)
+	}
+	if m.queue_wait_ms != nil {
+		fields = append(fields, auditrecord.FieldQueueWaitMs)
+	}
+	if m.ttft_ms != nil {
+		fields = append(fields, auditrecord.FieldTtftMs)
+	}
+	if m.total_ms != nil {
+		fields = append(fields, auditrecord.FieldTotalMs)
+	}
+	if m.client_ip != nil {
+		fields = append(fields, auditrecord.FieldClientIP)
+	}
+	if m.user_agent != nil {
+		fields = append(fields, auditrecord.FieldUserAgent)
+	}
+	if m.replica_id != nil {
+		fields = append(fields, auditrecord.FieldReplicaID)
+	}
+	if m.stored_at != nil {
+		fields = append(fields, auditrecord.FieldStoredAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AuditRecordMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case auditrecord.FieldRequestID:
+		return m.RequestID()
+	case auditrecord.FieldCreatedAt:
+		return m.CreatedAt()
+	case auditrecord.FieldUserID:
+		return m.UserID()
+	case auditrecord.FieldUsername:
+		return m.Username()
+	case auditrecord.FieldAPIKeyID:
+		return m.APIKeyID()
+	case auditrecord.FieldGroupName:
+		return m.GroupName()
+	case auditrecord.FieldSurface:
+		return m.Surface()
+	case auditrecord.FieldEndpoint:
+		return m.Endpoint()
+	case auditrecord.FieldModel:
+		return m.Model()
+	case auditrecord.FieldBackendID:
+		return m.BackendID()
+	case auditrecord.FieldBackendIds:
+		return m.BackendIds()
+	case auditrecord.FieldStatus:
+		return m.Status()
+	case auditrecord.FieldStatusCode:
+		return m.StatusCode()
+	case auditrecord.FieldError:
+		return m.Error()
+	case auditrecord.FieldStreaming:
+		return m.Streaming()
+	case auditrecord.FieldRequestJSON:
+		return m.RequestJSON()
+	case auditrecord.FieldPromptText:
+		return m.PromptText()
+	case auditrecord.FieldResponseText:
+		return m.ResponseText()
+	case auditrecord.FieldReasoning:
+		return m.Reasoning()
+	case auditrecord.FieldToolCallsJSON:
+		return m.ToolCallsJSON()
+	case auditrecord.FieldFinishReason:
+		return m.FinishReason()
+	case auditrecord.FieldStructuredOutputValid:
+		return m.StructuredOutputValid()
+	case auditrecord.FieldArtifactHashes:
+		return m.ArtifactHashes()
+	case auditrecord.FieldContentOmitted:
+		return m.ContentOmitted()
+	case auditrecord.FieldContentPurgedAt:
+		return m.ContentPurgedAt()
+	case auditrecord.FieldPromptTokens:
+		return m.PromptTokens()
+	case auditrecord.FieldCompletionTokens:
+		return m.CompletionTokens()
+	case auditrecord.FieldTokensEstimated:
+		return m.TokensEstimated()
+	case auditrecord.FieldQueueWaitMs:
+		return m.QueueWaitMs()
+	case auditrecord.FieldTtftMs:
+		return m.TtftMs()
+	case auditrecord.FieldTotalMs:
+		return m.TotalMs()
+	case auditrecord.FieldClientIP:
+		return m.ClientIP()
+	case auditrecord.FieldUserAgent:
+		return m.UserAgent()
+	case auditrecord.FieldReplicaID:
+		return m.ReplicaID()
+	case auditrecord.FieldStoredAt:
+		return m.StoredAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AuditRecordMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case auditrecord.FieldRequestID:
+		return m.OldRequestID(ctx)
+	case auditrecord.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case auditrecord.FieldUserID:
+		return m.OldUserID(ctx)
+	case auditrecord.FieldUsername:
+		return m.OldUsername(ctx)
+	case auditrecord.FieldAPIKeyID:
+		return m.OldAPIKeyID(ctx)
+	case auditrecord.FieldGroupName:
+		return m.OldGroupName(ctx)
+	case auditrecord.FieldSurface:
+		return m.OldSurface(ctx)
+	case auditrecord.FieldEndpoint:
+		return m.OldEndpoint(ctx)
+	case auditrecord.FieldModel:
+		return m.OldModel(ctx)
+	case auditrecord.FieldBackendID:
+		return m.OldBackendID(ctx)
+	case auditrecord.FieldBackendIds:
+		return m.OldBackendIds(ctx)
+	case auditrecord.FieldStatus:
+		return m.OldStatus(ctx)
+	case auditrecord.FieldStatusCode:
+		return m.OldStatusCode(ctx)
+	case auditrecord.FieldError:
+		return m.OldError(ctx)
+	case auditrecord.FieldStreaming:
+		return m.OldStreaming(ctx)
+	case auditrecord.FieldRequestJSON:
+		return m.OldRequestJSON(ctx)
+	case auditrecord.FieldPromptText:
+		return m.OldPromptText(ctx)
+	case auditrecord.FieldResponseText:
+		return m.OldResponseText(ctx)
+	case auditrecord.FieldReasoning:
+		return m.OldReasoning(ctx)
+	case auditrecord.FieldToolCallsJSON:
+		return m.OldToolCallsJSON(ctx)
+	case auditrecord.FieldFinishReason:
+		return m.OldFinishReason(ctx)
+	case auditrecord.FieldStructuredOutputValid:
+		return m.OldStructuredOutputValid(ctx)
+	case auditrecord.FieldArtifactHashes:
+		return m.OldArtifactHashes(ctx)
+	case auditrecord.FieldContentOmitted:
+		return m.OldContentOmitted(ctx)
+	case auditrecord.FieldContentPurgedAt:
+		return m.OldContentPurgedAt(ctx)
+	case auditrecord.FieldPromptTokens:
+		return m.OldPromptTokens(ctx)
+	case auditrecord.FieldCompletionTokens:
+		return m.OldCompletionTokens(ctx)
+	case auditrecord.FieldTokensEstimated:
+		return m.OldTokensEstimated(ctx)
+	case auditrecord.FieldQueueWaitMs:
+		return m.OldQueueWaitMs(ctx)
+	case auditrecord.FieldTtftMs:
+		return m.OldTtftMs(ctx)
+	case auditrecord.FieldTotalMs:
+		return m.OldTotalMs(ctx)
+	case auditrecord.FieldClientIP:
+		return m.OldClientIP(ctx)
+	case auditrecord.FieldUserAgent:
+		return m.OldUserAgent(ctx)
+	case auditrecord.FieldReplicaID:
+		return m.OldReplicaID(ctx)
+	case auditrecord.FieldStoredAt:
+		return m.OldStoredAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditRecordMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case auditrecord.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	case auditrecord.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case auditrecord.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case auditrecord.FieldUsername:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsername(v)
+		return nil
+	case auditrecord.FieldAPIKeyID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAPIKeyID(v)
+		return nil
+	case auditrecord.FieldGroupName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupName(v)
+		return nil
+	case auditrecord.FieldSurface:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSurface(v)
+		return nil
+	case auditrecord.FieldEndpoint:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndpoint(v)
+		return nil
+	case auditrecord.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case auditrecord.FieldBackendID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendID(v)
+		return nil
+	case auditrecord.FieldBackendIds:
+		v, ok := value.([]int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendIds(v)
+		return nil
+	case auditrecord.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case auditrecord.FieldStatusCode:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatusCode(v)
+		return nil
+	case auditrecord.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case auditrecord.FieldStreaming:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStreaming(v)
+		return nil
+	case auditrecord.FieldRequestJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestJSON(v)
+		return nil
+	case auditrecord.FieldPromptText:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPromptText(v)
+		return nil
+	case auditrecord.FieldResponseText:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseText(v)
+		return nil
+	case auditrecord.FieldReasoning:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReasoning(v)
+		return nil
+	case auditrecord.FieldToolCallsJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetToolCallsJSON(v)
+		return nil
+	case auditrecord.FieldFinishReason:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishReason(v)
+		return nil
+	case auditrecord.FieldStructuredOutputValid:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStructuredOutputValid(v)
+		return nil
+	case auditrecord.FieldArtifactHashes:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetArtifactHashes(v)
+		return nil
+	case auditrecord.FieldContentOmitted:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContentOmitted(v)
+		return nil
+	case auditrecord.FieldContentPurgedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContentPurgedAt(v)
+		return nil
+	case auditrecord.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPromptTokens(v)
+		return nil
+	case auditrecord.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompletionTokens(v)
+		return nil
+	case auditrecord.FieldTokensEstimated:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTokensEstimated(v)
+		return nil
+	case auditrecord.FieldQueueWaitMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQueueWaitMs(v)
+		return nil
+	case auditrecord.FieldTtftMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTtftMs(v)
+		return nil
+	case auditrecord.FieldTotalMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotalMs(v)
+		return nil
+	case auditrecord.FieldClientIP:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClientIP(v)
+		return nil
+	case auditrecord.FieldUserAgent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserAgent(v)
+		return nil
+	case auditrecord.FieldReplicaID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReplicaID(v)
+		return nil
+	case auditrecord.FieldStoredAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStoredAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AuditRecordMutation) AddedFields() []string {
+	var fields []string
+	if m.adduser_id != nil {
+		fields = append(fields, auditrecord.FieldUserID)
+	}
+	if m.addapi_key_id != nil {
+		fields = append(fields, auditrecord.FieldAPIKeyID)
+	}
+	if m.addbackend_id != nil {
+		fields = append(fields, auditrecord.FieldBackendID)
+	}
+	if m.addstatus_code != nil {
+		fields = append(fields, auditrecord.FieldStatusCode)
+	}
+	if m.addprompt_tokens != nil {
+		fields = append(fields, auditrecord.FieldPromptTokens)
+	}
+	if m.addcompletion_tokens != nil {
+		fields = append(fields, auditrecord.FieldCompletionTokens)
+	}
+	if m.addqueue_wait_ms != nil {
+		fields = append(fields, auditrecord.FieldQueueWaitMs)
+	}
+	if m.addttft_ms != nil {
+		fields = append(fields, auditrecord.FieldTtftMs)
+	}
+	if m.addtotal_ms != nil {
+		fields = append(fields, auditrecord.FieldTotalMs)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AuditRecordMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case auditrecord.FieldUserID:
+		return m.AddedUserID()
+	case auditrecord.FieldAPIKeyID:
+		return m.AddedAPIKeyID()
+	case auditrecord.FieldBackendID:
+		return m.AddedBackendID()
+	case auditrecord.FieldStatusCode:
+		return m.AddedStatusCode()
+	case auditrecord.FieldPromptTokens:
+		return m.AddedPromptTokens()
+	case auditrecord.FieldCompletionTokens:
+		return m.AddedCompletionTokens()
+	case auditrecord.FieldQueueWaitMs:
+		return m.AddedQueueWaitMs()
+	case auditrecord.FieldTtftMs:
+		return m.AddedTtftMs()
+	case auditrecord.FieldTotalMs:
+		return m.AddedTotalMs()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AuditRecordMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case auditrecord.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUserID(v)
+		return nil
+	case auditrecord.FieldAPIKeyID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAPIKeyID(v)
+		return nil
+	case auditrecord.FieldBackendID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBackendID(v)
+		return nil
+	case auditrecord.FieldStatusCode:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddStatusCode(v)
+		return nil
+	case auditrecord.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPromptTokens(v)
+		return nil
+	case auditrecord.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCompletionTokens(v)
+		return nil
+	case auditrecord.FieldQueueWaitMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddQueueWaitMs(v)
+		return nil
+	case auditrecord.FieldTtftMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTtftMs(v)
+		return nil
+	case auditrecord.FieldTotalMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotalMs(v)
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AuditRecordMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(auditrecord.FieldBackendIds) {
+		fields = append(fields, auditrecord.FieldBackendIds)
+	}
+	if m.FieldCleared(auditrecord.FieldRequestJSON) {
+		fields = append(fields, auditrecord.FieldRequestJSON)
+	}
+	if m.FieldCleared(auditrecord.FieldPromptText) {
+		fields = append(fields, auditrecord.FieldPromptText)
+	}
+	if m.FieldCleared(auditrecord.FieldResponseText) {
+		fields = append(fields, auditrecord.FieldResponseText)
+	}
+	if m.FieldCleared(auditrecord.FieldReasoning) {
+		fields = append(fields, auditrecord.FieldReasoning)
+	}
+	if m.FieldCleared(auditrecord.FieldToolCallsJSON) {
+		fields = append(fields, auditrecord.FieldToolCallsJSON)
+	}
+	if m.FieldCleared(auditrecord.FieldStructuredOutputValid) {
+		fields = append(fields, auditrecord.FieldStructuredOutputValid)
+	}
+	if m.FieldCleared(auditrecord.FieldArtifactHashes) {
+		fields = append(fields, auditrecord.FieldArtifactHashes)
+	}
+	if m.FieldCleared(auditrecord.FieldContentPurgedAt) {
+		fields = append(fields, auditrecord.FieldContentPurgedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AuditRecordMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AuditRecordMutation) ClearField(name string) error {
+	switch name {
+	case auditrecord.FieldBackendIds:
+		m.ClearBackendIds()
+		return nil
+	case auditrecord.FieldRequestJSON:
+		m.ClearRequestJSON()
+		return nil
+	case auditrecord.FieldPromptText:
+		m.ClearPromptText()
+		return nil
+	case auditrecord.FieldResponseText:
+		m.ClearResponseText()
+		return nil
+	case auditrecord.FieldReasoning:
+		m.ClearReasoning()
+		return nil
+	case auditrecord.FieldToolCallsJSON:
+		m.ClearToolCallsJSON()
+		return nil
+	case auditrecord.FieldStructuredOutputValid:
+		m.ClearStructuredOutputValid()
+		return nil
+	case auditrecord.FieldArtifactHashes:
+		m.ClearArtifactHashes()
+		return nil
+	case auditrecord.FieldContentPurgedAt:
+		m.ClearContentPurgedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AuditRecordMutation) ResetField(name string) error {
+	switch name {
+	case auditrecord.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	case auditrecord.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case auditrecord.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case auditrecord.FieldUsername:
+		m.ResetUsername()
+		return nil
+	case auditrecord.FieldAPIKeyID:
+		m.ResetAPIKeyID()
+		return nil
+	case auditrecord.FieldGroupName:
+		m.ResetGroupName()
+		return nil
+	case auditrecord.FieldSurface:
+		m.ResetSurface()
+		return nil
+	case auditrecord.FieldEndpoint:
+		m.ResetEndpoint()
+		return nil
+	case auditrecord.FieldModel:
+		m.ResetModel()
+		return nil
+	case auditrecord.FieldBackendID:
+		m.ResetBackendID()
+		return nil
+	case auditrecord.FieldBackendIds:
+		m.ResetBackendIds()
+		return nil
+	case auditrecord.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case auditrecord.FieldStatusCode:
+		m.ResetStatusCode()
+		return nil
+	case auditrecord.FieldError:
+		m.ResetError()
+		return nil
+	case auditrecord.FieldStreaming:
+		m.ResetStreaming()
+		return nil
+	case auditrecord.FieldRequestJSON:
+		m.ResetRequestJSON()
+		return nil
+	case auditrecord.FieldPromptText:
+		m.ResetPromptText()
+		return nil
+	case auditrecord.FieldResponseText:
+		m.ResetResponseText()
+		return nil
+	case auditrecord.FieldReasoning:
+		m.ResetReasoning()
+		return nil
+	case auditrecord.FieldToolCallsJSON:
+		m.ResetToolCallsJSON()
+		return nil
+	case auditrecord.FieldFinishReason:
+		m.ResetFinishReason()
+		return nil
+	case auditrecord.FieldStructuredOutputValid:
+		m.ResetStructuredOutputValid()
+		return nil
+	case auditrecord.FieldArtifactHashes:
+		m.ResetArtifactHashes()
+		return nil
+	case auditrecord.FieldContentOmitted:
+		m.ResetContentOmitted()
+		return nil
+	case auditrecord.FieldContentPurgedAt:
+		m.ResetContentPurgedAt()
+		return nil
+	case auditrecord.FieldPromptTokens:
+		m.ResetPromptTokens()
+		return nil
+	case auditrecord.FieldCompletionTokens:
+		m.ResetCompletionTokens()
+		return nil
+	case auditrecord.FieldTokensEstimated:
+		m.ResetTokensEstimated()
+		return nil
+	case auditrecord.FieldQueueWaitMs:
+		m.ResetQueueWaitMs()
+		return nil
+	case auditrecord.FieldTtftMs:
+		m.ResetTtftMs()
+		return nil
+	case auditrecord.FieldTotalMs:
+		m.ResetTotalMs()
+		return nil
+	case auditrecord.FieldClientIP:
+		m.ResetClientIP()
+		return nil
+	case auditrecord.FieldUserAgent:
+		m.ResetUserAgent()
+		return nil
+	case auditrecord.FieldReplicaID:
+		m.ResetReplicaID()
+		return nil
+	case auditrecord.FieldStoredAt:
+		m.ResetStoredAt()
+		return nil
+	}
+	return fmt.Errorf("unknown AuditRecord field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AuditRecordMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AuditRecordMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AuditRecordMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AuditRecordMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AuditRecordMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AuditRecordMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AuditRecordMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown AuditRecord unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AuditRecordMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown AuditRecord edge %s", name)
 }
 
 // BackendMutation represents an operation that mutates the Backend nodes in the graph.
@@ -3954,6 +8227,8 @@ type GroupMutation struct {
 	addapi_key_expiry_days *int
 	max_api_keys           *int
 	addmax_api_keys        *int
+	audit_prompts          *bool
+	audit_responses        *bool
 	clearedFields          map[string]struct{}
 	users                  map[int]struct{}
 	removedusers           map[int]struct{}
@@ -4593,6 +8868,78 @@ func (m *GroupMutation) ResetMaxAPIKeys() {
 	m.addmax_api_keys = nil
 }
 
+// SetAuditPrompts sets the "audit_prompts" field.
+func (m *GroupMutation) SetAuditPrompts(b bool) {
+	m.audit_prompts = &b
+}
+
+// AuditPrompts returns the value of the "audit_prompts" field in the mutation.
+func (m *GroupMutation) AuditPrompts() (r bool, exists bool) {
+	v := m.audit_prompts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuditPrompts returns the old "audit_prompts" field's value of the Group entity.
+// If the Group object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *GroupMutation) OldAuditPrompts(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuditPrompts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuditPrompts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuditPrompts: %w", err)
+	}
+	return oldValue.AuditPrompts, nil
+}
+
+// ResetAuditPrompts resets all changes to the "audit_prompts" field.
+func (m *GroupMutation) ResetAuditPrompts() {
+	m.audit_prompts = nil
+}
+
+// SetAuditResponses sets the "audit_responses" field.
+func (m *GroupMutation) SetAuditResponses(b bool) {
+	m.audit_responses = &b
+}
+
+// AuditResponses returns the value of the "audit_responses" field in the mutation.
+func (m *GroupMutation) AuditResponses() (r bool, exists bool) {
+	v := m.audit_responses
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAuditResponses returns the old "audit_responses" field's value of the Group entity.
+// If the Group object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *GroupMutation) OldAuditResponses(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAuditResponses is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAuditResponses requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAuditResponses: %w", err)
+	}
+	return oldValue.AuditResponses, nil
+}
+
+// ResetAuditResponses resets all changes to the "audit_responses" field.
+func (m *GroupMutation) ResetAuditResponses() {
+	m.audit_responses = nil
+}
+
 // AddUserIDs adds the "users" edge to the User entity by ids.
 func (m *GroupMutation) AddUserIDs(ids ...int) {
 	if m.users == nil {
@@ -4681,7 +9028,7 @@ func (m *GroupMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *GroupMutation) Fields() []string {
-	fields := make([]string, 0, 12)
+	fields := make([]string, 0, 14)
 	if m.created_at != nil {
 		fields = append(fields, group.FieldCreatedAt)
 	}
@@ -4718,6 +9065,12 @@ func (m *GroupMutation) Fields() []string {
 	if m.max_api_keys != nil {
 		fields = append(fields, group.FieldMaxAPIKeys)
 	}
+	if m.audit_prompts != nil {
+		fields = append(fields, group.FieldAuditPrompts)
+	}
+	if m.audit_responses != nil {
+		fields = append(fields, group.FieldAuditResponses)
+	}
 	return fields
 }
 
@@ -4750,6 +9103,10 @@ func (m *GroupMutation) Field(name string) (ent.Value, bool) {
 		return m.APIKeyExpiryDays()
 	case group.FieldMaxAPIKeys:
 		return m.MaxAPIKeys()
+	case group.FieldAuditPrompts:
+		return m.AuditPrompts()
+	case group.FieldAuditResponses:
+		return m.AuditResponses()
 	}
 	return nil, false
 }
@@ -4783,6 +9140,10 @@ func (m *GroupMutation) OldField(ctx context.Context, name string) (ent.Value, e
 		return m.OldAPIKeyExpiryDays(ctx)
 	case group.FieldMaxAPIKeys:
 		return m.OldMaxAPIKeys(ctx)
+	case group.FieldAuditPrompts:
+		return m.OldAuditPrompts(ctx)
+	case group.FieldAuditResponses:
+		return m.OldAuditResponses(ctx)
 	}
 	return nil, fmt.Errorf("unknown Group field %s", name)
 }
@@ -4875,6 +9236,20 @@ func (m *GroupMutation) SetField(name string, value ent.Value) error {
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetMaxAPIKeys(v)
+		return nil
+	case group.FieldAuditPrompts:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuditPrompts(v)
+		return nil
+	case group.FieldAuditResponses:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAuditResponses(v)
 		return nil
 	}
 	return fmt.Errorf("unknown Group field %s", name)
@@ -5023,6 +9398,12 @@ func (m *GroupMutation) ResetField(name string) error {
 		return nil
 	case group.FieldMaxAPIKeys:
 		m.ResetMaxAPIKeys()
+		return nil
+	case group.FieldAuditPrompts:
+		m.ResetAuditPrompts()
+		return nil
+	case group.FieldAuditResponses:
+		m.ResetAuditResponses()
 		return nil
 	}
 	return fmt.Errorf("unknown Group field %s", name)

@@ -5,7 +5,10 @@ package ent
 import (
 	"time"
 
+	"github.com/mindrouter/mindrouter/ent/adminaction"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/auditartifact"
+	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
@@ -118,6 +121,224 @@ func init() {
 	apikey.DefaultServiceName = apikeyDescServiceName.Default.(string)
 	// apikey.ServiceNameValidator is a validator for the "service_name" field. It is called by the builders before save.
 	apikey.ServiceNameValidator = apikeyDescServiceName.Validators[0].(func(string) error)
+	adminactionFields := schema.AdminAction{}.Fields()
+	_ = adminactionFields
+	// adminactionDescActorUserID is the schema descriptor for actor_user_id field.
+	adminactionDescActorUserID := adminactionFields[1].Descriptor()
+	// adminaction.DefaultActorUserID holds the default value on creation for the actor_user_id field.
+	adminaction.DefaultActorUserID = adminactionDescActorUserID.Default.(int64)
+	// adminactionDescActor is the schema descriptor for actor field.
+	adminactionDescActor := adminactionFields[2].Descriptor()
+	// adminaction.DefaultActor holds the default value on creation for the actor field.
+	adminaction.DefaultActor = adminactionDescActor.Default.(string)
+	// adminaction.ActorValidator is a validator for the "actor" field. It is called by the builders before save.
+	adminaction.ActorValidator = adminactionDescActor.Validators[0].(func(string) error)
+	// adminactionDescAction is the schema descriptor for action field.
+	adminactionDescAction := adminactionFields[3].Descriptor()
+	// adminaction.ActionValidator is a validator for the "action" field. It is called by the builders before save.
+	adminaction.ActionValidator = func() func(string) error {
+		validators := adminactionDescAction.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(action string) error {
+			for _, fn := range fns {
+				if err := fn(action); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// adminactionDescEntityType is the schema descriptor for entity_type field.
+	adminactionDescEntityType := adminactionFields[4].Descriptor()
+	// adminaction.DefaultEntityType holds the default value on creation for the entity_type field.
+	adminaction.DefaultEntityType = adminactionDescEntityType.Default.(string)
+	// adminaction.EntityTypeValidator is a validator for the "entity_type" field. It is called by the builders before save.
+	adminaction.EntityTypeValidator = adminactionDescEntityType.Validators[0].(func(string) error)
+	// adminactionDescEntityID is the schema descriptor for entity_id field.
+	adminactionDescEntityID := adminactionFields[5].Descriptor()
+	// adminaction.DefaultEntityID holds the default value on creation for the entity_id field.
+	adminaction.DefaultEntityID = adminactionDescEntityID.Default.(string)
+	// adminaction.EntityIDValidator is a validator for the "entity_id" field. It is called by the builders before save.
+	adminaction.EntityIDValidator = adminactionDescEntityID.Validators[0].(func(string) error)
+	// adminactionDescClientIP is the schema descriptor for client_ip field.
+	adminactionDescClientIP := adminactionFields[8].Descriptor()
+	// adminaction.DefaultClientIP holds the default value on creation for the client_ip field.
+	adminaction.DefaultClientIP = adminactionDescClientIP.Default.(string)
+	// adminaction.ClientIPValidator is a validator for the "client_ip" field. It is called by the builders before save.
+	adminaction.ClientIPValidator = adminactionDescClientIP.Validators[0].(func(string) error)
+	// adminactionDescDetail is the schema descriptor for detail field.
+	adminactionDescDetail := adminactionFields[9].Descriptor()
+	// adminaction.DefaultDetail holds the default value on creation for the detail field.
+	adminaction.DefaultDetail = adminactionDescDetail.Default.(string)
+	auditartifactFields := schema.AuditArtifact{}.Fields()
+	_ = auditartifactFields
+	// auditartifactDescSha256 is the schema descriptor for sha256 field.
+	auditartifactDescSha256 := auditartifactFields[0].Descriptor()
+	// auditartifact.Sha256Validator is a validator for the "sha256" field. It is called by the builders before save.
+	auditartifact.Sha256Validator = func() func(string) error {
+		validators := auditartifactDescSha256.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(sha256 string) error {
+			for _, fn := range fns {
+				if err := fn(sha256); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// auditartifactDescContentType is the schema descriptor for content_type field.
+	auditartifactDescContentType := auditartifactFields[1].Descriptor()
+	// auditartifact.DefaultContentType holds the default value on creation for the content_type field.
+	auditartifact.DefaultContentType = auditartifactDescContentType.Default.(string)
+	// auditartifact.ContentTypeValidator is a validator for the "content_type" field. It is called by the builders before save.
+	auditartifact.ContentTypeValidator = auditartifactDescContentType.Validators[0].(func(string) error)
+	// auditartifactDescSizeBytes is the schema descriptor for size_bytes field.
+	auditartifactDescSizeBytes := auditartifactFields[2].Descriptor()
+	// auditartifact.DefaultSizeBytes holds the default value on creation for the size_bytes field.
+	auditartifact.DefaultSizeBytes = auditartifactDescSizeBytes.Default.(int64)
+	// auditartifactDescTruncated is the schema descriptor for truncated field.
+	auditartifactDescTruncated := auditartifactFields[4].Descriptor()
+	// auditartifact.DefaultTruncated holds the default value on creation for the truncated field.
+	auditartifact.DefaultTruncated = auditartifactDescTruncated.Default.(bool)
+	auditrecordFields := schema.AuditRecord{}.Fields()
+	_ = auditrecordFields
+	// auditrecordDescRequestID is the schema descriptor for request_id field.
+	auditrecordDescRequestID := auditrecordFields[0].Descriptor()
+	// auditrecord.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	auditrecord.RequestIDValidator = func() func(string) error {
+		validators := auditrecordDescRequestID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(request_id string) error {
+			for _, fn := range fns {
+				if err := fn(request_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// auditrecordDescUserID is the schema descriptor for user_id field.
+	auditrecordDescUserID := auditrecordFields[2].Descriptor()
+	// auditrecord.DefaultUserID holds the default value on creation for the user_id field.
+	auditrecord.DefaultUserID = auditrecordDescUserID.Default.(int64)
+	// auditrecordDescUsername is the schema descriptor for username field.
+	auditrecordDescUsername := auditrecordFields[3].Descriptor()
+	// auditrecord.DefaultUsername holds the default value on creation for the username field.
+	auditrecord.DefaultUsername = auditrecordDescUsername.Default.(string)
+	// auditrecord.UsernameValidator is a validator for the "username" field. It is called by the builders before save.
+	auditrecord.UsernameValidator = auditrecordDescUsername.Validators[0].(func(string) error)
+	// auditrecordDescAPIKeyID is the schema descriptor for api_key_id field.
+	auditrecordDescAPIKeyID := auditrecordFields[4].Descriptor()
+	// auditrecord.DefaultAPIKeyID holds the default value on creation for the api_key_id field.
+	auditrecord.DefaultAPIKeyID = auditrecordDescAPIKeyID.Default.(int64)
+	// auditrecordDescGroupName is the schema descriptor for group_name field.
+	auditrecordDescGroupName := auditrecordFields[5].Descriptor()
+	// auditrecord.DefaultGroupName holds the default value on creation for the group_name field.
+	auditrecord.DefaultGroupName = auditrecordDescGroupName.Default.(string)
+	// auditrecord.GroupNameValidator is a validator for the "group_name" field. It is called by the builders before save.
+	auditrecord.GroupNameValidator = auditrecordDescGroupName.Validators[0].(func(string) error)
+	// auditrecordDescSurface is the schema descriptor for surface field.
+	auditrecordDescSurface := auditrecordFields[6].Descriptor()
+	// auditrecord.DefaultSurface holds the default value on creation for the surface field.
+	auditrecord.DefaultSurface = auditrecordDescSurface.Default.(string)
+	// auditrecord.SurfaceValidator is a validator for the "surface" field. It is called by the builders before save.
+	auditrecord.SurfaceValidator = auditrecordDescSurface.Validators[0].(func(string) error)
+	// auditrecordDescEndpoint is the schema descriptor for endpoint field.
+	auditrecordDescEndpoint := auditrecordFields[7].Descriptor()
+	// auditrecord.DefaultEndpoint holds the default value on creation for the endpoint field.
+	auditrecord.DefaultEndpoint = auditrecordDescEndpoint.Default.(string)
+	// auditrecord.EndpointValidator is a validator for the "endpoint" field. It is called by the builders before save.
+	auditrecord.EndpointValidator = auditrecordDescEndpoint.Validators[0].(func(string) error)
+	// auditrecordDescModel is the schema descriptor for model field.
+	auditrecordDescModel := auditrecordFields[8].Descriptor()
+	// auditrecord.DefaultModel holds the default value on creation for the model field.
+	auditrecord.DefaultModel = auditrecordDescModel.Default.(string)
+	// auditrecord.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	auditrecord.ModelValidator = auditrecordDescModel.Validators[0].(func(string) error)
+	// auditrecordDescBackendID is the schema descriptor for backend_id field.
+	auditrecordDescBackendID := auditrecordFields[9].Descriptor()
+	// auditrecord.DefaultBackendID holds the default value on creation for the backend_id field.
+	auditrecord.DefaultBackendID = auditrecordDescBackendID.Default.(int64)
+	// auditrecordDescStatus is the schema descriptor for status field.
+	auditrecordDescStatus := auditrecordFields[11].Descriptor()
+	// auditrecord.DefaultStatus holds the default value on creation for the status field.
+	auditrecord.DefaultStatus = auditrecordDescStatus.Default.(string)
+	// auditrecord.StatusValidator is a validator for the "status" field. It is called by the builders before save.
+	auditrecord.StatusValidator = auditrecordDescStatus.Validators[0].(func(string) error)
+	// auditrecordDescStatusCode is the schema descriptor for status_code field.
+	auditrecordDescStatusCode := auditrecordFields[12].Descriptor()
+	// auditrecord.DefaultStatusCode holds the default value on creation for the status_code field.
+	auditrecord.DefaultStatusCode = auditrecordDescStatusCode.Default.(int)
+	// auditrecordDescError is the schema descriptor for error field.
+	auditrecordDescError := auditrecordFields[13].Descriptor()
+	// auditrecord.DefaultError holds the default value on creation for the error field.
+	auditrecord.DefaultError = auditrecordDescError.Default.(string)
+	// auditrecordDescStreaming is the schema descriptor for streaming field.
+	auditrecordDescStreaming := auditrecordFields[14].Descriptor()
+	// auditrecord.DefaultStreaming holds the default value on creation for the streaming field.
+	auditrecord.DefaultStreaming = auditrecordDescStreaming.Default.(bool)
+	// auditrecordDescFinishReason is the schema descriptor for finish_reason field.
+	auditrecordDescFinishReason := auditrecordFields[20].Descriptor()
+	// auditrecord.DefaultFinishReason holds the default value on creation for the finish_reason field.
+	auditrecord.DefaultFinishReason = auditrecordDescFinishReason.Default.(string)
+	// auditrecord.FinishReasonValidator is a validator for the "finish_reason" field. It is called by the builders before save.
+	auditrecord.FinishReasonValidator = auditrecordDescFinishReason.Validators[0].(func(string) error)
+	// auditrecordDescContentOmitted is the schema descriptor for content_omitted field.
+	auditrecordDescContentOmitted := auditrecordFields[23].Descriptor()
+	// auditrecord.DefaultContentOmitted holds the default value on creation for the content_omitted field.
+	auditrecord.DefaultContentOmitted = auditrecordDescContentOmitted.Default.(bool)
+	// auditrecordDescPromptTokens is the schema descriptor for prompt_tokens field.
+	auditrecordDescPromptTokens := auditrecordFields[25].Descriptor()
+	// auditrecord.DefaultPromptTokens holds the default value on creation for the prompt_tokens field.
+	auditrecord.DefaultPromptTokens = auditrecordDescPromptTokens.Default.(int64)
+	// auditrecordDescCompletionTokens is the schema descriptor for completion_tokens field.
+	auditrecordDescCompletionTokens := auditrecordFields[26].Descriptor()
+	// auditrecord.DefaultCompletionTokens holds the default value on creation for the completion_tokens field.
+	auditrecord.DefaultCompletionTokens = auditrecordDescCompletionTokens.Default.(int64)
+	// auditrecordDescTokensEstimated is the schema descriptor for tokens_estimated field.
+	auditrecordDescTokensEstimated := auditrecordFields[27].Descriptor()
+	// auditrecord.DefaultTokensEstimated holds the default value on creation for the tokens_estimated field.
+	auditrecord.DefaultTokensEstimated = auditrecordDescTokensEstimated.Default.(bool)
+	// auditrecordDescQueueWaitMs is the schema descriptor for queue_wait_ms field.
+	auditrecordDescQueueWaitMs := auditrecordFields[28].Descriptor()
+	// auditrecord.DefaultQueueWaitMs holds the default value on creation for the queue_wait_ms field.
+	auditrecord.DefaultQueueWaitMs = auditrecordDescQueueWaitMs.Default.(int64)
+	// auditrecordDescTtftMs is the schema descriptor for ttft_ms field.
+	auditrecordDescTtftMs := auditrecordFields[29].Descriptor()
+	// auditrecord.DefaultTtftMs holds the default value on creation for the ttft_ms field.
+	auditrecord.DefaultTtftMs = auditrecordDescTtftMs.Default.(int64)
+	// auditrecordDescTotalMs is the schema descriptor for total_ms field.
+	auditrecordDescTotalMs := auditrecordFields[30].Descriptor()
+	// auditrecord.DefaultTotalMs holds the default value on creation for the total_ms field.
+	auditrecord.DefaultTotalMs = auditrecordDescTotalMs.Default.(int64)
+	// auditrecordDescClientIP is the schema descriptor for client_ip field.
+	auditrecordDescClientIP := auditrecordFields[31].Descriptor()
+	// auditrecord.DefaultClientIP holds the default value on creation for the client_ip field.
+	auditrecord.DefaultClientIP = auditrecordDescClientIP.Default.(string)
+	// auditrecord.ClientIPValidator is a validator for the "client_ip" field. It is called by the builders before save.
+	auditrecord.ClientIPValidator = auditrecordDescClientIP.Validators[0].(func(string) error)
+	// auditrecordDescUserAgent is the schema descriptor for user_agent field.
+	auditrecordDescUserAgent := auditrecordFields[32].Descriptor()
+	// auditrecord.DefaultUserAgent holds the default value on creation for the user_agent field.
+	auditrecord.DefaultUserAgent = auditrecordDescUserAgent.Default.(string)
+	// auditrecord.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
+	auditrecord.UserAgentValidator = auditrecordDescUserAgent.Validators[0].(func(string) error)
+	// auditrecordDescReplicaID is the schema descriptor for replica_id field.
+	auditrecordDescReplicaID := auditrecordFields[33].Descriptor()
+	// auditrecord.DefaultReplicaID holds the default value on creation for the replica_id field.
+	auditrecord.DefaultReplicaID = auditrecordDescReplicaID.Default.(string)
+	// auditrecord.ReplicaIDValidator is a validator for the "replica_id" field. It is called by the builders before save.
+	auditrecord.ReplicaIDValidator = auditrecordDescReplicaID.Validators[0].(func(string) error)
 	backendMixin := schema.Backend{}.Mixin()
 	backendMixinFields0 := backendMixin[0].Fields()
 	_ = backendMixinFields0
@@ -349,6 +570,14 @@ func init() {
 	group.DefaultMaxAPIKeys = groupDescMaxAPIKeys.Default.(int)
 	// group.MaxAPIKeysValidator is a validator for the "max_api_keys" field. It is called by the builders before save.
 	group.MaxAPIKeysValidator = groupDescMaxAPIKeys.Validators[0].(func(int) error)
+	// groupDescAuditPrompts is the schema descriptor for audit_prompts field.
+	groupDescAuditPrompts := groupFields[10].Descriptor()
+	// group.DefaultAuditPrompts holds the default value on creation for the audit_prompts field.
+	group.DefaultAuditPrompts = groupDescAuditPrompts.Default.(bool)
+	// groupDescAuditResponses is the schema descriptor for audit_responses field.
+	groupDescAuditResponses := groupFields[11].Descriptor()
+	// group.DefaultAuditResponses holds the default value on creation for the audit_responses field.
+	group.DefaultAuditResponses = groupDescAuditResponses.Default.(bool)
 	modelMixin := schema.Model{}.Mixin()
 	modelMixinFields0 := modelMixin[0].Fields()
 	_ = modelMixinFields0

@@ -16,6 +16,12 @@ type Tx struct {
 	config
 	// APIKey is the client for interacting with the APIKey builders.
 	APIKey *APIKeyClient
+	// AdminAction is the client for interacting with the AdminAction builders.
+	AdminAction *AdminActionClient
+	// AuditArtifact is the client for interacting with the AuditArtifact builders.
+	AuditArtifact *AuditArtifactClient
+	// AuditRecord is the client for interacting with the AuditRecord builders.
+	AuditRecord *AuditRecordClient
 	// Backend is the client for interacting with the Backend builders.
 	Backend *BackendClient
 	// GPUDevice is the client for interacting with the GPUDevice builders.
@@ -168,6 +174,9 @@ func (tx *Tx) Client() *Client {
 
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
+	tx.AdminAction = NewAdminActionClient(tx.config)
+	tx.AuditArtifact = NewAuditArtifactClient(tx.config)
+	tx.AuditRecord = NewAuditRecordClient(tx.config)
 	tx.Backend = NewBackendClient(tx.config)
 	tx.GPUDevice = NewGPUDeviceClient(tx.config)
 	tx.Group = NewGroupClient(tx.config)

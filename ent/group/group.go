@@ -38,6 +38,10 @@ const (
 	FieldAPIKeyExpiryDays = "api_key_expiry_days"
 	// FieldMaxAPIKeys holds the string denoting the max_api_keys field in the database.
 	FieldMaxAPIKeys = "max_api_keys"
+	// FieldAuditPrompts holds the string denoting the audit_prompts field in the database.
+	FieldAuditPrompts = "audit_prompts"
+	// FieldAuditResponses holds the string denoting the audit_responses field in the database.
+	FieldAuditResponses = "audit_responses"
 	// EdgeUsers holds the string denoting the users edge name in mutations.
 	EdgeUsers = "users"
 	// Table holds the table name of the group in the database.
@@ -66,6 +70,8 @@ var Columns = []string{
 	FieldIsAuditor,
 	FieldAPIKeyExpiryDays,
 	FieldMaxAPIKeys,
+	FieldAuditPrompts,
+	FieldAuditResponses,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -119,6 +125,10 @@ var (
 	DefaultMaxAPIKeys int
 	// MaxAPIKeysValidator is a validator for the "max_api_keys" field. It is called by the builders before save.
 	MaxAPIKeysValidator func(int) error
+	// DefaultAuditPrompts holds the default value on creation for the "audit_prompts" field.
+	DefaultAuditPrompts bool
+	// DefaultAuditResponses holds the default value on creation for the "audit_responses" field.
+	DefaultAuditResponses bool
 )
 
 // OrderOption defines the ordering options for the Group queries.
@@ -187,6 +197,16 @@ func ByAPIKeyExpiryDays(opts ...sql.OrderTermOption) OrderOption {
 // ByMaxAPIKeys orders the results by the max_api_keys field.
 func ByMaxAPIKeys(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldMaxAPIKeys, opts...).ToFunc()
+}
+
+// ByAuditPrompts orders the results by the audit_prompts field.
+func ByAuditPrompts(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAuditPrompts, opts...).ToFunc()
+}
+
+// ByAuditResponses orders the results by the audit_responses field.
+func ByAuditResponses(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldAuditResponses, opts...).ToFunc()
 }
 
 // ByUsersCount orders the results by users count.

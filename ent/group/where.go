@@ -115,6 +115,16 @@ func MaxAPIKeys(v int) predicate.Group {
 	return predicate.Group(sql.FieldEQ(FieldMaxAPIKeys, v))
 }
 
+// AuditPrompts applies equality check predicate on the "audit_prompts" field. It's identical to AuditPromptsEQ.
+func AuditPrompts(v bool) predicate.Group {
+	return predicate.Group(sql.FieldEQ(FieldAuditPrompts, v))
+}
+
+// AuditResponses applies equality check predicate on the "audit_responses" field. It's identical to AuditResponsesEQ.
+func AuditResponses(v bool) predicate.Group {
+	return predicate.Group(sql.FieldEQ(FieldAuditResponses, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.Group {
 	return predicate.Group(sql.FieldEQ(FieldCreatedAt, v))
@@ -608,6 +618,26 @@ func MaxAPIKeysLT(v int) predicate.Group {
 // MaxAPIKeysLTE applies the LTE predicate on the "max_api_keys" field.
 func MaxAPIKeysLTE(v int) predicate.Group {
 	return predicate.Group(sql.FieldLTE(FieldMaxAPIKeys, v))
+}
+
+// AuditPromptsEQ applies the EQ predicate on the "audit_prompts" field.
+func AuditPromptsEQ(v bool) predicate.Group {
+	return predicate.Group(sql.FieldEQ(FieldAuditPrompts, v))
+}
+
+// AuditPromptsNEQ applies the NEQ predicate on the "audit_prompts" field.
+func AuditPromptsNEQ(v bool) predicate.Group {
+	return predicate.Group(sql.FieldNEQ(FieldAuditPrompts, v))
+}
+
+// AuditResponsesEQ applies the EQ predicate on the "audit_responses" field.
+func AuditResponsesEQ(v bool) predicate.Group {
+	return predicate.Group(sql.FieldEQ(FieldAuditResponses, v))
+}
+
+// AuditResponsesNEQ applies the NEQ predicate on the "audit_responses" field.
+func AuditResponsesNEQ(v bool) predicate.Group {
+	return predicate.Group(sql.FieldNEQ(FieldAuditResponses, v))
 }
 
 // HasUsers applies the HasEdge predicate on the "users" edge.

@@ -21,6 +21,42 @@ func (f APIKeyFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, erro
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.APIKeyMutation", m)
 }
 
+// The AdminActionFunc type is an adapter to allow the use of ordinary
+// function as AdminAction mutator.
+type AdminActionFunc func(context.Context, *ent.AdminActionMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AdminActionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AdminActionMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AdminActionMutation", m)
+}
+
+// The AuditArtifactFunc type is an adapter to allow the use of ordinary
+// function as AuditArtifact mutator.
+type AuditArtifactFunc func(context.Context, *ent.AuditArtifactMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuditArtifactFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuditArtifactMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditArtifactMutation", m)
+}
+
+// The AuditRecordFunc type is an adapter to allow the use of ordinary
+// function as AuditRecord mutator.
+type AuditRecordFunc func(context.Context, *ent.AuditRecordMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AuditRecordFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AuditRecordMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AuditRecordMutation", m)
+}
+
 // The BackendFunc type is an adapter to allow the use of ordinary
 // function as Backend mutator.
 type BackendFunc func(context.Context, *ent.BackendMutation) (ent.Value, error)

@@ -54,6 +54,144 @@ var (
 			},
 		},
 	}
+	// AdminActionsColumns holds the columns for the "admin_actions" table.
+	AdminActionsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "actor_user_id", Type: field.TypeInt64, Default: 0},
+		{Name: "actor", Type: field.TypeString, Size: 150, Default: ""},
+		{Name: "action", Type: field.TypeString, Size: 64},
+		{Name: "entity_type", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "entity_id", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "before_json", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "after_json", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "client_ip", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "detail", Type: field.TypeString, Size: 2147483647, Default: ""},
+	}
+	// AdminActionsTable holds the schema information for the "admin_actions" table.
+	AdminActionsTable = &schema.Table{
+		Name:       "admin_actions",
+		Columns:    AdminActionsColumns,
+		PrimaryKey: []*schema.Column{AdminActionsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "adminaction_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AdminActionsColumns[1]},
+			},
+			{
+				Name:    "adminaction_actor_user_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AdminActionsColumns[2], AdminActionsColumns[1]},
+			},
+			{
+				Name:    "adminaction_action_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AdminActionsColumns[4], AdminActionsColumns[1]},
+			},
+		},
+	}
+	// AuditArtifactsColumns holds the columns for the "audit_artifacts" table.
+	AuditArtifactsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "sha256", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "content_type", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "size_bytes", Type: field.TypeInt64, Default: 0},
+		{Name: "data", Type: field.TypeBytes, Nullable: true, SchemaType: map[string]string{"mysql": "longblob"}},
+		{Name: "truncated", Type: field.TypeBool, Default: false},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_seen_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// AuditArtifactsTable holds the schema information for the "audit_artifacts" table.
+	AuditArtifactsTable = &schema.Table{
+		Name:       "audit_artifacts",
+		Columns:    AuditArtifactsColumns,
+		PrimaryKey: []*schema.Column{AuditArtifactsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditartifact_last_seen_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditArtifactsColumns[7]},
+			},
+		},
+	}
+	// AuditRecordsColumns holds the columns for the "audit_records" table.
+	AuditRecordsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "request_id", Type: field.TypeString, Unique: true, Size: 128},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "user_id", Type: field.TypeInt64, Default: 0},
+		{Name: "username", Type: field.TypeString, Size: 150, Default: ""},
+		{Name: "api_key_id", Type: field.TypeInt64, Default: 0},
+		{Name: "group_name", Type: field.TypeString, Size: 50, Default: ""},
+		{Name: "surface", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "endpoint", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "model", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "backend_id", Type: field.TypeInt64, Default: 0},
+		{Name: "backend_ids", Type: field.TypeJSON, Nullable: true},
+		{Name: "status", Type: field.TypeString, Size: 16, Default: ""},
+		{Name: "status_code", Type: field.TypeInt, Default: 0},
+		{Name: "error", Type: field.TypeString, Size: 2147483647, Default: ""},
+		{Name: "streaming", Type: field.TypeBool, Default: false},
+		{Name: "request_json", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "prompt_text", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "response_text", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "reasoning", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "tool_calls_json", Type: field.TypeString, Nullable: true, Size: 2147483647},
+		{Name: "finish_reason", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "structured_output_valid", Type: field.TypeBool, Nullable: true},
+		{Name: "artifact_hashes", Type: field.TypeJSON, Nullable: true},
+		{Name: "content_omitted", Type: field.TypeBool, Default: false},
+		{Name: "content_purged_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "prompt_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "completion_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "tokens_estimated", Type: field.TypeBool, Default: false},
+		{Name: "queue_wait_ms", Type: field.TypeInt64, Default: 0},
+		{Name: "ttft_ms", Type: field.TypeInt64, Default: 0},
+		{Name: "total_ms", Type: field.TypeInt64, Default: 0},
+		{Name: "client_ip", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "user_agent", Type: field.TypeString, Size: 512, Default: ""},
+		{Name: "replica_id", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "stored_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// AuditRecordsTable holds the schema information for the "audit_records" table.
+	AuditRecordsTable = &schema.Table{
+		Name:       "audit_records",
+		Columns:    AuditRecordsColumns,
+		PrimaryKey: []*schema.Column{AuditRecordsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "auditrecord_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[2]},
+			},
+			{
+				Name:    "auditrecord_user_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[3], AuditRecordsColumns[2]},
+			},
+			{
+				Name:    "auditrecord_model_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[9], AuditRecordsColumns[2]},
+			},
+			{
+				Name:    "auditrecord_group_name_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[6], AuditRecordsColumns[2]},
+			},
+			{
+				Name:    "auditrecord_backend_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[10], AuditRecordsColumns[2]},
+			},
+			{
+				Name:    "auditrecord_status_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{AuditRecordsColumns[12], AuditRecordsColumns[2]},
+			},
+		},
+	}
 	// BackendsColumns holds the columns for the "backends" table.
 	BackendsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -140,6 +278,8 @@ var (
 		{Name: "is_auditor", Type: field.TypeBool, Default: false},
 		{Name: "api_key_expiry_days", Type: field.TypeInt, Default: 45},
 		{Name: "max_api_keys", Type: field.TypeInt, Default: 16},
+		{Name: "audit_prompts", Type: field.TypeBool, Default: true},
+		{Name: "audit_responses", Type: field.TypeBool, Default: true},
 	}
 	// GroupsTable holds the schema information for the "groups" table.
 	GroupsTable = &schema.Table{
@@ -406,6 +546,9 @@ var (
 	// Tables holds all the tables in the schema.
 	Tables = []*schema.Table{
 		APIKeysTable,
+		AdminActionsTable,
+		AuditArtifactsTable,
+		AuditRecordsTable,
 		BackendsTable,
 		GpuDevicesTable,
 		GroupsTable,

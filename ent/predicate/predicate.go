@@ -9,6 +9,15 @@ import (
 // APIKey is the predicate function for apikey builders.
 type APIKey func(*sql.Selector)
 
+// AdminAction is the predicate function for adminaction builders.
+type AdminAction func(*sql.Selector)
+
+// AuditArtifact is the predicate function for auditartifact builders.
+type AuditArtifact func(*sql.Selector)
+
+// AuditRecord is the predicate function for auditrecord builders.
+type AuditRecord func(*sql.Selector)
+
 // Backend is the predicate function for backend builders.
 type Backend func(*sql.Selector)
 

@@ -32,6 +32,10 @@ func (Group) Fields() []ent.Field {
 		field.Int("api_key_expiry_days").Default(45).NonNegative(),
 		// Most active API keys a member may hold; 0 means no limit.
 		field.Int("max_api_keys").Default(16).NonNegative(),
+		// What the audit trail keeps of members' requests: metadata always; the
+		// prompt (request content) and the response unless switched off here.
+		field.Bool("audit_prompts").Default(true),
+		field.Bool("audit_responses").Default(true),
 	}
 }
 

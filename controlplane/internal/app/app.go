@@ -16,10 +16,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
+	"github.com/mindrouter/mindrouter/controlplane/internal/audit"
 	"github.com/mindrouter/mindrouter/controlplane/internal/config"
 	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
@@ -155,6 +157,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	seedBackends(ctx, log, reg, cfg.SeedBackends)
 
+	auditWriter, auditSvc, retention, err := newAudit(cfg, st, metrics, log.With("component", "audit"))
+	if err != nil {
+		return err
+	}
+
 	srv := server.New(server.Options{
 		Services: server.Services{
 			Admission: adm, Session: adm,
@@ -162,7 +169,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts, sso),
 			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
 			Telemetry: tele,
+			Audit:     auditSvc, AuditIngest: audit.NewIngester(auditWriter, log.With("component", "audit")),
 		},
+		Actions:  st,
 		Verifier: ident, Sessions: accounts, ClusterToken: clusterToken, Ready: st.Ping,
 		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracing, Propagator: newPropagator(),
 	})
@@ -192,9 +201,32 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Usage counts are flushed once more when the context ends.
 	g.Go(func() error { return ident.Run(gctx) })
 	g.Go(func() error { accounts.Run(gctx, min(cfg.SessionIdle, time.Hour)); return nil })
+	g.Go(func() error { return auditWriter.Run(gctx) })
+	g.Go(func() error { return retention.Run(gctx) })
 	err = g.Wait()
 	log.Info("control plane stopped")
 	return err
+}
+
+// newAudit builds the audit trail's writer (with its spool), admin service and
+// retention.
+func newAudit(cfg config.Config, st *store.Store, reg prometheus.Registerer, log *slog.Logger) (*audit.Writer, *audit.Service, *audit.Retention, error) {
+	dir := cfg.AuditSpoolDir
+	if dir == "" {
+		dir = filepath.Join(cfg.DataDir, "audit-spool")
+	}
+	spool, err := audit.OpenSpool(dir, cfg.AuditSpoolMaxBytes)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if n, b := spool.Len(); n > 0 {
+		log.Info("audit spool holds batches from a previous run; replaying", "batches", n, "bytes", b)
+	}
+	w := audit.NewWriter(st, spool, audit.WriterOptions{ArtifactMaxBytes: cfg.AuditArtifactMaxBytes,
+		ReplayInterval: cfg.AuditReplayInterval, Logger: log, Registerer: reg})
+	ret := audit.NewRetention(st, audit.RetentionOptions{Content: cfg.AuditContentRetention, Metadata: cfg.AuditMetadataRetention,
+		Interval: cfg.AuditPurgeInterval, Batch: cfg.AuditPurgeBatch, Logger: log})
+	return w, audit.NewService(st, ret, log), ret, nil
 }
 
 func storeConfig(cfg config.Config) store.Config {

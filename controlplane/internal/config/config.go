@@ -66,6 +66,18 @@ type Config struct {
 	LoginWindow      time.Duration
 	// OIDCConfig is a JSON file of OpenID Connect providers; empty: none.
 	OIDCConfig string
+	// Audit trail: the local spool used while the database is unreachable
+	// (AuditSpoolDir, empty: <data-dir>/audit-spool; AuditSpoolMaxBytes, 0:
+	// unbounded), the artifact cap, how often the spool is retried, and
+	// retention (0 keeps forever) with its pass interval and batch size.
+	AuditSpoolDir          string
+	AuditSpoolMaxBytes     int64
+	AuditArtifactMaxBytes  int64
+	AuditReplayInterval    time.Duration
+	AuditContentRetention  time.Duration
+	AuditMetadataRetention time.Duration
+	AuditPurgeInterval     time.Duration
+	AuditPurgeBatch        int
 	// Deprecated lists the old environment variables that were read; the
 	// caller warns about them once it can log.
 	Deprecated []Deprecation
@@ -99,20 +111,25 @@ func NewDefault() Config {
 		MaxQueuePerModel:  1000,
 		MaxQueuePerUser:   64,
 		// Counts queued requests too; batch users who need more get a higher setting.
-		MaxConcurrentPerUser: 32,
-		QueueUpdateInterval:  500 * time.Millisecond,
-		QuotaPeriod:          30 * 24 * time.Hour,
-		DefaultMaxTokens:     1000,
-		SchedulerPolicy:      "wdrr",
-		HealthInterval:       30 * time.Second,
-		TelemetryInterval:    10 * time.Second,
-		ShutdownTimeout:      30 * time.Second,
-		LogFormat:            "json",
-		LogLevel:             "info",
-		SessionIdle:          8 * time.Hour,
-		SessionMaxAge:        7 * 24 * time.Hour,
-		LoginMaxAttempts:     15,
-		LoginWindow:          300 * time.Second,
+		MaxConcurrentPerUser:  32,
+		QueueUpdateInterval:   500 * time.Millisecond,
+		QuotaPeriod:           30 * 24 * time.Hour,
+		DefaultMaxTokens:      1000,
+		SchedulerPolicy:       "wdrr",
+		HealthInterval:        30 * time.Second,
+		TelemetryInterval:     10 * time.Second,
+		ShutdownTimeout:       30 * time.Second,
+		LogFormat:             "json",
+		LogLevel:              "info",
+		SessionIdle:           8 * time.Hour,
+		SessionMaxAge:         7 * 24 * time.Hour,
+		LoginMaxAttempts:      15,
+		LoginWindow:           300 * time.Second,
+		AuditSpoolMaxBytes:    1 << 30,
+		AuditArtifactMaxBytes: 10 << 20,
+		AuditReplayInterval:   time.Second,
+		AuditPurgeInterval:    time.Hour,
+		AuditPurgeBatch:       500,
 	}
 }
 
@@ -158,6 +175,14 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.IntVar(&c.LoginMaxAttempts, "login-max-attempts", c.LoginMaxAttempts, "failed sign-ins per username and address within login-window before 429")
 	fs.DurationVar(&c.LoginWindow, "login-window", c.LoginWindow, "window in which login-max-attempts failed sign-ins are counted")
 	fs.StringVar(&c.OIDCConfig, "oidc-config", c.OIDCConfig, "JSON file of OpenID Connect providers for single sign-on (see docs/configuration.md); empty: none")
+	fs.StringVar(&c.AuditSpoolDir, "audit-spool-dir", c.AuditSpoolDir, "directory of the audit spool kept while the database is unreachable; empty means <data-dir>/audit-spool")
+	fs.Int64Var(&c.AuditSpoolMaxBytes, "audit-spool-max-bytes", c.AuditSpoolMaxBytes, "most bytes the audit spool holds; when full, data planes keep their records (0: unbounded)")
+	fs.Int64Var(&c.AuditArtifactMaxBytes, "audit-artifact-max-bytes", c.AuditArtifactMaxBytes, "largest request artifact (image) whose bytes are stored; larger ones keep hash and size only (0: no cap)")
+	fs.DurationVar(&c.AuditReplayInterval, "audit-replay-interval", c.AuditReplayInterval, "how often the audit spool is retried while the database is unreachable")
+	fs.DurationVar(&c.AuditContentRetention, "audit-content-retention", c.AuditContentRetention, "how long prompts, responses and artifacts are kept (0: forever)")
+	fs.DurationVar(&c.AuditMetadataRetention, "audit-metadata-retention", c.AuditMetadataRetention, "how long audit records are kept at all (0: forever)")
+	fs.DurationVar(&c.AuditPurgeInterval, "audit-purge-interval", c.AuditPurgeInterval, "interval between audit retention passes")
+	fs.IntVar(&c.AuditPurgeBatch, "audit-purge-batch", c.AuditPurgeBatch, "rows per audit retention statement")
 	deprecated, envErr := applyEnv(fs, lookupEnv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

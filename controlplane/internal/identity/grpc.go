@@ -59,6 +59,8 @@ func (a *AdminServer) UpdateGroup(ctx context.Context, req *adminv1.UpdateGroupR
 		MaxAPIKeys:       intOf(req.MaxApiKeys),
 		IsAdmin:          req.IsAdmin,
 		IsAuditor:        req.IsAuditor,
+		AuditPrompts:     req.AuditPrompts,
+		AuditResponses:   req.AuditResponses,
 	})
 	if err != nil {
 		return nil, serviceErr(err)
@@ -342,6 +344,8 @@ func groupToProto(g store.Group) *adminv1.Group {
 		UserCount:        int32(g.UserCount),
 		ApiKeyExpiryDays: int32(g.APIKeyExpiryDays),
 		MaxApiKeys:       int32(g.MaxAPIKeys),
+		AuditPrompts:     !g.SkipAuditPrompts,
+		AuditResponses:   !g.SkipAuditResponses,
 	}
 }
 

@@ -59,9 +59,9 @@ func accessFor(method string) (access, bool) {
 		return accessCluster, true
 	case strings.HasPrefix(method, "/mindrouter.nodeagent.v1."):
 		return accessNode, true
-	case strings.HasPrefix(method, "/mindrouter.admin.v1."):
+	case strings.HasPrefix(method, "/mindrouter.admin.v1."), strings.HasPrefix(method, "/mindrouter.audit.v1."):
 		name := method[strings.LastIndex(method, "/")+1:]
-		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") {
+		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "Export") {
 			return accessRead, true
 		}
 		return accessWrite, true
@@ -111,7 +111,7 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		if err := keyAllowed(p, level); err != nil {
 			return nil, err
 		}
-		return identity.NewContext(ctx, p), nil
+		return withActor(identity.NewContext(ctx, p), p), nil
 	}
 	if token := header(ctx, SessionHeader); token != "" && a.sessions != nil {
 		p, err := a.sessions.VerifySession(ctx, token)
@@ -121,7 +121,7 @@ func (a *authenticator) authorize(ctx context.Context, method string) (context.C
 		if err := sessionAllowed(p, level, header(ctx, CSRFHeader)); err != nil {
 			return nil, err
 		}
-		return identity.WithSessionToken(identity.NewContext(ctx, p), token), nil
+		return withActor(identity.WithSessionToken(identity.NewContext(ctx, p), token), p), nil
 	}
 	return nil, status.Error(codes.Unauthenticated, "missing credentials: send Authorization: Bearer <key>, or sign in")
 }
@@ -189,6 +189,15 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	actx, err := s.auth.authorize(ctx, info.FullMethod)
 	if err != nil {
 		return nil, toStatus(ctx, s.log, info.FullMethod, err)
+	}
+	if level, _ := accessFor(info.FullMethod); s.actions != nil && (level == accessWrite || level == accessAccountWrite) {
+		// A change and its admin-action record commit in one transaction.
+		err = s.actions.RunAudited(actx, actorFrom(actx), info.FullMethod, func(tctx context.Context) error {
+			var herr error
+			resp, herr = handler(tctx, req)
+			return herr
+		})
+		return resp, toStatus(ctx, s.log, info.FullMethod, err)
 	}
 	resp, err = handler(actx, req)
 	return resp, toStatus(ctx, s.log, info.FullMethod, err)

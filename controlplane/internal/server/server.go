@@ -29,6 +29,7 @@ import (
 
 	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 )
@@ -45,12 +46,19 @@ type Services struct {
 	// served when set.
 	Account accountv1.AccountServiceServer
 	SignIn  controlplanev1.SignInServiceServer
+	// Audit (the admin API's audit reads) and AuditIngest (records from data
+	// planes) are served when set.
+	Audit       auditv1.AuditServiceServer
+	AuditIngest controlplanev1.AuditIngestServiceServer
 }
 
 // Options configure a Server.
 type Options struct {
 	Services Services
 	Verifier Verifier
+	// Actions records every state-changing admin call in the transaction of its
+	// change; nil records nothing.
+	Actions ActionRecorder
 	// Sessions resolves browser sessions; nil refuses them.
 	Sessions     SessionVerifier
 	ClusterToken string
@@ -77,6 +85,7 @@ const streamWorkers = 64
 type Server struct {
 	log      *slog.Logger
 	auth     *authenticator
+	actions  ActionRecorder
 	grpc     *grpc.Server
 	health   *health.Server
 	ready    func(ctx context.Context) error
@@ -90,6 +99,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		log:      opts.Logger,
 		auth:     newAuthenticator(opts.Verifier, opts.Sessions, opts.ClusterToken),
+		actions:  opts.Actions,
 		health:   health.NewServer(),
 		ready:    opts.Ready,
 		gatherer: opts.Gatherer,
@@ -135,6 +145,12 @@ func New(opts Options) *Server {
 	if svc.SignIn != nil {
 		controlplanev1.RegisterSignInServiceServer(s.grpc, svc.SignIn)
 	}
+	if svc.Audit != nil {
+		auditv1.RegisterAuditServiceServer(s.grpc, svc.Audit)
+	}
+	if svc.AuditIngest != nil {
+		controlplanev1.RegisterAuditIngestServiceServer(s.grpc, svc.AuditIngest)
+	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -158,6 +174,9 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 	}
 	if err := adminv1.RegisterSchedulerServiceHandler(ctx, gw, conn); err != nil {
 		return fmt.Errorf("register scheduler gateway: %w", err)
+	}
+	if err := auditv1.RegisterAuditServiceHandler(ctx, gw, conn); err != nil {
+		return fmt.Errorf("register audit gateway: %w", err)
 	}
 	rest := &http.Server{
 		Handler:           s.restHandler(gw),
@@ -191,10 +210,10 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 // original API: snake_case field names and every field present.
 func NewGatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.JSONPb{
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, rawBodyMarshaler{&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
 			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
 			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}),
+		}}}),
 		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if http.CanonicalHeaderKey(key) == "X-Api-Key" {
@@ -204,6 +223,14 @@ func NewGatewayMux() *runtime.ServeMux {
 		}),
 	)
 }
+
+// rawBodyMarshaler writes google.api.HttpBody answers (audit exports and
+// artifacts) as their bytes, with their content type, and adds nothing between
+// the chunks of a stream: an export's chunks are whole CSV or JSON Lines rows.
+// (No other REST route streams.)
+type rawBodyMarshaler struct{ *runtime.HTTPBodyMarshaler }
+
+func (rawBodyMarshaler) Delimiter() []byte { return nil }
 
 func (s *Server) restHandler(gw http.Handler) http.Handler {
 	mux := http.NewServeMux()

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/audit"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
@@ -110,13 +111,18 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{})
 	require.NoError(t, err)
 	signIn := &countingSignIn{SignInServer: identity.NewSignInServer(accounts, nil), calls: new(atomic.Int64)}
+	spool, err := audit.OpenSpool(t.TempDir(), 0)
+	require.NoError(t, err)
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
 			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
 			Account: identity.NewAccountServer(ident, st, accounts), SignIn: signIn,
 			// Registered so that the RBAC matrix covers its methods; its handlers
 			// are tested with admission.
-			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}},
+			Scheduler:   adminv1.UnimplementedSchedulerServiceServer{},
+			Audit:       audit.NewService(st, audit.NewRetention(st, audit.RetentionOptions{}), log),
+			AuditIngest: audit.NewIngester(audit.NewWriter(st, spool, audit.WriterOptions{Logger: log}), log)},
+		Actions:  st,
 		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),

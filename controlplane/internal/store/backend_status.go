@@ -35,7 +35,7 @@ func (s *Store) SetBackendStatus(ctx context.Context, id int64, status string) (
 	if err := backend.StatusValidator(st); err != nil {
 		return Backend{}, invalid(op, "unknown status (want healthy, unhealthy, disabled, draining or unknown)")
 	}
-	if err := s.client.Backend.UpdateOneID(int(id)).SetStatus(st).Exec(ctx); err != nil {
+	if err := s.c(ctx).Backend.UpdateOneID(int(id)).SetStatus(st).Exec(ctx); err != nil {
 		return Backend{}, dbErr(op, err)
 	}
 	return s.GetBackend(ctx, id)

@@ -263,7 +263,7 @@ func nodeRef(id int64) *int {
 
 // ListBackends returns every backend, ordered by id, with its node's name.
 func (s *Store) ListBackends(ctx context.Context) ([]Backend, error) {
-	rows, err := s.client.Backend.Query().WithNode().Order(ent.Asc(backend.FieldID)).All(ctx)
+	rows, err := s.c(ctx).Backend.Query().WithNode().Order(ent.Asc(backend.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list backends", err)
 	}
@@ -276,7 +276,7 @@ func (s *Store) ListBackends(ctx context.Context) ([]Backend, error) {
 
 // GetBackend returns the backend with the given id.
 func (s *Store) GetBackend(ctx context.Context, id int64) (Backend, error) {
-	b, err := s.client.Backend.Query().Where(backend.ID(int(id))).WithNode().Only(ctx)
+	b, err := s.c(ctx).Backend.Query().Where(backend.ID(int(id))).WithNode().Only(ctx)
 	if err != nil {
 		return Backend{}, dbErr(fmt.Sprintf("get backend %d", id), err)
 	}

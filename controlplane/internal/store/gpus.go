@@ -89,7 +89,7 @@ func (s *Store) UpsertGPUDevices(ctx context.Context, nodeID int64, devices []GP
 
 // ListGPUDevices returns every GPU of every node, ordered by node and index.
 func (s *Store) ListGPUDevices(ctx context.Context) ([]GPUDevice, error) {
-	rows, err := s.client.GPUDevice.Query().
+	rows, err := s.c(ctx).GPUDevice.Query().
 		WithNode().
 		Order(ent.Asc(gpudevice.FieldNodeID), ent.Asc(gpudevice.FieldGpuIndex)).
 		All(ctx)

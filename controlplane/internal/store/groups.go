@@ -29,6 +29,10 @@ type Group struct {
 	APIKeyExpiryDays int
 	// MaxAPIKeys is the most active keys a member may hold; 0 means no limit.
 	MaxAPIKeys int
+	// SkipAuditPrompts and SkipAuditResponses keep members' prompts (request
+	// content) and responses out of the audit trail; metadata is always kept.
+	SkipAuditPrompts   bool
+	SkipAuditResponses bool
 	// UserCount is the number of members not deleted (filled by ListGroups only).
 	UserCount int
 	CreatedAt time.Time
@@ -63,7 +67,7 @@ func DefaultGroups() []Group {
 // EnsureDefaultGroups inserts the default groups that are missing. Existing groups,
 // edited or not, are left alone.
 func (s *Store) EnsureDefaultGroups(ctx context.Context) error {
-	existing, err := s.client.Group.Query().Select(group.FieldName).Strings(ctx)
+	existing, err := s.c(ctx).Group.Query().Select(group.FieldName).Strings(ctx)
 	if err != nil {
 		return dbErr("seed groups", err)
 	}
@@ -85,7 +89,7 @@ func (s *Store) EnsureDefaultGroups(ctx context.Context) error {
 
 // ListGroups returns every group, ordered by name, with its member count.
 func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
-	rows, err := s.client.Group.Query().Order(ent.Asc(group.FieldName)).All(ctx)
+	rows, err := s.c(ctx).Group.Query().Order(ent.Asc(group.FieldName)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list groups", err)
 	}
@@ -93,7 +97,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
 		GroupID int `json:"group_id"`
 		Count   int `json:"count"`
 	}
-	err = s.client.User.Query().
+	err = s.c(ctx).User.Query().
 		Where(user.DeletedAtIsNil()).
 		GroupBy(user.FieldGroupID).
 		Aggregate(ent.Count()).
@@ -115,7 +119,7 @@ func (s *Store) ListGroups(ctx context.Context) ([]Group, error) {
 
 // GetGroup returns the group with the given id.
 func (s *Store) GetGroup(ctx context.Context, id int64) (Group, error) {
-	g, err := s.client.Group.Get(ctx, int(id))
+	g, err := s.c(ctx).Group.Get(ctx, int(id))
 	if err != nil {
 		return Group{}, dbErr(fmt.Sprintf("get group %d", id), err)
 	}
@@ -134,13 +138,15 @@ type GroupPatch struct {
 	MaxAPIKeys       *int
 	IsAdmin          *bool
 	IsAuditor        *bool
+	AuditPrompts     *bool
+	AuditResponses   *bool
 }
 
 // UpdateGroup applies p to a group and returns it with its member count. An
 // unknown group is ErrNotFound; a value out of range is ErrInvalid.
 func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group, error) {
 	op := fmt.Sprintf("update group %d", id)
-	err := s.client.Group.UpdateOneID(int(id)).
+	err := s.c(ctx).Group.UpdateOneID(int(id)).
 		SetNillableDisplayName(p.DisplayName).
 		SetNillableDescription(p.Description).
 		SetNillableTokenBudget(p.TokenBudget).
@@ -150,6 +156,8 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 		SetNillableMaxAPIKeys(p.MaxAPIKeys).
 		SetNillableIsAdmin(p.IsAdmin).
 		SetNillableIsAuditor(p.IsAuditor).
+		SetNillableAuditPrompts(p.AuditPrompts).
+		SetNillableAuditResponses(p.AuditResponses).
 		Exec(ctx)
 	if err != nil {
 		return Group{}, dbErr(op, err)
@@ -158,7 +166,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 	if err != nil {
 		return Group{}, err
 	}
-	n, err := s.client.User.Query().Where(user.GroupID(int(id)), user.DeletedAtIsNil()).Count(ctx)
+	n, err := s.c(ctx).User.Query().Where(user.GroupID(int(id)), user.DeletedAtIsNil()).Count(ctx)
 	if err != nil {
 		return Group{}, dbErr(op, err)
 	}
@@ -168,7 +176,7 @@ func (s *Store) UpdateGroup(ctx context.Context, id int64, p GroupPatch) (Group,
 
 // GetGroupByName returns the group with the given name.
 func (s *Store) GetGroupByName(ctx context.Context, name string) (Group, error) {
-	g, err := s.client.Group.Query().Where(group.Name(name)).Only(ctx)
+	g, err := s.c(ctx).Group.Query().Where(group.Name(name)).Only(ctx)
 	if err != nil {
 		return Group{}, dbErr(fmt.Sprintf("get group %q", name), err)
 	}
@@ -180,18 +188,20 @@ func toGroup(g *ent.Group) Group {
 		return Group{}
 	}
 	return Group{
-		ID:               int64(g.ID),
-		Name:             g.Name,
-		DisplayName:      g.DisplayName,
-		Description:      g.Description,
-		TokenBudget:      g.TokenBudget,
-		RPMLimit:         g.RpmLimit,
-		SchedulerWeight:  g.SchedulerWeight,
-		IsAdmin:          g.IsAdmin,
-		IsAuditor:        g.IsAuditor,
-		APIKeyExpiryDays: g.APIKeyExpiryDays,
-		MaxAPIKeys:       g.MaxAPIKeys,
-		CreatedAt:        utc(g.CreatedAt),
-		UpdatedAt:        utc(g.UpdatedAt),
+		ID:                 int64(g.ID),
+		Name:               g.Name,
+		DisplayName:        g.DisplayName,
+		Description:        g.Description,
+		TokenBudget:        g.TokenBudget,
+		RPMLimit:           g.RpmLimit,
+		SchedulerWeight:    g.SchedulerWeight,
+		IsAdmin:            g.IsAdmin,
+		IsAuditor:          g.IsAuditor,
+		APIKeyExpiryDays:   g.APIKeyExpiryDays,
+		MaxAPIKeys:         g.MaxAPIKeys,
+		SkipAuditPrompts:   !g.AuditPrompts,
+		SkipAuditResponses: !g.AuditResponses,
+		CreatedAt:          utc(g.CreatedAt),
+		UpdatedAt:          utc(g.UpdatedAt),
 	}
 }

@@ -91,11 +91,11 @@ type KeyUse struct {
 // that exists already ErrConflict.
 func (s *Store) CreateAPIKey(ctx context.Context, spec APIKeySpec) (APIKey, error) {
 	op := fmt.Sprintf("create API key %q for user %d", spec.Name, spec.UserID)
-	u, err := s.client.User.Get(ctx, int(spec.UserID))
+	u, err := s.c(ctx).User.Get(ctx, int(spec.UserID))
 	if err != nil {
 		return APIKey{}, dbErr(op, err)
 	}
-	k, err := s.client.APIKey.Create().
+	k, err := s.c(ctx).APIKey.Create().
 		SetUserID(u.ID).
 		SetName(spec.Name).
 		SetKeyPrefix(spec.Prefix).
@@ -117,7 +117,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, spec APIKeySpec) (APIKey, erro
 // KeyByDigest returns the key whose hex SHA-256 digest is given, with its user and
 // group, whatever its status; ErrNotFound when there is none.
 func (s *Store) KeyByDigest(ctx context.Context, sha256hex string) (KeyRecord, error) {
-	k, err := s.client.APIKey.Query().
+	k, err := s.c(ctx).APIKey.Query().
 		Where(apikey.KeySha256(sha256hex)).
 		WithUser(func(q *ent.UserQuery) { q.WithGroup() }).
 		Only(ctx)
@@ -133,7 +133,7 @@ func (s *Store) KeyByDigest(ctx context.Context, sha256hex string) (KeyRecord, e
 
 // GetAPIKey returns the key with the given id.
 func (s *Store) GetAPIKey(ctx context.Context, id int64) (APIKey, error) {
-	k, err := s.client.APIKey.Query().Where(apikey.ID(int(id))).WithUser().Only(ctx)
+	k, err := s.c(ctx).APIKey.Query().Where(apikey.ID(int(id))).WithUser().Only(ctx)
 	if err != nil {
 		return APIKey{}, dbErr(fmt.Sprintf("get API key %d", id), err)
 	}
@@ -160,7 +160,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, f APIKeyFilter) ([]APIKey, erro
 			apikey.HasUserWith(user.UsernameContainsFold(q)),
 		))
 	}
-	rows, err := s.client.APIKey.Query().Where(where...).WithUser().Order(ent.Asc(apikey.FieldID)).All(ctx)
+	rows, err := s.c(ctx).APIKey.Query().Where(where...).WithUser().Order(ent.Asc(apikey.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list API keys", err)
 	}
@@ -173,7 +173,7 @@ func (s *Store) ListAPIKeys(ctx context.Context, f APIKeyFilter) ([]APIKey, erro
 
 // CountActiveKeys returns how many active personal (not service) keys a user holds.
 func (s *Store) CountActiveKeys(ctx context.Context, userID int64) (int, error) {
-	n, err := s.client.APIKey.Query().
+	n, err := s.c(ctx).APIKey.Query().
 		Where(apikey.UserID(int(userID)), apikey.StatusEQ(apikey.StatusActive), apikey.IsService(false)).
 		Count(ctx)
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Store) CountActiveKeys(ctx context.Context, userID int64) (int, error) 
 // and changes nothing.
 func (s *Store) RevokeAPIKey(ctx context.Context, id int64) (APIKey, error) {
 	op := fmt.Sprintf("revoke API key %d", id)
-	_, err := s.client.APIKey.Update().
+	_, err := s.c(ctx).APIKey.Update().
 		Where(apikey.ID(int(id)), apikey.StatusNEQ(apikey.StatusRevoked)).
 		SetStatus(apikey.StatusRevoked).
 		Save(ctx)
@@ -222,7 +222,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, id int64) (APIKey, error) {
 // ExpireKeys marks active keys whose expiry is at or before now as expired and
 // returns how many it changed.
 func (s *Store) ExpireKeys(ctx context.Context, now time.Time) (int, error) {
-	n, err := s.client.APIKey.Update().
+	n, err := s.c(ctx).APIKey.Update().
 		Where(apikey.StatusEQ(apikey.StatusActive), apikey.ExpiresAtNotNil(), apikey.ExpiresAtLTE(now.UTC())).
 		SetStatus(apikey.StatusExpired).
 		Save(ctx)

@@ -17,7 +17,7 @@ import (
 // CreateGroup inserts a group described by g (ID, UserCount and the times are
 // ignored). A taken name is ErrConflict, a value out of range ErrInvalid.
 func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
-	row, err := s.client.Group.Create().
+	row, err := s.c(ctx).Group.Create().
 		SetName(g.Name).
 		SetDisplayName(g.DisplayName).
 		SetDescription(g.Description).
@@ -28,6 +28,8 @@ func (s *Store) CreateGroup(ctx context.Context, g Group) (Group, error) {
 		SetIsAuditor(g.IsAuditor).
 		SetAPIKeyExpiryDays(g.APIKeyExpiryDays).
 		SetMaxAPIKeys(g.MaxAPIKeys).
+		SetAuditPrompts(!g.SkipAuditPrompts).
+		SetAuditResponses(!g.SkipAuditResponses).
 		Save(ctx)
 	if err != nil {
 		return Group{}, dbErr(fmt.Sprintf("create group %q", g.Name), err)
@@ -109,7 +111,7 @@ func (s *Store) DeleteUser(ctx context.Context, id int64) (UserDeletion, error) 
 
 // SetPasswordHash replaces a user's Argon2id password hash.
 func (s *Store) SetPasswordHash(ctx context.Context, id int64, hash string) error {
-	err := s.client.User.UpdateOneID(int(id)).SetPasswordHash(hash).Exec(ctx)
+	err := s.c(ctx).User.UpdateOneID(int(id)).SetPasswordHash(hash).Exec(ctx)
 	return dbErr(fmt.Sprintf("set password of user %d", id), err)
 }
 
@@ -124,7 +126,7 @@ func (s *Store) RenewAPIKey(ctx context.Context, id int64, expiresAt *time.Time)
 	if k.Status == KeyRevoked {
 		return APIKey{}, invalid(op, "a revoked key cannot be renewed")
 	}
-	u := s.client.APIKey.Update().
+	u := s.c(ctx).APIKey.Update().
 		Where(apikey.ID(int(id)), apikey.StatusNEQ(apikey.StatusRevoked)).
 		SetStatus(apikey.StatusActive)
 	if expiresAt == nil {

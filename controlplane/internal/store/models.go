@@ -95,7 +95,7 @@ func (s *Store) SyncModels(ctx context.Context, backendID int64, models []ModelS
 
 // ListModels returns every model on every backend, ordered by backend and name.
 func (s *Store) ListModels(ctx context.Context) ([]Model, error) {
-	rows, err := s.client.Model.Query().
+	rows, err := s.c(ctx).Model.Query().
 		WithBackend().
 		Order(ent.Asc(model.FieldBackendID), ent.Asc(model.FieldName)).
 		All(ctx)

@@ -74,10 +74,10 @@ func (s *Store) RegisterNode(ctx context.Context, spec NodeSpec, upsert bool) (N
 	// Two attempts: a concurrent registration of the same name can win the insert
 	// between our lookup and our create; the second pass then sees its row.
 	for attempt := 0; ; attempt++ {
-		existing, err := s.client.Node.Query().Where(node.Name(spec.Name)).Only(ctx)
+		existing, err := s.c(ctx).Node.Query().Where(node.Name(spec.Name)).Only(ctx)
 		switch {
 		case ent.IsNotFound(err):
-			n, err := s.client.Node.Create().
+			n, err := s.c(ctx).Node.Create().
 				SetName(spec.Name).
 				SetHostname(spec.Hostname).
 				SetAgentSecretSha256(spec.AgentSecretSHA256).
@@ -111,7 +111,7 @@ func (s *Store) RegisterNode(ctx context.Context, spec NodeSpec, upsert bool) (N
 
 // ListNodes returns every node, ordered by id.
 func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
-	rows, err := s.client.Node.Query().Order(ent.Asc(node.FieldID)).All(ctx)
+	rows, err := s.c(ctx).Node.Query().Order(ent.Asc(node.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list nodes", err)
 	}
@@ -124,7 +124,7 @@ func (s *Store) ListNodes(ctx context.Context) ([]Node, error) {
 
 // GetNode returns the node with the given id.
 func (s *Store) GetNode(ctx context.Context, id int64) (Node, error) {
-	n, err := s.client.Node.Get(ctx, int(id))
+	n, err := s.c(ctx).Node.Get(ctx, int(id))
 	if err != nil {
 		return Node{}, dbErr(fmt.Sprintf("get node %d", id), err)
 	}
@@ -133,7 +133,7 @@ func (s *Store) GetNode(ctx context.Context, id int64) (Node, error) {
 
 // GetNodeByName returns the node with the given name.
 func (s *Store) GetNodeByName(ctx context.Context, name string) (Node, error) {
-	n, err := s.client.Node.Query().Where(node.Name(name)).Only(ctx)
+	n, err := s.c(ctx).Node.Query().Where(node.Name(name)).Only(ctx)
 	if err != nil {
 		return Node{}, dbErr(fmt.Sprintf("get node %q", name), err)
 	}
@@ -147,7 +147,7 @@ func (s *Store) UpdateNode(ctx context.Context, id int64, p NodePatch) (Node, er
 	if p.Name != nil && *p.Name == "" {
 		return Node{}, invalid(op, "name is empty")
 	}
-	n, err := s.client.Node.UpdateOneID(int(id)).
+	n, err := s.c(ctx).Node.UpdateOneID(int(id)).
 		SetNillableName(p.Name).
 		SetNillableHostname(p.Hostname).
 		SetNillableAgentSecretSha256(p.AgentSecretSHA256).
@@ -181,7 +181,7 @@ func (s *Store) DeleteNode(ctx context.Context, id int64) error {
 // RecordNodeAgent stores what a node agent reported; see NodeAgentInfo.
 func (s *Store) RecordNodeAgent(ctx context.Context, id int64, info NodeAgentInfo) error {
 	op := fmt.Sprintf("record agent of node %d", id)
-	u := s.client.Node.UpdateOneID(int(id))
+	u := s.c(ctx).Node.UpdateOneID(int(id))
 	if info.Status != "" {
 		st := node.Status(info.Status)
 		if err := node.StatusValidator(st); err != nil {

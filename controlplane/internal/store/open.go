@@ -107,6 +107,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	s.client = ent.NewClient(ent.Driver(&deadlineDriver{Driver: drv, timeout: s.timeout}))
+	s.client.Use(s.auditHook)
 	return s, nil
 }
 
@@ -218,6 +219,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.client.Schema.Create(ctx, migrate.WithDropColumn(false), migrate.WithDropIndex(false)); err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}
+	if err := s.createFullText(ctx); err != nil {
+		return err
+	}
 	if err := s.EnsureDefaultGroups(ctx); err != nil {
 		return err
 	}
@@ -267,8 +271,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return wrapUnavailable("ping store", ctx, bctx, s.db.PingContext(bctx))
 }
 
-// withTx runs fn in a transaction, committing when it returns nil.
+// withTx runs fn in a transaction, committing when it returns nil. Inside an
+// audited call (RunAudited) fn runs in that call's transaction instead.
 func (s *Store) withTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
+	if tx := auditedFrom(ctx).open(); tx != nil {
+		return fn(tx)
+	}
 	tx, err := s.client.Tx(ctx)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -54,11 +54,11 @@ type QuotaReview struct {
 // value out of range ErrInvalid.
 func (s *Store) CreateQuotaRequest(ctx context.Context, userID, tokens int64, justification string) (QuotaRequest, error) {
 	op := fmt.Sprintf("file quota request of user %d", userID)
-	u, err := s.client.User.Get(ctx, int(userID))
+	u, err := s.c(ctx).User.Get(ctx, int(userID))
 	if err != nil {
 		return QuotaRequest{}, dbErr(op, err)
 	}
-	r, err := s.client.QuotaRequest.Create().
+	r, err := s.c(ctx).QuotaRequest.Create().
 		SetUserID(u.ID).
 		SetRequestedTokens(tokens).
 		SetJustification(justification).
@@ -83,7 +83,7 @@ func (s *Store) ListQuotaRequests(ctx context.Context, f QuotaRequestFilter) ([]
 		}
 		where = append(where, quotarequest.StatusEQ(st))
 	}
-	rows, err := s.client.QuotaRequest.Query().Where(where...).WithUser().Order(ent.Asc(quotarequest.FieldID)).All(ctx)
+	rows, err := s.c(ctx).QuotaRequest.Query().Where(where...).WithUser().Order(ent.Asc(quotarequest.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list quota requests", err)
 	}
@@ -136,7 +136,7 @@ func (s *Store) ReviewQuotaRequest(ctx context.Context, id int64, rv QuotaReview
 	if err != nil {
 		return QuotaRequest{}, dbErr(op, err)
 	}
-	r, err := s.client.QuotaRequest.Query().Where(quotarequest.ID(int(id))).WithUser().Only(ctx)
+	r, err := s.c(ctx).QuotaRequest.Query().Where(quotarequest.ID(int(id))).WithUser().Only(ctx)
 	if err != nil {
 		return QuotaRequest{}, dbErr(op, err)
 	}

@@ -26,7 +26,7 @@ type QuotaUsage struct {
 
 // ListQuotaUsage returns every user's stored usage, by user id.
 func (s *Store) ListQuotaUsage(ctx context.Context) ([]QuotaUsage, error) {
-	rows, err := s.client.Quota.Query().Order(ent.Asc(quota.FieldUserID)).All(ctx)
+	rows, err := s.c(ctx).Quota.Query().Order(ent.Asc(quota.FieldUserID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list quota usage", err)
 	}

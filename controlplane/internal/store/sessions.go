@@ -35,7 +35,7 @@ type SessionRecord struct {
 // CreateSession stores a new session. An unknown user is ErrNotFound.
 func (s *Store) CreateSession(ctx context.Context, ss Session) (Session, error) {
 	op := fmt.Sprintf("open session of user %d", ss.UserID)
-	row, err := s.client.Session.Create().
+	row, err := s.c(ctx).Session.Create().
 		SetUserID(int(ss.UserID)).
 		SetTokenSha256(ss.TokenSHA256).
 		SetCsrfToken(ss.CSRFToken).
@@ -54,7 +54,7 @@ func (s *Store) CreateSession(ctx context.Context, ss Session) (Session, error) 
 // SessionByDigest returns the session whose token digest is given, with its
 // user and group, expired or not; ErrNotFound when there is none.
 func (s *Store) SessionByDigest(ctx context.Context, sha256hex string) (SessionRecord, error) {
-	row, err := s.client.Session.Query().
+	row, err := s.c(ctx).Session.Query().
 		Where(session.TokenSha256(sha256hex)).
 		WithUser(func(q *ent.UserQuery) { q.WithGroup() }).
 		Only(ctx)
@@ -70,7 +70,7 @@ func (s *Store) SessionByDigest(ctx context.Context, sha256hex string) (SessionR
 
 // TouchSession moves a session's last use forward.
 func (s *Store) TouchSession(ctx context.Context, id int64, at time.Time) error {
-	err := s.client.Session.Update().
+	err := s.c(ctx).Session.Update().
 		Where(session.ID(int(id)), session.LastSeenAtLT(at.UTC())).
 		SetLastSeenAt(at.UTC()).
 		Exec(ctx)
@@ -80,7 +80,7 @@ func (s *Store) TouchSession(ctx context.Context, id int64, at time.Time) error 
 // DeleteSession ends the session with the given token digest; it reports
 // whether there was one.
 func (s *Store) DeleteSession(ctx context.Context, sha256hex string) (bool, error) {
-	n, err := s.client.Session.Delete().Where(session.TokenSha256(sha256hex)).Exec(ctx)
+	n, err := s.c(ctx).Session.Delete().Where(session.TokenSha256(sha256hex)).Exec(ctx)
 	if err != nil {
 		return false, dbErr("end session", err)
 	}
@@ -90,7 +90,7 @@ func (s *Store) DeleteSession(ctx context.Context, sha256hex string) (bool, erro
 // DeleteUserSessions ends every session of a user except the one with the
 // digest keep (none when empty) and returns how many it ended.
 func (s *Store) DeleteUserSessions(ctx context.Context, userID int64, keep string) (int, error) {
-	d := s.client.Session.Delete().Where(session.UserID(int(userID)))
+	d := s.c(ctx).Session.Delete().Where(session.UserID(int(userID)))
 	if keep != "" {
 		d.Where(session.TokenSha256NEQ(keep))
 	}
@@ -104,7 +104,7 @@ func (s *Store) DeleteUserSessions(ctx context.Context, userID int64, keep strin
 // PruneSessions deletes sessions past their absolute end or idle since before
 // idleBefore, and returns how many.
 func (s *Store) PruneSessions(ctx context.Context, now, idleBefore time.Time) (int, error) {
-	n, err := s.client.Session.Delete().
+	n, err := s.c(ctx).Session.Delete().
 		Where(session.Or(session.ExpiresAtLTE(now.UTC()), session.LastSeenAtLT(idleBefore.UTC()))).
 		Exec(ctx)
 	if err != nil {

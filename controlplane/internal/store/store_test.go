@@ -48,6 +48,8 @@ func runSuite(t *testing.T, open opener) {
 		{"SeedBackend", testSeedBackend},
 		{"BackendHealth", testBackendHealth},
 		{"SyncModels", testSyncModels},
+		{"AuditRecords", testAuditRecords},
+		{"AdminActions", testAdminActions},
 		{"Reopen", func(t *testing.T, s *store.Store) { require.NoError(t, s.Ping(ctxT(t))) }},
 	}
 	for _, tc := range tests {

@@ -105,11 +105,11 @@ const (
 // group ErrNotFound.
 func (s *Store) CreateUser(ctx context.Context, spec UserSpec) (User, error) {
 	op := fmt.Sprintf("create user %q", spec.Username)
-	g, err := s.client.Group.Get(ctx, int(spec.GroupID))
+	g, err := s.c(ctx).Group.Get(ctx, int(spec.GroupID))
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("%s: group %d", op, spec.GroupID), err)
 	}
-	c := s.client.User.Create().
+	c := s.c(ctx).User.Create().
 		SetUsername(spec.Username).
 		SetEmail(spec.Email).
 		SetFullName(spec.FullName).
@@ -137,7 +137,7 @@ func (s *Store) CreateUser(ctx context.Context, spec UserSpec) (User, error) {
 
 // GetUser returns the user with the given id, deleted or not.
 func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
-	u, err := s.client.User.Query().Where(user.ID(int(id))).WithGroup().Only(ctx)
+	u, err := s.c(ctx).User.Query().Where(user.ID(int(id))).WithGroup().Only(ctx)
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("get user %d", id), err)
 	}
@@ -146,7 +146,7 @@ func (s *Store) GetUser(ctx context.Context, id int64) (User, error) {
 
 // GetUserByUsername returns the user with the given username, deleted or not.
 func (s *Store) GetUserByUsername(ctx context.Context, username string) (User, error) {
-	u, err := s.client.User.Query().Where(user.Username(username)).WithGroup().Only(ctx)
+	u, err := s.c(ctx).User.Query().Where(user.Username(username)).WithGroup().Only(ctx)
 	if err != nil {
 		return User{}, dbErr(fmt.Sprintf("get user %q", username), err)
 	}
@@ -155,7 +155,7 @@ func (s *Store) GetUserByUsername(ctx context.Context, username string) (User, e
 
 // GetUserByOIDC returns the user with the given OpenID Connect identity.
 func (s *Store) GetUserByOIDC(ctx context.Context, issuer, subject string) (User, error) {
-	u, err := s.client.User.Query().Where(user.OidcIssuer(issuer), user.OidcSubject(subject)).WithGroup().Only(ctx)
+	u, err := s.c(ctx).User.Query().Where(user.OidcIssuer(issuer), user.OidcSubject(subject)).WithGroup().Only(ctx)
 	if err != nil {
 		return User{}, dbErr("get user by OIDC identity", err)
 	}
@@ -178,7 +178,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 			user.DepartmentContainsFold(q),
 		))
 	}
-	total, err := s.client.User.Query().Where(where...).Count(ctx)
+	total, err := s.c(ctx).User.Query().Where(where...).Count(ctx)
 	if err != nil {
 		return nil, 0, dbErr("count users", err)
 	}
@@ -189,7 +189,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 	case limit > maxPageSize:
 		limit = maxPageSize
 	}
-	rows, err := s.client.User.Query().
+	rows, err := s.c(ctx).User.Query().
 		Where(where...).
 		WithGroup().
 		Order(ent.Asc(user.FieldID)).
@@ -208,7 +208,7 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 
 // CountUsers returns the number of users, deleted ones included.
 func (s *Store) CountUsers(ctx context.Context) (int64, error) {
-	n, err := s.client.User.Query().Count(ctx)
+	n, err := s.c(ctx).User.Query().Count(ctx)
 	if err != nil {
 		return 0, dbErr("count users", err)
 	}
@@ -218,7 +218,7 @@ func (s *Store) CountUsers(ctx context.Context) (int64, error) {
 // SetUserActive enables or disables a user.
 func (s *Store) SetUserActive(ctx context.Context, id int64, active bool) (User, error) {
 	op := fmt.Sprintf("set user %d active=%t", id, active)
-	if err := s.client.User.UpdateOneID(int(id)).SetIsActive(active).Exec(ctx); err != nil {
+	if err := s.c(ctx).User.UpdateOneID(int(id)).SetIsActive(active).Exec(ctx); err != nil {
 		return User{}, dbErr(op, err)
 	}
 	return s.GetUser(ctx, id)
@@ -237,7 +237,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, er
 	case p.TokenBudget != nil && p.ClearTokenBudget:
 		return User{}, invalid(op, "token_budget both set and cleared")
 	}
-	u := s.client.User.UpdateOneID(int(id)).
+	u := s.c(ctx).User.UpdateOneID(int(id)).
 		SetNillableFullName(p.FullName).
 		SetNillableCollege(p.College).
 		SetNillableDepartment(p.Department).
@@ -249,7 +249,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, er
 	if p.GroupID != nil {
 		// Checked first so that an unknown group reads as not found, not as a
 		// foreign-key conflict.
-		g, err := s.client.Group.Get(ctx, int(*p.GroupID))
+		g, err := s.c(ctx).Group.Get(ctx, int(*p.GroupID))
 		if err != nil {
 			return User{}, dbErr(fmt.Sprintf("%s: group %d", op, *p.GroupID), err)
 		}
@@ -273,7 +273,7 @@ func (s *Store) UpdateUser(ctx context.Context, id int64, p UserPatch) (User, er
 // SoftDeleteUser marks a user deleted at the given time; the user's keys stop
 // working and the user leaves ListUsers.
 func (s *Store) SoftDeleteUser(ctx context.Context, id int64, at time.Time) error {
-	err := s.client.User.UpdateOneID(int(id)).SetDeletedAt(at.UTC()).Exec(ctx)
+	err := s.c(ctx).User.UpdateOneID(int(id)).SetDeletedAt(at.UTC()).Exec(ctx)
 	return dbErr(fmt.Sprintf("delete user %d", id), err)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"google.golang.org/grpc"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/audit"
 	"github.com/mindrouter/mindrouter/dataplane/internal/config"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
@@ -100,6 +102,8 @@ type App struct {
 	conn     *grpc.ClientConn
 	cp       *cpclient.Client
 	handler  http.Handler
+	audit    *audit.Shipper
+	sender   *cpclient.AuditSender
 	draining atomic.Bool
 	inflight sync.WaitGroup
 }
@@ -130,6 +134,10 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		SessionReleases: true,
 	}, log.With(slog.String("component", "cpclient")), reg)
 	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+
+	if err := a.newAudit(conn, reg); err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
 
@@ -191,8 +199,12 @@ func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
 		r, deferred := surface.DeferReleases(r)
+		entry := audit.NewEntry(time.Now(), clientIP(r), r.UserAgent(), a.audit.Gate)
+		r = surface.WithAudit(r, entry)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
-			if !deferred.Pending() {
+			recorded := entry.Started()
+			if !deferred.Pending() && !recorded {
 				a.inflight.Done()
 				return
 			}
@@ -201,10 +213,72 @@ func (a *App) track(next http.Handler) http.Handler {
 			if w.Header().Get("Content-Length") != "" {
 				_ = http.NewResponseController(w).Flush()
 			}
-			go a.sendDeferred(deferred)
+			end := time.Now()
+			go func() {
+				if recorded {
+					a.audit.Submit(entry.Finish(sw.status, end, a.audit.Content()))
+				}
+				a.sendDeferred(deferred)
+			}()
 		}()
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(sw, r)
 	})
+}
+
+// newAudit builds the audit shipper: its spool and its stream to the control plane.
+func (a *App) newAudit(conn *grpc.ClientConn, reg prometheus.Registerer) error {
+	dir := a.cfg.AuditSpoolDir
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "mindrouter-audit-"+a.cfg.ReplicaID)
+	}
+	spool, err := audit.OpenSpool(dir, a.cfg.AuditSpoolMaxBytes)
+	if err != nil {
+		return err
+	}
+	if n, b := spool.Len(); n > 0 {
+		a.log.Info("audit spool holds batches from a previous run; replaying", slog.Int("batches", n), slog.Int64("bytes", b))
+	}
+	a.sender = a.cp.NewAuditSender(conn)
+	a.audit = audit.NewShipper(a.sender, spool, audit.Options{
+		FlushInterval: a.cfg.AuditFlushInterval, RetryInterval: a.cfg.AuditRetryInterval,
+		Policy: audit.Policy(a.cfg.AuditSpoolFull), Content: a.cfg.AuditContent,
+		Logger: a.log.With(slog.String("component", "audit")), Registerer: reg,
+	})
+	return nil
+}
+
+// statusWriter remembers the status the client got, for the audit record.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush flushes the underlying writer (for code that type-asserts http.Flusher).
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// clientIP is the address the request came from.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // sendDeferred sends a request's deferred releases; the request counts as in
@@ -233,6 +307,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopCP()
 	var cpDone sync.WaitGroup
 	cpDone.Go(func() { _ = a.cp.Run(cpCtx) })
+	// The shipper stops after the last request has been recorded, and before
+	// the control-plane connection: its last flush needs it.
+	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAudit()
+	var auditDone sync.WaitGroup
+	auditDone.Go(func() { _ = a.audit.Run(auditCtx) })
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -256,6 +336,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	a.waitInflight(5 * time.Second)
+	stopAudit()
+	auditDone.Wait()
+	a.sender.Close()
 	stopCP()
 	cpDone.Wait()
 	a.log.Info("data plane stopped")

@@ -65,6 +65,17 @@ type Config struct {
 	// KeepThinkTags leaves a leading <think>…</think> block in answer content
 	// instead of moving it to the reasoning.
 	KeepThinkTags bool
+	// Audit trail: the spool kept while the control plane does not acknowledge
+	// records (AuditSpoolDir, empty: a directory named after the replica under
+	// the system's temporary directory), its bound, what happens when it is
+	// full (fail-closed or fail-open), whether content is recorded, and the
+	// shipper's batching and retry delays.
+	AuditSpoolDir      string
+	AuditSpoolMaxBytes int64
+	AuditSpoolFull     string
+	AuditContent       bool
+	AuditFlushInterval time.Duration
+	AuditRetryInterval time.Duration
 	// LogFormat is json or text.
 	LogFormat string
 	// LogLevel is debug, info, warn or error.
@@ -103,6 +114,11 @@ func NewDefault() Config {
 		ImageFetchTimeout:    10 * time.Second,
 		LogFormat:            "json",
 		LogLevel:             "info",
+		AuditSpoolMaxBytes:   256 << 20,
+		AuditSpoolFull:       "fail-closed",
+		AuditContent:         true,
+		AuditFlushInterval:   50 * time.Millisecond,
+		AuditRetryInterval:   time.Second,
 	}
 }
 
@@ -172,6 +188,12 @@ func (c Config) Validate() error {
 	}
 	if c.BodyMinRate <= 0 {
 		bad("--body-min-rate must be positive")
+	}
+	if c.AuditSpoolFull != "fail-closed" && c.AuditSpoolFull != "fail-open" {
+		bad("--audit-spool-full must be fail-closed or fail-open; got %q", c.AuditSpoolFull)
+	}
+	if c.AuditSpoolMaxBytes <= 0 || c.AuditFlushInterval <= 0 || c.AuditRetryInterval <= 0 {
+		bad("--audit-spool-max-bytes, --audit-flush-interval and --audit-retry-interval must be positive")
 	}
 	if c.MaxAttempts < 1 || c.MaxAttempts > 10 {
 		bad("--max-attempts must be between 1 and 10; got %d", c.MaxAttempts)

@@ -45,6 +45,12 @@ func (c *Config) settings() []setting {
 		{"log-level", "log `level`: debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"pprof-listen", "serve net/http/pprof on this `address` on a listener of its own (default empty = off); loopback only unless -pprof-allow-remote", (*stringValue)(&c.PprofListen)},
 		{"secure-cookies", "mark the session cookie Secure even on plain HTTP (it is whenever the connection is TLS or X-Forwarded-Proto is https)", (*boolValue)(&c.SecureCookies)},
+		{"audit-spool-dir", "`directory` of the audit spool kept while the control plane does not acknowledge records (default <tmp>/mindrouter-audit-<replica-id>)", (*stringValue)(&c.AuditSpoolDir)},
+		{"audit-spool-max-bytes", "most `bytes` the audit spool holds (a KiB/MiB/GiB suffix is allowed)", (*byteSize)(&c.AuditSpoolMaxBytes)},
+		{"audit-spool-full", "`policy` when the audit spool is full: fail-closed (refuse new inference requests with 503) or fail-open (drop records, counted and logged)", (*stringValue)(&c.AuditSpoolFull)},
+		{"audit-content", "record prompts and responses in the audit trail (false: metadata only; groups can turn content off too)", (*boolValue)(&c.AuditContent)},
+		{"audit-flush-interval", "longest a finished audit record waits for its batch; a `duration`", (*durationValue)(&c.AuditFlushInterval)},
+		{"audit-retry-interval", "wait after a batch the control plane did not acknowledge; a `duration`", (*durationValue)(&c.AuditRetryInterval)},
 		{"pprof-allow-remote", "let -pprof-listen bind a non-loopback address (profiles expose memory contents; keep them off untrusted networks)", (*boolValue)(&c.PprofAllowRemote)},
 	}
 }

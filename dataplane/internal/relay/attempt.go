@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/audit"
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/reasoning"
@@ -98,7 +99,9 @@ func (a *attempt) run(ctx context.Context) (res *Result, err error) {
 	if res.Response != nil {
 		// The answer is charged (the backend did the work) but not passed on
 		// as a success when it broke the format the client asked for.
-		if err := a.job.check.Response(res.Response); err != nil {
+		err := a.job.check.Response(res.Response)
+		a.call.Audit.Response(res.Response, structuredValid(a.call.Request, err))
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -149,6 +152,7 @@ func (a *attempt) deliver(c canonical.Chunk) error {
 		a.clientGone = true
 		return fmt.Errorf("%w: %w", errClientGone, err)
 	}
+	a.call.Audit.Chunk(c)
 	return nil
 }
 
@@ -197,6 +201,9 @@ func (a *attempt) release(ctx context.Context, err error) {
 		rel.Error = shortError(err)
 	}
 	a.relay.metrics.attempts.WithLabelValues(a.outcome.String()).Inc()
+	a.call.Audit.Attempted(audit.Attempt{BackendID: a.lease.BackendID, UserID: a.lease.UserID, Username: a.lease.Username,
+		APIKeyID: a.lease.APIKeyID, Group: a.lease.Group, Queued: a.adm.Queued, TTFT: rel.TTFT, Usage: usage,
+		Succeeded: a.outcome == OutcomeSuccess})
 	if d := a.call.Deferred; d != nil && err == nil {
 		// The reply is still to be written; settle after it (Call.Deferred).
 		// Copies, so that only this path moves them to the heap.
@@ -232,4 +239,14 @@ func shortError(err error) string {
 		msg = msg[:256]
 	}
 	return msg
+}
+
+// structuredValid is whether an answer met the structured output its request
+// asked for; nil when it asked for none.
+func structuredValid(req *canonical.Request, checkErr error) *bool {
+	if req == nil || req.ResponseFormat == nil || req.ResponseFormat.Type == canonical.FormatText {
+		return nil
+	}
+	ok := checkErr == nil
+	return &ok
 }

@@ -186,8 +186,12 @@ type Lease struct {
 	Model           string
 	ContextLength   int64
 	MaxOutputTokens int64
-	// UserID is the principal's user.
-	UserID int64
+	// UserID is the principal's user; Username, APIKeyID and Group the rest of
+	// its identity (for the audit record).
+	UserID   int64
+	Username string
+	APIKeyID int64
+	Group    string
 	// Simulated is true when the backend is the engine simulator.
 	Simulated bool
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/audit"
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
 	"github.com/mindrouter/mindrouter/dataplane/internal/structured"
@@ -90,6 +91,11 @@ type Call struct {
 	// unsettled until the control plane expires them). Nil sends every
 	// release at once.
 	Deferred *Deferred
+	// Audit, when set, is filled with the request's audit record as it runs:
+	// the request, each attempt, the answer and the error. Its gate is asked
+	// before admission (a full audit spool that fails closed refuses the
+	// request).
+	Audit *audit.Entry
 }
 
 // Admission is what a surface learns when a lease is granted.
@@ -176,7 +182,12 @@ func (r *Relay) chatJob(call Call, sink Sink) (*job, error) {
 		maxOut: req.Sampling.MaxTokens, stream: req.Stream, sink: sink, check: check}, nil
 }
 
-func (r *Relay) run(ctx context.Context, j *job) (*Result, error) {
+func (r *Relay) run(ctx context.Context, j *job) (res *Result, err error) {
+	if err := j.call.Audit.Admit(); err != nil {
+		return nil, err
+	}
+	j.call.Audit.Request(j.model, j.stream, j.call.Request)
+	defer func() { j.call.Audit.Failed(err) }()
 	var excluded []int64
 	var lastErr error
 	for n := 1; n <= r.cfg.MaxAttempts; n++ {

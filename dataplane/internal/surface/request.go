@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/audit"
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
@@ -51,7 +52,19 @@ func Read(r *http.Request, credential func(*http.Request) string, missing error)
 // request has one. The caller adds the rest (the chat request, an operation).
 func Call(r *http.Request, credential, endpoint string) relay.Call {
 	d, _ := r.Context().Value(deferredKey{}).(*relay.Deferred)
-	return relay.Call{RequestID: RequestID(r), Credential: credential, Endpoint: endpoint, Deferred: d}
+	id := RequestID(r)
+	e, _ := r.Context().Value(auditKey{}).(*audit.Entry)
+	e.Start(id, endpoint, audit.SurfaceOf(endpoint))
+	return relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint, Deferred: d, Audit: e}
+}
+
+type auditKey struct{}
+
+// WithAudit returns r carrying e, which the calls built for it with Call fill
+// (relay.Call.Audit). The caller, the middleware around the surfaces, finishes
+// and ships it after the handler has returned.
+func WithAudit(r *http.Request, e *audit.Entry) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), auditKey{}, e))
 }
 
 type deferredKey struct{}

@@ -98,6 +98,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.dpArgs = append([]string{
 			"-listen", "127.0.0.1:" + dpPort, "-controlplane-addr", c.GRPCAddr,
 			"-cluster-token-file", filepath.Join(c.dataDir, "cluster-token"), "-log-format", "json", "-log-level", "debug",
+			"-audit-spool-dir", filepath.Join(c.dataDir, "dp-audit-spool"),
 		}, opts.DataPlaneArgs...)
 		if c.startDataPlane(opts.DataPlanePort == "" && attempt < 3) {
 			break

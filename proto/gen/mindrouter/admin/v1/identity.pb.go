@@ -39,9 +39,13 @@ type Group struct {
 	// Default lifetime of new API keys in days; 0 means keys do not expire.
 	ApiKeyExpiryDays int32 `protobuf:"varint,11,opt,name=api_key_expiry_days,json=apiKeyExpiryDays,proto3" json:"api_key_expiry_days,omitempty"`
 	// Most active API keys a member may hold; 0 means no limit.
-	MaxApiKeys    int32 `protobuf:"varint,12,opt,name=max_api_keys,json=maxApiKeys,proto3" json:"max_api_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxApiKeys int32 `protobuf:"varint,12,opt,name=max_api_keys,json=maxApiKeys,proto3" json:"max_api_keys,omitempty"`
+	// The audit trail keeps members' prompts (request content) and responses;
+	// metadata is always kept.
+	AuditPrompts   bool `protobuf:"varint,13,opt,name=audit_prompts,json=auditPrompts,proto3" json:"audit_prompts,omitempty"`
+	AuditResponses bool `protobuf:"varint,14,opt,name=audit_responses,json=auditResponses,proto3" json:"audit_responses,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Group) Reset() {
@@ -156,6 +160,20 @@ func (x *Group) GetMaxApiKeys() int32 {
 		return x.MaxApiKeys
 	}
 	return 0
+}
+
+func (x *Group) GetAuditPrompts() bool {
+	if x != nil {
+		return x.AuditPrompts
+	}
+	return false
+}
+
+func (x *Group) GetAuditResponses() bool {
+	if x != nil {
+		return x.AuditResponses
+	}
+	return false
 }
 
 // User is a person or service account.
@@ -740,7 +758,7 @@ var File_mindrouter_admin_v1_identity_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"\n" +
-	"\"mindrouter/admin/v1/identity.proto\x12\x13mindrouter.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x03\n" +
+	"\"mindrouter/admin/v1/identity.proto\x12\x13mindrouter.admin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x03\n" +
 	"\x05Group\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -757,7 +775,9 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	" \x01(\x05R\tuserCount\x12-\n" +
 	"\x13api_key_expiry_days\x18\v \x01(\x05R\x10apiKeyExpiryDays\x12 \n" +
 	"\fmax_api_keys\x18\f \x01(\x05R\n" +
-	"maxApiKeys\"\xff\x03\n" +
+	"maxApiKeys\x12#\n" +
+	"\raudit_prompts\x18\r \x01(\bR\fauditPrompts\x12'\n" +
+	"\x0faudit_responses\x18\x0e \x01(\bR\x0eauditResponses\"\xff\x03\n" +
 	"\x04User\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x1a\n" +
 	"\busername\x18\x02 \x01(\tR\busername\x12\x14\n" +

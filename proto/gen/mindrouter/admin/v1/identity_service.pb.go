@@ -485,9 +485,13 @@ type UpdateGroupRequest struct {
 	// Members may call every admin method.
 	IsAdmin *bool `protobuf:"varint,9,opt,name=is_admin,json=isAdmin,proto3,oneof" json:"is_admin,omitempty"`
 	// Members may call every admin read method.
-	IsAuditor     *bool `protobuf:"varint,10,opt,name=is_auditor,json=isAuditor,proto3,oneof" json:"is_auditor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IsAuditor *bool `protobuf:"varint,10,opt,name=is_auditor,json=isAuditor,proto3,oneof" json:"is_auditor,omitempty"`
+	// Record members' prompts (request content) in the audit trail.
+	AuditPrompts *bool `protobuf:"varint,11,opt,name=audit_prompts,json=auditPrompts,proto3,oneof" json:"audit_prompts,omitempty"`
+	// Record members' responses in the audit trail.
+	AuditResponses *bool `protobuf:"varint,12,opt,name=audit_responses,json=auditResponses,proto3,oneof" json:"audit_responses,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateGroupRequest) Reset() {
@@ -586,6 +590,20 @@ func (x *UpdateGroupRequest) GetIsAdmin() bool {
 func (x *UpdateGroupRequest) GetIsAuditor() bool {
 	if x != nil && x.IsAuditor != nil {
 		return *x.IsAuditor
+	}
+	return false
+}
+
+func (x *UpdateGroupRequest) GetAuditPrompts() bool {
+	if x != nil && x.AuditPrompts != nil {
+		return *x.AuditPrompts
+	}
+	return false
+}
+
+func (x *UpdateGroupRequest) GetAuditResponses() bool {
+	if x != nil && x.AuditResponses != nil {
+		return *x.AuditResponses
 	}
 	return false
 }
@@ -2224,7 +2242,7 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x0eGetUserRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"@\n" +
 	"\x0fGetUserResponse\x12-\n" +
-	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xa6\x04\n" +
+	"\x04user\x18\x01 \x01(\v2\x19.mindrouter.admin.v1.UserR\x04user\"\xa4\x05\n" +
 	"\x12UpdateGroupRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12&\n" +
 	"\fdisplay_name\x18\x02 \x01(\tH\x00R\vdisplayName\x88\x01\x01\x12%\n" +
@@ -2238,7 +2256,10 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\bis_admin\x18\t \x01(\bH\aR\aisAdmin\x88\x01\x01\x12\"\n" +
 	"\n" +
 	"is_auditor\x18\n" +
-	" \x01(\bH\bR\tisAuditor\x88\x01\x01B\x0f\n" +
+	" \x01(\bH\bR\tisAuditor\x88\x01\x01\x12(\n" +
+	"\raudit_prompts\x18\v \x01(\bH\tR\fauditPrompts\x88\x01\x01\x12,\n" +
+	"\x0faudit_responses\x18\f \x01(\bH\n" +
+	"R\x0eauditResponses\x88\x01\x01B\x0f\n" +
 	"\r_display_nameB\x0e\n" +
 	"\f_descriptionB\x0f\n" +
 	"\r_token_budgetB\f\n" +
@@ -2248,7 +2269,9 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x14_api_key_expiry_daysB\x0f\n" +
 	"\r_max_api_keysB\v\n" +
 	"\t_is_adminB\r\n" +
-	"\v_is_auditor\"\xd9\x03\n" +
+	"\v_is_auditorB\x10\n" +
+	"\x0e_audit_promptsB\x12\n" +
+	"\x10_audit_responses\"\xd9\x03\n" +
 	"\x12CreateGroupRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12 \n" +

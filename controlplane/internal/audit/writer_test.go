@@ -1,0 +1,199 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
+	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+)
+
+// switchableStore is the real store behind a switch that makes it unreachable.
+type switchableStore struct {
+	*store.Store
+	down atomic.Bool
+}
+
+func (s *switchableStore) InsertAuditRecords(ctx context.Context, recs []store.AuditRecord, arts []store.Artifact) error {
+	if s.down.Load() {
+		return fmt.Errorf("insert: %w", store.Unavailable(context.DeadlineExceeded))
+	}
+	return s.Store.InsertAuditRecords(ctx, recs, arts)
+}
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "a.db"))}, nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func batch(seq uint64, from, n int, group string) *controlplanev1.IngestRequest {
+	b := &controlplanev1.IngestRequest{Seq: seq, ReplicaId: "dp-1"}
+	for i := from; i < from+n; i++ {
+		b.Records = append(b.Records, &auditv1.Record{
+			RequestId: fmt.Sprintf("r-%05d", i), CreatedAt: timestamppb.Now(), UserId: 1, Username: "alice", Group: group,
+			Surface: "openai", Model: "m", Status: "completed", StatusCode: 200, PromptText: fmt.Sprintf("prompt %d", i),
+			ResponseText: "resp", PromptTokens: int64(i), CompletionTokens: 1,
+		})
+	}
+	return b
+}
+
+func TestWriterSpoolsWhileDatabaseIsDownAndReplaysInOrder(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &switchableStore{Store: openStore(t)}
+	spool, err := OpenSpool(t.TempDir(), 0)
+	require.NoError(t, err)
+	w := NewWriter(st, spool, WriterOptions{Logger: slog.New(slog.DiscardHandler)})
+
+	require.NoError(t, w.Write(ctx, batch(1, 0, 10, "student")))
+	st.down.Store(true)
+	require.NoError(t, w.Write(ctx, batch(2, 10, 10, "student")), "acknowledged from the spool")
+	require.NoError(t, w.Write(ctx, batch(3, 15, 10, "student")), "overlapping re-send")
+	n, _ := spool.Len()
+	assert.Equal(t, 2, n)
+	require.Error(t, w.Replay(ctx), "database still down")
+	st.down.Store(false)
+	// Written while the spool is not empty: it queues behind the spool.
+	require.NoError(t, w.Write(ctx, batch(4, 25, 5, "student")))
+	require.NoError(t, w.Replay(ctx))
+	n, _ = spool.Len()
+	assert.Equal(t, 0, n)
+	count, err := st.CountAuditRecords(ctx, store.AuditFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 30, count, "every record once")
+	// Stored in the order acknowledged: ids increase with request ids.
+	var ids []string
+	require.NoError(t, st.ExportAuditRecords(ctx, store.AuditFilter{}, false, func(r store.AuditRecord) error {
+		ids = append(ids, r.RequestID)
+		return nil
+	}))
+	for i, id := range ids {
+		assert.Equal(t, fmt.Sprintf("r-%05d", i), id)
+	}
+}
+
+func TestWriterAppliesGroupSettingsAndArtifactCap(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	g, err := st.GetGroupByName(ctx, store.GroupStaff)
+	require.NoError(t, err)
+	off := false
+	_, err = st.UpdateGroup(ctx, g.ID, store.GroupPatch{AuditPrompts: &off})
+	require.NoError(t, err)
+	spool, err := OpenSpool(t.TempDir(), 0)
+	require.NoError(t, err)
+	w := NewWriter(st, spool, WriterOptions{ArtifactMaxBytes: 4})
+
+	small, big := "aa"+fmt.Sprintf("%062d", 0), "bb"+fmt.Sprintf("%062d", 0)
+	b := batch(1, 0, 2, "student")
+	b.Records[0].ArtifactHashes = []string{small, big}
+	b.Artifacts = []*auditv1.Artifact{
+		{Sha256: small, ContentType: "image/png", SizeBytes: 3, Data: []byte{1, 2, 3}},
+		{Sha256: big, ContentType: "image/png", SizeBytes: 5, Data: []byte{1, 2, 3, 4, 5}},
+	}
+	staff := batch(2, 2, 1, store.GroupStaff)
+	staff.Records[0].ArtifactHashes = []string{"cc" + fmt.Sprintf("%062d", 0)}
+	staff.Artifacts = []*auditv1.Artifact{{Sha256: staff.Records[0].ArtifactHashes[0], Data: []byte{9}}}
+	require.NoError(t, w.Write(ctx, b))
+	require.NoError(t, w.Write(ctx, staff))
+
+	arts, err := st.GetArtifacts(ctx, []string{small, big, staff.Records[0].ArtifactHashes[0]}, true)
+	require.NoError(t, err)
+	require.Len(t, arts, 2, "the staff member's image is not kept")
+	assert.Equal(t, []byte{1, 2, 3}, arts[0].Data)
+	assert.Nil(t, arts[1].Data)
+	assert.True(t, arts[1].Truncated)
+	assert.Equal(t, int64(5), arts[1].SizeBytes)
+
+	r, err := st.GetAuditRecord(ctx, "r-00002")
+	require.NoError(t, err)
+	assert.Empty(t, r.PromptText, "staff prompts are off")
+	assert.Equal(t, "resp", r.ResponseText, "staff responses are kept")
+	assert.Equal(t, int64(2), r.PromptTokens, "metadata is kept")
+}
+
+func TestSpoolSurvivesRestartAndDropsTornWrites(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := OpenSpool(dir, 100)
+	require.NoError(t, err)
+	require.NoError(t, s.Append([]byte("one")))
+	require.NoError(t, s.Append([]byte("two")))
+	require.ErrorIs(t, s.Append(make([]byte, 95)), ErrSpoolFull)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000003.batch.tmp"), []byte("torn"), 0o600))
+
+	s2, err := OpenSpool(dir, 100)
+	require.NoError(t, err)
+	n, size := s2.Len()
+	assert.Equal(t, 2, n)
+	assert.Equal(t, int64(6), size)
+	seq, data, ok, err := s2.Head()
+	require.NoError(t, err)
+	require.True(t, ok)
+	assert.Equal(t, "one", string(data))
+	require.NoError(t, s2.Remove(seq))
+	require.NoError(t, s2.Append([]byte("three")))
+	_, data, _, _ = s2.Head()
+	assert.Equal(t, "two", string(data))
+	_, err = os.Stat(filepath.Join(dir, "00000000000000000003.batch.tmp"))
+	assert.True(t, os.IsNotExist(err))
+}
+
+func TestReplayDropsUnreadableBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := openStore(t)
+	spool, err := OpenSpool(t.TempDir(), 0)
+	require.NoError(t, err)
+	require.NoError(t, spool.Append([]byte{0xff, 0xff, 0xff}))
+	good, err := proto.Marshal(batch(1, 0, 3, ""))
+	require.NoError(t, err)
+	require.NoError(t, spool.Append(good))
+	w := NewWriter(st, spool, WriterOptions{ReplayInterval: 10 * time.Millisecond})
+	require.NoError(t, w.Replay(ctx))
+	n, err := st.CountAuditRecords(ctx, store.AuditFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+}
+
+// FuzzIngestBatch feeds arbitrary bytes through what the control plane does
+// with a batch off the wire or out of its spool: decode, validate, convert.
+func FuzzIngestBatch(f *testing.F) {
+	seed, _ := proto.Marshal(batch(7, 0, 2, "student"))
+	f.Add(seed)
+	f.Add([]byte{})
+	f.Add([]byte{0x1a, 0x03, 0x0a, 0x01, 0x78})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := &controlplanev1.IngestRequest{}
+		if err := proto.Unmarshal(data, b); err != nil {
+			return
+		}
+		if validBatch(b) != nil {
+			return
+		}
+		for _, r := range b.GetRecords() {
+			rec := recordFromProto(r, b.GetReplicaId())
+			if rec.RequestID == "" {
+				t.Fatal("a valid batch's record has a request id")
+			}
+			_ = recordToProto(rec)
+		}
+	})
+}
