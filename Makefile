@@ -35,7 +35,7 @@ lint: tools vet ## buf lint + format check, go vet, gofmt, golangci-lint (.golan
 	$(BUF) lint
 	$(BUF) format -d --exit-code
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v -e '^proto/gen/' -e '^ent/'))" || { gofmt -l $$(git ls-files '*.go' | grep -v -e '^proto/gen/' -e '^ent/'); echo "gofmt needed"; exit 1; }
-	"$$($(GOLANGCI_LINT))" run $(LINT_PKGS)
+	"$$($(GOLANGCI_LINT))" run --allow-parallel-runners $(LINT_PKGS)
 
 vet: ## go vet every module
 	go vet $(PKGS)

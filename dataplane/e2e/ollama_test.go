@@ -143,7 +143,7 @@ func TestOllamaClientSimulators(t *testing.T) {
 	}})
 	client := ollamaClient(t, c, c.AdminKey)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel) // the parallel subtests run on after this function returns
+	defer cancel()
 
 	require.NoError(t, client.Heartbeat(ctx), "HEAD / answers like Ollama")
 	version, err := client.Version(ctx)
@@ -164,6 +164,10 @@ func TestOllamaClientSimulators(t *testing.T) {
 	} {
 		t.Run(tc.engine, func(t *testing.T) {
 			t.Parallel()
+			// The subtests run after this function returns and may wait for
+			// a free slot first, so their deadline starts when they do.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			t.Cleanup(cancel)
 			simScenarios(ctx, t, c, client, tc.model, tc.embedModel)
 		})
 	}
