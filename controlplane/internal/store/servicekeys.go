@@ -48,11 +48,11 @@ type ServiceKeyReview struct {
 // ErrNotFound.
 func (s *Store) CreateServiceKeyRequest(ctx context.Context, userID int64, serviceName, justification string) (ServiceKeyRequest, error) {
 	op := fmt.Sprintf("file service-key request of user %d", userID)
-	u, err := s.client.User.Get(ctx, int(userID))
+	u, err := s.c(ctx).User.Get(ctx, int(userID))
 	if err != nil {
 		return ServiceKeyRequest{}, dbErr(op, err)
 	}
-	r, err := s.client.ServiceKeyRequest.Create().
+	r, err := s.c(ctx).ServiceKeyRequest.Create().
 		SetUserID(u.ID).
 		SetServiceName(serviceName).
 		SetJustification(justification).
@@ -77,7 +77,7 @@ func (s *Store) ListServiceKeyRequests(ctx context.Context, f ServiceKeyRequestF
 		}
 		where = append(where, servicekeyrequest.StatusEQ(st))
 	}
-	rows, err := s.client.ServiceKeyRequest.Query().Where(where...).WithUser().
+	rows, err := s.c(ctx).ServiceKeyRequest.Query().Where(where...).WithUser().
 		Order(ent.Asc(servicekeyrequest.FieldID)).All(ctx)
 	if err != nil {
 		return nil, dbErr("list service-key requests", err)
@@ -91,7 +91,7 @@ func (s *Store) ListServiceKeyRequests(ctx context.Context, f ServiceKeyRequestF
 
 // GetServiceKeyRequest returns one request; ErrNotFound when there is none.
 func (s *Store) GetServiceKeyRequest(ctx context.Context, id int64) (ServiceKeyRequest, error) {
-	r, err := s.client.ServiceKeyRequest.Query().Where(servicekeyrequest.ID(int(id))).WithUser().Only(ctx)
+	r, err := s.c(ctx).ServiceKeyRequest.Query().Where(servicekeyrequest.ID(int(id))).WithUser().Only(ctx)
 	if err != nil {
 		return ServiceKeyRequest{}, dbErr(fmt.Sprintf("get service-key request %d", id), err)
 	}
@@ -106,7 +106,7 @@ func (s *Store) ReviewServiceKeyRequest(ctx context.Context, id int64, rv Servic
 	if rv.Approved {
 		status = servicekeyrequest.StatusApproved
 	}
-	n, err := s.client.ServiceKeyRequest.Update().
+	n, err := s.c(ctx).ServiceKeyRequest.Update().
 		Where(servicekeyrequest.ID(int(id)), servicekeyrequest.StatusEQ(servicekeyrequest.StatusPending)).
 		SetStatus(status).
 		SetReviewerID(int(rv.ReviewerID)).
