@@ -45,6 +45,8 @@ type Services struct {
 	// served when set.
 	Account accountv1.AccountServiceServer
 	SignIn  controlplanev1.SignInServiceServer
+	// Status (the public status page's data) is served when set.
+	Status controlplanev1.StatusServiceServer
 }
 
 // Options configure a Server.
@@ -134,6 +136,9 @@ func New(opts Options) *Server {
 	}
 	if svc.SignIn != nil {
 		controlplanev1.RegisterSignInServiceServer(s.grpc, svc.SignIn)
+	}
+	if svc.Status != nil {
+		controlplanev1.RegisterStatusServiceServer(s.grpc, svc.Status)
 	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

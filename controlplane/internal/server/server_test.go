@@ -116,7 +116,7 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 			Account: identity.NewAccountServer(ident, st, accounts), SignIn: signIn,
 			// Registered so that the RBAC matrix covers its methods; its handlers
 			// are tested with admission.
-			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}},
+			Scheduler: adminv1.UnimplementedSchedulerServiceServer{}, Status: controlplanev1.UnimplementedStatusServiceServer{}},
 		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
 		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(spans)),

@@ -783,6 +783,159 @@ func (x *ListMyQuotaRequestsResponse) GetQuotaRequests() []*v1.QuotaRequest {
 	return nil
 }
 
+// GetMyUsageRequest is empty.
+type GetMyUsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyUsageRequest) Reset() {
+	*x = GetMyUsageRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyUsageRequest) ProtoMessage() {}
+
+func (x *GetMyUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetMyUsageRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{16}
+}
+
+// GetMyUsageResponse is the caller's usage now.
+type GetMyUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tokens charged in the current period.
+	TokensUsed int64 `protobuf:"varint,1,opt,name=tokens_used,json=tokensUsed,proto3" json:"tokens_used,omitempty"`
+	// Every token ever charged.
+	LifetimeTokensUsed int64 `protobuf:"varint,2,opt,name=lifetime_tokens_used,json=lifetimeTokensUsed,proto3" json:"lifetime_tokens_used,omitempty"`
+	// Tokens held by requests still running.
+	TokensReserved int64 `protobuf:"varint,3,opt,name=tokens_reserved,json=tokensReserved,proto3" json:"tokens_reserved,omitempty"`
+	// Tokens per period; 0 means unlimited.
+	TokenBudget int64                  `protobuf:"varint,4,opt,name=token_budget,json=tokenBudget,proto3" json:"token_budget,omitempty"`
+	PeriodStart *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	// Requests per minute allowed; 0 means unlimited.
+	RpmLimit int32 `protobuf:"varint,7,opt,name=rpm_limit,json=rpmLimit,proto3" json:"rpm_limit,omitempty"`
+	// Requests counted in the last minute.
+	RequestsLastMinute int32 `protobuf:"varint,8,opt,name=requests_last_minute,json=requestsLastMinute,proto3" json:"requests_last_minute,omitempty"`
+	// Requests admitted or queued and not yet finished.
+	InFlight      int32 `protobuf:"varint,9,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyUsageResponse) Reset() {
+	*x = GetMyUsageResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyUsageResponse) ProtoMessage() {}
+
+func (x *GetMyUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetMyUsageResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GetMyUsageResponse) GetTokensUsed() int64 {
+	if x != nil {
+		return x.TokensUsed
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetLifetimeTokensUsed() int64 {
+	if x != nil {
+		return x.LifetimeTokensUsed
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetTokensReserved() int64 {
+	if x != nil {
+		return x.TokensReserved
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetTokenBudget() int64 {
+	if x != nil {
+		return x.TokenBudget
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *GetMyUsageResponse) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *GetMyUsageResponse) GetRpmLimit() int32 {
+	if x != nil {
+		return x.RpmLimit
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetRequestsLastMinute() int32 {
+	if x != nil {
+		return x.RequestsLastMinute
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
 var File_mindrouter_account_v1_account_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
@@ -824,7 +977,21 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\rquota_request\x18\x01 \x01(\v2!.mindrouter.admin.v1.QuotaRequestR\fquotaRequest\"\x1c\n" +
 	"\x1aListMyQuotaRequestsRequest\"g\n" +
 	"\x1bListMyQuotaRequestsResponse\x12H\n" +
-	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests2\xe9\t\n" +
+	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"\x13\n" +
+	"\x11GetMyUsageRequest\"\x99\x03\n" +
+	"\x12GetMyUsageResponse\x12\x1f\n" +
+	"\vtokens_used\x18\x01 \x01(\x03R\n" +
+	"tokensUsed\x120\n" +
+	"\x14lifetime_tokens_used\x18\x02 \x01(\x03R\x12lifetimeTokensUsed\x12'\n" +
+	"\x0ftokens_reserved\x18\x03 \x01(\x03R\x0etokensReserved\x12!\n" +
+	"\ftoken_budget\x18\x04 \x01(\x03R\vtokenBudget\x12=\n" +
+	"\fperiod_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x1b\n" +
+	"\trpm_limit\x18\a \x01(\x05R\brpmLimit\x120\n" +
+	"\x14requests_last_minute\x18\b \x01(\x05R\x12requestsLastMinute\x12\x1b\n" +
+	"\tin_flight\x18\t \x01(\x05R\binFlight2\xe8\n" +
+	"\n" +
 	"\x0eAccountService\x12r\n" +
 	"\x06WhoAmI\x12$.mindrouter.account.v1.WhoAmIRequest\x1a%.mindrouter.account.v1.WhoAmIResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/account/whoami\x12\x93\x01\n" +
 	"\rListMyAPIKeys\x12+.mindrouter.account.v1.ListMyAPIKeysRequest\x1a,.mindrouter.account.v1.ListMyAPIKeysResponse\"'\x82\xd3\xe4\x93\x02!b\bapi_keys\x12\x15/api/account/api-keys\x12\x8f\x01\n" +
@@ -833,7 +1000,9 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x0eRevokeMyAPIKey\x12,.mindrouter.account.v1.RevokeMyAPIKeyRequest\x1a-.mindrouter.account.v1.RevokeMyAPIKeyResponse\"2\x82\xd3\xe4\x93\x02,b\aapi_key\"!/api/account/api-keys/{id}/revoke\x12\x8f\x01\n" +
 	"\x0eChangePassword\x12,.mindrouter.account.v1.ChangePasswordRequest\x1a-.mindrouter.account.v1.ChangePasswordResponse\" \x82\xd3\xe4\x93\x02\x1a:\x01*\"\x15/api/account/password\x12\xb0\x01\n" +
 	"\x12CreateQuotaRequest\x120.mindrouter.account.v1.CreateQuotaRequestRequest\x1a1.mindrouter.account.v1.CreateQuotaRequestResponse\"5\x82\xd3\xe4\x93\x02/:\x01*b\rquota_request\"\x1b/api/account/quota-requests\x12\xb1\x01\n" +
-	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requestsB\xf2\x01\n" +
+	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requests\x12}\n" +
+	"\n" +
+	"GetMyUsage\x12(.mindrouter.account.v1.GetMyUsageRequest\x1a).mindrouter.account.v1.GetMyUsageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/account/usageB\xf2\x01\n" +
 	"\x19com.mindrouter.account.v1B\x13AccountServiceProtoP\x01ZJgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1;accountv1\xa2\x02\x03MAX\xaa\x02\x15Mindrouter.Account.V1\xca\x02\x15Mindrouter\\Account\\V1\xe2\x02!Mindrouter\\Account\\V1\\GPBMetadata\xea\x02\x17Mindrouter::Account::V1b\x06proto3"
 
 var (
@@ -848,7 +1017,7 @@ func file_mindrouter_account_v1_account_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_account_v1_account_service_proto_rawDescData
 }
 
-var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
 	(*WhoAmIRequest)(nil),               // 0: mindrouter.account.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),              // 1: mindrouter.account.v1.WhoAmIResponse
@@ -866,41 +1035,47 @@ var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
 	(*CreateQuotaRequestResponse)(nil),  // 13: mindrouter.account.v1.CreateQuotaRequestResponse
 	(*ListMyQuotaRequestsRequest)(nil),  // 14: mindrouter.account.v1.ListMyQuotaRequestsRequest
 	(*ListMyQuotaRequestsResponse)(nil), // 15: mindrouter.account.v1.ListMyQuotaRequestsResponse
-	(*v1.User)(nil),                     // 16: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil),       // 17: google.protobuf.Timestamp
-	(*v1.APIKey)(nil),                   // 18: mindrouter.admin.v1.APIKey
-	(*v1.QuotaRequest)(nil),             // 19: mindrouter.admin.v1.QuotaRequest
+	(*GetMyUsageRequest)(nil),           // 16: mindrouter.account.v1.GetMyUsageRequest
+	(*GetMyUsageResponse)(nil),          // 17: mindrouter.account.v1.GetMyUsageResponse
+	(*v1.User)(nil),                     // 18: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil),       // 19: google.protobuf.Timestamp
+	(*v1.APIKey)(nil),                   // 20: mindrouter.admin.v1.APIKey
+	(*v1.QuotaRequest)(nil),             // 21: mindrouter.admin.v1.QuotaRequest
 }
 var file_mindrouter_account_v1_account_service_proto_depIdxs = []int32{
-	16, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
-	17, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	18, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	18, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	18, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	18, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	19, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
-	19, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
-	0,  // 8: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
-	2,  // 9: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
-	4,  // 10: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
-	6,  // 11: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
-	8,  // 12: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
-	10, // 13: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
-	12, // 14: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
-	14, // 15: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
-	1,  // 16: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
-	3,  // 17: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
-	5,  // 18: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
-	7,  // 19: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
-	9,  // 20: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
-	11, // 21: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
-	13, // 22: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
-	15, // 23: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
-	16, // [16:24] is the sub-list for method output_type
-	8,  // [8:16] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	18, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
+	19, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	20, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	20, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	20, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	20, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	21, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	21, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	19, // 8: mindrouter.account.v1.GetMyUsageResponse.period_start:type_name -> google.protobuf.Timestamp
+	19, // 9: mindrouter.account.v1.GetMyUsageResponse.period_end:type_name -> google.protobuf.Timestamp
+	0,  // 10: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
+	2,  // 11: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
+	4,  // 12: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
+	6,  // 13: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
+	8,  // 14: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
+	10, // 15: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
+	12, // 16: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
+	14, // 17: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
+	16, // 18: mindrouter.account.v1.AccountService.GetMyUsage:input_type -> mindrouter.account.v1.GetMyUsageRequest
+	1,  // 19: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
+	3,  // 20: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
+	5,  // 21: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
+	7,  // 22: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
+	9,  // 23: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
+	11, // 24: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
+	13, // 25: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
+	15, // 26: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
+	17, // 27: mindrouter.account.v1.AccountService.GetMyUsage:output_type -> mindrouter.account.v1.GetMyUsageResponse
+	19, // [19:28] is the sub-list for method output_type
+	10, // [10:19] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_account_v1_account_service_proto_init() }
@@ -914,7 +1089,7 @@ func file_mindrouter_account_v1_account_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_account_v1_account_service_proto_rawDesc), len(file_mindrouter_account_v1_account_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

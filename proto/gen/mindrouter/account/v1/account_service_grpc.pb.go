@@ -27,6 +27,7 @@ const (
 	AccountService_ChangePassword_FullMethodName      = "/mindrouter.account.v1.AccountService/ChangePassword"
 	AccountService_CreateQuotaRequest_FullMethodName  = "/mindrouter.account.v1.AccountService/CreateQuotaRequest"
 	AccountService_ListMyQuotaRequests_FullMethodName = "/mindrouter.account.v1.AccountService/ListMyQuotaRequests"
+	AccountService_GetMyUsage_FullMethodName          = "/mindrouter.account.v1.AccountService/GetMyUsage"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -57,6 +58,10 @@ type AccountServiceClient interface {
 	CreateQuotaRequest(ctx context.Context, in *CreateQuotaRequestRequest, opts ...grpc.CallOption) (*CreateQuotaRequestResponse, error)
 	// ListMyQuotaRequests lists the caller's quota requests.
 	ListMyQuotaRequests(ctx context.Context, in *ListMyQuotaRequestsRequest, opts ...grpc.CallOption) (*ListMyQuotaRequestsResponse, error)
+	// GetMyUsage returns the caller's token usage in the current budget period
+	// against their budget, as the quota manager counts it now (the dashboard
+	// polls it).
+	GetMyUsage(ctx context.Context, in *GetMyUsageRequest, opts ...grpc.CallOption) (*GetMyUsageResponse, error)
 }
 
 type accountServiceClient struct {
@@ -147,6 +152,16 @@ func (c *accountServiceClient) ListMyQuotaRequests(ctx context.Context, in *List
 	return out, nil
 }
 
+func (c *accountServiceClient) GetMyUsage(ctx context.Context, in *GetMyUsageRequest, opts ...grpc.CallOption) (*GetMyUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMyUsageResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetMyUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -175,6 +190,10 @@ type AccountServiceServer interface {
 	CreateQuotaRequest(context.Context, *CreateQuotaRequestRequest) (*CreateQuotaRequestResponse, error)
 	// ListMyQuotaRequests lists the caller's quota requests.
 	ListMyQuotaRequests(context.Context, *ListMyQuotaRequestsRequest) (*ListMyQuotaRequestsResponse, error)
+	// GetMyUsage returns the caller's token usage in the current budget period
+	// against their budget, as the quota manager counts it now (the dashboard
+	// polls it).
+	GetMyUsage(context.Context, *GetMyUsageRequest) (*GetMyUsageResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -208,6 +227,9 @@ func (UnimplementedAccountServiceServer) CreateQuotaRequest(context.Context, *Cr
 }
 func (UnimplementedAccountServiceServer) ListMyQuotaRequests(context.Context, *ListMyQuotaRequestsRequest) (*ListMyQuotaRequestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMyQuotaRequests not implemented")
+}
+func (UnimplementedAccountServiceServer) GetMyUsage(context.Context, *GetMyUsageRequest) (*GetMyUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMyUsage not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -374,6 +396,24 @@ func _AccountService_ListMyQuotaRequests_Handler(srv interface{}, ctx context.Co
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetMyUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMyUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetMyUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetMyUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetMyUsage(ctx, req.(*GetMyUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -412,6 +452,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListMyQuotaRequests",
 			Handler:    _AccountService_ListMyQuotaRequests_Handler,
+		},
+		{
+			MethodName: "GetMyUsage",
+			Handler:    _AccountService_GetMyUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
