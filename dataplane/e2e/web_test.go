@@ -164,6 +164,16 @@ func (p *page) check(name string) {
 		require.NoError(p.t, err)
 		require.NoError(p.t, os.WriteFile(filepath.Join(p.shot, fmt.Sprintf("%s-%s.png", name, scheme)), png, 0o644))
 	}
+	// A phone: one column, nothing wider than the screen but the tables' own frames.
+	p.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	overflow := eval[bool](p, `document.documentElement.scrollWidth > window.innerWidth + 1`)
+	assert.False(p.t, overflow, "%s scrolls sideways on a phone", name)
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	cancel()
+	require.NoError(p.t, err)
+	require.NoError(p.t, os.WriteFile(filepath.Join(p.shot, name+"-phone.png"), png, 0o644))
+	p.do(chromedp.EmulateViewport(1280, 900))
 	p.scheme("light")
 	p.noConsoleErrors()
 }
@@ -182,8 +192,9 @@ func (p *page) signIn(user, password, next string) {
 // submit clicks a button, accepting any confirmation, and waits for the next page.
 func (p *page) submit(sel, waitFor string) {
 	p.t.Helper()
-	eval[bool](p, `window.confirm = () => true; true`)
-	p.do(chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS(waitFor)))
+	// The marker goes with the old document: waitFor must be on the next one.
+	eval[bool](p, `window.confirm = () => true; document.body.dataset.old = "1"; true`)
+	p.do(chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS("body:not([data-old]) "+waitFor)))
 }
 
 var adminPages = []string{"/admin", "/admin/backends", "/admin/nodes", "/admin/models", "/admin/users", "/admin/groups",
