@@ -22,7 +22,7 @@ import (
 )
 
 // startSim runs an in-process engine simulator for the test's lifetime.
-func startSim(t *testing.T, cfg enginesim.Config) (*enginesim.Server, string) {
+func startSim(t testing.TB, cfg enginesim.Config) (*enginesim.Server, string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, url, err := enginesim.Listen(ctx, "127.0.0.1:0", cfg)

@@ -46,7 +46,7 @@ func TestControlPlaneOnMariaDB(t *testing.T) {
 
 // newMariaDB creates a database of the test's own on the shared MariaDB (dropped
 // at cleanup) and returns its DSN, a connection to the server and its name.
-func newMariaDB(t *testing.T) (string, *sql.DB, string) {
+func newMariaDB(t testing.TB) (string, *sql.DB, string) {
 	t.Helper()
 	base := os.Getenv("MINDROUTER_TEST_MARIADB_DSN")
 	if base == "" {

@@ -22,13 +22,13 @@ import (
 
 // browser is an HTTP client with a cookie jar that does not follow redirects.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	http *http.Client
 	csrf string
 }
 
-func newBrowser(t *testing.T, base string) *browser {
+func newBrowser(t testing.TB, base string) *browser {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	return &browser{t: t, base: base, http: &http.Client{
@@ -74,7 +74,7 @@ func (b *browser) login(user, password string) (*http.Response, string) {
 func (b *browser) withCSRF() map[string]string { return map[string]string{"X-CSRF-Token": b.csrf} }
 
 // createUser creates a local user through the admin API and returns its id.
-func createUser(t *testing.T, c *cluster.Cluster, name, group string) string {
+func createUser(t testing.TB, c *cluster.Cluster, name, group string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -92,6 +92,9 @@ func (s *Server) free(l *lease, st Settlement) {
 		s.reg.AbandonTrial(l.cand.BackendID)
 	}
 	s.metrics.inFlight(l.cand).Dec()
+	if !st.Lost {
+		s.served.add(s.opts.Now(), st.PromptTokens, st.CompletionTokens)
+	}
 	s.acct.Settle(l.principal, st)
 }
 

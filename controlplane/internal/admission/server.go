@@ -123,6 +123,7 @@ type Server struct {
 	leases    *leaseTable
 	sessions  *sessionTable
 	decisions *decisionLog
+	served    servedTokens
 	names     *directory
 	// plans recycles the per-Admit plans and their buffers.
 	plans sync.Pool

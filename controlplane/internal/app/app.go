@@ -166,8 +166,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Services: server.Services{
 			Admission: adm, Session: adm,
 			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st, accounts),
-			Account: identity.NewAccountServer(ident, st, accounts), SignIn: identity.NewSignInServer(accounts, sso),
+			Account: identity.NewAccountServer(ident, st, accounts).WithUsage(accountUsage{quotas}), SignIn: identity.NewSignInServer(accounts, sso),
 			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
+			Status:    admission.NewStatusService(adm, fleetCounter(reg)),
 			Telemetry: tele,
 			Audit:     auditSvc, AuditIngest: audit.NewIngester(auditWriter, log.With("component", "audit")),
 		},
@@ -286,6 +287,48 @@ type quotaView struct{ m *quota.Manager }
 func (q quotaView) Usage(userID int64) (used, reserved, budget int64, rpm int) {
 	u := q.m.Usage(userID)
 	return u.TokensUsed, u.Reserved, u.Budget, u.RequestsInWindow
+}
+
+// fleetCounter counts the registry's backends and nodes for the public
+// status page.
+func fleetCounter(reg *registry.Registry) admission.FleetFunc {
+	return func(ctx context.Context) (admission.Fleet, error) {
+		var f admission.Fleet
+		for _, b := range reg.ListBackends() {
+			f.BackendsTotal++
+			switch b.Status {
+			case registry.StatusHealthy:
+				f.BackendsHealthy++
+			case registry.StatusDisabled:
+				f.BackendsDisabled++
+			case registry.StatusDraining:
+				f.BackendsDraining++
+			}
+			if b.Circuit == registry.CircuitOpen {
+				f.CircuitsOpen++
+			}
+		}
+		nodes, err := reg.ListNodes(ctx)
+		if err != nil {
+			return f, err
+		}
+		for _, n := range nodes {
+			f.NodesTotal++
+			if n.Status == "online" {
+				f.NodesOnline++
+			}
+		}
+		return f, nil
+	}
+}
+
+// accountUsage shows the quota manager's usage on a user's own dashboard.
+type accountUsage struct{ m *quota.Manager }
+
+func (a accountUsage) Usage(userID int64) identity.Usage {
+	u := a.m.Usage(userID)
+	return identity.Usage{TokensUsed: u.TokensUsed, LifetimeTokensUsed: u.LifetimeTokensUsed, TokensReserved: u.Reserved,
+		PeriodStart: u.PeriodStart, PeriodEnd: u.PeriodEnd, RequestsLastMinute: u.RequestsInWindow, InFlight: u.InFlight}
 }
 
 // usageStore keeps the quota manager's usage in the quotas table.

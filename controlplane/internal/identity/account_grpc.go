@@ -34,9 +34,10 @@ func (p Principal) Role() string {
 // principal in its context and nothing else.
 type AccountServer struct {
 	accountv1.UnimplementedAccountServiceServer
-	svc  *Service
-	st   Store
-	acct *Accounts
+	svc   *Service
+	st    Store
+	acct  *Accounts
+	usage UsageReader
 }
 
 var _ accountv1.AccountServiceServer = (*AccountServer)(nil)

@@ -50,6 +50,8 @@ type Services struct {
 	// planes) are served when set.
 	Audit       auditv1.AuditServiceServer
 	AuditIngest controlplanev1.AuditIngestServiceServer
+	// Status (the public status page's data) is served when set.
+	Status controlplanev1.StatusServiceServer
 }
 
 // Options configure a Server.
@@ -150,6 +152,9 @@ func New(opts Options) *Server {
 	}
 	if svc.AuditIngest != nil {
 		controlplanev1.RegisterAuditIngestServiceServer(s.grpc, svc.AuditIngest)
+	}
+	if svc.Status != nil {
+		controlplanev1.RegisterStatusServiceServer(s.grpc, svc.Status)
 	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)

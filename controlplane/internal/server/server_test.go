@@ -121,7 +121,8 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 			// are tested with admission.
 			Scheduler:   adminv1.UnimplementedSchedulerServiceServer{},
 			Audit:       audit.NewService(st, audit.NewRetention(st, audit.RetentionOptions{}), log),
-			AuditIngest: audit.NewIngester(audit.NewWriter(st, spool, audit.WriterOptions{Logger: log}), log)},
+			AuditIngest: audit.NewIngester(audit.NewWriter(st, spool, audit.WriterOptions{Logger: log}), log),
+			Status:      controlplanev1.UnimplementedStatusServiceServer{}},
 		Actions:  st,
 		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,

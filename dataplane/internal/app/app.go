@@ -34,6 +34,7 @@ import (
 	ollamasurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/ollama"
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
+	"github.com/mindrouter/mindrouter/dataplane/internal/web"
 )
 
 // Version is the binary's version, set at build time with
@@ -163,6 +164,11 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
+	pages, err := web.New(cpclient.NewWeb(conn, cfg.ClusterToken, 0), web.Config{Version: Version, SessionCookie: signin.CookieName},
+		log.With(slog.String("component", "web")))
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
 	srv, err := server.New(server.Options{
 		MaxBodyBytes: cfg.MaxBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyMinRate: cfg.BodyMinRate,
 		Surfaces: []server.Surface{
@@ -174,6 +180,7 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		Admin: admin,
 		SignIn: signin.New(conn, signin.Config{ClusterToken: cfg.ClusterToken, SecureCookies: cfg.SecureCookies},
 			log.With(slog.String("component", "signin"))),
+		Web: pages, WebRoutes: web.Routes,
 		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },
 		Registry: reg,
 		Spans:    spans,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +41,12 @@ type Options struct {
 	Admin http.Handler
 	// SignIn, when set, serves /login and /logout.
 	SignIn http.Handler
+	// Web, when set, serves the pages at WebRoutes, and GET / to browsers
+	// (requests that accept text/html); other clients keep the Ollama
+	// surface's "Ollama is running" at /.
+	Web http.Handler
+	// WebRoutes are the patterns Web serves besides /.
+	WebRoutes []string
 	// Ready reports whether the control plane is reachable (for /readyz).
 	Ready func() bool
 	// Registry receives the server's metrics and is served at /metrics.
@@ -100,11 +107,19 @@ func New(opts Options) (*Server, error) {
 		mux.Handle("/logout", opts.SignIn)
 		mux.Handle("/login/oidc/", opts.SignIn)
 	}
+	for _, p := range opts.WebRoutes {
+		if p != "/{$}" {
+			mux.Handle(p, opts.Web)
+		}
+	}
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry}))
 	mux.HandleFunc("/", s.notFound)
 	var h http.Handler = mux
+	if opts.Web != nil {
+		h = browserRoot(h, opts.Web)
+	}
 	h = s.guardBody(h)
 	h = s.recoverPanics(h)
 	h = s.access(h)
@@ -112,6 +127,19 @@ func New(opts Options) (*Server, error) {
 	h = tracing.Handler(h, opts.Spans)
 	s.handler = h
 	return s, nil
+}
+
+// browserRoot sends a browser's GET / to the status page and every other
+// request to next.
+func browserRoot(next, web http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			strings.Contains(r.Header.Get("Accept"), "text/html") {
+			web.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // ServeHTTP serves a request.

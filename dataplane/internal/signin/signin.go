@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/web"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -41,7 +42,7 @@ const (
 	// maxFormBytes bounds the login and logout forms.
 	maxFormBytes = 16 << 10
 	// defaultNext is where a browser goes after signing in without a next.
-	defaultNext = "/api/account/whoami"
+	defaultNext = "/dashboard"
 )
 
 // Config configures the handler.
@@ -119,8 +120,7 @@ func (h *Handler) render(w http.ResponseWriter, code int, d pageData) {
 	d.Providers = h.providers()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	web.SecurityHeaders(w.Header())
 	w.WriteHeader(code)
 	if err := loginPage.Execute(w, d); err != nil {
 		h.log.Warn("rendering the login page failed", slog.Any("error", err))
@@ -250,6 +250,11 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		Secure: h.secure(r), SameSite: http.SameSiteLaxMode})
+	// A page's sign-out form names where to go next; other clients get JSON.
+	if next := r.PostForm.Get("next"); next != "" {
+		http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{"sessions_ended": ended})
 }
 

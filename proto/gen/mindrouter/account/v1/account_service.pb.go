@@ -1071,6 +1071,159 @@ func (x *CollectServiceKeyResponse) GetServiceKeyRequest() *v1.ServiceKeyRequest
 	return nil
 }
 
+// GetMyUsageRequest is empty.
+type GetMyUsageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyUsageRequest) Reset() {
+	*x = GetMyUsageRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyUsageRequest) ProtoMessage() {}
+
+func (x *GetMyUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyUsageRequest.ProtoReflect.Descriptor instead.
+func (*GetMyUsageRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{22}
+}
+
+// GetMyUsageResponse is the caller's usage now.
+type GetMyUsageResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Tokens charged in the current period.
+	TokensUsed int64 `protobuf:"varint,1,opt,name=tokens_used,json=tokensUsed,proto3" json:"tokens_used,omitempty"`
+	// Every token ever charged.
+	LifetimeTokensUsed int64 `protobuf:"varint,2,opt,name=lifetime_tokens_used,json=lifetimeTokensUsed,proto3" json:"lifetime_tokens_used,omitempty"`
+	// Tokens held by requests still running.
+	TokensReserved int64 `protobuf:"varint,3,opt,name=tokens_reserved,json=tokensReserved,proto3" json:"tokens_reserved,omitempty"`
+	// Tokens per period; 0 means unlimited.
+	TokenBudget int64                  `protobuf:"varint,4,opt,name=token_budget,json=tokenBudget,proto3" json:"token_budget,omitempty"`
+	PeriodStart *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=period_start,json=periodStart,proto3" json:"period_start,omitempty"`
+	PeriodEnd   *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=period_end,json=periodEnd,proto3" json:"period_end,omitempty"`
+	// Requests per minute allowed; 0 means unlimited.
+	RpmLimit int32 `protobuf:"varint,7,opt,name=rpm_limit,json=rpmLimit,proto3" json:"rpm_limit,omitempty"`
+	// Requests counted in the last minute.
+	RequestsLastMinute int32 `protobuf:"varint,8,opt,name=requests_last_minute,json=requestsLastMinute,proto3" json:"requests_last_minute,omitempty"`
+	// Requests admitted or queued and not yet finished.
+	InFlight      int32 `protobuf:"varint,9,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetMyUsageResponse) Reset() {
+	*x = GetMyUsageResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetMyUsageResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetMyUsageResponse) ProtoMessage() {}
+
+func (x *GetMyUsageResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetMyUsageResponse.ProtoReflect.Descriptor instead.
+func (*GetMyUsageResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GetMyUsageResponse) GetTokensUsed() int64 {
+	if x != nil {
+		return x.TokensUsed
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetLifetimeTokensUsed() int64 {
+	if x != nil {
+		return x.LifetimeTokensUsed
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetTokensReserved() int64 {
+	if x != nil {
+		return x.TokensReserved
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetTokenBudget() int64 {
+	if x != nil {
+		return x.TokenBudget
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetPeriodStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodStart
+	}
+	return nil
+}
+
+func (x *GetMyUsageResponse) GetPeriodEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PeriodEnd
+	}
+	return nil
+}
+
+func (x *GetMyUsageResponse) GetRpmLimit() int32 {
+	if x != nil {
+		return x.RpmLimit
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetRequestsLastMinute() int32 {
+	if x != nil {
+		return x.RequestsLastMinute
+	}
+	return 0
+}
+
+func (x *GetMyUsageResponse) GetInFlight() int32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
 var File_mindrouter_account_v1_account_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
@@ -1126,7 +1279,20 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x19CollectServiceKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\x12\x19\n" +
 	"\bfull_key\x18\x02 \x01(\tR\afullKey\x12V\n" +
-	"\x13service_key_request\x18\x03 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest2\xb7\x0e\n" +
+	"\x13service_key_request\x18\x03 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"\x13\n" +
+	"\x11GetMyUsageRequest\"\x99\x03\n" +
+	"\x12GetMyUsageResponse\x12\x1f\n" +
+	"\vtokens_used\x18\x01 \x01(\x03R\n" +
+	"tokensUsed\x120\n" +
+	"\x14lifetime_tokens_used\x18\x02 \x01(\x03R\x12lifetimeTokensUsed\x12'\n" +
+	"\x0ftokens_reserved\x18\x03 \x01(\x03R\x0etokensReserved\x12!\n" +
+	"\ftoken_budget\x18\x04 \x01(\x03R\vtokenBudget\x12=\n" +
+	"\fperiod_start\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vperiodStart\x129\n" +
+	"\n" +
+	"period_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x1b\n" +
+	"\trpm_limit\x18\a \x01(\x05R\brpmLimit\x120\n" +
+	"\x14requests_last_minute\x18\b \x01(\x05R\x12requestsLastMinute\x12\x1b\n" +
+	"\tin_flight\x18\t \x01(\x05R\binFlight2\xb6\x0f\n" +
 	"\x0eAccountService\x12r\n" +
 	"\x06WhoAmI\x12$.mindrouter.account.v1.WhoAmIRequest\x1a%.mindrouter.account.v1.WhoAmIResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/account/whoami\x12\x93\x01\n" +
 	"\rListMyAPIKeys\x12+.mindrouter.account.v1.ListMyAPIKeysRequest\x1a,.mindrouter.account.v1.ListMyAPIKeysResponse\"'\x82\xd3\xe4\x93\x02!b\bapi_keys\x12\x15/api/account/api-keys\x12\x8f\x01\n" +
@@ -1138,7 +1304,9 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requests\x12\xcb\x01\n" +
 	"\x17CreateServiceKeyRequest\x125.mindrouter.account.v1.CreateServiceKeyRequestRequest\x1a6.mindrouter.account.v1.CreateServiceKeyRequestResponse\"A\x82\xd3\xe4\x93\x02;:\x01*b\x13service_key_request\"!/api/account/service-key-requests\x12\xcc\x01\n" +
 	"\x18ListMyServiceKeyRequests\x126.mindrouter.account.v1.ListMyServiceKeyRequestsRequest\x1a7.mindrouter.account.v1.ListMyServiceKeyRequestsResponse\"?\x82\xd3\xe4\x93\x029b\x14service_key_requests\x12!/api/account/service-key-requests\x12\xae\x01\n" +
-	"\x11CollectServiceKey\x12/.mindrouter.account.v1.CollectServiceKeyRequest\x1a0.mindrouter.account.v1.CollectServiceKeyResponse\"6\x82\xd3\xe4\x93\x020\"./api/account/service-key-requests/{id}/collectB\xf2\x01\n" +
+	"\x11CollectServiceKey\x12/.mindrouter.account.v1.CollectServiceKeyRequest\x1a0.mindrouter.account.v1.CollectServiceKeyResponse\"6\x82\xd3\xe4\x93\x020\"./api/account/service-key-requests/{id}/collect\x12}\n" +
+	"\n" +
+	"GetMyUsage\x12(.mindrouter.account.v1.GetMyUsageRequest\x1a).mindrouter.account.v1.GetMyUsageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/account/usageB\xf2\x01\n" +
 	"\x19com.mindrouter.account.v1B\x13AccountServiceProtoP\x01ZJgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1;accountv1\xa2\x02\x03MAX\xaa\x02\x15Mindrouter.Account.V1\xca\x02\x15Mindrouter\\Account\\V1\xe2\x02!Mindrouter\\Account\\V1\\GPBMetadata\xea\x02\x17Mindrouter::Account::V1b\x06proto3"
 
 var (
@@ -1153,7 +1321,7 @@ func file_mindrouter_account_v1_account_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_account_v1_account_service_proto_rawDescData
 }
 
-var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
 	(*WhoAmIRequest)(nil),                    // 0: mindrouter.account.v1.WhoAmIRequest
 	(*WhoAmIResponse)(nil),                   // 1: mindrouter.account.v1.WhoAmIResponse
@@ -1177,52 +1345,58 @@ var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
 	(*ListMyServiceKeyRequestsResponse)(nil), // 19: mindrouter.account.v1.ListMyServiceKeyRequestsResponse
 	(*CollectServiceKeyRequest)(nil),         // 20: mindrouter.account.v1.CollectServiceKeyRequest
 	(*CollectServiceKeyResponse)(nil),        // 21: mindrouter.account.v1.CollectServiceKeyResponse
-	(*v1.User)(nil),                          // 22: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil),            // 23: google.protobuf.Timestamp
-	(*v1.APIKey)(nil),                        // 24: mindrouter.admin.v1.APIKey
-	(*v1.QuotaRequest)(nil),                  // 25: mindrouter.admin.v1.QuotaRequest
-	(*v1.ServiceKeyRequest)(nil),             // 26: mindrouter.admin.v1.ServiceKeyRequest
+	(*GetMyUsageRequest)(nil),                // 22: mindrouter.account.v1.GetMyUsageRequest
+	(*GetMyUsageResponse)(nil),               // 23: mindrouter.account.v1.GetMyUsageResponse
+	(*v1.User)(nil),                          // 24: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
+	(*v1.APIKey)(nil),                        // 26: mindrouter.admin.v1.APIKey
+	(*v1.QuotaRequest)(nil),                  // 27: mindrouter.admin.v1.QuotaRequest
+	(*v1.ServiceKeyRequest)(nil),             // 28: mindrouter.admin.v1.ServiceKeyRequest
 }
 var file_mindrouter_account_v1_account_service_proto_depIdxs = []int32{
-	22, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
-	23, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	24, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	24, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	24, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	24, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	25, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
-	25, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
-	26, // 8: mindrouter.account.v1.CreateServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	26, // 9: mindrouter.account.v1.ListMyServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	24, // 10: mindrouter.account.v1.CollectServiceKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	26, // 11: mindrouter.account.v1.CollectServiceKeyResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	0,  // 12: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
-	2,  // 13: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
-	4,  // 14: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
-	6,  // 15: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
-	8,  // 16: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
-	10, // 17: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
-	12, // 18: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
-	14, // 19: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
-	16, // 20: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:input_type -> mindrouter.account.v1.CreateServiceKeyRequestRequest
-	18, // 21: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:input_type -> mindrouter.account.v1.ListMyServiceKeyRequestsRequest
-	20, // 22: mindrouter.account.v1.AccountService.CollectServiceKey:input_type -> mindrouter.account.v1.CollectServiceKeyRequest
-	1,  // 23: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
-	3,  // 24: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
-	5,  // 25: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
-	7,  // 26: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
-	9,  // 27: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
-	11, // 28: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
-	13, // 29: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
-	15, // 30: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
-	17, // 31: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:output_type -> mindrouter.account.v1.CreateServiceKeyRequestResponse
-	19, // 32: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:output_type -> mindrouter.account.v1.ListMyServiceKeyRequestsResponse
-	21, // 33: mindrouter.account.v1.AccountService.CollectServiceKey:output_type -> mindrouter.account.v1.CollectServiceKeyResponse
-	23, // [23:34] is the sub-list for method output_type
-	12, // [12:23] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	24, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
+	25, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	26, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	26, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	26, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	26, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	27, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	27, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	28, // 8: mindrouter.account.v1.CreateServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	28, // 9: mindrouter.account.v1.ListMyServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	26, // 10: mindrouter.account.v1.CollectServiceKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	28, // 11: mindrouter.account.v1.CollectServiceKeyResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	25, // 12: mindrouter.account.v1.GetMyUsageResponse.period_start:type_name -> google.protobuf.Timestamp
+	25, // 13: mindrouter.account.v1.GetMyUsageResponse.period_end:type_name -> google.protobuf.Timestamp
+	0,  // 14: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
+	2,  // 15: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
+	4,  // 16: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
+	6,  // 17: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
+	8,  // 18: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
+	10, // 19: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
+	12, // 20: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
+	14, // 21: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
+	16, // 22: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:input_type -> mindrouter.account.v1.CreateServiceKeyRequestRequest
+	18, // 23: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:input_type -> mindrouter.account.v1.ListMyServiceKeyRequestsRequest
+	20, // 24: mindrouter.account.v1.AccountService.CollectServiceKey:input_type -> mindrouter.account.v1.CollectServiceKeyRequest
+	22, // 25: mindrouter.account.v1.AccountService.GetMyUsage:input_type -> mindrouter.account.v1.GetMyUsageRequest
+	1,  // 26: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
+	3,  // 27: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
+	5,  // 28: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
+	7,  // 29: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
+	9,  // 30: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
+	11, // 31: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
+	13, // 32: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
+	15, // 33: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
+	17, // 34: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:output_type -> mindrouter.account.v1.CreateServiceKeyRequestResponse
+	19, // 35: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:output_type -> mindrouter.account.v1.ListMyServiceKeyRequestsResponse
+	21, // 36: mindrouter.account.v1.AccountService.CollectServiceKey:output_type -> mindrouter.account.v1.CollectServiceKeyResponse
+	23, // 37: mindrouter.account.v1.AccountService.GetMyUsage:output_type -> mindrouter.account.v1.GetMyUsageResponse
+	26, // [26:38] is the sub-list for method output_type
+	14, // [14:26] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_account_v1_account_service_proto_init() }
@@ -1236,7 +1410,7 @@ func file_mindrouter_account_v1_account_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_account_v1_account_service_proto_rawDesc), len(file_mindrouter_account_v1_account_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

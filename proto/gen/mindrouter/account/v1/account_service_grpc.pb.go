@@ -30,6 +30,7 @@ const (
 	AccountService_CreateServiceKeyRequest_FullMethodName  = "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest"
 	AccountService_ListMyServiceKeyRequests_FullMethodName = "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests"
 	AccountService_CollectServiceKey_FullMethodName        = "/mindrouter.account.v1.AccountService/CollectServiceKey"
+	AccountService_GetMyUsage_FullMethodName               = "/mindrouter.account.v1.AccountService/GetMyUsage"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -69,6 +70,10 @@ type AccountServiceClient interface {
 	// the full key is in the answer and nowhere else, and a request's key can be
 	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
 	CollectServiceKey(ctx context.Context, in *CollectServiceKeyRequest, opts ...grpc.CallOption) (*CollectServiceKeyResponse, error)
+	// GetMyUsage returns the caller's token usage in the current budget period
+	// against their budget, as the quota manager counts it now (the dashboard
+	// polls it).
+	GetMyUsage(ctx context.Context, in *GetMyUsageRequest, opts ...grpc.CallOption) (*GetMyUsageResponse, error)
 }
 
 type accountServiceClient struct {
@@ -189,6 +194,16 @@ func (c *accountServiceClient) CollectServiceKey(ctx context.Context, in *Collec
 	return out, nil
 }
 
+func (c *accountServiceClient) GetMyUsage(ctx context.Context, in *GetMyUsageRequest, opts ...grpc.CallOption) (*GetMyUsageResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetMyUsageResponse)
+	err := c.cc.Invoke(ctx, AccountService_GetMyUsage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AccountServiceServer is the server API for AccountService service.
 // All implementations must embed UnimplementedAccountServiceServer
 // for forward compatibility.
@@ -226,6 +241,10 @@ type AccountServiceServer interface {
 	// the full key is in the answer and nowhere else, and a request's key can be
 	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
 	CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error)
+	// GetMyUsage returns the caller's token usage in the current budget period
+	// against their budget, as the quota manager counts it now (the dashboard
+	// polls it).
+	GetMyUsage(context.Context, *GetMyUsageRequest) (*GetMyUsageResponse, error)
 	mustEmbedUnimplementedAccountServiceServer()
 }
 
@@ -268,6 +287,9 @@ func (UnimplementedAccountServiceServer) ListMyServiceKeyRequests(context.Contex
 }
 func (UnimplementedAccountServiceServer) CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CollectServiceKey not implemented")
+}
+func (UnimplementedAccountServiceServer) GetMyUsage(context.Context, *GetMyUsageRequest) (*GetMyUsageResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetMyUsage not implemented")
 }
 func (UnimplementedAccountServiceServer) mustEmbedUnimplementedAccountServiceServer() {}
 func (UnimplementedAccountServiceServer) testEmbeddedByValue()                        {}
@@ -488,6 +510,24 @@ func _AccountService_CollectServiceKey_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_GetMyUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetMyUsageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).GetMyUsage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_GetMyUsage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).GetMyUsage(ctx, req.(*GetMyUsageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AccountService_ServiceDesc is the grpc.ServiceDesc for AccountService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -538,6 +578,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CollectServiceKey",
 			Handler:    _AccountService_CollectServiceKey_Handler,
+		},
+		{
+			MethodName: "GetMyUsage",
+			Handler:    _AccountService_GetMyUsage_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
