@@ -4,6 +4,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 )
 
 // op is one command: a gRPC call and how to show its answer.
@@ -17,6 +18,9 @@ type op struct {
 	// field printed as a single row; neither prints the whole answer.
 	list, one string
 	cols      []string
+	// rawStream marks a server-streaming method of google.api.HttpBody
+	// messages, whose bytes are written to stdout as they come.
+	rawStream bool
 }
 
 // resource groups the commands of one noun.
@@ -30,6 +34,7 @@ const (
 	identity  = "/mindrouter.admin.v1.IdentityService/"
 	registry  = "/mindrouter.admin.v1.RegistryService/"
 	scheduler = "/mindrouter.admin.v1.SchedulerService/"
+	auditSvc  = "/mindrouter.audit.v1.AuditService/"
 )
 
 func msg[T any, P interface {
@@ -47,6 +52,8 @@ var (
 	keyCols     = []string{"id", "username", "name", "key_prefix", "status", "expires_at", "is_service"}
 	quotaCols   = []string{"id", "username", "requested_tokens", "status", "granted_tokens", "justification"}
 	skrCols     = []string{"id", "username", "service_name", "status", "api_key_id", "justification"}
+	auditCols   = []string{"request_id", "created_at", "username", "surface", "model", "status", "status_code", "prompt_tokens", "completion_tokens", "total_ms"}
+	actionCols  = []string{"id", "created_at", "actor", "action", "entity_type", "entity_id", "client_ip"}
 )
 
 var resources = []resource{
@@ -98,6 +105,13 @@ var resources = []resource{
 	{name: "service-key-requests", short: "Service-key requests", aliases: []string{"service-key-request", "skr"}, ops: []op{
 		{verb: "list", short: "List requests (pending unless --status)", method: identity + "ListServiceKeyRequests", req: msg[adminv1.ListServiceKeyRequestsRequest](), resp: msg[adminv1.ListServiceKeyRequestsResponse](), list: "service_key_requests", cols: skrCols},
 		{verb: "review", short: "Approve (--approved) or deny a request; the requester collects the key", method: identity + "ReviewServiceKeyRequest", arg: "id", req: msg[adminv1.ReviewServiceKeyRequestRequest](), resp: msg[adminv1.ReviewServiceKeyRequestResponse](), one: "service_key_request", cols: skrCols},
+	}},
+	{name: "audit", short: "The audit trail (reads of content are themselves recorded)", ops: []op{
+		{verb: "search", short: "Search requests, newest first (--user-id, --model, --surface, --status, --start, --end, --text, --cursor, --limit)", method: auditSvc + "ListAuditRecords", req: msg[auditv1.ListAuditRecordsRequest](), resp: msg[auditv1.ListAuditRecordsResponse](), list: "records", cols: auditCols},
+		{verb: "show", short: "Show one request in full, content included", method: auditSvc + "GetAuditRecord", arg: "request_id", req: msg[auditv1.GetAuditRecordRequest](), resp: msg[auditv1.GetAuditRecordResponse]()},
+		{verb: "export", short: "Export matching requests as CSV or JSON Lines (--format, --include-content) to stdout", method: auditSvc + "ExportAuditRecords", req: msg[auditv1.ExportAuditRecordsRequest](), rawStream: true},
+		{verb: "actions", short: "Search the admin-action log, newest first (--action, --actor-user-id, --entity-type, --start, --end)", method: auditSvc + "ListAdminActions", req: msg[auditv1.ListAdminActionsRequest](), resp: msg[auditv1.ListAdminActionsResponse](), list: "actions", cols: actionCols},
+		{verb: "purge", short: "Apply the retention settings now", method: auditSvc + "PurgeAuditRecords", req: msg[auditv1.PurgeAuditRecordsRequest](), resp: msg[auditv1.PurgeAuditRecordsResponse]()},
 	}},
 }
 

@@ -13,12 +13,14 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 )
 
@@ -200,6 +202,11 @@ func opCommand(o op, resolve func(*cobra.Command) (Settings, error)) *cobra.Comm
 			return err
 		}
 		defer conn.Close()
+		if o.rawStream {
+			// An export takes as long as it takes; the call ends with the command.
+			ctx := metadata.AppendToOutgoingContext(cmd.Context(), "authorization", "Bearer "+s.APIKey)
+			return streamBody(ctx, conn, o.method, req, cmd.OutOrStdout())
+		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), s.Timeout)
 		defer cancel()
 		ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+s.APIKey)
@@ -210,6 +217,34 @@ func opCommand(o op, resolve func(*cobra.Command) (Settings, error)) *cobra.Comm
 		return render(cmd.OutOrStdout(), s.Output, o, resp)
 	}
 	return cmd
+}
+
+// streamBody calls a server-streaming method of google.api.HttpBody messages
+// and writes their bytes to w as they arrive.
+func streamBody(ctx context.Context, conn *grpc.ClientConn, method string, req proto.Message, w io.Writer) error {
+	st, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err != nil {
+		return callError(err)
+	}
+	if err := st.SendMsg(req); err != nil {
+		return callError(err)
+	}
+	if err := st.CloseSend(); err != nil {
+		return callError(err)
+	}
+	for {
+		var chunk httpbody.HttpBody
+		err := st.RecvMsg(&chunk)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return callError(err)
+		}
+		if _, err := w.Write(chunk.GetData()); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+	}
 }
 
 // callError says what the control plane refused and why: the status code,

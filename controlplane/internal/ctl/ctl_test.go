@@ -58,13 +58,19 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 // key and returns its gRPC address and the key.
 func startControlPlane(t *testing.T) (string, string) {
 	t.Helper()
+	return startControlPlaneIn(t, t.TempDir())
+}
+
+// startControlPlaneIn is startControlPlane with the data directory dir.
+func startControlPlaneIn(t *testing.T, dir string) (string, string) {
+	t.Helper()
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	key := "mr2_" + base64.RawURLEncoding.EncodeToString(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &lockedBuffer{}
 	done := make(chan error, 1)
-	args := []string{"-data-dir", t.TempDir(), "-grpc-listen", "127.0.0.1:0", "-rest-listen", "127.0.0.1:0",
+	args := []string{"-data-dir", dir, "-grpc-listen", "127.0.0.1:0", "-rest-listen", "127.0.0.1:0",
 		"-admin-api-key", key, "-log-format", "json", "-shutdown-timeout", "5s"}
 	go func() { done <- app.Run(ctx, args, func(string) string { return "" }, &lockedBuffer{}, logs) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })

@@ -172,3 +172,36 @@ func TestSpoolFullPolicies(t *testing.T) {
 		})
 	}
 }
+
+// streamedEntry runs what recording does while a 100-chunk streamed request runs.
+func streamedEntry(req *canonical.Request) *Entry {
+	e := NewEntry(time.Now(), "127.0.0.1", "bench", nil)
+	e.Start("id", "/v1/chat/completions", "openai")
+	e.Request("m", true, req)
+	for range 100 {
+		e.Chunk(canonical.Chunk{Content: "tok "})
+	}
+	e.Attempted(Attempt{BackendID: 1, Usage: canonical.Usage{Prompt: 3, Completion: 100}})
+	return e
+}
+
+var benchRequest = &canonical.Request{Model: "m", Stream: true, Messages: []canonical.Message{
+	{Role: canonical.RoleUser, Content: []canonical.Part{{Type: canonical.PartText, Text: "hello there"}}}}}
+
+// BenchmarkEntryOnThePath is what recording adds to a streamed request while
+// it runs (Start, Request, one Chunk per token, Attempted): the rest (Finish,
+// Submit) happens after the answer, off the client's path.
+func BenchmarkEntryOnThePath(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		streamedEntry(benchRequest)
+	}
+}
+
+// BenchmarkEntryFinish is the hand-off's cost, paid after the answer.
+func BenchmarkEntryFinish(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _ = streamedEntry(benchRequest).Finish(200, time.Now(), true)
+	}
+}
