@@ -1,6 +1,6 @@
 # MindRouter — make help lists the targets.
 SHELL   := bash
-MODULES := proto ent controlplane dataplane dataplane/e2e nodeagent
+MODULES := proto ent tlsfiles controlplane dataplane dataplane/e2e nodeagent
 PKGS    := $(MODULES:%=./%/...)
 BUF     := .tools/node_modules/.bin/buf
 # golangci-lint is pinned in .tools/go.mod, outside go.work; `go tool -n` builds it
@@ -44,7 +44,7 @@ test: check-generate lint ## Every tier: unit, integration (SQLite + MariaDB) an
 	$(GOTEST) $(TESTFLAGS) $(PKGS)
 
 test-unit: ## Unit and integration tests of the product modules only (no e2e module)
-	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./controlplane/... ./dataplane/... ./nodeagent/...
+	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./controlplane/... ./dataplane/... ./nodeagent/...
 
 test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 	$(GOTEST) $(TESTFLAGS) ./dataplane/e2e/...
