@@ -11,7 +11,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test images test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -42,6 +42,10 @@ vet: ## go vet every module
 
 test: check-generate lint ## Every tier: unit, integration (SQLite + MariaDB) and end-to-end (simulator + real Ollama)
 	$(GOTEST) $(TESTFLAGS) $(PKGS)
+	cd deploy/images && GOWORK=off $(GOTEST) $(TESTFLAGS) ./...
+
+images: ## OCI image tarballs of the control and data planes in bin/images/ (no container engine needed)
+	cd deploy/images && GOWORK=off go run . -root ../.. -out ../../bin/images -version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 
 test-unit: ## Unit and integration tests of the product modules only (no e2e module)
 	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./controlplane/... ./dataplane/... ./nodeagent/...
