@@ -1,6 +1,6 @@
 # MindRouter — make help lists the targets.
 SHELL   := bash
-MODULES := proto ent controlplane dataplane dataplane/e2e nodeagent
+MODULES := proto ent tlsfiles controlplane dataplane dataplane/e2e nodeagent
 PKGS    := $(MODULES:%=./%/...)
 BUF     := .tools/node_modules/.bin/buf
 # golangci-lint is pinned in .tools/go.mod, outside go.work; `go tool -n` builds it
@@ -11,7 +11,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test images test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -42,9 +42,13 @@ vet: ## go vet every module
 
 test: check-generate lint ## Every tier: unit, integration (SQLite + MariaDB) and end-to-end (simulator + real Ollama)
 	$(GOTEST) $(TESTFLAGS) $(PKGS)
+	cd deploy/images && GOWORK=off $(GOTEST) $(TESTFLAGS) ./...
+
+images: ## OCI image tarballs of the control and data planes in bin/images/ (no container engine needed)
+	cd deploy/images && GOWORK=off go run . -root ../.. -out ../../bin/images -version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 
 test-unit: ## Unit and integration tests of the product modules only (no e2e module)
-	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./controlplane/... ./dataplane/... ./nodeagent/...
+	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./controlplane/... ./dataplane/... ./nodeagent/...
 
 test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 	$(GOTEST) $(TESTFLAGS) ./dataplane/e2e/...

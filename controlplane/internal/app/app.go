@@ -185,7 +185,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		grpcLis.Close()
 		return fmt.Errorf("listen REST: %w", err)
 	}
+	grpcLis, restLis, err = secureListeners(cfg, grpcLis, restLis)
+	if err != nil {
+		grpcLis.Close()
+		restLis.Close()
+		return err
+	}
 	log.Info("control plane serving", "grpc", grpcLis.Addr().String(), "rest", restLis.Addr().String(),
+		"grpc_tls", tlsMode(cfg.TLSCertFile, cfg.TLSClientCAFile), "rest_tls", tlsMode(cfg.RESTTLSCertFile, ""),
 		"db_driver", cfg.DatabaseDriver, "context_cap", cfg.ContextCap, "scheduler", cfg.SchedulerPolicy)
 
 	g, gctx := errgroup.WithContext(ctx)

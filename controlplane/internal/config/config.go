@@ -27,10 +27,20 @@ type Config struct {
 	// KeyCacheTTL is how long a verified API key is trusted without reading its
 	// row; KeyCacheMaxStale how long after that read it keeps working while the
 	// database is unreachable.
-	KeyCacheTTL       time.Duration
-	KeyCacheMaxStale  time.Duration
-	ClusterToken      string
-	ClusterTokenFile  string
+	KeyCacheTTL      time.Duration
+	KeyCacheMaxStale time.Duration
+	ClusterToken     string
+	ClusterTokenFile string
+	// TLSCertFile and TLSKeyFile serve the gRPC port over TLS; with
+	// TLSClientCAFile every gRPC client (data planes, node agents,
+	// mindrouterctl) must present a certificate that CA signed. Re-read when
+	// they change.
+	TLSCertFile     string
+	TLSKeyFile      string
+	TLSClientCAFile string
+	// RESTTLSCertFile and RESTTLSKeyFile serve the REST admin port over TLS.
+	RESTTLSCertFile   string
+	RESTTLSKeyFile    string
 	AdminAPIKey       string
 	SeedBackends      []BackendSeed
 	ContextCap        int64
@@ -150,6 +160,11 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.DurationVar(&c.KeyCacheMaxStale, "key-cache-max-stale", c.KeyCacheMaxStale, "how long after its row was last read a cached API key keeps working while the database is unreachable")
 	fs.StringVar(&c.ClusterToken, "cluster-token", c.ClusterToken, "shared secret data planes present; empty means read or create <data-dir>/cluster-token")
 	fs.StringVar(&c.ClusterTokenFile, "cluster-token-file", c.ClusterTokenFile, "file holding the cluster token")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM certificate (chain) of the gRPC port; with -tls-key-file it serves TLS (re-read when the file changes)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", c.TLSClientCAFile, "PEM CA bundle: gRPC clients must present a certificate it signed (mutual TLS; needs -tls-cert-file)")
+	fs.StringVar(&c.RESTTLSCertFile, "rest-tls-cert-file", c.RESTTLSCertFile, "PEM certificate (chain) of the REST admin port; with -rest-tls-key-file it serves HTTPS")
+	fs.StringVar(&c.RESTTLSKeyFile, "rest-tls-key-file", c.RESTTLSKeyFile, "PEM private key of -rest-tls-cert-file")
 	fs.StringVar(&c.AdminAPIKey, "admin-api-key", c.AdminAPIKey, "seed this exact admin API key (mr2_...) instead of generating one")
 	var seeds string
 	fs.StringVar(&seeds, "seed-backends", seeds, "comma-separated name=engine:url backends registered at start, e.g. local=ollama:http://127.0.0.1:11434")
@@ -224,6 +239,15 @@ func (c Config) Validate() error {
 		}
 	default:
 		errs = append(errs, fmt.Errorf("db-driver %q: use sqlite or mysql", c.DatabaseDriver))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("-tls-cert-file and -tls-key-file go together"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("-tls-client-ca-file needs -tls-cert-file and -tls-key-file (mutual TLS is TLS first)"))
+	}
+	if (c.RESTTLSCertFile == "") != (c.RESTTLSKeyFile == "") {
+		errs = append(errs, errors.New("-rest-tls-cert-file and -rest-tls-key-file go together"))
 	}
 	if c.ClusterToken != "" && c.ClusterTokenFile != "" {
 		errs = append(errs, errors.New("set the cluster token or the cluster token file, not both"))

@@ -2,8 +2,6 @@ package ctl
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
+
+	"github.com/mindrouter/mindrouter/tlsfiles"
 )
 
 // Settings say how to reach the control plane.
@@ -33,7 +33,11 @@ type Settings struct {
 	TLS        bool   `json:"tls"`
 	CAFile     string `json:"ca_file"`
 	ServerName string `json:"server_name"`
-	Output     string `json:"output"`
+	// CertFile and KeyFile are the client certificate a control plane that
+	// demands mutual TLS checks.
+	CertFile string `json:"cert_file"`
+	KeyFile  string `json:"key_file"`
+	Output   string `json:"output"`
 	// Timeout bounds each call (flag only).
 	Timeout time.Duration `json:"-"`
 }
@@ -63,9 +67,10 @@ func NewRoot(getenv func(string) string, stdout, stderr io.Writer) *cobra.Comman
 
 The address, API key and TLS settings come from flags, else the environment
 (MINDROUTER_ADDR, MINDROUTER_API_KEY, MINDROUTER_TLS, MINDROUTER_CA_FILE,
-MINDROUTER_SERVER_NAME), else the config file (--config, MINDROUTER_CTL_CONFIG,
-default $XDG_CONFIG_HOME/mindrouter/ctl.yaml) with the keys address, api_key,
-tls, ca_file, server_name and output.`,
+MINDROUTER_SERVER_NAME, MINDROUTER_CERT_FILE, MINDROUTER_KEY_FILE), else the
+config file (--config, MINDROUTER_CTL_CONFIG, default
+$XDG_CONFIG_HOME/mindrouter/ctl.yaml) with the keys address, api_key, tls,
+ca_file, server_name, cert_file, key_file and output.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -78,6 +83,8 @@ tls, ca_file, server_name and output.`,
 	pf.BoolVar(&s.TLS, "tls", false, "dial with TLS")
 	pf.StringVar(&s.CAFile, "ca-file", "", "PEM file of the CA that signed the control plane's certificate")
 	pf.StringVar(&s.ServerName, "server-name", "", "name to verify the certificate against")
+	pf.StringVar(&s.CertFile, "cert-file", "", "PEM client certificate, for a control plane that requires mutual TLS")
+	pf.StringVar(&s.KeyFile, "key-file", "", "PEM private key of --cert-file")
 	pf.StringVarP(&s.Output, "output", "o", "", "table, json or yaml (default table)")
 	pf.DurationVar(&s.Timeout, "timeout", 30*time.Second, "deadline of each call")
 
@@ -136,11 +143,13 @@ func resolveSettings(cmd *cobra.Command, s Settings, configPath string, getenv f
 	out.APIKey = pick("key", s.APIKey, "MINDROUTER_API_KEY", file.APIKey, "")
 	out.CAFile = pick("ca-file", s.CAFile, "MINDROUTER_CA_FILE", file.CAFile, "")
 	out.ServerName = pick("server-name", s.ServerName, "MINDROUTER_SERVER_NAME", file.ServerName, "")
+	out.CertFile = pick("cert-file", s.CertFile, "MINDROUTER_CERT_FILE", file.CertFile, "")
+	out.KeyFile = pick("key-file", s.KeyFile, "MINDROUTER_KEY_FILE", file.KeyFile, "")
 	out.Output = pick("output", s.Output, "MINDROUTER_OUTPUT", file.Output, "table")
 	if !pf.Changed("tls") {
 		out.TLS = file.TLS || getenv("MINDROUTER_TLS") == "1" || getenv("MINDROUTER_TLS") == "true"
 	}
-	if out.CAFile != "" || out.ServerName != "" {
+	if out.CAFile != "" || out.ServerName != "" || out.CertFile != "" {
 		out.TLS = true
 	}
 	switch out.Output {
@@ -158,19 +167,11 @@ func resolveSettings(cmd *cobra.Command, s Settings, configPath string, getenv f
 func dial(s Settings) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if s.TLS {
-		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: s.ServerName}
-		if s.CAFile != "" {
-			pem, err := os.ReadFile(s.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("CA file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("CA file %s holds no PEM certificate", s.CAFile)
-			}
-			cfg.RootCAs = pool
+		src, err := tlsfiles.Load(tlsfiles.Files{CertFile: s.CertFile, KeyFile: s.KeyFile, CAFile: s.CAFile})
+		if err != nil {
+			return nil, err
 		}
-		creds = credentials.NewTLS(cfg)
+		creds = credentials.NewTLS(src.ClientConfig(s.ServerName))
 	}
 	conn, err := grpc.NewClient(s.Address, grpc.WithTransportCredentials(creds))
 	if err != nil {

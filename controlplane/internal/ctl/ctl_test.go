@@ -56,7 +56,14 @@ func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); retur
 
 // startControlPlane runs the real control plane on SQLite with a known admin
 // key and returns its gRPC address and the key.
-func startControlPlane(t *testing.T) (string, string) {
+func startControlPlane(t *testing.T, extra ...string) (string, string) {
+	grpcAddr, _, key := startControlPlaneREST(t, extra...)
+	return grpcAddr, key
+}
+
+// startControlPlaneREST is startControlPlane with extra flags, answering the
+// REST address too.
+func startControlPlaneREST(t *testing.T, extra ...string) (string, string, string) {
 	t.Helper()
 	return startControlPlaneIn(t, t.TempDir())
 }
@@ -72,21 +79,22 @@ func startControlPlaneIn(t *testing.T, dir string) (string, string) {
 	done := make(chan error, 1)
 	args := []string{"-data-dir", dir, "-grpc-listen", "127.0.0.1:0", "-rest-listen", "127.0.0.1:0",
 		"-admin-api-key", key, "-log-format", "json", "-shutdown-timeout", "5s"}
+	args = append(args, extra...)
 	go func() { done <- app.Run(ctx, args, func(string) string { return "" }, &lockedBuffer{}, logs) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		sc := bufio.NewScanner(strings.NewReader(logs.String()))
 		for sc.Scan() {
-			var line struct{ Msg, GRPC string }
+			var line struct{ Msg, GRPC, REST string }
 			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "control plane serving" {
-				return line.GRPC, key
+				return line.GRPC, line.REST, key
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("control plane did not start:\n%s", logs.String())
-	return "", ""
+	return "", "", ""
 }
 
 // ctl runs the binary with only the given environment.

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
@@ -165,9 +166,15 @@ func New(opts Options) *Server {
 // Serve runs until ctx is cancelled, then stops gracefully: REST first, then gRPC
 // (in-flight calls and open streams get until shutdownTimeout).
 func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutdownTimeout time.Duration) error {
-	conn, err := grpc.NewClient(dialTarget(grpcLis.Addr()), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// The REST gateway reaches the gRPC server in memory, not through grpcLis:
+	// that port may demand TLS and client certificates of the outside world,
+	// and the gateway's callers are authorized by the same interceptor anyway.
+	inproc := bufconn.Listen(1 << 20)
+	conn, err := grpc.NewClient("passthrough:///gateway",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return inproc.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return fmt.Errorf("dial own gRPC listener: %w", err)
+		return fmt.Errorf("dial own gRPC server: %w", err)
 	}
 	defer conn.Close()
 	gw := NewGatewayMux()
@@ -192,6 +199,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(s.grpc.Serve(grpcLis)) })
+	g.Go(func() error { return ignoreClosed(s.grpc.Serve(inproc)) })
 	g.Go(func() error { return ignoreClosed(rest.Serve(restLis)) })
 	g.Go(func() error {
 		<-gctx.Done()
@@ -283,19 +291,6 @@ func (s *Server) countStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	err := handler(srv, ss)
 	s.calls.WithLabelValues(info.FullMethod, status.Code(err).String()).Inc()
 	return err
-}
-
-// dialTarget turns a listener address into one the gateway can dial: an unspecified
-// host (":9090", "[::]:9090") becomes loopback.
-func dialTarget(addr net.Addr) string {
-	host, port, err := net.SplitHostPort(addr.String())
-	if err != nil {
-		return addr.String()
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 func ignoreClosed(err error) error {

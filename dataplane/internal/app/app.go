@@ -80,6 +80,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	if ln, err = publicTLS(cfg, ln); err != nil {
+		return err
+	}
 	return a.Serve(ctx, ln)
 }
 
@@ -123,7 +126,11 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		return nil, fmt.Errorf("register process metrics: %w", err)
 	}
 
-	conn, err := cpclient.Dial(cfg.ControlPlaneAddr, tracing.DialOption(spans))
+	creds, err := controlPlaneCreds(cfg)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := cpclient.Dial(cfg.ControlPlaneAddr, tracing.DialOption(spans), creds)
 	if err != nil {
 		return nil, err
 	}

@@ -88,6 +88,18 @@ type Config struct {
 	PprofAllowRemote bool
 	// SecureCookies marks the browser session cookie Secure on plain HTTP too.
 	SecureCookies bool
+	// TLSCertFile and TLSKeyFile serve the public HTTP port over TLS (re-read
+	// when they change).
+	TLSCertFile string
+	TLSKeyFile  string
+	// ControlPlaneCAFile turns on TLS to the control plane, verified against
+	// this CA bundle; ControlPlaneCertFile and ControlPlaneKeyFile are the
+	// client certificate a control plane with mutual TLS demands;
+	// ControlPlaneServerName is the name verified instead of the address's host.
+	ControlPlaneCAFile     string
+	ControlPlaneCertFile   string
+	ControlPlaneKeyFile    string
+	ControlPlaneServerName string
 	// Deprecated lists the old environment variables that were read; the
 	// caller warns about them once it can log.
 	Deprecated []Deprecation
@@ -182,6 +194,12 @@ func (c Config) Validate() error {
 		bad("no cluster token: set MINDROUTER_CLUSTER_TOKEN (or --cluster-token) or MINDROUTER_CLUSTER_TOKEN_FILE (or --cluster-token-file) to the control plane's cluster token")
 	case c.ClusterToken != "" && c.ClusterTokenFile != "":
 		bad("set the cluster token or the cluster token file, not both")
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("--tls-cert-file and --tls-key-file go together")
+	}
+	if (c.ControlPlaneCertFile == "") != (c.ControlPlaneKeyFile == "") {
+		bad("--controlplane-cert-file and --controlplane-key-file go together")
 	}
 	if c.MaxBodyBytes <= 0 {
 		bad("--max-body-bytes must be positive")

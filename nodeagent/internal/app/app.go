@@ -2,8 +2,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +26,7 @@ import (
 	"github.com/mindrouter/mindrouter/nodeagent/internal/collector"
 	"github.com/mindrouter/mindrouter/nodeagent/internal/config"
 	"github.com/mindrouter/mindrouter/nodeagent/internal/uplink"
+	"github.com/mindrouter/mindrouter/tlsfiles"
 )
 
 // Option replaces a dependency of Run; tests use them, main passes none.
@@ -159,19 +158,11 @@ func newNVML(path string) nvml.Interface {
 func dial(cfg config.Config, logger *slog.Logger) (*grpc.ClientConn, error) {
 	creds := insecure.NewCredentials()
 	if cfg.TLS {
-		tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLSServerName}
-		if cfg.TLSCAFile != "" {
-			pem, err := os.ReadFile(cfg.TLSCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("read tls-ca-file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("tls-ca-file %s holds no PEM certificate", cfg.TLSCAFile)
-			}
-			tc.RootCAs = pool
+		src, err := tlsfiles.Load(tlsfiles.Files{CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, CAFile: cfg.TLSCAFile})
+		if err != nil {
+			return nil, fmt.Errorf("control plane TLS: %w", err)
 		}
-		creds = credentials.NewTLS(tc)
+		creds = credentials.NewTLS(src.ClientConfig(cfg.TLSServerName))
 	} else if !isLoopback(cfg.ControlPlaneAddr) {
 		logger.Warn("the node secret is sent without TLS; use -tls on untrusted networks",
 			"control_plane", cfg.ControlPlaneAddr)

@@ -32,6 +32,10 @@ type Config struct {
 	TLS           bool
 	TLSCAFile     string
 	TLSServerName string
+	// TLSCertFile and TLSKeyFile are the client certificate a control plane
+	// with mutual TLS demands (re-read when they change; implies TLS).
+	TLSCertFile string
+	TLSKeyFile  string
 	// NVMLLibrary overrides the path of libnvidia-ml.so.1.
 	NVMLLibrary string
 	// MetricsAddr serves /metrics and /healthz when set (off by default).
@@ -70,6 +74,8 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.BoolVar(&c.TLS, "tls", c.TLS, "dial the control plane over TLS")
 	fs.StringVar(&c.TLSCAFile, "tls-ca-file", c.TLSCAFile, "PEM CA bundle to verify the control plane (implies -tls)")
 	fs.StringVar(&c.TLSServerName, "tls-server-name", c.TLSServerName, "server name to verify instead of the address's host")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM client certificate for a control plane that requires mutual TLS (implies -tls)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file")
 	fs.StringVar(&c.NVMLLibrary, "nvml-library", c.NVMLLibrary, "path of libnvidia-ml.so.1 (default: the loader's search path)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics and /healthz on this address (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
@@ -86,8 +92,11 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments %q: every setting is a -flag", fs.Args()))
 	}
-	if c.TLSCAFile != "" {
+	if c.TLSCAFile != "" || c.TLSCertFile != "" {
 		c.TLS = true
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("-tls-cert-file and -tls-key-file go together"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, err
