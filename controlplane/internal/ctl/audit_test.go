@@ -24,7 +24,7 @@ import (
 func TestCLIAudit(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	addr, key := startControlPlaneIn(t, dir)
+	addr, _, key := startControlPlaneIn(t, dir)
 	token, err := os.ReadFile(filepath.Join(dir, "cluster-token"))
 	require.NoError(t, err)
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))

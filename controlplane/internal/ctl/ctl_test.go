@@ -65,11 +65,11 @@ func startControlPlane(t *testing.T, extra ...string) (string, string) {
 // REST address too.
 func startControlPlaneREST(t *testing.T, extra ...string) (string, string, string) {
 	t.Helper()
-	return startControlPlaneIn(t, t.TempDir())
+	return startControlPlaneIn(t, t.TempDir(), extra...)
 }
 
-// startControlPlaneIn is startControlPlane with the data directory dir.
-func startControlPlaneIn(t *testing.T, dir string) (string, string) {
+// startControlPlaneIn is startControlPlaneREST with the data directory dir.
+func startControlPlaneIn(t *testing.T, dir string, extra ...string) (string, string, string) {
 	t.Helper()
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
