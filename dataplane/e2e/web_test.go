@@ -348,6 +348,7 @@ func TestWebPagesInBrowser(t *testing.T) {
 		assert.Zero(t, controls, "an auditor finds no enabled change control on %s", path)
 		assert.Contains(t, au.text("main"), "Read-only")
 	}
+	au.open("/admin/backends")
 	au.check("auditor-backends")
 }
 
