@@ -28,10 +28,18 @@ import (
 // "mindrouter" may redirect to redirectURL.
 func startOpenIDProvider(t *testing.T, redirectURL string) string {
 	t.Helper()
+	return startOpenIDProviderFor(t, "mindrouter", redirectURL)
+}
+
+// startOpenIDProviderFor is startOpenIDProvider for a client id of the
+// test's own. The example storage's clients are one package-wide map: tests
+// that register one must not run in parallel with each other.
+func startOpenIDProviderFor(t *testing.T, clientID, redirectURL string) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	issuer := "http://" + lis.Addr().String()
-	storage.RegisterClients(storage.WebClient("mindrouter", "client-secret", redirectURL))
+	storage.RegisterClients(storage.WebClient(clientID, "client-secret", redirectURL))
 	router := exampleop.SetupServer(issuer, storage.NewStorage(storage.NewUserStore(issuer)), nil, false)
 	srv := &http.Server{Handler: router, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(lis) }()

@@ -194,7 +194,13 @@ func (p *page) submit(sel, waitFor string) {
 	p.t.Helper()
 	// The marker goes with the old document: waitFor must be on the next one.
 	eval[bool](p, `window.confirm = () => true; document.body.dataset.old = "1"; true`)
-	p.do(chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS("body:not([data-old]) "+waitFor)))
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel)), chromedp.WaitVisible(chromedp.CSS("body:not([data-old]) "+waitFor))); err != nil {
+		fields := eval[string](p, `[...document.querySelectorAll("main form input, main form select")].filter(i => i.type !== "hidden")
+			.map(i => i.name + "=" + i.value + (i.validity.valid ? "" : " (invalid: " + i.validationMessage + ")")).join(", ")`)
+		p.t.Fatalf("submit %s: %v; the form's fields: %s; the page says: %s", sel, err, fields, p.text("main"))
+	}
 }
 
 var adminPages = []string{"/admin", "/admin/backends", "/admin/nodes", "/admin/models", "/admin/users", "/admin/groups",
@@ -301,6 +307,35 @@ func TestWebPagesInBrowser(t *testing.T) {
 	assert.Equal(t, shown, backends[0].Status, "the API reports the console's drain")
 	a.check("admin-backends-drained")
 
+	// Users are managed in the console: create one, deactivate them, and the
+	// API agrees; their password no longer signs in.
+	a.open("/admin/users")
+	// Filled and submitted in one step: the browser posts the page's own form.
+	eval[bool](a, `const f = document.querySelector('form[action="/admin/users"]');
+		f.username.value = "newbie"; f.email.value = "newbie@example.edu"; f.password.value = "a long password";
+		f.group_id.value = [...f.group_id.options].find(o => o.text === "student").value;
+		document.body.dataset.old = "1"; f.requestSubmit(); true`)
+	require.Eventually(t, func() bool {
+		return eval[bool](a, `document.readyState === "complete" && !!document.body && !document.body.dataset.old`)
+	}, 20*time.Second, 100*time.Millisecond)
+	require.Contains(t, a.text("main"), "The user was created", a.text("main"))
+	assert.Contains(t, a.text("table"), "newbie")
+	a.submit(`tr:last-child form[action$="/deactivate"] button`, ".banner.ok")
+	var users struct {
+		Users []struct {
+			GroupName string `json:"group_name"`
+			IsActive  bool   `json:"is_active"`
+		} `json:"users"`
+	}
+	code, err = c.AdminJSON(ctx, c.RESTURL, "GET", "/api/admin/users?search=newbie", nil, &users)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	require.Len(t, users.Users, 1)
+	assert.Equal(t, "student", users.Users[0].GroupName)
+	assert.False(t, users.Users[0].IsActive, "deactivated in the console")
+	resp, _ := newBrowser(t, c.DataPlaneURL).login("newbie", "a long password")
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+
 	p.open("/dashboard")
 	assert.Contains(t, p.text("main"), "approved", "the student sees the decision")
 
@@ -313,19 +348,22 @@ func TestWebPagesInBrowser(t *testing.T) {
 		assert.Zero(t, controls, "an auditor finds no enabled change control on %s", path)
 		assert.Contains(t, au.text("main"), "Read-only")
 	}
+	au.open("/admin/backends")
 	au.check("auditor-backends")
 }
 
 // TestWebOIDCSignInInBrowser signs in through the real OpenID provider's login
 // form in Chromium and lands on the dashboard.
+//
+// Not parallel: the provider's example storage keeps its clients in a
+// package-wide map, which another OIDC test's provider reads.
 func TestWebOIDCSignInInBrowser(t *testing.T) {
-	t.Parallel()
 	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineVLLM, Models: []enginesim.ModelSpec{{Name: "sim-chat", ContextLength: 4096}}})
 	dpPort := cluster.FreePort(t)
 	dataPlane := "http://127.0.0.1:" + dpPort
-	issuer := startOpenIDProvider(t, dataPlane+"/login/oidc/callback")
+	issuer := startOpenIDProviderFor(t, "mindrouter-web", dataPlane+"/login/oidc/callback")
 	cfg, err := json.Marshal(map[string]any{"providers": []map[string]any{{
-		"name": "zitadel", "display_name": "Zitadel", "issuer": issuer, "client_id": "mindrouter", "client_secret": "client-secret",
+		"name": "zitadel", "display_name": "Zitadel", "issuer": issuer, "client_id": "mindrouter-web", "client_secret": "client-secret",
 		"redirect_url": dataPlane + "/login/oidc/callback", "default_group": "student",
 	}}})
 	require.NoError(t, err)

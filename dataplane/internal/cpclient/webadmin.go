@@ -316,3 +316,21 @@ func (w *Web) Decisions(ctx context.Context, c Caller, limit int) ([]Decision, e
 	}
 	return out, nil
 }
+
+// CreateUser creates a local user in a group.
+func (w *Web) CreateUser(ctx context.Context, c Caller, username, email, fullName, password string, groupID int64) error {
+	ctx, cancel := w.as(ctx, c)
+	defer cancel()
+	_, err := w.identity.CreateUser(ctx, &adminv1.CreateUserRequest{Username: username, Email: email, FullName: fullName,
+		Password: password, GroupId: groupID})
+	return webError(err)
+}
+
+// SetUserActive activates or deactivates a user (a deactivated user's keys
+// and sessions stop working).
+func (w *Web) SetUserActive(ctx context.Context, c Caller, id int64, active bool) error {
+	ctx, cancel := w.as(ctx, c)
+	defer cancel()
+	_, err := w.identity.UpdateUser(ctx, &adminv1.UpdateUserRequest{Id: id, IsActive: &active})
+	return webError(err)
+}

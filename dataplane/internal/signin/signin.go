@@ -2,9 +2,7 @@ package signin
 
 import (
 	"context"
-	_ "embed"
 	"encoding/json"
-	"html/template"
 	"log/slog"
 	"net"
 	"net/http"
@@ -19,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
 	"github.com/mindrouter/mindrouter/dataplane/internal/web"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -81,16 +80,10 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger) *Handler {
 // ServeHTTP serves the sign-in routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-//go:embed login.html
-var loginHTML string
-
-var loginPage = template.Must(template.New("login").Parse(loginHTML))
-
 type pageData struct {
-	Error     string
-	Username  string
-	Next      string
-	Providers []provider
+	Error    string
+	Username string
+	Next     string
 }
 
 type provider struct{ Name, DisplayName string }
@@ -117,12 +110,11 @@ func (h *Handler) providers() []provider {
 }
 
 func (h *Handler) render(w http.ResponseWriter, code int, d pageData) {
-	d.Providers = h.providers()
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	web.SecurityHeaders(w.Header())
-	w.WriteHeader(code)
-	if err := loginPage.Execute(w, d); err != nil {
+	l := web.Login{Error: d.Error, Username: d.Username, Next: d.Next}
+	for _, p := range h.providers() {
+		l.Providers = append(l.Providers, cpclient.Provider{Name: p.Name, DisplayName: p.DisplayName})
+	}
+	if err := web.RenderLogin(w, code, l); err != nil {
 		h.log.Warn("rendering the login page failed", slog.Any("error", err))
 	}
 }

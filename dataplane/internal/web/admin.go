@@ -24,6 +24,8 @@ type Admin interface {
 	GPUs(ctx context.Context, c cpclient.Caller) ([]cpclient.GPU, error)
 	Users(ctx context.Context, c cpclient.Caller, search string, limit int) ([]cpclient.User, error)
 	Groups(ctx context.Context, c cpclient.Caller) ([]cpclient.Group, error)
+	CreateUser(ctx context.Context, c cpclient.Caller, username, email, fullName, password string, groupID int64) error
+	SetUserActive(ctx context.Context, c cpclient.Caller, id int64, active bool) error
 	AllKeys(ctx context.Context, c cpclient.Caller, status string) ([]cpclient.APIKey, error)
 	RevokeKey(ctx context.Context, c cpclient.Caller, id int64) error
 	QuotaRequests(ctx context.Context, c cpclient.Caller, status string) ([]cpclient.QuotaRequest, error)
@@ -52,6 +54,8 @@ func adminNav(current string) []navItem {
 type tablePage struct {
 	Tables          []table
 	RegisterBackend bool
+	// CreateUser shows the new-user form with these groups.
+	CreateUser []cpclient.Group
 }
 
 type table struct {
@@ -113,6 +117,8 @@ func (h *Handler) routeAdmin() {
 	h.mux.HandleFunc("POST /admin/backends", h.registerBackend)
 	h.mux.HandleFunc("POST /admin/backends/{id}/{action}", h.backendAction)
 	h.mux.HandleFunc("POST /admin/keys/{id}/revoke", h.adminRevokeKey)
+	h.mux.HandleFunc("POST /admin/users", h.createUser)
+	h.mux.HandleFunc("POST /admin/users/{id}/{change}", h.userActive)
 	h.mux.HandleFunc("POST /admin/requests/{id}/{decision}", h.reviewRequest)
 }
 
@@ -246,15 +252,25 @@ func (h *Handler) usersPage(ctx context.Context, c cpclient.Caller) (tablePage, 
 	if err != nil {
 		return tablePage{}, err
 	}
-	t := table{ID: "users", Caption: "Users (the first 200)", Columns: []string{"Username", "Full name", "E-mail", "Group", "Status", "Created"}}
-	for _, u := range us {
-		st := "active"
-		if !u.Active {
-			st = "disabled"
-		}
-		t.Rows = append(t.Rows, row{Cells: []cell{txt(u.Username), txt(u.FullName), txt(u.Email), txt(u.Group), badge(st), when(u.CreatedAt)}})
+	groups, err := h.cp.Groups(ctx, c)
+	if err != nil {
+		return tablePage{}, err
 	}
-	return tablePage{Tables: []table{t}}, nil
+	t := table{ID: "users", Caption: "Users (the first 200)", HasActions: true,
+		Columns: []string{"Username", "Full name", "E-mail", "Group", "Status", "Created"}}
+	for _, u := range us {
+		r := row{Cells: []cell{txt(u.Username), txt(u.FullName), txt(u.Email), txt(u.Group), badge("active"), when(u.CreatedAt)}}
+		base := fmt.Sprintf("/admin/users/%d/", u.ID)
+		if u.Active {
+			r.Actions = []action{{URL: base + "deactivate", Label: "Deactivate", Class: "danger", Target: u.Username,
+				Confirm: "Deactivate " + u.Username + "? Their keys and sessions stop working at once."}}
+		} else {
+			r.Cells[4] = badge("disabled")
+			r.Actions = []action{{URL: base + "activate", Label: "Activate", Class: "secondary", Target: u.Username}}
+		}
+		t.Rows = append(t.Rows, r)
+	}
+	return tablePage{Tables: []table{t}, CreateUser: groups}, nil
 }
 
 func (h *Handler) groupsPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
@@ -421,5 +437,31 @@ func (h *Handler) reviewRequest(w http.ResponseWriter, r *http.Request) {
 			return "denied", h.cp.ReviewQuotaRequest(r.Context(), c, id, false, r.PostForm.Get("notes"))
 		}
 		return "", &cpclient.WebError{Status: http.StatusNotFound, Message: "unknown decision"}
+	})
+}
+
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	h.adminChange(w, r, "/admin/users", func(c cpclient.Caller) (string, error) {
+		gid, err := strconv.ParseInt(r.PostForm.Get("group_id"), 10, 64)
+		if err != nil || gid <= 0 {
+			return "", &cpclient.WebError{Status: http.StatusBadRequest, Message: "choose a group"}
+		}
+		f := r.PostForm
+		return "user-created", h.cp.CreateUser(r.Context(), c, strings.TrimSpace(f.Get("username")), strings.TrimSpace(f.Get("email")),
+			strings.TrimSpace(f.Get("full_name")), f.Get("password"), gid)
+	})
+}
+
+func (h *Handler) userActive(w http.ResponseWriter, r *http.Request) {
+	h.adminChange(w, r, "/admin/users", func(c cpclient.Caller) (string, error) {
+		id, err := pathID(r)
+		if err != nil {
+			return "", err
+		}
+		switch ch := r.PathValue("change"); ch {
+		case "activate", "deactivate":
+			return ch + "d", h.cp.SetUserActive(r.Context(), c, id, ch == "activate")
+		}
+		return "", &cpclient.WebError{Status: http.StatusNotFound, Message: "unknown change"}
 	})
 }

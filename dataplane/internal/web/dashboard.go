@@ -30,7 +30,8 @@ var notices = map[string]string{
 	"renewed": "The key was renewed.", "revoked": "The key was revoked.", "requested": "Your request was filed; an administrator will review it.",
 	"enable": "The backend was enabled.", "disable": "The backend was disabled.", "drain": "The backend is draining: it takes no new requests.",
 	"refresh": "The backend was probed again.", "registered": "The backend was registered.", "approved": "The request was approved.",
-	"denied": "The request was denied.", "key-revoked": "The key was revoked.",
+	"denied": "The request was denied.", "key-revoked": "The key was revoked.", "user-created": "The user was created.",
+	"activated": "The user was activated.", "deactivated": "The user was deactivated: their keys and sessions no longer work.",
 }
 
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {

@@ -55,6 +55,46 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
+var funcs = template.FuncMap{
+	"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"budget":  budgetText,
+	"limit":   func(n int) string { return limitText(int64(n)) },
+	"percent": percentUsed,
+}
+
+// parsePage parses one page with the layout and the partials.
+func parsePage(name string) (*template.Template, error) {
+	t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+	if err != nil {
+		return nil, fmt.Errorf("parse page %s: %w", name, err)
+	}
+	return t, nil
+}
+
+// loginPage is the sign-in page, rendered for package signin by RenderLogin.
+var loginPage = template.Must(parsePage("login"))
+
+// Login is the sign-in page's data.
+type Login struct {
+	Error, Username, Next string
+	Providers             []cpclient.Provider
+}
+
+// RenderLogin writes the sign-in page in the pages' layout, with the pages'
+// security headers.
+func RenderLogin(w http.ResponseWriter, code int, d Login) error {
+	var buf bytes.Buffer
+	if err := loginPage.ExecuteTemplate(&buf, "layout", page{Title: "Sign in", Nav: "login", Path: "/", Error: d.Error, Data: d}); err != nil {
+		return fmt.Errorf("render the login page: %w", err)
+	}
+	SecurityHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
 // Routes lists the path patterns the handler serves, for the server's mux.
 var Routes = []string{"/{$}", "/models", "/status.json", "/static/", "/dashboard", "/dashboard/", "/admin", "/admin/"}
 
@@ -64,16 +104,10 @@ func New(cp Control, cfg Config, log *slog.Logger) (*Handler, error) {
 		cfg.SessionCookie = "mindrouter_session"
 	}
 	h := &Handler{cp: cp, cfg: cfg, log: log, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{
-		"date":    func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
-		"budget":  budgetText,
-		"limit":   func(n int) string { return limitText(int64(n)) },
-		"percent": percentUsed,
-	}
 	for _, name := range []string{"status", "models", "dashboard", "admin", "table", "error"} {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials.html", "templates/"+name+".html")
+		t, err := parsePage(name)
 		if err != nil {
-			return nil, fmt.Errorf("parse page %s: %w", name, err)
+			return nil, err
 		}
 		h.pages[name] = t
 	}

@@ -165,7 +165,22 @@ func (f *fakeCP) Users(_ context.Context, c cpclient.Caller, _ string, limit int
 	return out, f.admin(c, false)
 }
 func (f *fakeCP) Groups(_ context.Context, c cpclient.Caller) ([]cpclient.Group, error) {
-	return nil, f.admin(c, false)
+	return []cpclient.Group{{ID: 5, Name: "student"}}, f.admin(c, false)
+}
+func (f *fakeCP) CreateUser(_ context.Context, c cpclient.Caller, _, _, _, _ string, groupID int64) error {
+	if err := f.admin(c, true); err != nil {
+		return err
+	}
+	if groupID != 5 {
+		return &cpclient.WebError{Status: 404, Message: "group not found"}
+	}
+	f.mu.Lock()
+	f.users++
+	f.mu.Unlock()
+	return nil
+}
+func (f *fakeCP) SetUserActive(_ context.Context, c cpclient.Caller, _ int64, _ bool) error {
+	return f.admin(c, true)
 }
 func (f *fakeCP) AllKeys(_ context.Context, c cpclient.Caller, _ string) ([]cpclient.APIKey, error) {
 	return f.keys, f.admin(c, false)
@@ -314,6 +329,31 @@ func TestAuditorSeesNoControls(t *testing.T) {
 	w = post(h, "/admin/backends/7/drain", "s-admin", url.Values{"csrf_token": {"c-admin"}}, nil)
 	require.Equal(t, http.StatusSeeOther, w.Code)
 	assert.Equal(t, "/admin/backends?done=drain", w.Header().Get("Location"))
+}
+
+// TestAdminCreatesAndDeactivatesUsers: the users page's forms reach the
+// control plane with the admin's CSRF token; a bad group is the control
+// plane's 404, shown on the error page.
+func TestAdminCreatesAndDeactivatesUsers(t *testing.T) {
+	t.Parallel()
+	h, cp := newTestHandler(t)
+	cp.users = 1
+	body := get(h, "/admin/users", "s-admin").Body.String()
+	assert.Contains(t, body, `action="/admin/users"`)
+	assert.Contains(t, body, `action="/admin/users/1/deactivate"`)
+	form := url.Values{"csrf_token": {"c-admin"}, "username": {"newbie"}, "email": {"n@example.edu"}, "password": {"long enough"}, "group_id": {"5"}}
+	w := post(h, "/admin/users", "s-admin", form, nil)
+	require.Equal(t, http.StatusSeeOther, w.Code, w.Body.String())
+	assert.Equal(t, "/admin/users?done=user-created", w.Header().Get("Location"))
+	assert.Equal(t, 2, cp.users)
+	assert.Contains(t, get(h, "/admin/users?done=user-created", "s-admin").Body.String(), "The user was created.")
+	form.Set("group_id", "9")
+	w = post(h, "/admin/users", "s-admin", form, nil)
+	assert.Equal(t, http.StatusNotFound, w.Code)
+	assert.Contains(t, w.Body.String(), "group not found")
+	w = post(h, "/admin/users/1/deactivate", "s-admin", url.Values{"csrf_token": {"c-admin"}}, nil)
+	assert.Equal(t, "/admin/users?done=deactivated", w.Header().Get("Location"))
+	assert.Equal(t, http.StatusNotFound, post(h, "/admin/users/1/explode", "s-admin", url.Values{"csrf_token": {"c-admin"}}, nil).Code)
 }
 
 // TestOverviewBanner: an unhealthy backend and an offline node are named in
