@@ -379,8 +379,11 @@ func TestAuditDatabaseOutageAndFullSpools(t *testing.T) {
 		s, err := sendAudited(context.Background(), c, c.AdminKey, "openai", false, "sim", "warm")
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, s.status, s.body)
-		loads[name] = startAuditLoad(c, c.AdminKey, 2)
-		loads[name].sent = append(loads[name].sent, s)
+		l := startAuditLoad(c, c.AdminKey, 2)
+		l.mu.Lock() // the load's workers append too
+		l.sent = append(l.sent, s)
+		l.mu.Unlock()
+		loads[name] = l
 	}
 	time.Sleep(time.Second)
 	maria.kill()
