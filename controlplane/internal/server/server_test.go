@@ -81,6 +81,11 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
+	if db.Timeout == 0 {
+		// An admin write is one transaction with its Argon2 work inside; under
+		// -race on a loaded machine that can pass the 5 s default.
+		db.Timeout = 30 * time.Second
+	}
 	st, err := store.Open(ctx, db, log)
 	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
