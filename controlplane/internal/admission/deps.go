@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/refusal"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -198,10 +199,7 @@ var (
 
 // invalidError is a malformed call: it maps like ErrInvalidRequest and reads as
 // its own message.
-type invalidError string
-
-func (e invalidError) Error() string      { return string(e) }
-func (invalidError) Is(target error) bool { return target == ErrInvalidRequest }
+func invalidError(msg string) error { return refusal.New(ErrInvalidRequest, msg) }
 
 // retryError adds a Retry-After hint to a sentinel error.
 type retryError struct {

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/refusal"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 )
@@ -270,10 +271,7 @@ var ErrInvalidArgument = errors.New("invalid argument")
 
 // invalidError is a malformed call: it maps like ErrInvalidArgument and reads
 // as its own message.
-type invalidError string
-
-func (e invalidError) Error() string      { return string(e) }
-func (invalidError) Is(target error) bool { return target == ErrInvalidArgument }
+func invalidError(msg string) error { return refusal.New(ErrInvalidArgument, msg) }
 
 func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
 

@@ -3,6 +3,8 @@ package telemetry
 import (
 	"errors"
 	"fmt"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/refusal"
 )
 
 // The refusals of a telemetry stream. The server's error table maps each to its
@@ -26,9 +28,6 @@ var (
 
 // invalidError is a protocol violation: it maps like ErrInvalidStream and
 // reads as its own message.
-type invalidError string
-
-func (e invalidError) Error() string      { return string(e) }
-func (invalidError) Is(target error) bool { return target == ErrInvalidStream }
+func invalidError(msg string) error { return refusal.New(ErrInvalidStream, msg) }
 
 func invalidf(format string, args ...any) error { return invalidError(fmt.Sprintf(format, args...)) }
