@@ -1,6 +1,6 @@
 # MindRouter — make help lists the targets.
 SHELL   := bash
-MODULES := proto ent tlsfiles controlplane dataplane dataplane/e2e nodeagent
+MODULES := proto ent tlsfiles spool controlplane dataplane dataplane/e2e nodeagent
 PKGS    := $(MODULES:%=./%/...)
 BUF     := .tools/node_modules/.bin/buf
 # golangci-lint is pinned in .tools/go.mod, outside go.work; `go tool -n` builds it
@@ -48,7 +48,7 @@ images: ## OCI image tarballs of the control and data planes in bin/images/ (no 
 	cd deploy/images && GOWORK=off go run . -root ../.. -out ../../bin/images -version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
 
 test-unit: ## Unit and integration tests of the product modules only (no e2e module)
-	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./controlplane/... ./dataplane/... ./nodeagent/...
+	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./spool/... ./controlplane/... ./dataplane/... ./nodeagent/...
 
 test-e2e: ## End-to-end tests only (builds the binaries, starts a real Ollama)
 	$(GOTEST) $(TESTFLAGS) ./dataplane/e2e/...

@@ -48,6 +48,7 @@ require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/kylelemons/godebug v1.1.0 // indirect
 	github.com/mattn/go-isatty v0.0.24 // indirect
+	github.com/mindrouter/mindrouter/spool v0.0.0
 	github.com/mindrouter/mindrouter/tlsfiles v0.0.0
 	github.com/mitchellh/go-wordwrap v1.0.1 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
@@ -80,3 +81,5 @@ replace github.com/mindrouter/mindrouter/proto => ../proto
 replace github.com/mindrouter/mindrouter/ent => ../ent
 
 replace github.com/mindrouter/mindrouter/tlsfiles => ../tlsfiles
+
+replace github.com/mindrouter/mindrouter/spool => ../spool

@@ -28,6 +28,7 @@ require (
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/mindrouter/mindrouter/spool v0.0.0
 	github.com/mindrouter/mindrouter/tlsfiles v0.0.0
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/prometheus/client_model v0.6.3 // indirect
@@ -48,3 +49,5 @@ require (
 replace github.com/mindrouter/mindrouter/proto => ../proto
 
 replace github.com/mindrouter/mindrouter/tlsfiles => ../tlsfiles
+
+replace github.com/mindrouter/mindrouter/spool => ../spool

@@ -55,6 +55,7 @@ require (
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/mindrouter/mindrouter/dataplane v0.0.0
+	github.com/mindrouter/mindrouter/spool v0.0.0
 	github.com/mindrouter/mindrouter/tlsfiles v0.0.0
 	github.com/wk8/go-ordered-map/v2 v2.1.8 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
@@ -69,3 +70,5 @@ replace github.com/mindrouter/mindrouter/dataplane => ../
 replace github.com/mindrouter/mindrouter/proto => ../../proto
 
 replace github.com/mindrouter/mindrouter/tlsfiles => ../../tlsfiles
+
+replace github.com/mindrouter/mindrouter/spool => ../../spool

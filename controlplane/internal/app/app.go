@@ -33,6 +33,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // Run starts the control plane and blocks until ctx is cancelled or a component fails.
@@ -223,7 +224,7 @@ func newAudit(cfg config.Config, st *store.Store, reg prometheus.Registerer, log
 	if dir == "" {
 		dir = filepath.Join(cfg.DataDir, "audit-spool")
 	}
-	spool, err := audit.OpenSpool(dir, cfg.AuditSpoolMaxBytes)
+	spool, err := spool.Open(dir, cfg.AuditSpoolMaxBytes)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // benchMariaDB opens a store on a fresh MariaDB database (dropped after), or
@@ -57,7 +58,7 @@ func BenchmarkIngestMariaDB(b *testing.B) {
 
 func benchIngest(b *testing.B, per int) {
 	st := benchMariaDB(b)
-	spool, err := OpenSpool(filepath.Join(b.TempDir(), "spool"), 0)
+	spool, err := spool.Open(filepath.Join(b.TempDir(), "spool"), 0)
 	require.NoError(b, err)
 	w := NewWriter(st, spool, WriterOptions{})
 	ctx := context.Background()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // Store is what the writer needs of the database.
@@ -39,7 +40,7 @@ type WriterOptions struct {
 // in the order they were acknowledged.
 type Writer struct {
 	db    Store
-	spool *Spool
+	spool *spool.Spool
 	opts  WriterOptions
 	log   *slog.Logger
 
@@ -58,7 +59,7 @@ type groupPolicy struct {
 }
 
 // NewWriter returns a writer over db and spool.
-func NewWriter(db Store, spool *Spool, opts WriterOptions) *Writer {
+func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 	if opts.ReplayInterval <= 0 {
 		opts.ReplayInterval = time.Second
 	}

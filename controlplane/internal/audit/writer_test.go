@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // switchableStore is the real store behind a switch that makes it unreachable.
@@ -57,7 +57,7 @@ func TestWriterSpoolsWhileDatabaseIsDownAndReplaysInOrder(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := &switchableStore{Store: openStore(t)}
-	spool, err := OpenSpool(t.TempDir(), 0)
+	spool, err := spool.Open(t.TempDir(), 0)
 	require.NoError(t, err)
 	w := NewWriter(st, spool, WriterOptions{Logger: slog.New(slog.DiscardHandler)})
 
@@ -97,7 +97,7 @@ func TestWriterAppliesGroupSettingsAndArtifactCap(t *testing.T) {
 	off := false
 	_, err = st.UpdateGroup(ctx, g.ID, store.GroupPatch{AuditPrompts: &off})
 	require.NoError(t, err)
-	spool, err := OpenSpool(t.TempDir(), 0)
+	spool, err := spool.Open(t.TempDir(), 0)
 	require.NoError(t, err)
 	w := NewWriter(st, spool, WriterOptions{ArtifactMaxBytes: 4})
 
@@ -129,38 +129,11 @@ func TestWriterAppliesGroupSettingsAndArtifactCap(t *testing.T) {
 	assert.Equal(t, int64(2), r.PromptTokens, "metadata is kept")
 }
 
-func TestSpoolSurvivesRestartAndDropsTornWrites(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	s, err := OpenSpool(dir, 100)
-	require.NoError(t, err)
-	require.NoError(t, s.Append([]byte("one")))
-	require.NoError(t, s.Append([]byte("two")))
-	require.ErrorIs(t, s.Append(make([]byte, 95)), ErrSpoolFull)
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "00000000000000000003.batch.tmp"), []byte("torn"), 0o600))
-
-	s2, err := OpenSpool(dir, 100)
-	require.NoError(t, err)
-	n, size := s2.Len()
-	assert.Equal(t, 2, n)
-	assert.Equal(t, int64(6), size)
-	seq, data, ok, err := s2.Head()
-	require.NoError(t, err)
-	require.True(t, ok)
-	assert.Equal(t, "one", string(data))
-	require.NoError(t, s2.Remove(seq))
-	require.NoError(t, s2.Append([]byte("three")))
-	_, data, _, _ = s2.Head()
-	assert.Equal(t, "two", string(data))
-	_, err = os.Stat(filepath.Join(dir, "00000000000000000003.batch.tmp"))
-	assert.True(t, os.IsNotExist(err))
-}
-
 func TestReplayDropsUnreadableBatch(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	st := openStore(t)
-	spool, err := OpenSpool(t.TempDir(), 0)
+	spool, err := spool.Open(t.TempDir(), 0)
 	require.NoError(t, err)
 	require.NoError(t, spool.Append([]byte{0xff, 0xff, 0xff}))
 	good, err := proto.Marshal(batch(1, 0, 3, ""))

@@ -38,6 +38,7 @@ import (
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 const testClusterToken = "cluster-secret"
@@ -116,7 +117,7 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 	accounts, err := identity.NewAccounts(ident, st, identity.AccountOptions{})
 	require.NoError(t, err)
 	signIn := &countingSignIn{SignInServer: identity.NewSignInServer(accounts, nil), calls: new(atomic.Int64)}
-	spool, err := audit.OpenSpool(t.TempDir(), 0)
+	spool, err := spool.Open(t.TempDir(), 0)
 	require.NoError(t, err)
 	srv := New(Options{
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),

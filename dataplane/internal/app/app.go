@@ -35,6 +35,7 @@ import (
 	openaisurface "github.com/mindrouter/mindrouter/dataplane/internal/surface/openai"
 	"github.com/mindrouter/mindrouter/dataplane/internal/tracing"
 	"github.com/mindrouter/mindrouter/dataplane/internal/web"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // Version is the binary's version, set at build time with
@@ -245,7 +246,7 @@ func (a *App) newAudit(conn *grpc.ClientConn, reg prometheus.Registerer) error {
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "mindrouter-audit-"+a.cfg.ReplicaID)
 	}
-	spool, err := audit.OpenSpool(dir, a.cfg.AuditSpoolMaxBytes)
+	spool, err := spool.Open(dir, a.cfg.AuditSpoolMaxBytes)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 func TestEntryBuildsTheRecord(t *testing.T) {
@@ -119,7 +120,7 @@ func rec(id string) *auditv1.Record {
 func TestShipperSpoolsWhileTheControlPlaneIsAwayAndReplays(t *testing.T) {
 	t.Parallel()
 	cp := &fakeCP{down: true}
-	spool, err := OpenSpool(t.TempDir(), 1<<20)
+	spool, err := spool.Open(t.TempDir(), 1<<20)
 	require.NoError(t, err)
 	s := NewShipper(cp, spool, Options{FlushInterval: 5 * time.Millisecond, RetryInterval: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -147,7 +148,7 @@ func TestSpoolFullPolicies(t *testing.T) {
 		t.Run(string(policy), func(t *testing.T) {
 			t.Parallel()
 			cp := &fakeCP{down: true}
-			spool, err := OpenSpool(t.TempDir(), 200)
+			spool, err := spool.Open(t.TempDir(), 200)
 			require.NoError(t, err)
 			s := NewShipper(cp, spool, Options{QueueSize: 1, Policy: policy})
 			require.NoError(t, s.Gate())

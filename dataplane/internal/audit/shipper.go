@@ -12,6 +12,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
+	"github.com/mindrouter/mindrouter/spool"
 )
 
 // Sender delivers one batch to the control plane and returns once the control
@@ -55,7 +56,7 @@ type Options struct {
 // it does not acknowledge.
 type Shipper struct {
 	send  Sender
-	spool *Spool
+	spool *spool.Spool
 	opts  Options
 	log   *slog.Logger
 
@@ -68,7 +69,7 @@ type Shipper struct {
 }
 
 // NewShipper returns a shipper sending through send, spooling to spool.
-func NewShipper(send Sender, spool *Spool, opts Options) *Shipper {
+func NewShipper(send Sender, spool *spool.Spool, opts Options) *Shipper {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 256
 	}
@@ -178,7 +179,7 @@ func (s *Shipper) toSpool(b *auditv1.Batch) {
 	if err == nil {
 		err = s.spool.Append(data)
 	}
-	if errors.Is(err, ErrSpoolFull) && s.opts.Policy == FailClosed && s.requeue(b) {
+	if errors.Is(err, spool.ErrFull) && s.opts.Policy == FailClosed && s.requeue(b) {
 		// Failing closed keeps what it has (new requests are refused meanwhile).
 		return
 	}

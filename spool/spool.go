@@ -1,4 +1,8 @@
-package audit
+// Package spool keeps batches on disk, in order, while the process that takes
+// them cannot: the audit trail's spool on both planes (a data plane while its
+// control plane does not acknowledge, a control plane while its database is
+// unreachable).
+package spool
 
 import (
 	"errors"
@@ -11,11 +15,10 @@ import (
 	"sync"
 )
 
-// ErrSpoolFull means the spool holds its maximum; the batch was not written.
-var ErrSpoolFull = errors.New("audit spool is full")
+// ErrFull means the spool holds its maximum; the batch was not written.
+var ErrFull = errors.New("spool is full")
 
-// Spool is the data plane's copy of the control plane's spool (the planes
-// share no code but the proto module): a directory of batches, one file each, named by a sequence number
+// Spool is a directory of batches, one file each, named by a sequence number
 // so that they replay in the order they were written. A file is written under
 // a temporary name, synced and renamed, so that a crash leaves either the
 // whole batch or nothing. It is safe for concurrent use.
@@ -39,9 +42,9 @@ type spoolFile struct {
 
 const spoolExt = ".batch"
 
-// OpenSpool opens (creating it when missing) the spool in dir, bounded to
+// Open opens (creating it when missing) the spool in dir, bounded to
 // maxBytes (0: unbounded), and finds the batches a previous run left.
-func OpenSpool(dir string, maxBytes int64) (*Spool, error) {
+func Open(dir string, maxBytes int64) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
@@ -92,7 +95,7 @@ func (s *Spool) Append(data []byte) error {
 	defer s.mu.Unlock()
 	if s.maxBytes > 0 && s.bytes+int64(len(data)) > s.maxBytes {
 		s.full = true
-		return ErrSpoolFull
+		return ErrFull
 	}
 	seq := s.next + 1
 	final := s.path(seq)
