@@ -1,7 +1,8 @@
 // Package tlsfiles builds TLS configurations from certificate files that are
 // read again whenever they change, so that certificates are rotated without a
-// restart: every handshake checks the files' size and modification time (one
-// stat each) and re-reads them when either moved. A rotation caught half-way
+// restart: every handshake checks the files' size, modification time and identity
+// (one stat each; a file replaced by a rename is a new one) and re-reads them
+// when any of these moved. A rotation caught half-way
 // (a new certificate with the old key) fails to load and the previous
 // material stays in use until the files agree again.
 //

@@ -33,6 +33,20 @@ type Source struct {
 type stamp struct {
 	size int64
 	mod  time.Time
+	// fi tells a file replaced by a rename (a new inode) from the one it
+	// replaced even when both have the same size and a modification time
+	// within the file system's clock tick.
+	fi os.FileInfo
+}
+
+func unchanged(a, b [3]stamp) bool {
+	for i := range a {
+		if (a[i].fi == nil) != (b[i].fi == nil) || a[i].size != b[i].size || !a[i].mod.Equal(b[i].mod) ||
+			(a[i].fi != nil && !os.SameFile(a[i].fi, b[i].fi)) {
+			return false
+		}
+	}
+	return true
 }
 
 // Load reads the files once; they must hold a matching certificate and key
@@ -63,7 +77,7 @@ func (s *Source) current() (*tls.Certificate, *x509.CertPool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now, err := s.stat()
-	if err == nil && now == s.stamps && s.loads > 0 {
+	if err == nil && unchanged(now, s.stamps) && s.loads > 0 {
 		return s.cert, s.pool, nil
 	}
 	if err == nil {
@@ -100,7 +114,7 @@ func (s *Source) stat() ([3]stamp, error) {
 		if err != nil {
 			return out, fmt.Errorf("tls: %w", err)
 		}
-		out[i] = stamp{size: fi.Size(), mod: fi.ModTime()}
+		out[i] = stamp{size: fi.Size(), mod: fi.ModTime(), fi: fi}
 	}
 	return out, nil
 }
