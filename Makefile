@@ -11,7 +11,7 @@ GOTEST  ?= go test
 TESTFLAGS ?= -race -count=1 -timeout 20m
 export CGO_CFLAGS ?= -Wno-deprecated-declarations
 
-.PHONY: help tools generate check-generate lint vet test images test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit fuzz build run clean
+.PHONY: help tools generate check-generate lint vet test images test-helm test-unit test-e2e bench soak bench-smoke bench-scheduler bench-admit bench-audit-search bench-audit-ingest fuzz build run clean
 
 help: ## List targets
 	@awk 'BEGIN{FS=":.*##"} /^[a-z0-9-]+:.*##/{printf "  %-18s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -43,9 +43,18 @@ vet: ## go vet every module
 test: check-generate lint ## Every tier: unit, integration (SQLite + MariaDB) and end-to-end (simulator + real Ollama)
 	$(GOTEST) $(TESTFLAGS) $(PKGS)
 	cd deploy/images && GOWORK=off $(GOTEST) $(TESTFLAGS) ./...
+	$(MAKE) --no-print-directory test-helm
+	cd deploy/compose && GOWORK=off $(GOTEST) $(TESTFLAGS) ./...
+	cd deploy/grafana && GOWORK=off $(GOTEST) $(TESTFLAGS) ./...
 
-images: ## OCI image tarballs of the control and data planes in bin/images/ (no container engine needed)
+images: ## OCI image tarballs of the control plane, data plane, engine simulator and node agent in bin/images/ (no container engine needed)
 	cd deploy/images && GOWORK=off go run . -root ../.. -out ../../bin/images -version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)"
+
+# The chart's tests render templates in one goroutine: -race would only rebuild Helm and
+# Kubernetes' client libraries with instrumentation (minutes on two cores) for nothing.
+HELMTESTFLAGS ?= -count=1 -timeout 20m
+test-helm: ## The Helm chart: helm lint and helm template (Helm's Go module), manifests decoded strictly into k8s.io/api types
+	cd deploy/helm && GOWORK=off $(GOTEST) $(HELMTESTFLAGS) ./...
 
 test-unit: ## Unit and integration tests of the product modules only (no e2e module)
 	$(GOTEST) $(TESTFLAGS) ./proto/... ./ent/... ./tlsfiles/... ./spool/... ./controlplane/... ./dataplane/... ./nodeagent/...
@@ -69,6 +78,12 @@ bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for
 
 bench-admit: ## Admit+Release over real gRPC: closed loop and open loop at 5,000/s (prints a table)
 	go run ./controlplane/cmd/mindrouter-admitbench
+
+bench-audit-search: ## Audit search over ROWS generated records in MariaDB (default 1,000,000; PAD bytes more per answer, default 0; its own database, dropped after)
+	go run ./controlplane/cmd/mindrouter-auditbench -rows $${ROWS:-1000000} -pad $${PAD:-0}
+
+bench-audit-ingest: ## Sustained audit ingest into MariaDB for DURATION (default 60s) from REPLICAS senders of BATCH records (defaults 4, 256)
+	go run ./controlplane/cmd/mindrouter-auditbench -ingest $${DURATION:-60s} -replicas $${REPLICAS:-4} -batch $${BATCH:-256}
 
 fuzz: ## Run every fuzz target for FUZZTIME (default 30s) each
 	@FUZZTIME=$${FUZZTIME:-30s} ./deploy/local/fuzz.sh

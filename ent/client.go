@@ -16,18 +16,28 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mindrouter/mindrouter/ent/adminaction"
+	"github.com/mindrouter/mindrouter/ent/alert"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/auditartifact"
 	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
+	"github.com/mindrouter/mindrouter/ent/chatmessage"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/metricpoint"
 	"github.com/mindrouter/mindrouter/ent/model"
+	"github.com/mindrouter/mindrouter/ent/modelalias"
+	"github.com/mindrouter/mindrouter/ent/modeljob"
+	"github.com/mindrouter/mindrouter/ent/modeloverride"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/requestusage"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/setting"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 
 	stdsql "database/sql"
@@ -42,28 +52,48 @@ type Client struct {
 	APIKey *APIKeyClient
 	// AdminAction is the client for interacting with the AdminAction builders.
 	AdminAction *AdminActionClient
+	// Alert is the client for interacting with the Alert builders.
+	Alert *AlertClient
 	// AuditArtifact is the client for interacting with the AuditArtifact builders.
 	AuditArtifact *AuditArtifactClient
 	// AuditRecord is the client for interacting with the AuditRecord builders.
 	AuditRecord *AuditRecordClient
 	// Backend is the client for interacting with the Backend builders.
 	Backend *BackendClient
+	// ChatMessage is the client for interacting with the ChatMessage builders.
+	ChatMessage *ChatMessageClient
+	// Conversation is the client for interacting with the Conversation builders.
+	Conversation *ConversationClient
 	// GPUDevice is the client for interacting with the GPUDevice builders.
 	GPUDevice *GPUDeviceClient
 	// Group is the client for interacting with the Group builders.
 	Group *GroupClient
+	// MetricPoint is the client for interacting with the MetricPoint builders.
+	MetricPoint *MetricPointClient
 	// Model is the client for interacting with the Model builders.
 	Model *ModelClient
+	// ModelAlias is the client for interacting with the ModelAlias builders.
+	ModelAlias *ModelAliasClient
+	// ModelJob is the client for interacting with the ModelJob builders.
+	ModelJob *ModelJobClient
+	// ModelOverride is the client for interacting with the ModelOverride builders.
+	ModelOverride *ModelOverrideClient
 	// Node is the client for interacting with the Node builders.
 	Node *NodeClient
 	// Quota is the client for interacting with the Quota builders.
 	Quota *QuotaClient
 	// QuotaRequest is the client for interacting with the QuotaRequest builders.
 	QuotaRequest *QuotaRequestClient
+	// RequestUsage is the client for interacting with the RequestUsage builders.
+	RequestUsage *RequestUsageClient
 	// ServiceKeyRequest is the client for interacting with the ServiceKeyRequest builders.
 	ServiceKeyRequest *ServiceKeyRequestClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
+	// Setting is the client for interacting with the Setting builders.
+	Setting *SettingClient
+	// StoredResponse is the client for interacting with the StoredResponse builders.
+	StoredResponse *StoredResponseClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 }
@@ -79,17 +109,27 @@ func (c *Client) init() {
 	c.Schema = migrate.NewSchema(c.driver)
 	c.APIKey = NewAPIKeyClient(c.config)
 	c.AdminAction = NewAdminActionClient(c.config)
+	c.Alert = NewAlertClient(c.config)
 	c.AuditArtifact = NewAuditArtifactClient(c.config)
 	c.AuditRecord = NewAuditRecordClient(c.config)
 	c.Backend = NewBackendClient(c.config)
+	c.ChatMessage = NewChatMessageClient(c.config)
+	c.Conversation = NewConversationClient(c.config)
 	c.GPUDevice = NewGPUDeviceClient(c.config)
 	c.Group = NewGroupClient(c.config)
+	c.MetricPoint = NewMetricPointClient(c.config)
 	c.Model = NewModelClient(c.config)
+	c.ModelAlias = NewModelAliasClient(c.config)
+	c.ModelJob = NewModelJobClient(c.config)
+	c.ModelOverride = NewModelOverrideClient(c.config)
 	c.Node = NewNodeClient(c.config)
 	c.Quota = NewQuotaClient(c.config)
 	c.QuotaRequest = NewQuotaRequestClient(c.config)
+	c.RequestUsage = NewRequestUsageClient(c.config)
 	c.ServiceKeyRequest = NewServiceKeyRequestClient(c.config)
 	c.Session = NewSessionClient(c.config)
+	c.Setting = NewSettingClient(c.config)
+	c.StoredResponse = NewStoredResponseClient(c.config)
 	c.User = NewUserClient(c.config)
 }
 
@@ -185,17 +225,27 @@ func (c *Client) Tx(ctx context.Context) (*Tx, error) {
 		config:            cfg,
 		APIKey:            NewAPIKeyClient(cfg),
 		AdminAction:       NewAdminActionClient(cfg),
+		Alert:             NewAlertClient(cfg),
 		AuditArtifact:     NewAuditArtifactClient(cfg),
 		AuditRecord:       NewAuditRecordClient(cfg),
 		Backend:           NewBackendClient(cfg),
+		ChatMessage:       NewChatMessageClient(cfg),
+		Conversation:      NewConversationClient(cfg),
 		GPUDevice:         NewGPUDeviceClient(cfg),
 		Group:             NewGroupClient(cfg),
+		MetricPoint:       NewMetricPointClient(cfg),
 		Model:             NewModelClient(cfg),
+		ModelAlias:        NewModelAliasClient(cfg),
+		ModelJob:          NewModelJobClient(cfg),
+		ModelOverride:     NewModelOverrideClient(cfg),
 		Node:              NewNodeClient(cfg),
 		Quota:             NewQuotaClient(cfg),
 		QuotaRequest:      NewQuotaRequestClient(cfg),
+		RequestUsage:      NewRequestUsageClient(cfg),
 		ServiceKeyRequest: NewServiceKeyRequestClient(cfg),
 		Session:           NewSessionClient(cfg),
+		Setting:           NewSettingClient(cfg),
+		StoredResponse:    NewStoredResponseClient(cfg),
 		User:              NewUserClient(cfg),
 	}, nil
 }
@@ -218,17 +268,27 @@ func (c *Client) BeginTx(ctx context.Context, opts *sql.TxOptions) (*Tx, error) 
 		config:            cfg,
 		APIKey:            NewAPIKeyClient(cfg),
 		AdminAction:       NewAdminActionClient(cfg),
+		Alert:             NewAlertClient(cfg),
 		AuditArtifact:     NewAuditArtifactClient(cfg),
 		AuditRecord:       NewAuditRecordClient(cfg),
 		Backend:           NewBackendClient(cfg),
+		ChatMessage:       NewChatMessageClient(cfg),
+		Conversation:      NewConversationClient(cfg),
 		GPUDevice:         NewGPUDeviceClient(cfg),
 		Group:             NewGroupClient(cfg),
+		MetricPoint:       NewMetricPointClient(cfg),
 		Model:             NewModelClient(cfg),
+		ModelAlias:        NewModelAliasClient(cfg),
+		ModelJob:          NewModelJobClient(cfg),
+		ModelOverride:     NewModelOverrideClient(cfg),
 		Node:              NewNodeClient(cfg),
 		Quota:             NewQuotaClient(cfg),
 		QuotaRequest:      NewQuotaRequestClient(cfg),
+		RequestUsage:      NewRequestUsageClient(cfg),
 		ServiceKeyRequest: NewServiceKeyRequestClient(cfg),
 		Session:           NewSessionClient(cfg),
+		Setting:           NewSettingClient(cfg),
+		StoredResponse:    NewStoredResponseClient(cfg),
 		User:              NewUserClient(cfg),
 	}, nil
 }
@@ -259,9 +319,11 @@ func (c *Client) Close() error {
 // In order to add hooks to a specific client, call: `client.Node.Use(...)`.
 func (c *Client) Use(hooks ...Hook) {
 	for _, n := range []interface{ Use(...Hook) }{
-		c.APIKey, c.AdminAction, c.AuditArtifact, c.AuditRecord, c.Backend, c.GPUDevice,
-		c.Group, c.Model, c.Node, c.Quota, c.QuotaRequest, c.ServiceKeyRequest,
-		c.Session, c.User,
+		c.APIKey, c.AdminAction, c.Alert, c.AuditArtifact, c.AuditRecord, c.Backend,
+		c.ChatMessage, c.Conversation, c.GPUDevice, c.Group, c.MetricPoint, c.Model,
+		c.ModelAlias, c.ModelJob, c.ModelOverride, c.Node, c.Quota, c.QuotaRequest,
+		c.RequestUsage, c.ServiceKeyRequest, c.Session, c.Setting, c.StoredResponse,
+		c.User,
 	} {
 		n.Use(hooks...)
 	}
@@ -271,9 +333,11 @@ func (c *Client) Use(hooks ...Hook) {
 // In order to add interceptors to a specific client, call: `client.Node.Intercept(...)`.
 func (c *Client) Intercept(interceptors ...Interceptor) {
 	for _, n := range []interface{ Intercept(...Interceptor) }{
-		c.APIKey, c.AdminAction, c.AuditArtifact, c.AuditRecord, c.Backend, c.GPUDevice,
-		c.Group, c.Model, c.Node, c.Quota, c.QuotaRequest, c.ServiceKeyRequest,
-		c.Session, c.User,
+		c.APIKey, c.AdminAction, c.Alert, c.AuditArtifact, c.AuditRecord, c.Backend,
+		c.ChatMessage, c.Conversation, c.GPUDevice, c.Group, c.MetricPoint, c.Model,
+		c.ModelAlias, c.ModelJob, c.ModelOverride, c.Node, c.Quota, c.QuotaRequest,
+		c.RequestUsage, c.ServiceKeyRequest, c.Session, c.Setting, c.StoredResponse,
+		c.User,
 	} {
 		n.Intercept(interceptors...)
 	}
@@ -286,28 +350,48 @@ func (c *Client) Mutate(ctx context.Context, m Mutation) (Value, error) {
 		return c.APIKey.mutate(ctx, m)
 	case *AdminActionMutation:
 		return c.AdminAction.mutate(ctx, m)
+	case *AlertMutation:
+		return c.Alert.mutate(ctx, m)
 	case *AuditArtifactMutation:
 		return c.AuditArtifact.mutate(ctx, m)
 	case *AuditRecordMutation:
 		return c.AuditRecord.mutate(ctx, m)
 	case *BackendMutation:
 		return c.Backend.mutate(ctx, m)
+	case *ChatMessageMutation:
+		return c.ChatMessage.mutate(ctx, m)
+	case *ConversationMutation:
+		return c.Conversation.mutate(ctx, m)
 	case *GPUDeviceMutation:
 		return c.GPUDevice.mutate(ctx, m)
 	case *GroupMutation:
 		return c.Group.mutate(ctx, m)
+	case *MetricPointMutation:
+		return c.MetricPoint.mutate(ctx, m)
 	case *ModelMutation:
 		return c.Model.mutate(ctx, m)
+	case *ModelAliasMutation:
+		return c.ModelAlias.mutate(ctx, m)
+	case *ModelJobMutation:
+		return c.ModelJob.mutate(ctx, m)
+	case *ModelOverrideMutation:
+		return c.ModelOverride.mutate(ctx, m)
 	case *NodeMutation:
 		return c.Node.mutate(ctx, m)
 	case *QuotaMutation:
 		return c.Quota.mutate(ctx, m)
 	case *QuotaRequestMutation:
 		return c.QuotaRequest.mutate(ctx, m)
+	case *RequestUsageMutation:
+		return c.RequestUsage.mutate(ctx, m)
 	case *ServiceKeyRequestMutation:
 		return c.ServiceKeyRequest.mutate(ctx, m)
 	case *SessionMutation:
 		return c.Session.mutate(ctx, m)
+	case *SettingMutation:
+		return c.Setting.mutate(ctx, m)
+	case *StoredResponseMutation:
+		return c.StoredResponse.mutate(ctx, m)
 	case *UserMutation:
 		return c.User.mutate(ctx, m)
 	default:
@@ -594,6 +678,139 @@ func (c *AdminActionClient) mutate(ctx context.Context, m *AdminActionMutation) 
 		return (&AdminActionDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown AdminAction mutation op: %q", m.Op())
+	}
+}
+
+// AlertClient is a client for the Alert schema.
+type AlertClient struct {
+	config
+}
+
+// NewAlertClient returns a client for the Alert from the given config.
+func NewAlertClient(c config) *AlertClient {
+	return &AlertClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `alert.Hooks(f(g(h())))`.
+func (c *AlertClient) Use(hooks ...Hook) {
+	c.hooks.Alert = append(c.hooks.Alert, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `alert.Intercept(f(g(h())))`.
+func (c *AlertClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Alert = append(c.inters.Alert, interceptors...)
+}
+
+// Create returns a builder for creating a Alert entity.
+func (c *AlertClient) Create() *AlertCreate {
+	mutation := newAlertMutation(c.config, OpCreate)
+	return &AlertCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Alert entities.
+func (c *AlertClient) CreateBulk(builders ...*AlertCreate) *AlertCreateBulk {
+	return &AlertCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *AlertClient) MapCreateBulk(slice any, setFunc func(*AlertCreate, int)) *AlertCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &AlertCreateBulk{err: fmt.Errorf("calling to AlertClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*AlertCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &AlertCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Alert.
+func (c *AlertClient) Update() *AlertUpdate {
+	mutation := newAlertMutation(c.config, OpUpdate)
+	return &AlertUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *AlertClient) UpdateOne(_m *Alert) *AlertUpdateOne {
+	mutation := newAlertMutation(c.config, OpUpdateOne, withAlert(_m))
+	return &AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *AlertClient) UpdateOneID(id int) *AlertUpdateOne {
+	mutation := newAlertMutation(c.config, OpUpdateOne, withAlertID(id))
+	return &AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Alert.
+func (c *AlertClient) Delete() *AlertDelete {
+	mutation := newAlertMutation(c.config, OpDelete)
+	return &AlertDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *AlertClient) DeleteOne(_m *Alert) *AlertDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *AlertClient) DeleteOneID(id int) *AlertDeleteOne {
+	builder := c.Delete().Where(alert.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &AlertDeleteOne{builder}
+}
+
+// Query returns a query builder for Alert.
+func (c *AlertClient) Query() *AlertQuery {
+	return &AlertQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeAlert},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Alert entity by its id.
+func (c *AlertClient) Get(ctx context.Context, id int) (*Alert, error) {
+	return c.Query().Where(alert.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *AlertClient) GetX(ctx context.Context, id int) *Alert {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *AlertClient) Hooks() []Hook {
+	return c.hooks.Alert
+}
+
+// Interceptors returns the client interceptors.
+func (c *AlertClient) Interceptors() []Interceptor {
+	return c.inters.Alert
+}
+
+func (c *AlertClient) mutate(ctx context.Context, m *AlertMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&AlertCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&AlertUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&AlertUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&AlertDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Alert mutation op: %q", m.Op())
 	}
 }
 
@@ -1028,6 +1245,320 @@ func (c *BackendClient) mutate(ctx context.Context, m *BackendMutation) (Value, 
 	}
 }
 
+// ChatMessageClient is a client for the ChatMessage schema.
+type ChatMessageClient struct {
+	config
+}
+
+// NewChatMessageClient returns a client for the ChatMessage from the given config.
+func NewChatMessageClient(c config) *ChatMessageClient {
+	return &ChatMessageClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `chatmessage.Hooks(f(g(h())))`.
+func (c *ChatMessageClient) Use(hooks ...Hook) {
+	c.hooks.ChatMessage = append(c.hooks.ChatMessage, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `chatmessage.Intercept(f(g(h())))`.
+func (c *ChatMessageClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ChatMessage = append(c.inters.ChatMessage, interceptors...)
+}
+
+// Create returns a builder for creating a ChatMessage entity.
+func (c *ChatMessageClient) Create() *ChatMessageCreate {
+	mutation := newChatMessageMutation(c.config, OpCreate)
+	return &ChatMessageCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ChatMessage entities.
+func (c *ChatMessageClient) CreateBulk(builders ...*ChatMessageCreate) *ChatMessageCreateBulk {
+	return &ChatMessageCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ChatMessageClient) MapCreateBulk(slice any, setFunc func(*ChatMessageCreate, int)) *ChatMessageCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ChatMessageCreateBulk{err: fmt.Errorf("calling to ChatMessageClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ChatMessageCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ChatMessageCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ChatMessage.
+func (c *ChatMessageClient) Update() *ChatMessageUpdate {
+	mutation := newChatMessageMutation(c.config, OpUpdate)
+	return &ChatMessageUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ChatMessageClient) UpdateOne(_m *ChatMessage) *ChatMessageUpdateOne {
+	mutation := newChatMessageMutation(c.config, OpUpdateOne, withChatMessage(_m))
+	return &ChatMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ChatMessageClient) UpdateOneID(id int) *ChatMessageUpdateOne {
+	mutation := newChatMessageMutation(c.config, OpUpdateOne, withChatMessageID(id))
+	return &ChatMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ChatMessage.
+func (c *ChatMessageClient) Delete() *ChatMessageDelete {
+	mutation := newChatMessageMutation(c.config, OpDelete)
+	return &ChatMessageDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ChatMessageClient) DeleteOne(_m *ChatMessage) *ChatMessageDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ChatMessageClient) DeleteOneID(id int) *ChatMessageDeleteOne {
+	builder := c.Delete().Where(chatmessage.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ChatMessageDeleteOne{builder}
+}
+
+// Query returns a query builder for ChatMessage.
+func (c *ChatMessageClient) Query() *ChatMessageQuery {
+	return &ChatMessageQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeChatMessage},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ChatMessage entity by its id.
+func (c *ChatMessageClient) Get(ctx context.Context, id int) (*ChatMessage, error) {
+	return c.Query().Where(chatmessage.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ChatMessageClient) GetX(ctx context.Context, id int) *ChatMessage {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryConversation queries the conversation edge of a ChatMessage.
+func (c *ChatMessageClient) QueryConversation(_m *ChatMessage) *ConversationQuery {
+	query := (&ConversationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(chatmessage.Table, chatmessage.FieldID, id),
+			sqlgraph.To(conversation.Table, conversation.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, chatmessage.ConversationTable, chatmessage.ConversationColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *ChatMessageClient) Hooks() []Hook {
+	return c.hooks.ChatMessage
+}
+
+// Interceptors returns the client interceptors.
+func (c *ChatMessageClient) Interceptors() []Interceptor {
+	return c.inters.ChatMessage
+}
+
+func (c *ChatMessageClient) mutate(ctx context.Context, m *ChatMessageMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ChatMessageCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ChatMessageUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ChatMessageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ChatMessageDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ChatMessage mutation op: %q", m.Op())
+	}
+}
+
+// ConversationClient is a client for the Conversation schema.
+type ConversationClient struct {
+	config
+}
+
+// NewConversationClient returns a client for the Conversation from the given config.
+func NewConversationClient(c config) *ConversationClient {
+	return &ConversationClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `conversation.Hooks(f(g(h())))`.
+func (c *ConversationClient) Use(hooks ...Hook) {
+	c.hooks.Conversation = append(c.hooks.Conversation, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `conversation.Intercept(f(g(h())))`.
+func (c *ConversationClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Conversation = append(c.inters.Conversation, interceptors...)
+}
+
+// Create returns a builder for creating a Conversation entity.
+func (c *ConversationClient) Create() *ConversationCreate {
+	mutation := newConversationMutation(c.config, OpCreate)
+	return &ConversationCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Conversation entities.
+func (c *ConversationClient) CreateBulk(builders ...*ConversationCreate) *ConversationCreateBulk {
+	return &ConversationCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ConversationClient) MapCreateBulk(slice any, setFunc func(*ConversationCreate, int)) *ConversationCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ConversationCreateBulk{err: fmt.Errorf("calling to ConversationClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ConversationCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ConversationCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Conversation.
+func (c *ConversationClient) Update() *ConversationUpdate {
+	mutation := newConversationMutation(c.config, OpUpdate)
+	return &ConversationUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ConversationClient) UpdateOne(_m *Conversation) *ConversationUpdateOne {
+	mutation := newConversationMutation(c.config, OpUpdateOne, withConversation(_m))
+	return &ConversationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ConversationClient) UpdateOneID(id int) *ConversationUpdateOne {
+	mutation := newConversationMutation(c.config, OpUpdateOne, withConversationID(id))
+	return &ConversationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Conversation.
+func (c *ConversationClient) Delete() *ConversationDelete {
+	mutation := newConversationMutation(c.config, OpDelete)
+	return &ConversationDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ConversationClient) DeleteOne(_m *Conversation) *ConversationDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ConversationClient) DeleteOneID(id int) *ConversationDeleteOne {
+	builder := c.Delete().Where(conversation.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ConversationDeleteOne{builder}
+}
+
+// Query returns a query builder for Conversation.
+func (c *ConversationClient) Query() *ConversationQuery {
+	return &ConversationQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeConversation},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Conversation entity by its id.
+func (c *ConversationClient) Get(ctx context.Context, id int) (*Conversation, error) {
+	return c.Query().Where(conversation.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ConversationClient) GetX(ctx context.Context, id int) *Conversation {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a Conversation.
+func (c *ConversationClient) QueryUser(_m *Conversation) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, conversation.UserTable, conversation.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryMessages queries the messages edge of a Conversation.
+func (c *ConversationClient) QueryMessages(_m *Conversation) *ChatMessageQuery {
+	query := (&ChatMessageClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(conversation.Table, conversation.FieldID, id),
+			sqlgraph.To(chatmessage.Table, chatmessage.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, conversation.MessagesTable, conversation.MessagesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *ConversationClient) Hooks() []Hook {
+	return c.hooks.Conversation
+}
+
+// Interceptors returns the client interceptors.
+func (c *ConversationClient) Interceptors() []Interceptor {
+	return c.inters.Conversation
+}
+
+func (c *ConversationClient) mutate(ctx context.Context, m *ConversationMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ConversationCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ConversationUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ConversationUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ConversationDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Conversation mutation op: %q", m.Op())
+	}
+}
+
 // GPUDeviceClient is a client for the GPUDevice schema.
 type GPUDeviceClient struct {
 	config
@@ -1326,6 +1857,139 @@ func (c *GroupClient) mutate(ctx context.Context, m *GroupMutation) (Value, erro
 	}
 }
 
+// MetricPointClient is a client for the MetricPoint schema.
+type MetricPointClient struct {
+	config
+}
+
+// NewMetricPointClient returns a client for the MetricPoint from the given config.
+func NewMetricPointClient(c config) *MetricPointClient {
+	return &MetricPointClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `metricpoint.Hooks(f(g(h())))`.
+func (c *MetricPointClient) Use(hooks ...Hook) {
+	c.hooks.MetricPoint = append(c.hooks.MetricPoint, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `metricpoint.Intercept(f(g(h())))`.
+func (c *MetricPointClient) Intercept(interceptors ...Interceptor) {
+	c.inters.MetricPoint = append(c.inters.MetricPoint, interceptors...)
+}
+
+// Create returns a builder for creating a MetricPoint entity.
+func (c *MetricPointClient) Create() *MetricPointCreate {
+	mutation := newMetricPointMutation(c.config, OpCreate)
+	return &MetricPointCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of MetricPoint entities.
+func (c *MetricPointClient) CreateBulk(builders ...*MetricPointCreate) *MetricPointCreateBulk {
+	return &MetricPointCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *MetricPointClient) MapCreateBulk(slice any, setFunc func(*MetricPointCreate, int)) *MetricPointCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &MetricPointCreateBulk{err: fmt.Errorf("calling to MetricPointClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*MetricPointCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &MetricPointCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for MetricPoint.
+func (c *MetricPointClient) Update() *MetricPointUpdate {
+	mutation := newMetricPointMutation(c.config, OpUpdate)
+	return &MetricPointUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *MetricPointClient) UpdateOne(_m *MetricPoint) *MetricPointUpdateOne {
+	mutation := newMetricPointMutation(c.config, OpUpdateOne, withMetricPoint(_m))
+	return &MetricPointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *MetricPointClient) UpdateOneID(id int) *MetricPointUpdateOne {
+	mutation := newMetricPointMutation(c.config, OpUpdateOne, withMetricPointID(id))
+	return &MetricPointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for MetricPoint.
+func (c *MetricPointClient) Delete() *MetricPointDelete {
+	mutation := newMetricPointMutation(c.config, OpDelete)
+	return &MetricPointDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *MetricPointClient) DeleteOne(_m *MetricPoint) *MetricPointDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *MetricPointClient) DeleteOneID(id int) *MetricPointDeleteOne {
+	builder := c.Delete().Where(metricpoint.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &MetricPointDeleteOne{builder}
+}
+
+// Query returns a query builder for MetricPoint.
+func (c *MetricPointClient) Query() *MetricPointQuery {
+	return &MetricPointQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeMetricPoint},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a MetricPoint entity by its id.
+func (c *MetricPointClient) Get(ctx context.Context, id int) (*MetricPoint, error) {
+	return c.Query().Where(metricpoint.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *MetricPointClient) GetX(ctx context.Context, id int) *MetricPoint {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *MetricPointClient) Hooks() []Hook {
+	return c.hooks.MetricPoint
+}
+
+// Interceptors returns the client interceptors.
+func (c *MetricPointClient) Interceptors() []Interceptor {
+	return c.inters.MetricPoint
+}
+
+func (c *MetricPointClient) mutate(ctx context.Context, m *MetricPointMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&MetricPointCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&MetricPointUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&MetricPointUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&MetricPointDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown MetricPoint mutation op: %q", m.Op())
+	}
+}
+
 // ModelClient is a client for the Model schema.
 type ModelClient struct {
 	config
@@ -1472,6 +2136,405 @@ func (c *ModelClient) mutate(ctx context.Context, m *ModelMutation) (Value, erro
 		return (&ModelDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
 	default:
 		return nil, fmt.Errorf("ent: unknown Model mutation op: %q", m.Op())
+	}
+}
+
+// ModelAliasClient is a client for the ModelAlias schema.
+type ModelAliasClient struct {
+	config
+}
+
+// NewModelAliasClient returns a client for the ModelAlias from the given config.
+func NewModelAliasClient(c config) *ModelAliasClient {
+	return &ModelAliasClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `modelalias.Hooks(f(g(h())))`.
+func (c *ModelAliasClient) Use(hooks ...Hook) {
+	c.hooks.ModelAlias = append(c.hooks.ModelAlias, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `modelalias.Intercept(f(g(h())))`.
+func (c *ModelAliasClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ModelAlias = append(c.inters.ModelAlias, interceptors...)
+}
+
+// Create returns a builder for creating a ModelAlias entity.
+func (c *ModelAliasClient) Create() *ModelAliasCreate {
+	mutation := newModelAliasMutation(c.config, OpCreate)
+	return &ModelAliasCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ModelAlias entities.
+func (c *ModelAliasClient) CreateBulk(builders ...*ModelAliasCreate) *ModelAliasCreateBulk {
+	return &ModelAliasCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ModelAliasClient) MapCreateBulk(slice any, setFunc func(*ModelAliasCreate, int)) *ModelAliasCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ModelAliasCreateBulk{err: fmt.Errorf("calling to ModelAliasClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ModelAliasCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ModelAliasCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ModelAlias.
+func (c *ModelAliasClient) Update() *ModelAliasUpdate {
+	mutation := newModelAliasMutation(c.config, OpUpdate)
+	return &ModelAliasUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ModelAliasClient) UpdateOne(_m *ModelAlias) *ModelAliasUpdateOne {
+	mutation := newModelAliasMutation(c.config, OpUpdateOne, withModelAlias(_m))
+	return &ModelAliasUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ModelAliasClient) UpdateOneID(id int) *ModelAliasUpdateOne {
+	mutation := newModelAliasMutation(c.config, OpUpdateOne, withModelAliasID(id))
+	return &ModelAliasUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ModelAlias.
+func (c *ModelAliasClient) Delete() *ModelAliasDelete {
+	mutation := newModelAliasMutation(c.config, OpDelete)
+	return &ModelAliasDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ModelAliasClient) DeleteOne(_m *ModelAlias) *ModelAliasDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ModelAliasClient) DeleteOneID(id int) *ModelAliasDeleteOne {
+	builder := c.Delete().Where(modelalias.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ModelAliasDeleteOne{builder}
+}
+
+// Query returns a query builder for ModelAlias.
+func (c *ModelAliasClient) Query() *ModelAliasQuery {
+	return &ModelAliasQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeModelAlias},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ModelAlias entity by its id.
+func (c *ModelAliasClient) Get(ctx context.Context, id int) (*ModelAlias, error) {
+	return c.Query().Where(modelalias.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ModelAliasClient) GetX(ctx context.Context, id int) *ModelAlias {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ModelAliasClient) Hooks() []Hook {
+	return c.hooks.ModelAlias
+}
+
+// Interceptors returns the client interceptors.
+func (c *ModelAliasClient) Interceptors() []Interceptor {
+	return c.inters.ModelAlias
+}
+
+func (c *ModelAliasClient) mutate(ctx context.Context, m *ModelAliasMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ModelAliasCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ModelAliasUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ModelAliasUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ModelAliasDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ModelAlias mutation op: %q", m.Op())
+	}
+}
+
+// ModelJobClient is a client for the ModelJob schema.
+type ModelJobClient struct {
+	config
+}
+
+// NewModelJobClient returns a client for the ModelJob from the given config.
+func NewModelJobClient(c config) *ModelJobClient {
+	return &ModelJobClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `modeljob.Hooks(f(g(h())))`.
+func (c *ModelJobClient) Use(hooks ...Hook) {
+	c.hooks.ModelJob = append(c.hooks.ModelJob, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `modeljob.Intercept(f(g(h())))`.
+func (c *ModelJobClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ModelJob = append(c.inters.ModelJob, interceptors...)
+}
+
+// Create returns a builder for creating a ModelJob entity.
+func (c *ModelJobClient) Create() *ModelJobCreate {
+	mutation := newModelJobMutation(c.config, OpCreate)
+	return &ModelJobCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ModelJob entities.
+func (c *ModelJobClient) CreateBulk(builders ...*ModelJobCreate) *ModelJobCreateBulk {
+	return &ModelJobCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ModelJobClient) MapCreateBulk(slice any, setFunc func(*ModelJobCreate, int)) *ModelJobCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ModelJobCreateBulk{err: fmt.Errorf("calling to ModelJobClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ModelJobCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ModelJobCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ModelJob.
+func (c *ModelJobClient) Update() *ModelJobUpdate {
+	mutation := newModelJobMutation(c.config, OpUpdate)
+	return &ModelJobUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ModelJobClient) UpdateOne(_m *ModelJob) *ModelJobUpdateOne {
+	mutation := newModelJobMutation(c.config, OpUpdateOne, withModelJob(_m))
+	return &ModelJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ModelJobClient) UpdateOneID(id int) *ModelJobUpdateOne {
+	mutation := newModelJobMutation(c.config, OpUpdateOne, withModelJobID(id))
+	return &ModelJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ModelJob.
+func (c *ModelJobClient) Delete() *ModelJobDelete {
+	mutation := newModelJobMutation(c.config, OpDelete)
+	return &ModelJobDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ModelJobClient) DeleteOne(_m *ModelJob) *ModelJobDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ModelJobClient) DeleteOneID(id int) *ModelJobDeleteOne {
+	builder := c.Delete().Where(modeljob.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ModelJobDeleteOne{builder}
+}
+
+// Query returns a query builder for ModelJob.
+func (c *ModelJobClient) Query() *ModelJobQuery {
+	return &ModelJobQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeModelJob},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ModelJob entity by its id.
+func (c *ModelJobClient) Get(ctx context.Context, id int) (*ModelJob, error) {
+	return c.Query().Where(modeljob.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ModelJobClient) GetX(ctx context.Context, id int) *ModelJob {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ModelJobClient) Hooks() []Hook {
+	return c.hooks.ModelJob
+}
+
+// Interceptors returns the client interceptors.
+func (c *ModelJobClient) Interceptors() []Interceptor {
+	return c.inters.ModelJob
+}
+
+func (c *ModelJobClient) mutate(ctx context.Context, m *ModelJobMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ModelJobCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ModelJobUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ModelJobUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ModelJobDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ModelJob mutation op: %q", m.Op())
+	}
+}
+
+// ModelOverrideClient is a client for the ModelOverride schema.
+type ModelOverrideClient struct {
+	config
+}
+
+// NewModelOverrideClient returns a client for the ModelOverride from the given config.
+func NewModelOverrideClient(c config) *ModelOverrideClient {
+	return &ModelOverrideClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `modeloverride.Hooks(f(g(h())))`.
+func (c *ModelOverrideClient) Use(hooks ...Hook) {
+	c.hooks.ModelOverride = append(c.hooks.ModelOverride, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `modeloverride.Intercept(f(g(h())))`.
+func (c *ModelOverrideClient) Intercept(interceptors ...Interceptor) {
+	c.inters.ModelOverride = append(c.inters.ModelOverride, interceptors...)
+}
+
+// Create returns a builder for creating a ModelOverride entity.
+func (c *ModelOverrideClient) Create() *ModelOverrideCreate {
+	mutation := newModelOverrideMutation(c.config, OpCreate)
+	return &ModelOverrideCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of ModelOverride entities.
+func (c *ModelOverrideClient) CreateBulk(builders ...*ModelOverrideCreate) *ModelOverrideCreateBulk {
+	return &ModelOverrideCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *ModelOverrideClient) MapCreateBulk(slice any, setFunc func(*ModelOverrideCreate, int)) *ModelOverrideCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &ModelOverrideCreateBulk{err: fmt.Errorf("calling to ModelOverrideClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*ModelOverrideCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &ModelOverrideCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for ModelOverride.
+func (c *ModelOverrideClient) Update() *ModelOverrideUpdate {
+	mutation := newModelOverrideMutation(c.config, OpUpdate)
+	return &ModelOverrideUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *ModelOverrideClient) UpdateOne(_m *ModelOverride) *ModelOverrideUpdateOne {
+	mutation := newModelOverrideMutation(c.config, OpUpdateOne, withModelOverride(_m))
+	return &ModelOverrideUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *ModelOverrideClient) UpdateOneID(id int) *ModelOverrideUpdateOne {
+	mutation := newModelOverrideMutation(c.config, OpUpdateOne, withModelOverrideID(id))
+	return &ModelOverrideUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for ModelOverride.
+func (c *ModelOverrideClient) Delete() *ModelOverrideDelete {
+	mutation := newModelOverrideMutation(c.config, OpDelete)
+	return &ModelOverrideDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *ModelOverrideClient) DeleteOne(_m *ModelOverride) *ModelOverrideDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *ModelOverrideClient) DeleteOneID(id int) *ModelOverrideDeleteOne {
+	builder := c.Delete().Where(modeloverride.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &ModelOverrideDeleteOne{builder}
+}
+
+// Query returns a query builder for ModelOverride.
+func (c *ModelOverrideClient) Query() *ModelOverrideQuery {
+	return &ModelOverrideQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeModelOverride},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a ModelOverride entity by its id.
+func (c *ModelOverrideClient) Get(ctx context.Context, id int) (*ModelOverride, error) {
+	return c.Query().Where(modeloverride.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *ModelOverrideClient) GetX(ctx context.Context, id int) *ModelOverride {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *ModelOverrideClient) Hooks() []Hook {
+	return c.hooks.ModelOverride
+}
+
+// Interceptors returns the client interceptors.
+func (c *ModelOverrideClient) Interceptors() []Interceptor {
+	return c.inters.ModelOverride
+}
+
+func (c *ModelOverrideClient) mutate(ctx context.Context, m *ModelOverrideMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&ModelOverrideCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&ModelOverrideUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&ModelOverrideUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&ModelOverrideDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown ModelOverride mutation op: %q", m.Op())
 	}
 }
 
@@ -1938,6 +3001,139 @@ func (c *QuotaRequestClient) mutate(ctx context.Context, m *QuotaRequestMutation
 	}
 }
 
+// RequestUsageClient is a client for the RequestUsage schema.
+type RequestUsageClient struct {
+	config
+}
+
+// NewRequestUsageClient returns a client for the RequestUsage from the given config.
+func NewRequestUsageClient(c config) *RequestUsageClient {
+	return &RequestUsageClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `requestusage.Hooks(f(g(h())))`.
+func (c *RequestUsageClient) Use(hooks ...Hook) {
+	c.hooks.RequestUsage = append(c.hooks.RequestUsage, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `requestusage.Intercept(f(g(h())))`.
+func (c *RequestUsageClient) Intercept(interceptors ...Interceptor) {
+	c.inters.RequestUsage = append(c.inters.RequestUsage, interceptors...)
+}
+
+// Create returns a builder for creating a RequestUsage entity.
+func (c *RequestUsageClient) Create() *RequestUsageCreate {
+	mutation := newRequestUsageMutation(c.config, OpCreate)
+	return &RequestUsageCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of RequestUsage entities.
+func (c *RequestUsageClient) CreateBulk(builders ...*RequestUsageCreate) *RequestUsageCreateBulk {
+	return &RequestUsageCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *RequestUsageClient) MapCreateBulk(slice any, setFunc func(*RequestUsageCreate, int)) *RequestUsageCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &RequestUsageCreateBulk{err: fmt.Errorf("calling to RequestUsageClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*RequestUsageCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &RequestUsageCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for RequestUsage.
+func (c *RequestUsageClient) Update() *RequestUsageUpdate {
+	mutation := newRequestUsageMutation(c.config, OpUpdate)
+	return &RequestUsageUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *RequestUsageClient) UpdateOne(_m *RequestUsage) *RequestUsageUpdateOne {
+	mutation := newRequestUsageMutation(c.config, OpUpdateOne, withRequestUsage(_m))
+	return &RequestUsageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *RequestUsageClient) UpdateOneID(id int) *RequestUsageUpdateOne {
+	mutation := newRequestUsageMutation(c.config, OpUpdateOne, withRequestUsageID(id))
+	return &RequestUsageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for RequestUsage.
+func (c *RequestUsageClient) Delete() *RequestUsageDelete {
+	mutation := newRequestUsageMutation(c.config, OpDelete)
+	return &RequestUsageDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *RequestUsageClient) DeleteOne(_m *RequestUsage) *RequestUsageDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *RequestUsageClient) DeleteOneID(id int) *RequestUsageDeleteOne {
+	builder := c.Delete().Where(requestusage.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &RequestUsageDeleteOne{builder}
+}
+
+// Query returns a query builder for RequestUsage.
+func (c *RequestUsageClient) Query() *RequestUsageQuery {
+	return &RequestUsageQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeRequestUsage},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a RequestUsage entity by its id.
+func (c *RequestUsageClient) Get(ctx context.Context, id int) (*RequestUsage, error) {
+	return c.Query().Where(requestusage.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *RequestUsageClient) GetX(ctx context.Context, id int) *RequestUsage {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *RequestUsageClient) Hooks() []Hook {
+	return c.hooks.RequestUsage
+}
+
+// Interceptors returns the client interceptors.
+func (c *RequestUsageClient) Interceptors() []Interceptor {
+	return c.inters.RequestUsage
+}
+
+func (c *RequestUsageClient) mutate(ctx context.Context, m *RequestUsageMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&RequestUsageCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&RequestUsageUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&RequestUsageUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&RequestUsageDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown RequestUsage mutation op: %q", m.Op())
+	}
+}
+
 // ServiceKeyRequestClient is a client for the ServiceKeyRequest schema.
 type ServiceKeyRequestClient struct {
 	config
@@ -2236,6 +3432,288 @@ func (c *SessionClient) mutate(ctx context.Context, m *SessionMutation) (Value, 
 	}
 }
 
+// SettingClient is a client for the Setting schema.
+type SettingClient struct {
+	config
+}
+
+// NewSettingClient returns a client for the Setting from the given config.
+func NewSettingClient(c config) *SettingClient {
+	return &SettingClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `setting.Hooks(f(g(h())))`.
+func (c *SettingClient) Use(hooks ...Hook) {
+	c.hooks.Setting = append(c.hooks.Setting, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `setting.Intercept(f(g(h())))`.
+func (c *SettingClient) Intercept(interceptors ...Interceptor) {
+	c.inters.Setting = append(c.inters.Setting, interceptors...)
+}
+
+// Create returns a builder for creating a Setting entity.
+func (c *SettingClient) Create() *SettingCreate {
+	mutation := newSettingMutation(c.config, OpCreate)
+	return &SettingCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of Setting entities.
+func (c *SettingClient) CreateBulk(builders ...*SettingCreate) *SettingCreateBulk {
+	return &SettingCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *SettingClient) MapCreateBulk(slice any, setFunc func(*SettingCreate, int)) *SettingCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &SettingCreateBulk{err: fmt.Errorf("calling to SettingClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*SettingCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &SettingCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for Setting.
+func (c *SettingClient) Update() *SettingUpdate {
+	mutation := newSettingMutation(c.config, OpUpdate)
+	return &SettingUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *SettingClient) UpdateOne(_m *Setting) *SettingUpdateOne {
+	mutation := newSettingMutation(c.config, OpUpdateOne, withSetting(_m))
+	return &SettingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *SettingClient) UpdateOneID(id int) *SettingUpdateOne {
+	mutation := newSettingMutation(c.config, OpUpdateOne, withSettingID(id))
+	return &SettingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for Setting.
+func (c *SettingClient) Delete() *SettingDelete {
+	mutation := newSettingMutation(c.config, OpDelete)
+	return &SettingDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *SettingClient) DeleteOne(_m *Setting) *SettingDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *SettingClient) DeleteOneID(id int) *SettingDeleteOne {
+	builder := c.Delete().Where(setting.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &SettingDeleteOne{builder}
+}
+
+// Query returns a query builder for Setting.
+func (c *SettingClient) Query() *SettingQuery {
+	return &SettingQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeSetting},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a Setting entity by its id.
+func (c *SettingClient) Get(ctx context.Context, id int) (*Setting, error) {
+	return c.Query().Where(setting.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *SettingClient) GetX(ctx context.Context, id int) *Setting {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// Hooks returns the client hooks.
+func (c *SettingClient) Hooks() []Hook {
+	return c.hooks.Setting
+}
+
+// Interceptors returns the client interceptors.
+func (c *SettingClient) Interceptors() []Interceptor {
+	return c.inters.Setting
+}
+
+func (c *SettingClient) mutate(ctx context.Context, m *SettingMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&SettingCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&SettingUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&SettingUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&SettingDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown Setting mutation op: %q", m.Op())
+	}
+}
+
+// StoredResponseClient is a client for the StoredResponse schema.
+type StoredResponseClient struct {
+	config
+}
+
+// NewStoredResponseClient returns a client for the StoredResponse from the given config.
+func NewStoredResponseClient(c config) *StoredResponseClient {
+	return &StoredResponseClient{config: c}
+}
+
+// Use adds a list of mutation hooks to the hooks stack.
+// A call to `Use(f, g, h)` equals to `storedresponse.Hooks(f(g(h())))`.
+func (c *StoredResponseClient) Use(hooks ...Hook) {
+	c.hooks.StoredResponse = append(c.hooks.StoredResponse, hooks...)
+}
+
+// Intercept adds a list of query interceptors to the interceptors stack.
+// A call to `Intercept(f, g, h)` equals to `storedresponse.Intercept(f(g(h())))`.
+func (c *StoredResponseClient) Intercept(interceptors ...Interceptor) {
+	c.inters.StoredResponse = append(c.inters.StoredResponse, interceptors...)
+}
+
+// Create returns a builder for creating a StoredResponse entity.
+func (c *StoredResponseClient) Create() *StoredResponseCreate {
+	mutation := newStoredResponseMutation(c.config, OpCreate)
+	return &StoredResponseCreate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// CreateBulk returns a builder for creating a bulk of StoredResponse entities.
+func (c *StoredResponseClient) CreateBulk(builders ...*StoredResponseCreate) *StoredResponseCreateBulk {
+	return &StoredResponseCreateBulk{config: c.config, builders: builders}
+}
+
+// MapCreateBulk creates a bulk creation builder from the given slice. For each item in the slice, the function creates
+// a builder and applies setFunc on it.
+func (c *StoredResponseClient) MapCreateBulk(slice any, setFunc func(*StoredResponseCreate, int)) *StoredResponseCreateBulk {
+	rv := reflect.ValueOf(slice)
+	if rv.Kind() != reflect.Slice {
+		return &StoredResponseCreateBulk{err: fmt.Errorf("calling to StoredResponseClient.MapCreateBulk with wrong type %T, need slice", slice)}
+	}
+	builders := make([]*StoredResponseCreate, rv.Len())
+	for i := 0; i < rv.Len(); i++ {
+		builders[i] = c.Create()
+		setFunc(builders[i], i)
+	}
+	return &StoredResponseCreateBulk{config: c.config, builders: builders}
+}
+
+// Update returns an update builder for StoredResponse.
+func (c *StoredResponseClient) Update() *StoredResponseUpdate {
+	mutation := newStoredResponseMutation(c.config, OpUpdate)
+	return &StoredResponseUpdate{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOne returns an update builder for the given entity.
+func (c *StoredResponseClient) UpdateOne(_m *StoredResponse) *StoredResponseUpdateOne {
+	mutation := newStoredResponseMutation(c.config, OpUpdateOne, withStoredResponse(_m))
+	return &StoredResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// UpdateOneID returns an update builder for the given id.
+func (c *StoredResponseClient) UpdateOneID(id int) *StoredResponseUpdateOne {
+	mutation := newStoredResponseMutation(c.config, OpUpdateOne, withStoredResponseID(id))
+	return &StoredResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// Delete returns a delete builder for StoredResponse.
+func (c *StoredResponseClient) Delete() *StoredResponseDelete {
+	mutation := newStoredResponseMutation(c.config, OpDelete)
+	return &StoredResponseDelete{config: c.config, hooks: c.Hooks(), mutation: mutation}
+}
+
+// DeleteOne returns a builder for deleting the given entity.
+func (c *StoredResponseClient) DeleteOne(_m *StoredResponse) *StoredResponseDeleteOne {
+	return c.DeleteOneID(_m.ID)
+}
+
+// DeleteOneID returns a builder for deleting the given entity by its id.
+func (c *StoredResponseClient) DeleteOneID(id int) *StoredResponseDeleteOne {
+	builder := c.Delete().Where(storedresponse.ID(id))
+	builder.mutation.id = &id
+	builder.mutation.op = OpDeleteOne
+	return &StoredResponseDeleteOne{builder}
+}
+
+// Query returns a query builder for StoredResponse.
+func (c *StoredResponseClient) Query() *StoredResponseQuery {
+	return &StoredResponseQuery{
+		config: c.config,
+		ctx:    &QueryContext{Type: TypeStoredResponse},
+		inters: c.Interceptors(),
+	}
+}
+
+// Get returns a StoredResponse entity by its id.
+func (c *StoredResponseClient) Get(ctx context.Context, id int) (*StoredResponse, error) {
+	return c.Query().Where(storedresponse.ID(id)).Only(ctx)
+}
+
+// GetX is like Get, but panics if an error occurs.
+func (c *StoredResponseClient) GetX(ctx context.Context, id int) *StoredResponse {
+	obj, err := c.Get(ctx, id)
+	if err != nil {
+		panic(err)
+	}
+	return obj
+}
+
+// QueryUser queries the user edge of a StoredResponse.
+func (c *StoredResponseClient) QueryUser(_m *StoredResponse) *UserQuery {
+	query := (&UserClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(storedresponse.Table, storedresponse.FieldID, id),
+			sqlgraph.To(user.Table, user.FieldID),
+			sqlgraph.Edge(sqlgraph.M2O, true, storedresponse.UserTable, storedresponse.UserColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// Hooks returns the client hooks.
+func (c *StoredResponseClient) Hooks() []Hook {
+	return c.hooks.StoredResponse
+}
+
+// Interceptors returns the client interceptors.
+func (c *StoredResponseClient) Interceptors() []Interceptor {
+	return c.inters.StoredResponse
+}
+
+func (c *StoredResponseClient) mutate(ctx context.Context, m *StoredResponseMutation) (Value, error) {
+	switch m.Op() {
+	case OpCreate:
+		return (&StoredResponseCreate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdate:
+		return (&StoredResponseUpdate{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpUpdateOne:
+		return (&StoredResponseUpdateOne{config: c.config, hooks: c.Hooks(), mutation: m}).Save(ctx)
+	case OpDelete, OpDeleteOne:
+		return (&StoredResponseDelete{config: c.config, hooks: c.Hooks(), mutation: m}).Exec(ctx)
+	default:
+		return nil, fmt.Errorf("ent: unknown StoredResponse mutation op: %q", m.Op())
+	}
+}
+
 // UserClient is a client for the User schema.
 type UserClient struct {
 	config
@@ -2440,6 +3918,38 @@ func (c *UserClient) QueryServiceKeyRequests(_m *User) *ServiceKeyRequestQuery {
 	return query
 }
 
+// QueryConversations queries the conversations edge of a User.
+func (c *UserClient) QueryConversations(_m *User) *ConversationQuery {
+	query := (&ConversationClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, id),
+			sqlgraph.To(conversation.Table, conversation.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.ConversationsTable, user.ConversationsColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
+// QueryStoredResponses queries the stored_responses edge of a User.
+func (c *UserClient) QueryStoredResponses(_m *User) *StoredResponseQuery {
+	query := (&StoredResponseClient{config: c.config}).Query()
+	query.path = func(context.Context) (fromV *sql.Selector, _ error) {
+		id := _m.ID
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, id),
+			sqlgraph.To(storedresponse.Table, storedresponse.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.StoredResponsesTable, user.StoredResponsesColumn),
+		)
+		fromV = sqlgraph.Neighbors(_m.driver.Dialect(), step)
+		return fromV, nil
+	}
+	return query
+}
+
 // Hooks returns the client hooks.
 func (c *UserClient) Hooks() []Hook {
 	return c.hooks.User
@@ -2468,13 +3978,16 @@ func (c *UserClient) mutate(ctx context.Context, m *UserMutation) (Value, error)
 // hooks and interceptors per client, for fast access.
 type (
 	hooks struct {
-		APIKey, AdminAction, AuditArtifact, AuditRecord, Backend, GPUDevice, Group,
-		Model, Node, Quota, QuotaRequest, ServiceKeyRequest, Session, User []ent.Hook
+		APIKey, AdminAction, Alert, AuditArtifact, AuditRecord, Backend, ChatMessage,
+		Conversation, GPUDevice, Group, MetricPoint, Model, ModelAlias, ModelJob,
+		ModelOverride, Node, Quota, QuotaRequest, RequestUsage, ServiceKeyRequest,
+		Session, Setting, StoredResponse, User []ent.Hook
 	}
 	inters struct {
-		APIKey, AdminAction, AuditArtifact, AuditRecord, Backend, GPUDevice, Group,
-		Model, Node, Quota, QuotaRequest, ServiceKeyRequest, Session,
-		User []ent.Interceptor
+		APIKey, AdminAction, Alert, AuditArtifact, AuditRecord, Backend, ChatMessage,
+		Conversation, GPUDevice, Group, MetricPoint, Model, ModelAlias, ModelJob,
+		ModelOverride, Node, Quota, QuotaRequest, RequestUsage, ServiceKeyRequest,
+		Session, Setting, StoredResponse, User []ent.Interceptor
 	}
 )
 

@@ -13,18 +13,28 @@ import (
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"github.com/mindrouter/mindrouter/ent/adminaction"
+	"github.com/mindrouter/mindrouter/ent/alert"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/auditartifact"
 	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
+	"github.com/mindrouter/mindrouter/ent/chatmessage"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/metricpoint"
 	"github.com/mindrouter/mindrouter/ent/model"
+	"github.com/mindrouter/mindrouter/ent/modelalias"
+	"github.com/mindrouter/mindrouter/ent/modeljob"
+	"github.com/mindrouter/mindrouter/ent/modeloverride"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/requestusage"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/setting"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -88,17 +98,27 @@ func checkColumn(t, c string) error {
 		columnCheck = sql.NewColumnCheck(map[string]func(string) bool{
 			apikey.Table:            apikey.ValidColumn,
 			adminaction.Table:       adminaction.ValidColumn,
+			alert.Table:             alert.ValidColumn,
 			auditartifact.Table:     auditartifact.ValidColumn,
 			auditrecord.Table:       auditrecord.ValidColumn,
 			backend.Table:           backend.ValidColumn,
+			chatmessage.Table:       chatmessage.ValidColumn,
+			conversation.Table:      conversation.ValidColumn,
 			gpudevice.Table:         gpudevice.ValidColumn,
 			group.Table:             group.ValidColumn,
+			metricpoint.Table:       metricpoint.ValidColumn,
 			model.Table:             model.ValidColumn,
+			modelalias.Table:        modelalias.ValidColumn,
+			modeljob.Table:          modeljob.ValidColumn,
+			modeloverride.Table:     modeloverride.ValidColumn,
 			node.Table:              node.ValidColumn,
 			quota.Table:             quota.ValidColumn,
 			quotarequest.Table:      quotarequest.ValidColumn,
+			requestusage.Table:      requestusage.ValidColumn,
 			servicekeyrequest.Table: servicekeyrequest.ValidColumn,
 			session.Table:           session.ValidColumn,
+			setting.Table:           setting.ValidColumn,
+			storedresponse.Table:    storedresponse.ValidColumn,
 			user.Table:              user.ValidColumn,
 		})
 	})

@@ -12,19 +12,30 @@ import (
 	"entgo.io/ent"
 	"entgo.io/ent/dialect/sql"
 	"github.com/mindrouter/mindrouter/ent/adminaction"
+	"github.com/mindrouter/mindrouter/ent/alert"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/auditartifact"
 	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
+	"github.com/mindrouter/mindrouter/ent/chatmessage"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/metricpoint"
 	"github.com/mindrouter/mindrouter/ent/model"
+	"github.com/mindrouter/mindrouter/ent/modelalias"
+	"github.com/mindrouter/mindrouter/ent/modeljob"
+	"github.com/mindrouter/mindrouter/ent/modeloverride"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/requestusage"
+	"github.com/mindrouter/mindrouter/ent/schema"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/setting"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -39,17 +50,27 @@ const (
 	// Node types.
 	TypeAPIKey            = "APIKey"
 	TypeAdminAction       = "AdminAction"
+	TypeAlert             = "Alert"
 	TypeAuditArtifact     = "AuditArtifact"
 	TypeAuditRecord       = "AuditRecord"
 	TypeBackend           = "Backend"
+	TypeChatMessage       = "ChatMessage"
+	TypeConversation      = "Conversation"
 	TypeGPUDevice         = "GPUDevice"
 	TypeGroup             = "Group"
+	TypeMetricPoint       = "MetricPoint"
 	TypeModel             = "Model"
+	TypeModelAlias        = "ModelAlias"
+	TypeModelJob          = "ModelJob"
+	TypeModelOverride     = "ModelOverride"
 	TypeNode              = "Node"
 	TypeQuota             = "Quota"
 	TypeQuotaRequest      = "QuotaRequest"
+	TypeRequestUsage      = "RequestUsage"
 	TypeServiceKeyRequest = "ServiceKeyRequest"
 	TypeSession           = "Session"
+	TypeSetting           = "Setting"
+	TypeStoredResponse    = "StoredResponse"
 	TypeUser              = "User"
 )
 
@@ -2242,6 +2263,678 @@ func (m *AdminActionMutation) ClearEdge(name string) error {
 // It returns an error if the edge is not defined in the schema.
 func (m *AdminActionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown AdminAction edge %s", name)
+}
+
+// AlertMutation represents an operation that mutates the Alert nodes in the graph.
+type AlertMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	kind          *string
+	subject       *string
+	severity      *alert.Severity
+	message       *string
+	first_seen    *time.Time
+	last_seen     *time.Time
+	cleared_at    *time.Time
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Alert, error)
+	predicates    []predicate.Alert
+}
+
+var _ ent.Mutation = (*AlertMutation)(nil)
+
+// alertOption allows management of the mutation configuration using functional options.
+type alertOption func(*AlertMutation)
+
+// newAlertMutation creates new mutation for the Alert entity.
+func newAlertMutation(c config, op Op, opts ...alertOption) *AlertMutation {
+	m := &AlertMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeAlert,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withAlertID sets the ID field of the mutation.
+func withAlertID(id int) alertOption {
+	return func(m *AlertMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Alert
+		)
+		m.oldValue = func(ctx context.Context) (*Alert, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Alert.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withAlert sets the old Alert of the mutation.
+func withAlert(node *Alert) alertOption {
+	return func(m *AlertMutation) {
+		m.oldValue = func(context.Context) (*Alert, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m AlertMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m AlertMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *AlertMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *AlertMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Alert.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetKind sets the "kind" field.
+func (m *AlertMutation) SetKind(s string) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *AlertMutation) Kind() (r string, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldKind(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *AlertMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetSubject sets the "subject" field.
+func (m *AlertMutation) SetSubject(s string) {
+	m.subject = &s
+}
+
+// Subject returns the value of the "subject" field in the mutation.
+func (m *AlertMutation) Subject() (r string, exists bool) {
+	v := m.subject
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSubject returns the old "subject" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldSubject(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSubject is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSubject requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSubject: %w", err)
+	}
+	return oldValue.Subject, nil
+}
+
+// ResetSubject resets all changes to the "subject" field.
+func (m *AlertMutation) ResetSubject() {
+	m.subject = nil
+}
+
+// SetSeverity sets the "severity" field.
+func (m *AlertMutation) SetSeverity(a alert.Severity) {
+	m.severity = &a
+}
+
+// Severity returns the value of the "severity" field in the mutation.
+func (m *AlertMutation) Severity() (r alert.Severity, exists bool) {
+	v := m.severity
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSeverity returns the old "severity" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldSeverity(ctx context.Context) (v alert.Severity, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSeverity is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSeverity requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSeverity: %w", err)
+	}
+	return oldValue.Severity, nil
+}
+
+// ResetSeverity resets all changes to the "severity" field.
+func (m *AlertMutation) ResetSeverity() {
+	m.severity = nil
+}
+
+// SetMessage sets the "message" field.
+func (m *AlertMutation) SetMessage(s string) {
+	m.message = &s
+}
+
+// Message returns the value of the "message" field in the mutation.
+func (m *AlertMutation) Message() (r string, exists bool) {
+	v := m.message
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMessage returns the old "message" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldMessage(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMessage is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMessage requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMessage: %w", err)
+	}
+	return oldValue.Message, nil
+}
+
+// ResetMessage resets all changes to the "message" field.
+func (m *AlertMutation) ResetMessage() {
+	m.message = nil
+}
+
+// SetFirstSeen sets the "first_seen" field.
+func (m *AlertMutation) SetFirstSeen(t time.Time) {
+	m.first_seen = &t
+}
+
+// FirstSeen returns the value of the "first_seen" field in the mutation.
+func (m *AlertMutation) FirstSeen() (r time.Time, exists bool) {
+	v := m.first_seen
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstSeen returns the old "first_seen" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldFirstSeen(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstSeen is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstSeen requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstSeen: %w", err)
+	}
+	return oldValue.FirstSeen, nil
+}
+
+// ResetFirstSeen resets all changes to the "first_seen" field.
+func (m *AlertMutation) ResetFirstSeen() {
+	m.first_seen = nil
+}
+
+// SetLastSeen sets the "last_seen" field.
+func (m *AlertMutation) SetLastSeen(t time.Time) {
+	m.last_seen = &t
+}
+
+// LastSeen returns the value of the "last_seen" field in the mutation.
+func (m *AlertMutation) LastSeen() (r time.Time, exists bool) {
+	v := m.last_seen
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldLastSeen returns the old "last_seen" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldLastSeen(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldLastSeen is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldLastSeen requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldLastSeen: %w", err)
+	}
+	return oldValue.LastSeen, nil
+}
+
+// ResetLastSeen resets all changes to the "last_seen" field.
+func (m *AlertMutation) ResetLastSeen() {
+	m.last_seen = nil
+}
+
+// SetClearedAt sets the "cleared_at" field.
+func (m *AlertMutation) SetClearedAt(t time.Time) {
+	m.cleared_at = &t
+}
+
+// ClearedAt returns the value of the "cleared_at" field in the mutation.
+func (m *AlertMutation) ClearedAt() (r time.Time, exists bool) {
+	v := m.cleared_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldClearedAt returns the old "cleared_at" field's value of the Alert entity.
+// If the Alert object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *AlertMutation) OldClearedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldClearedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldClearedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldClearedAt: %w", err)
+	}
+	return oldValue.ClearedAt, nil
+}
+
+// ClearClearedAt clears the value of the "cleared_at" field.
+func (m *AlertMutation) ClearClearedAt() {
+	m.cleared_at = nil
+	m.clearedFields[alert.FieldClearedAt] = struct{}{}
+}
+
+// ClearedAtCleared returns if the "cleared_at" field was cleared in this mutation.
+func (m *AlertMutation) ClearedAtCleared() bool {
+	_, ok := m.clearedFields[alert.FieldClearedAt]
+	return ok
+}
+
+// ResetClearedAt resets all changes to the "cleared_at" field.
+func (m *AlertMutation) ResetClearedAt() {
+	m.cleared_at = nil
+	delete(m.clearedFields, alert.FieldClearedAt)
+}
+
+// Where appends a list predicates to the AlertMutation builder.
+func (m *AlertMutation) Where(ps ...predicate.Alert) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the AlertMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *AlertMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Alert, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *AlertMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *AlertMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Alert).
+func (m *AlertMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *AlertMutation) Fields() []string {
+	fields := make([]string, 0, 7)
+	if m.kind != nil {
+		fields = append(fields, alert.FieldKind)
+	}
+	if m.subject != nil {
+		fields = append(fields, alert.FieldSubject)
+	}
+	if m.severity != nil {
+		fields = append(fields, alert.FieldSeverity)
+	}
+	if m.message != nil {
+		fields = append(fields, alert.FieldMessage)
+	}
+	if m.first_seen != nil {
+		fields = append(fields, alert.FieldFirstSeen)
+	}
+	if m.last_seen != nil {
+		fields = append(fields, alert.FieldLastSeen)
+	}
+	if m.cleared_at != nil {
+		fields = append(fields, alert.FieldClearedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *AlertMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case alert.FieldKind:
+		return m.Kind()
+	case alert.FieldSubject:
+		return m.Subject()
+	case alert.FieldSeverity:
+		return m.Severity()
+	case alert.FieldMessage:
+		return m.Message()
+	case alert.FieldFirstSeen:
+		return m.FirstSeen()
+	case alert.FieldLastSeen:
+		return m.LastSeen()
+	case alert.FieldClearedAt:
+		return m.ClearedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *AlertMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case alert.FieldKind:
+		return m.OldKind(ctx)
+	case alert.FieldSubject:
+		return m.OldSubject(ctx)
+	case alert.FieldSeverity:
+		return m.OldSeverity(ctx)
+	case alert.FieldMessage:
+		return m.OldMessage(ctx)
+	case alert.FieldFirstSeen:
+		return m.OldFirstSeen(ctx)
+	case alert.FieldLastSeen:
+		return m.OldLastSeen(ctx)
+	case alert.FieldClearedAt:
+		return m.OldClearedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown Alert field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AlertMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case alert.FieldKind:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case alert.FieldSubject:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSubject(v)
+		return nil
+	case alert.FieldSeverity:
+		v, ok := value.(alert.Severity)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSeverity(v)
+		return nil
+	case alert.FieldMessage:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMessage(v)
+		return nil
+	case alert.FieldFirstSeen:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstSeen(v)
+		return nil
+	case alert.FieldLastSeen:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetLastSeen(v)
+		return nil
+	case alert.FieldClearedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetClearedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Alert field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *AlertMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *AlertMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *AlertMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Alert numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *AlertMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(alert.FieldClearedAt) {
+		fields = append(fields, alert.FieldClearedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *AlertMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *AlertMutation) ClearField(name string) error {
+	switch name {
+	case alert.FieldClearedAt:
+		m.ClearClearedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Alert nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *AlertMutation) ResetField(name string) error {
+	switch name {
+	case alert.FieldKind:
+		m.ResetKind()
+		return nil
+	case alert.FieldSubject:
+		m.ResetSubject()
+		return nil
+	case alert.FieldSeverity:
+		m.ResetSeverity()
+		return nil
+	case alert.FieldMessage:
+		m.ResetMessage()
+		return nil
+	case alert.FieldFirstSeen:
+		m.ResetFirstSeen()
+		return nil
+	case alert.FieldLastSeen:
+		m.ResetLastSeen()
+		return nil
+	case alert.FieldClearedAt:
+		m.ResetClearedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown Alert field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *AlertMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *AlertMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *AlertMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *AlertMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *AlertMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *AlertMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *AlertMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Alert unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *AlertMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Alert edge %s", name)
 }
 
 // AuditArtifactMutation represents an operation that mutates the AuditArtifact nodes in the graph.
@@ -7236,6 +7929,1772 @@ func (m *BackendMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Backend edge %s", name)
 }
 
+// ChatMessageMutation represents an operation that mutates the ChatMessage nodes in the graph.
+type ChatMessageMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *int
+	created_at           *time.Time
+	updated_at           *time.Time
+	role                 *chatmessage.Role
+	content              *string
+	reasoning            *string
+	model                *string
+	status               *chatmessage.Status
+	prompt_tokens        *int64
+	addprompt_tokens     *int64
+	completion_tokens    *int64
+	addcompletion_tokens *int64
+	request_id           *string
+	images               *[]schema.ChatImage
+	appendimages         []schema.ChatImage
+	clearedFields        map[string]struct{}
+	conversation         *int
+	clearedconversation  bool
+	done                 bool
+	oldValue             func(context.Context) (*ChatMessage, error)
+	predicates           []predicate.ChatMessage
+}
+
+var _ ent.Mutation = (*ChatMessageMutation)(nil)
+
+// chatmessageOption allows management of the mutation configuration using functional options.
+type chatmessageOption func(*ChatMessageMutation)
+
+// newChatMessageMutation creates new mutation for the ChatMessage entity.
+func newChatMessageMutation(c config, op Op, opts ...chatmessageOption) *ChatMessageMutation {
+	m := &ChatMessageMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeChatMessage,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withChatMessageID sets the ID field of the mutation.
+func withChatMessageID(id int) chatmessageOption {
+	return func(m *ChatMessageMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ChatMessage
+		)
+		m.oldValue = func(ctx context.Context) (*ChatMessage, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ChatMessage.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withChatMessage sets the old ChatMessage of the mutation.
+func withChatMessage(node *ChatMessage) chatmessageOption {
+	return func(m *ChatMessageMutation) {
+		m.oldValue = func(context.Context) (*ChatMessage, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ChatMessageMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ChatMessageMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ChatMessageMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ChatMessageMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ChatMessage.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ChatMessageMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ChatMessageMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ChatMessageMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ChatMessageMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ChatMessageMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ChatMessageMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetConversationID sets the "conversation_id" field.
+func (m *ChatMessageMutation) SetConversationID(i int) {
+	m.conversation = &i
+}
+
+// ConversationID returns the value of the "conversation_id" field in the mutation.
+func (m *ChatMessageMutation) ConversationID() (r int, exists bool) {
+	v := m.conversation
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldConversationID returns the old "conversation_id" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldConversationID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldConversationID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldConversationID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldConversationID: %w", err)
+	}
+	return oldValue.ConversationID, nil
+}
+
+// ResetConversationID resets all changes to the "conversation_id" field.
+func (m *ChatMessageMutation) ResetConversationID() {
+	m.conversation = nil
+}
+
+// SetRole sets the "role" field.
+func (m *ChatMessageMutation) SetRole(c chatmessage.Role) {
+	m.role = &c
+}
+
+// Role returns the value of the "role" field in the mutation.
+func (m *ChatMessageMutation) Role() (r chatmessage.Role, exists bool) {
+	v := m.role
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRole returns the old "role" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldRole(ctx context.Context) (v chatmessage.Role, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRole is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRole requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRole: %w", err)
+	}
+	return oldValue.Role, nil
+}
+
+// ResetRole resets all changes to the "role" field.
+func (m *ChatMessageMutation) ResetRole() {
+	m.role = nil
+}
+
+// SetContent sets the "content" field.
+func (m *ChatMessageMutation) SetContent(s string) {
+	m.content = &s
+}
+
+// Content returns the value of the "content" field in the mutation.
+func (m *ChatMessageMutation) Content() (r string, exists bool) {
+	v := m.content
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContent returns the old "content" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldContent(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContent is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContent requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContent: %w", err)
+	}
+	return oldValue.Content, nil
+}
+
+// ResetContent resets all changes to the "content" field.
+func (m *ChatMessageMutation) ResetContent() {
+	m.content = nil
+}
+
+// SetReasoning sets the "reasoning" field.
+func (m *ChatMessageMutation) SetReasoning(s string) {
+	m.reasoning = &s
+}
+
+// Reasoning returns the value of the "reasoning" field in the mutation.
+func (m *ChatMessageMutation) Reasoning() (r string, exists bool) {
+	v := m.reasoning
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldReasoning returns the old "reasoning" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldReasoning(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldReasoning is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldReasoning requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldReasoning: %w", err)
+	}
+	return oldValue.Reasoning, nil
+}
+
+// ResetReasoning resets all changes to the "reasoning" field.
+func (m *ChatMessageMutation) ResetReasoning() {
+	m.reasoning = nil
+}
+
+// SetModel sets the "model" field.
+func (m *ChatMessageMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *ChatMessageMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *ChatMessageMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ChatMessageMutation) SetStatus(c chatmessage.Status) {
+	m.status = &c
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ChatMessageMutation) Status() (r chatmessage.Status, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldStatus(ctx context.Context) (v chatmessage.Status, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ChatMessageMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetPromptTokens sets the "prompt_tokens" field.
+func (m *ChatMessageMutation) SetPromptTokens(i int64) {
+	m.prompt_tokens = &i
+	m.addprompt_tokens = nil
+}
+
+// PromptTokens returns the value of the "prompt_tokens" field in the mutation.
+func (m *ChatMessageMutation) PromptTokens() (r int64, exists bool) {
+	v := m.prompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPromptTokens returns the old "prompt_tokens" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldPromptTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPromptTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPromptTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPromptTokens: %w", err)
+	}
+	return oldValue.PromptTokens, nil
+}
+
+// AddPromptTokens adds i to the "prompt_tokens" field.
+func (m *ChatMessageMutation) AddPromptTokens(i int64) {
+	if m.addprompt_tokens != nil {
+		*m.addprompt_tokens += i
+	} else {
+		m.addprompt_tokens = &i
+	}
+}
+
+// AddedPromptTokens returns the value that was added to the "prompt_tokens" field in this mutation.
+func (m *ChatMessageMutation) AddedPromptTokens() (r int64, exists bool) {
+	v := m.addprompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPromptTokens resets all changes to the "prompt_tokens" field.
+func (m *ChatMessageMutation) ResetPromptTokens() {
+	m.prompt_tokens = nil
+	m.addprompt_tokens = nil
+}
+
+// SetCompletionTokens sets the "completion_tokens" field.
+func (m *ChatMessageMutation) SetCompletionTokens(i int64) {
+	m.completion_tokens = &i
+	m.addcompletion_tokens = nil
+}
+
+// CompletionTokens returns the value of the "completion_tokens" field in the mutation.
+func (m *ChatMessageMutation) CompletionTokens() (r int64, exists bool) {
+	v := m.completion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompletionTokens returns the old "completion_tokens" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldCompletionTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompletionTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompletionTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompletionTokens: %w", err)
+	}
+	return oldValue.CompletionTokens, nil
+}
+
+// AddCompletionTokens adds i to the "completion_tokens" field.
+func (m *ChatMessageMutation) AddCompletionTokens(i int64) {
+	if m.addcompletion_tokens != nil {
+		*m.addcompletion_tokens += i
+	} else {
+		m.addcompletion_tokens = &i
+	}
+}
+
+// AddedCompletionTokens returns the value that was added to the "completion_tokens" field in this mutation.
+func (m *ChatMessageMutation) AddedCompletionTokens() (r int64, exists bool) {
+	v := m.addcompletion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCompletionTokens resets all changes to the "completion_tokens" field.
+func (m *ChatMessageMutation) ResetCompletionTokens() {
+	m.completion_tokens = nil
+	m.addcompletion_tokens = nil
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *ChatMessageMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *ChatMessageMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldRequestID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *ChatMessageMutation) ResetRequestID() {
+	m.request_id = nil
+}
+
+// SetImages sets the "images" field.
+func (m *ChatMessageMutation) SetImages(si []schema.ChatImage) {
+	m.images = &si
+	m.appendimages = nil
+}
+
+// Images returns the value of the "images" field in the mutation.
+func (m *ChatMessageMutation) Images() (r []schema.ChatImage, exists bool) {
+	v := m.images
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldImages returns the old "images" field's value of the ChatMessage entity.
+// If the ChatMessage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ChatMessageMutation) OldImages(ctx context.Context) (v []schema.ChatImage, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldImages is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldImages requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldImages: %w", err)
+	}
+	return oldValue.Images, nil
+}
+
+// AppendImages adds si to the "images" field.
+func (m *ChatMessageMutation) AppendImages(si []schema.ChatImage) {
+	m.appendimages = append(m.appendimages, si...)
+}
+
+// AppendedImages returns the list of values that were appended to the "images" field in this mutation.
+func (m *ChatMessageMutation) AppendedImages() ([]schema.ChatImage, bool) {
+	if len(m.appendimages) == 0 {
+		return nil, false
+	}
+	return m.appendimages, true
+}
+
+// ClearImages clears the value of the "images" field.
+func (m *ChatMessageMutation) ClearImages() {
+	m.images = nil
+	m.appendimages = nil
+	m.clearedFields[chatmessage.FieldImages] = struct{}{}
+}
+
+// ImagesCleared returns if the "images" field was cleared in this mutation.
+func (m *ChatMessageMutation) ImagesCleared() bool {
+	_, ok := m.clearedFields[chatmessage.FieldImages]
+	return ok
+}
+
+// ResetImages resets all changes to the "images" field.
+func (m *ChatMessageMutation) ResetImages() {
+	m.images = nil
+	m.appendimages = nil
+	delete(m.clearedFields, chatmessage.FieldImages)
+}
+
+// ClearConversation clears the "conversation" edge to the Conversation entity.
+func (m *ChatMessageMutation) ClearConversation() {
+	m.clearedconversation = true
+	m.clearedFields[chatmessage.FieldConversationID] = struct{}{}
+}
+
+// ConversationCleared reports if the "conversation" edge to the Conversation entity was cleared.
+func (m *ChatMessageMutation) ConversationCleared() bool {
+	return m.clearedconversation
+}
+
+// ConversationIDs returns the "conversation" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// ConversationID instead. It exists only for internal usage by the builders.
+func (m *ChatMessageMutation) ConversationIDs() (ids []int) {
+	if id := m.conversation; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetConversation resets all changes to the "conversation" edge.
+func (m *ChatMessageMutation) ResetConversation() {
+	m.conversation = nil
+	m.clearedconversation = false
+}
+
+// Where appends a list predicates to the ChatMessageMutation builder.
+func (m *ChatMessageMutation) Where(ps ...predicate.ChatMessage) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ChatMessageMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ChatMessageMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ChatMessage, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ChatMessageMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ChatMessageMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ChatMessage).
+func (m *ChatMessageMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ChatMessageMutation) Fields() []string {
+	fields := make([]string, 0, 12)
+	if m.created_at != nil {
+		fields = append(fields, chatmessage.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, chatmessage.FieldUpdatedAt)
+	}
+	if m.conversation != nil {
+		fields = append(fields, chatmessage.FieldConversationID)
+	}
+	if m.role != nil {
+		fields = append(fields, chatmessage.FieldRole)
+	}
+	if m.content != nil {
+		fields = append(fields, chatmessage.FieldContent)
+	}
+	if m.reasoning != nil {
+		fields = append(fields, chatmessage.FieldReasoning)
+	}
+	if m.model != nil {
+		fields = append(fields, chatmessage.FieldModel)
+	}
+	if m.status != nil {
+		fields = append(fields, chatmessage.FieldStatus)
+	}
+	if m.prompt_tokens != nil {
+		fields = append(fields, chatmessage.FieldPromptTokens)
+	}
+	if m.completion_tokens != nil {
+		fields = append(fields, chatmessage.FieldCompletionTokens)
+	}
+	if m.request_id != nil {
+		fields = append(fields, chatmessage.FieldRequestID)
+	}
+	if m.images != nil {
+		fields = append(fields, chatmessage.FieldImages)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ChatMessageMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case chatmessage.FieldCreatedAt:
+		return m.CreatedAt()
+	case chatmessage.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case chatmessage.FieldConversationID:
+		return m.ConversationID()
+	case chatmessage.FieldRole:
+		return m.Role()
+	case chatmessage.FieldContent:
+		return m.Content()
+	case chatmessage.FieldReasoning:
+		return m.Reasoning()
+	case chatmessage.FieldModel:
+		return m.Model()
+	case chatmessage.FieldStatus:
+		return m.Status()
+	case chatmessage.FieldPromptTokens:
+		return m.PromptTokens()
+	case chatmessage.FieldCompletionTokens:
+		return m.CompletionTokens()
+	case chatmessage.FieldRequestID:
+		return m.RequestID()
+	case chatmessage.FieldImages:
+		return m.Images()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ChatMessageMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case chatmessage.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case chatmessage.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case chatmessage.FieldConversationID:
+		return m.OldConversationID(ctx)
+	case chatmessage.FieldRole:
+		return m.OldRole(ctx)
+	case chatmessage.FieldContent:
+		return m.OldContent(ctx)
+	case chatmessage.FieldReasoning:
+		return m.OldReasoning(ctx)
+	case chatmessage.FieldModel:
+		return m.OldModel(ctx)
+	case chatmessage.FieldStatus:
+		return m.OldStatus(ctx)
+	case chatmessage.FieldPromptTokens:
+		return m.OldPromptTokens(ctx)
+	case chatmessage.FieldCompletionTokens:
+		return m.OldCompletionTokens(ctx)
+	case chatmessage.FieldRequestID:
+		return m.OldRequestID(ctx)
+	case chatmessage.FieldImages:
+		return m.OldImages(ctx)
+	}
+	return nil, fmt.Errorf("unknown ChatMessage field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChatMessageMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case chatmessage.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case chatmessage.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case chatmessage.FieldConversationID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetConversationID(v)
+		return nil
+	case chatmessage.FieldRole:
+		v, ok := value.(chatmessage.Role)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRole(v)
+		return nil
+	case chatmessage.FieldContent:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContent(v)
+		return nil
+	case chatmessage.FieldReasoning:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetReasoning(v)
+		return nil
+	case chatmessage.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case chatmessage.FieldStatus:
+		v, ok := value.(chatmessage.Status)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case chatmessage.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPromptTokens(v)
+		return nil
+	case chatmessage.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompletionTokens(v)
+		return nil
+	case chatmessage.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	case chatmessage.FieldImages:
+		v, ok := value.([]schema.ChatImage)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetImages(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ChatMessageMutation) AddedFields() []string {
+	var fields []string
+	if m.addprompt_tokens != nil {
+		fields = append(fields, chatmessage.FieldPromptTokens)
+	}
+	if m.addcompletion_tokens != nil {
+		fields = append(fields, chatmessage.FieldCompletionTokens)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ChatMessageMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case chatmessage.FieldPromptTokens:
+		return m.AddedPromptTokens()
+	case chatmessage.FieldCompletionTokens:
+		return m.AddedCompletionTokens()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ChatMessageMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case chatmessage.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPromptTokens(v)
+		return nil
+	case chatmessage.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCompletionTokens(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ChatMessageMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(chatmessage.FieldImages) {
+		fields = append(fields, chatmessage.FieldImages)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ChatMessageMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ChatMessageMutation) ClearField(name string) error {
+	switch name {
+	case chatmessage.FieldImages:
+		m.ClearImages()
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ChatMessageMutation) ResetField(name string) error {
+	switch name {
+	case chatmessage.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case chatmessage.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case chatmessage.FieldConversationID:
+		m.ResetConversationID()
+		return nil
+	case chatmessage.FieldRole:
+		m.ResetRole()
+		return nil
+	case chatmessage.FieldContent:
+		m.ResetContent()
+		return nil
+	case chatmessage.FieldReasoning:
+		m.ResetReasoning()
+		return nil
+	case chatmessage.FieldModel:
+		m.ResetModel()
+		return nil
+	case chatmessage.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case chatmessage.FieldPromptTokens:
+		m.ResetPromptTokens()
+		return nil
+	case chatmessage.FieldCompletionTokens:
+		m.ResetCompletionTokens()
+		return nil
+	case chatmessage.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	case chatmessage.FieldImages:
+		m.ResetImages()
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ChatMessageMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.conversation != nil {
+		edges = append(edges, chatmessage.EdgeConversation)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ChatMessageMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case chatmessage.EdgeConversation:
+		if id := m.conversation; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ChatMessageMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ChatMessageMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ChatMessageMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.clearedconversation {
+		edges = append(edges, chatmessage.EdgeConversation)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ChatMessageMutation) EdgeCleared(name string) bool {
+	switch name {
+	case chatmessage.EdgeConversation:
+		return m.clearedconversation
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ChatMessageMutation) ClearEdge(name string) error {
+	switch name {
+	case chatmessage.EdgeConversation:
+		m.ClearConversation()
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ChatMessageMutation) ResetEdge(name string) error {
+	switch name {
+	case chatmessage.EdgeConversation:
+		m.ResetConversation()
+		return nil
+	}
+	return fmt.Errorf("unknown ChatMessage edge %s", name)
+}
+
+// ConversationMutation represents an operation that mutates the Conversation nodes in the graph.
+type ConversationMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *int
+	created_at      *time.Time
+	updated_at      *time.Time
+	title           *string
+	model           *string
+	clearedFields   map[string]struct{}
+	user            *int
+	cleareduser     bool
+	messages        map[int]struct{}
+	removedmessages map[int]struct{}
+	clearedmessages bool
+	done            bool
+	oldValue        func(context.Context) (*Conversation, error)
+	predicates      []predicate.Conversation
+}
+
+var _ ent.Mutation = (*ConversationMutation)(nil)
+
+// conversationOption allows management of the mutation configuration using functional options.
+type conversationOption func(*ConversationMutation)
+
+// newConversationMutation creates new mutation for the Conversation entity.
+func newConversationMutation(c config, op Op, opts ...conversationOption) *ConversationMutation {
+	m := &ConversationMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeConversation,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withConversationID sets the ID field of the mutation.
+func withConversationID(id int) conversationOption {
+	return func(m *ConversationMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Conversation
+		)
+		m.oldValue = func(ctx context.Context) (*Conversation, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Conversation.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withConversation sets the old Conversation of the mutation.
+func withConversation(node *Conversation) conversationOption {
+	return func(m *ConversationMutation) {
+		m.oldValue = func(context.Context) (*Conversation, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ConversationMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ConversationMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ConversationMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ConversationMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Conversation.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ConversationMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ConversationMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ConversationMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ConversationMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ConversationMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ConversationMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *ConversationMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *ConversationMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *ConversationMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetTitle sets the "title" field.
+func (m *ConversationMutation) SetTitle(s string) {
+	m.title = &s
+}
+
+// Title returns the value of the "title" field in the mutation.
+func (m *ConversationMutation) Title() (r string, exists bool) {
+	v := m.title
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTitle returns the old "title" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldTitle(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTitle is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTitle requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTitle: %w", err)
+	}
+	return oldValue.Title, nil
+}
+
+// ResetTitle resets all changes to the "title" field.
+func (m *ConversationMutation) ResetTitle() {
+	m.title = nil
+}
+
+// SetModel sets the "model" field.
+func (m *ConversationMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *ConversationMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the Conversation entity.
+// If the Conversation object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ConversationMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *ConversationMutation) ResetModel() {
+	m.model = nil
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *ConversationMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[conversation.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *ConversationMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *ConversationMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *ConversationMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// AddMessageIDs adds the "messages" edge to the ChatMessage entity by ids.
+func (m *ConversationMutation) AddMessageIDs(ids ...int) {
+	if m.messages == nil {
+		m.messages = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.messages[ids[i]] = struct{}{}
+	}
+}
+
+// ClearMessages clears the "messages" edge to the ChatMessage entity.
+func (m *ConversationMutation) ClearMessages() {
+	m.clearedmessages = true
+}
+
+// MessagesCleared reports if the "messages" edge to the ChatMessage entity was cleared.
+func (m *ConversationMutation) MessagesCleared() bool {
+	return m.clearedmessages
+}
+
+// RemoveMessageIDs removes the "messages" edge to the ChatMessage entity by IDs.
+func (m *ConversationMutation) RemoveMessageIDs(ids ...int) {
+	if m.removedmessages == nil {
+		m.removedmessages = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.messages, ids[i])
+		m.removedmessages[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedMessages returns the removed IDs of the "messages" edge to the ChatMessage entity.
+func (m *ConversationMutation) RemovedMessagesIDs() (ids []int) {
+	for id := range m.removedmessages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// MessagesIDs returns the "messages" edge IDs in the mutation.
+func (m *ConversationMutation) MessagesIDs() (ids []int) {
+	for id := range m.messages {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetMessages resets all changes to the "messages" edge.
+func (m *ConversationMutation) ResetMessages() {
+	m.messages = nil
+	m.clearedmessages = false
+	m.removedmessages = nil
+}
+
+// Where appends a list predicates to the ConversationMutation builder.
+func (m *ConversationMutation) Where(ps ...predicate.Conversation) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ConversationMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ConversationMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Conversation, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ConversationMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ConversationMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Conversation).
+func (m *ConversationMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ConversationMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.created_at != nil {
+		fields = append(fields, conversation.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, conversation.FieldUpdatedAt)
+	}
+	if m.user != nil {
+		fields = append(fields, conversation.FieldUserID)
+	}
+	if m.title != nil {
+		fields = append(fields, conversation.FieldTitle)
+	}
+	if m.model != nil {
+		fields = append(fields, conversation.FieldModel)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ConversationMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case conversation.FieldCreatedAt:
+		return m.CreatedAt()
+	case conversation.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case conversation.FieldUserID:
+		return m.UserID()
+	case conversation.FieldTitle:
+		return m.Title()
+	case conversation.FieldModel:
+		return m.Model()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ConversationMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case conversation.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case conversation.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case conversation.FieldUserID:
+		return m.OldUserID(ctx)
+	case conversation.FieldTitle:
+		return m.OldTitle(ctx)
+	case conversation.FieldModel:
+		return m.OldModel(ctx)
+	}
+	return nil, fmt.Errorf("unknown Conversation field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ConversationMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case conversation.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case conversation.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case conversation.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case conversation.FieldTitle:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTitle(v)
+		return nil
+	case conversation.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Conversation field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ConversationMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ConversationMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ConversationMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Conversation numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ConversationMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ConversationMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ConversationMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Conversation nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ConversationMutation) ResetField(name string) error {
+	switch name {
+	case conversation.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case conversation.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case conversation.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case conversation.FieldTitle:
+		m.ResetTitle()
+		return nil
+	case conversation.FieldModel:
+		m.ResetModel()
+		return nil
+	}
+	return fmt.Errorf("unknown Conversation field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ConversationMutation) AddedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.user != nil {
+		edges = append(edges, conversation.EdgeUser)
+	}
+	if m.messages != nil {
+		edges = append(edges, conversation.EdgeMessages)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ConversationMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case conversation.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	case conversation.EdgeMessages:
+		ids := make([]ent.Value, 0, len(m.messages))
+		for id := range m.messages {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ConversationMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.removedmessages != nil {
+		edges = append(edges, conversation.EdgeMessages)
+	}
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ConversationMutation) RemovedIDs(name string) []ent.Value {
+	switch name {
+	case conversation.EdgeMessages:
+		ids := make([]ent.Value, 0, len(m.removedmessages))
+		for id := range m.removedmessages {
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ConversationMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 2)
+	if m.cleareduser {
+		edges = append(edges, conversation.EdgeUser)
+	}
+	if m.clearedmessages {
+		edges = append(edges, conversation.EdgeMessages)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ConversationMutation) EdgeCleared(name string) bool {
+	switch name {
+	case conversation.EdgeUser:
+		return m.cleareduser
+	case conversation.EdgeMessages:
+		return m.clearedmessages
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ConversationMutation) ClearEdge(name string) error {
+	switch name {
+	case conversation.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown Conversation unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ConversationMutation) ResetEdge(name string) error {
+	switch name {
+	case conversation.EdgeUser:
+		m.ResetUser()
+		return nil
+	case conversation.EdgeMessages:
+		m.ResetMessages()
+		return nil
+	}
+	return fmt.Errorf("unknown Conversation edge %s", name)
+}
+
 // GPUDeviceMutation represents an operation that mutates the GPUDevice nodes in the graph.
 type GPUDeviceMutation struct {
 	config
@@ -9493,6 +11952,1139 @@ func (m *GroupMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Group edge %s", name)
 }
 
+// MetricPointMutation represents an operation that mutates the MetricPoint nodes in the graph.
+type MetricPointMutation struct {
+	config
+	op              Op
+	typ             string
+	id              *int
+	step_seconds    *int
+	addstep_seconds *int
+	scope           *metricpoint.Scope
+	node_id         *int
+	addnode_id      *int
+	gpu_index       *int
+	addgpu_index    *int
+	backend_id      *int
+	addbackend_id   *int
+	metric          *string
+	at              *time.Time
+	count           *int64
+	addcount        *int64
+	sum             *float64
+	addsum          *float64
+	min             *float64
+	addmin          *float64
+	max             *float64
+	addmax          *float64
+	clearedFields   map[string]struct{}
+	done            bool
+	oldValue        func(context.Context) (*MetricPoint, error)
+	predicates      []predicate.MetricPoint
+}
+
+var _ ent.Mutation = (*MetricPointMutation)(nil)
+
+// metricpointOption allows management of the mutation configuration using functional options.
+type metricpointOption func(*MetricPointMutation)
+
+// newMetricPointMutation creates new mutation for the MetricPoint entity.
+func newMetricPointMutation(c config, op Op, opts ...metricpointOption) *MetricPointMutation {
+	m := &MetricPointMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeMetricPoint,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withMetricPointID sets the ID field of the mutation.
+func withMetricPointID(id int) metricpointOption {
+	return func(m *MetricPointMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *MetricPoint
+		)
+		m.oldValue = func(ctx context.Context) (*MetricPoint, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().MetricPoint.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withMetricPoint sets the old MetricPoint of the mutation.
+func withMetricPoint(node *MetricPoint) metricpointOption {
+	return func(m *MetricPointMutation) {
+		m.oldValue = func(context.Context) (*MetricPoint, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m MetricPointMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m MetricPointMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *MetricPointMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *MetricPointMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().MetricPoint.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetStepSeconds sets the "step_seconds" field.
+func (m *MetricPointMutation) SetStepSeconds(i int) {
+	m.step_seconds = &i
+	m.addstep_seconds = nil
+}
+
+// StepSeconds returns the value of the "step_seconds" field in the mutation.
+func (m *MetricPointMutation) StepSeconds() (r int, exists bool) {
+	v := m.step_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStepSeconds returns the old "step_seconds" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldStepSeconds(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStepSeconds is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStepSeconds requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStepSeconds: %w", err)
+	}
+	return oldValue.StepSeconds, nil
+}
+
+// AddStepSeconds adds i to the "step_seconds" field.
+func (m *MetricPointMutation) AddStepSeconds(i int) {
+	if m.addstep_seconds != nil {
+		*m.addstep_seconds += i
+	} else {
+		m.addstep_seconds = &i
+	}
+}
+
+// AddedStepSeconds returns the value that was added to the "step_seconds" field in this mutation.
+func (m *MetricPointMutation) AddedStepSeconds() (r int, exists bool) {
+	v := m.addstep_seconds
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetStepSeconds resets all changes to the "step_seconds" field.
+func (m *MetricPointMutation) ResetStepSeconds() {
+	m.step_seconds = nil
+	m.addstep_seconds = nil
+}
+
+// SetScope sets the "scope" field.
+func (m *MetricPointMutation) SetScope(value metricpoint.Scope) {
+	m.scope = &value
+}
+
+// Scope returns the value of the "scope" field in the mutation.
+func (m *MetricPointMutation) Scope() (r metricpoint.Scope, exists bool) {
+	v := m.scope
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldScope returns the old "scope" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldScope(ctx context.Context) (v metricpoint.Scope, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldScope is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldScope requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldScope: %w", err)
+	}
+	return oldValue.Scope, nil
+}
+
+// ResetScope resets all changes to the "scope" field.
+func (m *MetricPointMutation) ResetScope() {
+	m.scope = nil
+}
+
+// SetNodeID sets the "node_id" field.
+func (m *MetricPointMutation) SetNodeID(i int) {
+	m.node_id = &i
+	m.addnode_id = nil
+}
+
+// NodeID returns the value of the "node_id" field in the mutation.
+func (m *MetricPointMutation) NodeID() (r int, exists bool) {
+	v := m.node_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldNodeID returns the old "node_id" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldNodeID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldNodeID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldNodeID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldNodeID: %w", err)
+	}
+	return oldValue.NodeID, nil
+}
+
+// AddNodeID adds i to the "node_id" field.
+func (m *MetricPointMutation) AddNodeID(i int) {
+	if m.addnode_id != nil {
+		*m.addnode_id += i
+	} else {
+		m.addnode_id = &i
+	}
+}
+
+// AddedNodeID returns the value that was added to the "node_id" field in this mutation.
+func (m *MetricPointMutation) AddedNodeID() (r int, exists bool) {
+	v := m.addnode_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetNodeID resets all changes to the "node_id" field.
+func (m *MetricPointMutation) ResetNodeID() {
+	m.node_id = nil
+	m.addnode_id = nil
+}
+
+// SetGpuIndex sets the "gpu_index" field.
+func (m *MetricPointMutation) SetGpuIndex(i int) {
+	m.gpu_index = &i
+	m.addgpu_index = nil
+}
+
+// GpuIndex returns the value of the "gpu_index" field in the mutation.
+func (m *MetricPointMutation) GpuIndex() (r int, exists bool) {
+	v := m.gpu_index
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGpuIndex returns the old "gpu_index" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldGpuIndex(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGpuIndex is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGpuIndex requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGpuIndex: %w", err)
+	}
+	return oldValue.GpuIndex, nil
+}
+
+// AddGpuIndex adds i to the "gpu_index" field.
+func (m *MetricPointMutation) AddGpuIndex(i int) {
+	if m.addgpu_index != nil {
+		*m.addgpu_index += i
+	} else {
+		m.addgpu_index = &i
+	}
+}
+
+// AddedGpuIndex returns the value that was added to the "gpu_index" field in this mutation.
+func (m *MetricPointMutation) AddedGpuIndex() (r int, exists bool) {
+	v := m.addgpu_index
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetGpuIndex resets all changes to the "gpu_index" field.
+func (m *MetricPointMutation) ResetGpuIndex() {
+	m.gpu_index = nil
+	m.addgpu_index = nil
+}
+
+// SetBackendID sets the "backend_id" field.
+func (m *MetricPointMutation) SetBackendID(i int) {
+	m.backend_id = &i
+	m.addbackend_id = nil
+}
+
+// BackendID returns the value of the "backend_id" field in the mutation.
+func (m *MetricPointMutation) BackendID() (r int, exists bool) {
+	v := m.backend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendID returns the old "backend_id" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldBackendID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendID: %w", err)
+	}
+	return oldValue.BackendID, nil
+}
+
+// AddBackendID adds i to the "backend_id" field.
+func (m *MetricPointMutation) AddBackendID(i int) {
+	if m.addbackend_id != nil {
+		*m.addbackend_id += i
+	} else {
+		m.addbackend_id = &i
+	}
+}
+
+// AddedBackendID returns the value that was added to the "backend_id" field in this mutation.
+func (m *MetricPointMutation) AddedBackendID() (r int, exists bool) {
+	v := m.addbackend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBackendID resets all changes to the "backend_id" field.
+func (m *MetricPointMutation) ResetBackendID() {
+	m.backend_id = nil
+	m.addbackend_id = nil
+}
+
+// SetMetric sets the "metric" field.
+func (m *MetricPointMutation) SetMetric(s string) {
+	m.metric = &s
+}
+
+// Metric returns the value of the "metric" field in the mutation.
+func (m *MetricPointMutation) Metric() (r string, exists bool) {
+	v := m.metric
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMetric returns the old "metric" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldMetric(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMetric is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMetric requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMetric: %w", err)
+	}
+	return oldValue.Metric, nil
+}
+
+// ResetMetric resets all changes to the "metric" field.
+func (m *MetricPointMutation) ResetMetric() {
+	m.metric = nil
+}
+
+// SetAt sets the "at" field.
+func (m *MetricPointMutation) SetAt(t time.Time) {
+	m.at = &t
+}
+
+// At returns the value of the "at" field in the mutation.
+func (m *MetricPointMutation) At() (r time.Time, exists bool) {
+	v := m.at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAt returns the old "at" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAt: %w", err)
+	}
+	return oldValue.At, nil
+}
+
+// ResetAt resets all changes to the "at" field.
+func (m *MetricPointMutation) ResetAt() {
+	m.at = nil
+}
+
+// SetCount sets the "count" field.
+func (m *MetricPointMutation) SetCount(i int64) {
+	m.count = &i
+	m.addcount = nil
+}
+
+// Count returns the value of the "count" field in the mutation.
+func (m *MetricPointMutation) Count() (r int64, exists bool) {
+	v := m.count
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCount returns the old "count" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldCount(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCount is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCount requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCount: %w", err)
+	}
+	return oldValue.Count, nil
+}
+
+// AddCount adds i to the "count" field.
+func (m *MetricPointMutation) AddCount(i int64) {
+	if m.addcount != nil {
+		*m.addcount += i
+	} else {
+		m.addcount = &i
+	}
+}
+
+// AddedCount returns the value that was added to the "count" field in this mutation.
+func (m *MetricPointMutation) AddedCount() (r int64, exists bool) {
+	v := m.addcount
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCount resets all changes to the "count" field.
+func (m *MetricPointMutation) ResetCount() {
+	m.count = nil
+	m.addcount = nil
+}
+
+// SetSum sets the "sum" field.
+func (m *MetricPointMutation) SetSum(f float64) {
+	m.sum = &f
+	m.addsum = nil
+}
+
+// Sum returns the value of the "sum" field in the mutation.
+func (m *MetricPointMutation) Sum() (r float64, exists bool) {
+	v := m.sum
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldSum returns the old "sum" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldSum(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldSum is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldSum requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldSum: %w", err)
+	}
+	return oldValue.Sum, nil
+}
+
+// AddSum adds f to the "sum" field.
+func (m *MetricPointMutation) AddSum(f float64) {
+	if m.addsum != nil {
+		*m.addsum += f
+	} else {
+		m.addsum = &f
+	}
+}
+
+// AddedSum returns the value that was added to the "sum" field in this mutation.
+func (m *MetricPointMutation) AddedSum() (r float64, exists bool) {
+	v := m.addsum
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetSum resets all changes to the "sum" field.
+func (m *MetricPointMutation) ResetSum() {
+	m.sum = nil
+	m.addsum = nil
+}
+
+// SetMin sets the "min" field.
+func (m *MetricPointMutation) SetMin(f float64) {
+	m.min = &f
+	m.addmin = nil
+}
+
+// Min returns the value of the "min" field in the mutation.
+func (m *MetricPointMutation) Min() (r float64, exists bool) {
+	v := m.min
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMin returns the old "min" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldMin(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMin is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMin requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMin: %w", err)
+	}
+	return oldValue.Min, nil
+}
+
+// AddMin adds f to the "min" field.
+func (m *MetricPointMutation) AddMin(f float64) {
+	if m.addmin != nil {
+		*m.addmin += f
+	} else {
+		m.addmin = &f
+	}
+}
+
+// AddedMin returns the value that was added to the "min" field in this mutation.
+func (m *MetricPointMutation) AddedMin() (r float64, exists bool) {
+	v := m.addmin
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMin resets all changes to the "min" field.
+func (m *MetricPointMutation) ResetMin() {
+	m.min = nil
+	m.addmin = nil
+}
+
+// SetMax sets the "max" field.
+func (m *MetricPointMutation) SetMax(f float64) {
+	m.max = &f
+	m.addmax = nil
+}
+
+// Max returns the value of the "max" field in the mutation.
+func (m *MetricPointMutation) Max() (r float64, exists bool) {
+	v := m.max
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMax returns the old "max" field's value of the MetricPoint entity.
+// If the MetricPoint object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *MetricPointMutation) OldMax(ctx context.Context) (v float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMax is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMax requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMax: %w", err)
+	}
+	return oldValue.Max, nil
+}
+
+// AddMax adds f to the "max" field.
+func (m *MetricPointMutation) AddMax(f float64) {
+	if m.addmax != nil {
+		*m.addmax += f
+	} else {
+		m.addmax = &f
+	}
+}
+
+// AddedMax returns the value that was added to the "max" field in this mutation.
+func (m *MetricPointMutation) AddedMax() (r float64, exists bool) {
+	v := m.addmax
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMax resets all changes to the "max" field.
+func (m *MetricPointMutation) ResetMax() {
+	m.max = nil
+	m.addmax = nil
+}
+
+// Where appends a list predicates to the MetricPointMutation builder.
+func (m *MetricPointMutation) Where(ps ...predicate.MetricPoint) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the MetricPointMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *MetricPointMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.MetricPoint, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *MetricPointMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *MetricPointMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (MetricPoint).
+func (m *MetricPointMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *MetricPointMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.step_seconds != nil {
+		fields = append(fields, metricpoint.FieldStepSeconds)
+	}
+	if m.scope != nil {
+		fields = append(fields, metricpoint.FieldScope)
+	}
+	if m.node_id != nil {
+		fields = append(fields, metricpoint.FieldNodeID)
+	}
+	if m.gpu_index != nil {
+		fields = append(fields, metricpoint.FieldGpuIndex)
+	}
+	if m.backend_id != nil {
+		fields = append(fields, metricpoint.FieldBackendID)
+	}
+	if m.metric != nil {
+		fields = append(fields, metricpoint.FieldMetric)
+	}
+	if m.at != nil {
+		fields = append(fields, metricpoint.FieldAt)
+	}
+	if m.count != nil {
+		fields = append(fields, metricpoint.FieldCount)
+	}
+	if m.sum != nil {
+		fields = append(fields, metricpoint.FieldSum)
+	}
+	if m.min != nil {
+		fields = append(fields, metricpoint.FieldMin)
+	}
+	if m.max != nil {
+		fields = append(fields, metricpoint.FieldMax)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *MetricPointMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		return m.StepSeconds()
+	case metricpoint.FieldScope:
+		return m.Scope()
+	case metricpoint.FieldNodeID:
+		return m.NodeID()
+	case metricpoint.FieldGpuIndex:
+		return m.GpuIndex()
+	case metricpoint.FieldBackendID:
+		return m.BackendID()
+	case metricpoint.FieldMetric:
+		return m.Metric()
+	case metricpoint.FieldAt:
+		return m.At()
+	case metricpoint.FieldCount:
+		return m.Count()
+	case metricpoint.FieldSum:
+		return m.Sum()
+	case metricpoint.FieldMin:
+		return m.Min()
+	case metricpoint.FieldMax:
+		return m.Max()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *MetricPointMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		return m.OldStepSeconds(ctx)
+	case metricpoint.FieldScope:
+		return m.OldScope(ctx)
+	case metricpoint.FieldNodeID:
+		return m.OldNodeID(ctx)
+	case metricpoint.FieldGpuIndex:
+		return m.OldGpuIndex(ctx)
+	case metricpoint.FieldBackendID:
+		return m.OldBackendID(ctx)
+	case metricpoint.FieldMetric:
+		return m.OldMetric(ctx)
+	case metricpoint.FieldAt:
+		return m.OldAt(ctx)
+	case metricpoint.FieldCount:
+		return m.OldCount(ctx)
+	case metricpoint.FieldSum:
+		return m.OldSum(ctx)
+	case metricpoint.FieldMin:
+		return m.OldMin(ctx)
+	case metricpoint.FieldMax:
+		return m.OldMax(ctx)
+	}
+	return nil, fmt.Errorf("unknown MetricPoint field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MetricPointMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStepSeconds(v)
+		return nil
+	case metricpoint.FieldScope:
+		v, ok := value.(metricpoint.Scope)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetScope(v)
+		return nil
+	case metricpoint.FieldNodeID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetNodeID(v)
+		return nil
+	case metricpoint.FieldGpuIndex:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGpuIndex(v)
+		return nil
+	case metricpoint.FieldBackendID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendID(v)
+		return nil
+	case metricpoint.FieldMetric:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMetric(v)
+		return nil
+	case metricpoint.FieldAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAt(v)
+		return nil
+	case metricpoint.FieldCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCount(v)
+		return nil
+	case metricpoint.FieldSum:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetSum(v)
+		return nil
+	case metricpoint.FieldMin:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMin(v)
+		return nil
+	case metricpoint.FieldMax:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMax(v)
+		return nil
+	}
+	return fmt.Errorf("unknown MetricPoint field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *MetricPointMutation) AddedFields() []string {
+	var fields []string
+	if m.addstep_seconds != nil {
+		fields = append(fields, metricpoint.FieldStepSeconds)
+	}
+	if m.addnode_id != nil {
+		fields = append(fields, metricpoint.FieldNodeID)
+	}
+	if m.addgpu_index != nil {
+		fields = append(fields, metricpoint.FieldGpuIndex)
+	}
+	if m.addbackend_id != nil {
+		fields = append(fields, metricpoint.FieldBackendID)
+	}
+	if m.addcount != nil {
+		fields = append(fields, metricpoint.FieldCount)
+	}
+	if m.addsum != nil {
+		fields = append(fields, metricpoint.FieldSum)
+	}
+	if m.addmin != nil {
+		fields = append(fields, metricpoint.FieldMin)
+	}
+	if m.addmax != nil {
+		fields = append(fields, metricpoint.FieldMax)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *MetricPointMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		return m.AddedStepSeconds()
+	case metricpoint.FieldNodeID:
+		return m.AddedNodeID()
+	case metricpoint.FieldGpuIndex:
+		return m.AddedGpuIndex()
+	case metricpoint.FieldBackendID:
+		return m.AddedBackendID()
+	case metricpoint.FieldCount:
+		return m.AddedCount()
+	case metricpoint.FieldSum:
+		return m.AddedSum()
+	case metricpoint.FieldMin:
+		return m.AddedMin()
+	case metricpoint.FieldMax:
+		return m.AddedMax()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *MetricPointMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddStepSeconds(v)
+		return nil
+	case metricpoint.FieldNodeID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddNodeID(v)
+		return nil
+	case metricpoint.FieldGpuIndex:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddGpuIndex(v)
+		return nil
+	case metricpoint.FieldBackendID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBackendID(v)
+		return nil
+	case metricpoint.FieldCount:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCount(v)
+		return nil
+	case metricpoint.FieldSum:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddSum(v)
+		return nil
+	case metricpoint.FieldMin:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMin(v)
+		return nil
+	case metricpoint.FieldMax:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMax(v)
+		return nil
+	}
+	return fmt.Errorf("unknown MetricPoint numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *MetricPointMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *MetricPointMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *MetricPointMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown MetricPoint nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *MetricPointMutation) ResetField(name string) error {
+	switch name {
+	case metricpoint.FieldStepSeconds:
+		m.ResetStepSeconds()
+		return nil
+	case metricpoint.FieldScope:
+		m.ResetScope()
+		return nil
+	case metricpoint.FieldNodeID:
+		m.ResetNodeID()
+		return nil
+	case metricpoint.FieldGpuIndex:
+		m.ResetGpuIndex()
+		return nil
+	case metricpoint.FieldBackendID:
+		m.ResetBackendID()
+		return nil
+	case metricpoint.FieldMetric:
+		m.ResetMetric()
+		return nil
+	case metricpoint.FieldAt:
+		m.ResetAt()
+		return nil
+	case metricpoint.FieldCount:
+		m.ResetCount()
+		return nil
+	case metricpoint.FieldSum:
+		m.ResetSum()
+		return nil
+	case metricpoint.FieldMin:
+		m.ResetMin()
+		return nil
+	case metricpoint.FieldMax:
+		m.ResetMax()
+		return nil
+	}
+	return fmt.Errorf("unknown MetricPoint field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *MetricPointMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *MetricPointMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *MetricPointMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *MetricPointMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *MetricPointMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *MetricPointMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *MetricPointMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown MetricPoint unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *MetricPointMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown MetricPoint edge %s", name)
+}
+
 // ModelMutation represents an operation that mutates the Model nodes in the graph.
 type ModelMutation struct {
 	config
@@ -10606,6 +14198,3124 @@ func (m *ModelMutation) ResetEdge(name string) error {
 		return nil
 	}
 	return fmt.Errorf("unknown Model edge %s", name)
+}
+
+// ModelAliasMutation represents an operation that mutates the ModelAlias nodes in the graph.
+type ModelAliasMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	updated_at    *time.Time
+	name          *string
+	targets       *[]string
+	appendtargets []string
+	description   *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*ModelAlias, error)
+	predicates    []predicate.ModelAlias
+}
+
+var _ ent.Mutation = (*ModelAliasMutation)(nil)
+
+// modelaliasOption allows management of the mutation configuration using functional options.
+type modelaliasOption func(*ModelAliasMutation)
+
+// newModelAliasMutation creates new mutation for the ModelAlias entity.
+func newModelAliasMutation(c config, op Op, opts ...modelaliasOption) *ModelAliasMutation {
+	m := &ModelAliasMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeModelAlias,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withModelAliasID sets the ID field of the mutation.
+func withModelAliasID(id int) modelaliasOption {
+	return func(m *ModelAliasMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ModelAlias
+		)
+		m.oldValue = func(ctx context.Context) (*ModelAlias, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ModelAlias.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withModelAlias sets the old ModelAlias of the mutation.
+func withModelAlias(node *ModelAlias) modelaliasOption {
+	return func(m *ModelAliasMutation) {
+		m.oldValue = func(context.Context) (*ModelAlias, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ModelAliasMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ModelAliasMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ModelAliasMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ModelAliasMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ModelAlias.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ModelAliasMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ModelAliasMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ModelAlias entity.
+// If the ModelAlias object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelAliasMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ModelAliasMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ModelAliasMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ModelAliasMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ModelAlias entity.
+// If the ModelAlias object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelAliasMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ModelAliasMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetName sets the "name" field.
+func (m *ModelAliasMutation) SetName(s string) {
+	m.name = &s
+}
+
+// Name returns the value of the "name" field in the mutation.
+func (m *ModelAliasMutation) Name() (r string, exists bool) {
+	v := m.name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldName returns the old "name" field's value of the ModelAlias entity.
+// If the ModelAlias object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelAliasMutation) OldName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldName: %w", err)
+	}
+	return oldValue.Name, nil
+}
+
+// ResetName resets all changes to the "name" field.
+func (m *ModelAliasMutation) ResetName() {
+	m.name = nil
+}
+
+// SetTargets sets the "targets" field.
+func (m *ModelAliasMutation) SetTargets(s []string) {
+	m.targets = &s
+	m.appendtargets = nil
+}
+
+// Targets returns the value of the "targets" field in the mutation.
+func (m *ModelAliasMutation) Targets() (r []string, exists bool) {
+	v := m.targets
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTargets returns the old "targets" field's value of the ModelAlias entity.
+// If the ModelAlias object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelAliasMutation) OldTargets(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTargets is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTargets requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTargets: %w", err)
+	}
+	return oldValue.Targets, nil
+}
+
+// AppendTargets adds s to the "targets" field.
+func (m *ModelAliasMutation) AppendTargets(s []string) {
+	m.appendtargets = append(m.appendtargets, s...)
+}
+
+// AppendedTargets returns the list of values that were appended to the "targets" field in this mutation.
+func (m *ModelAliasMutation) AppendedTargets() ([]string, bool) {
+	if len(m.appendtargets) == 0 {
+		return nil, false
+	}
+	return m.appendtargets, true
+}
+
+// ResetTargets resets all changes to the "targets" field.
+func (m *ModelAliasMutation) ResetTargets() {
+	m.targets = nil
+	m.appendtargets = nil
+}
+
+// SetDescription sets the "description" field.
+func (m *ModelAliasMutation) SetDescription(s string) {
+	m.description = &s
+}
+
+// Description returns the value of the "description" field in the mutation.
+func (m *ModelAliasMutation) Description() (r string, exists bool) {
+	v := m.description
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDescription returns the old "description" field's value of the ModelAlias entity.
+// If the ModelAlias object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelAliasMutation) OldDescription(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDescription is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDescription requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDescription: %w", err)
+	}
+	return oldValue.Description, nil
+}
+
+// ResetDescription resets all changes to the "description" field.
+func (m *ModelAliasMutation) ResetDescription() {
+	m.description = nil
+}
+
+// Where appends a list predicates to the ModelAliasMutation builder.
+func (m *ModelAliasMutation) Where(ps ...predicate.ModelAlias) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ModelAliasMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ModelAliasMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ModelAlias, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ModelAliasMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ModelAliasMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ModelAlias).
+func (m *ModelAliasMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ModelAliasMutation) Fields() []string {
+	fields := make([]string, 0, 5)
+	if m.created_at != nil {
+		fields = append(fields, modelalias.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, modelalias.FieldUpdatedAt)
+	}
+	if m.name != nil {
+		fields = append(fields, modelalias.FieldName)
+	}
+	if m.targets != nil {
+		fields = append(fields, modelalias.FieldTargets)
+	}
+	if m.description != nil {
+		fields = append(fields, modelalias.FieldDescription)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ModelAliasMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case modelalias.FieldCreatedAt:
+		return m.CreatedAt()
+	case modelalias.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case modelalias.FieldName:
+		return m.Name()
+	case modelalias.FieldTargets:
+		return m.Targets()
+	case modelalias.FieldDescription:
+		return m.Description()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ModelAliasMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case modelalias.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case modelalias.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case modelalias.FieldName:
+		return m.OldName(ctx)
+	case modelalias.FieldTargets:
+		return m.OldTargets(ctx)
+	case modelalias.FieldDescription:
+		return m.OldDescription(ctx)
+	}
+	return nil, fmt.Errorf("unknown ModelAlias field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelAliasMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case modelalias.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case modelalias.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case modelalias.FieldName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetName(v)
+		return nil
+	case modelalias.FieldTargets:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTargets(v)
+		return nil
+	case modelalias.FieldDescription:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDescription(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ModelAlias field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ModelAliasMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ModelAliasMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelAliasMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown ModelAlias numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ModelAliasMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ModelAliasMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ModelAliasMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown ModelAlias nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ModelAliasMutation) ResetField(name string) error {
+	switch name {
+	case modelalias.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case modelalias.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case modelalias.FieldName:
+		m.ResetName()
+		return nil
+	case modelalias.FieldTargets:
+		m.ResetTargets()
+		return nil
+	case modelalias.FieldDescription:
+		m.ResetDescription()
+		return nil
+	}
+	return fmt.Errorf("unknown ModelAlias field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ModelAliasMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ModelAliasMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ModelAliasMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ModelAliasMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ModelAliasMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ModelAliasMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ModelAliasMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ModelAlias unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ModelAliasMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ModelAlias edge %s", name)
+}
+
+// ModelJobMutation represents an operation that mutates the ModelJob nodes in the graph.
+type ModelJobMutation struct {
+	config
+	op                    Op
+	typ                   string
+	id                    *int
+	created_at            *time.Time
+	updated_at            *time.Time
+	kind                  *modeljob.Kind
+	backend_id            *int64
+	addbackend_id         *int64
+	backend_name          *string
+	model                 *string
+	insecure              *bool
+	state                 *modeljob.State
+	status                *string
+	digest                *string
+	completed_bytes       *int64
+	addcompleted_bytes    *int64
+	total_bytes           *int64
+	addtotal_bytes        *int64
+	attempts              *int
+	addattempts           *int
+	max_attempts          *int
+	addmax_attempts       *int
+	error                 *string
+	created_by_user_id    *int64
+	addcreated_by_user_id *int64
+	created_by            *string
+	started_at            *time.Time
+	finished_at           *time.Time
+	clearedFields         map[string]struct{}
+	done                  bool
+	oldValue              func(context.Context) (*ModelJob, error)
+	predicates            []predicate.ModelJob
+}
+
+var _ ent.Mutation = (*ModelJobMutation)(nil)
+
+// modeljobOption allows management of the mutation configuration using functional options.
+type modeljobOption func(*ModelJobMutation)
+
+// newModelJobMutation creates new mutation for the ModelJob entity.
+func newModelJobMutation(c config, op Op, opts ...modeljobOption) *ModelJobMutation {
+	m := &ModelJobMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeModelJob,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withModelJobID sets the ID field of the mutation.
+func withModelJobID(id int) modeljobOption {
+	return func(m *ModelJobMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ModelJob
+		)
+		m.oldValue = func(ctx context.Context) (*ModelJob, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ModelJob.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withModelJob sets the old ModelJob of the mutation.
+func withModelJob(node *ModelJob) modeljobOption {
+	return func(m *ModelJobMutation) {
+		m.oldValue = func(context.Context) (*ModelJob, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ModelJobMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ModelJobMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ModelJobMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ModelJobMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ModelJob.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ModelJobMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ModelJobMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ModelJobMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ModelJobMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ModelJobMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ModelJobMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *ModelJobMutation) SetKind(value modeljob.Kind) {
+	m.kind = &value
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *ModelJobMutation) Kind() (r modeljob.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldKind(ctx context.Context) (v modeljob.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *ModelJobMutation) ResetKind() {
+	m.kind = nil
+}
+
+// SetBackendID sets the "backend_id" field.
+func (m *ModelJobMutation) SetBackendID(i int64) {
+	m.backend_id = &i
+	m.addbackend_id = nil
+}
+
+// BackendID returns the value of the "backend_id" field in the mutation.
+func (m *ModelJobMutation) BackendID() (r int64, exists bool) {
+	v := m.backend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendID returns the old "backend_id" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldBackendID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendID: %w", err)
+	}
+	return oldValue.BackendID, nil
+}
+
+// AddBackendID adds i to the "backend_id" field.
+func (m *ModelJobMutation) AddBackendID(i int64) {
+	if m.addbackend_id != nil {
+		*m.addbackend_id += i
+	} else {
+		m.addbackend_id = &i
+	}
+}
+
+// AddedBackendID returns the value that was added to the "backend_id" field in this mutation.
+func (m *ModelJobMutation) AddedBackendID() (r int64, exists bool) {
+	v := m.addbackend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBackendID resets all changes to the "backend_id" field.
+func (m *ModelJobMutation) ResetBackendID() {
+	m.backend_id = nil
+	m.addbackend_id = nil
+}
+
+// SetBackendName sets the "backend_name" field.
+func (m *ModelJobMutation) SetBackendName(s string) {
+	m.backend_name = &s
+}
+
+// BackendName returns the value of the "backend_name" field in the mutation.
+func (m *ModelJobMutation) BackendName() (r string, exists bool) {
+	v := m.backend_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendName returns the old "backend_name" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldBackendName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendName: %w", err)
+	}
+	return oldValue.BackendName, nil
+}
+
+// ResetBackendName resets all changes to the "backend_name" field.
+func (m *ModelJobMutation) ResetBackendName() {
+	m.backend_name = nil
+}
+
+// SetModel sets the "model" field.
+func (m *ModelJobMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *ModelJobMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *ModelJobMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetInsecure sets the "insecure" field.
+func (m *ModelJobMutation) SetInsecure(b bool) {
+	m.insecure = &b
+}
+
+// Insecure returns the value of the "insecure" field in the mutation.
+func (m *ModelJobMutation) Insecure() (r bool, exists bool) {
+	v := m.insecure
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInsecure returns the old "insecure" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldInsecure(ctx context.Context) (v bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInsecure is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInsecure requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInsecure: %w", err)
+	}
+	return oldValue.Insecure, nil
+}
+
+// ResetInsecure resets all changes to the "insecure" field.
+func (m *ModelJobMutation) ResetInsecure() {
+	m.insecure = nil
+}
+
+// SetState sets the "state" field.
+func (m *ModelJobMutation) SetState(value modeljob.State) {
+	m.state = &value
+}
+
+// State returns the value of the "state" field in the mutation.
+func (m *ModelJobMutation) State() (r modeljob.State, exists bool) {
+	v := m.state
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldState returns the old "state" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldState(ctx context.Context) (v modeljob.State, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldState is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldState requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldState: %w", err)
+	}
+	return oldValue.State, nil
+}
+
+// ResetState resets all changes to the "state" field.
+func (m *ModelJobMutation) ResetState() {
+	m.state = nil
+}
+
+// SetStatus sets the "status" field.
+func (m *ModelJobMutation) SetStatus(s string) {
+	m.status = &s
+}
+
+// Status returns the value of the "status" field in the mutation.
+func (m *ModelJobMutation) Status() (r string, exists bool) {
+	v := m.status
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStatus returns the old "status" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldStatus(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStatus is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStatus requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStatus: %w", err)
+	}
+	return oldValue.Status, nil
+}
+
+// ResetStatus resets all changes to the "status" field.
+func (m *ModelJobMutation) ResetStatus() {
+	m.status = nil
+}
+
+// SetDigest sets the "digest" field.
+func (m *ModelJobMutation) SetDigest(s string) {
+	m.digest = &s
+}
+
+// Digest returns the value of the "digest" field in the mutation.
+func (m *ModelJobMutation) Digest() (r string, exists bool) {
+	v := m.digest
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDigest returns the old "digest" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldDigest(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDigest is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDigest requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDigest: %w", err)
+	}
+	return oldValue.Digest, nil
+}
+
+// ResetDigest resets all changes to the "digest" field.
+func (m *ModelJobMutation) ResetDigest() {
+	m.digest = nil
+}
+
+// SetCompletedBytes sets the "completed_bytes" field.
+func (m *ModelJobMutation) SetCompletedBytes(i int64) {
+	m.completed_bytes = &i
+	m.addcompleted_bytes = nil
+}
+
+// CompletedBytes returns the value of the "completed_bytes" field in the mutation.
+func (m *ModelJobMutation) CompletedBytes() (r int64, exists bool) {
+	v := m.completed_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompletedBytes returns the old "completed_bytes" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldCompletedBytes(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompletedBytes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompletedBytes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompletedBytes: %w", err)
+	}
+	return oldValue.CompletedBytes, nil
+}
+
+// AddCompletedBytes adds i to the "completed_bytes" field.
+func (m *ModelJobMutation) AddCompletedBytes(i int64) {
+	if m.addcompleted_bytes != nil {
+		*m.addcompleted_bytes += i
+	} else {
+		m.addcompleted_bytes = &i
+	}
+}
+
+// AddedCompletedBytes returns the value that was added to the "completed_bytes" field in this mutation.
+func (m *ModelJobMutation) AddedCompletedBytes() (r int64, exists bool) {
+	v := m.addcompleted_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCompletedBytes resets all changes to the "completed_bytes" field.
+func (m *ModelJobMutation) ResetCompletedBytes() {
+	m.completed_bytes = nil
+	m.addcompleted_bytes = nil
+}
+
+// SetTotalBytes sets the "total_bytes" field.
+func (m *ModelJobMutation) SetTotalBytes(i int64) {
+	m.total_bytes = &i
+	m.addtotal_bytes = nil
+}
+
+// TotalBytes returns the value of the "total_bytes" field in the mutation.
+func (m *ModelJobMutation) TotalBytes() (r int64, exists bool) {
+	v := m.total_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTotalBytes returns the old "total_bytes" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldTotalBytes(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTotalBytes is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTotalBytes requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTotalBytes: %w", err)
+	}
+	return oldValue.TotalBytes, nil
+}
+
+// AddTotalBytes adds i to the "total_bytes" field.
+func (m *ModelJobMutation) AddTotalBytes(i int64) {
+	if m.addtotal_bytes != nil {
+		*m.addtotal_bytes += i
+	} else {
+		m.addtotal_bytes = &i
+	}
+}
+
+// AddedTotalBytes returns the value that was added to the "total_bytes" field in this mutation.
+func (m *ModelJobMutation) AddedTotalBytes() (r int64, exists bool) {
+	v := m.addtotal_bytes
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetTotalBytes resets all changes to the "total_bytes" field.
+func (m *ModelJobMutation) ResetTotalBytes() {
+	m.total_bytes = nil
+	m.addtotal_bytes = nil
+}
+
+// SetAttempts sets the "attempts" field.
+func (m *ModelJobMutation) SetAttempts(i int) {
+	m.attempts = &i
+	m.addattempts = nil
+}
+
+// Attempts returns the value of the "attempts" field in the mutation.
+func (m *ModelJobMutation) Attempts() (r int, exists bool) {
+	v := m.attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAttempts returns the old "attempts" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAttempts: %w", err)
+	}
+	return oldValue.Attempts, nil
+}
+
+// AddAttempts adds i to the "attempts" field.
+func (m *ModelJobMutation) AddAttempts(i int) {
+	if m.addattempts != nil {
+		*m.addattempts += i
+	} else {
+		m.addattempts = &i
+	}
+}
+
+// AddedAttempts returns the value that was added to the "attempts" field in this mutation.
+func (m *ModelJobMutation) AddedAttempts() (r int, exists bool) {
+	v := m.addattempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetAttempts resets all changes to the "attempts" field.
+func (m *ModelJobMutation) ResetAttempts() {
+	m.attempts = nil
+	m.addattempts = nil
+}
+
+// SetMaxAttempts sets the "max_attempts" field.
+func (m *ModelJobMutation) SetMaxAttempts(i int) {
+	m.max_attempts = &i
+	m.addmax_attempts = nil
+}
+
+// MaxAttempts returns the value of the "max_attempts" field in the mutation.
+func (m *ModelJobMutation) MaxAttempts() (r int, exists bool) {
+	v := m.max_attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldMaxAttempts returns the old "max_attempts" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldMaxAttempts(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldMaxAttempts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldMaxAttempts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldMaxAttempts: %w", err)
+	}
+	return oldValue.MaxAttempts, nil
+}
+
+// AddMaxAttempts adds i to the "max_attempts" field.
+func (m *ModelJobMutation) AddMaxAttempts(i int) {
+	if m.addmax_attempts != nil {
+		*m.addmax_attempts += i
+	} else {
+		m.addmax_attempts = &i
+	}
+}
+
+// AddedMaxAttempts returns the value that was added to the "max_attempts" field in this mutation.
+func (m *ModelJobMutation) AddedMaxAttempts() (r int, exists bool) {
+	v := m.addmax_attempts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetMaxAttempts resets all changes to the "max_attempts" field.
+func (m *ModelJobMutation) ResetMaxAttempts() {
+	m.max_attempts = nil
+	m.addmax_attempts = nil
+}
+
+// SetError sets the "error" field.
+func (m *ModelJobMutation) SetError(s string) {
+	m.error = &s
+}
+
+// Error returns the value of the "error" field in the mutation.
+func (m *ModelJobMutation) Error() (r string, exists bool) {
+	v := m.error
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldError returns the old "error" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldError(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldError is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldError requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldError: %w", err)
+	}
+	return oldValue.Error, nil
+}
+
+// ResetError resets all changes to the "error" field.
+func (m *ModelJobMutation) ResetError() {
+	m.error = nil
+}
+
+// SetCreatedByUserID sets the "created_by_user_id" field.
+func (m *ModelJobMutation) SetCreatedByUserID(i int64) {
+	m.created_by_user_id = &i
+	m.addcreated_by_user_id = nil
+}
+
+// CreatedByUserID returns the value of the "created_by_user_id" field in the mutation.
+func (m *ModelJobMutation) CreatedByUserID() (r int64, exists bool) {
+	v := m.created_by_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedByUserID returns the old "created_by_user_id" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldCreatedByUserID(ctx context.Context) (v *int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedByUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedByUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedByUserID: %w", err)
+	}
+	return oldValue.CreatedByUserID, nil
+}
+
+// AddCreatedByUserID adds i to the "created_by_user_id" field.
+func (m *ModelJobMutation) AddCreatedByUserID(i int64) {
+	if m.addcreated_by_user_id != nil {
+		*m.addcreated_by_user_id += i
+	} else {
+		m.addcreated_by_user_id = &i
+	}
+}
+
+// AddedCreatedByUserID returns the value that was added to the "created_by_user_id" field in this mutation.
+func (m *ModelJobMutation) AddedCreatedByUserID() (r int64, exists bool) {
+	v := m.addcreated_by_user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearCreatedByUserID clears the value of the "created_by_user_id" field.
+func (m *ModelJobMutation) ClearCreatedByUserID() {
+	m.created_by_user_id = nil
+	m.addcreated_by_user_id = nil
+	m.clearedFields[modeljob.FieldCreatedByUserID] = struct{}{}
+}
+
+// CreatedByUserIDCleared returns if the "created_by_user_id" field was cleared in this mutation.
+func (m *ModelJobMutation) CreatedByUserIDCleared() bool {
+	_, ok := m.clearedFields[modeljob.FieldCreatedByUserID]
+	return ok
+}
+
+// ResetCreatedByUserID resets all changes to the "created_by_user_id" field.
+func (m *ModelJobMutation) ResetCreatedByUserID() {
+	m.created_by_user_id = nil
+	m.addcreated_by_user_id = nil
+	delete(m.clearedFields, modeljob.FieldCreatedByUserID)
+}
+
+// SetCreatedBy sets the "created_by" field.
+func (m *ModelJobMutation) SetCreatedBy(s string) {
+	m.created_by = &s
+}
+
+// CreatedBy returns the value of the "created_by" field in the mutation.
+func (m *ModelJobMutation) CreatedBy() (r string, exists bool) {
+	v := m.created_by
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedBy returns the old "created_by" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldCreatedBy(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedBy is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedBy requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedBy: %w", err)
+	}
+	return oldValue.CreatedBy, nil
+}
+
+// ResetCreatedBy resets all changes to the "created_by" field.
+func (m *ModelJobMutation) ResetCreatedBy() {
+	m.created_by = nil
+}
+
+// SetStartedAt sets the "started_at" field.
+func (m *ModelJobMutation) SetStartedAt(t time.Time) {
+	m.started_at = &t
+}
+
+// StartedAt returns the value of the "started_at" field in the mutation.
+func (m *ModelJobMutation) StartedAt() (r time.Time, exists bool) {
+	v := m.started_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartedAt returns the old "started_at" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldStartedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartedAt: %w", err)
+	}
+	return oldValue.StartedAt, nil
+}
+
+// ClearStartedAt clears the value of the "started_at" field.
+func (m *ModelJobMutation) ClearStartedAt() {
+	m.started_at = nil
+	m.clearedFields[modeljob.FieldStartedAt] = struct{}{}
+}
+
+// StartedAtCleared returns if the "started_at" field was cleared in this mutation.
+func (m *ModelJobMutation) StartedAtCleared() bool {
+	_, ok := m.clearedFields[modeljob.FieldStartedAt]
+	return ok
+}
+
+// ResetStartedAt resets all changes to the "started_at" field.
+func (m *ModelJobMutation) ResetStartedAt() {
+	m.started_at = nil
+	delete(m.clearedFields, modeljob.FieldStartedAt)
+}
+
+// SetFinishedAt sets the "finished_at" field.
+func (m *ModelJobMutation) SetFinishedAt(t time.Time) {
+	m.finished_at = &t
+}
+
+// FinishedAt returns the value of the "finished_at" field in the mutation.
+func (m *ModelJobMutation) FinishedAt() (r time.Time, exists bool) {
+	v := m.finished_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFinishedAt returns the old "finished_at" field's value of the ModelJob entity.
+// If the ModelJob object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelJobMutation) OldFinishedAt(ctx context.Context) (v *time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFinishedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFinishedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFinishedAt: %w", err)
+	}
+	return oldValue.FinishedAt, nil
+}
+
+// ClearFinishedAt clears the value of the "finished_at" field.
+func (m *ModelJobMutation) ClearFinishedAt() {
+	m.finished_at = nil
+	m.clearedFields[modeljob.FieldFinishedAt] = struct{}{}
+}
+
+// FinishedAtCleared returns if the "finished_at" field was cleared in this mutation.
+func (m *ModelJobMutation) FinishedAtCleared() bool {
+	_, ok := m.clearedFields[modeljob.FieldFinishedAt]
+	return ok
+}
+
+// ResetFinishedAt resets all changes to the "finished_at" field.
+func (m *ModelJobMutation) ResetFinishedAt() {
+	m.finished_at = nil
+	delete(m.clearedFields, modeljob.FieldFinishedAt)
+}
+
+// Where appends a list predicates to the ModelJobMutation builder.
+func (m *ModelJobMutation) Where(ps ...predicate.ModelJob) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ModelJobMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ModelJobMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ModelJob, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ModelJobMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ModelJobMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ModelJob).
+func (m *ModelJobMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ModelJobMutation) Fields() []string {
+	fields := make([]string, 0, 19)
+	if m.created_at != nil {
+		fields = append(fields, modeljob.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, modeljob.FieldUpdatedAt)
+	}
+	if m.kind != nil {
+		fields = append(fields, modeljob.FieldKind)
+	}
+	if m.backend_id != nil {
+		fields = append(fields, modeljob.FieldBackendID)
+	}
+	if m.backend_name != nil {
+		fields = append(fields, modeljob.FieldBackendName)
+	}
+	if m.model != nil {
+		fields = append(fields, modeljob.FieldModel)
+	}
+	if m.insecure != nil {
+		fields = append(fields, modeljob.FieldInsecure)
+	}
+	if m.state != nil {
+		fields = append(fields, modeljob.FieldState)
+	}
+	if m.status != nil {
+		fields = append(fields, modeljob.FieldStatus)
+	}
+	if m.digest != nil {
+		fields = append(fields, modeljob.FieldDigest)
+	}
+	if m.completed_bytes != nil {
+		fields = append(fields, modeljob.FieldCompletedBytes)
+	}
+	if m.total_bytes != nil {
+		fields = append(fields, modeljob.FieldTotalBytes)
+	}
+	if m.attempts != nil {
+		fields = append(fields, modeljob.FieldAttempts)
+	}
+	if m.max_attempts != nil {
+		fields = append(fields, modeljob.FieldMaxAttempts)
+	}
+	if m.error != nil {
+		fields = append(fields, modeljob.FieldError)
+	}
+	if m.created_by_user_id != nil {
+		fields = append(fields, modeljob.FieldCreatedByUserID)
+	}
+	if m.created_by != nil {
+		fields = append(fields, modeljob.FieldCreatedBy)
+	}
+	if m.started_at != nil {
+		fields = append(fields, modeljob.FieldStartedAt)
+	}
+	if m.finished_at != nil {
+		fields = append(fields, modeljob.FieldFinishedAt)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ModelJobMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case modeljob.FieldCreatedAt:
+		return m.CreatedAt()
+	case modeljob.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case modeljob.FieldKind:
+		return m.Kind()
+	case modeljob.FieldBackendID:
+		return m.BackendID()
+	case modeljob.FieldBackendName:
+		return m.BackendName()
+	case modeljob.FieldModel:
+		return m.Model()
+	case modeljob.FieldInsecure:
+		return m.Insecure()
+	case modeljob.FieldState:
+		return m.State()
+	case modeljob.FieldStatus:
+		return m.Status()
+	case modeljob.FieldDigest:
+		return m.Digest()
+	case modeljob.FieldCompletedBytes:
+		return m.CompletedBytes()
+	case modeljob.FieldTotalBytes:
+		return m.TotalBytes()
+	case modeljob.FieldAttempts:
+		return m.Attempts()
+	case modeljob.FieldMaxAttempts:
+		return m.MaxAttempts()
+	case modeljob.FieldError:
+		return m.Error()
+	case modeljob.FieldCreatedByUserID:
+		return m.CreatedByUserID()
+	case modeljob.FieldCreatedBy:
+		return m.CreatedBy()
+	case modeljob.FieldStartedAt:
+		return m.StartedAt()
+	case modeljob.FieldFinishedAt:
+		return m.FinishedAt()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ModelJobMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case modeljob.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case modeljob.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case modeljob.FieldKind:
+		return m.OldKind(ctx)
+	case modeljob.FieldBackendID:
+		return m.OldBackendID(ctx)
+	case modeljob.FieldBackendName:
+		return m.OldBackendName(ctx)
+	case modeljob.FieldModel:
+		return m.OldModel(ctx)
+	case modeljob.FieldInsecure:
+		return m.OldInsecure(ctx)
+	case modeljob.FieldState:
+		return m.OldState(ctx)
+	case modeljob.FieldStatus:
+		return m.OldStatus(ctx)
+	case modeljob.FieldDigest:
+		return m.OldDigest(ctx)
+	case modeljob.FieldCompletedBytes:
+		return m.OldCompletedBytes(ctx)
+	case modeljob.FieldTotalBytes:
+		return m.OldTotalBytes(ctx)
+	case modeljob.FieldAttempts:
+		return m.OldAttempts(ctx)
+	case modeljob.FieldMaxAttempts:
+		return m.OldMaxAttempts(ctx)
+	case modeljob.FieldError:
+		return m.OldError(ctx)
+	case modeljob.FieldCreatedByUserID:
+		return m.OldCreatedByUserID(ctx)
+	case modeljob.FieldCreatedBy:
+		return m.OldCreatedBy(ctx)
+	case modeljob.FieldStartedAt:
+		return m.OldStartedAt(ctx)
+	case modeljob.FieldFinishedAt:
+		return m.OldFinishedAt(ctx)
+	}
+	return nil, fmt.Errorf("unknown ModelJob field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelJobMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case modeljob.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case modeljob.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case modeljob.FieldKind:
+		v, ok := value.(modeljob.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
+		return nil
+	case modeljob.FieldBackendID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendID(v)
+		return nil
+	case modeljob.FieldBackendName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendName(v)
+		return nil
+	case modeljob.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case modeljob.FieldInsecure:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInsecure(v)
+		return nil
+	case modeljob.FieldState:
+		v, ok := value.(modeljob.State)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetState(v)
+		return nil
+	case modeljob.FieldStatus:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStatus(v)
+		return nil
+	case modeljob.FieldDigest:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDigest(v)
+		return nil
+	case modeljob.FieldCompletedBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompletedBytes(v)
+		return nil
+	case modeljob.FieldTotalBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTotalBytes(v)
+		return nil
+	case modeljob.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAttempts(v)
+		return nil
+	case modeljob.FieldMaxAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetMaxAttempts(v)
+		return nil
+	case modeljob.FieldError:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetError(v)
+		return nil
+	case modeljob.FieldCreatedByUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedByUserID(v)
+		return nil
+	case modeljob.FieldCreatedBy:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedBy(v)
+		return nil
+	case modeljob.FieldStartedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartedAt(v)
+		return nil
+	case modeljob.FieldFinishedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFinishedAt(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ModelJob field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ModelJobMutation) AddedFields() []string {
+	var fields []string
+	if m.addbackend_id != nil {
+		fields = append(fields, modeljob.FieldBackendID)
+	}
+	if m.addcompleted_bytes != nil {
+		fields = append(fields, modeljob.FieldCompletedBytes)
+	}
+	if m.addtotal_bytes != nil {
+		fields = append(fields, modeljob.FieldTotalBytes)
+	}
+	if m.addattempts != nil {
+		fields = append(fields, modeljob.FieldAttempts)
+	}
+	if m.addmax_attempts != nil {
+		fields = append(fields, modeljob.FieldMaxAttempts)
+	}
+	if m.addcreated_by_user_id != nil {
+		fields = append(fields, modeljob.FieldCreatedByUserID)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ModelJobMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case modeljob.FieldBackendID:
+		return m.AddedBackendID()
+	case modeljob.FieldCompletedBytes:
+		return m.AddedCompletedBytes()
+	case modeljob.FieldTotalBytes:
+		return m.AddedTotalBytes()
+	case modeljob.FieldAttempts:
+		return m.AddedAttempts()
+	case modeljob.FieldMaxAttempts:
+		return m.AddedMaxAttempts()
+	case modeljob.FieldCreatedByUserID:
+		return m.AddedCreatedByUserID()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelJobMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case modeljob.FieldBackendID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBackendID(v)
+		return nil
+	case modeljob.FieldCompletedBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCompletedBytes(v)
+		return nil
+	case modeljob.FieldTotalBytes:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddTotalBytes(v)
+		return nil
+	case modeljob.FieldAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddAttempts(v)
+		return nil
+	case modeljob.FieldMaxAttempts:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddMaxAttempts(v)
+		return nil
+	case modeljob.FieldCreatedByUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCreatedByUserID(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ModelJob numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ModelJobMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(modeljob.FieldCreatedByUserID) {
+		fields = append(fields, modeljob.FieldCreatedByUserID)
+	}
+	if m.FieldCleared(modeljob.FieldStartedAt) {
+		fields = append(fields, modeljob.FieldStartedAt)
+	}
+	if m.FieldCleared(modeljob.FieldFinishedAt) {
+		fields = append(fields, modeljob.FieldFinishedAt)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ModelJobMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ModelJobMutation) ClearField(name string) error {
+	switch name {
+	case modeljob.FieldCreatedByUserID:
+		m.ClearCreatedByUserID()
+		return nil
+	case modeljob.FieldStartedAt:
+		m.ClearStartedAt()
+		return nil
+	case modeljob.FieldFinishedAt:
+		m.ClearFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ModelJob nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ModelJobMutation) ResetField(name string) error {
+	switch name {
+	case modeljob.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case modeljob.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case modeljob.FieldKind:
+		m.ResetKind()
+		return nil
+	case modeljob.FieldBackendID:
+		m.ResetBackendID()
+		return nil
+	case modeljob.FieldBackendName:
+		m.ResetBackendName()
+		return nil
+	case modeljob.FieldModel:
+		m.ResetModel()
+		return nil
+	case modeljob.FieldInsecure:
+		m.ResetInsecure()
+		return nil
+	case modeljob.FieldState:
+		m.ResetState()
+		return nil
+	case modeljob.FieldStatus:
+		m.ResetStatus()
+		return nil
+	case modeljob.FieldDigest:
+		m.ResetDigest()
+		return nil
+	case modeljob.FieldCompletedBytes:
+		m.ResetCompletedBytes()
+		return nil
+	case modeljob.FieldTotalBytes:
+		m.ResetTotalBytes()
+		return nil
+	case modeljob.FieldAttempts:
+		m.ResetAttempts()
+		return nil
+	case modeljob.FieldMaxAttempts:
+		m.ResetMaxAttempts()
+		return nil
+	case modeljob.FieldError:
+		m.ResetError()
+		return nil
+	case modeljob.FieldCreatedByUserID:
+		m.ResetCreatedByUserID()
+		return nil
+	case modeljob.FieldCreatedBy:
+		m.ResetCreatedBy()
+		return nil
+	case modeljob.FieldStartedAt:
+		m.ResetStartedAt()
+		return nil
+	case modeljob.FieldFinishedAt:
+		m.ResetFinishedAt()
+		return nil
+	}
+	return fmt.Errorf("unknown ModelJob field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ModelJobMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ModelJobMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ModelJobMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ModelJobMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ModelJobMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ModelJobMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ModelJobMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ModelJob unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ModelJobMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ModelJob edge %s", name)
+}
+
+// ModelOverrideMutation represents an operation that mutates the ModelOverride nodes in the graph.
+type ModelOverrideMutation struct {
+	config
+	op                Op
+	typ               string
+	id                *int
+	created_at        *time.Time
+	updated_at        *time.Time
+	model             *string
+	vision            *bool
+	tools             *bool
+	thinking          *bool
+	embeddings        *bool
+	structured_output *bool
+	context_length    *int64
+	addcontext_length *int64
+	display_name      *string
+	description       *string
+	clearedFields     map[string]struct{}
+	done              bool
+	oldValue          func(context.Context) (*ModelOverride, error)
+	predicates        []predicate.ModelOverride
+}
+
+var _ ent.Mutation = (*ModelOverrideMutation)(nil)
+
+// modeloverrideOption allows management of the mutation configuration using functional options.
+type modeloverrideOption func(*ModelOverrideMutation)
+
+// newModelOverrideMutation creates new mutation for the ModelOverride entity.
+func newModelOverrideMutation(c config, op Op, opts ...modeloverrideOption) *ModelOverrideMutation {
+	m := &ModelOverrideMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeModelOverride,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withModelOverrideID sets the ID field of the mutation.
+func withModelOverrideID(id int) modeloverrideOption {
+	return func(m *ModelOverrideMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *ModelOverride
+		)
+		m.oldValue = func(ctx context.Context) (*ModelOverride, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().ModelOverride.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withModelOverride sets the old ModelOverride of the mutation.
+func withModelOverride(node *ModelOverride) modeloverrideOption {
+	return func(m *ModelOverrideMutation) {
+		m.oldValue = func(context.Context) (*ModelOverride, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m ModelOverrideMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m ModelOverrideMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *ModelOverrideMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *ModelOverrideMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().ModelOverride.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *ModelOverrideMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *ModelOverrideMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *ModelOverrideMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *ModelOverrideMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *ModelOverrideMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *ModelOverrideMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetModel sets the "model" field.
+func (m *ModelOverrideMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *ModelOverrideMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *ModelOverrideMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetVision sets the "vision" field.
+func (m *ModelOverrideMutation) SetVision(b bool) {
+	m.vision = &b
+}
+
+// Vision returns the value of the "vision" field in the mutation.
+func (m *ModelOverrideMutation) Vision() (r bool, exists bool) {
+	v := m.vision
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldVision returns the old "vision" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldVision(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldVision is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldVision requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldVision: %w", err)
+	}
+	return oldValue.Vision, nil
+}
+
+// ClearVision clears the value of the "vision" field.
+func (m *ModelOverrideMutation) ClearVision() {
+	m.vision = nil
+	m.clearedFields[modeloverride.FieldVision] = struct{}{}
+}
+
+// VisionCleared returns if the "vision" field was cleared in this mutation.
+func (m *ModelOverrideMutation) VisionCleared() bool {
+	_, ok := m.clearedFields[modeloverride.FieldVision]
+	return ok
+}
+
+// ResetVision resets all changes to the "vision" field.
+func (m *ModelOverrideMutation) ResetVision() {
+	m.vision = nil
+	delete(m.clearedFields, modeloverride.FieldVision)
+}
+
+// SetTools sets the "tools" field.
+func (m *ModelOverrideMutation) SetTools(b bool) {
+	m.tools = &b
+}
+
+// Tools returns the value of the "tools" field in the mutation.
+func (m *ModelOverrideMutation) Tools() (r bool, exists bool) {
+	v := m.tools
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldTools returns the old "tools" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldTools(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldTools is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldTools requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldTools: %w", err)
+	}
+	return oldValue.Tools, nil
+}
+
+// ClearTools clears the value of the "tools" field.
+func (m *ModelOverrideMutation) ClearTools() {
+	m.tools = nil
+	m.clearedFields[modeloverride.FieldTools] = struct{}{}
+}
+
+// ToolsCleared returns if the "tools" field was cleared in this mutation.
+func (m *ModelOverrideMutation) ToolsCleared() bool {
+	_, ok := m.clearedFields[modeloverride.FieldTools]
+	return ok
+}
+
+// ResetTools resets all changes to the "tools" field.
+func (m *ModelOverrideMutation) ResetTools() {
+	m.tools = nil
+	delete(m.clearedFields, modeloverride.FieldTools)
+}
+
+// SetThinking sets the "thinking" field.
+func (m *ModelOverrideMutation) SetThinking(b bool) {
+	m.thinking = &b
+}
+
+// Thinking returns the value of the "thinking" field in the mutation.
+func (m *ModelOverrideMutation) Thinking() (r bool, exists bool) {
+	v := m.thinking
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldThinking returns the old "thinking" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldThinking(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldThinking is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldThinking requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldThinking: %w", err)
+	}
+	return oldValue.Thinking, nil
+}
+
+// ClearThinking clears the value of the "thinking" field.
+func (m *ModelOverrideMutation) ClearThinking() {
+	m.thinking = nil
+	m.clearedFields[modeloverride.FieldThinking] = struct{}{}
+}
+
+// ThinkingCleared returns if the "thinking" field was cleared in this mutation.
+func (m *ModelOverrideMutation) ThinkingCleared() bool {
+	_, ok := m.clearedFields[modeloverride.FieldThinking]
+	return ok
+}
+
+// ResetThinking resets all changes to the "thinking" field.
+func (m *ModelOverrideMutation) ResetThinking() {
+	m.thinking = nil
+	delete(m.clearedFields, modeloverride.FieldThinking)
+}
+
+// SetEmbeddings sets the "embeddings" field.
+func (m *ModelOverrideMutation) SetEmbeddings(b bool) {
+	m.embeddings = &b
+}
+
+// Embeddings returns the value of the "embeddings" field in the mutation.
+func (m *ModelOverrideMutation) Embeddings() (r bool, exists bool) {
+	v := m.embeddings
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEmbeddings returns the old "embeddings" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldEmbeddings(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEmbeddings is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEmbeddings requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEmbeddings: %w", err)
+	}
+	return oldValue.Embeddings, nil
+}
+
+// ClearEmbeddings clears the value of the "embeddings" field.
+func (m *ModelOverrideMutation) ClearEmbeddings() {
+	m.embeddings = nil
+	m.clearedFields[modeloverride.FieldEmbeddings] = struct{}{}
+}
+
+// EmbeddingsCleared returns if the "embeddings" field was cleared in this mutation.
+func (m *ModelOverrideMutation) EmbeddingsCleared() bool {
+	_, ok := m.clearedFields[modeloverride.FieldEmbeddings]
+	return ok
+}
+
+// ResetEmbeddings resets all changes to the "embeddings" field.
+func (m *ModelOverrideMutation) ResetEmbeddings() {
+	m.embeddings = nil
+	delete(m.clearedFields, modeloverride.FieldEmbeddings)
+}
+
+// SetStructuredOutput sets the "structured_output" field.
+func (m *ModelOverrideMutation) SetStructuredOutput(b bool) {
+	m.structured_output = &b
+}
+
+// StructuredOutput returns the value of the "structured_output" field in the mutation.
+func (m *ModelOverrideMutation) StructuredOutput() (r bool, exists bool) {
+	v := m.structured_output
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStructuredOutput returns the old "structured_output" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldStructuredOutput(ctx context.Context) (v *bool, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStructuredOutput is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStructuredOutput requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStructuredOutput: %w", err)
+	}
+	return oldValue.StructuredOutput, nil
+}
+
+// ClearStructuredOutput clears the value of the "structured_output" field.
+func (m *ModelOverrideMutation) ClearStructuredOutput() {
+	m.structured_output = nil
+	m.clearedFields[modeloverride.FieldStructuredOutput] = struct{}{}
+}
+
+// StructuredOutputCleared returns if the "structured_output" field was cleared in this mutation.
+func (m *ModelOverrideMutation) StructuredOutputCleared() bool {
+	_, ok := m.clearedFields[modeloverride.FieldStructuredOutput]
+	return ok
+}
+
+// ResetStructuredOutput resets all changes to the "structured_output" field.
+func (m *ModelOverrideMutation) ResetStructuredOutput() {
+	m.structured_output = nil
+	delete(m.clearedFields, modeloverride.FieldStructuredOutput)
+}
+
+// SetContextLength sets the "context_length" field.
+func (m *ModelOverrideMutation) SetContextLength(i int64) {
+	m.context_length = &i
+	m.addcontext_length = nil
+}
+
+// ContextLength returns the value of the "context_length" field in the mutation.
+func (m *ModelOverrideMutation) ContextLength() (r int64, exists bool) {
+	v := m.context_length
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldContextLength returns the old "context_length" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldContextLength(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldContextLength is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldContextLength requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldContextLength: %w", err)
+	}
+	return oldValue.ContextLength, nil
+}
+
+// AddContextLength adds i to the "context_length" field.
+func (m *ModelOverrideMutation) AddContextLength(i int64) {
+	if m.addcontext_length != nil {
+		*m.addcontext_length += i
+	} else {
+		m.addcontext_length = &i
+	}
+}
+
+// AddedContextLength returns the value that was added to the "context_length" field in this mutation.
+func (m *ModelOverrideMutation) AddedContextLength() (r int64, exists bool) {
+	v := m.addcontext_length
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetContextLength resets all changes to the "context_length" field.
+func (m *ModelOverrideMutation) ResetContextLength() {
+	m.context_length = nil
+	m.addcontext_length = nil
+}
+
+// SetDisplayName sets the "display_name" field.
+func (m *ModelOverrideMutation) SetDisplayName(s string) {
+	m.display_name = &s
+}
+
+// DisplayName returns the value of the "display_name" field in the mutation.
+func (m *ModelOverrideMutation) DisplayName() (r string, exists bool) {
+	v := m.display_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDisplayName returns the old "display_name" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldDisplayName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDisplayName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDisplayName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDisplayName: %w", err)
+	}
+	return oldValue.DisplayName, nil
+}
+
+// ResetDisplayName resets all changes to the "display_name" field.
+func (m *ModelOverrideMutation) ResetDisplayName() {
+	m.display_name = nil
+}
+
+// SetDescription sets the "description" field.
+func (m *ModelOverrideMutation) SetDescription(s string) {
+	m.description = &s
+}
+
+// Description returns the value of the "description" field in the mutation.
+func (m *ModelOverrideMutation) Description() (r string, exists bool) {
+	v := m.description
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDescription returns the old "description" field's value of the ModelOverride entity.
+// If the ModelOverride object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ModelOverrideMutation) OldDescription(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDescription is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDescription requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDescription: %w", err)
+	}
+	return oldValue.Description, nil
+}
+
+// ResetDescription resets all changes to the "description" field.
+func (m *ModelOverrideMutation) ResetDescription() {
+	m.description = nil
+}
+
+// Where appends a list predicates to the ModelOverrideMutation builder.
+func (m *ModelOverrideMutation) Where(ps ...predicate.ModelOverride) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the ModelOverrideMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *ModelOverrideMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.ModelOverride, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *ModelOverrideMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *ModelOverrideMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (ModelOverride).
+func (m *ModelOverrideMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *ModelOverrideMutation) Fields() []string {
+	fields := make([]string, 0, 11)
+	if m.created_at != nil {
+		fields = append(fields, modeloverride.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, modeloverride.FieldUpdatedAt)
+	}
+	if m.model != nil {
+		fields = append(fields, modeloverride.FieldModel)
+	}
+	if m.vision != nil {
+		fields = append(fields, modeloverride.FieldVision)
+	}
+	if m.tools != nil {
+		fields = append(fields, modeloverride.FieldTools)
+	}
+	if m.thinking != nil {
+		fields = append(fields, modeloverride.FieldThinking)
+	}
+	if m.embeddings != nil {
+		fields = append(fields, modeloverride.FieldEmbeddings)
+	}
+	if m.structured_output != nil {
+		fields = append(fields, modeloverride.FieldStructuredOutput)
+	}
+	if m.context_length != nil {
+		fields = append(fields, modeloverride.FieldContextLength)
+	}
+	if m.display_name != nil {
+		fields = append(fields, modeloverride.FieldDisplayName)
+	}
+	if m.description != nil {
+		fields = append(fields, modeloverride.FieldDescription)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *ModelOverrideMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case modeloverride.FieldCreatedAt:
+		return m.CreatedAt()
+	case modeloverride.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case modeloverride.FieldModel:
+		return m.Model()
+	case modeloverride.FieldVision:
+		return m.Vision()
+	case modeloverride.FieldTools:
+		return m.Tools()
+	case modeloverride.FieldThinking:
+		return m.Thinking()
+	case modeloverride.FieldEmbeddings:
+		return m.Embeddings()
+	case modeloverride.FieldStructuredOutput:
+		return m.StructuredOutput()
+	case modeloverride.FieldContextLength:
+		return m.ContextLength()
+	case modeloverride.FieldDisplayName:
+		return m.DisplayName()
+	case modeloverride.FieldDescription:
+		return m.Description()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *ModelOverrideMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case modeloverride.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case modeloverride.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case modeloverride.FieldModel:
+		return m.OldModel(ctx)
+	case modeloverride.FieldVision:
+		return m.OldVision(ctx)
+	case modeloverride.FieldTools:
+		return m.OldTools(ctx)
+	case modeloverride.FieldThinking:
+		return m.OldThinking(ctx)
+	case modeloverride.FieldEmbeddings:
+		return m.OldEmbeddings(ctx)
+	case modeloverride.FieldStructuredOutput:
+		return m.OldStructuredOutput(ctx)
+	case modeloverride.FieldContextLength:
+		return m.OldContextLength(ctx)
+	case modeloverride.FieldDisplayName:
+		return m.OldDisplayName(ctx)
+	case modeloverride.FieldDescription:
+		return m.OldDescription(ctx)
+	}
+	return nil, fmt.Errorf("unknown ModelOverride field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelOverrideMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case modeloverride.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case modeloverride.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case modeloverride.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case modeloverride.FieldVision:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetVision(v)
+		return nil
+	case modeloverride.FieldTools:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetTools(v)
+		return nil
+	case modeloverride.FieldThinking:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetThinking(v)
+		return nil
+	case modeloverride.FieldEmbeddings:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEmbeddings(v)
+		return nil
+	case modeloverride.FieldStructuredOutput:
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStructuredOutput(v)
+		return nil
+	case modeloverride.FieldContextLength:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetContextLength(v)
+		return nil
+	case modeloverride.FieldDisplayName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDisplayName(v)
+		return nil
+	case modeloverride.FieldDescription:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDescription(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ModelOverride field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *ModelOverrideMutation) AddedFields() []string {
+	var fields []string
+	if m.addcontext_length != nil {
+		fields = append(fields, modeloverride.FieldContextLength)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *ModelOverrideMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case modeloverride.FieldContextLength:
+		return m.AddedContextLength()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *ModelOverrideMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case modeloverride.FieldContextLength:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddContextLength(v)
+		return nil
+	}
+	return fmt.Errorf("unknown ModelOverride numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *ModelOverrideMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(modeloverride.FieldVision) {
+		fields = append(fields, modeloverride.FieldVision)
+	}
+	if m.FieldCleared(modeloverride.FieldTools) {
+		fields = append(fields, modeloverride.FieldTools)
+	}
+	if m.FieldCleared(modeloverride.FieldThinking) {
+		fields = append(fields, modeloverride.FieldThinking)
+	}
+	if m.FieldCleared(modeloverride.FieldEmbeddings) {
+		fields = append(fields, modeloverride.FieldEmbeddings)
+	}
+	if m.FieldCleared(modeloverride.FieldStructuredOutput) {
+		fields = append(fields, modeloverride.FieldStructuredOutput)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *ModelOverrideMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *ModelOverrideMutation) ClearField(name string) error {
+	switch name {
+	case modeloverride.FieldVision:
+		m.ClearVision()
+		return nil
+	case modeloverride.FieldTools:
+		m.ClearTools()
+		return nil
+	case modeloverride.FieldThinking:
+		m.ClearThinking()
+		return nil
+	case modeloverride.FieldEmbeddings:
+		m.ClearEmbeddings()
+		return nil
+	case modeloverride.FieldStructuredOutput:
+		m.ClearStructuredOutput()
+		return nil
+	}
+	return fmt.Errorf("unknown ModelOverride nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *ModelOverrideMutation) ResetField(name string) error {
+	switch name {
+	case modeloverride.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case modeloverride.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case modeloverride.FieldModel:
+		m.ResetModel()
+		return nil
+	case modeloverride.FieldVision:
+		m.ResetVision()
+		return nil
+	case modeloverride.FieldTools:
+		m.ResetTools()
+		return nil
+	case modeloverride.FieldThinking:
+		m.ResetThinking()
+		return nil
+	case modeloverride.FieldEmbeddings:
+		m.ResetEmbeddings()
+		return nil
+	case modeloverride.FieldStructuredOutput:
+		m.ResetStructuredOutput()
+		return nil
+	case modeloverride.FieldContextLength:
+		m.ResetContextLength()
+		return nil
+	case modeloverride.FieldDisplayName:
+		m.ResetDisplayName()
+		return nil
+	case modeloverride.FieldDescription:
+		m.ResetDescription()
+		return nil
+	}
+	return fmt.Errorf("unknown ModelOverride field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *ModelOverrideMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *ModelOverrideMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *ModelOverrideMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *ModelOverrideMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *ModelOverrideMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *ModelOverrideMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *ModelOverrideMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown ModelOverride unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *ModelOverrideMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown ModelOverride edge %s", name)
 }
 
 // NodeMutation represents an operation that mutates the Node nodes in the graph.
@@ -13563,30 +20273,1289 @@ func (m *QuotaRequestMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown QuotaRequest edge %s", name)
 }
 
+// RequestUsageMutation represents an operation that mutates the RequestUsage nodes in the graph.
+type RequestUsageMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *int
+	request_id           *string
+	backend_id           *int
+	addbackend_id        *int
+	model                *string
+	user_id              *int64
+	adduser_id           *int64
+	username             *string
+	group_name           *string
+	outcome              *string
+	started_at           *time.Time
+	first_token_at       *time.Time
+	ended_at             *time.Time
+	queue_wait_ms        *int64
+	addqueue_wait_ms     *int64
+	prompt_tokens        *int64
+	addprompt_tokens     *int64
+	completion_tokens    *int64
+	addcompletion_tokens *int64
+	energy_joules        *float64
+	addenergy_joules     *float64
+	clearedFields        map[string]struct{}
+	done                 bool
+	oldValue             func(context.Context) (*RequestUsage, error)
+	predicates           []predicate.RequestUsage
+}
+
+var _ ent.Mutation = (*RequestUsageMutation)(nil)
+
+// requestusageOption allows management of the mutation configuration using functional options.
+type requestusageOption func(*RequestUsageMutation)
+
+// newRequestUsageMutation creates new mutation for the RequestUsage entity.
+func newRequestUsageMutation(c config, op Op, opts ...requestusageOption) *RequestUsageMutation {
+	m := &RequestUsageMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeRequestUsage,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withRequestUsageID sets the ID field of the mutation.
+func withRequestUsageID(id int) requestusageOption {
+	return func(m *RequestUsageMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *RequestUsage
+		)
+		m.oldValue = func(ctx context.Context) (*RequestUsage, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().RequestUsage.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withRequestUsage sets the old RequestUsage of the mutation.
+func withRequestUsage(node *RequestUsage) requestusageOption {
+	return func(m *RequestUsageMutation) {
+		m.oldValue = func(context.Context) (*RequestUsage, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m RequestUsageMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m RequestUsageMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *RequestUsageMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *RequestUsageMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().RequestUsage.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetRequestID sets the "request_id" field.
+func (m *RequestUsageMutation) SetRequestID(s string) {
+	m.request_id = &s
+}
+
+// RequestID returns the value of the "request_id" field in the mutation.
+func (m *RequestUsageMutation) RequestID() (r string, exists bool) {
+	v := m.request_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldRequestID returns the old "request_id" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldRequestID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldRequestID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldRequestID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldRequestID: %w", err)
+	}
+	return oldValue.RequestID, nil
+}
+
+// ResetRequestID resets all changes to the "request_id" field.
+func (m *RequestUsageMutation) ResetRequestID() {
+	m.request_id = nil
+}
+
+// SetBackendID sets the "backend_id" field.
+func (m *RequestUsageMutation) SetBackendID(i int) {
+	m.backend_id = &i
+	m.addbackend_id = nil
+}
+
+// BackendID returns the value of the "backend_id" field in the mutation.
+func (m *RequestUsageMutation) BackendID() (r int, exists bool) {
+	v := m.backend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldBackendID returns the old "backend_id" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldBackendID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldBackendID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldBackendID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldBackendID: %w", err)
+	}
+	return oldValue.BackendID, nil
+}
+
+// AddBackendID adds i to the "backend_id" field.
+func (m *RequestUsageMutation) AddBackendID(i int) {
+	if m.addbackend_id != nil {
+		*m.addbackend_id += i
+	} else {
+		m.addbackend_id = &i
+	}
+}
+
+// AddedBackendID returns the value that was added to the "backend_id" field in this mutation.
+func (m *RequestUsageMutation) AddedBackendID() (r int, exists bool) {
+	v := m.addbackend_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetBackendID resets all changes to the "backend_id" field.
+func (m *RequestUsageMutation) ResetBackendID() {
+	m.backend_id = nil
+	m.addbackend_id = nil
+}
+
+// SetModel sets the "model" field.
+func (m *RequestUsageMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *RequestUsageMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *RequestUsageMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *RequestUsageMutation) SetUserID(i int64) {
+	m.user_id = &i
+	m.adduser_id = nil
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *RequestUsageMutation) UserID() (r int64, exists bool) {
+	v := m.user_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldUserID(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// AddUserID adds i to the "user_id" field.
+func (m *RequestUsageMutation) AddUserID(i int64) {
+	if m.adduser_id != nil {
+		*m.adduser_id += i
+	} else {
+		m.adduser_id = &i
+	}
+}
+
+// AddedUserID returns the value that was added to the "user_id" field in this mutation.
+func (m *RequestUsageMutation) AddedUserID() (r int64, exists bool) {
+	v := m.adduser_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *RequestUsageMutation) ResetUserID() {
+	m.user_id = nil
+	m.adduser_id = nil
+}
+
+// SetUsername sets the "username" field.
+func (m *RequestUsageMutation) SetUsername(s string) {
+	m.username = &s
+}
+
+// Username returns the value of the "username" field in the mutation.
+func (m *RequestUsageMutation) Username() (r string, exists bool) {
+	v := m.username
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUsername returns the old "username" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldUsername(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUsername is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUsername requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUsername: %w", err)
+	}
+	return oldValue.Username, nil
+}
+
+// ResetUsername resets all changes to the "username" field.
+func (m *RequestUsageMutation) ResetUsername() {
+	m.username = nil
+}
+
+// SetGroupName sets the "group_name" field.
+func (m *RequestUsageMutation) SetGroupName(s string) {
+	m.group_name = &s
+}
+
+// GroupName returns the value of the "group_name" field in the mutation.
+func (m *RequestUsageMutation) GroupName() (r string, exists bool) {
+	v := m.group_name
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldGroupName returns the old "group_name" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldGroupName(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldGroupName is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldGroupName requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldGroupName: %w", err)
+	}
+	return oldValue.GroupName, nil
+}
+
+// ResetGroupName resets all changes to the "group_name" field.
+func (m *RequestUsageMutation) ResetGroupName() {
+	m.group_name = nil
+}
+
+// SetOutcome sets the "outcome" field.
+func (m *RequestUsageMutation) SetOutcome(s string) {
+	m.outcome = &s
+}
+
+// Outcome returns the value of the "outcome" field in the mutation.
+func (m *RequestUsageMutation) Outcome() (r string, exists bool) {
+	v := m.outcome
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldOutcome returns the old "outcome" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldOutcome(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldOutcome is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldOutcome requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldOutcome: %w", err)
+	}
+	return oldValue.Outcome, nil
+}
+
+// ResetOutcome resets all changes to the "outcome" field.
+func (m *RequestUsageMutation) ResetOutcome() {
+	m.outcome = nil
+}
+
+// SetStartedAt sets the "started_at" field.
+func (m *RequestUsageMutation) SetStartedAt(t time.Time) {
+	m.started_at = &t
+}
+
+// StartedAt returns the value of the "started_at" field in the mutation.
+func (m *RequestUsageMutation) StartedAt() (r time.Time, exists bool) {
+	v := m.started_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldStartedAt returns the old "started_at" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldStartedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldStartedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldStartedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldStartedAt: %w", err)
+	}
+	return oldValue.StartedAt, nil
+}
+
+// ResetStartedAt resets all changes to the "started_at" field.
+func (m *RequestUsageMutation) ResetStartedAt() {
+	m.started_at = nil
+}
+
+// SetFirstTokenAt sets the "first_token_at" field.
+func (m *RequestUsageMutation) SetFirstTokenAt(t time.Time) {
+	m.first_token_at = &t
+}
+
+// FirstTokenAt returns the value of the "first_token_at" field in the mutation.
+func (m *RequestUsageMutation) FirstTokenAt() (r time.Time, exists bool) {
+	v := m.first_token_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldFirstTokenAt returns the old "first_token_at" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldFirstTokenAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldFirstTokenAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldFirstTokenAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldFirstTokenAt: %w", err)
+	}
+	return oldValue.FirstTokenAt, nil
+}
+
+// ResetFirstTokenAt resets all changes to the "first_token_at" field.
+func (m *RequestUsageMutation) ResetFirstTokenAt() {
+	m.first_token_at = nil
+}
+
+// SetEndedAt sets the "ended_at" field.
+func (m *RequestUsageMutation) SetEndedAt(t time.Time) {
+	m.ended_at = &t
+}
+
+// EndedAt returns the value of the "ended_at" field in the mutation.
+func (m *RequestUsageMutation) EndedAt() (r time.Time, exists bool) {
+	v := m.ended_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEndedAt returns the old "ended_at" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldEndedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEndedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEndedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEndedAt: %w", err)
+	}
+	return oldValue.EndedAt, nil
+}
+
+// ResetEndedAt resets all changes to the "ended_at" field.
+func (m *RequestUsageMutation) ResetEndedAt() {
+	m.ended_at = nil
+}
+
+// SetQueueWaitMs sets the "queue_wait_ms" field.
+func (m *RequestUsageMutation) SetQueueWaitMs(i int64) {
+	m.queue_wait_ms = &i
+	m.addqueue_wait_ms = nil
+}
+
+// QueueWaitMs returns the value of the "queue_wait_ms" field in the mutation.
+func (m *RequestUsageMutation) QueueWaitMs() (r int64, exists bool) {
+	v := m.queue_wait_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldQueueWaitMs returns the old "queue_wait_ms" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldQueueWaitMs(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldQueueWaitMs is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldQueueWaitMs requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldQueueWaitMs: %w", err)
+	}
+	return oldValue.QueueWaitMs, nil
+}
+
+// AddQueueWaitMs adds i to the "queue_wait_ms" field.
+func (m *RequestUsageMutation) AddQueueWaitMs(i int64) {
+	if m.addqueue_wait_ms != nil {
+		*m.addqueue_wait_ms += i
+	} else {
+		m.addqueue_wait_ms = &i
+	}
+}
+
+// AddedQueueWaitMs returns the value that was added to the "queue_wait_ms" field in this mutation.
+func (m *RequestUsageMutation) AddedQueueWaitMs() (r int64, exists bool) {
+	v := m.addqueue_wait_ms
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetQueueWaitMs resets all changes to the "queue_wait_ms" field.
+func (m *RequestUsageMutation) ResetQueueWaitMs() {
+	m.queue_wait_ms = nil
+	m.addqueue_wait_ms = nil
+}
+
+// SetPromptTokens sets the "prompt_tokens" field.
+func (m *RequestUsageMutation) SetPromptTokens(i int64) {
+	m.prompt_tokens = &i
+	m.addprompt_tokens = nil
+}
+
+// PromptTokens returns the value of the "prompt_tokens" field in the mutation.
+func (m *RequestUsageMutation) PromptTokens() (r int64, exists bool) {
+	v := m.prompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPromptTokens returns the old "prompt_tokens" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldPromptTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPromptTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPromptTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPromptTokens: %w", err)
+	}
+	return oldValue.PromptTokens, nil
+}
+
+// AddPromptTokens adds i to the "prompt_tokens" field.
+func (m *RequestUsageMutation) AddPromptTokens(i int64) {
+	if m.addprompt_tokens != nil {
+		*m.addprompt_tokens += i
+	} else {
+		m.addprompt_tokens = &i
+	}
+}
+
+// AddedPromptTokens returns the value that was added to the "prompt_tokens" field in this mutation.
+func (m *RequestUsageMutation) AddedPromptTokens() (r int64, exists bool) {
+	v := m.addprompt_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetPromptTokens resets all changes to the "prompt_tokens" field.
+func (m *RequestUsageMutation) ResetPromptTokens() {
+	m.prompt_tokens = nil
+	m.addprompt_tokens = nil
+}
+
+// SetCompletionTokens sets the "completion_tokens" field.
+func (m *RequestUsageMutation) SetCompletionTokens(i int64) {
+	m.completion_tokens = &i
+	m.addcompletion_tokens = nil
+}
+
+// CompletionTokens returns the value of the "completion_tokens" field in the mutation.
+func (m *RequestUsageMutation) CompletionTokens() (r int64, exists bool) {
+	v := m.completion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCompletionTokens returns the old "completion_tokens" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldCompletionTokens(ctx context.Context) (v int64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCompletionTokens is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCompletionTokens requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCompletionTokens: %w", err)
+	}
+	return oldValue.CompletionTokens, nil
+}
+
+// AddCompletionTokens adds i to the "completion_tokens" field.
+func (m *RequestUsageMutation) AddCompletionTokens(i int64) {
+	if m.addcompletion_tokens != nil {
+		*m.addcompletion_tokens += i
+	} else {
+		m.addcompletion_tokens = &i
+	}
+}
+
+// AddedCompletionTokens returns the value that was added to the "completion_tokens" field in this mutation.
+func (m *RequestUsageMutation) AddedCompletionTokens() (r int64, exists bool) {
+	v := m.addcompletion_tokens
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ResetCompletionTokens resets all changes to the "completion_tokens" field.
+func (m *RequestUsageMutation) ResetCompletionTokens() {
+	m.completion_tokens = nil
+	m.addcompletion_tokens = nil
+}
+
+// SetEnergyJoules sets the "energy_joules" field.
+func (m *RequestUsageMutation) SetEnergyJoules(f float64) {
+	m.energy_joules = &f
+	m.addenergy_joules = nil
+}
+
+// EnergyJoules returns the value of the "energy_joules" field in the mutation.
+func (m *RequestUsageMutation) EnergyJoules() (r float64, exists bool) {
+	v := m.energy_joules
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldEnergyJoules returns the old "energy_joules" field's value of the RequestUsage entity.
+// If the RequestUsage object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *RequestUsageMutation) OldEnergyJoules(ctx context.Context) (v *float64, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldEnergyJoules is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldEnergyJoules requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldEnergyJoules: %w", err)
+	}
+	return oldValue.EnergyJoules, nil
+}
+
+// AddEnergyJoules adds f to the "energy_joules" field.
+func (m *RequestUsageMutation) AddEnergyJoules(f float64) {
+	if m.addenergy_joules != nil {
+		*m.addenergy_joules += f
+	} else {
+		m.addenergy_joules = &f
+	}
+}
+
+// AddedEnergyJoules returns the value that was added to the "energy_joules" field in this mutation.
+func (m *RequestUsageMutation) AddedEnergyJoules() (r float64, exists bool) {
+	v := m.addenergy_joules
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// ClearEnergyJoules clears the value of the "energy_joules" field.
+func (m *RequestUsageMutation) ClearEnergyJoules() {
+	m.energy_joules = nil
+	m.addenergy_joules = nil
+	m.clearedFields[requestusage.FieldEnergyJoules] = struct{}{}
+}
+
+// EnergyJoulesCleared returns if the "energy_joules" field was cleared in this mutation.
+func (m *RequestUsageMutation) EnergyJoulesCleared() bool {
+	_, ok := m.clearedFields[requestusage.FieldEnergyJoules]
+	return ok
+}
+
+// ResetEnergyJoules resets all changes to the "energy_joules" field.
+func (m *RequestUsageMutation) ResetEnergyJoules() {
+	m.energy_joules = nil
+	m.addenergy_joules = nil
+	delete(m.clearedFields, requestusage.FieldEnergyJoules)
+}
+
+// Where appends a list predicates to the RequestUsageMutation builder.
+func (m *RequestUsageMutation) Where(ps ...predicate.RequestUsage) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the RequestUsageMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *RequestUsageMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.RequestUsage, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *RequestUsageMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *RequestUsageMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (RequestUsage).
+func (m *RequestUsageMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *RequestUsageMutation) Fields() []string {
+	fields := make([]string, 0, 14)
+	if m.request_id != nil {
+		fields = append(fields, requestusage.FieldRequestID)
+	}
+	if m.backend_id != nil {
+		fields = append(fields, requestusage.FieldBackendID)
+	}
+	if m.model != nil {
+		fields = append(fields, requestusage.FieldModel)
+	}
+	if m.user_id != nil {
+		fields = append(fields, requestusage.FieldUserID)
+	}
+	if m.username != nil {
+		fields = append(fields, requestusage.FieldUsername)
+	}
+	if m.group_name != nil {
+		fields = append(fields, requestusage.FieldGroupName)
+	}
+	if m.outcome != nil {
+		fields = append(fields, requestusage.FieldOutcome)
+	}
+	if m.started_at != nil {
+		fields = append(fields, requestusage.FieldStartedAt)
+	}
+	if m.first_token_at != nil {
+		fields = append(fields, requestusage.FieldFirstTokenAt)
+	}
+	if m.ended_at != nil {
+		fields = append(fields, requestusage.FieldEndedAt)
+	}
+	if m.queue_wait_ms != nil {
+		fields = append(fields, requestusage.FieldQueueWaitMs)
+	}
+	if m.prompt_tokens != nil {
+		fields = append(fields, requestusage.FieldPromptTokens)
+	}
+	if m.completion_tokens != nil {
+		fields = append(fields, requestusage.FieldCompletionTokens)
+	}
+	if m.energy_joules != nil {
+		fields = append(fields, requestusage.FieldEnergyJoules)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *RequestUsageMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case requestusage.FieldRequestID:
+		return m.RequestID()
+	case requestusage.FieldBackendID:
+		return m.BackendID()
+	case requestusage.FieldModel:
+		return m.Model()
+	case requestusage.FieldUserID:
+		return m.UserID()
+	case requestusage.FieldUsername:
+		return m.Username()
+	case requestusage.FieldGroupName:
+		return m.GroupName()
+	case requestusage.FieldOutcome:
+		return m.Outcome()
+	case requestusage.FieldStartedAt:
+		return m.StartedAt()
+	case requestusage.FieldFirstTokenAt:
+		return m.FirstTokenAt()
+	case requestusage.FieldEndedAt:
+		return m.EndedAt()
+	case requestusage.FieldQueueWaitMs:
+		return m.QueueWaitMs()
+	case requestusage.FieldPromptTokens:
+		return m.PromptTokens()
+	case requestusage.FieldCompletionTokens:
+		return m.CompletionTokens()
+	case requestusage.FieldEnergyJoules:
+		return m.EnergyJoules()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *RequestUsageMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case requestusage.FieldRequestID:
+		return m.OldRequestID(ctx)
+	case requestusage.FieldBackendID:
+		return m.OldBackendID(ctx)
+	case requestusage.FieldModel:
+		return m.OldModel(ctx)
+	case requestusage.FieldUserID:
+		return m.OldUserID(ctx)
+	case requestusage.FieldUsername:
+		return m.OldUsername(ctx)
+	case requestusage.FieldGroupName:
+		return m.OldGroupName(ctx)
+	case requestusage.FieldOutcome:
+		return m.OldOutcome(ctx)
+	case requestusage.FieldStartedAt:
+		return m.OldStartedAt(ctx)
+	case requestusage.FieldFirstTokenAt:
+		return m.OldFirstTokenAt(ctx)
+	case requestusage.FieldEndedAt:
+		return m.OldEndedAt(ctx)
+	case requestusage.FieldQueueWaitMs:
+		return m.OldQueueWaitMs(ctx)
+	case requestusage.FieldPromptTokens:
+		return m.OldPromptTokens(ctx)
+	case requestusage.FieldCompletionTokens:
+		return m.OldCompletionTokens(ctx)
+	case requestusage.FieldEnergyJoules:
+		return m.OldEnergyJoules(ctx)
+	}
+	return nil, fmt.Errorf("unknown RequestUsage field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RequestUsageMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case requestusage.FieldRequestID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetRequestID(v)
+		return nil
+	case requestusage.FieldBackendID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetBackendID(v)
+		return nil
+	case requestusage.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case requestusage.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case requestusage.FieldUsername:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUsername(v)
+		return nil
+	case requestusage.FieldGroupName:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetGroupName(v)
+		return nil
+	case requestusage.FieldOutcome:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetOutcome(v)
+		return nil
+	case requestusage.FieldStartedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetStartedAt(v)
+		return nil
+	case requestusage.FieldFirstTokenAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetFirstTokenAt(v)
+		return nil
+	case requestusage.FieldEndedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEndedAt(v)
+		return nil
+	case requestusage.FieldQueueWaitMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetQueueWaitMs(v)
+		return nil
+	case requestusage.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPromptTokens(v)
+		return nil
+	case requestusage.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCompletionTokens(v)
+		return nil
+	case requestusage.FieldEnergyJoules:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetEnergyJoules(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RequestUsage field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *RequestUsageMutation) AddedFields() []string {
+	var fields []string
+	if m.addbackend_id != nil {
+		fields = append(fields, requestusage.FieldBackendID)
+	}
+	if m.adduser_id != nil {
+		fields = append(fields, requestusage.FieldUserID)
+	}
+	if m.addqueue_wait_ms != nil {
+		fields = append(fields, requestusage.FieldQueueWaitMs)
+	}
+	if m.addprompt_tokens != nil {
+		fields = append(fields, requestusage.FieldPromptTokens)
+	}
+	if m.addcompletion_tokens != nil {
+		fields = append(fields, requestusage.FieldCompletionTokens)
+	}
+	if m.addenergy_joules != nil {
+		fields = append(fields, requestusage.FieldEnergyJoules)
+	}
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *RequestUsageMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	case requestusage.FieldBackendID:
+		return m.AddedBackendID()
+	case requestusage.FieldUserID:
+		return m.AddedUserID()
+	case requestusage.FieldQueueWaitMs:
+		return m.AddedQueueWaitMs()
+	case requestusage.FieldPromptTokens:
+		return m.AddedPromptTokens()
+	case requestusage.FieldCompletionTokens:
+		return m.AddedCompletionTokens()
+	case requestusage.FieldEnergyJoules:
+		return m.AddedEnergyJoules()
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *RequestUsageMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	case requestusage.FieldBackendID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddBackendID(v)
+		return nil
+	case requestusage.FieldUserID:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddUserID(v)
+		return nil
+	case requestusage.FieldQueueWaitMs:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddQueueWaitMs(v)
+		return nil
+	case requestusage.FieldPromptTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddPromptTokens(v)
+		return nil
+	case requestusage.FieldCompletionTokens:
+		v, ok := value.(int64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddCompletionTokens(v)
+		return nil
+	case requestusage.FieldEnergyJoules:
+		v, ok := value.(float64)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.AddEnergyJoules(v)
+		return nil
+	}
+	return fmt.Errorf("unknown RequestUsage numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *RequestUsageMutation) ClearedFields() []string {
+	var fields []string
+	if m.FieldCleared(requestusage.FieldEnergyJoules) {
+		fields = append(fields, requestusage.FieldEnergyJoules)
+	}
+	return fields
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *RequestUsageMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *RequestUsageMutation) ClearField(name string) error {
+	switch name {
+	case requestusage.FieldEnergyJoules:
+		m.ClearEnergyJoules()
+		return nil
+	}
+	return fmt.Errorf("unknown RequestUsage nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *RequestUsageMutation) ResetField(name string) error {
+	switch name {
+	case requestusage.FieldRequestID:
+		m.ResetRequestID()
+		return nil
+	case requestusage.FieldBackendID:
+		m.ResetBackendID()
+		return nil
+	case requestusage.FieldModel:
+		m.ResetModel()
+		return nil
+	case requestusage.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case requestusage.FieldUsername:
+		m.ResetUsername()
+		return nil
+	case requestusage.FieldGroupName:
+		m.ResetGroupName()
+		return nil
+	case requestusage.FieldOutcome:
+		m.ResetOutcome()
+		return nil
+	case requestusage.FieldStartedAt:
+		m.ResetStartedAt()
+		return nil
+	case requestusage.FieldFirstTokenAt:
+		m.ResetFirstTokenAt()
+		return nil
+	case requestusage.FieldEndedAt:
+		m.ResetEndedAt()
+		return nil
+	case requestusage.FieldQueueWaitMs:
+		m.ResetQueueWaitMs()
+		return nil
+	case requestusage.FieldPromptTokens:
+		m.ResetPromptTokens()
+		return nil
+	case requestusage.FieldCompletionTokens:
+		m.ResetCompletionTokens()
+		return nil
+	case requestusage.FieldEnergyJoules:
+		m.ResetEnergyJoules()
+		return nil
+	}
+	return fmt.Errorf("unknown RequestUsage field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *RequestUsageMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *RequestUsageMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *RequestUsageMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *RequestUsageMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *RequestUsageMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *RequestUsageMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *RequestUsageMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown RequestUsage unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *RequestUsageMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown RequestUsage edge %s", name)
+}
+
 // ServiceKeyRequestMutation represents an operation that mutates the ServiceKeyRequest nodes in the graph.
 type ServiceKeyRequestMutation struct {
 	config
-	op             Op
-	typ            string
-	id             *int
-	created_at     *time.Time
-	updated_at     *time.Time
-	service_name   *string
-	justification  *string
-	status         *servicekeyrequest.Status
-	reviewer_id    *int
-	addreviewer_id *int
-	review_notes   *string
-	reviewed_at    *time.Time
-	api_key_id     *int
-	addapi_key_id  *int
-	collected_at   *time.Time
-	clearedFields  map[string]struct{}
-	user           *int
-	cleareduser    bool
-	done           bool
-	oldValue       func(context.Context) (*ServiceKeyRequest, error)
-	predicates     []predicate.ServiceKeyRequest
+	op                         Op
+	typ                        string
+	id                         *int
+	created_at                 *time.Time
+	updated_at                 *time.Time
+	kind                       *servicekeyrequest.Kind
+	service_name               *string
+	justification              *string
+	status                     *servicekeyrequest.Status
+	reviewer_id                *int
+	addreviewer_id             *int
+	review_notes               *string
+	reviewed_at                *time.Time
+	api_key_id                 *int
+	addapi_key_id              *int
+	collected_at               *time.Time
+	alternative_contacts       *[]string
+	appendalternative_contacts []string
+	data_risk_level            *string
+	compliance_tags            *[]string
+	appendcompliance_tags      []string
+	compliance_other           *string
+	clearedFields              map[string]struct{}
+	user                       *int
+	cleareduser                bool
+	done                       bool
+	oldValue                   func(context.Context) (*ServiceKeyRequest, error)
+	predicates                 []predicate.ServiceKeyRequest
 }
 
 var _ ent.Mutation = (*ServiceKeyRequestMutation)(nil)
@@ -13793,6 +21762,42 @@ func (m *ServiceKeyRequestMutation) OldUserID(ctx context.Context) (v int, err e
 // ResetUserID resets all changes to the "user_id" field.
 func (m *ServiceKeyRequestMutation) ResetUserID() {
 	m.user = nil
+}
+
+// SetKind sets the "kind" field.
+func (m *ServiceKeyRequestMutation) SetKind(s servicekeyrequest.Kind) {
+	m.kind = &s
+}
+
+// Kind returns the value of the "kind" field in the mutation.
+func (m *ServiceKeyRequestMutation) Kind() (r servicekeyrequest.Kind, exists bool) {
+	v := m.kind
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKind returns the old "kind" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldKind(ctx context.Context) (v servicekeyrequest.Kind, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKind is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKind requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKind: %w", err)
+	}
+	return oldValue.Kind, nil
+}
+
+// ResetKind resets all changes to the "kind" field.
+func (m *ServiceKeyRequestMutation) ResetKind() {
+	m.kind = nil
 }
 
 // SetServiceName sets the "service_name" field.
@@ -14177,6 +22182,208 @@ func (m *ServiceKeyRequestMutation) ResetCollectedAt() {
 	delete(m.clearedFields, servicekeyrequest.FieldCollectedAt)
 }
 
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (m *ServiceKeyRequestMutation) SetAlternativeContacts(s []string) {
+	m.alternative_contacts = &s
+	m.appendalternative_contacts = nil
+}
+
+// AlternativeContacts returns the value of the "alternative_contacts" field in the mutation.
+func (m *ServiceKeyRequestMutation) AlternativeContacts() (r []string, exists bool) {
+	v := m.alternative_contacts
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldAlternativeContacts returns the old "alternative_contacts" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldAlternativeContacts(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldAlternativeContacts is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldAlternativeContacts requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldAlternativeContacts: %w", err)
+	}
+	return oldValue.AlternativeContacts, nil
+}
+
+// AppendAlternativeContacts adds s to the "alternative_contacts" field.
+func (m *ServiceKeyRequestMutation) AppendAlternativeContacts(s []string) {
+	m.appendalternative_contacts = append(m.appendalternative_contacts, s...)
+}
+
+// AppendedAlternativeContacts returns the list of values that were appended to the "alternative_contacts" field in this mutation.
+func (m *ServiceKeyRequestMutation) AppendedAlternativeContacts() ([]string, bool) {
+	if len(m.appendalternative_contacts) == 0 {
+		return nil, false
+	}
+	return m.appendalternative_contacts, true
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (m *ServiceKeyRequestMutation) ClearAlternativeContacts() {
+	m.alternative_contacts = nil
+	m.appendalternative_contacts = nil
+	m.clearedFields[servicekeyrequest.FieldAlternativeContacts] = struct{}{}
+}
+
+// AlternativeContactsCleared returns if the "alternative_contacts" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) AlternativeContactsCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldAlternativeContacts]
+	return ok
+}
+
+// ResetAlternativeContacts resets all changes to the "alternative_contacts" field.
+func (m *ServiceKeyRequestMutation) ResetAlternativeContacts() {
+	m.alternative_contacts = nil
+	m.appendalternative_contacts = nil
+	delete(m.clearedFields, servicekeyrequest.FieldAlternativeContacts)
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (m *ServiceKeyRequestMutation) SetDataRiskLevel(s string) {
+	m.data_risk_level = &s
+}
+
+// DataRiskLevel returns the value of the "data_risk_level" field in the mutation.
+func (m *ServiceKeyRequestMutation) DataRiskLevel() (r string, exists bool) {
+	v := m.data_risk_level
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldDataRiskLevel returns the old "data_risk_level" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldDataRiskLevel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldDataRiskLevel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldDataRiskLevel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldDataRiskLevel: %w", err)
+	}
+	return oldValue.DataRiskLevel, nil
+}
+
+// ResetDataRiskLevel resets all changes to the "data_risk_level" field.
+func (m *ServiceKeyRequestMutation) ResetDataRiskLevel() {
+	m.data_risk_level = nil
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (m *ServiceKeyRequestMutation) SetComplianceTags(s []string) {
+	m.compliance_tags = &s
+	m.appendcompliance_tags = nil
+}
+
+// ComplianceTags returns the value of the "compliance_tags" field in the mutation.
+func (m *ServiceKeyRequestMutation) ComplianceTags() (r []string, exists bool) {
+	v := m.compliance_tags
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldComplianceTags returns the old "compliance_tags" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldComplianceTags(ctx context.Context) (v []string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldComplianceTags is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldComplianceTags requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldComplianceTags: %w", err)
+	}
+	return oldValue.ComplianceTags, nil
+}
+
+// AppendComplianceTags adds s to the "compliance_tags" field.
+func (m *ServiceKeyRequestMutation) AppendComplianceTags(s []string) {
+	m.appendcompliance_tags = append(m.appendcompliance_tags, s...)
+}
+
+// AppendedComplianceTags returns the list of values that were appended to the "compliance_tags" field in this mutation.
+func (m *ServiceKeyRequestMutation) AppendedComplianceTags() ([]string, bool) {
+	if len(m.appendcompliance_tags) == 0 {
+		return nil, false
+	}
+	return m.appendcompliance_tags, true
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (m *ServiceKeyRequestMutation) ClearComplianceTags() {
+	m.compliance_tags = nil
+	m.appendcompliance_tags = nil
+	m.clearedFields[servicekeyrequest.FieldComplianceTags] = struct{}{}
+}
+
+// ComplianceTagsCleared returns if the "compliance_tags" field was cleared in this mutation.
+func (m *ServiceKeyRequestMutation) ComplianceTagsCleared() bool {
+	_, ok := m.clearedFields[servicekeyrequest.FieldComplianceTags]
+	return ok
+}
+
+// ResetComplianceTags resets all changes to the "compliance_tags" field.
+func (m *ServiceKeyRequestMutation) ResetComplianceTags() {
+	m.compliance_tags = nil
+	m.appendcompliance_tags = nil
+	delete(m.clearedFields, servicekeyrequest.FieldComplianceTags)
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (m *ServiceKeyRequestMutation) SetComplianceOther(s string) {
+	m.compliance_other = &s
+}
+
+// ComplianceOther returns the value of the "compliance_other" field in the mutation.
+func (m *ServiceKeyRequestMutation) ComplianceOther() (r string, exists bool) {
+	v := m.compliance_other
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldComplianceOther returns the old "compliance_other" field's value of the ServiceKeyRequest entity.
+// If the ServiceKeyRequest object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *ServiceKeyRequestMutation) OldComplianceOther(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldComplianceOther is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldComplianceOther requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldComplianceOther: %w", err)
+	}
+	return oldValue.ComplianceOther, nil
+}
+
+// ResetComplianceOther resets all changes to the "compliance_other" field.
+func (m *ServiceKeyRequestMutation) ResetComplianceOther() {
+	m.compliance_other = nil
+}
+
 // ClearUser clears the "user" edge to the User entity.
 func (m *ServiceKeyRequestMutation) ClearUser() {
 	m.cleareduser = true
@@ -14238,7 +22445,7 @@ func (m *ServiceKeyRequestMutation) Type() string {
 // order to get all numeric fields that were incremented/decremented, call
 // AddedFields().
 func (m *ServiceKeyRequestMutation) Fields() []string {
-	fields := make([]string, 0, 11)
+	fields := make([]string, 0, 16)
 	if m.created_at != nil {
 		fields = append(fields, servicekeyrequest.FieldCreatedAt)
 	}
@@ -14247,6 +22454,9 @@ func (m *ServiceKeyRequestMutation) Fields() []string {
 	}
 	if m.user != nil {
 		fields = append(fields, servicekeyrequest.FieldUserID)
+	}
+	if m.kind != nil {
+		fields = append(fields, servicekeyrequest.FieldKind)
 	}
 	if m.service_name != nil {
 		fields = append(fields, servicekeyrequest.FieldServiceName)
@@ -14272,6 +22482,18 @@ func (m *ServiceKeyRequestMutation) Fields() []string {
 	if m.collected_at != nil {
 		fields = append(fields, servicekeyrequest.FieldCollectedAt)
 	}
+	if m.alternative_contacts != nil {
+		fields = append(fields, servicekeyrequest.FieldAlternativeContacts)
+	}
+	if m.data_risk_level != nil {
+		fields = append(fields, servicekeyrequest.FieldDataRiskLevel)
+	}
+	if m.compliance_tags != nil {
+		fields = append(fields, servicekeyrequest.FieldComplianceTags)
+	}
+	if m.compliance_other != nil {
+		fields = append(fields, servicekeyrequest.FieldComplianceOther)
+	}
 	return fields
 }
 
@@ -14286,6 +22508,8 @@ func (m *ServiceKeyRequestMutation) Field(name string) (ent.Value, bool) {
 		return m.UpdatedAt()
 	case servicekeyrequest.FieldUserID:
 		return m.UserID()
+	case servicekeyrequest.FieldKind:
+		return m.Kind()
 	case servicekeyrequest.FieldServiceName:
 		return m.ServiceName()
 	case servicekeyrequest.FieldJustification:
@@ -14302,6 +22526,14 @@ func (m *ServiceKeyRequestMutation) Field(name string) (ent.Value, bool) {
 		return m.APIKeyID()
 	case servicekeyrequest.FieldCollectedAt:
 		return m.CollectedAt()
+	case servicekeyrequest.FieldAlternativeContacts:
+		return m.AlternativeContacts()
+	case servicekeyrequest.FieldDataRiskLevel:
+		return m.DataRiskLevel()
+	case servicekeyrequest.FieldComplianceTags:
+		return m.ComplianceTags()
+	case servicekeyrequest.FieldComplianceOther:
+		return m.ComplianceOther()
 	}
 	return nil, false
 }
@@ -14317,6 +22549,8 @@ func (m *ServiceKeyRequestMutation) OldField(ctx context.Context, name string) (
 		return m.OldUpdatedAt(ctx)
 	case servicekeyrequest.FieldUserID:
 		return m.OldUserID(ctx)
+	case servicekeyrequest.FieldKind:
+		return m.OldKind(ctx)
 	case servicekeyrequest.FieldServiceName:
 		return m.OldServiceName(ctx)
 	case servicekeyrequest.FieldJustification:
@@ -14333,6 +22567,14 @@ func (m *ServiceKeyRequestMutation) OldField(ctx context.Context, name string) (
 		return m.OldAPIKeyID(ctx)
 	case servicekeyrequest.FieldCollectedAt:
 		return m.OldCollectedAt(ctx)
+	case servicekeyrequest.FieldAlternativeContacts:
+		return m.OldAlternativeContacts(ctx)
+	case servicekeyrequest.FieldDataRiskLevel:
+		return m.OldDataRiskLevel(ctx)
+	case servicekeyrequest.FieldComplianceTags:
+		return m.OldComplianceTags(ctx)
+	case servicekeyrequest.FieldComplianceOther:
+		return m.OldComplianceOther(ctx)
 	}
 	return nil, fmt.Errorf("unknown ServiceKeyRequest field %s", name)
 }
@@ -14362,6 +22604,13 @@ func (m *ServiceKeyRequestMutation) SetField(name string, value ent.Value) error
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetUserID(v)
+		return nil
+	case servicekeyrequest.FieldKind:
+		v, ok := value.(servicekeyrequest.Kind)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKind(v)
 		return nil
 	case servicekeyrequest.FieldServiceName:
 		v, ok := value.(string)
@@ -14418,6 +22667,34 @@ func (m *ServiceKeyRequestMutation) SetField(name string, value ent.Value) error
 			return fmt.Errorf("unexpected type %T for field %s", value, name)
 		}
 		m.SetCollectedAt(v)
+		return nil
+	case servicekeyrequest.FieldAlternativeContacts:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetAlternativeContacts(v)
+		return nil
+	case servicekeyrequest.FieldDataRiskLevel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetDataRiskLevel(v)
+		return nil
+	case servicekeyrequest.FieldComplianceTags:
+		v, ok := value.([]string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetComplianceTags(v)
+		return nil
+	case servicekeyrequest.FieldComplianceOther:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetComplianceOther(v)
 		return nil
 	}
 	return fmt.Errorf("unknown ServiceKeyRequest field %s", name)
@@ -14488,6 +22765,12 @@ func (m *ServiceKeyRequestMutation) ClearedFields() []string {
 	if m.FieldCleared(servicekeyrequest.FieldCollectedAt) {
 		fields = append(fields, servicekeyrequest.FieldCollectedAt)
 	}
+	if m.FieldCleared(servicekeyrequest.FieldAlternativeContacts) {
+		fields = append(fields, servicekeyrequest.FieldAlternativeContacts)
+	}
+	if m.FieldCleared(servicekeyrequest.FieldComplianceTags) {
+		fields = append(fields, servicekeyrequest.FieldComplianceTags)
+	}
 	return fields
 }
 
@@ -14514,6 +22797,12 @@ func (m *ServiceKeyRequestMutation) ClearField(name string) error {
 	case servicekeyrequest.FieldCollectedAt:
 		m.ClearCollectedAt()
 		return nil
+	case servicekeyrequest.FieldAlternativeContacts:
+		m.ClearAlternativeContacts()
+		return nil
+	case servicekeyrequest.FieldComplianceTags:
+		m.ClearComplianceTags()
+		return nil
 	}
 	return fmt.Errorf("unknown ServiceKeyRequest nullable field %s", name)
 }
@@ -14530,6 +22819,9 @@ func (m *ServiceKeyRequestMutation) ResetField(name string) error {
 		return nil
 	case servicekeyrequest.FieldUserID:
 		m.ResetUserID()
+		return nil
+	case servicekeyrequest.FieldKind:
+		m.ResetKind()
 		return nil
 	case servicekeyrequest.FieldServiceName:
 		m.ResetServiceName()
@@ -14554,6 +22846,18 @@ func (m *ServiceKeyRequestMutation) ResetField(name string) error {
 		return nil
 	case servicekeyrequest.FieldCollectedAt:
 		m.ResetCollectedAt()
+		return nil
+	case servicekeyrequest.FieldAlternativeContacts:
+		m.ResetAlternativeContacts()
+		return nil
+	case servicekeyrequest.FieldDataRiskLevel:
+		m.ResetDataRiskLevel()
+		return nil
+	case servicekeyrequest.FieldComplianceTags:
+		m.ResetComplianceTags()
+		return nil
+	case servicekeyrequest.FieldComplianceOther:
+		m.ResetComplianceOther()
 		return nil
 	}
 	return fmt.Errorf("unknown ServiceKeyRequest field %s", name)
@@ -15502,6 +23806,1309 @@ func (m *SessionMutation) ResetEdge(name string) error {
 	return fmt.Errorf("unknown Session edge %s", name)
 }
 
+// SettingMutation represents an operation that mutates the Setting nodes in the graph.
+type SettingMutation struct {
+	config
+	op            Op
+	typ           string
+	id            *int
+	created_at    *time.Time
+	updated_at    *time.Time
+	key           *string
+	value         *string
+	clearedFields map[string]struct{}
+	done          bool
+	oldValue      func(context.Context) (*Setting, error)
+	predicates    []predicate.Setting
+}
+
+var _ ent.Mutation = (*SettingMutation)(nil)
+
+// settingOption allows management of the mutation configuration using functional options.
+type settingOption func(*SettingMutation)
+
+// newSettingMutation creates new mutation for the Setting entity.
+func newSettingMutation(c config, op Op, opts ...settingOption) *SettingMutation {
+	m := &SettingMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeSetting,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withSettingID sets the ID field of the mutation.
+func withSettingID(id int) settingOption {
+	return func(m *SettingMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *Setting
+		)
+		m.oldValue = func(ctx context.Context) (*Setting, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().Setting.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withSetting sets the old Setting of the mutation.
+func withSetting(node *Setting) settingOption {
+	return func(m *SettingMutation) {
+		m.oldValue = func(context.Context) (*Setting, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m SettingMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m SettingMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *SettingMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *SettingMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().Setting.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *SettingMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *SettingMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the Setting entity.
+// If the Setting object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SettingMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *SettingMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *SettingMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *SettingMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the Setting entity.
+// If the Setting object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SettingMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *SettingMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetKey sets the "key" field.
+func (m *SettingMutation) SetKey(s string) {
+	m.key = &s
+}
+
+// Key returns the value of the "key" field in the mutation.
+func (m *SettingMutation) Key() (r string, exists bool) {
+	v := m.key
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldKey returns the old "key" field's value of the Setting entity.
+// If the Setting object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SettingMutation) OldKey(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldKey is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldKey requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldKey: %w", err)
+	}
+	return oldValue.Key, nil
+}
+
+// ResetKey resets all changes to the "key" field.
+func (m *SettingMutation) ResetKey() {
+	m.key = nil
+}
+
+// SetValue sets the "value" field.
+func (m *SettingMutation) SetValue(s string) {
+	m.value = &s
+}
+
+// Value returns the value of the "value" field in the mutation.
+func (m *SettingMutation) Value() (r string, exists bool) {
+	v := m.value
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldValue returns the old "value" field's value of the Setting entity.
+// If the Setting object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *SettingMutation) OldValue(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldValue is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldValue requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldValue: %w", err)
+	}
+	return oldValue.Value, nil
+}
+
+// ResetValue resets all changes to the "value" field.
+func (m *SettingMutation) ResetValue() {
+	m.value = nil
+}
+
+// Where appends a list predicates to the SettingMutation builder.
+func (m *SettingMutation) Where(ps ...predicate.Setting) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the SettingMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *SettingMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.Setting, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *SettingMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *SettingMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (Setting).
+func (m *SettingMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *SettingMutation) Fields() []string {
+	fields := make([]string, 0, 4)
+	if m.created_at != nil {
+		fields = append(fields, setting.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, setting.FieldUpdatedAt)
+	}
+	if m.key != nil {
+		fields = append(fields, setting.FieldKey)
+	}
+	if m.value != nil {
+		fields = append(fields, setting.FieldValue)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *SettingMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case setting.FieldCreatedAt:
+		return m.CreatedAt()
+	case setting.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case setting.FieldKey:
+		return m.Key()
+	case setting.FieldValue:
+		return m.Value()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *SettingMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case setting.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case setting.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case setting.FieldKey:
+		return m.OldKey(ctx)
+	case setting.FieldValue:
+		return m.OldValue(ctx)
+	}
+	return nil, fmt.Errorf("unknown Setting field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SettingMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case setting.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case setting.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case setting.FieldKey:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetKey(v)
+		return nil
+	case setting.FieldValue:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetValue(v)
+		return nil
+	}
+	return fmt.Errorf("unknown Setting field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *SettingMutation) AddedFields() []string {
+	return nil
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *SettingMutation) AddedField(name string) (ent.Value, bool) {
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *SettingMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown Setting numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *SettingMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *SettingMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *SettingMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown Setting nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *SettingMutation) ResetField(name string) error {
+	switch name {
+	case setting.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case setting.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case setting.FieldKey:
+		m.ResetKey()
+		return nil
+	case setting.FieldValue:
+		m.ResetValue()
+		return nil
+	}
+	return fmt.Errorf("unknown Setting field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *SettingMutation) AddedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *SettingMutation) AddedIDs(name string) []ent.Value {
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *SettingMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *SettingMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *SettingMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 0)
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *SettingMutation) EdgeCleared(name string) bool {
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *SettingMutation) ClearEdge(name string) error {
+	return fmt.Errorf("unknown Setting unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *SettingMutation) ResetEdge(name string) error {
+	return fmt.Errorf("unknown Setting edge %s", name)
+}
+
+// StoredResponseMutation represents an operation that mutates the StoredResponse nodes in the graph.
+type StoredResponseMutation struct {
+	config
+	op                   Op
+	typ                  string
+	id                   *int
+	created_at           *time.Time
+	updated_at           *time.Time
+	response_id          *string
+	previous_response_id *string
+	model                *string
+	response_json        *string
+	input_items_json     *string
+	history_json         *string
+	clearedFields        map[string]struct{}
+	user                 *int
+	cleareduser          bool
+	done                 bool
+	oldValue             func(context.Context) (*StoredResponse, error)
+	predicates           []predicate.StoredResponse
+}
+
+var _ ent.Mutation = (*StoredResponseMutation)(nil)
+
+// storedresponseOption allows management of the mutation configuration using functional options.
+type storedresponseOption func(*StoredResponseMutation)
+
+// newStoredResponseMutation creates new mutation for the StoredResponse entity.
+func newStoredResponseMutation(c config, op Op, opts ...storedresponseOption) *StoredResponseMutation {
+	m := &StoredResponseMutation{
+		config:        c,
+		op:            op,
+		typ:           TypeStoredResponse,
+		clearedFields: make(map[string]struct{}),
+	}
+	for _, opt := range opts {
+		opt(m)
+	}
+	return m
+}
+
+// withStoredResponseID sets the ID field of the mutation.
+func withStoredResponseID(id int) storedresponseOption {
+	return func(m *StoredResponseMutation) {
+		var (
+			err   error
+			once  sync.Once
+			value *StoredResponse
+		)
+		m.oldValue = func(ctx context.Context) (*StoredResponse, error) {
+			once.Do(func() {
+				if m.done {
+					err = errors.New("querying old values post mutation is not allowed")
+				} else {
+					value, err = m.Client().StoredResponse.Get(ctx, id)
+				}
+			})
+			return value, err
+		}
+		m.id = &id
+	}
+}
+
+// withStoredResponse sets the old StoredResponse of the mutation.
+func withStoredResponse(node *StoredResponse) storedresponseOption {
+	return func(m *StoredResponseMutation) {
+		m.oldValue = func(context.Context) (*StoredResponse, error) {
+			return node, nil
+		}
+		m.id = &node.ID
+	}
+}
+
+// Client returns a new `ent.Client` from the mutation. If the mutation was
+// executed in a transaction (ent.Tx), a transactional client is returned.
+func (m StoredResponseMutation) Client() *Client {
+	client := &Client{config: m.config}
+	client.init()
+	return client
+}
+
+// Tx returns an `ent.Tx` for mutations that were executed in transactions;
+// it returns an error otherwise.
+func (m StoredResponseMutation) Tx() (*Tx, error) {
+	if _, ok := m.driver.(*txDriver); !ok {
+		return nil, errors.New("ent: mutation is not running in a transaction")
+	}
+	tx := &Tx{config: m.config}
+	tx.init()
+	return tx, nil
+}
+
+// ID returns the ID value in the mutation. Note that the ID is only available
+// if it was provided to the builder or after it was returned from the database.
+func (m *StoredResponseMutation) ID() (id int, exists bool) {
+	if m.id == nil {
+		return
+	}
+	return *m.id, true
+}
+
+// IDs queries the database and returns the entity ids that match the mutation's predicate.
+// That means, if the mutation is applied within a transaction with an isolation level such
+// as sql.LevelSerializable, the returned ids match the ids of the rows that will be updated
+// or updated by the mutation.
+func (m *StoredResponseMutation) IDs(ctx context.Context) ([]int, error) {
+	switch {
+	case m.op.Is(OpUpdateOne | OpDeleteOne):
+		id, exists := m.ID()
+		if exists {
+			return []int{id}, nil
+		}
+		fallthrough
+	case m.op.Is(OpUpdate | OpDelete):
+		return m.Client().StoredResponse.Query().Where(m.predicates...).IDs(ctx)
+	default:
+		return nil, fmt.Errorf("IDs is not allowed on %s operations", m.op)
+	}
+}
+
+// SetCreatedAt sets the "created_at" field.
+func (m *StoredResponseMutation) SetCreatedAt(t time.Time) {
+	m.created_at = &t
+}
+
+// CreatedAt returns the value of the "created_at" field in the mutation.
+func (m *StoredResponseMutation) CreatedAt() (r time.Time, exists bool) {
+	v := m.created_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldCreatedAt returns the old "created_at" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldCreatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldCreatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldCreatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldCreatedAt: %w", err)
+	}
+	return oldValue.CreatedAt, nil
+}
+
+// ResetCreatedAt resets all changes to the "created_at" field.
+func (m *StoredResponseMutation) ResetCreatedAt() {
+	m.created_at = nil
+}
+
+// SetUpdatedAt sets the "updated_at" field.
+func (m *StoredResponseMutation) SetUpdatedAt(t time.Time) {
+	m.updated_at = &t
+}
+
+// UpdatedAt returns the value of the "updated_at" field in the mutation.
+func (m *StoredResponseMutation) UpdatedAt() (r time.Time, exists bool) {
+	v := m.updated_at
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUpdatedAt returns the old "updated_at" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldUpdatedAt(ctx context.Context) (v time.Time, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUpdatedAt is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUpdatedAt requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUpdatedAt: %w", err)
+	}
+	return oldValue.UpdatedAt, nil
+}
+
+// ResetUpdatedAt resets all changes to the "updated_at" field.
+func (m *StoredResponseMutation) ResetUpdatedAt() {
+	m.updated_at = nil
+}
+
+// SetResponseID sets the "response_id" field.
+func (m *StoredResponseMutation) SetResponseID(s string) {
+	m.response_id = &s
+}
+
+// ResponseID returns the value of the "response_id" field in the mutation.
+func (m *StoredResponseMutation) ResponseID() (r string, exists bool) {
+	v := m.response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseID returns the old "response_id" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseID: %w", err)
+	}
+	return oldValue.ResponseID, nil
+}
+
+// ResetResponseID resets all changes to the "response_id" field.
+func (m *StoredResponseMutation) ResetResponseID() {
+	m.response_id = nil
+}
+
+// SetUserID sets the "user_id" field.
+func (m *StoredResponseMutation) SetUserID(i int) {
+	m.user = &i
+}
+
+// UserID returns the value of the "user_id" field in the mutation.
+func (m *StoredResponseMutation) UserID() (r int, exists bool) {
+	v := m.user
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldUserID returns the old "user_id" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldUserID(ctx context.Context) (v int, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldUserID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldUserID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldUserID: %w", err)
+	}
+	return oldValue.UserID, nil
+}
+
+// ResetUserID resets all changes to the "user_id" field.
+func (m *StoredResponseMutation) ResetUserID() {
+	m.user = nil
+}
+
+// SetPreviousResponseID sets the "previous_response_id" field.
+func (m *StoredResponseMutation) SetPreviousResponseID(s string) {
+	m.previous_response_id = &s
+}
+
+// PreviousResponseID returns the value of the "previous_response_id" field in the mutation.
+func (m *StoredResponseMutation) PreviousResponseID() (r string, exists bool) {
+	v := m.previous_response_id
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldPreviousResponseID returns the old "previous_response_id" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldPreviousResponseID(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldPreviousResponseID is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldPreviousResponseID requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldPreviousResponseID: %w", err)
+	}
+	return oldValue.PreviousResponseID, nil
+}
+
+// ResetPreviousResponseID resets all changes to the "previous_response_id" field.
+func (m *StoredResponseMutation) ResetPreviousResponseID() {
+	m.previous_response_id = nil
+}
+
+// SetModel sets the "model" field.
+func (m *StoredResponseMutation) SetModel(s string) {
+	m.model = &s
+}
+
+// Model returns the value of the "model" field in the mutation.
+func (m *StoredResponseMutation) Model() (r string, exists bool) {
+	v := m.model
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldModel returns the old "model" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldModel(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldModel is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldModel requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldModel: %w", err)
+	}
+	return oldValue.Model, nil
+}
+
+// ResetModel resets all changes to the "model" field.
+func (m *StoredResponseMutation) ResetModel() {
+	m.model = nil
+}
+
+// SetResponseJSON sets the "response_json" field.
+func (m *StoredResponseMutation) SetResponseJSON(s string) {
+	m.response_json = &s
+}
+
+// ResponseJSON returns the value of the "response_json" field in the mutation.
+func (m *StoredResponseMutation) ResponseJSON() (r string, exists bool) {
+	v := m.response_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldResponseJSON returns the old "response_json" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldResponseJSON(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldResponseJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldResponseJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldResponseJSON: %w", err)
+	}
+	return oldValue.ResponseJSON, nil
+}
+
+// ResetResponseJSON resets all changes to the "response_json" field.
+func (m *StoredResponseMutation) ResetResponseJSON() {
+	m.response_json = nil
+}
+
+// SetInputItemsJSON sets the "input_items_json" field.
+func (m *StoredResponseMutation) SetInputItemsJSON(s string) {
+	m.input_items_json = &s
+}
+
+// InputItemsJSON returns the value of the "input_items_json" field in the mutation.
+func (m *StoredResponseMutation) InputItemsJSON() (r string, exists bool) {
+	v := m.input_items_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldInputItemsJSON returns the old "input_items_json" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldInputItemsJSON(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldInputItemsJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldInputItemsJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldInputItemsJSON: %w", err)
+	}
+	return oldValue.InputItemsJSON, nil
+}
+
+// ResetInputItemsJSON resets all changes to the "input_items_json" field.
+func (m *StoredResponseMutation) ResetInputItemsJSON() {
+	m.input_items_json = nil
+}
+
+// SetHistoryJSON sets the "history_json" field.
+func (m *StoredResponseMutation) SetHistoryJSON(s string) {
+	m.history_json = &s
+}
+
+// HistoryJSON returns the value of the "history_json" field in the mutation.
+func (m *StoredResponseMutation) HistoryJSON() (r string, exists bool) {
+	v := m.history_json
+	if v == nil {
+		return
+	}
+	return *v, true
+}
+
+// OldHistoryJSON returns the old "history_json" field's value of the StoredResponse entity.
+// If the StoredResponse object wasn't provided to the builder, the object is fetched from the database.
+// An error is returned if the mutation operation is not UpdateOne, or the database query fails.
+func (m *StoredResponseMutation) OldHistoryJSON(ctx context.Context) (v string, err error) {
+	if !m.op.Is(OpUpdateOne) {
+		return v, errors.New("OldHistoryJSON is only allowed on UpdateOne operations")
+	}
+	if m.id == nil || m.oldValue == nil {
+		return v, errors.New("OldHistoryJSON requires an ID field in the mutation")
+	}
+	oldValue, err := m.oldValue(ctx)
+	if err != nil {
+		return v, fmt.Errorf("querying old value for OldHistoryJSON: %w", err)
+	}
+	return oldValue.HistoryJSON, nil
+}
+
+// ResetHistoryJSON resets all changes to the "history_json" field.
+func (m *StoredResponseMutation) ResetHistoryJSON() {
+	m.history_json = nil
+}
+
+// ClearUser clears the "user" edge to the User entity.
+func (m *StoredResponseMutation) ClearUser() {
+	m.cleareduser = true
+	m.clearedFields[storedresponse.FieldUserID] = struct{}{}
+}
+
+// UserCleared reports if the "user" edge to the User entity was cleared.
+func (m *StoredResponseMutation) UserCleared() bool {
+	return m.cleareduser
+}
+
+// UserIDs returns the "user" edge IDs in the mutation.
+// Note that IDs always returns len(IDs) <= 1 for unique edges, and you should use
+// UserID instead. It exists only for internal usage by the builders.
+func (m *StoredResponseMutation) UserIDs() (ids []int) {
+	if id := m.user; id != nil {
+		ids = append(ids, *id)
+	}
+	return
+}
+
+// ResetUser resets all changes to the "user" edge.
+func (m *StoredResponseMutation) ResetUser() {
+	m.user = nil
+	m.cleareduser = false
+}
+
+// Where appends a list predicates to the StoredResponseMutation builder.
+func (m *StoredResponseMutation) Where(ps ...predicate.StoredResponse) {
+	m.predicates = append(m.predicates, ps...)
+}
+
+// WhereP appends storage-level predicates to the StoredResponseMutation builder. Using this method,
+// users can use type-assertion to append predicates that do not depend on any generated package.
+func (m *StoredResponseMutation) WhereP(ps ...func(*sql.Selector)) {
+	p := make([]predicate.StoredResponse, len(ps))
+	for i := range ps {
+		p[i] = ps[i]
+	}
+	m.Where(p...)
+}
+
+// Op returns the operation name.
+func (m *StoredResponseMutation) Op() Op {
+	return m.op
+}
+
+// SetOp allows setting the mutation operation.
+func (m *StoredResponseMutation) SetOp(op Op) {
+	m.op = op
+}
+
+// Type returns the node type of this mutation (StoredResponse).
+func (m *StoredResponseMutation) Type() string {
+	return m.typ
+}
+
+// Fields returns all fields that were changed during this mutation. Note that in
+// order to get all numeric fields that were incremented/decremented, call
+// AddedFields().
+func (m *StoredResponseMutation) Fields() []string {
+	fields := make([]string, 0, 9)
+	if m.created_at != nil {
+		fields = append(fields, storedresponse.FieldCreatedAt)
+	}
+	if m.updated_at != nil {
+		fields = append(fields, storedresponse.FieldUpdatedAt)
+	}
+	if m.response_id != nil {
+		fields = append(fields, storedresponse.FieldResponseID)
+	}
+	if m.user != nil {
+		fields = append(fields, storedresponse.FieldUserID)
+	}
+	if m.previous_response_id != nil {
+		fields = append(fields, storedresponse.FieldPreviousResponseID)
+	}
+	if m.model != nil {
+		fields = append(fields, storedresponse.FieldModel)
+	}
+	if m.response_json != nil {
+		fields = append(fields, storedresponse.FieldResponseJSON)
+	}
+	if m.input_items_json != nil {
+		fields = append(fields, storedresponse.FieldInputItemsJSON)
+	}
+	if m.history_json != nil {
+		fields = append(fields, storedresponse.FieldHistoryJSON)
+	}
+	return fields
+}
+
+// Field returns the value of a field with the given name. The second boolean
+// return value indicates that this field was not set, or was not defined in the
+// schema.
+func (m *StoredResponseMutation) Field(name string) (ent.Value, bool) {
+	switch name {
+	case storedresponse.FieldCreatedAt:
+		return m.CreatedAt()
+	case storedresponse.FieldUpdatedAt:
+		return m.UpdatedAt()
+	case storedresponse.FieldResponseID:
+		return m.ResponseID()
+	case storedresponse.FieldUserID:
+		return m.UserID()
+	case storedresponse.FieldPreviousResponseID:
+		return m.PreviousResponseID()
+	case storedresponse.FieldModel:
+		return m.Model()
+	case storedresponse.FieldResponseJSON:
+		return m.ResponseJSON()
+	case storedresponse.FieldInputItemsJSON:
+		return m.InputItemsJSON()
+	case storedresponse.FieldHistoryJSON:
+		return m.HistoryJSON()
+	}
+	return nil, false
+}
+
+// OldField returns the old value of the field from the database. An error is
+// returned if the mutation operation is not UpdateOne, or the query to the
+// database failed.
+func (m *StoredResponseMutation) OldField(ctx context.Context, name string) (ent.Value, error) {
+	switch name {
+	case storedresponse.FieldCreatedAt:
+		return m.OldCreatedAt(ctx)
+	case storedresponse.FieldUpdatedAt:
+		return m.OldUpdatedAt(ctx)
+	case storedresponse.FieldResponseID:
+		return m.OldResponseID(ctx)
+	case storedresponse.FieldUserID:
+		return m.OldUserID(ctx)
+	case storedresponse.FieldPreviousResponseID:
+		return m.OldPreviousResponseID(ctx)
+	case storedresponse.FieldModel:
+		return m.OldModel(ctx)
+	case storedresponse.FieldResponseJSON:
+		return m.OldResponseJSON(ctx)
+	case storedresponse.FieldInputItemsJSON:
+		return m.OldInputItemsJSON(ctx)
+	case storedresponse.FieldHistoryJSON:
+		return m.OldHistoryJSON(ctx)
+	}
+	return nil, fmt.Errorf("unknown StoredResponse field %s", name)
+}
+
+// SetField sets the value of a field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *StoredResponseMutation) SetField(name string, value ent.Value) error {
+	switch name {
+	case storedresponse.FieldCreatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetCreatedAt(v)
+		return nil
+	case storedresponse.FieldUpdatedAt:
+		v, ok := value.(time.Time)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUpdatedAt(v)
+		return nil
+	case storedresponse.FieldResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseID(v)
+		return nil
+	case storedresponse.FieldUserID:
+		v, ok := value.(int)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetUserID(v)
+		return nil
+	case storedresponse.FieldPreviousResponseID:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetPreviousResponseID(v)
+		return nil
+	case storedresponse.FieldModel:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetModel(v)
+		return nil
+	case storedresponse.FieldResponseJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetResponseJSON(v)
+		return nil
+	case storedresponse.FieldInputItemsJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetInputItemsJSON(v)
+		return nil
+	case storedresponse.FieldHistoryJSON:
+		v, ok := value.(string)
+		if !ok {
+			return fmt.Errorf("unexpected type %T for field %s", value, name)
+		}
+		m.SetHistoryJSON(v)
+		return nil
+	}
+	return fmt.Errorf("unknown StoredResponse field %s", name)
+}
+
+// AddedFields returns all numeric fields that were incremented/decremented during
+// this mutation.
+func (m *StoredResponseMutation) AddedFields() []string {
+	var fields []string
+	return fields
+}
+
+// AddedField returns the numeric value that was incremented/decremented on a field
+// with the given name. The second boolean return value indicates that this field
+// was not set, or was not defined in the schema.
+func (m *StoredResponseMutation) AddedField(name string) (ent.Value, bool) {
+	switch name {
+	}
+	return nil, false
+}
+
+// AddField adds the value to the field with the given name. It returns an error if
+// the field is not defined in the schema, or if the type mismatched the field
+// type.
+func (m *StoredResponseMutation) AddField(name string, value ent.Value) error {
+	switch name {
+	}
+	return fmt.Errorf("unknown StoredResponse numeric field %s", name)
+}
+
+// ClearedFields returns all nullable fields that were cleared during this
+// mutation.
+func (m *StoredResponseMutation) ClearedFields() []string {
+	return nil
+}
+
+// FieldCleared returns a boolean indicating if a field with the given name was
+// cleared in this mutation.
+func (m *StoredResponseMutation) FieldCleared(name string) bool {
+	_, ok := m.clearedFields[name]
+	return ok
+}
+
+// ClearField clears the value of the field with the given name. It returns an
+// error if the field is not defined in the schema.
+func (m *StoredResponseMutation) ClearField(name string) error {
+	return fmt.Errorf("unknown StoredResponse nullable field %s", name)
+}
+
+// ResetField resets all changes in the mutation for the field with the given name.
+// It returns an error if the field is not defined in the schema.
+func (m *StoredResponseMutation) ResetField(name string) error {
+	switch name {
+	case storedresponse.FieldCreatedAt:
+		m.ResetCreatedAt()
+		return nil
+	case storedresponse.FieldUpdatedAt:
+		m.ResetUpdatedAt()
+		return nil
+	case storedresponse.FieldResponseID:
+		m.ResetResponseID()
+		return nil
+	case storedresponse.FieldUserID:
+		m.ResetUserID()
+		return nil
+	case storedresponse.FieldPreviousResponseID:
+		m.ResetPreviousResponseID()
+		return nil
+	case storedresponse.FieldModel:
+		m.ResetModel()
+		return nil
+	case storedresponse.FieldResponseJSON:
+		m.ResetResponseJSON()
+		return nil
+	case storedresponse.FieldInputItemsJSON:
+		m.ResetInputItemsJSON()
+		return nil
+	case storedresponse.FieldHistoryJSON:
+		m.ResetHistoryJSON()
+		return nil
+	}
+	return fmt.Errorf("unknown StoredResponse field %s", name)
+}
+
+// AddedEdges returns all edge names that were set/added in this mutation.
+func (m *StoredResponseMutation) AddedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.user != nil {
+		edges = append(edges, storedresponse.EdgeUser)
+	}
+	return edges
+}
+
+// AddedIDs returns all IDs (to other nodes) that were added for the given edge
+// name in this mutation.
+func (m *StoredResponseMutation) AddedIDs(name string) []ent.Value {
+	switch name {
+	case storedresponse.EdgeUser:
+		if id := m.user; id != nil {
+			return []ent.Value{*id}
+		}
+	}
+	return nil
+}
+
+// RemovedEdges returns all edge names that were removed in this mutation.
+func (m *StoredResponseMutation) RemovedEdges() []string {
+	edges := make([]string, 0, 1)
+	return edges
+}
+
+// RemovedIDs returns all IDs (to other nodes) that were removed for the edge with
+// the given name in this mutation.
+func (m *StoredResponseMutation) RemovedIDs(name string) []ent.Value {
+	return nil
+}
+
+// ClearedEdges returns all edge names that were cleared in this mutation.
+func (m *StoredResponseMutation) ClearedEdges() []string {
+	edges := make([]string, 0, 1)
+	if m.cleareduser {
+		edges = append(edges, storedresponse.EdgeUser)
+	}
+	return edges
+}
+
+// EdgeCleared returns a boolean which indicates if the edge with the given name
+// was cleared in this mutation.
+func (m *StoredResponseMutation) EdgeCleared(name string) bool {
+	switch name {
+	case storedresponse.EdgeUser:
+		return m.cleareduser
+	}
+	return false
+}
+
+// ClearEdge clears the value of the edge with the given name. It returns an error
+// if that edge is not defined in the schema.
+func (m *StoredResponseMutation) ClearEdge(name string) error {
+	switch name {
+	case storedresponse.EdgeUser:
+		m.ClearUser()
+		return nil
+	}
+	return fmt.Errorf("unknown StoredResponse unique edge %s", name)
+}
+
+// ResetEdge resets all changes to the edge with the given name in this mutation.
+// It returns an error if the edge is not defined in the schema.
+func (m *StoredResponseMutation) ResetEdge(name string) error {
+	switch name {
+	case storedresponse.EdgeUser:
+		m.ResetUser()
+		return nil
+	}
+	return fmt.Errorf("unknown StoredResponse edge %s", name)
+}
+
 // UserMutation represents an operation that mutates the User nodes in the graph.
 type UserMutation struct {
 	config
@@ -15544,6 +25151,12 @@ type UserMutation struct {
 	service_key_requests        map[int]struct{}
 	removedservice_key_requests map[int]struct{}
 	clearedservice_key_requests bool
+	conversations               map[int]struct{}
+	removedconversations        map[int]struct{}
+	clearedconversations        bool
+	stored_responses            map[int]struct{}
+	removedstored_responses     map[int]struct{}
+	clearedstored_responses     bool
 	done                        bool
 	oldValue                    func(context.Context) (*User, error)
 	predicates                  []predicate.User
@@ -16695,6 +26308,114 @@ func (m *UserMutation) ResetServiceKeyRequests() {
 	m.removedservice_key_requests = nil
 }
 
+// AddConversationIDs adds the "conversations" edge to the Conversation entity by ids.
+func (m *UserMutation) AddConversationIDs(ids ...int) {
+	if m.conversations == nil {
+		m.conversations = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.conversations[ids[i]] = struct{}{}
+	}
+}
+
+// ClearConversations clears the "conversations" edge to the Conversation entity.
+func (m *UserMutation) ClearConversations() {
+	m.clearedconversations = true
+}
+
+// ConversationsCleared reports if the "conversations" edge to the Conversation entity was cleared.
+func (m *UserMutation) ConversationsCleared() bool {
+	return m.clearedconversations
+}
+
+// RemoveConversationIDs removes the "conversations" edge to the Conversation entity by IDs.
+func (m *UserMutation) RemoveConversationIDs(ids ...int) {
+	if m.removedconversations == nil {
+		m.removedconversations = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.conversations, ids[i])
+		m.removedconversations[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedConversations returns the removed IDs of the "conversations" edge to the Conversation entity.
+func (m *UserMutation) RemovedConversationsIDs() (ids []int) {
+	for id := range m.removedconversations {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ConversationsIDs returns the "conversations" edge IDs in the mutation.
+func (m *UserMutation) ConversationsIDs() (ids []int) {
+	for id := range m.conversations {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetConversations resets all changes to the "conversations" edge.
+func (m *UserMutation) ResetConversations() {
+	m.conversations = nil
+	m.clearedconversations = false
+	m.removedconversations = nil
+}
+
+// AddStoredResponseIDs adds the "stored_responses" edge to the StoredResponse entity by ids.
+func (m *UserMutation) AddStoredResponseIDs(ids ...int) {
+	if m.stored_responses == nil {
+		m.stored_responses = make(map[int]struct{})
+	}
+	for i := range ids {
+		m.stored_responses[ids[i]] = struct{}{}
+	}
+}
+
+// ClearStoredResponses clears the "stored_responses" edge to the StoredResponse entity.
+func (m *UserMutation) ClearStoredResponses() {
+	m.clearedstored_responses = true
+}
+
+// StoredResponsesCleared reports if the "stored_responses" edge to the StoredResponse entity was cleared.
+func (m *UserMutation) StoredResponsesCleared() bool {
+	return m.clearedstored_responses
+}
+
+// RemoveStoredResponseIDs removes the "stored_responses" edge to the StoredResponse entity by IDs.
+func (m *UserMutation) RemoveStoredResponseIDs(ids ...int) {
+	if m.removedstored_responses == nil {
+		m.removedstored_responses = make(map[int]struct{})
+	}
+	for i := range ids {
+		delete(m.stored_responses, ids[i])
+		m.removedstored_responses[ids[i]] = struct{}{}
+	}
+}
+
+// RemovedStoredResponses returns the removed IDs of the "stored_responses" edge to the StoredResponse entity.
+func (m *UserMutation) RemovedStoredResponsesIDs() (ids []int) {
+	for id := range m.removedstored_responses {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// StoredResponsesIDs returns the "stored_responses" edge IDs in the mutation.
+func (m *UserMutation) StoredResponsesIDs() (ids []int) {
+	for id := range m.stored_responses {
+		ids = append(ids, id)
+	}
+	return
+}
+
+// ResetStoredResponses resets all changes to the "stored_responses" edge.
+func (m *UserMutation) ResetStoredResponses() {
+	m.stored_responses = nil
+	m.clearedstored_responses = false
+	m.removedstored_responses = nil
+}
+
 // Where appends a list predicates to the UserMutation builder.
 func (m *UserMutation) Where(ps ...predicate.User) {
 	m.predicates = append(m.predicates, ps...)
@@ -17184,7 +26905,7 @@ func (m *UserMutation) ResetField(name string) error {
 
 // AddedEdges returns all edge names that were set/added in this mutation.
 func (m *UserMutation) AddedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 8)
 	if m.group != nil {
 		edges = append(edges, user.EdgeGroup)
 	}
@@ -17202,6 +26923,12 @@ func (m *UserMutation) AddedEdges() []string {
 	}
 	if m.service_key_requests != nil {
 		edges = append(edges, user.EdgeServiceKeyRequests)
+	}
+	if m.conversations != nil {
+		edges = append(edges, user.EdgeConversations)
+	}
+	if m.stored_responses != nil {
+		edges = append(edges, user.EdgeStoredResponses)
 	}
 	return edges
 }
@@ -17242,13 +26969,25 @@ func (m *UserMutation) AddedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeConversations:
+		ids := make([]ent.Value, 0, len(m.conversations))
+		for id := range m.conversations {
+			ids = append(ids, id)
+		}
+		return ids
+	case user.EdgeStoredResponses:
+		ids := make([]ent.Value, 0, len(m.stored_responses))
+		for id := range m.stored_responses {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // RemovedEdges returns all edge names that were removed in this mutation.
 func (m *UserMutation) RemovedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 8)
 	if m.removedapi_keys != nil {
 		edges = append(edges, user.EdgeAPIKeys)
 	}
@@ -17260,6 +26999,12 @@ func (m *UserMutation) RemovedEdges() []string {
 	}
 	if m.removedservice_key_requests != nil {
 		edges = append(edges, user.EdgeServiceKeyRequests)
+	}
+	if m.removedconversations != nil {
+		edges = append(edges, user.EdgeConversations)
+	}
+	if m.removedstored_responses != nil {
+		edges = append(edges, user.EdgeStoredResponses)
 	}
 	return edges
 }
@@ -17292,13 +27037,25 @@ func (m *UserMutation) RemovedIDs(name string) []ent.Value {
 			ids = append(ids, id)
 		}
 		return ids
+	case user.EdgeConversations:
+		ids := make([]ent.Value, 0, len(m.removedconversations))
+		for id := range m.removedconversations {
+			ids = append(ids, id)
+		}
+		return ids
+	case user.EdgeStoredResponses:
+		ids := make([]ent.Value, 0, len(m.removedstored_responses))
+		for id := range m.removedstored_responses {
+			ids = append(ids, id)
+		}
+		return ids
 	}
 	return nil
 }
 
 // ClearedEdges returns all edge names that were cleared in this mutation.
 func (m *UserMutation) ClearedEdges() []string {
-	edges := make([]string, 0, 6)
+	edges := make([]string, 0, 8)
 	if m.clearedgroup {
 		edges = append(edges, user.EdgeGroup)
 	}
@@ -17316,6 +27073,12 @@ func (m *UserMutation) ClearedEdges() []string {
 	}
 	if m.clearedservice_key_requests {
 		edges = append(edges, user.EdgeServiceKeyRequests)
+	}
+	if m.clearedconversations {
+		edges = append(edges, user.EdgeConversations)
+	}
+	if m.clearedstored_responses {
+		edges = append(edges, user.EdgeStoredResponses)
 	}
 	return edges
 }
@@ -17336,6 +27099,10 @@ func (m *UserMutation) EdgeCleared(name string) bool {
 		return m.clearedsessions
 	case user.EdgeServiceKeyRequests:
 		return m.clearedservice_key_requests
+	case user.EdgeConversations:
+		return m.clearedconversations
+	case user.EdgeStoredResponses:
+		return m.clearedstored_responses
 	}
 	return false
 }
@@ -17375,6 +27142,12 @@ func (m *UserMutation) ResetEdge(name string) error {
 		return nil
 	case user.EdgeServiceKeyRequests:
 		m.ResetServiceKeyRequests()
+		return nil
+	case user.EdgeConversations:
+		m.ResetConversations()
+		return nil
+	case user.EdgeStoredResponses:
+		m.ResetStoredResponses()
 		return nil
 	}
 	return fmt.Errorf("unknown User edge %s", name)

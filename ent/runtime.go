@@ -6,19 +6,29 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/ent/adminaction"
+	"github.com/mindrouter/mindrouter/ent/alert"
 	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/auditartifact"
 	"github.com/mindrouter/mindrouter/ent/auditrecord"
 	"github.com/mindrouter/mindrouter/ent/backend"
+	"github.com/mindrouter/mindrouter/ent/chatmessage"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/gpudevice"
 	"github.com/mindrouter/mindrouter/ent/group"
+	"github.com/mindrouter/mindrouter/ent/metricpoint"
 	"github.com/mindrouter/mindrouter/ent/model"
+	"github.com/mindrouter/mindrouter/ent/modelalias"
+	"github.com/mindrouter/mindrouter/ent/modeljob"
+	"github.com/mindrouter/mindrouter/ent/modeloverride"
 	"github.com/mindrouter/mindrouter/ent/node"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
+	"github.com/mindrouter/mindrouter/ent/requestusage"
 	"github.com/mindrouter/mindrouter/ent/schema"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/setting"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -173,6 +183,50 @@ func init() {
 	adminactionDescDetail := adminactionFields[9].Descriptor()
 	// adminaction.DefaultDetail holds the default value on creation for the detail field.
 	adminaction.DefaultDetail = adminactionDescDetail.Default.(string)
+	alertFields := schema.Alert{}.Fields()
+	_ = alertFields
+	// alertDescKind is the schema descriptor for kind field.
+	alertDescKind := alertFields[0].Descriptor()
+	// alert.KindValidator is a validator for the "kind" field. It is called by the builders before save.
+	alert.KindValidator = func() func(string) error {
+		validators := alertDescKind.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(kind string) error {
+			for _, fn := range fns {
+				if err := fn(kind); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// alertDescSubject is the schema descriptor for subject field.
+	alertDescSubject := alertFields[1].Descriptor()
+	// alert.SubjectValidator is a validator for the "subject" field. It is called by the builders before save.
+	alert.SubjectValidator = func() func(string) error {
+		validators := alertDescSubject.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(subject string) error {
+			for _, fn := range fns {
+				if err := fn(subject); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// alertDescMessage is the schema descriptor for message field.
+	alertDescMessage := alertFields[3].Descriptor()
+	// alert.DefaultMessage holds the default value on creation for the message field.
+	alert.DefaultMessage = alertDescMessage.Default.(string)
+	// alert.MessageValidator is a validator for the "message" field. It is called by the builders before save.
+	alert.MessageValidator = alertDescMessage.Validators[0].(func(string) error)
 	auditartifactFields := schema.AuditArtifact{}.Fields()
 	_ = auditartifactFields
 	// auditartifactDescSha256 is the schema descriptor for sha256 field.
@@ -432,6 +486,94 @@ func init() {
 	backend.DefaultLastError = backendDescLastError.Default.(string)
 	// backend.LastErrorValidator is a validator for the "last_error" field. It is called by the builders before save.
 	backend.LastErrorValidator = backendDescLastError.Validators[0].(func(string) error)
+	chatmessageMixin := schema.ChatMessage{}.Mixin()
+	chatmessageMixinFields0 := chatmessageMixin[0].Fields()
+	_ = chatmessageMixinFields0
+	chatmessageFields := schema.ChatMessage{}.Fields()
+	_ = chatmessageFields
+	// chatmessageDescCreatedAt is the schema descriptor for created_at field.
+	chatmessageDescCreatedAt := chatmessageMixinFields0[0].Descriptor()
+	// chatmessage.DefaultCreatedAt holds the default value on creation for the created_at field.
+	chatmessage.DefaultCreatedAt = chatmessageDescCreatedAt.Default.(func() time.Time)
+	// chatmessageDescUpdatedAt is the schema descriptor for updated_at field.
+	chatmessageDescUpdatedAt := chatmessageMixinFields0[1].Descriptor()
+	// chatmessage.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	chatmessage.DefaultUpdatedAt = chatmessageDescUpdatedAt.Default.(func() time.Time)
+	// chatmessage.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	chatmessage.UpdateDefaultUpdatedAt = chatmessageDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// chatmessageDescContent is the schema descriptor for content field.
+	chatmessageDescContent := chatmessageFields[2].Descriptor()
+	// chatmessage.ContentValidator is a validator for the "content" field. It is called by the builders before save.
+	chatmessage.ContentValidator = chatmessageDescContent.Validators[0].(func(string) error)
+	// chatmessageDescReasoning is the schema descriptor for reasoning field.
+	chatmessageDescReasoning := chatmessageFields[3].Descriptor()
+	// chatmessage.DefaultReasoning holds the default value on creation for the reasoning field.
+	chatmessage.DefaultReasoning = chatmessageDescReasoning.Default.(string)
+	// chatmessage.ReasoningValidator is a validator for the "reasoning" field. It is called by the builders before save.
+	chatmessage.ReasoningValidator = chatmessageDescReasoning.Validators[0].(func(string) error)
+	// chatmessageDescModel is the schema descriptor for model field.
+	chatmessageDescModel := chatmessageFields[4].Descriptor()
+	// chatmessage.DefaultModel holds the default value on creation for the model field.
+	chatmessage.DefaultModel = chatmessageDescModel.Default.(string)
+	// chatmessage.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	chatmessage.ModelValidator = chatmessageDescModel.Validators[0].(func(string) error)
+	// chatmessageDescPromptTokens is the schema descriptor for prompt_tokens field.
+	chatmessageDescPromptTokens := chatmessageFields[6].Descriptor()
+	// chatmessage.DefaultPromptTokens holds the default value on creation for the prompt_tokens field.
+	chatmessage.DefaultPromptTokens = chatmessageDescPromptTokens.Default.(int64)
+	// chatmessage.PromptTokensValidator is a validator for the "prompt_tokens" field. It is called by the builders before save.
+	chatmessage.PromptTokensValidator = chatmessageDescPromptTokens.Validators[0].(func(int64) error)
+	// chatmessageDescCompletionTokens is the schema descriptor for completion_tokens field.
+	chatmessageDescCompletionTokens := chatmessageFields[7].Descriptor()
+	// chatmessage.DefaultCompletionTokens holds the default value on creation for the completion_tokens field.
+	chatmessage.DefaultCompletionTokens = chatmessageDescCompletionTokens.Default.(int64)
+	// chatmessage.CompletionTokensValidator is a validator for the "completion_tokens" field. It is called by the builders before save.
+	chatmessage.CompletionTokensValidator = chatmessageDescCompletionTokens.Validators[0].(func(int64) error)
+	// chatmessageDescRequestID is the schema descriptor for request_id field.
+	chatmessageDescRequestID := chatmessageFields[8].Descriptor()
+	// chatmessage.DefaultRequestID holds the default value on creation for the request_id field.
+	chatmessage.DefaultRequestID = chatmessageDescRequestID.Default.(string)
+	// chatmessage.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	chatmessage.RequestIDValidator = chatmessageDescRequestID.Validators[0].(func(string) error)
+	conversationMixin := schema.Conversation{}.Mixin()
+	conversationMixinFields0 := conversationMixin[0].Fields()
+	_ = conversationMixinFields0
+	conversationFields := schema.Conversation{}.Fields()
+	_ = conversationFields
+	// conversationDescCreatedAt is the schema descriptor for created_at field.
+	conversationDescCreatedAt := conversationMixinFields0[0].Descriptor()
+	// conversation.DefaultCreatedAt holds the default value on creation for the created_at field.
+	conversation.DefaultCreatedAt = conversationDescCreatedAt.Default.(func() time.Time)
+	// conversationDescUpdatedAt is the schema descriptor for updated_at field.
+	conversationDescUpdatedAt := conversationMixinFields0[1].Descriptor()
+	// conversation.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	conversation.DefaultUpdatedAt = conversationDescUpdatedAt.Default.(func() time.Time)
+	// conversation.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	conversation.UpdateDefaultUpdatedAt = conversationDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// conversationDescTitle is the schema descriptor for title field.
+	conversationDescTitle := conversationFields[1].Descriptor()
+	// conversation.TitleValidator is a validator for the "title" field. It is called by the builders before save.
+	conversation.TitleValidator = func() func(string) error {
+		validators := conversationDescTitle.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(title string) error {
+			for _, fn := range fns {
+				if err := fn(title); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// conversationDescModel is the schema descriptor for model field.
+	conversationDescModel := conversationFields[2].Descriptor()
+	// conversation.DefaultModel holds the default value on creation for the model field.
+	conversation.DefaultModel = conversationDescModel.Default.(string)
+	// conversation.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	conversation.ModelValidator = conversationDescModel.Validators[0].(func(string) error)
 	gpudeviceMixin := schema.GPUDevice{}.Mixin()
 	gpudeviceMixinFields0 := gpudeviceMixin[0].Fields()
 	_ = gpudeviceMixinFields0
@@ -578,6 +720,48 @@ func init() {
 	groupDescAuditResponses := groupFields[11].Descriptor()
 	// group.DefaultAuditResponses holds the default value on creation for the audit_responses field.
 	group.DefaultAuditResponses = groupDescAuditResponses.Default.(bool)
+	metricpointFields := schema.MetricPoint{}.Fields()
+	_ = metricpointFields
+	// metricpointDescStepSeconds is the schema descriptor for step_seconds field.
+	metricpointDescStepSeconds := metricpointFields[0].Descriptor()
+	// metricpoint.StepSecondsValidator is a validator for the "step_seconds" field. It is called by the builders before save.
+	metricpoint.StepSecondsValidator = metricpointDescStepSeconds.Validators[0].(func(int) error)
+	// metricpointDescNodeID is the schema descriptor for node_id field.
+	metricpointDescNodeID := metricpointFields[2].Descriptor()
+	// metricpoint.DefaultNodeID holds the default value on creation for the node_id field.
+	metricpoint.DefaultNodeID = metricpointDescNodeID.Default.(int)
+	// metricpointDescGpuIndex is the schema descriptor for gpu_index field.
+	metricpointDescGpuIndex := metricpointFields[3].Descriptor()
+	// metricpoint.DefaultGpuIndex holds the default value on creation for the gpu_index field.
+	metricpoint.DefaultGpuIndex = metricpointDescGpuIndex.Default.(int)
+	// metricpointDescBackendID is the schema descriptor for backend_id field.
+	metricpointDescBackendID := metricpointFields[4].Descriptor()
+	// metricpoint.DefaultBackendID holds the default value on creation for the backend_id field.
+	metricpoint.DefaultBackendID = metricpointDescBackendID.Default.(int)
+	// metricpointDescMetric is the schema descriptor for metric field.
+	metricpointDescMetric := metricpointFields[5].Descriptor()
+	// metricpoint.MetricValidator is a validator for the "metric" field. It is called by the builders before save.
+	metricpoint.MetricValidator = func() func(string) error {
+		validators := metricpointDescMetric.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(metric string) error {
+			for _, fn := range fns {
+				if err := fn(metric); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// metricpointDescCount is the schema descriptor for count field.
+	metricpointDescCount := metricpointFields[7].Descriptor()
+	// metricpoint.DefaultCount holds the default value on creation for the count field.
+	metricpoint.DefaultCount = metricpointDescCount.Default.(int64)
+	// metricpoint.CountValidator is a validator for the "count" field. It is called by the builders before save.
+	metricpoint.CountValidator = metricpointDescCount.Validators[0].(func(int64) error)
 	modelMixin := schema.Model{}.Mixin()
 	modelMixinFields0 := modelMixin[0].Fields()
 	_ = modelMixinFields0
@@ -651,6 +835,177 @@ func init() {
 	model.DefaultEmbeddingLength = modelDescEmbeddingLength.Default.(int64)
 	// model.EmbeddingLengthValidator is a validator for the "embedding_length" field. It is called by the builders before save.
 	model.EmbeddingLengthValidator = modelDescEmbeddingLength.Validators[0].(func(int64) error)
+	modelaliasMixin := schema.ModelAlias{}.Mixin()
+	modelaliasMixinFields0 := modelaliasMixin[0].Fields()
+	_ = modelaliasMixinFields0
+	modelaliasFields := schema.ModelAlias{}.Fields()
+	_ = modelaliasFields
+	// modelaliasDescCreatedAt is the schema descriptor for created_at field.
+	modelaliasDescCreatedAt := modelaliasMixinFields0[0].Descriptor()
+	// modelalias.DefaultCreatedAt holds the default value on creation for the created_at field.
+	modelalias.DefaultCreatedAt = modelaliasDescCreatedAt.Default.(func() time.Time)
+	// modelaliasDescUpdatedAt is the schema descriptor for updated_at field.
+	modelaliasDescUpdatedAt := modelaliasMixinFields0[1].Descriptor()
+	// modelalias.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	modelalias.DefaultUpdatedAt = modelaliasDescUpdatedAt.Default.(func() time.Time)
+	// modelalias.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	modelalias.UpdateDefaultUpdatedAt = modelaliasDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// modelaliasDescName is the schema descriptor for name field.
+	modelaliasDescName := modelaliasFields[0].Descriptor()
+	// modelalias.NameValidator is a validator for the "name" field. It is called by the builders before save.
+	modelalias.NameValidator = func() func(string) error {
+		validators := modelaliasDescName.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(name string) error {
+			for _, fn := range fns {
+				if err := fn(name); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// modelaliasDescDescription is the schema descriptor for description field.
+	modelaliasDescDescription := modelaliasFields[2].Descriptor()
+	// modelalias.DefaultDescription holds the default value on creation for the description field.
+	modelalias.DefaultDescription = modelaliasDescDescription.Default.(string)
+	// modelalias.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	modelalias.DescriptionValidator = modelaliasDescDescription.Validators[0].(func(string) error)
+	modeljobMixin := schema.ModelJob{}.Mixin()
+	modeljobMixinFields0 := modeljobMixin[0].Fields()
+	_ = modeljobMixinFields0
+	modeljobFields := schema.ModelJob{}.Fields()
+	_ = modeljobFields
+	// modeljobDescCreatedAt is the schema descriptor for created_at field.
+	modeljobDescCreatedAt := modeljobMixinFields0[0].Descriptor()
+	// modeljob.DefaultCreatedAt holds the default value on creation for the created_at field.
+	modeljob.DefaultCreatedAt = modeljobDescCreatedAt.Default.(func() time.Time)
+	// modeljobDescUpdatedAt is the schema descriptor for updated_at field.
+	modeljobDescUpdatedAt := modeljobMixinFields0[1].Descriptor()
+	// modeljob.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	modeljob.DefaultUpdatedAt = modeljobDescUpdatedAt.Default.(func() time.Time)
+	// modeljob.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	modeljob.UpdateDefaultUpdatedAt = modeljobDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// modeljobDescBackendName is the schema descriptor for backend_name field.
+	modeljobDescBackendName := modeljobFields[2].Descriptor()
+	// modeljob.BackendNameValidator is a validator for the "backend_name" field. It is called by the builders before save.
+	modeljob.BackendNameValidator = modeljobDescBackendName.Validators[0].(func(string) error)
+	// modeljobDescModel is the schema descriptor for model field.
+	modeljobDescModel := modeljobFields[3].Descriptor()
+	// modeljob.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	modeljob.ModelValidator = func() func(string) error {
+		validators := modeljobDescModel.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(model string) error {
+			for _, fn := range fns {
+				if err := fn(model); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// modeljobDescInsecure is the schema descriptor for insecure field.
+	modeljobDescInsecure := modeljobFields[4].Descriptor()
+	// modeljob.DefaultInsecure holds the default value on creation for the insecure field.
+	modeljob.DefaultInsecure = modeljobDescInsecure.Default.(bool)
+	// modeljobDescStatus is the schema descriptor for status field.
+	modeljobDescStatus := modeljobFields[6].Descriptor()
+	// modeljob.DefaultStatus holds the default value on creation for the status field.
+	modeljob.DefaultStatus = modeljobDescStatus.Default.(string)
+	// modeljob.StatusValidator is a validator for the "status" field. It is called by the builders before save.
+	modeljob.StatusValidator = modeljobDescStatus.Validators[0].(func(string) error)
+	// modeljobDescDigest is the schema descriptor for digest field.
+	modeljobDescDigest := modeljobFields[7].Descriptor()
+	// modeljob.DefaultDigest holds the default value on creation for the digest field.
+	modeljob.DefaultDigest = modeljobDescDigest.Default.(string)
+	// modeljob.DigestValidator is a validator for the "digest" field. It is called by the builders before save.
+	modeljob.DigestValidator = modeljobDescDigest.Validators[0].(func(string) error)
+	// modeljobDescCompletedBytes is the schema descriptor for completed_bytes field.
+	modeljobDescCompletedBytes := modeljobFields[8].Descriptor()
+	// modeljob.DefaultCompletedBytes holds the default value on creation for the completed_bytes field.
+	modeljob.DefaultCompletedBytes = modeljobDescCompletedBytes.Default.(int64)
+	// modeljobDescTotalBytes is the schema descriptor for total_bytes field.
+	modeljobDescTotalBytes := modeljobFields[9].Descriptor()
+	// modeljob.DefaultTotalBytes holds the default value on creation for the total_bytes field.
+	modeljob.DefaultTotalBytes = modeljobDescTotalBytes.Default.(int64)
+	// modeljobDescAttempts is the schema descriptor for attempts field.
+	modeljobDescAttempts := modeljobFields[10].Descriptor()
+	// modeljob.DefaultAttempts holds the default value on creation for the attempts field.
+	modeljob.DefaultAttempts = modeljobDescAttempts.Default.(int)
+	// modeljobDescMaxAttempts is the schema descriptor for max_attempts field.
+	modeljobDescMaxAttempts := modeljobFields[11].Descriptor()
+	// modeljob.DefaultMaxAttempts holds the default value on creation for the max_attempts field.
+	modeljob.DefaultMaxAttempts = modeljobDescMaxAttempts.Default.(int)
+	// modeljobDescError is the schema descriptor for error field.
+	modeljobDescError := modeljobFields[12].Descriptor()
+	// modeljob.DefaultError holds the default value on creation for the error field.
+	modeljob.DefaultError = modeljobDescError.Default.(string)
+	// modeljob.ErrorValidator is a validator for the "error" field. It is called by the builders before save.
+	modeljob.ErrorValidator = modeljobDescError.Validators[0].(func(string) error)
+	// modeljobDescCreatedBy is the schema descriptor for created_by field.
+	modeljobDescCreatedBy := modeljobFields[14].Descriptor()
+	// modeljob.DefaultCreatedBy holds the default value on creation for the created_by field.
+	modeljob.DefaultCreatedBy = modeljobDescCreatedBy.Default.(string)
+	// modeljob.CreatedByValidator is a validator for the "created_by" field. It is called by the builders before save.
+	modeljob.CreatedByValidator = modeljobDescCreatedBy.Validators[0].(func(string) error)
+	modeloverrideMixin := schema.ModelOverride{}.Mixin()
+	modeloverrideMixinFields0 := modeloverrideMixin[0].Fields()
+	_ = modeloverrideMixinFields0
+	modeloverrideFields := schema.ModelOverride{}.Fields()
+	_ = modeloverrideFields
+	// modeloverrideDescCreatedAt is the schema descriptor for created_at field.
+	modeloverrideDescCreatedAt := modeloverrideMixinFields0[0].Descriptor()
+	// modeloverride.DefaultCreatedAt holds the default value on creation for the created_at field.
+	modeloverride.DefaultCreatedAt = modeloverrideDescCreatedAt.Default.(func() time.Time)
+	// modeloverrideDescUpdatedAt is the schema descriptor for updated_at field.
+	modeloverrideDescUpdatedAt := modeloverrideMixinFields0[1].Descriptor()
+	// modeloverride.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	modeloverride.DefaultUpdatedAt = modeloverrideDescUpdatedAt.Default.(func() time.Time)
+	// modeloverride.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	modeloverride.UpdateDefaultUpdatedAt = modeloverrideDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// modeloverrideDescModel is the schema descriptor for model field.
+	modeloverrideDescModel := modeloverrideFields[0].Descriptor()
+	// modeloverride.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	modeloverride.ModelValidator = func() func(string) error {
+		validators := modeloverrideDescModel.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(model string) error {
+			for _, fn := range fns {
+				if err := fn(model); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// modeloverrideDescContextLength is the schema descriptor for context_length field.
+	modeloverrideDescContextLength := modeloverrideFields[6].Descriptor()
+	// modeloverride.DefaultContextLength holds the default value on creation for the context_length field.
+	modeloverride.DefaultContextLength = modeloverrideDescContextLength.Default.(int64)
+	// modeloverride.ContextLengthValidator is a validator for the "context_length" field. It is called by the builders before save.
+	modeloverride.ContextLengthValidator = modeloverrideDescContextLength.Validators[0].(func(int64) error)
+	// modeloverrideDescDisplayName is the schema descriptor for display_name field.
+	modeloverrideDescDisplayName := modeloverrideFields[7].Descriptor()
+	// modeloverride.DefaultDisplayName holds the default value on creation for the display_name field.
+	modeloverride.DefaultDisplayName = modeloverrideDescDisplayName.Default.(string)
+	// modeloverride.DisplayNameValidator is a validator for the "display_name" field. It is called by the builders before save.
+	modeloverride.DisplayNameValidator = modeloverrideDescDisplayName.Validators[0].(func(string) error)
+	// modeloverrideDescDescription is the schema descriptor for description field.
+	modeloverrideDescDescription := modeloverrideFields[8].Descriptor()
+	// modeloverride.DefaultDescription holds the default value on creation for the description field.
+	modeloverride.DefaultDescription = modeloverrideDescDescription.Default.(string)
+	// modeloverride.DescriptionValidator is a validator for the "description" field. It is called by the builders before save.
+	modeloverride.DescriptionValidator = modeloverrideDescDescription.Validators[0].(func(string) error)
 	nodeMixin := schema.Node{}.Mixin()
 	nodeMixinFields0 := nodeMixin[0].Fields()
 	_ = nodeMixinFields0
@@ -798,6 +1153,72 @@ func init() {
 	quotarequestDescGrantedTokens := quotarequestFields[6].Descriptor()
 	// quotarequest.GrantedTokensValidator is a validator for the "granted_tokens" field. It is called by the builders before save.
 	quotarequest.GrantedTokensValidator = quotarequestDescGrantedTokens.Validators[0].(func(int64) error)
+	requestusageFields := schema.RequestUsage{}.Fields()
+	_ = requestusageFields
+	// requestusageDescRequestID is the schema descriptor for request_id field.
+	requestusageDescRequestID := requestusageFields[0].Descriptor()
+	// requestusage.RequestIDValidator is a validator for the "request_id" field. It is called by the builders before save.
+	requestusage.RequestIDValidator = func() func(string) error {
+		validators := requestusageDescRequestID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(request_id string) error {
+			for _, fn := range fns {
+				if err := fn(request_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// requestusageDescModel is the schema descriptor for model field.
+	requestusageDescModel := requestusageFields[2].Descriptor()
+	// requestusage.DefaultModel holds the default value on creation for the model field.
+	requestusage.DefaultModel = requestusageDescModel.Default.(string)
+	// requestusage.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	requestusage.ModelValidator = requestusageDescModel.Validators[0].(func(string) error)
+	// requestusageDescUserID is the schema descriptor for user_id field.
+	requestusageDescUserID := requestusageFields[3].Descriptor()
+	// requestusage.DefaultUserID holds the default value on creation for the user_id field.
+	requestusage.DefaultUserID = requestusageDescUserID.Default.(int64)
+	// requestusageDescUsername is the schema descriptor for username field.
+	requestusageDescUsername := requestusageFields[4].Descriptor()
+	// requestusage.DefaultUsername holds the default value on creation for the username field.
+	requestusage.DefaultUsername = requestusageDescUsername.Default.(string)
+	// requestusage.UsernameValidator is a validator for the "username" field. It is called by the builders before save.
+	requestusage.UsernameValidator = requestusageDescUsername.Validators[0].(func(string) error)
+	// requestusageDescGroupName is the schema descriptor for group_name field.
+	requestusageDescGroupName := requestusageFields[5].Descriptor()
+	// requestusage.DefaultGroupName holds the default value on creation for the group_name field.
+	requestusage.DefaultGroupName = requestusageDescGroupName.Default.(string)
+	// requestusage.GroupNameValidator is a validator for the "group_name" field. It is called by the builders before save.
+	requestusage.GroupNameValidator = requestusageDescGroupName.Validators[0].(func(string) error)
+	// requestusageDescOutcome is the schema descriptor for outcome field.
+	requestusageDescOutcome := requestusageFields[6].Descriptor()
+	// requestusage.DefaultOutcome holds the default value on creation for the outcome field.
+	requestusage.DefaultOutcome = requestusageDescOutcome.Default.(string)
+	// requestusage.OutcomeValidator is a validator for the "outcome" field. It is called by the builders before save.
+	requestusage.OutcomeValidator = requestusageDescOutcome.Validators[0].(func(string) error)
+	// requestusageDescQueueWaitMs is the schema descriptor for queue_wait_ms field.
+	requestusageDescQueueWaitMs := requestusageFields[10].Descriptor()
+	// requestusage.DefaultQueueWaitMs holds the default value on creation for the queue_wait_ms field.
+	requestusage.DefaultQueueWaitMs = requestusageDescQueueWaitMs.Default.(int64)
+	// requestusage.QueueWaitMsValidator is a validator for the "queue_wait_ms" field. It is called by the builders before save.
+	requestusage.QueueWaitMsValidator = requestusageDescQueueWaitMs.Validators[0].(func(int64) error)
+	// requestusageDescPromptTokens is the schema descriptor for prompt_tokens field.
+	requestusageDescPromptTokens := requestusageFields[11].Descriptor()
+	// requestusage.DefaultPromptTokens holds the default value on creation for the prompt_tokens field.
+	requestusage.DefaultPromptTokens = requestusageDescPromptTokens.Default.(int64)
+	// requestusage.PromptTokensValidator is a validator for the "prompt_tokens" field. It is called by the builders before save.
+	requestusage.PromptTokensValidator = requestusageDescPromptTokens.Validators[0].(func(int64) error)
+	// requestusageDescCompletionTokens is the schema descriptor for completion_tokens field.
+	requestusageDescCompletionTokens := requestusageFields[12].Descriptor()
+	// requestusage.DefaultCompletionTokens holds the default value on creation for the completion_tokens field.
+	requestusage.DefaultCompletionTokens = requestusageDescCompletionTokens.Default.(int64)
+	// requestusage.CompletionTokensValidator is a validator for the "completion_tokens" field. It is called by the builders before save.
+	requestusage.CompletionTokensValidator = requestusageDescCompletionTokens.Validators[0].(func(int64) error)
 	servicekeyrequestMixin := schema.ServiceKeyRequest{}.Mixin()
 	servicekeyrequestMixinFields0 := servicekeyrequestMixin[0].Fields()
 	_ = servicekeyrequestMixinFields0
@@ -814,7 +1235,7 @@ func init() {
 	// servicekeyrequest.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
 	servicekeyrequest.UpdateDefaultUpdatedAt = servicekeyrequestDescUpdatedAt.UpdateDefault.(func() time.Time)
 	// servicekeyrequestDescServiceName is the schema descriptor for service_name field.
-	servicekeyrequestDescServiceName := servicekeyrequestFields[1].Descriptor()
+	servicekeyrequestDescServiceName := servicekeyrequestFields[2].Descriptor()
 	// servicekeyrequest.ServiceNameValidator is a validator for the "service_name" field. It is called by the builders before save.
 	servicekeyrequest.ServiceNameValidator = func() func(string) error {
 		validators := servicekeyrequestDescServiceName.Validators
@@ -832,7 +1253,7 @@ func init() {
 		}
 	}()
 	// servicekeyrequestDescJustification is the schema descriptor for justification field.
-	servicekeyrequestDescJustification := servicekeyrequestFields[2].Descriptor()
+	servicekeyrequestDescJustification := servicekeyrequestFields[3].Descriptor()
 	// servicekeyrequest.JustificationValidator is a validator for the "justification" field. It is called by the builders before save.
 	servicekeyrequest.JustificationValidator = func() func(string) error {
 		validators := servicekeyrequestDescJustification.Validators
@@ -850,11 +1271,23 @@ func init() {
 		}
 	}()
 	// servicekeyrequestDescReviewNotes is the schema descriptor for review_notes field.
-	servicekeyrequestDescReviewNotes := servicekeyrequestFields[5].Descriptor()
+	servicekeyrequestDescReviewNotes := servicekeyrequestFields[6].Descriptor()
 	// servicekeyrequest.DefaultReviewNotes holds the default value on creation for the review_notes field.
 	servicekeyrequest.DefaultReviewNotes = servicekeyrequestDescReviewNotes.Default.(string)
 	// servicekeyrequest.ReviewNotesValidator is a validator for the "review_notes" field. It is called by the builders before save.
 	servicekeyrequest.ReviewNotesValidator = servicekeyrequestDescReviewNotes.Validators[0].(func(string) error)
+	// servicekeyrequestDescDataRiskLevel is the schema descriptor for data_risk_level field.
+	servicekeyrequestDescDataRiskLevel := servicekeyrequestFields[11].Descriptor()
+	// servicekeyrequest.DefaultDataRiskLevel holds the default value on creation for the data_risk_level field.
+	servicekeyrequest.DefaultDataRiskLevel = servicekeyrequestDescDataRiskLevel.Default.(string)
+	// servicekeyrequest.DataRiskLevelValidator is a validator for the "data_risk_level" field. It is called by the builders before save.
+	servicekeyrequest.DataRiskLevelValidator = servicekeyrequestDescDataRiskLevel.Validators[0].(func(string) error)
+	// servicekeyrequestDescComplianceOther is the schema descriptor for compliance_other field.
+	servicekeyrequestDescComplianceOther := servicekeyrequestFields[13].Descriptor()
+	// servicekeyrequest.DefaultComplianceOther holds the default value on creation for the compliance_other field.
+	servicekeyrequest.DefaultComplianceOther = servicekeyrequestDescComplianceOther.Default.(string)
+	// servicekeyrequest.ComplianceOtherValidator is a validator for the "compliance_other" field. It is called by the builders before save.
+	servicekeyrequest.ComplianceOtherValidator = servicekeyrequestDescComplianceOther.Validators[0].(func(string) error)
 	sessionMixin := schema.Session{}.Mixin()
 	sessionMixinFields0 := sessionMixin[0].Fields()
 	_ = sessionMixinFields0
@@ -936,6 +1369,96 @@ func init() {
 	session.DefaultUserAgent = sessionDescUserAgent.Default.(string)
 	// session.UserAgentValidator is a validator for the "user_agent" field. It is called by the builders before save.
 	session.UserAgentValidator = sessionDescUserAgent.Validators[0].(func(string) error)
+	settingMixin := schema.Setting{}.Mixin()
+	settingMixinFields0 := settingMixin[0].Fields()
+	_ = settingMixinFields0
+	settingFields := schema.Setting{}.Fields()
+	_ = settingFields
+	// settingDescCreatedAt is the schema descriptor for created_at field.
+	settingDescCreatedAt := settingMixinFields0[0].Descriptor()
+	// setting.DefaultCreatedAt holds the default value on creation for the created_at field.
+	setting.DefaultCreatedAt = settingDescCreatedAt.Default.(func() time.Time)
+	// settingDescUpdatedAt is the schema descriptor for updated_at field.
+	settingDescUpdatedAt := settingMixinFields0[1].Descriptor()
+	// setting.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	setting.DefaultUpdatedAt = settingDescUpdatedAt.Default.(func() time.Time)
+	// setting.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	setting.UpdateDefaultUpdatedAt = settingDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// settingDescKey is the schema descriptor for key field.
+	settingDescKey := settingFields[0].Descriptor()
+	// setting.KeyValidator is a validator for the "key" field. It is called by the builders before save.
+	setting.KeyValidator = func() func(string) error {
+		validators := settingDescKey.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(key string) error {
+			for _, fn := range fns {
+				if err := fn(key); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	storedresponseMixin := schema.StoredResponse{}.Mixin()
+	storedresponseMixinFields0 := storedresponseMixin[0].Fields()
+	_ = storedresponseMixinFields0
+	storedresponseFields := schema.StoredResponse{}.Fields()
+	_ = storedresponseFields
+	// storedresponseDescCreatedAt is the schema descriptor for created_at field.
+	storedresponseDescCreatedAt := storedresponseMixinFields0[0].Descriptor()
+	// storedresponse.DefaultCreatedAt holds the default value on creation for the created_at field.
+	storedresponse.DefaultCreatedAt = storedresponseDescCreatedAt.Default.(func() time.Time)
+	// storedresponseDescUpdatedAt is the schema descriptor for updated_at field.
+	storedresponseDescUpdatedAt := storedresponseMixinFields0[1].Descriptor()
+	// storedresponse.DefaultUpdatedAt holds the default value on creation for the updated_at field.
+	storedresponse.DefaultUpdatedAt = storedresponseDescUpdatedAt.Default.(func() time.Time)
+	// storedresponse.UpdateDefaultUpdatedAt holds the default value on update for the updated_at field.
+	storedresponse.UpdateDefaultUpdatedAt = storedresponseDescUpdatedAt.UpdateDefault.(func() time.Time)
+	// storedresponseDescResponseID is the schema descriptor for response_id field.
+	storedresponseDescResponseID := storedresponseFields[0].Descriptor()
+	// storedresponse.ResponseIDValidator is a validator for the "response_id" field. It is called by the builders before save.
+	storedresponse.ResponseIDValidator = func() func(string) error {
+		validators := storedresponseDescResponseID.Validators
+		fns := [...]func(string) error{
+			validators[0].(func(string) error),
+			validators[1].(func(string) error),
+		}
+		return func(response_id string) error {
+			for _, fn := range fns {
+				if err := fn(response_id); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}()
+	// storedresponseDescPreviousResponseID is the schema descriptor for previous_response_id field.
+	storedresponseDescPreviousResponseID := storedresponseFields[2].Descriptor()
+	// storedresponse.DefaultPreviousResponseID holds the default value on creation for the previous_response_id field.
+	storedresponse.DefaultPreviousResponseID = storedresponseDescPreviousResponseID.Default.(string)
+	// storedresponse.PreviousResponseIDValidator is a validator for the "previous_response_id" field. It is called by the builders before save.
+	storedresponse.PreviousResponseIDValidator = storedresponseDescPreviousResponseID.Validators[0].(func(string) error)
+	// storedresponseDescModel is the schema descriptor for model field.
+	storedresponseDescModel := storedresponseFields[3].Descriptor()
+	// storedresponse.DefaultModel holds the default value on creation for the model field.
+	storedresponse.DefaultModel = storedresponseDescModel.Default.(string)
+	// storedresponse.ModelValidator is a validator for the "model" field. It is called by the builders before save.
+	storedresponse.ModelValidator = storedresponseDescModel.Validators[0].(func(string) error)
+	// storedresponseDescResponseJSON is the schema descriptor for response_json field.
+	storedresponseDescResponseJSON := storedresponseFields[4].Descriptor()
+	// storedresponse.ResponseJSONValidator is a validator for the "response_json" field. It is called by the builders before save.
+	storedresponse.ResponseJSONValidator = storedresponseDescResponseJSON.Validators[0].(func(string) error)
+	// storedresponseDescInputItemsJSON is the schema descriptor for input_items_json field.
+	storedresponseDescInputItemsJSON := storedresponseFields[5].Descriptor()
+	// storedresponse.InputItemsJSONValidator is a validator for the "input_items_json" field. It is called by the builders before save.
+	storedresponse.InputItemsJSONValidator = storedresponseDescInputItemsJSON.Validators[0].(func(string) error)
+	// storedresponseDescHistoryJSON is the schema descriptor for history_json field.
+	storedresponseDescHistoryJSON := storedresponseFields[6].Descriptor()
+	// storedresponse.HistoryJSONValidator is a validator for the "history_json" field. It is called by the builders before save.
+	storedresponse.HistoryJSONValidator = storedresponseDescHistoryJSON.Validators[0].(func(string) error)
 	userMixin := schema.User{}.Mixin()
 	userMixinFields0 := userMixin[0].Fields()
 	_ = userMixinFields0

@@ -3,6 +3,7 @@
 package ent
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,8 @@ type ServiceKeyRequest struct {
 	UpdatedAt time.Time `json:"updated_at,omitempty"`
 	// UserID holds the value of the "user_id" field.
 	UserID int `json:"user_id,omitempty"`
+	// Kind holds the value of the "kind" field.
+	Kind servicekeyrequest.Kind `json:"kind,omitempty"`
 	// ServiceName holds the value of the "service_name" field.
 	ServiceName string `json:"service_name,omitempty"`
 	// Justification holds the value of the "justification" field.
@@ -40,6 +43,14 @@ type ServiceKeyRequest struct {
 	APIKeyID *int `json:"api_key_id,omitempty"`
 	// CollectedAt holds the value of the "collected_at" field.
 	CollectedAt *time.Time `json:"collected_at,omitempty"`
+	// AlternativeContacts holds the value of the "alternative_contacts" field.
+	AlternativeContacts []string `json:"alternative_contacts,omitempty"`
+	// DataRiskLevel holds the value of the "data_risk_level" field.
+	DataRiskLevel string `json:"data_risk_level,omitempty"`
+	// ComplianceTags holds the value of the "compliance_tags" field.
+	ComplianceTags []string `json:"compliance_tags,omitempty"`
+	// ComplianceOther holds the value of the "compliance_other" field.
+	ComplianceOther string `json:"compliance_other,omitempty"`
 	// Edges holds the relations/edges for other nodes in the graph.
 	// The values are being populated by the ServiceKeyRequestQuery when eager-loading is set.
 	Edges        ServiceKeyRequestEdges `json:"edges"`
@@ -71,9 +82,11 @@ func (*ServiceKeyRequest) scanValues(columns []string) ([]any, error) {
 	values := make([]any, len(columns))
 	for i := range columns {
 		switch columns[i] {
+		case servicekeyrequest.FieldAlternativeContacts, servicekeyrequest.FieldComplianceTags:
+			values[i] = new([]byte)
 		case servicekeyrequest.FieldID, servicekeyrequest.FieldUserID, servicekeyrequest.FieldReviewerID, servicekeyrequest.FieldAPIKeyID:
 			values[i] = new(sql.NullInt64)
-		case servicekeyrequest.FieldServiceName, servicekeyrequest.FieldJustification, servicekeyrequest.FieldStatus, servicekeyrequest.FieldReviewNotes:
+		case servicekeyrequest.FieldKind, servicekeyrequest.FieldServiceName, servicekeyrequest.FieldJustification, servicekeyrequest.FieldStatus, servicekeyrequest.FieldReviewNotes, servicekeyrequest.FieldDataRiskLevel, servicekeyrequest.FieldComplianceOther:
 			values[i] = new(sql.NullString)
 		case servicekeyrequest.FieldCreatedAt, servicekeyrequest.FieldUpdatedAt, servicekeyrequest.FieldReviewedAt, servicekeyrequest.FieldCollectedAt:
 			values[i] = new(sql.NullTime)
@@ -115,6 +128,12 @@ func (_m *ServiceKeyRequest) assignValues(columns []string, values []any) error 
 				return fmt.Errorf("unexpected type %T for field user_id", values[i])
 			} else if value.Valid {
 				_m.UserID = int(value.Int64)
+			}
+		case servicekeyrequest.FieldKind:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field kind", values[i])
+			} else if value.Valid {
+				_m.Kind = servicekeyrequest.Kind(value.String)
 			}
 		case servicekeyrequest.FieldServiceName:
 			if value, ok := values[i].(*sql.NullString); !ok {
@@ -168,6 +187,34 @@ func (_m *ServiceKeyRequest) assignValues(columns []string, values []any) error 
 				_m.CollectedAt = new(time.Time)
 				*_m.CollectedAt = value.Time
 			}
+		case servicekeyrequest.FieldAlternativeContacts:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field alternative_contacts", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.AlternativeContacts); err != nil {
+					return fmt.Errorf("unmarshal field alternative_contacts: %w", err)
+				}
+			}
+		case servicekeyrequest.FieldDataRiskLevel:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field data_risk_level", values[i])
+			} else if value.Valid {
+				_m.DataRiskLevel = value.String
+			}
+		case servicekeyrequest.FieldComplianceTags:
+			if value, ok := values[i].(*[]byte); !ok {
+				return fmt.Errorf("unexpected type %T for field compliance_tags", values[i])
+			} else if value != nil && len(*value) > 0 {
+				if err := json.Unmarshal(*value, &_m.ComplianceTags); err != nil {
+					return fmt.Errorf("unmarshal field compliance_tags: %w", err)
+				}
+			}
+		case servicekeyrequest.FieldComplianceOther:
+			if value, ok := values[i].(*sql.NullString); !ok {
+				return fmt.Errorf("unexpected type %T for field compliance_other", values[i])
+			} else if value.Valid {
+				_m.ComplianceOther = value.String
+			}
 		default:
 			_m.selectValues.Set(columns[i], values[i])
 		}
@@ -218,6 +265,9 @@ func (_m *ServiceKeyRequest) String() string {
 	builder.WriteString("user_id=")
 	builder.WriteString(fmt.Sprintf("%v", _m.UserID))
 	builder.WriteString(", ")
+	builder.WriteString("kind=")
+	builder.WriteString(fmt.Sprintf("%v", _m.Kind))
+	builder.WriteString(", ")
 	builder.WriteString("service_name=")
 	builder.WriteString(_m.ServiceName)
 	builder.WriteString(", ")
@@ -249,6 +299,18 @@ func (_m *ServiceKeyRequest) String() string {
 		builder.WriteString("collected_at=")
 		builder.WriteString(v.Format(time.ANSIC))
 	}
+	builder.WriteString(", ")
+	builder.WriteString("alternative_contacts=")
+	builder.WriteString(fmt.Sprintf("%v", _m.AlternativeContacts))
+	builder.WriteString(", ")
+	builder.WriteString("data_risk_level=")
+	builder.WriteString(_m.DataRiskLevel)
+	builder.WriteString(", ")
+	builder.WriteString("compliance_tags=")
+	builder.WriteString(fmt.Sprintf("%v", _m.ComplianceTags))
+	builder.WriteString(", ")
+	builder.WriteString("compliance_other=")
+	builder.WriteString(_m.ComplianceOther)
 	builder.WriteByte(')')
 	return builder.String()
 }

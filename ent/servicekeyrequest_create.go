@@ -57,6 +57,20 @@ func (_c *ServiceKeyRequestCreate) SetUserID(v int) *ServiceKeyRequestCreate {
 	return _c
 }
 
+// SetKind sets the "kind" field.
+func (_c *ServiceKeyRequestCreate) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestCreate {
+	_c.mutation.SetKind(v)
+	return _c
+}
+
+// SetNillableKind sets the "kind" field if the given value is not nil.
+func (_c *ServiceKeyRequestCreate) SetNillableKind(v *servicekeyrequest.Kind) *ServiceKeyRequestCreate {
+	if v != nil {
+		_c.SetKind(*v)
+	}
+	return _c
+}
+
 // SetServiceName sets the "service_name" field.
 func (_c *ServiceKeyRequestCreate) SetServiceName(v string) *ServiceKeyRequestCreate {
 	_c.mutation.SetServiceName(v)
@@ -153,6 +167,46 @@ func (_c *ServiceKeyRequestCreate) SetNillableCollectedAt(v *time.Time) *Service
 	return _c
 }
 
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (_c *ServiceKeyRequestCreate) SetAlternativeContacts(v []string) *ServiceKeyRequestCreate {
+	_c.mutation.SetAlternativeContacts(v)
+	return _c
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (_c *ServiceKeyRequestCreate) SetDataRiskLevel(v string) *ServiceKeyRequestCreate {
+	_c.mutation.SetDataRiskLevel(v)
+	return _c
+}
+
+// SetNillableDataRiskLevel sets the "data_risk_level" field if the given value is not nil.
+func (_c *ServiceKeyRequestCreate) SetNillableDataRiskLevel(v *string) *ServiceKeyRequestCreate {
+	if v != nil {
+		_c.SetDataRiskLevel(*v)
+	}
+	return _c
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (_c *ServiceKeyRequestCreate) SetComplianceTags(v []string) *ServiceKeyRequestCreate {
+	_c.mutation.SetComplianceTags(v)
+	return _c
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (_c *ServiceKeyRequestCreate) SetComplianceOther(v string) *ServiceKeyRequestCreate {
+	_c.mutation.SetComplianceOther(v)
+	return _c
+}
+
+// SetNillableComplianceOther sets the "compliance_other" field if the given value is not nil.
+func (_c *ServiceKeyRequestCreate) SetNillableComplianceOther(v *string) *ServiceKeyRequestCreate {
+	if v != nil {
+		_c.SetComplianceOther(*v)
+	}
+	return _c
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_c *ServiceKeyRequestCreate) SetUser(v *User) *ServiceKeyRequestCreate {
 	return _c.SetUserID(v.ID)
@@ -201,6 +255,10 @@ func (_c *ServiceKeyRequestCreate) defaults() {
 		v := servicekeyrequest.DefaultUpdatedAt()
 		_c.mutation.SetUpdatedAt(v)
 	}
+	if _, ok := _c.mutation.Kind(); !ok {
+		v := servicekeyrequest.DefaultKind
+		_c.mutation.SetKind(v)
+	}
 	if _, ok := _c.mutation.Status(); !ok {
 		v := servicekeyrequest.DefaultStatus
 		_c.mutation.SetStatus(v)
@@ -208,6 +266,14 @@ func (_c *ServiceKeyRequestCreate) defaults() {
 	if _, ok := _c.mutation.ReviewNotes(); !ok {
 		v := servicekeyrequest.DefaultReviewNotes
 		_c.mutation.SetReviewNotes(v)
+	}
+	if _, ok := _c.mutation.DataRiskLevel(); !ok {
+		v := servicekeyrequest.DefaultDataRiskLevel
+		_c.mutation.SetDataRiskLevel(v)
+	}
+	if _, ok := _c.mutation.ComplianceOther(); !ok {
+		v := servicekeyrequest.DefaultComplianceOther
+		_c.mutation.SetComplianceOther(v)
 	}
 }
 
@@ -221,6 +287,14 @@ func (_c *ServiceKeyRequestCreate) check() error {
 	}
 	if _, ok := _c.mutation.UserID(); !ok {
 		return &ValidationError{Name: "user_id", err: errors.New(`ent: missing required field "ServiceKeyRequest.user_id"`)}
+	}
+	if _, ok := _c.mutation.Kind(); !ok {
+		return &ValidationError{Name: "kind", err: errors.New(`ent: missing required field "ServiceKeyRequest.kind"`)}
+	}
+	if v, ok := _c.mutation.Kind(); ok {
+		if err := servicekeyrequest.KindValidator(v); err != nil {
+			return &ValidationError{Name: "kind", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.kind": %w`, err)}
+		}
 	}
 	if _, ok := _c.mutation.ServiceName(); !ok {
 		return &ValidationError{Name: "service_name", err: errors.New(`ent: missing required field "ServiceKeyRequest.service_name"`)}
@@ -252,6 +326,22 @@ func (_c *ServiceKeyRequestCreate) check() error {
 	if v, ok := _c.mutation.ReviewNotes(); ok {
 		if err := servicekeyrequest.ReviewNotesValidator(v); err != nil {
 			return &ValidationError{Name: "review_notes", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.review_notes": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.DataRiskLevel(); !ok {
+		return &ValidationError{Name: "data_risk_level", err: errors.New(`ent: missing required field "ServiceKeyRequest.data_risk_level"`)}
+	}
+	if v, ok := _c.mutation.DataRiskLevel(); ok {
+		if err := servicekeyrequest.DataRiskLevelValidator(v); err != nil {
+			return &ValidationError{Name: "data_risk_level", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.data_risk_level": %w`, err)}
+		}
+	}
+	if _, ok := _c.mutation.ComplianceOther(); !ok {
+		return &ValidationError{Name: "compliance_other", err: errors.New(`ent: missing required field "ServiceKeyRequest.compliance_other"`)}
+	}
+	if v, ok := _c.mutation.ComplianceOther(); ok {
+		if err := servicekeyrequest.ComplianceOtherValidator(v); err != nil {
+			return &ValidationError{Name: "compliance_other", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.compliance_other": %w`, err)}
 		}
 	}
 	if len(_c.mutation.UserIDs()) == 0 {
@@ -292,6 +382,10 @@ func (_c *ServiceKeyRequestCreate) createSpec() (*ServiceKeyRequest, *sqlgraph.C
 		_spec.SetField(servicekeyrequest.FieldUpdatedAt, field.TypeTime, value)
 		_node.UpdatedAt = value
 	}
+	if value, ok := _c.mutation.Kind(); ok {
+		_spec.SetField(servicekeyrequest.FieldKind, field.TypeEnum, value)
+		_node.Kind = value
+	}
 	if value, ok := _c.mutation.ServiceName(); ok {
 		_spec.SetField(servicekeyrequest.FieldServiceName, field.TypeString, value)
 		_node.ServiceName = value
@@ -323,6 +417,22 @@ func (_c *ServiceKeyRequestCreate) createSpec() (*ServiceKeyRequest, *sqlgraph.C
 	if value, ok := _c.mutation.CollectedAt(); ok {
 		_spec.SetField(servicekeyrequest.FieldCollectedAt, field.TypeTime, value)
 		_node.CollectedAt = &value
+	}
+	if value, ok := _c.mutation.AlternativeContacts(); ok {
+		_spec.SetField(servicekeyrequest.FieldAlternativeContacts, field.TypeJSON, value)
+		_node.AlternativeContacts = value
+	}
+	if value, ok := _c.mutation.DataRiskLevel(); ok {
+		_spec.SetField(servicekeyrequest.FieldDataRiskLevel, field.TypeString, value)
+		_node.DataRiskLevel = value
+	}
+	if value, ok := _c.mutation.ComplianceTags(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceTags, field.TypeJSON, value)
+		_node.ComplianceTags = value
+	}
+	if value, ok := _c.mutation.ComplianceOther(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceOther, field.TypeString, value)
+		_node.ComplianceOther = value
 	}
 	if nodes := _c.mutation.UserIDs(); len(nodes) > 0 {
 		edge := &sqlgraph.EdgeSpec{
@@ -414,6 +524,18 @@ func (u *ServiceKeyRequestUpsert) SetUserID(v int) *ServiceKeyRequestUpsert {
 // UpdateUserID sets the "user_id" field to the value that was provided on create.
 func (u *ServiceKeyRequestUpsert) UpdateUserID() *ServiceKeyRequestUpsert {
 	u.SetExcluded(servicekeyrequest.FieldUserID)
+	return u
+}
+
+// SetKind sets the "kind" field.
+func (u *ServiceKeyRequestUpsert) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestUpsert {
+	u.Set(servicekeyrequest.FieldKind, v)
+	return u
+}
+
+// UpdateKind sets the "kind" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsert) UpdateKind() *ServiceKeyRequestUpsert {
+	u.SetExcluded(servicekeyrequest.FieldKind)
 	return u
 }
 
@@ -549,6 +671,66 @@ func (u *ServiceKeyRequestUpsert) ClearCollectedAt() *ServiceKeyRequestUpsert {
 	return u
 }
 
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsert) SetAlternativeContacts(v []string) *ServiceKeyRequestUpsert {
+	u.Set(servicekeyrequest.FieldAlternativeContacts, v)
+	return u
+}
+
+// UpdateAlternativeContacts sets the "alternative_contacts" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsert) UpdateAlternativeContacts() *ServiceKeyRequestUpsert {
+	u.SetExcluded(servicekeyrequest.FieldAlternativeContacts)
+	return u
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsert) ClearAlternativeContacts() *ServiceKeyRequestUpsert {
+	u.SetNull(servicekeyrequest.FieldAlternativeContacts)
+	return u
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (u *ServiceKeyRequestUpsert) SetDataRiskLevel(v string) *ServiceKeyRequestUpsert {
+	u.Set(servicekeyrequest.FieldDataRiskLevel, v)
+	return u
+}
+
+// UpdateDataRiskLevel sets the "data_risk_level" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsert) UpdateDataRiskLevel() *ServiceKeyRequestUpsert {
+	u.SetExcluded(servicekeyrequest.FieldDataRiskLevel)
+	return u
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsert) SetComplianceTags(v []string) *ServiceKeyRequestUpsert {
+	u.Set(servicekeyrequest.FieldComplianceTags, v)
+	return u
+}
+
+// UpdateComplianceTags sets the "compliance_tags" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsert) UpdateComplianceTags() *ServiceKeyRequestUpsert {
+	u.SetExcluded(servicekeyrequest.FieldComplianceTags)
+	return u
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsert) ClearComplianceTags() *ServiceKeyRequestUpsert {
+	u.SetNull(servicekeyrequest.FieldComplianceTags)
+	return u
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (u *ServiceKeyRequestUpsert) SetComplianceOther(v string) *ServiceKeyRequestUpsert {
+	u.Set(servicekeyrequest.FieldComplianceOther, v)
+	return u
+}
+
+// UpdateComplianceOther sets the "compliance_other" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsert) UpdateComplianceOther() *ServiceKeyRequestUpsert {
+	u.SetExcluded(servicekeyrequest.FieldComplianceOther)
+	return u
+}
+
 // UpdateNewValues updates the mutable fields using the new values that were set on create.
 // Using this option is equivalent to using:
 //
@@ -619,6 +801,20 @@ func (u *ServiceKeyRequestUpsertOne) SetUserID(v int) *ServiceKeyRequestUpsertOn
 func (u *ServiceKeyRequestUpsertOne) UpdateUserID() *ServiceKeyRequestUpsertOne {
 	return u.Update(func(s *ServiceKeyRequestUpsert) {
 		s.UpdateUserID()
+	})
+}
+
+// SetKind sets the "kind" field.
+func (u *ServiceKeyRequestUpsertOne) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetKind(v)
+	})
+}
+
+// UpdateKind sets the "kind" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertOne) UpdateKind() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateKind()
 	})
 }
 
@@ -773,6 +969,76 @@ func (u *ServiceKeyRequestUpsertOne) UpdateCollectedAt() *ServiceKeyRequestUpser
 func (u *ServiceKeyRequestUpsertOne) ClearCollectedAt() *ServiceKeyRequestUpsertOne {
 	return u.Update(func(s *ServiceKeyRequestUpsert) {
 		s.ClearCollectedAt()
+	})
+}
+
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsertOne) SetAlternativeContacts(v []string) *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetAlternativeContacts(v)
+	})
+}
+
+// UpdateAlternativeContacts sets the "alternative_contacts" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertOne) UpdateAlternativeContacts() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateAlternativeContacts()
+	})
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsertOne) ClearAlternativeContacts() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.ClearAlternativeContacts()
+	})
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (u *ServiceKeyRequestUpsertOne) SetDataRiskLevel(v string) *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetDataRiskLevel(v)
+	})
+}
+
+// UpdateDataRiskLevel sets the "data_risk_level" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertOne) UpdateDataRiskLevel() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateDataRiskLevel()
+	})
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsertOne) SetComplianceTags(v []string) *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetComplianceTags(v)
+	})
+}
+
+// UpdateComplianceTags sets the "compliance_tags" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertOne) UpdateComplianceTags() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateComplianceTags()
+	})
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsertOne) ClearComplianceTags() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.ClearComplianceTags()
+	})
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (u *ServiceKeyRequestUpsertOne) SetComplianceOther(v string) *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetComplianceOther(v)
+	})
+}
+
+// UpdateComplianceOther sets the "compliance_other" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertOne) UpdateComplianceOther() *ServiceKeyRequestUpsertOne {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateComplianceOther()
 	})
 }
 
@@ -1015,6 +1281,20 @@ func (u *ServiceKeyRequestUpsertBulk) UpdateUserID() *ServiceKeyRequestUpsertBul
 	})
 }
 
+// SetKind sets the "kind" field.
+func (u *ServiceKeyRequestUpsertBulk) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetKind(v)
+	})
+}
+
+// UpdateKind sets the "kind" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertBulk) UpdateKind() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateKind()
+	})
+}
+
 // SetServiceName sets the "service_name" field.
 func (u *ServiceKeyRequestUpsertBulk) SetServiceName(v string) *ServiceKeyRequestUpsertBulk {
 	return u.Update(func(s *ServiceKeyRequestUpsert) {
@@ -1166,6 +1446,76 @@ func (u *ServiceKeyRequestUpsertBulk) UpdateCollectedAt() *ServiceKeyRequestUpse
 func (u *ServiceKeyRequestUpsertBulk) ClearCollectedAt() *ServiceKeyRequestUpsertBulk {
 	return u.Update(func(s *ServiceKeyRequestUpsert) {
 		s.ClearCollectedAt()
+	})
+}
+
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsertBulk) SetAlternativeContacts(v []string) *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetAlternativeContacts(v)
+	})
+}
+
+// UpdateAlternativeContacts sets the "alternative_contacts" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertBulk) UpdateAlternativeContacts() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateAlternativeContacts()
+	})
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (u *ServiceKeyRequestUpsertBulk) ClearAlternativeContacts() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.ClearAlternativeContacts()
+	})
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (u *ServiceKeyRequestUpsertBulk) SetDataRiskLevel(v string) *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetDataRiskLevel(v)
+	})
+}
+
+// UpdateDataRiskLevel sets the "data_risk_level" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertBulk) UpdateDataRiskLevel() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateDataRiskLevel()
+	})
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsertBulk) SetComplianceTags(v []string) *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetComplianceTags(v)
+	})
+}
+
+// UpdateComplianceTags sets the "compliance_tags" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertBulk) UpdateComplianceTags() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateComplianceTags()
+	})
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (u *ServiceKeyRequestUpsertBulk) ClearComplianceTags() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.ClearComplianceTags()
+	})
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (u *ServiceKeyRequestUpsertBulk) SetComplianceOther(v string) *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.SetComplianceOther(v)
+	})
+}
+
+// UpdateComplianceOther sets the "compliance_other" field to the value that was provided on create.
+func (u *ServiceKeyRequestUpsertBulk) UpdateComplianceOther() *ServiceKeyRequestUpsertBulk {
+	return u.Update(func(s *ServiceKeyRequestUpsert) {
+		s.UpdateComplianceOther()
 	})
 }
 

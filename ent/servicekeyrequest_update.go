@@ -10,6 +10,7 @@ import (
 
 	"entgo.io/ent/dialect/sql"
 	"entgo.io/ent/dialect/sql/sqlgraph"
+	"entgo.io/ent/dialect/sql/sqljson"
 	"entgo.io/ent/schema/field"
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
@@ -45,6 +46,20 @@ func (_u *ServiceKeyRequestUpdate) SetUserID(v int) *ServiceKeyRequestUpdate {
 func (_u *ServiceKeyRequestUpdate) SetNillableUserID(v *int) *ServiceKeyRequestUpdate {
 	if v != nil {
 		_u.SetUserID(*v)
+	}
+	return _u
+}
+
+// SetKind sets the "kind" field.
+func (_u *ServiceKeyRequestUpdate) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestUpdate {
+	_u.mutation.SetKind(v)
+	return _u
+}
+
+// SetNillableKind sets the "kind" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdate) SetNillableKind(v *servicekeyrequest.Kind) *ServiceKeyRequestUpdate {
+	if v != nil {
+		_u.SetKind(*v)
 	}
 	return _u
 }
@@ -199,6 +214,70 @@ func (_u *ServiceKeyRequestUpdate) ClearCollectedAt() *ServiceKeyRequestUpdate {
 	return _u
 }
 
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdate) SetAlternativeContacts(v []string) *ServiceKeyRequestUpdate {
+	_u.mutation.SetAlternativeContacts(v)
+	return _u
+}
+
+// AppendAlternativeContacts appends value to the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdate) AppendAlternativeContacts(v []string) *ServiceKeyRequestUpdate {
+	_u.mutation.AppendAlternativeContacts(v)
+	return _u
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdate) ClearAlternativeContacts() *ServiceKeyRequestUpdate {
+	_u.mutation.ClearAlternativeContacts()
+	return _u
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (_u *ServiceKeyRequestUpdate) SetDataRiskLevel(v string) *ServiceKeyRequestUpdate {
+	_u.mutation.SetDataRiskLevel(v)
+	return _u
+}
+
+// SetNillableDataRiskLevel sets the "data_risk_level" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdate) SetNillableDataRiskLevel(v *string) *ServiceKeyRequestUpdate {
+	if v != nil {
+		_u.SetDataRiskLevel(*v)
+	}
+	return _u
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdate) SetComplianceTags(v []string) *ServiceKeyRequestUpdate {
+	_u.mutation.SetComplianceTags(v)
+	return _u
+}
+
+// AppendComplianceTags appends value to the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdate) AppendComplianceTags(v []string) *ServiceKeyRequestUpdate {
+	_u.mutation.AppendComplianceTags(v)
+	return _u
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdate) ClearComplianceTags() *ServiceKeyRequestUpdate {
+	_u.mutation.ClearComplianceTags()
+	return _u
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (_u *ServiceKeyRequestUpdate) SetComplianceOther(v string) *ServiceKeyRequestUpdate {
+	_u.mutation.SetComplianceOther(v)
+	return _u
+}
+
+// SetNillableComplianceOther sets the "compliance_other" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdate) SetNillableComplianceOther(v *string) *ServiceKeyRequestUpdate {
+	if v != nil {
+		_u.SetComplianceOther(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *ServiceKeyRequestUpdate) SetUser(v *User) *ServiceKeyRequestUpdate {
 	return _u.SetUserID(v.ID)
@@ -253,6 +332,11 @@ func (_u *ServiceKeyRequestUpdate) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ServiceKeyRequestUpdate) check() error {
+	if v, ok := _u.mutation.Kind(); ok {
+		if err := servicekeyrequest.KindValidator(v); err != nil {
+			return &ValidationError{Name: "kind", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.kind": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.ServiceName(); ok {
 		if err := servicekeyrequest.ServiceNameValidator(v); err != nil {
 			return &ValidationError{Name: "service_name", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.service_name": %w`, err)}
@@ -271,6 +355,16 @@ func (_u *ServiceKeyRequestUpdate) check() error {
 	if v, ok := _u.mutation.ReviewNotes(); ok {
 		if err := servicekeyrequest.ReviewNotesValidator(v); err != nil {
 			return &ValidationError{Name: "review_notes", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.review_notes": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DataRiskLevel(); ok {
+		if err := servicekeyrequest.DataRiskLevelValidator(v); err != nil {
+			return &ValidationError{Name: "data_risk_level", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.data_risk_level": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.ComplianceOther(); ok {
+		if err := servicekeyrequest.ComplianceOtherValidator(v); err != nil {
+			return &ValidationError{Name: "compliance_other", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.compliance_other": %w`, err)}
 		}
 	}
 	if _u.mutation.UserCleared() && len(_u.mutation.UserIDs()) > 0 {
@@ -293,6 +387,9 @@ func (_u *ServiceKeyRequestUpdate) sqlSave(ctx context.Context) (_node int, err 
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(servicekeyrequest.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Kind(); ok {
+		_spec.SetField(servicekeyrequest.FieldKind, field.TypeEnum, value)
 	}
 	if value, ok := _u.mutation.ServiceName(); ok {
 		_spec.SetField(servicekeyrequest.FieldServiceName, field.TypeString, value)
@@ -335,6 +432,34 @@ func (_u *ServiceKeyRequestUpdate) sqlSave(ctx context.Context) (_node int, err 
 	}
 	if _u.mutation.CollectedAtCleared() {
 		_spec.ClearField(servicekeyrequest.FieldCollectedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AlternativeContacts(); ok {
+		_spec.SetField(servicekeyrequest.FieldAlternativeContacts, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedAlternativeContacts(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, servicekeyrequest.FieldAlternativeContacts, value)
+		})
+	}
+	if _u.mutation.AlternativeContactsCleared() {
+		_spec.ClearField(servicekeyrequest.FieldAlternativeContacts, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.DataRiskLevel(); ok {
+		_spec.SetField(servicekeyrequest.FieldDataRiskLevel, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ComplianceTags(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceTags, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedComplianceTags(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, servicekeyrequest.FieldComplianceTags, value)
+		})
+	}
+	if _u.mutation.ComplianceTagsCleared() {
+		_spec.ClearField(servicekeyrequest.FieldComplianceTags, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ComplianceOther(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceOther, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{
@@ -401,6 +526,20 @@ func (_u *ServiceKeyRequestUpdateOne) SetUserID(v int) *ServiceKeyRequestUpdateO
 func (_u *ServiceKeyRequestUpdateOne) SetNillableUserID(v *int) *ServiceKeyRequestUpdateOne {
 	if v != nil {
 		_u.SetUserID(*v)
+	}
+	return _u
+}
+
+// SetKind sets the "kind" field.
+func (_u *ServiceKeyRequestUpdateOne) SetKind(v servicekeyrequest.Kind) *ServiceKeyRequestUpdateOne {
+	_u.mutation.SetKind(v)
+	return _u
+}
+
+// SetNillableKind sets the "kind" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdateOne) SetNillableKind(v *servicekeyrequest.Kind) *ServiceKeyRequestUpdateOne {
+	if v != nil {
+		_u.SetKind(*v)
 	}
 	return _u
 }
@@ -555,6 +694,70 @@ func (_u *ServiceKeyRequestUpdateOne) ClearCollectedAt() *ServiceKeyRequestUpdat
 	return _u
 }
 
+// SetAlternativeContacts sets the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdateOne) SetAlternativeContacts(v []string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.SetAlternativeContacts(v)
+	return _u
+}
+
+// AppendAlternativeContacts appends value to the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdateOne) AppendAlternativeContacts(v []string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.AppendAlternativeContacts(v)
+	return _u
+}
+
+// ClearAlternativeContacts clears the value of the "alternative_contacts" field.
+func (_u *ServiceKeyRequestUpdateOne) ClearAlternativeContacts() *ServiceKeyRequestUpdateOne {
+	_u.mutation.ClearAlternativeContacts()
+	return _u
+}
+
+// SetDataRiskLevel sets the "data_risk_level" field.
+func (_u *ServiceKeyRequestUpdateOne) SetDataRiskLevel(v string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.SetDataRiskLevel(v)
+	return _u
+}
+
+// SetNillableDataRiskLevel sets the "data_risk_level" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdateOne) SetNillableDataRiskLevel(v *string) *ServiceKeyRequestUpdateOne {
+	if v != nil {
+		_u.SetDataRiskLevel(*v)
+	}
+	return _u
+}
+
+// SetComplianceTags sets the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdateOne) SetComplianceTags(v []string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.SetComplianceTags(v)
+	return _u
+}
+
+// AppendComplianceTags appends value to the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdateOne) AppendComplianceTags(v []string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.AppendComplianceTags(v)
+	return _u
+}
+
+// ClearComplianceTags clears the value of the "compliance_tags" field.
+func (_u *ServiceKeyRequestUpdateOne) ClearComplianceTags() *ServiceKeyRequestUpdateOne {
+	_u.mutation.ClearComplianceTags()
+	return _u
+}
+
+// SetComplianceOther sets the "compliance_other" field.
+func (_u *ServiceKeyRequestUpdateOne) SetComplianceOther(v string) *ServiceKeyRequestUpdateOne {
+	_u.mutation.SetComplianceOther(v)
+	return _u
+}
+
+// SetNillableComplianceOther sets the "compliance_other" field if the given value is not nil.
+func (_u *ServiceKeyRequestUpdateOne) SetNillableComplianceOther(v *string) *ServiceKeyRequestUpdateOne {
+	if v != nil {
+		_u.SetComplianceOther(*v)
+	}
+	return _u
+}
+
 // SetUser sets the "user" edge to the User entity.
 func (_u *ServiceKeyRequestUpdateOne) SetUser(v *User) *ServiceKeyRequestUpdateOne {
 	return _u.SetUserID(v.ID)
@@ -622,6 +825,11 @@ func (_u *ServiceKeyRequestUpdateOne) defaults() {
 
 // check runs all checks and user-defined validators on the builder.
 func (_u *ServiceKeyRequestUpdateOne) check() error {
+	if v, ok := _u.mutation.Kind(); ok {
+		if err := servicekeyrequest.KindValidator(v); err != nil {
+			return &ValidationError{Name: "kind", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.kind": %w`, err)}
+		}
+	}
 	if v, ok := _u.mutation.ServiceName(); ok {
 		if err := servicekeyrequest.ServiceNameValidator(v); err != nil {
 			return &ValidationError{Name: "service_name", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.service_name": %w`, err)}
@@ -640,6 +848,16 @@ func (_u *ServiceKeyRequestUpdateOne) check() error {
 	if v, ok := _u.mutation.ReviewNotes(); ok {
 		if err := servicekeyrequest.ReviewNotesValidator(v); err != nil {
 			return &ValidationError{Name: "review_notes", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.review_notes": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.DataRiskLevel(); ok {
+		if err := servicekeyrequest.DataRiskLevelValidator(v); err != nil {
+			return &ValidationError{Name: "data_risk_level", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.data_risk_level": %w`, err)}
+		}
+	}
+	if v, ok := _u.mutation.ComplianceOther(); ok {
+		if err := servicekeyrequest.ComplianceOtherValidator(v); err != nil {
+			return &ValidationError{Name: "compliance_other", err: fmt.Errorf(`ent: validator failed for field "ServiceKeyRequest.compliance_other": %w`, err)}
 		}
 	}
 	if _u.mutation.UserCleared() && len(_u.mutation.UserIDs()) > 0 {
@@ -679,6 +897,9 @@ func (_u *ServiceKeyRequestUpdateOne) sqlSave(ctx context.Context) (_node *Servi
 	}
 	if value, ok := _u.mutation.UpdatedAt(); ok {
 		_spec.SetField(servicekeyrequest.FieldUpdatedAt, field.TypeTime, value)
+	}
+	if value, ok := _u.mutation.Kind(); ok {
+		_spec.SetField(servicekeyrequest.FieldKind, field.TypeEnum, value)
 	}
 	if value, ok := _u.mutation.ServiceName(); ok {
 		_spec.SetField(servicekeyrequest.FieldServiceName, field.TypeString, value)
@@ -721,6 +942,34 @@ func (_u *ServiceKeyRequestUpdateOne) sqlSave(ctx context.Context) (_node *Servi
 	}
 	if _u.mutation.CollectedAtCleared() {
 		_spec.ClearField(servicekeyrequest.FieldCollectedAt, field.TypeTime)
+	}
+	if value, ok := _u.mutation.AlternativeContacts(); ok {
+		_spec.SetField(servicekeyrequest.FieldAlternativeContacts, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedAlternativeContacts(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, servicekeyrequest.FieldAlternativeContacts, value)
+		})
+	}
+	if _u.mutation.AlternativeContactsCleared() {
+		_spec.ClearField(servicekeyrequest.FieldAlternativeContacts, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.DataRiskLevel(); ok {
+		_spec.SetField(servicekeyrequest.FieldDataRiskLevel, field.TypeString, value)
+	}
+	if value, ok := _u.mutation.ComplianceTags(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceTags, field.TypeJSON, value)
+	}
+	if value, ok := _u.mutation.AppendedComplianceTags(); ok {
+		_spec.AddModifier(func(u *sql.UpdateBuilder) {
+			sqljson.Append(u, servicekeyrequest.FieldComplianceTags, value)
+		})
+	}
+	if _u.mutation.ComplianceTagsCleared() {
+		_spec.ClearField(servicekeyrequest.FieldComplianceTags, field.TypeJSON)
+	}
+	if value, ok := _u.mutation.ComplianceOther(); ok {
+		_spec.SetField(servicekeyrequest.FieldComplianceOther, field.TypeString, value)
 	}
 	if _u.mutation.UserCleared() {
 		edge := &sqlgraph.EdgeSpec{

@@ -18,28 +18,48 @@ type Tx struct {
 	APIKey *APIKeyClient
 	// AdminAction is the client for interacting with the AdminAction builders.
 	AdminAction *AdminActionClient
+	// Alert is the client for interacting with the Alert builders.
+	Alert *AlertClient
 	// AuditArtifact is the client for interacting with the AuditArtifact builders.
 	AuditArtifact *AuditArtifactClient
 	// AuditRecord is the client for interacting with the AuditRecord builders.
 	AuditRecord *AuditRecordClient
 	// Backend is the client for interacting with the Backend builders.
 	Backend *BackendClient
+	// ChatMessage is the client for interacting with the ChatMessage builders.
+	ChatMessage *ChatMessageClient
+	// Conversation is the client for interacting with the Conversation builders.
+	Conversation *ConversationClient
 	// GPUDevice is the client for interacting with the GPUDevice builders.
 	GPUDevice *GPUDeviceClient
 	// Group is the client for interacting with the Group builders.
 	Group *GroupClient
+	// MetricPoint is the client for interacting with the MetricPoint builders.
+	MetricPoint *MetricPointClient
 	// Model is the client for interacting with the Model builders.
 	Model *ModelClient
+	// ModelAlias is the client for interacting with the ModelAlias builders.
+	ModelAlias *ModelAliasClient
+	// ModelJob is the client for interacting with the ModelJob builders.
+	ModelJob *ModelJobClient
+	// ModelOverride is the client for interacting with the ModelOverride builders.
+	ModelOverride *ModelOverrideClient
 	// Node is the client for interacting with the Node builders.
 	Node *NodeClient
 	// Quota is the client for interacting with the Quota builders.
 	Quota *QuotaClient
 	// QuotaRequest is the client for interacting with the QuotaRequest builders.
 	QuotaRequest *QuotaRequestClient
+	// RequestUsage is the client for interacting with the RequestUsage builders.
+	RequestUsage *RequestUsageClient
 	// ServiceKeyRequest is the client for interacting with the ServiceKeyRequest builders.
 	ServiceKeyRequest *ServiceKeyRequestClient
 	// Session is the client for interacting with the Session builders.
 	Session *SessionClient
+	// Setting is the client for interacting with the Setting builders.
+	Setting *SettingClient
+	// StoredResponse is the client for interacting with the StoredResponse builders.
+	StoredResponse *StoredResponseClient
 	// User is the client for interacting with the User builders.
 	User *UserClient
 
@@ -175,17 +195,27 @@ func (tx *Tx) Client() *Client {
 func (tx *Tx) init() {
 	tx.APIKey = NewAPIKeyClient(tx.config)
 	tx.AdminAction = NewAdminActionClient(tx.config)
+	tx.Alert = NewAlertClient(tx.config)
 	tx.AuditArtifact = NewAuditArtifactClient(tx.config)
 	tx.AuditRecord = NewAuditRecordClient(tx.config)
 	tx.Backend = NewBackendClient(tx.config)
+	tx.ChatMessage = NewChatMessageClient(tx.config)
+	tx.Conversation = NewConversationClient(tx.config)
 	tx.GPUDevice = NewGPUDeviceClient(tx.config)
 	tx.Group = NewGroupClient(tx.config)
+	tx.MetricPoint = NewMetricPointClient(tx.config)
 	tx.Model = NewModelClient(tx.config)
+	tx.ModelAlias = NewModelAliasClient(tx.config)
+	tx.ModelJob = NewModelJobClient(tx.config)
+	tx.ModelOverride = NewModelOverrideClient(tx.config)
 	tx.Node = NewNodeClient(tx.config)
 	tx.Quota = NewQuotaClient(tx.config)
 	tx.QuotaRequest = NewQuotaRequestClient(tx.config)
+	tx.RequestUsage = NewRequestUsageClient(tx.config)
 	tx.ServiceKeyRequest = NewServiceKeyRequestClient(tx.config)
 	tx.Session = NewSessionClient(tx.config)
+	tx.Setting = NewSettingClient(tx.config)
+	tx.StoredResponse = NewStoredResponseClient(tx.config)
 	tx.User = NewUserClient(tx.config)
 }
 

@@ -73,9 +73,13 @@ type UserEdges struct {
 	Sessions []*Session `json:"sessions,omitempty"`
 	// ServiceKeyRequests holds the value of the service_key_requests edge.
 	ServiceKeyRequests []*ServiceKeyRequest `json:"service_key_requests,omitempty"`
+	// Conversations holds the value of the conversations edge.
+	Conversations []*Conversation `json:"conversations,omitempty"`
+	// StoredResponses holds the value of the stored_responses edge.
+	StoredResponses []*StoredResponse `json:"stored_responses,omitempty"`
 	// loadedTypes holds the information for reporting if a
 	// type was loaded (or requested) in eager-loading or not.
-	loadedTypes [6]bool
+	loadedTypes [8]bool
 }
 
 // GroupOrErr returns the Group value or an error if the edge
@@ -134,6 +138,24 @@ func (e UserEdges) ServiceKeyRequestsOrErr() ([]*ServiceKeyRequest, error) {
 		return e.ServiceKeyRequests, nil
 	}
 	return nil, &NotLoadedError{edge: "service_key_requests"}
+}
+
+// ConversationsOrErr returns the Conversations value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) ConversationsOrErr() ([]*Conversation, error) {
+	if e.loadedTypes[6] {
+		return e.Conversations, nil
+	}
+	return nil, &NotLoadedError{edge: "conversations"}
+}
+
+// StoredResponsesOrErr returns the StoredResponses value or an error if the edge
+// was not loaded in eager-loading.
+func (e UserEdges) StoredResponsesOrErr() ([]*StoredResponse, error) {
+	if e.loadedTypes[7] {
+		return e.StoredResponses, nil
+	}
+	return nil, &NotLoadedError{edge: "stored_responses"}
 }
 
 // scanValues returns the types for scanning values from sql.Rows.
@@ -319,6 +341,16 @@ func (_m *User) QuerySessions() *SessionQuery {
 // QueryServiceKeyRequests queries the "service_key_requests" edge of the User entity.
 func (_m *User) QueryServiceKeyRequests() *ServiceKeyRequestQuery {
 	return NewUserClient(_m.config).QueryServiceKeyRequests(_m)
+}
+
+// QueryConversations queries the "conversations" edge of the User entity.
+func (_m *User) QueryConversations() *ConversationQuery {
+	return NewUserClient(_m.config).QueryConversations(_m)
+}
+
+// QueryStoredResponses queries the "stored_responses" edge of the User entity.
+func (_m *User) QueryStoredResponses() *StoredResponseQuery {
+	return NewUserClient(_m.config).QueryStoredResponses(_m)
 }
 
 // Update returns a builder for updating this User.

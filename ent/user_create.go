@@ -12,11 +12,13 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -324,6 +326,36 @@ func (_c *UserCreate) AddServiceKeyRequests(v ...*ServiceKeyRequest) *UserCreate
 		ids[i] = v[i].ID
 	}
 	return _c.AddServiceKeyRequestIDs(ids...)
+}
+
+// AddConversationIDs adds the "conversations" edge to the Conversation entity by IDs.
+func (_c *UserCreate) AddConversationIDs(ids ...int) *UserCreate {
+	_c.mutation.AddConversationIDs(ids...)
+	return _c
+}
+
+// AddConversations adds the "conversations" edges to the Conversation entity.
+func (_c *UserCreate) AddConversations(v ...*Conversation) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddConversationIDs(ids...)
+}
+
+// AddStoredResponseIDs adds the "stored_responses" edge to the StoredResponse entity by IDs.
+func (_c *UserCreate) AddStoredResponseIDs(ids ...int) *UserCreate {
+	_c.mutation.AddStoredResponseIDs(ids...)
+	return _c
+}
+
+// AddStoredResponses adds the "stored_responses" edges to the StoredResponse entity.
+func (_c *UserCreate) AddStoredResponses(v ...*StoredResponse) *UserCreate {
+	ids := make([]int, len(v))
+	for i := range v {
+		ids[i] = v[i].ID
+	}
+	return _c.AddStoredResponseIDs(ids...)
 }
 
 // Mutation returns the UserMutation object of the builder.
@@ -667,6 +699,38 @@ func (_c *UserCreate) createSpec() (*User, *sqlgraph.CreateSpec) {
 			Bidi:    false,
 			Target: &sqlgraph.EdgeTarget{
 				IDSpec: sqlgraph.NewFieldSpec(servicekeyrequest.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.ConversationsIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.ConversationsTable,
+			Columns: []string{user.ConversationsColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(conversation.FieldID, field.TypeInt),
+			},
+		}
+		for _, k := range nodes {
+			edge.Target.Nodes = append(edge.Target.Nodes, k)
+		}
+		_spec.Edges = append(_spec.Edges, edge)
+	}
+	if nodes := _c.mutation.StoredResponsesIDs(); len(nodes) > 0 {
+		edge := &sqlgraph.EdgeSpec{
+			Rel:     sqlgraph.O2M,
+			Inverse: false,
+			Table:   user.StoredResponsesTable,
+			Columns: []string{user.StoredResponsesColumn},
+			Bidi:    false,
+			Target: &sqlgraph.EdgeTarget{
+				IDSpec: sqlgraph.NewFieldSpec(storedresponse.FieldID, field.TypeInt),
 			},
 		}
 		for _, k := range nodes {

@@ -14,12 +14,14 @@ import (
 	"entgo.io/ent/dialect/sql/sqlgraph"
 	"entgo.io/ent/schema/field"
 	"github.com/mindrouter/mindrouter/ent/apikey"
+	"github.com/mindrouter/mindrouter/ent/conversation"
 	"github.com/mindrouter/mindrouter/ent/group"
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/quota"
 	"github.com/mindrouter/mindrouter/ent/quotarequest"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 	"github.com/mindrouter/mindrouter/ent/session"
+	"github.com/mindrouter/mindrouter/ent/storedresponse"
 	"github.com/mindrouter/mindrouter/ent/user"
 )
 
@@ -36,6 +38,8 @@ type UserQuery struct {
 	withQuotaRequests      *QuotaRequestQuery
 	withSessions           *SessionQuery
 	withServiceKeyRequests *ServiceKeyRequestQuery
+	withConversations      *ConversationQuery
+	withStoredResponses    *StoredResponseQuery
 	modifiers              []func(*sql.Selector)
 	// intermediate query (i.e. traversal path).
 	sql  *sql.Selector
@@ -198,6 +202,50 @@ func (_q *UserQuery) QueryServiceKeyRequests() *ServiceKeyRequestQuery {
 			sqlgraph.From(user.Table, user.FieldID, selector),
 			sqlgraph.To(servicekeyrequest.Table, servicekeyrequest.FieldID),
 			sqlgraph.Edge(sqlgraph.O2M, false, user.ServiceKeyRequestsTable, user.ServiceKeyRequestsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryConversations chains the current query on the "conversations" edge.
+func (_q *UserQuery) QueryConversations() *ConversationQuery {
+	query := (&ConversationClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(conversation.Table, conversation.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.ConversationsTable, user.ConversationsColumn),
+		)
+		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
+		return fromU, nil
+	}
+	return query
+}
+
+// QueryStoredResponses chains the current query on the "stored_responses" edge.
+func (_q *UserQuery) QueryStoredResponses() *StoredResponseQuery {
+	query := (&StoredResponseClient{config: _q.config}).Query()
+	query.path = func(ctx context.Context) (fromU *sql.Selector, err error) {
+		if err := _q.prepareQuery(ctx); err != nil {
+			return nil, err
+		}
+		selector := _q.sqlQuery(ctx)
+		if err := selector.Err(); err != nil {
+			return nil, err
+		}
+		step := sqlgraph.NewStep(
+			sqlgraph.From(user.Table, user.FieldID, selector),
+			sqlgraph.To(storedresponse.Table, storedresponse.FieldID),
+			sqlgraph.Edge(sqlgraph.O2M, false, user.StoredResponsesTable, user.StoredResponsesColumn),
 		)
 		fromU = sqlgraph.SetNeighbors(_q.driver.Dialect(), step)
 		return fromU, nil
@@ -403,6 +451,8 @@ func (_q *UserQuery) Clone() *UserQuery {
 		withQuotaRequests:      _q.withQuotaRequests.Clone(),
 		withSessions:           _q.withSessions.Clone(),
 		withServiceKeyRequests: _q.withServiceKeyRequests.Clone(),
+		withConversations:      _q.withConversations.Clone(),
+		withStoredResponses:    _q.withStoredResponses.Clone(),
 		// clone intermediate query.
 		sql:  _q.sql.Clone(),
 		path: _q.path,
@@ -472,6 +522,28 @@ func (_q *UserQuery) WithServiceKeyRequests(opts ...func(*ServiceKeyRequestQuery
 		opt(query)
 	}
 	_q.withServiceKeyRequests = query
+	return _q
+}
+
+// WithConversations tells the query-builder to eager-load the nodes that are connected to
+// the "conversations" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithConversations(opts ...func(*ConversationQuery)) *UserQuery {
+	query := (&ConversationClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withConversations = query
+	return _q
+}
+
+// WithStoredResponses tells the query-builder to eager-load the nodes that are connected to
+// the "stored_responses" edge. The optional arguments are used to configure the query builder of the edge.
+func (_q *UserQuery) WithStoredResponses(opts ...func(*StoredResponseQuery)) *UserQuery {
+	query := (&StoredResponseClient{config: _q.config}).Query()
+	for _, opt := range opts {
+		opt(query)
+	}
+	_q.withStoredResponses = query
 	return _q
 }
 
@@ -553,13 +625,15 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 	var (
 		nodes       = []*User{}
 		_spec       = _q.querySpec()
-		loadedTypes = [6]bool{
+		loadedTypes = [8]bool{
 			_q.withGroup != nil,
 			_q.withAPIKeys != nil,
 			_q.withQuota != nil,
 			_q.withQuotaRequests != nil,
 			_q.withSessions != nil,
 			_q.withServiceKeyRequests != nil,
+			_q.withConversations != nil,
+			_q.withStoredResponses != nil,
 		}
 	)
 	_spec.ScanValues = func(columns []string) ([]any, error) {
@@ -622,6 +696,20 @@ func (_q *UserQuery) sqlAll(ctx context.Context, hooks ...queryHook) ([]*User, e
 			func(n *User, e *ServiceKeyRequest) {
 				n.Edges.ServiceKeyRequests = append(n.Edges.ServiceKeyRequests, e)
 			}); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withConversations; query != nil {
+		if err := _q.loadConversations(ctx, query, nodes,
+			func(n *User) { n.Edges.Conversations = []*Conversation{} },
+			func(n *User, e *Conversation) { n.Edges.Conversations = append(n.Edges.Conversations, e) }); err != nil {
+			return nil, err
+		}
+	}
+	if query := _q.withStoredResponses; query != nil {
+		if err := _q.loadStoredResponses(ctx, query, nodes,
+			func(n *User) { n.Edges.StoredResponses = []*StoredResponse{} },
+			func(n *User, e *StoredResponse) { n.Edges.StoredResponses = append(n.Edges.StoredResponses, e) }); err != nil {
 			return nil, err
 		}
 	}
@@ -789,6 +877,66 @@ func (_q *UserQuery) loadServiceKeyRequests(ctx context.Context, query *ServiceK
 	}
 	query.Where(predicate.ServiceKeyRequest(func(s *sql.Selector) {
 		s.Where(sql.InValues(s.C(user.ServiceKeyRequestsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadConversations(ctx context.Context, query *ConversationQuery, nodes []*User, init func(*User), assign func(*User, *Conversation)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(conversation.FieldUserID)
+	}
+	query.Where(predicate.Conversation(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.ConversationsColumn), fks...))
+	}))
+	neighbors, err := query.All(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range neighbors {
+		fk := n.UserID
+		node, ok := nodeids[fk]
+		if !ok {
+			return fmt.Errorf(`unexpected referenced foreign-key "user_id" returned %v for node %v`, fk, n.ID)
+		}
+		assign(node, n)
+	}
+	return nil
+}
+func (_q *UserQuery) loadStoredResponses(ctx context.Context, query *StoredResponseQuery, nodes []*User, init func(*User), assign func(*User, *StoredResponse)) error {
+	fks := make([]driver.Value, 0, len(nodes))
+	nodeids := make(map[int]*User)
+	for i := range nodes {
+		fks = append(fks, nodes[i].ID)
+		nodeids[nodes[i].ID] = nodes[i]
+		if init != nil {
+			init(nodes[i])
+		}
+	}
+	if len(query.ctx.Fields) > 0 {
+		query.ctx.AppendFieldOnce(storedresponse.FieldUserID)
+	}
+	query.Where(predicate.StoredResponse(func(s *sql.Selector) {
+		s.Where(sql.InValues(s.C(user.StoredResponsesColumn), fks...))
 	}))
 	neighbors, err := query.All(ctx)
 	if err != nil {

@@ -189,3 +189,6 @@ func (s *Spool) Len() (int, int64) {
 	defer s.mu.Unlock()
 	return len(s.files), s.bytes
 }
+
+// MaxBytes returns the spool's limit in bytes; 0 means unbounded.
+func (s *Spool) MaxBytes() int64 { return s.maxBytes }

@@ -153,8 +153,9 @@ func requireExactlyOnce(t *testing.T, sent []auditSent, recs []auditRecord) map[
 }
 
 // TestAuditCountsEveryRequest sends requests on every surface, streamed and
-// not, answered and refused, and finds exactly one record for each, with what
-// was asked, what was answered and the exact usage.
+// not, answered, refused by admission and refused before the relay (no key, no
+// model), and finds exactly one record for each, with what was asked, what was
+// answered and the exact usage.
 func TestAuditCountsEveryRequest(t *testing.T) {
 	t.Parallel()
 	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineOllama, Models: []enginesim.ModelSpec{{Name: "sim", ContextLength: 4096}}, CompletionTokens: 7})
@@ -178,6 +179,20 @@ func TestAuditCountsEveryRequest(t *testing.T) {
 				}
 				sent = append(sent, s)
 			}
+		}
+		// Refused before the relay: no key (401), no model (400). Recorded
+		// too, without a principal or content.
+		for _, key := range []string{"", c.AdminKey} {
+			model := "sim"
+			if key != "" {
+				model = ""
+			}
+			i++
+			s, err := sendAudited(ctx, c, key, surface, false, model, fmt.Sprintf("probe%03d refused", i))
+			require.NoError(t, err)
+			require.NotEmpty(t, s.requestID)
+			require.Contains(t, []int{http.StatusBadRequest, http.StatusUnauthorized}, s.status, "%s key=%t: %s", surface, key != "", s.body)
+			sent = append(sent, s)
 		}
 	}
 	recs := waitAuditCount(t, c, len(sent), 15*time.Second)

@@ -43,6 +43,12 @@ const (
 func oaiScript(r enginesim.Request) *enginesim.Reply {
 	last := r.Messages[len(r.Messages)-1]
 	switch {
+	case strings.Contains(last.Content, "ECHO-HISTORY"):
+		turns := make([]string, 0, len(r.Messages))
+		for _, m := range r.Messages {
+			turns = append(turns, m.Role+":"+m.Content)
+		}
+		return &enginesim.Reply{Content: strings.Join(turns, "|")}
 	case last.Role == "tool":
 		return &enginesim.Reply{Content: "Sunny in Paris, rainy in Tokyo."}
 	case strings.Contains(last.Content, "WEATHER"):
@@ -52,6 +58,8 @@ func oaiScript(r enginesim.Request) *enginesim.Reply {
 		}}
 	case strings.Contains(last.Content, "JSON-OK"):
 		return &enginesim.Reply{Content: `{"city": "Oslo", "temp": -3}`}
+	case strings.Contains(last.Content, "PROSE"):
+		return &enginesim.Reply{Content: "plain words, not JSON"}
 	case strings.Contains(last.Content, "JSON-BAD"):
 		return &enginesim.Reply{Content: `{"city": "Oslo"}`}
 	case strings.Contains(last.Content, "THINK-INLINE"):
@@ -204,9 +212,21 @@ func oaiStructured(ctx context.Context, t *testing.T, c *cluster.Cluster, client
 	require.Equal(t, "invalid_structured_output", apiErr.Code)
 	require.Contains(t, apiErr.Message, "missing property 'temp'")
 
-	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model, Messages: oaiUser("plain words"),
+	_, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model, Messages: oaiUser("PROSE"),
 		ResponseFormat: openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &shared.ResponseFormatJSONObjectParam{}}})
 	require.Equal(t, http.StatusUnprocessableEntity, oaiAPIError(t, err).StatusCode, "prose is not a JSON object")
+
+	// Unscripted, the simulator decodes under the schema as a real engine
+	// with constrained decoding does: the gateway's own check passes.
+	resp, err = client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model, Messages: oaiUser("the weather, please"), ResponseFormat: format})
+	require.NoError(t, err, c.Logs())
+	var weather struct {
+		City *string  `json:"city"`
+		Temp *float64 `json:"temp"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(resp.Choices[0].Message.Content), &weather), resp.Choices[0].Message.Content)
+	require.NotNil(t, weather.City)
+	require.NotNil(t, weather.Temp)
 }
 
 func oaiThinking(ctx context.Context, t *testing.T, c *cluster.Cluster, client openai.Client, model string) {

@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
@@ -40,6 +42,7 @@ var dpColumns = []string{
 type dpRoute struct {
 	method, path string
 	body         string // sent as JSON when it is not empty; a form for /login and /logout
+	upload       bool   // sent as a multipart transcription upload (model no-such-model)
 	form         url.Values
 }
 
@@ -74,7 +77,8 @@ func TestDataPlaneRBACMatrix(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{
 		Backends:         []cluster.Backend{{Name: "sim", Engine: "vllm", URL: simURL}},
 		ControlPlaneArgs: []string{"-cluster-token-file", tokenFile},
-		DataPlaneArgs:    []string{"-cluster-token-file", tokenFile},
+		// A search provider, so that /v1/search answers what a key may do (no provider is a 503).
+		DataPlaneArgs: []string{"-cluster-token-file", tokenFile, "-search-provider", "searxng", "-search-url", searxngReplay(t).URL},
 	})
 	callers := dpCallers(t, c, clusterToken)
 	routes := dpRoutes(t, c)
@@ -277,8 +281,20 @@ func dpRoutes(t *testing.T, c *cluster.Cluster) []dpRoute {
 		{method: "GET", path: "/metrics"},
 		{method: "GET", path: "/v1/models"},
 		{method: "POST", path: "/v1/chat/completions", body: `{"model":"no-such-model","messages":[{"role":"user","content":"hi"}]}`},
+		{method: "POST", path: "/v1/audio/speech", body: `{"model":"no-such-model","input":"hi","voice":"alloy","response_format":"wav"}`},
+		{method: "POST", path: "/v1/audio/transcriptions", upload: true},
+		{method: "POST", path: "/v1/search", body: `{"query":"rbac"}`},
+		// MCP: an initialize; the SSE transport's message endpoint without a session (its GET streams forever).
+		{method: "POST", path: "/mcp", body: `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"rbac","version":"1"}}}`},
+		{method: "POST", path: "/mcp/sse", body: `{"jsonrpc":"2.0","id":1,"method":"ping"}`},
+		{method: "POST", path: "/v1/responses", body: `{"model":"no-such-model","input":"hi"}`},
+		{method: "GET", path: "/v1/responses/{id}"},
+		{method: "DELETE", path: "/v1/responses/{id}"},
+		{method: "GET", path: "/v1/responses/{id}/input_items"},
 		{method: "GET", path: "/api/tags"},
 		{method: "GET", path: "/anthropic/v1/models"},
+		// The web chat's inference route: a session with its CSRF token, like the pages' forms.
+		{method: "POST", path: "/chat/send", body: `{"model":"no-such-model","content":"hi"}`},
 		{method: "GET", path: "/login"},
 		// Sign-in is open to everyone: a probe user's right password.
 		{method: "POST", path: "/login", form: url.Values{"username": {"rbac-probe"}, "password": {"correct horse battery"}}},
@@ -316,6 +332,15 @@ func callRoute(t *testing.T, c *cluster.Cluster, r dpRoute, caller dpCaller) (in
 		rd, ctype = strings.NewReader(form.Encode()), "application/x-www-form-urlencoded"
 	case r.body != "":
 		rd, ctype = strings.NewReader(r.body), "application/json"
+	case r.upload:
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		fw, err := mw.CreateFormFile("file", "a.wav")
+		require.NoError(t, err)
+		_, _ = fw.Write([]byte("RIFF"))
+		require.NoError(t, mw.WriteField("model", "no-such-model"))
+		require.NoError(t, mw.Close())
+		rd, ctype = &buf, mw.FormDataContentType()
 	}
 	// Ids that name nothing: a call let in finds nothing to change.
 	req, err := http.NewRequest(r.method, c.DataPlaneURL+pathParam.ReplaceAllString(r.path, "987654321"), rd)

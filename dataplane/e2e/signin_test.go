@@ -78,24 +78,13 @@ func createUser(t testing.TB, c *cluster.Cluster, name, group string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var groups []struct {
-		ID   string `json:"id"`
-		Name string `json:"name"`
-	}
-	code, err := c.AdminJSON(ctx, c.RESTURL, "GET", "/api/admin/groups", nil, &groups)
-	require.NoError(t, err)
-	require.Equal(t, http.StatusOK, code)
-	gid := ""
-	for _, g := range groups {
-		if g.Name == group {
-			gid = g.ID
-		}
-	}
+	g, _ := groupByName(t, c, group)
+	gid := g.ID
 	require.NotEmpty(t, gid, group)
 	var u struct {
 		ID string `json:"id"`
 	}
-	code, err = c.AdminJSON(ctx, c.RESTURL, "POST", "/api/admin/users",
+	code, err := c.AdminJSON(ctx, c.RESTURL, "POST", "/api/admin/users",
 		map[string]any{"username": name, "email": name + "@example.edu", "password": "correct horse battery", "group_id": gid}, &u)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)

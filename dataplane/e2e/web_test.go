@@ -204,7 +204,7 @@ func (p *page) submit(sel, waitFor string) {
 }
 
 var adminPages = []string{"/admin", "/admin/backends", "/admin/nodes", "/admin/models", "/admin/users", "/admin/groups",
-	"/admin/keys", "/admin/requests", "/admin/queue", "/admin/gpus"}
+	"/admin/keys", "/admin/requests", "/admin/queue", "/admin/gpus", "/admin/telemetry", "/admin/energy"}
 
 // TestWebPagesInBrowser drives every page in headless Chromium against real
 // processes: the public status page and catalog, local sign-in, the dashboard
@@ -254,7 +254,9 @@ func TestWebPagesInBrowser(t *testing.T) {
 	assert.Contains(t, p.text("#base-url"), c.DataPlaneURL)
 	p.check("dashboard-new-key")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	// The rest of the test's calls share it, axe-core on every console page
+	// between them: generous for a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	client := openaiClient(c, key)
 	chat := openai.ChatCompletionNewParams{Model: "sim-chat", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hello")}}
@@ -311,7 +313,7 @@ func TestWebPagesInBrowser(t *testing.T) {
 	// API agrees; their password no longer signs in.
 	a.open("/admin/users")
 	// Filled and submitted in one step: the browser posts the page's own form.
-	eval[bool](a, `const f = document.querySelector('form[action="/admin/users"]');
+	eval[bool](a, `const f = document.querySelector('form[method=post][action="/admin/users"]');
 		f.username.value = "newbie"; f.email.value = "newbie@example.edu"; f.password.value = "a long password";
 		f.group_id.value = [...f.group_id.options].find(o => o.text === "student").value;
 		document.body.dataset.old = "1"; f.requestSubmit(); true`)

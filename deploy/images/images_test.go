@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -58,6 +60,7 @@ func TestImages(t *testing.T) {
 
 			files := map[string][]byte{}
 			modes := map[string]int64{}
+			links := map[string]string{}
 			rc := mutate.Extract(img)
 			defer rc.Close()
 			tr := tar.NewReader(rc)
@@ -70,6 +73,9 @@ func TestImages(t *testing.T) {
 					t.Fatal(err)
 				}
 				modes[h.Name] = h.Mode
+				if h.Typeflag == tar.TypeSymlink {
+					links[h.Name] = h.Linkname
+				}
 				if h.Typeflag == tar.TypeReg {
 					b, err := io.ReadAll(tr)
 					if err != nil {
@@ -94,13 +100,18 @@ func TestImages(t *testing.T) {
 			if modes[binPath]&0o111 == 0 {
 				t.Errorf("%s is not executable: %o", binPath, modes[binPath])
 			}
+			wantFlag := map[string]string{"mindrouter-controlplane": "-grpc-listen", "mindrouter-dataplane": "-controlplane-addr",
+				"mindrouter-enginesim": "-engine", "mindrouter-nodeagent": "-control-plane"}[im.Name]
+			if im.Cgo {
+				checkCgoImage(t, im, c.Env, c.Labels, files, links, wantFlag)
+				return
+			}
 			exe := filepath.Join(t.TempDir(), im.Name)
 			if err := os.WriteFile(exe, bin, 0o755); err != nil {
 				t.Fatal(err)
 			}
 			// -h prints the flags and exits; a static binary runs anywhere.
 			got, _ := exec.Command(exe, "-h").CombinedOutput()
-			wantFlag := map[string]string{"mindrouter-controlplane": "-grpc-listen", "mindrouter-dataplane": "-controlplane-addr"}[im.Name]
 			if !strings.Contains(string(got), wantFlag) {
 				t.Errorf("%s -h from the image's layer: %q lacks %s", im.Name, got, wantFlag)
 			}
@@ -108,5 +119,86 @@ func TestImages(t *testing.T) {
 				t.Errorf("not a static binary: %s", ldd)
 			}
 		})
+	}
+}
+
+// checkCgoImage writes the image's filesystem into a directory and runs the
+// binary there with the image's own program interpreter and libraries: the
+// loader lists where it resolves every library (each must be inside the
+// image, the host's cache and directories playing no part), then runs -h.
+// NVML is not in the image (the NVIDIA container toolkit mounts it), and the
+// binary needs it only once it collects.
+func checkCgoImage(t *testing.T, im Image, env []string, labels map[string]string, files map[string][]byte, links map[string]string, wantFlag string) {
+	t.Helper()
+	for _, e := range []string{"NVIDIA_VISIBLE_DEVICES=all", "NVIDIA_DRIVER_CAPABILITIES=utility"} {
+		if !slices.Contains(env, e) {
+			t.Errorf("env %v lacks %s", env, e)
+		}
+	}
+	if l := labels[LibrariesLabel]; !strings.Contains(l, "libc.so.6=") || !strings.HasPrefix(l, "debian ") {
+		t.Errorf("label %s = %q: want the Debian release and libc", LibrariesLabel, l)
+	}
+	root := t.TempDir()
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, body, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, target := range links {
+		if filepath.IsAbs(target) {
+			t.Errorf("symlink %s -> %s is absolute: it would leave an extracted image", name, target)
+		}
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name := range files {
+		if strings.Contains(name, "libnvidia-ml") {
+			t.Errorf("NVML is in the image: %s", name)
+		}
+	}
+	loader := filepath.Join(root, "lib64", "ld-linux-x86-64.so.2")
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("the loader check knows x86-64's interpreter only, not %s", runtime.GOARCH)
+	}
+	if resolved, err := filepath.EvalSymlinks(loader); err != nil || !strings.HasPrefix(resolved, root+"/") {
+		t.Fatalf("the image's program interpreter %s: %s, %v", loader, resolved, err)
+	}
+	var dirs []string
+	for _, d := range SearchDirs() {
+		dirs = append(dirs, filepath.Join(root, d))
+	}
+	exe := filepath.Join(root, BinDir, im.Name)
+	args := []string{"--inhibit-cache", "--library-path", strings.Join(dirs, ":")}
+	list, err := exec.Command(loader, append(args, "--list", exe)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s --list %s: %v\n%s", loader, exe, err, list)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		// "libc.so.6 => /root/usr/lib/.../libc.so.6 (0x...)", or the
+		// interpreter and vDSO without an arrow.
+		_, where, ok := strings.Cut(line, "=> ")
+		if !ok {
+			if strings.Contains(line, "linux-vdso") || strings.Contains(line, root+"/") {
+				continue
+			}
+			t.Errorf("the loader resolved %q outside the image", line)
+			continue
+		}
+		if !strings.HasPrefix(where, root+"/") {
+			t.Errorf("the loader resolved %q outside the image", line)
+		}
+	}
+	got, err := exec.Command(loader, append(args, exe, "-h")...).CombinedOutput()
+	if err != nil || !strings.Contains(string(got), wantFlag) {
+		t.Errorf("%s -h with the image's loader and libraries: %v, %q lacks %s", im.Name, err, got, wantFlag)
 	}
 }

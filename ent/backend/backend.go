@@ -152,6 +152,8 @@ type Engine string
 const (
 	EngineOllama Engine = "ollama"
 	EngineVllm   Engine = "vllm"
+	EngineTts    Engine = "tts"
+	EngineStt    Engine = "stt"
 )
 
 func (e Engine) String() string {
@@ -161,7 +163,7 @@ func (e Engine) String() string {
 // EngineValidator is a validator for the "engine" field enum values. It is called by the builders before save.
 func EngineValidator(e Engine) error {
 	switch e {
-	case EngineOllama, EngineVllm:
+	case EngineOllama, EngineVllm, EngineTts, EngineStt:
 		return nil
 	default:
 		return fmt.Errorf("backend: invalid enum value for engine field: %q", e)

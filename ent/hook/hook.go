@@ -33,6 +33,18 @@ func (f AdminActionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value,
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AdminActionMutation", m)
 }
 
+// The AlertFunc type is an adapter to allow the use of ordinary
+// function as Alert mutator.
+type AlertFunc func(context.Context, *ent.AlertMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f AlertFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.AlertMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.AlertMutation", m)
+}
+
 // The AuditArtifactFunc type is an adapter to allow the use of ordinary
 // function as AuditArtifact mutator.
 type AuditArtifactFunc func(context.Context, *ent.AuditArtifactMutation) (ent.Value, error)
@@ -69,6 +81,30 @@ func (f BackendFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.BackendMutation", m)
 }
 
+// The ChatMessageFunc type is an adapter to allow the use of ordinary
+// function as ChatMessage mutator.
+type ChatMessageFunc func(context.Context, *ent.ChatMessageMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ChatMessageFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ChatMessageMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ChatMessageMutation", m)
+}
+
+// The ConversationFunc type is an adapter to allow the use of ordinary
+// function as Conversation mutator.
+type ConversationFunc func(context.Context, *ent.ConversationMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ConversationFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ConversationMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ConversationMutation", m)
+}
+
 // The GPUDeviceFunc type is an adapter to allow the use of ordinary
 // function as GPUDevice mutator.
 type GPUDeviceFunc func(context.Context, *ent.GPUDeviceMutation) (ent.Value, error)
@@ -93,6 +129,18 @@ func (f GroupFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.GroupMutation", m)
 }
 
+// The MetricPointFunc type is an adapter to allow the use of ordinary
+// function as MetricPoint mutator.
+type MetricPointFunc func(context.Context, *ent.MetricPointMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f MetricPointFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.MetricPointMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.MetricPointMutation", m)
+}
+
 // The ModelFunc type is an adapter to allow the use of ordinary
 // function as Model mutator.
 type ModelFunc func(context.Context, *ent.ModelMutation) (ent.Value, error)
@@ -103,6 +151,42 @@ func (f ModelFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ModelMutation", m)
+}
+
+// The ModelAliasFunc type is an adapter to allow the use of ordinary
+// function as ModelAlias mutator.
+type ModelAliasFunc func(context.Context, *ent.ModelAliasMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ModelAliasFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ModelAliasMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ModelAliasMutation", m)
+}
+
+// The ModelJobFunc type is an adapter to allow the use of ordinary
+// function as ModelJob mutator.
+type ModelJobFunc func(context.Context, *ent.ModelJobMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ModelJobFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ModelJobMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ModelJobMutation", m)
+}
+
+// The ModelOverrideFunc type is an adapter to allow the use of ordinary
+// function as ModelOverride mutator.
+type ModelOverrideFunc func(context.Context, *ent.ModelOverrideMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f ModelOverrideFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.ModelOverrideMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.ModelOverrideMutation", m)
 }
 
 // The NodeFunc type is an adapter to allow the use of ordinary
@@ -141,6 +225,18 @@ func (f QuotaRequestFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.QuotaRequestMutation", m)
 }
 
+// The RequestUsageFunc type is an adapter to allow the use of ordinary
+// function as RequestUsage mutator.
+type RequestUsageFunc func(context.Context, *ent.RequestUsageMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f RequestUsageFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.RequestUsageMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.RequestUsageMutation", m)
+}
+
 // The ServiceKeyRequestFunc type is an adapter to allow the use of ordinary
 // function as ServiceKeyRequest mutator.
 type ServiceKeyRequestFunc func(context.Context, *ent.ServiceKeyRequestMutation) (ent.Value, error)
@@ -163,6 +259,30 @@ func (f SessionFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, err
 		return f(ctx, mv)
 	}
 	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SessionMutation", m)
+}
+
+// The SettingFunc type is an adapter to allow the use of ordinary
+// function as Setting mutator.
+type SettingFunc func(context.Context, *ent.SettingMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f SettingFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.SettingMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.SettingMutation", m)
+}
+
+// The StoredResponseFunc type is an adapter to allow the use of ordinary
+// function as StoredResponse mutator.
+type StoredResponseFunc func(context.Context, *ent.StoredResponseMutation) (ent.Value, error)
+
+// Mutate calls f(ctx, m).
+func (f StoredResponseFunc) Mutate(ctx context.Context, m ent.Mutation) (ent.Value, error) {
+	if mv, ok := m.(*ent.StoredResponseMutation); ok {
+		return f(ctx, mv)
+	}
+	return nil, fmt.Errorf("unexpected mutation type %T. expect *ent.StoredResponseMutation", m)
 }
 
 // The UserFunc type is an adapter to allow the use of ordinary

@@ -91,6 +91,35 @@ var (
 			},
 		},
 	}
+	// AlertsColumns holds the columns for the "alerts" table.
+	AlertsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "kind", Type: field.TypeString, Size: 48},
+		{Name: "subject", Type: field.TypeString, Size: 255},
+		{Name: "severity", Type: field.TypeEnum, Enums: []string{"warning", "critical"}},
+		{Name: "message", Type: field.TypeString, Size: 1024, Default: ""},
+		{Name: "first_seen", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "last_seen", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "cleared_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// AlertsTable holds the schema information for the "alerts" table.
+	AlertsTable = &schema.Table{
+		Name:       "alerts",
+		Columns:    AlertsColumns,
+		PrimaryKey: []*schema.Column{AlertsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "alert_kind_subject_cleared_at",
+				Unique:  false,
+				Columns: []*schema.Column{AlertsColumns[1], AlertsColumns[2], AlertsColumns[7]},
+			},
+			{
+				Name:    "alert_first_seen",
+				Unique:  false,
+				Columns: []*schema.Column{AlertsColumns[5]},
+			},
+		},
+	}
 	// AuditArtifactsColumns holds the columns for the "audit_artifacts" table.
 	AuditArtifactsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -199,7 +228,7 @@ var (
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "name", Type: field.TypeString, Unique: true, Size: 100},
 		{Name: "url", Type: field.TypeString, Unique: true, Size: 255},
-		{Name: "engine", Type: field.TypeEnum, Enums: []string{"ollama", "vllm"}},
+		{Name: "engine", Type: field.TypeEnum, Enums: []string{"ollama", "vllm", "tts", "stt"}},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"healthy", "unhealthy", "disabled", "draining", "unknown"}, Default: "unknown"},
 		{Name: "max_concurrent", Type: field.TypeInt, Default: 4},
 		{Name: "priority", Type: field.TypeInt, Default: 0},
@@ -225,6 +254,73 @@ var (
 				Columns:    []*schema.Column{BackendsColumns[18]},
 				RefColumns: []*schema.Column{NodesColumns[0]},
 				OnDelete:   schema.SetNull,
+			},
+		},
+	}
+	// ChatMessagesColumns holds the columns for the "chat_messages" table.
+	ChatMessagesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "role", Type: field.TypeEnum, Enums: []string{"user", "assistant"}},
+		{Name: "content", Type: field.TypeString, Size: 1048576, SchemaType: map[string]string{"mysql": "mediumtext"}},
+		{Name: "reasoning", Type: field.TypeString, Size: 1048576, Default: "", SchemaType: map[string]string{"mysql": "mediumtext"}},
+		{Name: "model", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "status", Type: field.TypeEnum, Enums: []string{"complete", "stopped", "failed"}, Default: "complete"},
+		{Name: "prompt_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "completion_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "request_id", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "images", Type: field.TypeJSON, Nullable: true},
+		{Name: "conversation_id", Type: field.TypeInt},
+	}
+	// ChatMessagesTable holds the schema information for the "chat_messages" table.
+	ChatMessagesTable = &schema.Table{
+		Name:       "chat_messages",
+		Columns:    ChatMessagesColumns,
+		PrimaryKey: []*schema.Column{ChatMessagesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "chat_messages_conversations_messages",
+				Columns:    []*schema.Column{ChatMessagesColumns[12]},
+				RefColumns: []*schema.Column{ConversationsColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "chatmessage_conversation_id",
+				Unique:  false,
+				Columns: []*schema.Column{ChatMessagesColumns[12]},
+			},
+		},
+	}
+	// ConversationsColumns holds the columns for the "conversations" table.
+	ConversationsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "title", Type: field.TypeString, Size: 200},
+		{Name: "model", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// ConversationsTable holds the schema information for the "conversations" table.
+	ConversationsTable = &schema.Table{
+		Name:       "conversations",
+		Columns:    ConversationsColumns,
+		PrimaryKey: []*schema.Column{ConversationsColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "conversations_users_conversations",
+				Columns:    []*schema.Column{ConversationsColumns[5]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "conversation_user_id_updated_at",
+				Unique:  false,
+				Columns: []*schema.Column{ConversationsColumns[5], ConversationsColumns[2]},
 			},
 		},
 	}
@@ -287,6 +383,39 @@ var (
 		Columns:    GroupsColumns,
 		PrimaryKey: []*schema.Column{GroupsColumns[0]},
 	}
+	// MetricPointsColumns holds the columns for the "metric_points" table.
+	MetricPointsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "step_seconds", Type: field.TypeInt},
+		{Name: "scope", Type: field.TypeEnum, Enums: []string{"gpu", "node", "backend"}},
+		{Name: "node_id", Type: field.TypeInt, Default: 0},
+		{Name: "gpu_index", Type: field.TypeInt, Default: 0},
+		{Name: "backend_id", Type: field.TypeInt, Default: 0},
+		{Name: "metric", Type: field.TypeString, Size: 48},
+		{Name: "at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "count", Type: field.TypeInt64, Default: 1},
+		{Name: "sum", Type: field.TypeFloat64},
+		{Name: "min", Type: field.TypeFloat64},
+		{Name: "max", Type: field.TypeFloat64},
+	}
+	// MetricPointsTable holds the schema information for the "metric_points" table.
+	MetricPointsTable = &schema.Table{
+		Name:       "metric_points",
+		Columns:    MetricPointsColumns,
+		PrimaryKey: []*schema.Column{MetricPointsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "metricpoint_scope_metric_node_id_gpu_index_backend_id_step_seconds_at",
+				Unique:  true,
+				Columns: []*schema.Column{MetricPointsColumns[2], MetricPointsColumns[6], MetricPointsColumns[3], MetricPointsColumns[4], MetricPointsColumns[5], MetricPointsColumns[1], MetricPointsColumns[7]},
+			},
+			{
+				Name:    "metricpoint_step_seconds_at",
+				Unique:  false,
+				Columns: []*schema.Column{MetricPointsColumns[1], MetricPointsColumns[7]},
+			},
+		},
+	}
 	// ModelsColumns holds the columns for the "models" table.
 	ModelsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -328,6 +457,83 @@ var (
 				Columns: []*schema.Column{ModelsColumns[3]},
 			},
 		},
+	}
+	// ModelAliasColumns holds the columns for the "model_alias" table.
+	ModelAliasColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "name", Type: field.TypeString, Unique: true, Size: 255},
+		{Name: "targets", Type: field.TypeJSON},
+		{Name: "description", Type: field.TypeString, Size: 2000, Default: ""},
+	}
+	// ModelAliasTable holds the schema information for the "model_alias" table.
+	ModelAliasTable = &schema.Table{
+		Name:       "model_alias",
+		Columns:    ModelAliasColumns,
+		PrimaryKey: []*schema.Column{ModelAliasColumns[0]},
+	}
+	// ModelJobsColumns holds the columns for the "model_jobs" table.
+	ModelJobsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"pull", "delete"}},
+		{Name: "backend_id", Type: field.TypeInt64},
+		{Name: "backend_name", Type: field.TypeString, Size: 255},
+		{Name: "model", Type: field.TypeString, Size: 255},
+		{Name: "insecure", Type: field.TypeBool, Default: false},
+		{Name: "state", Type: field.TypeEnum, Enums: []string{"queued", "running", "succeeded", "failed", "cancelled"}, Default: "queued"},
+		{Name: "status", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "digest", Type: field.TypeString, Size: 128, Default: ""},
+		{Name: "completed_bytes", Type: field.TypeInt64, Default: 0},
+		{Name: "total_bytes", Type: field.TypeInt64, Default: 0},
+		{Name: "attempts", Type: field.TypeInt, Default: 0},
+		{Name: "max_attempts", Type: field.TypeInt, Default: 1},
+		{Name: "error", Type: field.TypeString, Size: 1024, Default: ""},
+		{Name: "created_by_user_id", Type: field.TypeInt64, Nullable: true},
+		{Name: "created_by", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "started_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "finished_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+	}
+	// ModelJobsTable holds the schema information for the "model_jobs" table.
+	ModelJobsTable = &schema.Table{
+		Name:       "model_jobs",
+		Columns:    ModelJobsColumns,
+		PrimaryKey: []*schema.Column{ModelJobsColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "modeljob_state",
+				Unique:  false,
+				Columns: []*schema.Column{ModelJobsColumns[8]},
+			},
+			{
+				Name:    "modeljob_backend_id",
+				Unique:  false,
+				Columns: []*schema.Column{ModelJobsColumns[4]},
+			},
+		},
+	}
+	// ModelOverridesColumns holds the columns for the "model_overrides" table.
+	ModelOverridesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "model", Type: field.TypeString, Unique: true, Size: 255},
+		{Name: "vision", Type: field.TypeBool, Nullable: true},
+		{Name: "tools", Type: field.TypeBool, Nullable: true},
+		{Name: "thinking", Type: field.TypeBool, Nullable: true},
+		{Name: "embeddings", Type: field.TypeBool, Nullable: true},
+		{Name: "structured_output", Type: field.TypeBool, Nullable: true},
+		{Name: "context_length", Type: field.TypeInt64, Default: 0},
+		{Name: "display_name", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "description", Type: field.TypeString, Size: 2000, Default: ""},
+	}
+	// ModelOverridesTable holds the schema information for the "model_overrides" table.
+	ModelOverridesTable = &schema.Table{
+		Name:       "model_overrides",
+		Columns:    ModelOverridesColumns,
+		PrimaryKey: []*schema.Column{ModelOverridesColumns[0]},
 	}
 	// NodesColumns holds the columns for the "nodes" table.
 	NodesColumns = []*schema.Column{
@@ -415,11 +621,53 @@ var (
 			},
 		},
 	}
+	// RequestUsagesColumns holds the columns for the "request_usages" table.
+	RequestUsagesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "request_id", Type: field.TypeString, Size: 128},
+		{Name: "backend_id", Type: field.TypeInt},
+		{Name: "model", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "user_id", Type: field.TypeInt64, Default: 0},
+		{Name: "username", Type: field.TypeString, Size: 100, Default: ""},
+		{Name: "group_name", Type: field.TypeString, Size: 100, Default: ""},
+		{Name: "outcome", Type: field.TypeString, Size: 32, Default: ""},
+		{Name: "started_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "first_token_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "ended_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "queue_wait_ms", Type: field.TypeInt64, Default: 0},
+		{Name: "prompt_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "completion_tokens", Type: field.TypeInt64, Default: 0},
+		{Name: "energy_joules", Type: field.TypeFloat64, Nullable: true},
+	}
+	// RequestUsagesTable holds the schema information for the "request_usages" table.
+	RequestUsagesTable = &schema.Table{
+		Name:       "request_usages",
+		Columns:    RequestUsagesColumns,
+		PrimaryKey: []*schema.Column{RequestUsagesColumns[0]},
+		Indexes: []*schema.Index{
+			{
+				Name:    "requestusage_backend_id_ended_at",
+				Unique:  false,
+				Columns: []*schema.Column{RequestUsagesColumns[2], RequestUsagesColumns[10]},
+			},
+			{
+				Name:    "requestusage_ended_at",
+				Unique:  false,
+				Columns: []*schema.Column{RequestUsagesColumns[10]},
+			},
+			{
+				Name:    "requestusage_request_id",
+				Unique:  false,
+				Columns: []*schema.Column{RequestUsagesColumns[1]},
+			},
+		},
+	}
 	// ServiceKeyRequestsColumns holds the columns for the "service_key_requests" table.
 	ServiceKeyRequestsColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
 		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "kind", Type: field.TypeEnum, Enums: []string{"issue", "revocation"}, Default: "issue"},
 		{Name: "service_name", Type: field.TypeString, Size: 100},
 		{Name: "justification", Type: field.TypeString, Size: 2000},
 		{Name: "status", Type: field.TypeEnum, Enums: []string{"pending", "approved", "denied"}, Default: "pending"},
@@ -428,6 +676,10 @@ var (
 		{Name: "reviewed_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
 		{Name: "api_key_id", Type: field.TypeInt, Nullable: true},
 		{Name: "collected_at", Type: field.TypeTime, Nullable: true, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "alternative_contacts", Type: field.TypeJSON, Nullable: true},
+		{Name: "data_risk_level", Type: field.TypeString, Size: 16, Default: ""},
+		{Name: "compliance_tags", Type: field.TypeJSON, Nullable: true},
+		{Name: "compliance_other", Type: field.TypeString, Size: 500, Default: ""},
 		{Name: "user_id", Type: field.TypeInt},
 	}
 	// ServiceKeyRequestsTable holds the schema information for the "service_key_requests" table.
@@ -438,7 +690,7 @@ var (
 		ForeignKeys: []*schema.ForeignKey{
 			{
 				Symbol:     "service_key_requests_users_service_key_requests",
-				Columns:    []*schema.Column{ServiceKeyRequestsColumns[11]},
+				Columns:    []*schema.Column{ServiceKeyRequestsColumns[16]},
 				RefColumns: []*schema.Column{UsersColumns[0]},
 				OnDelete:   schema.Cascade,
 			},
@@ -447,12 +699,17 @@ var (
 			{
 				Name:    "servicekeyrequest_status",
 				Unique:  false,
-				Columns: []*schema.Column{ServiceKeyRequestsColumns[5]},
+				Columns: []*schema.Column{ServiceKeyRequestsColumns[6]},
 			},
 			{
 				Name:    "servicekeyrequest_user_id",
 				Unique:  false,
-				Columns: []*schema.Column{ServiceKeyRequestsColumns[11]},
+				Columns: []*schema.Column{ServiceKeyRequestsColumns[16]},
+			},
+			{
+				Name:    "servicekeyrequest_api_key_id",
+				Unique:  false,
+				Columns: []*schema.Column{ServiceKeyRequestsColumns[10]},
 			},
 		},
 	}
@@ -496,6 +753,59 @@ var (
 			},
 		},
 	}
+	// SettingsColumns holds the columns for the "settings" table.
+	SettingsColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "key", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "value", Type: field.TypeString, Size: 2147483647},
+	}
+	// SettingsTable holds the schema information for the "settings" table.
+	SettingsTable = &schema.Table{
+		Name:       "settings",
+		Columns:    SettingsColumns,
+		PrimaryKey: []*schema.Column{SettingsColumns[0]},
+	}
+	// StoredResponsesColumns holds the columns for the "stored_responses" table.
+	StoredResponsesColumns = []*schema.Column{
+		{Name: "id", Type: field.TypeInt, Increment: true},
+		{Name: "created_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "updated_at", Type: field.TypeTime, SchemaType: map[string]string{"mysql": "datetime(6)"}},
+		{Name: "response_id", Type: field.TypeString, Unique: true, Size: 64},
+		{Name: "previous_response_id", Type: field.TypeString, Size: 64, Default: ""},
+		{Name: "model", Type: field.TypeString, Size: 255, Default: ""},
+		{Name: "response_json", Type: field.TypeString, Size: 8388608, SchemaType: map[string]string{"mysql": "mediumtext"}},
+		{Name: "input_items_json", Type: field.TypeString, Size: 8388608, SchemaType: map[string]string{"mysql": "mediumtext"}},
+		{Name: "history_json", Type: field.TypeString, Size: 8388608, SchemaType: map[string]string{"mysql": "mediumtext"}},
+		{Name: "user_id", Type: field.TypeInt},
+	}
+	// StoredResponsesTable holds the schema information for the "stored_responses" table.
+	StoredResponsesTable = &schema.Table{
+		Name:       "stored_responses",
+		Columns:    StoredResponsesColumns,
+		PrimaryKey: []*schema.Column{StoredResponsesColumns[0]},
+		ForeignKeys: []*schema.ForeignKey{
+			{
+				Symbol:     "stored_responses_users_stored_responses",
+				Columns:    []*schema.Column{StoredResponsesColumns[9]},
+				RefColumns: []*schema.Column{UsersColumns[0]},
+				OnDelete:   schema.Cascade,
+			},
+		},
+		Indexes: []*schema.Index{
+			{
+				Name:    "storedresponse_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{StoredResponsesColumns[1]},
+			},
+			{
+				Name:    "storedresponse_user_id_created_at",
+				Unique:  false,
+				Columns: []*schema.Column{StoredResponsesColumns[9], StoredResponsesColumns[1]},
+			},
+		},
+	}
 	// UsersColumns holds the columns for the "users" table.
 	UsersColumns = []*schema.Column{
 		{Name: "id", Type: field.TypeInt, Increment: true},
@@ -532,9 +842,9 @@ var (
 		},
 		Indexes: []*schema.Index{
 			{
-				Name:    "user_group_id",
+				Name:    "user_group_id_deleted_at",
 				Unique:  false,
-				Columns: []*schema.Column{UsersColumns[17]},
+				Columns: []*schema.Column{UsersColumns[17], UsersColumns[14]},
 			},
 			{
 				Name:    "user_oidc_issuer_oidc_subject",
@@ -547,17 +857,27 @@ var (
 	Tables = []*schema.Table{
 		APIKeysTable,
 		AdminActionsTable,
+		AlertsTable,
 		AuditArtifactsTable,
 		AuditRecordsTable,
 		BackendsTable,
+		ChatMessagesTable,
+		ConversationsTable,
 		GpuDevicesTable,
 		GroupsTable,
+		MetricPointsTable,
 		ModelsTable,
+		ModelAliasTable,
+		ModelJobsTable,
+		ModelOverridesTable,
 		NodesTable,
 		QuotasTable,
 		QuotaRequestsTable,
+		RequestUsagesTable,
 		ServiceKeyRequestsTable,
 		BrowserSessionsTable,
+		SettingsTable,
+		StoredResponsesTable,
 		UsersTable,
 	}
 )
@@ -567,12 +887,29 @@ func init() {
 	APIKeysTable.Annotation = &entsql.Annotation{
 		Table: "api_keys",
 	}
+	AlertsTable.Annotation = &entsql.Annotation{
+		Table: "alerts",
+	}
 	BackendsTable.ForeignKeys[0].RefTable = NodesTable
+	ChatMessagesTable.ForeignKeys[0].RefTable = ConversationsTable
+	ChatMessagesTable.Annotation = &entsql.Annotation{
+		Table: "chat_messages",
+	}
+	ConversationsTable.ForeignKeys[0].RefTable = UsersTable
+	ConversationsTable.Annotation = &entsql.Annotation{
+		Table: "conversations",
+	}
 	GpuDevicesTable.ForeignKeys[0].RefTable = NodesTable
 	GpuDevicesTable.Annotation = &entsql.Annotation{
 		Table: "gpu_devices",
 	}
+	MetricPointsTable.Annotation = &entsql.Annotation{
+		Table: "metric_points",
+	}
 	ModelsTable.ForeignKeys[0].RefTable = BackendsTable
+	ModelJobsTable.Annotation = &entsql.Annotation{
+		Table: "model_jobs",
+	}
 	QuotasTable.ForeignKeys[0].RefTable = UsersTable
 	QuotasTable.Annotation = &entsql.Annotation{
 		Table: "quotas",
@@ -581,6 +918,9 @@ func init() {
 	QuotaRequestsTable.Annotation = &entsql.Annotation{
 		Table: "quota_requests",
 	}
+	RequestUsagesTable.Annotation = &entsql.Annotation{
+		Table: "request_usages",
+	}
 	ServiceKeyRequestsTable.ForeignKeys[0].RefTable = UsersTable
 	ServiceKeyRequestsTable.Annotation = &entsql.Annotation{
 		Table: "service_key_requests",
@@ -588,6 +928,13 @@ func init() {
 	BrowserSessionsTable.ForeignKeys[0].RefTable = UsersTable
 	BrowserSessionsTable.Annotation = &entsql.Annotation{
 		Table: "browser_sessions",
+	}
+	SettingsTable.Annotation = &entsql.Annotation{
+		Table: "settings",
+	}
+	StoredResponsesTable.ForeignKeys[0].RefTable = UsersTable
+	StoredResponsesTable.Annotation = &entsql.Annotation{
+		Table: "stored_responses",
 	}
 	UsersTable.ForeignKeys[0].RefTable = GroupsTable
 }

@@ -12,6 +12,9 @@ type APIKey func(*sql.Selector)
 // AdminAction is the predicate function for adminaction builders.
 type AdminAction func(*sql.Selector)
 
+// Alert is the predicate function for alert builders.
+type Alert func(*sql.Selector)
+
 // AuditArtifact is the predicate function for auditartifact builders.
 type AuditArtifact func(*sql.Selector)
 
@@ -21,14 +24,32 @@ type AuditRecord func(*sql.Selector)
 // Backend is the predicate function for backend builders.
 type Backend func(*sql.Selector)
 
+// ChatMessage is the predicate function for chatmessage builders.
+type ChatMessage func(*sql.Selector)
+
+// Conversation is the predicate function for conversation builders.
+type Conversation func(*sql.Selector)
+
 // GPUDevice is the predicate function for gpudevice builders.
 type GPUDevice func(*sql.Selector)
 
 // Group is the predicate function for group builders.
 type Group func(*sql.Selector)
 
+// MetricPoint is the predicate function for metricpoint builders.
+type MetricPoint func(*sql.Selector)
+
 // Model is the predicate function for model builders.
 type Model func(*sql.Selector)
+
+// ModelAlias is the predicate function for modelalias builders.
+type ModelAlias func(*sql.Selector)
+
+// ModelJob is the predicate function for modeljob builders.
+type ModelJob func(*sql.Selector)
+
+// ModelOverride is the predicate function for modeloverride builders.
+type ModelOverride func(*sql.Selector)
 
 // Node is the predicate function for node builders.
 type Node func(*sql.Selector)
@@ -39,11 +60,20 @@ type Quota func(*sql.Selector)
 // QuotaRequest is the predicate function for quotarequest builders.
 type QuotaRequest func(*sql.Selector)
 
+// RequestUsage is the predicate function for requestusage builders.
+type RequestUsage func(*sql.Selector)
+
 // ServiceKeyRequest is the predicate function for servicekeyrequest builders.
 type ServiceKeyRequest func(*sql.Selector)
 
 // Session is the predicate function for session builders.
 type Session func(*sql.Selector)
+
+// Setting is the predicate function for setting builders.
+type Setting func(*sql.Selector)
+
+// StoredResponse is the predicate function for storedresponse builders.
+type StoredResponse func(*sql.Selector)
 
 // User is the predicate function for user builders.
 type User func(*sql.Selector)

@@ -20,7 +20,7 @@ func (Backend) Fields() []ent.Field {
 	return []ent.Field{
 		field.String("name").MaxLen(100).NotEmpty().Unique(),
 		field.String("url").MaxLen(255).NotEmpty().Unique(),
-		field.Enum("engine").Values("ollama", "vllm"),
+		field.Enum("engine").Values("ollama", "vllm", "tts", "stt"),
 		field.Enum("status").Values("healthy", "unhealthy", "disabled", "draining", "unknown").Default("unknown"),
 		field.Int("max_concurrent").Default(4).Positive(),
 		field.Int("priority").Default(0),

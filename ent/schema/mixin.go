@@ -1,5 +1,6 @@
 // Package schema defines MindRouter's ent schemas: groups, users, API keys, nodes,
-// backends, models, GPU devices, quotas, quota requests and browser sessions. It
+// backends, models, model overrides and aliases, GPU devices, quotas, quota requests, browser sessions, telemetry
+// history (metric points), settled requests (request usages) and run-time settings. It
 // describes tables only; queries live in the control plane's store package.
 package schema
 

@@ -55,13 +55,17 @@ func (User) Edges() []ent.Edge {
 		edge.To("quota_requests", QuotaRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("sessions", Session.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 		edge.To("service_key_requests", ServiceKeyRequest.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("conversations", Conversation.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
+		edge.To("stored_responses", StoredResponse.Type).Annotations(entsql.OnDelete(entsql.Cascade)),
 	}
 }
 
 // Indexes of User.
 func (User) Indexes() []ent.Index {
 	return []ent.Index{
-		index.Fields("group_id"),
+		// (group_id, deleted_at): counting a group's live members (ListGroups,
+		// the console's group pages) reads the index alone.
+		index.Fields("group_id", "deleted_at"),
 		index.Fields("oidc_issuer", "oidc_subject").Unique(),
 	}
 }

@@ -21,6 +21,8 @@ const (
 	FieldUpdatedAt = "updated_at"
 	// FieldUserID holds the string denoting the user_id field in the database.
 	FieldUserID = "user_id"
+	// FieldKind holds the string denoting the kind field in the database.
+	FieldKind = "kind"
 	// FieldServiceName holds the string denoting the service_name field in the database.
 	FieldServiceName = "service_name"
 	// FieldJustification holds the string denoting the justification field in the database.
@@ -37,6 +39,14 @@ const (
 	FieldAPIKeyID = "api_key_id"
 	// FieldCollectedAt holds the string denoting the collected_at field in the database.
 	FieldCollectedAt = "collected_at"
+	// FieldAlternativeContacts holds the string denoting the alternative_contacts field in the database.
+	FieldAlternativeContacts = "alternative_contacts"
+	// FieldDataRiskLevel holds the string denoting the data_risk_level field in the database.
+	FieldDataRiskLevel = "data_risk_level"
+	// FieldComplianceTags holds the string denoting the compliance_tags field in the database.
+	FieldComplianceTags = "compliance_tags"
+	// FieldComplianceOther holds the string denoting the compliance_other field in the database.
+	FieldComplianceOther = "compliance_other"
 	// EdgeUser holds the string denoting the user edge name in mutations.
 	EdgeUser = "user"
 	// Table holds the table name of the servicekeyrequest in the database.
@@ -56,6 +66,7 @@ var Columns = []string{
 	FieldCreatedAt,
 	FieldUpdatedAt,
 	FieldUserID,
+	FieldKind,
 	FieldServiceName,
 	FieldJustification,
 	FieldStatus,
@@ -64,6 +75,10 @@ var Columns = []string{
 	FieldReviewedAt,
 	FieldAPIKeyID,
 	FieldCollectedAt,
+	FieldAlternativeContacts,
+	FieldDataRiskLevel,
+	FieldComplianceTags,
+	FieldComplianceOther,
 }
 
 // ValidColumn reports if the column name is valid (part of the table columns).
@@ -91,7 +106,41 @@ var (
 	DefaultReviewNotes string
 	// ReviewNotesValidator is a validator for the "review_notes" field. It is called by the builders before save.
 	ReviewNotesValidator func(string) error
+	// DefaultDataRiskLevel holds the default value on creation for the "data_risk_level" field.
+	DefaultDataRiskLevel string
+	// DataRiskLevelValidator is a validator for the "data_risk_level" field. It is called by the builders before save.
+	DataRiskLevelValidator func(string) error
+	// DefaultComplianceOther holds the default value on creation for the "compliance_other" field.
+	DefaultComplianceOther string
+	// ComplianceOtherValidator is a validator for the "compliance_other" field. It is called by the builders before save.
+	ComplianceOtherValidator func(string) error
 )
+
+// Kind defines the type for the "kind" enum field.
+type Kind string
+
+// KindIssue is the default value of the Kind enum.
+const DefaultKind = KindIssue
+
+// Kind values.
+const (
+	KindIssue      Kind = "issue"
+	KindRevocation Kind = "revocation"
+)
+
+func (k Kind) String() string {
+	return string(k)
+}
+
+// KindValidator is a validator for the "kind" field enum values. It is called by the builders before save.
+func KindValidator(k Kind) error {
+	switch k {
+	case KindIssue, KindRevocation:
+		return nil
+	default:
+		return fmt.Errorf("servicekeyrequest: invalid enum value for kind field: %q", k)
+	}
+}
 
 // Status defines the type for the "status" enum field.
 type Status string
@@ -143,6 +192,11 @@ func ByUserID(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldUserID, opts...).ToFunc()
 }
 
+// ByKind orders the results by the kind field.
+func ByKind(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldKind, opts...).ToFunc()
+}
+
 // ByServiceName orders the results by the service_name field.
 func ByServiceName(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldServiceName, opts...).ToFunc()
@@ -181,6 +235,16 @@ func ByAPIKeyID(opts ...sql.OrderTermOption) OrderOption {
 // ByCollectedAt orders the results by the collected_at field.
 func ByCollectedAt(opts ...sql.OrderTermOption) OrderOption {
 	return sql.OrderByField(FieldCollectedAt, opts...).ToFunc()
+}
+
+// ByDataRiskLevel orders the results by the data_risk_level field.
+func ByDataRiskLevel(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldDataRiskLevel, opts...).ToFunc()
+}
+
+// ByComplianceOther orders the results by the compliance_other field.
+func ByComplianceOther(opts ...sql.OrderTermOption) OrderOption {
+	return sql.OrderByField(FieldComplianceOther, opts...).ToFunc()
 }
 
 // ByUserField orders the results by user field.

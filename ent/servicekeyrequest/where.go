@@ -105,6 +105,16 @@ func CollectedAt(v time.Time) predicate.ServiceKeyRequest {
 	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldCollectedAt, v))
 }
 
+// DataRiskLevel applies equality check predicate on the "data_risk_level" field. It's identical to DataRiskLevelEQ.
+func DataRiskLevel(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldDataRiskLevel, v))
+}
+
+// ComplianceOther applies equality check predicate on the "compliance_other" field. It's identical to ComplianceOtherEQ.
+func ComplianceOther(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldComplianceOther, v))
+}
+
 // CreatedAtEQ applies the EQ predicate on the "created_at" field.
 func CreatedAtEQ(v time.Time) predicate.ServiceKeyRequest {
 	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldCreatedAt, v))
@@ -203,6 +213,26 @@ func UserIDIn(vs ...int) predicate.ServiceKeyRequest {
 // UserIDNotIn applies the NotIn predicate on the "user_id" field.
 func UserIDNotIn(vs ...int) predicate.ServiceKeyRequest {
 	return predicate.ServiceKeyRequest(sql.FieldNotIn(FieldUserID, vs...))
+}
+
+// KindEQ applies the EQ predicate on the "kind" field.
+func KindEQ(v Kind) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldKind, v))
+}
+
+// KindNEQ applies the NEQ predicate on the "kind" field.
+func KindNEQ(v Kind) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNEQ(FieldKind, v))
+}
+
+// KindIn applies the In predicate on the "kind" field.
+func KindIn(vs ...Kind) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldIn(FieldKind, vs...))
+}
+
+// KindNotIn applies the NotIn predicate on the "kind" field.
+func KindNotIn(vs ...Kind) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNotIn(FieldKind, vs...))
 }
 
 // ServiceNameEQ applies the EQ predicate on the "service_name" field.
@@ -618,6 +648,156 @@ func CollectedAtIsNil() predicate.ServiceKeyRequest {
 // CollectedAtNotNil applies the NotNil predicate on the "collected_at" field.
 func CollectedAtNotNil() predicate.ServiceKeyRequest {
 	return predicate.ServiceKeyRequest(sql.FieldNotNull(FieldCollectedAt))
+}
+
+// AlternativeContactsIsNil applies the IsNil predicate on the "alternative_contacts" field.
+func AlternativeContactsIsNil() predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldIsNull(FieldAlternativeContacts))
+}
+
+// AlternativeContactsNotNil applies the NotNil predicate on the "alternative_contacts" field.
+func AlternativeContactsNotNil() predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNotNull(FieldAlternativeContacts))
+}
+
+// DataRiskLevelEQ applies the EQ predicate on the "data_risk_level" field.
+func DataRiskLevelEQ(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelNEQ applies the NEQ predicate on the "data_risk_level" field.
+func DataRiskLevelNEQ(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNEQ(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelIn applies the In predicate on the "data_risk_level" field.
+func DataRiskLevelIn(vs ...string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldIn(FieldDataRiskLevel, vs...))
+}
+
+// DataRiskLevelNotIn applies the NotIn predicate on the "data_risk_level" field.
+func DataRiskLevelNotIn(vs ...string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNotIn(FieldDataRiskLevel, vs...))
+}
+
+// DataRiskLevelGT applies the GT predicate on the "data_risk_level" field.
+func DataRiskLevelGT(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldGT(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelGTE applies the GTE predicate on the "data_risk_level" field.
+func DataRiskLevelGTE(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldGTE(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelLT applies the LT predicate on the "data_risk_level" field.
+func DataRiskLevelLT(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldLT(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelLTE applies the LTE predicate on the "data_risk_level" field.
+func DataRiskLevelLTE(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldLTE(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelContains applies the Contains predicate on the "data_risk_level" field.
+func DataRiskLevelContains(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldContains(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelHasPrefix applies the HasPrefix predicate on the "data_risk_level" field.
+func DataRiskLevelHasPrefix(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldHasPrefix(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelHasSuffix applies the HasSuffix predicate on the "data_risk_level" field.
+func DataRiskLevelHasSuffix(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldHasSuffix(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelEqualFold applies the EqualFold predicate on the "data_risk_level" field.
+func DataRiskLevelEqualFold(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEqualFold(FieldDataRiskLevel, v))
+}
+
+// DataRiskLevelContainsFold applies the ContainsFold predicate on the "data_risk_level" field.
+func DataRiskLevelContainsFold(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldContainsFold(FieldDataRiskLevel, v))
+}
+
+// ComplianceTagsIsNil applies the IsNil predicate on the "compliance_tags" field.
+func ComplianceTagsIsNil() predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldIsNull(FieldComplianceTags))
+}
+
+// ComplianceTagsNotNil applies the NotNil predicate on the "compliance_tags" field.
+func ComplianceTagsNotNil() predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNotNull(FieldComplianceTags))
+}
+
+// ComplianceOtherEQ applies the EQ predicate on the "compliance_other" field.
+func ComplianceOtherEQ(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEQ(FieldComplianceOther, v))
+}
+
+// ComplianceOtherNEQ applies the NEQ predicate on the "compliance_other" field.
+func ComplianceOtherNEQ(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNEQ(FieldComplianceOther, v))
+}
+
+// ComplianceOtherIn applies the In predicate on the "compliance_other" field.
+func ComplianceOtherIn(vs ...string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldIn(FieldComplianceOther, vs...))
+}
+
+// ComplianceOtherNotIn applies the NotIn predicate on the "compliance_other" field.
+func ComplianceOtherNotIn(vs ...string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldNotIn(FieldComplianceOther, vs...))
+}
+
+// ComplianceOtherGT applies the GT predicate on the "compliance_other" field.
+func ComplianceOtherGT(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldGT(FieldComplianceOther, v))
+}
+
+// ComplianceOtherGTE applies the GTE predicate on the "compliance_other" field.
+func ComplianceOtherGTE(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldGTE(FieldComplianceOther, v))
+}
+
+// ComplianceOtherLT applies the LT predicate on the "compliance_other" field.
+func ComplianceOtherLT(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldLT(FieldComplianceOther, v))
+}
+
+// ComplianceOtherLTE applies the LTE predicate on the "compliance_other" field.
+func ComplianceOtherLTE(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldLTE(FieldComplianceOther, v))
+}
+
+// ComplianceOtherContains applies the Contains predicate on the "compliance_other" field.
+func ComplianceOtherContains(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldContains(FieldComplianceOther, v))
+}
+
+// ComplianceOtherHasPrefix applies the HasPrefix predicate on the "compliance_other" field.
+func ComplianceOtherHasPrefix(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldHasPrefix(FieldComplianceOther, v))
+}
+
+// ComplianceOtherHasSuffix applies the HasSuffix predicate on the "compliance_other" field.
+func ComplianceOtherHasSuffix(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldHasSuffix(FieldComplianceOther, v))
+}
+
+// ComplianceOtherEqualFold applies the EqualFold predicate on the "compliance_other" field.
+func ComplianceOtherEqualFold(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldEqualFold(FieldComplianceOther, v))
+}
+
+// ComplianceOtherContainsFold applies the ContainsFold predicate on the "compliance_other" field.
+func ComplianceOtherContainsFold(v string) predicate.ServiceKeyRequest {
+	return predicate.ServiceKeyRequest(sql.FieldContainsFold(FieldComplianceOther, v))
 }
 
 // HasUser applies the HasEdge predicate on the "user" edge.

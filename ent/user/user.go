@@ -60,6 +60,10 @@ const (
 	EdgeSessions = "sessions"
 	// EdgeServiceKeyRequests holds the string denoting the service_key_requests edge name in mutations.
 	EdgeServiceKeyRequests = "service_key_requests"
+	// EdgeConversations holds the string denoting the conversations edge name in mutations.
+	EdgeConversations = "conversations"
+	// EdgeStoredResponses holds the string denoting the stored_responses edge name in mutations.
+	EdgeStoredResponses = "stored_responses"
 	// Table holds the table name of the user in the database.
 	Table = "users"
 	// GroupTable is the table that holds the group relation/edge.
@@ -104,6 +108,20 @@ const (
 	ServiceKeyRequestsInverseTable = "service_key_requests"
 	// ServiceKeyRequestsColumn is the table column denoting the service_key_requests relation/edge.
 	ServiceKeyRequestsColumn = "user_id"
+	// ConversationsTable is the table that holds the conversations relation/edge.
+	ConversationsTable = "conversations"
+	// ConversationsInverseTable is the table name for the Conversation entity.
+	// It exists in this package in order to avoid circular dependency with the "conversation" package.
+	ConversationsInverseTable = "conversations"
+	// ConversationsColumn is the table column denoting the conversations relation/edge.
+	ConversationsColumn = "user_id"
+	// StoredResponsesTable is the table that holds the stored_responses relation/edge.
+	StoredResponsesTable = "stored_responses"
+	// StoredResponsesInverseTable is the table name for the StoredResponse entity.
+	// It exists in this package in order to avoid circular dependency with the "storedresponse" package.
+	StoredResponsesInverseTable = "stored_responses"
+	// StoredResponsesColumn is the table column denoting the stored_responses relation/edge.
+	StoredResponsesColumn = "user_id"
 )
 
 // Columns holds all SQL columns for user fields.
@@ -343,6 +361,34 @@ func ByServiceKeyRequests(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOptio
 		sqlgraph.OrderByNeighborTerms(s, newServiceKeyRequestsStep(), append([]sql.OrderTerm{term}, terms...)...)
 	}
 }
+
+// ByConversationsCount orders the results by conversations count.
+func ByConversationsCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newConversationsStep(), opts...)
+	}
+}
+
+// ByConversations orders the results by conversations terms.
+func ByConversations(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newConversationsStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
+
+// ByStoredResponsesCount orders the results by stored_responses count.
+func ByStoredResponsesCount(opts ...sql.OrderTermOption) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborsCount(s, newStoredResponsesStep(), opts...)
+	}
+}
+
+// ByStoredResponses orders the results by stored_responses terms.
+func ByStoredResponses(term sql.OrderTerm, terms ...sql.OrderTerm) OrderOption {
+	return func(s *sql.Selector) {
+		sqlgraph.OrderByNeighborTerms(s, newStoredResponsesStep(), append([]sql.OrderTerm{term}, terms...)...)
+	}
+}
 func newGroupStep() *sqlgraph.Step {
 	return sqlgraph.NewStep(
 		sqlgraph.From(Table, FieldID),
@@ -383,5 +429,19 @@ func newServiceKeyRequestsStep() *sqlgraph.Step {
 		sqlgraph.From(Table, FieldID),
 		sqlgraph.To(ServiceKeyRequestsInverseTable, FieldID),
 		sqlgraph.Edge(sqlgraph.O2M, false, ServiceKeyRequestsTable, ServiceKeyRequestsColumn),
+	)
+}
+func newConversationsStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(ConversationsInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, ConversationsTable, ConversationsColumn),
+	)
+}
+func newStoredResponsesStep() *sqlgraph.Step {
+	return sqlgraph.NewStep(
+		sqlgraph.From(Table, FieldID),
+		sqlgraph.To(StoredResponsesInverseTable, FieldID),
+		sqlgraph.Edge(sqlgraph.O2M, false, StoredResponsesTable, StoredResponsesColumn),
 	)
 }

@@ -21,7 +21,7 @@ const allExcludedRetryAfter = 5 * time.Second
 // backend slot is granted. A refused Admit holds nothing.
 func (s *Server) Admit(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
 	resp, err := s.admit(ctx, req, nil)
-	s.metrics.admissions.WithLabelValues(admitResult(err)).Inc()
+	s.metrics.admitted(err)
 	return resp, err
 }
 
@@ -31,12 +31,18 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest, re
 	if err := validateAdmit(req); err != nil {
 		return nil, err
 	}
+	if err := s.gateOpen(); err != nil {
+		return nil, err
+	}
 	p, err := s.ident.Verify(ctx, req.GetCredential())
 	if err != nil {
 		return nil, err
 	}
 	if !p.Inference {
 		return nil, ErrPermissionDenied
+	}
+	if req.GetOperation() == controlplanev1.Operation_OPERATION_SEARCH {
+		return s.admitSearch(ctx, req, p)
 	}
 	pl, err := s.newPlan(req)
 	if err != nil {
@@ -85,6 +91,7 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest, re
 		trial:     pl.trial,
 		admitted:  now,
 		expires:   now.Add(s.opts.LeaseTTL),
+		waited:    g.Waited,
 	}
 	s.leases.add(l)
 	s.metrics.inFlight(l.cand).Inc()
@@ -95,6 +102,19 @@ func (s *Server) admit(ctx context.Context, req *controlplanev1.AdmitRequest, re
 		QueuePosition: int32(g.Position),
 		Queued:        durationpb.New(g.Waited),
 	}, nil
+}
+
+// gateOpen refuses while the service is offline, with the administrators'
+// message and a Retry-After.
+func (s *Server) gateOpen() error {
+	if s.opts.Gate == nil {
+		return nil
+	}
+	msg, off := s.opts.Gate.Offline()
+	if !off {
+		return nil
+	}
+	return &retryError{err: ErrServiceOffline, msg: "the service is offline for maintenance: " + msg, after: offlineRetryAfter}
 }
 
 func validateAdmit(req *controlplanev1.AdmitRequest) error {

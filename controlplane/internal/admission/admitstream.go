@@ -36,7 +36,7 @@ func (s *Server) AdmitStream(in *controlplanev1.AdmitStreamRequest, stream grpc.
 		}})
 	}
 	resp, err := s.admit(ctx, req, report)
-	s.metrics.admissions.WithLabelValues(admitResult(err)).Inc()
+	s.metrics.admitted(err)
 	if err != nil {
 		return err
 	}

@@ -195,7 +195,21 @@ var (
 	// failed the request, or when the registry offers no candidate at all. It wraps
 	// registry.ErrNoHealthyBackend (so it maps like it) and carries a Retry-After.
 	ErrAllExcluded = fmt.Errorf("%w: every backend left already failed this request", registry.ErrNoHealthyBackend)
+	// ErrServiceOffline refuses every request while an administrator has taken
+	// the service offline; the refusal's message is theirs.
+	ErrServiceOffline = errors.New("service offline")
 )
+
+// offlineRetryAfter is the Retry-After of ErrServiceOffline: maintenance takes
+// minutes, and clients that retry sooner only add load to a refusing gateway.
+const offlineRetryAfter = 60 * time.Second
+
+// Gate is the service's on/off switch (*system.Switch); admission refuses
+// every request while Offline says so.
+type Gate interface {
+	// Offline reports whether the service is offline and what clients are told.
+	Offline() (message string, offline bool)
+}
 
 // invalidError is a malformed call: it maps like ErrInvalidRequest and reads as
 // its own message.
@@ -211,3 +225,23 @@ type retryError struct {
 func (e *retryError) Error() string             { return e.msg }
 func (e *retryError) Unwrap() error             { return e.err }
 func (e *retryError) RetryAfter() time.Duration { return e.after }
+
+// Settled is a request that ran on a backend, as the telemetry history keeps it.
+type Settled struct {
+	RequestID string
+	BackendID int64
+	Model     string
+	Principal Principal
+	Outcome   controlplanev1.Outcome
+	// Admitted is when the slot was granted, FirstToken when the backend's first
+	// byte came (Admitted when no TTFT was reported), Ended when it was released.
+	Admitted, FirstToken, Ended time.Time
+	QueueWait                   time.Duration
+	PromptTokens                int64
+	CompletionTokens            int64
+}
+
+// UsageSink receives settled requests; Settled must not block.
+type UsageSink interface {
+	Settled(Settled)
+}

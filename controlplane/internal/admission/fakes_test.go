@@ -306,6 +306,13 @@ func newHarnessWith(t testing.TB, opts Options, admin AdminOptions, hq harnessQu
 		opts.SweepInterval = time.Hour // tests sweep explicitly
 	}
 	opts.Registerer = h.metrics
+	if opts.Status == nil {
+		// Session admissions get the same error table as the unary calls.
+		opts.Status = func(ctx context.Context, err error) error {
+			_, err = mapErrors(ctx, nil, nil, func(context.Context, any) (any, error) { return nil, err })
+			return err
+		}
+	}
 	h.ident = ident
 	h.queue = hq.sched
 	if h.queue == nil {
@@ -372,7 +379,7 @@ func mapErrors(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler gr
 		code = codes.InvalidArgument
 	case errors.Is(err, scheduler.ErrQueueFull):
 		code = codes.ResourceExhausted
-	case errors.Is(err, scheduler.ErrQueueTimeout), errors.Is(err, ErrAllExcluded), errors.Is(err, ErrShuttingDown):
+	case errors.Is(err, scheduler.ErrQueueTimeout), errors.Is(err, ErrAllExcluded), errors.Is(err, ErrShuttingDown), errors.Is(err, ErrServiceOffline):
 		code = codes.Unavailable
 	case errors.Is(err, ErrSessionEnded):
 		code = codes.Aborted

@@ -22,12 +22,17 @@ type lease struct {
 	reserved  Reservation
 	admitted  time.Time
 	expires   time.Time
+	// waited is how long the request queued for its slot.
+	waited time.Duration
 	// adopted is true for a lease recreated from a replica's heartbeat after a
 	// control-plane restart, and for the stand-in of a Release without a lease.
 	adopted bool
 	// trial is true when the request is its backend's half-open circuit trial: an
 	// end that says nothing about the backend gives the trial back.
 	trial bool
+	// noSlot is true for a lease that holds quota but no backend slot (a web
+	// search): freeing it settles the quota and touches no backend.
+	noSlot bool
 	// progress is the usage its replica's last heartbeat reported; reported is
 	// false until one did. A lease lost with its replica is charged this.
 	progress struct {

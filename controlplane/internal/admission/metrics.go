@@ -15,17 +15,19 @@ var latencyBuckets = []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 6
 
 type metrics struct {
 	admissions *prometheus.CounterVec
-	leasesVec  *prometheus.GaugeVec
-	wait       prometheus.Histogram
-	sessions   prometheus.Gauge
-	reclaimed  prometheus.Counter
-	expired    prometheus.Counter
-	adopted    prometheus.Counter
-	orphans    prometheus.Counter
-	releases   *prometheus.CounterVec
-	tokens     *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
-	ttft       *prometheus.HistogramVec
+	// granted is admissions' "granted" child, resolved once.
+	granted   prometheus.Counter
+	leasesVec *prometheus.GaugeVec
+	wait      prometheus.Histogram
+	sessions  prometheus.Gauge
+	reclaimed prometheus.Counter
+	expired   prometheus.Counter
+	adopted   prometheus.Counter
+	orphans   prometheus.Counter
+	releases  *prometheus.CounterVec
+	tokens    *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	ttft      *prometheus.HistogramVec
 
 	// gauges caches the per-backend in-flight gauge (gaugeKey → prometheus.Gauge).
 	gauges sync.Map
@@ -41,7 +43,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		admissions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_admissions_total",
-			Help: "Admit calls by result (granted, queue_full, queue_timeout, cancelled, context_exceeded, no_backend, denied, invalid, refused).",
+			Help: "Admissions by result (granted, queue_full, queue_timeout, cancelled, context_exceeded, no_backend, denied, invalid, refused), unary calls and session admissions alike.",
 		}, []string{"result"}),
 		leasesVec: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "mindrouter_leases_in_flight",
@@ -91,6 +93,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: latencyBuckets,
 		}, []string{"model"}),
 	}
+	m.granted = m.admissions.WithLabelValues("granted")
 	if reg == nil {
 		return m, nil
 	}
@@ -101,6 +104,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}
 	}
 	return m, nil
+}
+
+// admitted counts one admission by its result; a grant, the common case,
+// without a label lookup.
+func (m *metrics) admitted(err error) {
+	if err == nil {
+		m.granted.Inc()
+		return
+	}
+	m.admissions.WithLabelValues(admitResult(err)).Inc()
 }
 
 // inFlight returns the in-flight gauge of a candidate's backend.

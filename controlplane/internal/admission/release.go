@@ -3,6 +3,7 @@ package admission
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -43,6 +44,11 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 		PromptTokens:     max(usage.GetPromptTokens(), 0),
 		CompletionTokens: max(usage.GetCompletionTokens(), 0),
 	})
+	if l.noSlot {
+		// No backend served it: nothing to tell the registry or the history.
+		s.metrics.releases.WithLabelValues(outcomeLabel(outcome)).Inc()
+		return &controlplanev1.ReleaseResponse{}, nil
+	}
 	backendID := l.cand.BackendID
 	switch outcome {
 	case controlplanev1.Outcome_OUTCOME_SUCCESS:
@@ -59,6 +65,7 @@ func (s *Server) Release(ctx context.Context, req *controlplanev1.ReleaseRequest
 	case controlplanev1.Outcome_OUTCOME_BACKEND_ERROR:
 		s.reg.Observe(backendID, registry.Observation{Failure: true})
 	}
+	s.reportSettled(l, req, now)
 	// A client that went away says nothing about the backend's health.
 	s.metrics.observeRelease(l, outcome, usage, req.GetTtft().AsDuration(), req.GetDuration().AsDuration())
 	return &controlplanev1.ReleaseResponse{}, nil
@@ -87,6 +94,10 @@ func (s *Server) free(l *lease, st Settlement) {
 	if !st.Lost {
 		cost = st.PromptTokens + st.CompletionTokens
 	}
+	if l.noSlot {
+		s.acct.Settle(l.principal, st)
+		return
+	}
 	s.sched.Release(l.grant, cost)
 	if l.trial && !saysAboutBackend(st.Outcome) {
 		s.reg.AbandonTrial(l.cand.BackendID)
@@ -106,4 +117,25 @@ func saysAboutBackend(o controlplanev1.Outcome) bool {
 		return true
 	}
 	return false
+}
+
+// reportSettled hands a request that reached its backend to the usage sink.
+func (s *Server) reportSettled(l *lease, req *controlplanev1.ReleaseRequest, now time.Time) {
+	if s.opts.Usage == nil || req.GetOutcome() == controlplanev1.Outcome_OUTCOME_UNSPECIFIED {
+		return
+	}
+	started := l.admitted
+	if started.After(now) {
+		started = now
+	}
+	first := started.Add(max(req.GetTtft().AsDuration(), 0))
+	if first.After(now) {
+		first = now
+	}
+	s.opts.Usage.Settled(Settled{
+		RequestID: l.requestID, BackendID: l.cand.BackendID, Model: l.cand.Model, Principal: l.principal,
+		Outcome: req.GetOutcome(), Admitted: started, FirstToken: first, Ended: now, QueueWait: l.waited,
+		PromptTokens:     max(req.GetUsage().GetPromptTokens(), 0),
+		CompletionTokens: max(req.GetUsage().GetCompletionTokens(), 0),
+	})
 }

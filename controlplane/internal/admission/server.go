@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
@@ -59,6 +61,22 @@ type Options struct {
 	DefaultMaxTokens int64
 	// Revocations, when set, feeds CredentialRevoked pushes.
 	Revocations Revocations
+	// Gate, when set, is the service's on/off switch: while it is off every
+	// Admit is refused with ErrServiceOffline, before the credential is even
+	// looked up.
+	Gate Gate
+	// Usage, when set, receives every settled request that ran on a backend (for
+	// the telemetry history and the energy attribution). It must not block.
+	Usage UsageSink
+
+	// Status converts an admission's error into the status error the unary
+	// Admit returns (the gRPC server's error table), for admissions that ride a
+	// session and so pass no interceptor. Default: status errors pass, context
+	// errors keep their meaning, anything else is Internal.
+	Status func(context.Context, error) error
+	// Leading, when set, says whether this control plane leads; a session
+	// admission on one that does not is refused as a unary Admit would be.
+	Leading func() bool
 
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -66,6 +84,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// TracerProvider records a Release span for each release that rides a
+	// session (unary calls get theirs from the gRPC instrumentation); nil
+	// records none.
+	TracerProvider trace.TracerProvider
 }
 
 func (o Options) withDefaults() Options {
@@ -100,8 +122,14 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Status == nil {
+		o.Status = plainStatus
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = noop.NewTracerProvider()
 	}
 	return o
 }
@@ -120,6 +148,7 @@ type Server struct {
 	opts      Options
 	log       *slog.Logger
 	metrics   *metrics
+	tracer    trace.Tracer
 	leases    *leaseTable
 	sessions  *sessionTable
 	decisions *decisionLog
@@ -154,6 +183,7 @@ func New(ident Identity, reg Registry, sched Scheduler, opts Options) (*Server, 
 		opts:      opts,
 		log:       opts.Logger,
 		metrics:   m,
+		tracer:    opts.TracerProvider.Tracer("github.com/mindrouter/mindrouter/controlplane/internal/admission"),
 		leases:    newLeaseTable(opts.SettledMemory, opts.SettledTTL),
 		sessions:  newSessionTable(),
 		decisions: newDecisionLog(opts.DecisionLog),

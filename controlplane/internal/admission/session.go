@@ -7,9 +7,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -62,10 +67,34 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 		SessionId:         sess.id,
 		HeartbeatInterval: durationpb.New(s.opts.HeartbeatInterval),
 		LeaseTtl:          durationpb.New(s.opts.LeaseTTL),
+		SessionAdmit:      true,
 	}}})
 	if err != nil {
 		return err
 	}
+
+	// Admissions answer from their own goroutines: every write goes through
+	// send. Once the handler returns nothing is written (a grant then counts as
+	// undelivered and is freed), and the handler waits for its admissions.
+	var sendMu sync.Mutex
+	closed := false
+	send := func(m *controlplanev1.SessionResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		if closed {
+			return ErrSessionEnded
+		}
+		return stream.Send(m)
+	}
+	actx, cancelAdmits := context.WithCancel(ctx)
+	admits := &sessionAdmits{s: s, ctx: actx, send: send, cancels: map[uint64]context.CancelFunc{}}
+	defer func() {
+		cancelAdmits()
+		sendMu.Lock()
+		closed = true
+		sendMu.Unlock()
+		admits.close()
+	}()
 
 	// The receiver ends when the stream does, which gRPC guarantees once this
 	// handler returns.
@@ -77,6 +106,15 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 			if err != nil {
 				recvErr <- err
 				return
+			}
+			// Admissions start here, not behind a release batch being settled.
+			switch k := m.GetKind().(type) {
+			case *controlplanev1.SessionRequest_Admit:
+				admits.start(k.Admit)
+				continue
+			case *controlplanev1.SessionRequest_Cancel:
+				admits.cancel(k.Cancel.GetSeq())
+				continue
 			}
 			select {
 			case msgs <- m:
@@ -104,6 +142,8 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 			switch k := m.GetKind().(type) {
 			case *controlplanev1.SessionRequest_Heartbeat:
 				unknown := s.heartbeat(sess.replica, k.Heartbeat)
+				sess.spoolBytes.Store(k.Heartbeat.GetAuditSpoolBytes())
+				sess.spoolMax.Store(k.Heartbeat.GetAuditSpoolMaxBytes())
 				out = &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
 					HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown},
 				}}
@@ -112,11 +152,11 @@ func (s *Server) Session(stream grpc.BidiStreamingServer[controlplanev1.SessionR
 					ReleasesAck: s.releaseBatch(ctx, k.Releases.GetReleases()),
 				}}
 			default:
-				return invalidError("expected a Heartbeat or Releases after the Hello")
+				return invalidError("expected a Heartbeat, Releases, Admit or Cancel after the Hello")
 			}
 		case out = <-sess.push:
 		}
-		if err := stream.Send(out); err != nil {
+		if err := send(out); err != nil {
 			return err
 		}
 	}
@@ -135,7 +175,7 @@ func (s *Server) releaseBatch(ctx context.Context, reqs []*controlplanev1.Releas
 			// Unanswered: the replica sends them again.
 			break
 		}
-		if _, err := s.Release(ctx, r); err != nil {
+		if _, err := s.releaseTraced(ctx, r); err != nil {
 			s.log.Warn("release over the session refused", slog.String("lease_id", r.GetLeaseId()),
 				slog.String("request_id", r.GetRequestId()), slog.Any("error", err))
 			ack.RefusedLeaseIds = append(ack.RefusedLeaseIds, r.GetLeaseId())
@@ -193,6 +233,8 @@ type session struct {
 	gone    chan struct{}
 	endOnce sync.Once
 	reason  string
+	// The audit spool's fill as the replica's last heartbeat reported it.
+	spoolBytes, spoolMax atomic.Int64
 }
 
 func (s *session) end(reason string) {
@@ -250,4 +292,46 @@ func (t *sessionTable) lapsed(now time.Time, grace time.Duration) []string {
 		}
 	}
 	return out
+}
+
+// SpoolFill is a connected replica's audit spool as its last heartbeat reported it.
+type SpoolFill struct {
+	Replica  string
+	Bytes    int64
+	MaxBytes int64 // 0: unbounded
+}
+
+// SpoolFills returns the audit spool fill of every connected replica, sorted by
+// replica id.
+func (s *Server) SpoolFills() []SpoolFill {
+	s.sessions.mu.Lock()
+	out := make([]SpoolFill, 0, len(s.sessions.live))
+	for id, sess := range s.sessions.live {
+		out = append(out, SpoolFill{Replica: id, Bytes: sess.spoolBytes.Load(), MaxBytes: sess.spoolMax.Load()})
+	}
+	s.sessions.mu.Unlock()
+	slices.SortFunc(out, func(a, b SpoolFill) int { return strings.Compare(a.Replica, b.Replica) })
+	return out
+}
+
+// releaseSpanName is the name the gRPC instrumentation gives a unary Release's
+// server span; a release that rides a session gets a span of the same name.
+const releaseSpanName = "mindrouter.controlplane.v1.AdmissionService/Release"
+
+// releaseTraced settles a release that rode a session inside a server span
+// whose parent is the request's own span (the release's traceparent), so that
+// the request's trace shows its Release like its Admit. A release without one
+// runs untraced: the session stream's own span would only mislead.
+func (s *Server) releaseTraced(ctx context.Context, r *controlplanev1.ReleaseRequest) (*controlplanev1.ReleaseResponse, error) {
+	sctx, span := s.startRemoteSpan(ctx, r.GetTraceparent(), releaseSpanName, "Release",
+		attribute.Bool("mindrouter.release.session", true), attribute.String("mindrouter.lease_id", r.GetLeaseId()))
+	if span == nil {
+		return s.Release(ctx, r)
+	}
+	defer span.End()
+	resp, err := s.Release(sctx, r)
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return resp, err
 }

@@ -24,6 +24,7 @@ type StatusService struct {
 	controlplanev1.UnimplementedStatusServiceServer
 	s     *Server
 	fleet FleetFunc
+	total *cachedTotal
 }
 
 var _ controlplanev1.StatusServiceServer = (*StatusService)(nil)
@@ -32,6 +33,22 @@ var _ controlplanev1.StatusServiceServer = (*StatusService)(nil)
 // nodes (nil: none are counted).
 func NewStatusService(s *Server, fleet FleetFunc) *StatusService {
 	return &StatusService{s: s, fleet: fleet}
+}
+
+// TotalFunc returns every token ever served (the store's sum of lifetime
+// token counts).
+type TotalFunc func(ctx context.Context) (int64, error)
+
+// TotalTTL is how long the status service reuses the all-time token total
+// before it asks TotalFunc again.
+const TotalTTL = 30 * time.Second
+
+// WithTotal makes the status answer carry the all-time token total, read
+// through total at most once per TotalTTL (the public page polls every 2 s
+// per browser; the aggregate reads one row per user).
+func (st *StatusService) WithTotal(total TotalFunc) *StatusService {
+	st.total = &cachedTotal{read: total, ttl: TotalTTL, now: st.s.opts.Now}
+	return st
 }
 
 // GetClusterStatus returns the cluster now.
@@ -53,6 +70,12 @@ func (st *StatusService) GetClusterStatus(ctx context.Context, _ *controlplanev1
 	}
 	resp.InFlight = int32(st.s.leases.count())
 	resp.TokensToday, resp.TokensPerSecond = st.s.served.read(st.s.opts.Now())
+	if st.total != nil {
+		resp.TokensTotal = st.total.get(ctx)
+	}
+	if g := st.s.opts.Gate; g != nil {
+		resp.OfflineMessage, resp.Offline = g.Offline()
+	}
 	return resp, nil
 }
 
@@ -102,4 +125,31 @@ func (t *servedTokens) read(now time.Time) (today int64, perSecond float64) {
 		}
 	}
 	return today, float64(sum) / servedWindow
+}
+
+// cachedTotal is the all-time token total, read at most once per ttl. A
+// failed read keeps the last value (the status page must not fail for it)
+// and is retried on the next call after the ttl.
+type cachedTotal struct {
+	read TotalFunc
+	ttl  time.Duration
+	now  func() time.Time
+
+	mu    sync.Mutex
+	value int64
+	at    time.Time
+}
+
+func (c *cachedTotal) get(ctx context.Context) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if !c.at.IsZero() && now.Sub(c.at) < c.ttl {
+		return c.value
+	}
+	c.at = now
+	if v, err := c.read(ctx); err == nil {
+		c.value = v
+	}
+	return c.value
 }

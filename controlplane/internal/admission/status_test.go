@@ -78,3 +78,41 @@ func TestServedTokens(t *testing.T) {
 	_, rate = s.read(t1.Add(2 * time.Minute))
 	assert.Zero(t, rate)
 }
+
+// TestTokensTotalIsCached: the all-time total is read once per TotalTTL,
+// not per call; a failed read keeps the last value and is retried after the
+// TTL; without WithTotal the field is 0 and nothing is read.
+func TestTokensTotalIsCached(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := &cachedTotal{ttl: TotalTTL, now: func() time.Time { return now }}
+	reads, value := 0, int64(1000)
+	var fail error
+	c.read = func(context.Context) (int64, error) { reads++; return value, fail }
+	assert.Equal(t, int64(1000), c.get(t.Context()))
+	value = 2000
+	now = now.Add(TotalTTL - time.Second)
+	for range 100 {
+		assert.Equal(t, int64(1000), c.get(t.Context()), "within the TTL: the cached value")
+	}
+	assert.Equal(t, 1, reads)
+	now = now.Add(time.Second)
+	assert.Equal(t, int64(2000), c.get(t.Context()), "after the TTL: read again")
+	fail, value = errors.New("store down"), 0
+	now = now.Add(TotalTTL)
+	assert.Equal(t, int64(2000), c.get(t.Context()), "a failed read keeps the last value")
+	fail, value = nil, 3000
+	assert.Equal(t, int64(2000), c.get(t.Context()), "and waits a TTL before the next try")
+	now = now.Add(TotalTTL)
+	assert.Equal(t, int64(3000), c.get(t.Context()))
+	assert.Equal(t, 4, reads)
+
+	h := newHarness(t, Options{}, backendCand(1, 1))
+	got, err := NewStatusService(h.srv, nil).GetClusterStatus(t.Context(), &controlplanev1.GetClusterStatusRequest{})
+	require.NoError(t, err)
+	assert.Zero(t, got.GetTokensTotal())
+	got, err = NewStatusService(h.srv, nil).WithTotal(func(context.Context) (int64, error) { return 123456, nil }).
+		GetClusterStatus(t.Context(), &controlplanev1.GetClusterStatusRequest{})
+	require.NoError(t, err)
+	assert.Equal(t, int64(123456), got.GetTokensTotal())
+}

@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scoring"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -18,12 +20,32 @@ import (
 // The identity service's revocation feed is used as is.
 var _ admission.Revocations = (*identity.Service)(nil)
 
-// identityPort adapts the identity service to admission.Identity.
-func identityPort(s *identity.Service) admission.Identity { return identityAdapter{s} }
+// identityPort adapts the identity service (API keys) and, when sessions is
+// set, browser sessions (the web chat's credential) to admission.Identity.
+func identityPort(s *identity.Service, sessions SessionVerifier) admission.Identity {
+	return identityAdapter{s, sessions}
+}
 
-type identityAdapter struct{ s *identity.Service }
+// SessionVerifier resolves a browser session (identity.Accounts).
+type SessionVerifier interface {
+	VerifySession(ctx context.Context, token string) (identity.Principal, error)
+}
+
+type identityAdapter struct {
+	s        *identity.Service
+	sessions SessionVerifier
+}
+
+// SessionCredentialPrefix starts the credential a data plane's web chat puts
+// in Admit and ListModels: "session:<session token>:<CSRF token>". The web
+// chat has no API key; its messages are admitted, charged and audited as the
+// session's user, exactly like that user's API requests.
+const SessionCredentialPrefix = "session:"
 
 func (a identityAdapter) Verify(ctx context.Context, credential string) (admission.Principal, error) {
+	if rest, ok := strings.CutPrefix(credential, SessionCredentialPrefix); ok && a.sessions != nil {
+		return a.verifySession(ctx, rest)
+	}
 	p, err := a.s.Verify(ctx, credential)
 	if err != nil {
 		return admission.Principal{}, err
@@ -31,6 +53,28 @@ func (a identityAdapter) Verify(ctx context.Context, credential string) (admissi
 	// Counted in memory and flushed in batches: no database write per request.
 	a.s.RecordUse(p.APIKeyID)
 	return principalFrom(p), nil
+}
+
+// verifySession resolves "<session token>:<CSRF token>": the session must be
+// valid and the CSRF token its own (compared in constant time), so that a
+// page of another site cannot chat on a signed-in browser's behalf. The
+// session acts with its user's group rights, inference included (a session
+// carries no key scopes); it has no key, so no key counts or key limits apply.
+func (a identityAdapter) verifySession(ctx context.Context, rest string) (admission.Principal, error) {
+	token, csrf, ok := strings.Cut(rest, ":")
+	if !ok || token == "" || csrf == "" {
+		return admission.Principal{}, identity.ErrInvalidCredential
+	}
+	p, err := a.sessions.VerifySession(ctx, token)
+	if err != nil {
+		return admission.Principal{}, err
+	}
+	if !identity.SameSecret(csrf, p.CSRFToken) {
+		return admission.Principal{}, identity.ErrCSRF
+	}
+	out := principalFrom(p)
+	out.Inference = true
+	return out, nil
 }
 
 func principalFrom(p identity.Principal) admission.Principal {
@@ -125,6 +169,10 @@ func engineOf(e registry.Engine) controlplanev1.Engine {
 		return controlplanev1.Engine_ENGINE_OLLAMA
 	case registry.EngineVLLM:
 		return controlplanev1.Engine_ENGINE_VLLM
+	case registry.EngineTTS:
+		return controlplanev1.Engine_ENGINE_TTS
+	case registry.EngineSTT:
+		return controlplanev1.Engine_ENGINE_STT
 	}
 	return controlplanev1.Engine_ENGINE_UNSPECIFIED
 }
@@ -201,4 +249,11 @@ func (s *tableScorer) Score(in admission.ScoreInput, out []admission.Score) {
 			admission.Component{Name: scoring.ComponentThroughput, Value: cp.Throughput},
 			admission.Component{Name: scoring.ComponentPriority, Value: cp.Priority})
 	}
+}
+
+// actorName names the administrator behind an admin call (the server puts the
+// caller in the context), for the system switch's "changed by".
+func actorName(ctx context.Context) string {
+	a, _ := store.ActorFromContext(ctx)
+	return a.Username
 }

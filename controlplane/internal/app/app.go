@@ -21,17 +21,24 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/admission"
+	"github.com/mindrouter/mindrouter/controlplane/internal/alert"
 	"github.com/mindrouter/mindrouter/controlplane/internal/audit"
 	"github.com/mindrouter/mindrouter/controlplane/internal/config"
+	"github.com/mindrouter/mindrouter/controlplane/internal/conversation"
+	"github.com/mindrouter/mindrouter/controlplane/internal/election"
+	"github.com/mindrouter/mindrouter/controlplane/internal/energy"
 	"github.com/mindrouter/mindrouter/controlplane/internal/fairshare"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/modeljob"
 	"github.com/mindrouter/mindrouter/controlplane/internal/quota"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/responses"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scoring"
 	"github.com/mindrouter/mindrouter/controlplane/internal/server"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/system"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/spool"
 )
@@ -79,6 +86,25 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer st.Close()
 
+	// With leader election nothing below runs before this process leads: a
+	// standby only waits, so that it takes over with the database's state as
+	// the old leader left it, exactly like a restart.
+	leading := func() bool { return true }
+	var lead *election.Elector
+	if cfg.LeaderElection {
+		lead, err = standBy(ctx, cfg, st, metrics, metrics, log.With("component", "election"))
+		if err != nil {
+			if ctx.Err() != nil {
+				log.Info("control plane stopped while standing by")
+				return nil
+			}
+			return err
+		}
+		// Last: hand the lease over only after the final quota flush.
+		defer lead.Resign(context.WithoutCancel(ctx))
+		leading = lead.Leading
+	}
+
 	ident := identity.New(st, identity.Options{
 		CacheTTL: cfg.KeyCacheTTL, MaxStale: cfg.KeyCacheMaxStale,
 		Logger: log.With("component", "identity"), Registerer: metrics,
@@ -110,7 +136,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		sso = identity.NewSSO(accounts, st, providers, nil)
 	}
 
-	tele, err := telemetry.New(st, telemetry.Options{SampleInterval: cfg.TelemetryInterval, Logger: log.With("component", "telemetry"), Registerer: metrics})
+	hist, err := newTelemetryHistory(cfg.History, st, metrics, log.With("component", "history"))
+	if err != nil {
+		return err
+	}
+	tele, err := telemetry.New(st, telemetry.Options{SampleInterval: cfg.TelemetryInterval, Logger: log.With("component", "telemetry"), Registerer: metrics, History: hist.writer})
 	if err != nil {
 		return err
 	}
@@ -138,7 +168,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// written to the quotas table in batches and restored here at start.
 	quotas, err := quota.New(quota.Options{
 		Period: cfg.QuotaPeriod, MaxConcurrentPerUser: cfg.MaxConcurrentPerUser,
-		Store: usageStore{st}, Logger: log.With("component", "quota"), Registerer: metrics,
+		Store: usageStore{st: st, leading: leading}, Logger: log.With("component", "quota"), Registerer: metrics,
 	})
 	if err != nil {
 		return err
@@ -146,11 +176,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := quotas.Load(ctx); err != nil {
 		return err
 	}
-	adm, err := admission.New(identityPort(ident), registryPort(reg), queue, admission.Options{
+	// The on/off switch is read before admission serves: a control plane that
+	// starts (or is elected) while the service is offline keeps it offline.
+	sysSwitch := system.New(st)
+	if err := sysSwitch.Load(ctx); err != nil {
+		return err
+	}
+	adm, err := admission.New(identityPort(ident, accounts), registryPort(reg), queue, admission.Options{
 		Scorer:           registryScorer(reg, scoring.Defaults()),
 		DefaultMaxTokens: cfg.DefaultMaxTokens,
 		LeaseTTL:         cfg.LeaseTTL, SessionGrace: cfg.SessionGrace, HeartbeatInterval: cfg.HeartbeatInterval,
 		Revocations: ident, Accountant: Accountant(quotas), Logger: log.With("component", "admission"), Registerer: metrics,
+		Usage: settledRequests{hist.writer}, Gate: sysSwitch, TracerProvider: tracing,
+		Status: server.StatusOf(log.With("component", "server")), Leading: leading,
 	})
 	if err != nil {
 		return err
@@ -163,18 +201,31 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
+	modelJobs := modeljob.NewRunner(st, reg, modeljob.Options{
+		Backoff: cfg.ModelJobs.PullBackoff, ReadTimeout: cfg.ModelJobs.PullReadTimeout, ProgressInterval: cfg.ModelJobs.ProgressInterval,
+		Logger: log.With("component", "modeljob"), Registerer: metrics,
+	})
+	alerts := newAlerting(cfg.Alerts, st, reg, tele, adm, metrics, log.With("component", "alert"))
 	srv := server.New(server.Options{
 		Services: server.Services{
 			Admission: adm, Session: adm,
-			Registry: registry.NewAdminServer(reg), Identity: identity.NewAdminServer(ident, st, accounts),
+			Registry: registry.NewAdminServer(reg), Catalog: registry.NewCatalogServer(reg), Identity: identity.NewAdminServer(ident, st, accounts),
 			Account: identity.NewAccountServer(ident, st, accounts).WithUsage(accountUsage{quotas}), SignIn: identity.NewSignInServer(accounts, sso),
-			Scheduler: admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
-			Status:    admission.NewStatusService(adm, fleetCounter(reg)),
-			Telemetry: tele,
-			Audit:     auditSvc, AuditIngest: audit.NewIngester(auditWriter, log.With("component", "audit")),
+			Conversation: conversation.NewServer(st),
+			Responses:    responses.NewServer(st, ident),
+			Scheduler:    admission.NewSchedulerService(adm, admission.AdminOptions{Quota: quotaView{quotas}}),
+			Status:       admission.NewStatusService(adm, fleetCounter(reg)).WithTotal(st.LifetimeTokens),
+			Telemetry:    tele,
+			TelemetryHistory: energy.NewService(st, energy.ServiceOptions{Tiers: hist.tiers, Prices: energy.Prices{
+				PerKWh: cfg.History.PricePerKWh, PromptPerMillion: cfg.History.CommercialPromptPrice, CompletionPerMillion: cfg.History.CommercialOutputPrice,
+			}}),
+			Audit: auditSvc, AuditIngest: audit.NewIngester(auditWriter, log.With("component", "audit")),
+			Alert:    alert.NewService(st),
+			System:   system.NewService(sysSwitch, actorName),
+			ModelJob: modeljob.NewService(st, reg, modelJobs, modeljob.ServiceOptions{MaxAttempts: cfg.ModelJobs.PullAttempts}),
 		},
 		Actions:  st,
-		Verifier: ident, Sessions: accounts, ClusterToken: clusterToken, Ready: st.Ping,
+		Verifier: ident, Sessions: accounts, ClusterToken: clusterToken, Ready: st.Ping, Leading: leading,
 		Logger: log.With("component", "server"), Registerer: metrics, Gatherer: metrics, TracerProvider: tracing, Propagator: newPropagator(),
 	})
 	grpcLis, err := net.Listen("tcp", cfg.GRPCListen)
@@ -212,6 +263,26 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	g.Go(func() error { accounts.Run(gctx, min(cfg.SessionIdle, time.Hour)); return nil })
 	g.Go(func() error { return auditWriter.Run(gctx) })
 	g.Go(func() error { return retention.Run(gctx) })
+	respRetention := responses.Retention{Store: st, Age: cfg.ResponsesRetention, Interval: cfg.AuditPurgeInterval,
+		Batch: cfg.AuditPurgeBatch, Leading: leading, Logger: log.With("component", "responses")}
+	g.Go(func() error { return respRetention.Run(gctx) })
+	if lead != nil {
+		g.Go(func() error {
+			select {
+			case <-lead.Lost():
+				return errLostLeadership
+			case <-gctx.Done():
+				return nil
+			}
+		})
+	}
+	// Like the quota manager's, the history writer's last flush comes after the
+	// last Release.
+	g.Go(func() error { return hist.writer.Run(qctx) })
+	g.Go(func() error { return hist.downsampler.Run(gctx) })
+	g.Go(func() error { return hist.attributor.Run(gctx) })
+	g.Go(func() error { return alerts.run(gctx) })
+	g.Go(func() error { return modelJobs.Run(gctx) })
 	err = g.Wait()
 	log.Info("control plane stopped")
 	return err
@@ -339,8 +410,12 @@ func (a accountUsage) Usage(userID int64) identity.Usage {
 		PeriodStart: u.PeriodStart, PeriodEnd: u.PeriodEnd, RequestsLastMinute: u.RequestsInWindow, InFlight: u.InFlight}
 }
 
-// usageStore keeps the quota manager's usage in the quotas table.
-type usageStore struct{ st *store.Store }
+// usageStore keeps the quota manager's usage in the quotas table. A control
+// plane that no longer leads writes nothing: the new leader's totals win.
+type usageStore struct {
+	st      *store.Store
+	leading func() bool
+}
 
 func (u usageStore) LoadUsage(ctx context.Context) ([]quota.Record, error) {
 	rows, err := u.st.ListQuotaUsage(ctx)
@@ -356,6 +431,9 @@ func (u usageStore) LoadUsage(ctx context.Context) ([]quota.Record, error) {
 }
 
 func (u usageStore) SaveUsage(ctx context.Context, records []quota.Record) error {
+	if !u.leading() {
+		return errors.New("not the leader: quota usage not written")
+	}
 	rows := make([]store.QuotaUsage, len(records))
 	for i, r := range records {
 		rows[i] = store.QuotaUsage{UserID: r.UserID, TokensUsed: r.TokensUsed, LifetimeTokensUsed: r.LifetimeTokensUsed,

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 // benchMariaDB opens a store on a fresh MariaDB database (dropped after), or
 // skips when none answers (MINDROUTER_TEST_MARIADB_DSN, default root on
 // 127.0.0.1:3306).
-func benchMariaDB(b *testing.B) *store.Store {
+func benchMariaDB(b testing.TB) *store.Store {
 	b.Helper()
 	base := os.Getenv("MINDROUTER_TEST_MARIADB_DSN")
 	if base == "" {
@@ -49,30 +51,47 @@ func benchMariaDB(b *testing.B) *store.Store {
 
 // BenchmarkIngestMariaDB writes batches of 256 records (with a prompt and a
 // response of a few hundred bytes each) through the writer into MariaDB, as
-// the ingest stream does; records/s is the sustained ingest rate.
+// the ingest stream does, from 1 and from 4 replicas at once (each with one
+// batch in flight, as a data plane sends them); concurrent batches are
+// coalesced into one transaction. records/s is the sustained ingest rate.
 func BenchmarkIngestMariaDB(b *testing.B) {
-	for _, per := range []int{256, 1024} {
-		b.Run(fmt.Sprintf("batch=%d", per), func(b *testing.B) { benchIngest(b, per) })
+	for _, c := range []struct{ replicas, per int }{{1, 256}, {4, 256}, {1, 1024}} {
+		b.Run(fmt.Sprintf("replicas=%d/batch=%d", c.replicas, c.per), func(b *testing.B) { benchIngest(b, c.replicas, c.per) })
 	}
 }
 
-func benchIngest(b *testing.B, per int) {
+func benchIngest(b *testing.B, replicas, per int) {
 	st := benchMariaDB(b)
 	spool, err := spool.Open(filepath.Join(b.TempDir(), "spool"), 0)
 	require.NoError(b, err)
 	w := NewWriter(st, spool, WriterOptions{})
 	ctx := context.Background()
+	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for i := range b.N {
-		bt := batch(uint64(i), i*per, per, "student")
-		for _, r := range bt.Records {
-			r.PromptText = fmt.Sprintf("%s please summarise the attached lecture notes on thermodynamics, entropy and the second law, in plain words for first-year students", r.PromptText)
-			r.ResponseText = "Entropy measures how many microscopic arrangements match what we observe; the second law says it does not decrease in an isolated system, which is why heat flows from hot to cold."
-		}
-		require.NoError(b, w.Write(ctx, bt))
+	var wg sync.WaitGroup
+	for r := range replicas {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				bt := batch(uint64(i), i*per, per, "student")
+				bt.ReplicaId = fmt.Sprintf("dp-%d", r)
+				for _, r := range bt.Records {
+					r.PromptText = fmt.Sprintf("%s please summarise the attached lecture notes on thermodynamics, entropy and the second law, in plain words for first-year students", r.PromptText)
+					r.ResponseText = "Entropy measures how many microscopic arrangements match what we observe; the second law says it does not decrease in an isolated system, which is why heat flows from hot to cold."
+				}
+				if err := w.Write(ctx, bt); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	}
+	wg.Wait()
 	b.ReportMetric(float64(b.N*per)/time.Since(start).Seconds(), "records/s")
 }
 

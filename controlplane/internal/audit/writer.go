@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 	"github.com/mindrouter/mindrouter/spool"
 )
@@ -44,13 +46,18 @@ type Writer struct {
 	opts  WriterOptions
 	log   *slog.Logger
 
-	mu sync.Mutex // one batch at a time: order, and no race between spool and database
+	mu sync.Mutex // one group at a time: order, and no race between spool and database
+
+	qmu     sync.Mutex // guards queue and writing
+	queue   []*queued  // batches waiting for a group write, oldest first
+	writing bool       // a caller is writing a group
 
 	groupsMu sync.Mutex
 	groups   map[string]groupPolicy
 
 	stored, spooled, replayed prometheus.Counter
 	spoolBatches              prometheus.GaugeFunc
+	groupSizes                prometheus.Histogram
 }
 
 type groupPolicy struct {
@@ -78,30 +85,138 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 		Help: "Spooled audit batches written to the database."})
 	w.spoolBatches = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mindrouter_cp_audit_spool_batches",
 		Help: "Audit batches waiting in the local spool."}, func() float64 { n, _ := spool.Len(); return float64(n) })
+	w.groupSizes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "mindrouter_cp_audit_group_batches",
+		Help:    "Batches written together in one transaction (group commit of concurrent data planes' batches).",
+		Buckets: []float64{1, 2, 4, 8, 16, 32}})
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(w.stored, w.spooled, w.replayed, w.spoolBatches)
+		opts.Registerer.MustRegister(w.stored, w.spooled, w.replayed, w.spoolBatches, w.groupSizes)
 	}
 	return w
 }
 
 // Write makes b durable: it returns nil once b is in the database or synced to
 // the spool, and an error (nothing acknowledged) otherwise.
+//
+// Batches written at the same time (from several data planes) are coalesced:
+// while one group is being written, the batches that arrive queue up, and the
+// next group writes them all in one transaction (group commit). The caller
+// whose batch heads the queue writes the group; the others wait for its
+// outcome, so no goroutine outlives a call. Each batch is still acknowledged
+// only once it is on disk, and order is kept: groups are written one at a
+// time, oldest first.
 func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) error {
 	if len(b.GetRecords()) == 0 && len(b.GetArtifacts()) == 0 {
 		return nil
 	}
+	p := &queued{b: b, done: make(chan error, 1), lead: make(chan struct{})}
+	w.qmu.Lock()
+	w.queue = append(w.queue, p)
+	leader := !w.writing
+	w.writing = true
+	w.qmu.Unlock()
+	if !leader {
+		select {
+		case err := <-p.done:
+			return err
+		case <-p.lead:
+		}
+	}
+	// The write outlives a caller that gives up: the others in the group
+	// wait for it (the database deadline bounds it).
+	w.writeGroup(context.WithoutCancel(ctx))
+	return <-p.done
+}
+
+// queued is a batch waiting for its group's write.
+type queued struct {
+	b    *controlplanev1.IngestRequest
+	done chan error    // the outcome, sent once
+	lead chan struct{} // closed when this batch's caller must write the next group
+}
+
+// maxGroupRecords bounds the records written in one transaction.
+const maxGroupRecords = 4096
+
+// writeGroup writes the batches at the head of the queue (up to
+// maxGroupRecords records, at least one batch), tells each its outcome, and
+// hands the writing to the caller of the next queued batch, if any.
+func (w *Writer) writeGroup(ctx context.Context) {
+	w.qmu.Lock()
+	n, recs := 0, 0
+	for n < len(w.queue) && (n == 0 || recs+len(w.queue[n].b.GetRecords()) <= maxGroupRecords) {
+		recs += len(w.queue[n].b.GetRecords())
+		n++
+	}
+	group := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
+	w.qmu.Unlock()
+
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	errs := w.store(ctx, group)
+	w.mu.Unlock()
+	for i, p := range group {
+		p.done <- errs[i]
+	}
+	w.groupSizes.Observe(float64(len(group)))
+
+	w.qmu.Lock()
+	if len(w.queue) > 0 {
+		close(w.queue[0].lead)
+	} else {
+		w.writing = false
+	}
+	w.qmu.Unlock()
+}
+
+// store makes a group durable, in order: in one transaction while the database
+// answers and the spool is empty, batch by batch when that transaction fails
+// for another reason (so that one bad batch fails alone), to the spool while
+// the database is unreachable. It returns each batch's outcome.
+func (w *Writer) store(ctx context.Context, group []*queued) []error {
+	errs := make([]error, len(group))
 	if n, _ := w.spool.Len(); n == 0 {
-		err := w.insert(ctx, b)
+		bs := make([]*controlplanev1.IngestRequest, len(group))
+		for i, p := range group {
+			bs[i] = p.b
+		}
+		err := w.insert(ctx, bs...)
 		if err == nil {
-			return nil
+			return errs
 		}
 		if !errors.Is(err, store.ErrUnavailable) {
-			return err
+			if len(group) == 1 {
+				errs[0] = err
+				return errs
+			}
+			return w.storeEach(ctx, group)
 		}
 		w.log.WarnContext(ctx, "database unavailable: spooling audit records", slog.Any("error", err))
 	}
+	for i, p := range group {
+		errs[i] = w.spoolBatch(p.b)
+	}
+	return errs
+}
+
+// storeEach writes a group's batches one transaction each, spooling the rest
+// once the database turns out unreachable.
+func (w *Writer) storeEach(ctx context.Context, group []*queued) []error {
+	errs := make([]error, len(group))
+	spooling := false
+	for i, p := range group {
+		if !spooling {
+			errs[i] = w.insert(ctx, p.b)
+			if !errors.Is(errs[i], store.ErrUnavailable) {
+				continue
+			}
+			spooling = true
+		}
+		errs[i] = w.spoolBatch(p.b)
+	}
+	return errs
+}
+
+func (w *Writer) spoolBatch(b *controlplanev1.IngestRequest) error {
 	data, err := proto.Marshal(b)
 	if err != nil {
 		return fmt.Errorf("spool audit batch: %w", err)
@@ -113,30 +228,34 @@ func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) err
 	return nil
 }
 
-// insert writes b to the database, applying each group's settings and the
-// artifact cap.
-func (w *Writer) insert(ctx context.Context, b *controlplanev1.IngestRequest) error {
-	recs := make([]store.AuditRecord, 0, len(b.GetRecords()))
+// insert writes batches to the database in one transaction, applying each
+// group's settings and the artifact cap.
+func (w *Writer) insert(ctx context.Context, bs ...*controlplanev1.IngestRequest) error {
+	var recs []store.AuditRecord
 	keepArtifacts := map[string]bool{}
-	for _, pr := range b.GetRecords() {
-		r := recordFromProto(pr, b.GetReplicaId())
-		if err := w.applyGroup(ctx, &r); err != nil {
-			return err
-		}
-		if !r.ContentOmitted {
-			for _, h := range r.ArtifactHashes {
-				keepArtifacts[h] = true
+	for _, b := range bs {
+		for _, pr := range b.GetRecords() {
+			r := recordFromProto(pr, b.GetReplicaId())
+			if err := w.applyGroup(ctx, &r); err != nil {
+				return err
 			}
-		} else {
-			r.ArtifactHashes = nil
+			if !r.ContentOmitted {
+				for _, h := range r.ArtifactHashes {
+					keepArtifacts[h] = true
+				}
+			} else {
+				r.ArtifactHashes = nil
+			}
+			recs = append(recs, r)
 		}
-		recs = append(recs, r)
 	}
 	var arts []store.Artifact
-	for _, pa := range b.GetArtifacts() {
-		if !keepArtifacts[pa.GetSha256()] {
+	seen := map[string]bool{}
+	for _, pa := range artifactsOf(bs) {
+		if !keepArtifacts[pa.GetSha256()] || seen[pa.GetSha256()] {
 			continue
 		}
+		seen[pa.GetSha256()] = true
 		a := store.Artifact{SHA256: pa.GetSha256(), ContentType: pa.GetContentType(), SizeBytes: pa.GetSizeBytes(),
 			Data: pa.GetData(), Truncated: pa.GetTruncated()}
 		if w.opts.ArtifactMaxBytes > 0 && int64(len(a.Data)) > w.opts.ArtifactMaxBytes {
@@ -149,6 +268,17 @@ func (w *Writer) insert(ctx context.Context, b *controlplanev1.IngestRequest) er
 	}
 	w.stored.Add(float64(len(recs)))
 	return nil
+}
+
+func artifactsOf(bs []*controlplanev1.IngestRequest) []*auditv1.Artifact {
+	if len(bs) == 1 {
+		return bs[0].GetArtifacts()
+	}
+	var out []*auditv1.Artifact
+	for _, b := range bs {
+		out = append(out, b.GetArtifacts()...)
+	}
+	return out
 }
 
 // applyGroup removes what the record's group does not keep.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,7 +34,7 @@ func (s *switchableStore) InsertAuditRecords(ctx context.Context, recs []store.A
 	return s.Store.InsertAuditRecords(ctx, recs, arts)
 }
 
-func openStore(t *testing.T) *store.Store {
+func openStore(t testing.TB) *store.Store {
 	t.Helper()
 	st, err := store.Open(context.Background(), store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "a.db"))}, nil)
 	require.NoError(t, err)
@@ -169,4 +170,59 @@ func FuzzIngestBatch(f *testing.F) {
 			_ = recordToProto(rec)
 		}
 	})
+}
+
+// TestWriterIdempotentOnBothDrivers sends what a data plane's retries and
+// spools produce through the writer into real SQLite and MariaDB: a request
+// id twice in one batch, overlapping batches, a batch the database refuses
+// (a request id too long: it fails whole, nothing of it stored, nothing
+// acknowledged) and a spooled batch replayed over records already stored.
+// Every request id ends up stored exactly once.
+func TestWriterIdempotentOnBothDrivers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		open func(testing.TB) *store.Store
+	}{
+		{"sqlite", openStore},
+		{"mariadb", benchMariaDB},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			st := &switchableStore{Store: tc.open(t)}
+			sp, err := spool.Open(t.TempDir(), 0)
+			require.NoError(t, err)
+			w := NewWriter(st, sp, WriterOptions{})
+
+			a := batch(1, 0, 300, "student")
+			twice := proto.Clone(a.Records[5]).(*auditv1.Record)
+			twice.PromptText = "second copy"
+			a.Records = append(a.Records, twice)
+			require.NoError(t, w.Write(ctx, a))
+			require.NoError(t, w.Write(ctx, batch(2, 150, 300, "student")), "overlapping re-send")
+			bad := batch(3, 450, 10, "student")
+			bad.Records[4].RequestId = strings.Repeat("x", 200)
+			require.ErrorIs(t, w.Write(ctx, bad), store.ErrInvalid)
+			n, err := st.CountAuditRecords(ctx, store.AuditFilter{})
+			require.NoError(t, err)
+			assert.Equal(t, 450, n, "nothing of the refused batch")
+			_, err = st.GetAuditRecord(ctx, "r-00450")
+			require.ErrorIs(t, err, store.ErrNotFound)
+
+			st.down.Store(true)
+			require.NoError(t, w.Write(ctx, batch(4, 440, 60, "student")), "acknowledged from the spool")
+			st.down.Store(false)
+			require.NoError(t, w.Replay(ctx))
+			left, _ := sp.Len()
+			assert.Zero(t, left)
+			require.NoError(t, w.Write(ctx, batch(5, 0, 500, "student")), "everything again")
+			n, err = st.CountAuditRecords(ctx, store.AuditFilter{})
+			require.NoError(t, err)
+			assert.Equal(t, 500, n)
+			r5, err := st.GetAuditRecord(ctx, "r-00005")
+			require.NoError(t, err)
+			assert.Equal(t, "prompt 5", r5.PromptText, "the first copy is kept")
+		})
+	}
 }

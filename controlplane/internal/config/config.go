@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,6 +90,23 @@ type Config struct {
 	AuditMetadataRetention time.Duration
 	AuditPurgeInterval     time.Duration
 	AuditPurgeBatch        int
+	// ResponsesRetention is how long the Responses API's stored responses
+	// are kept (0: forever); they are purged every AuditPurgeInterval in
+	// batches of AuditPurgeBatch.
+	ResponsesRetention time.Duration
+	// LeaderElection runs this process as one of several control planes on
+	// one database: it acts only while it holds the leader lease
+	// (LeaderLeaseTTL) and stands by otherwise. AdvertiseAddr is the gRPC
+	// host:port others reach it at, shown by standbys as the leader.
+	LeaderElection bool
+	LeaderLeaseTTL time.Duration
+	AdvertiseAddr  string
+	// History is the telemetry history and energy accounting.
+	History History
+	// Alerts is the alert evaluator and its webhook.
+	Alerts Alerts
+	// ModelJobs is the Ollama model pulls and deletes.
+	ModelJobs ModelJobs
 	// Deprecated lists the old environment variables that were read; the
 	// caller warns about them once it can log.
 	Deprecated []Deprecation
@@ -140,6 +159,11 @@ func NewDefault() Config {
 		AuditReplayInterval:   time.Second,
 		AuditPurgeInterval:    time.Hour,
 		AuditPurgeBatch:       500,
+		ResponsesRetention:    30 * 24 * time.Hour,
+		LeaderLeaseTTL:        5 * time.Second,
+		History:               defaultHistory(),
+		Alerts:                defaultAlerts(),
+		ModelJobs:             defaultModelJobs(),
 	}
 }
 
@@ -197,7 +221,14 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.DurationVar(&c.AuditContentRetention, "audit-content-retention", c.AuditContentRetention, "how long prompts, responses and artifacts are kept (0: forever)")
 	fs.DurationVar(&c.AuditMetadataRetention, "audit-metadata-retention", c.AuditMetadataRetention, "how long audit records are kept at all (0: forever)")
 	fs.DurationVar(&c.AuditPurgeInterval, "audit-purge-interval", c.AuditPurgeInterval, "interval between audit retention passes")
+	fs.DurationVar(&c.ResponsesRetention, "responses-retention", c.ResponsesRetention, "how long stored responses of the Responses API (store=true) are kept (0: forever)")
 	fs.IntVar(&c.AuditPurgeBatch, "audit-purge-batch", c.AuditPurgeBatch, "rows per audit retention statement")
+	fs.BoolVar(&c.LeaderElection, "leader-election", c.LeaderElection, "run as one of several control planes on one database: act only while holding the leader lease, stand by otherwise (false: always the leader)")
+	fs.DurationVar(&c.LeaderLeaseTTL, "leader-lease-ttl", c.LeaderLeaseTTL, "leader lease lifetime without renewal; a standby takes over within 1.2 times this after the leader stops")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "gRPC host:port other processes reach this control plane at (default: the hostname and the -grpc-listen port)")
+	c.History.register(fs)
+	c.Alerts.register(fs)
+	c.ModelJobs.register(fs)
 	deprecated, envErr := applyEnv(fs, lookupEnv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -267,6 +298,14 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be positive", d.name))
 		}
 	}
+	if c.LeaderElection && c.LeaderLeaseTTL < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("leader-lease-ttl %s is too short: use at least 100ms (5s in production)", c.LeaderLeaseTTL))
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := net.SplitHostPort(c.AdvertiseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertise-addr %q: want host:port, e.g. cp-0.mindrouter:9090", c.AdvertiseAddr))
+		}
+	}
 	if c.HeartbeatInterval >= c.LeaseTTL {
 		errs = append(errs, fmt.Errorf("heartbeat-interval (%s) must be shorter than lease-ttl (%s)", c.HeartbeatInterval, c.LeaseTTL))
 	}
@@ -294,7 +333,27 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log-format %q: use text or json", c.LogFormat))
 	}
+	errs = append(errs, c.History.validate()...)
+	errs = append(errs, c.Alerts.validate()...)
+	errs = append(errs, c.ModelJobs.validate()...)
 	return errors.Join(errs...)
+}
+
+// Advertise is the address this control plane names itself by in the leader
+// election: AdvertiseAddr, or the hostname with the port of GRPCListen.
+func (c Config) Advertise() string {
+	if c.AdvertiseAddr != "" {
+		return c.AdvertiseAddr
+	}
+	_, port, err := net.SplitHostPort(c.GRPCListen)
+	if err != nil {
+		port = "9090"
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // SQLitePath is the embedded database file.
@@ -310,8 +369,8 @@ func ParseSeeds(s string) ([]BackendSeed, error) {
 		}
 		name, rest, ok1 := strings.Cut(item, "=")
 		engine, url, ok2 := strings.Cut(rest, ":")
-		if !ok1 || !ok2 || name == "" || (engine != "ollama" && engine != "vllm") || !strings.HasPrefix(url, "http") {
-			return nil, fmt.Errorf("seed backend %q: want name=ollama:http://host:port or name=vllm:http://host:port", item)
+		if !ok1 || !ok2 || name == "" || !slices.Contains([]string{"ollama", "vllm", "tts", "stt"}, engine) || !strings.HasPrefix(url, "http") {
+			return nil, fmt.Errorf("seed backend %q: want name=engine:http://host:port with engine ollama, vllm, tts or stt", item)
 		}
 		out = append(out, BackendSeed{Name: name, Engine: engine, URL: url})
 	}

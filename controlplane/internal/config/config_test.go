@@ -61,6 +61,13 @@ func TestLoadRejectsBadInput(t *testing.T) {
 		{"tiny quota period", []string{"-quota-period", "5m"}, nil, "quota-period 5m0s: use whole days"},
 		{"quota period not in days", []string{"-quota-period", "36h"}, nil, "use whole days"},
 		{"no output allowance", nil, map[string]string{"MINDROUTER_CP_DEFAULT_MAX_TOKENS": "0"}, "default-max-tokens must be at least 1"},
+		{"alert interval too short", []string{"-alert-interval", "500ms"}, nil, "alert-interval must be at least 1s"},
+		{"node silence too short", []string{"-alert-node-silent-after", "1m"}, nil,
+			"alert-node-silent-after must be at least 90s (a node's last_seen is written every minute)"},
+		{"raw retention too short", []string{"-history-raw-retention", "30s"}, nil,
+			"history-raw-retention must be at least 1m (the next tier folds 1-minute buckets from it)"},
+		{"minute retention too short", []string{"-history-minute-retention", "59m"}, nil, "history-minute-retention must be at least 1h"},
+		{"hour retention too short", []string{"-history-hour-retention", "10m"}, nil, "history-hour-retention must be at least 1h"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,4 +137,46 @@ func TestReadOrCreateSecret(t *testing.T) {
 	require.Equal(t, "s3cret", first)
 	require.Equal(t, first, second)
 	require.Equal(t, 1, calls, "the secret is generated once and then read back")
+}
+
+// TestLeaderElectionSettings: the deployment contract's names, their defaults
+// (a single process, always the leader) and their validation.
+func TestLeaderElectionSettings(t *testing.T) {
+	c, err := Load(nil, envOf(nil), io.Discard)
+	require.NoError(t, err)
+	require.False(t, c.LeaderElection, "the embedded default is one process, always the leader")
+	require.Equal(t, 5*time.Second, c.LeaderLeaseTTL)
+	require.True(t, strings.HasSuffix(c.Advertise(), ":9090"), c.Advertise())
+
+	c, err = Load(nil, envOf(map[string]string{"MINDROUTER_LEADER_ELECTION": "true", "MINDROUTER_LEADER_LEASE_TTL": "2s",
+		"MINDROUTER_ADVERTISE_ADDR": "cp-1:9090"}), io.Discard)
+	require.NoError(t, err)
+	require.True(t, c.LeaderElection)
+	require.Equal(t, 2*time.Second, c.LeaderLeaseTTL)
+	require.Equal(t, "cp-1:9090", c.Advertise())
+
+	_, err = Load([]string{"-leader-election", "-leader-lease-ttl", "10ms", "-advertise-addr", "cp-1"}, envOf(nil), io.Discard)
+	require.ErrorContains(t, err, "leader-lease-ttl 10ms is too short")
+	require.ErrorContains(t, err, `advertise-addr "cp-1": want host:port`)
+}
+
+func TestHistoryFlags(t *testing.T) {
+	c, err := Load([]string{"-history-raw-retention", "2h", "-energy-prompt-weight", "0.5", "-energy-price-kwh", "0.3"},
+		envOf(map[string]string{"MINDROUTER_CP_HISTORY_HOUR_RETENTION": "48h"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, 2*time.Hour, c.History.RawRetention)
+	require.Equal(t, 48*time.Hour, c.History.HourRetention)
+	require.Equal(t, 30*24*time.Hour, c.History.MinuteRetention)
+	require.InDelta(t, 0.5, c.History.PromptWeight, 0)
+	require.InDelta(t, 0.3, c.History.PricePerKWh, 0)
+	for _, bad := range [][]string{
+		{"-history-raw-retention", "1s"},
+		{"-energy-prompt-weight", "-1"},
+		{"-energy-prompt-weight", "0", "-energy-completion-weight", "0"},
+		{"-energy-price-kwh", "-0.1"},
+		{"-history-queue", "0"},
+	} {
+		_, err := Load(bad, envOf(nil), io.Discard)
+		require.Error(t, err, "%v", bad)
+	}
 }

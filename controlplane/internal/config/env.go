@@ -14,7 +14,11 @@ import (
 const envPrefix = "MINDROUTER_CP_"
 
 // sharedEnv are the flags whose variable has no binary prefix.
-var sharedEnv = map[string]bool{"cluster-token": true, "cluster-token-file": true, "log-format": true, "log-level": true}
+// The leader-election settings are named like those of the deployment
+// contract (MINDROUTER_LEADER_ELECTION, MINDROUTER_LEADER_LEASE_TTL,
+// MINDROUTER_ADVERTISE_ADDR): only the control plane has them.
+var sharedEnv = map[string]bool{"cluster-token": true, "cluster-token-file": true, "log-format": true, "log-level": true,
+	"leader-election": true, "leader-lease-ttl": true, "advertise-addr": true}
 
 // renamedEnv maps the variables of the previous release to their flags. They are
 // read, with a warning, when the new name is not set; they go in the next release.

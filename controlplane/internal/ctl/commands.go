@@ -18,9 +18,18 @@ type op struct {
 	// field printed as a single row; neither prints the whole answer.
 	list, one string
 	cols      []string
+	// fixed sets request fields the verb itself decides (system offline sets
+	// online=false); they get no flag.
+	fixed map[string]string
 	// rawStream marks a server-streaming method of google.api.HttpBody
 	// messages, whose bytes are written to stdout as they come.
 	rawStream bool
+	// body names a message field of the request whose fields the flags and
+	// the argument set ("" for the request's own fields).
+	body string
+	// follow watches the model job of the answer's "job" field until it
+	// ends, unless --detach; watch makes the op itself a job watch.
+	follow, watch bool
 }
 
 // resource groups the commands of one noun.
@@ -28,6 +37,7 @@ type resource struct {
 	name, short string
 	aliases     []string
 	ops         []op
+	subs        []resource
 }
 
 const (
@@ -35,6 +45,9 @@ const (
 	registry  = "/mindrouter.admin.v1.RegistryService/"
 	scheduler = "/mindrouter.admin.v1.SchedulerService/"
 	auditSvc  = "/mindrouter.audit.v1.AuditService/"
+	teleSvc   = "/mindrouter.admin.v1.TelemetryHistoryService/"
+	catalog   = "/mindrouter.admin.v1.CatalogService/"
+	systemSvc = "/mindrouter.admin.v1.SystemService/"
 )
 
 func msg[T any, P interface {
@@ -45,15 +58,18 @@ func msg[T any, P interface {
 }
 
 var (
-	backendCols = []string{"id", "name", "engine", "status", "url", "current_concurrent", "max_concurrent"}
-	nodeCols    = []string{"id", "name", "hostname", "status", "gpu_count", "agent_secret_set"}
-	userCols    = []string{"id", "username", "email", "group_name", "is_active", "token_budget"}
-	groupCols   = []string{"id", "name", "is_admin", "is_auditor", "token_budget", "rpm_limit", "scheduler_weight", "max_api_keys", "user_count"}
-	keyCols     = []string{"id", "username", "name", "key_prefix", "status", "expires_at", "is_service"}
-	quotaCols   = []string{"id", "username", "requested_tokens", "status", "granted_tokens", "justification"}
-	skrCols     = []string{"id", "username", "service_name", "status", "api_key_id", "justification"}
-	auditCols   = []string{"request_id", "created_at", "username", "surface", "model", "status", "status_code", "prompt_tokens", "completion_tokens", "total_ms"}
-	actionCols  = []string{"id", "created_at", "actor", "action", "entity_type", "entity_id", "client_ip"}
+	backendCols  = []string{"id", "name", "engine", "status", "url", "current_concurrent", "max_concurrent"}
+	nodeCols     = []string{"id", "name", "hostname", "status", "gpu_count", "agent_secret_set"}
+	userCols     = []string{"id", "username", "email", "group_name", "is_active", "token_budget"}
+	groupCols    = []string{"id", "name", "is_admin", "is_auditor", "token_budget", "rpm_limit", "scheduler_weight", "max_api_keys", "user_count"}
+	keyCols      = []string{"id", "username", "name", "key_prefix", "status", "expires_at", "is_service"}
+	quotaCols    = []string{"id", "username", "requested_tokens", "status", "granted_tokens", "justification"}
+	skrCols      = []string{"id", "kind", "username", "service_name", "status", "data_risk_level", "compliance_tags", "api_key_id", "justification"}
+	auditCols    = []string{"request_id", "created_at", "username", "surface", "model", "status", "status_code", "prompt_tokens", "completion_tokens", "total_ms"}
+	aliasCols    = []string{"name", "targets", "description"}
+	overrideCols = []string{"model", "vision", "tools", "thinking", "embeddings", "structured_output", "context_length", "display_name"}
+	systemCols   = []string{"online", "message", "changed_at", "changed_by"}
+	actionCols   = []string{"id", "created_at", "actor", "action", "entity_type", "entity_id", "client_ip"}
 )
 
 var resources = []resource{
@@ -73,9 +89,20 @@ var resources = []resource{
 		{verb: "register", short: "Register a node", method: registry + "RegisterNode", req: msg[adminv1.RegisterNodeRequest](), resp: msg[adminv1.RegisterNodeResponse](), one: "node", cols: nodeCols},
 		{verb: "delete", short: "Delete a node no backend references", method: registry + "DeleteNode", arg: "id", req: msg[adminv1.DeleteNodeRequest](), resp: msg[adminv1.DeleteNodeResponse]()},
 	}},
-	{name: "models", short: "Models on the backends", aliases: []string{"model"}, ops: []op{
+	{name: "models", short: "Models on the backends, and pulling and deleting them on Ollama backends", aliases: []string{"model"}, ops: append([]op{
 		{verb: "list", short: "List every model on every backend", method: registry + "ListModels", req: msg[adminv1.ListModelsRequest](), resp: msg[adminv1.ListModelsResponse](), list: "models",
 			cols: []string{"name", "backend_name", "context_length", "loaded", "capabilities"}},
+	}, modelJobOps...), subs: []resource{
+		{name: "alias", short: "Model aliases: a public name for one or more real models", aliases: []string{"aliases"}, ops: []op{
+			{verb: "list", short: "List aliases", method: catalog + "ListModelAliases", req: msg[adminv1.ListModelAliasesRequest](), resp: msg[adminv1.ListModelAliasesResponse](), list: "aliases", cols: aliasCols},
+			{verb: "set", short: "Create or replace an alias (--targets a,b; --description)", method: catalog + "SetModelAlias", arg: "name", body: "alias", req: msg[adminv1.SetModelAliasRequest](), resp: msg[adminv1.SetModelAliasResponse](), one: "alias", cols: aliasCols},
+			{verb: "delete", short: "Delete an alias", method: catalog + "DeleteModelAlias", arg: "name", req: msg[adminv1.DeleteModelAliasRequest](), resp: msg[adminv1.DeleteModelAliasResponse]()},
+		}},
+		{name: "override", short: "Per-model overrides of capabilities, context length and display metadata", aliases: []string{"overrides"}, ops: []op{
+			{verb: "list", short: "List overrides", method: catalog + "ListModelOverrides", req: msg[adminv1.ListModelOverridesRequest](), resp: msg[adminv1.ListModelOverridesResponse](), list: "overrides", cols: overrideCols},
+			{verb: "set", short: "Create or replace a model's override (--vision, --tools, --thinking, --embeddings, --structured-output as true/false; unset flags keep the discovered value; --context-length, --display-name, --description)", method: catalog + "SetModelOverride", arg: "model", body: "override", req: msg[adminv1.SetModelOverrideRequest](), resp: msg[adminv1.SetModelOverrideResponse](), one: "override", cols: overrideCols},
+			{verb: "delete", short: "Delete a model's override (the discovered values apply again)", method: catalog + "DeleteModelOverride", arg: "model", req: msg[adminv1.DeleteModelOverrideRequest](), resp: msg[adminv1.DeleteModelOverrideResponse]()},
+		}},
 	}},
 	{name: "users", short: "Users", aliases: []string{"user"}, ops: []op{
 		{verb: "list", short: "List users (--search, --group-id, --skip, --limit)", method: identity + "ListUsers", req: msg[adminv1.ListUsersRequest](), resp: msg[adminv1.ListUsersResponse](), list: "users", cols: userCols},
@@ -103,8 +130,8 @@ var resources = []resource{
 		{verb: "review", short: "Approve (--approved) or deny a request", method: identity + "ReviewQuotaRequest", arg: "id", req: msg[adminv1.ReviewQuotaRequestRequest](), resp: msg[adminv1.ReviewQuotaRequestResponse](), one: "quota_request", cols: quotaCols},
 	}},
 	{name: "service-key-requests", short: "Service-key requests", aliases: []string{"service-key-request", "skr"}, ops: []op{
-		{verb: "list", short: "List requests (pending unless --status)", method: identity + "ListServiceKeyRequests", req: msg[adminv1.ListServiceKeyRequestsRequest](), resp: msg[adminv1.ListServiceKeyRequestsResponse](), list: "service_key_requests", cols: skrCols},
-		{verb: "review", short: "Approve (--approved) or deny a request; the requester collects the key", method: identity + "ReviewServiceKeyRequest", arg: "id", req: msg[adminv1.ReviewServiceKeyRequestRequest](), resp: msg[adminv1.ReviewServiceKeyRequestResponse](), one: "service_key_request", cols: skrCols},
+		{verb: "list", short: "List requests (pending unless --status; --kind issue|revocation)", method: identity + "ListServiceKeyRequests", req: msg[adminv1.ListServiceKeyRequestsRequest](), resp: msg[adminv1.ListServiceKeyRequestsResponse](), list: "service_key_requests", cols: skrCols},
+		{verb: "review", short: "Approve (--approved) or deny a request; an issued key is collected by the requester, a revoked one stops at once", method: identity + "ReviewServiceKeyRequest", arg: "id", req: msg[adminv1.ReviewServiceKeyRequestRequest](), resp: msg[adminv1.ReviewServiceKeyRequestResponse](), one: "service_key_request", cols: skrCols},
 	}},
 	{name: "audit", short: "The audit trail (reads of content are themselves recorded)", ops: []op{
 		{verb: "search", short: "Search requests, newest first (--user-id, --model, --surface, --status, --start, --end, --text, --cursor, --limit)", method: auditSvc + "ListAuditRecords", req: msg[auditv1.ListAuditRecordsRequest](), resp: msg[auditv1.ListAuditRecordsResponse](), list: "records", cols: auditCols},
@@ -112,6 +139,18 @@ var resources = []resource{
 		{verb: "export", short: "Export matching requests as CSV or JSON Lines (--format, --include-content) to stdout", method: auditSvc + "ExportAuditRecords", req: msg[auditv1.ExportAuditRecordsRequest](), rawStream: true},
 		{verb: "actions", short: "Search the admin-action log, newest first (--action, --actor-user-id, --entity-type, --start, --end)", method: auditSvc + "ListAdminActions", req: msg[auditv1.ListAdminActionsRequest](), resp: msg[auditv1.ListAdminActionsResponse](), list: "actions", cols: actionCols},
 		{verb: "purge", short: "Apply the retention settings now", method: auditSvc + "PurgeAuditRecords", req: msg[auditv1.PurgeAuditRecordsRequest](), resp: msg[auditv1.PurgeAuditRecordsResponse]()},
+	}},
+	{name: "telemetry", short: "Telemetry history, energy and its cost (docs/energy.md)", aliases: []string{"tele"}, ops: []op{
+		{verb: "history", short: "A metric's series (--metric, --scope gpu|node|backend|cluster, --node-id, --gpu-index, --backend-id, --range or --start/--end, --resolution)", method: teleSvc + "GetHistory", req: msg[adminv1.GetHistoryRequest](), resp: msg[adminv1.GetHistoryResponse](), list: "points", cols: []string{"at", "value", "min", "max", "samples"}},
+		{verb: "export", short: "Export stored points as CSV or JSON Lines (--scope, --node-id, --backend-id, --metric, --resolution raw|1m|1h, --format) to stdout", method: teleSvc + "ExportHistory", req: msg[adminv1.ExportHistoryRequest](), rawStream: true},
+		{verb: "energy", short: "Energy per GPU, node and cluster over a range, attributed and idle", method: teleSvc + "GetEnergy", req: msg[adminv1.GetEnergyRequest](), resp: msg[adminv1.GetEnergyResponse]()},
+		{verb: "report", short: "kWh, cost and the commercial comparison per day and --group-by user|group|model", method: teleSvc + "GetEnergyReport", req: msg[adminv1.GetEnergyReportRequest](), resp: msg[adminv1.GetEnergyReportResponse](), list: "rows", cols: []string{"day", "key", "requests", "prompt_tokens", "completion_tokens", "kwh", "cost", "joules_per_token", "commercial_cost", "pending"}},
+	}},
+	alertsResource,
+	{name: "system", short: "The whole service's on/off switch (offline: every inference request is refused with 503 and the message)", ops: []op{
+		{verb: "status", short: "Say whether the service is online", method: systemSvc + "GetSystemStatus", req: msg[adminv1.GetSystemStatusRequest](), resp: msg[adminv1.GetSystemStatusResponse](), one: "status", cols: systemCols},
+		{verb: "offline", short: "Take the service offline for maintenance (--message is required and shown to clients)", method: systemSvc + "SetSystemStatus", fixed: map[string]string{"online": "false"}, req: msg[adminv1.SetSystemStatusRequest](), resp: msg[adminv1.SetSystemStatusResponse](), one: "status", cols: systemCols},
+		{verb: "online", short: "Bring the service back online", method: systemSvc + "SetSystemStatus", fixed: map[string]string{"online": "true", "message": ""}, req: msg[adminv1.SetSystemStatusRequest](), resp: msg[adminv1.SetSystemStatusResponse](), one: "status", cols: systemCols},
 	}},
 }
 

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mindrouter/mindrouter/tlsfiles"
@@ -92,11 +93,7 @@ ca_file, server_name, cert_file, key_file and output.`,
 		return resolveSettings(cmd, s, configPath, getenv)
 	}
 	for _, r := range resources {
-		rc := &cobra.Command{Use: r.name, Short: r.short, Aliases: r.aliases}
-		for _, o := range r.ops {
-			rc.AddCommand(opCommand(o, resolve))
-		}
-		root.AddCommand(rc)
+		root.AddCommand(resourceCommand(r, resolve))
 	}
 	for _, o := range topLevel {
 		root.AddCommand(opCommand(o, resolve))
@@ -182,20 +179,55 @@ func dial(s Settings) (*grpc.ClientConn, error) {
 
 // opCommand builds the cobra command of one op; its flags are the request's
 // fields.
+// resourceCommand is a noun with its verbs and its sub-nouns.
+func resourceCommand(r resource, resolve func(*cobra.Command) (Settings, error)) *cobra.Command {
+	rc := &cobra.Command{Use: r.name, Short: r.short, Aliases: r.aliases}
+	for _, o := range r.ops {
+		rc.AddCommand(opCommand(o, resolve))
+	}
+	for _, sub := range r.subs {
+		rc.AddCommand(resourceCommand(sub, resolve))
+	}
+	return rc
+}
+
+// bodyOf is the message an op's flags and argument set: the request, or its
+// field named o.body.
+func bodyOf(o op, req proto.Message) proto.Message {
+	if o.body == "" {
+		return req
+	}
+	m := req.ProtoReflect()
+	return m.Mutable(m.Descriptor().Fields().ByName(protoreflect.Name(o.body))).Message().Interface()
+}
+
 func opCommand(o op, resolve func(*cobra.Command) (Settings, error)) *cobra.Command {
 	cmd := &cobra.Command{Use: o.verb, Short: o.short, Args: cobra.NoArgs}
 	if o.arg != "" {
 		cmd.Use += " " + strings.ToUpper(o.arg)
 		cmd.Args = cobra.ExactArgs(1)
 	}
-	fields := addRequestFlags(cmd, o.req(), o.arg)
+	fields := addRequestFlags(cmd, bodyOf(o, o.req()), o.arg)
+	if o.follow {
+		addDetach(cmd)
+	}
+	for name := range o.fixed {
+		flag := strings.ReplaceAll(name, "_", "-")
+		if cmd.Flags().Lookup(flag) != nil {
+			_ = cmd.Flags().MarkHidden(flag)
+		}
+		delete(fields, flag)
+	}
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		s, err := resolve(cmd)
 		if err != nil {
 			return err
 		}
 		req := o.req()
-		if err := fillRequest(cmd, req, fields, o.arg, args); err != nil {
+		if err := fillRequest(cmd, bodyOf(o, req), fields, o.arg, args); err != nil {
+			return err
+		}
+		if err := fillFixed(req, o.fixed); err != nil {
 			return err
 		}
 		conn, err := dial(s)
@@ -203,6 +235,10 @@ func opCommand(o op, resolve func(*cobra.Command) (Settings, error)) *cobra.Comm
 			return err
 		}
 		defer conn.Close()
+		if o.watch {
+			// A job takes as long as it takes; the watch ends with it.
+			return watchJob(cmd.Context(), conn, s, req.ProtoReflect().Get(req.ProtoReflect().Descriptor().Fields().ByName("id")).Int(), cmd.OutOrStdout())
+		}
 		if o.rawStream {
 			// An export takes as long as it takes; the call ends with the command.
 			ctx := metadata.AppendToOutgoingContext(cmd.Context(), "authorization", "Bearer "+s.APIKey)
@@ -214,6 +250,9 @@ func opCommand(o op, resolve func(*cobra.Command) (Settings, error)) *cobra.Comm
 		resp := o.resp()
 		if err := conn.Invoke(ctx, o.method, req, resp); err != nil {
 			return callError(err)
+		}
+		if detach, _ := cmd.Flags().GetBool("detach"); o.follow && !detach {
+			return followJob(cmd.Context(), conn, s, resp, cmd.OutOrStdout())
 		}
 		return render(cmd.OutOrStdout(), s.Output, o, resp)
 	}

@@ -78,7 +78,10 @@ func startControlPlaneIn(t *testing.T, dir string, extra ...string) (string, str
 	logs := &lockedBuffer{}
 	done := make(chan error, 1)
 	args := []string{"-data-dir", dir, "-grpc-listen", "127.0.0.1:0", "-rest-listen", "127.0.0.1:0",
-		"-admin-api-key", key, "-log-format", "json", "-shutdown-timeout", "5s"}
+		"-admin-api-key", key, "-log-format", "json", "-shutdown-timeout", "5s",
+		// An audited admin write holds its Argon2 work inside one transaction;
+		// under -race on a loaded machine that passes the default 5 s.
+		"-db-timeout", "30s"}
 	args = append(args, extra...)
 	go func() { done <- app.Run(ctx, args, func(string) string { return "" }, &lockedBuffer{}, logs) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
@@ -169,7 +172,11 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	assert.Equal(t, "Engineering", profile.User.College)
 	assert.Equal(t, "Chemistry", profile.User.Department)
 
-	assert.Regexp(t, `^ID\s+USERNAME\s+SERVICE_NAME\s+STATUS`, run("service-key-requests", "list", "--status", "all"))
+	assert.Regexp(t, `^ID\s+KIND\s+USERNAME\s+SERVICE_NAME\s+STATUS\s+DATA_RISK_LEVEL\s+COMPLIANCE_TAGS`, run("service-key-requests", "list", "--status", "all"))
+	assert.Regexp(t, `^ID\s+KIND`, run("service-key-requests", "list", "--kind", "revocation"))
+	_, errOut, code = ctl(t, env, "service-key-requests", "list", "--kind", "bogus")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "InvalidArgument: ")
 	_, errOut, code = ctl(t, env, "service-key-requests", "review", "999", "--approved")
 	assert.Equal(t, 1, code)
 	assert.Contains(t, errOut, "NotFound: ")
@@ -182,6 +189,22 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	assert.Regexp(t, `^ID\s+USERNAME\s+REQUESTED_TOKENS`, out)
 	run("backends", "list")
 	run("models", "list")
+	out = run("models", "alias", "set", "default-chat", "--targets", "llama3.2,qwen3", "--description", "chat")
+	assert.Regexp(t, `(?m)^default-chat\s+llama3.2,qwen3\s+chat`, out)
+	assert.Contains(t, run("models", "alias", "list"), "default-chat")
+	run("models", "alias", "delete", "default-chat")
+	assert.NotContains(t, run("models", "alias", "list"), "default-chat")
+	out = run("models", "override", "set", "Qwen/Qwen2.5-VL-7B", "--vision", "--tools=false", "--context-length", "65536", "-o", "json")
+	var ov struct{ Override map[string]any }
+	require.NoError(t, json.Unmarshal([]byte(out), &ov))
+	assert.Equal(t, true, ov.Override["vision"])
+	assert.Equal(t, false, ov.Override["tools"])
+	assert.NotContains(t, ov.Override, "thinking", "an unset flag leaves the capability to discovery")
+	assert.Contains(t, run("models", "override", "list"), "Qwen/Qwen2.5-VL-7B")
+	run("models", "override", "delete", "Qwen/Qwen2.5-VL-7B")
+	_, errOut, code = ctl(t, env, "models", "alias", "set", "bad/name", "--targets", "x")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "InvalidArgument: ")
 	run("nodes", "register", "--name", "gpu-1", "--hostname", "gpu-1.example")
 	assert.Contains(t, run("nodes", "list"), "gpu-1.example")
 	assert.Contains(t, run("queue"), "total_waiting")
@@ -204,6 +227,31 @@ func TestCLIAgainstARealControlPlane(t *testing.T) {
 	_, errOut, code = ctl(t, env, "--tls", "groups", "list")
 	assert.Equal(t, 1, code, "--tls takes effect: the plaintext server fails the handshake")
 	assert.Contains(t, errOut, "Unavailable: ")
+
+	assert.Regexp(t, `^DAY\s+KEY\s+REQUESTS`, run("telemetry", "report", "--range", "7d", "--group-by", "model"))
+	assert.True(t, strings.HasPrefix(run("telemetry", "export", "--range", "1h", "--scope", "gpu"), "at,scope,node_id,gpu_index"))
+	assert.Regexp(t, `^AT\s+VALUE`, run("telemetry", "history", "--metric", "cpu_power_watts", "--range", "1h"))
+	_, errOut, code = ctl(t, env, "telemetry", "history", "--metric", "volts")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "InvalidArgument: ")
+
+	_, errOut, code = ctl(t, env, "system", "offline")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, errOut, "a message is required")
+	var sys struct {
+		Status struct {
+			Online    bool
+			Message   string
+			ChangedBy string `json:"changed_by"`
+		}
+	}
+	require.NoError(t, json.Unmarshal([]byte(run("system", "offline", "--message", "driver upgrade", "-o", "json")), &sys))
+	assert.False(t, sys.Status.Online)
+	assert.Equal(t, "driver upgrade", sys.Status.Message)
+	assert.Regexp(t, `(?m)^ONLINE\s+MESSAGE\s+CHANGED_AT\s+CHANGED_BY\n.*driver upgrade`, run("system", "status"))
+	require.NoError(t, json.Unmarshal([]byte(run("system", "online", "-o", "json")), &sys))
+	assert.True(t, sys.Status.Online)
+	assert.Empty(t, sys.Status.Message)
 
 	out = run("completion", "bash")
 	assert.Contains(t, out, "mindrouterctl")

@@ -33,6 +33,21 @@ func addRequestFlags(cmd *cobra.Command, req proto.Message, positional string) m
 	return out
 }
 
+// fillFixed sets the fields a verb decides itself.
+func fillFixed(req proto.Message, fixed map[string]string) error {
+	m := req.ProtoReflect()
+	for name, v := range fixed {
+		fd := m.Descriptor().Fields().ByName(protoreflect.Name(name))
+		if fd == nil {
+			return fmt.Errorf("internal: %s has no field %s", m.Descriptor().FullName(), name)
+		}
+		if err := set(m, fd, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func settable(fd protoreflect.FieldDescriptor) bool {
 	if fd.IsMap() {
 		return false

@@ -39,6 +39,8 @@ const (
 const (
 	EngineOllama = "ollama"
 	EngineVLLM   = "vllm"
+	EngineTTS    = "tts"
+	EngineSTT    = "stt"
 )
 
 // Result is what one probe found.
@@ -120,6 +122,8 @@ func (p *Prober) Probe(ctx context.Context, engine, baseURL string) (Result, err
 		return p.probeOllama(ctx, base), nil
 	case EngineVLLM:
 		return p.probeVLLM(ctx, base), nil
+	case EngineTTS, EngineSTT:
+		return p.probeAudio(ctx, base, engine), nil
 	default:
 		return Result{}, fmt.Errorf("probe: unknown engine %q", engine)
 	}

@@ -28,7 +28,8 @@ type AccountStore interface {
 	ListQuotaRequests(ctx context.Context, f store.QuotaRequestFilter) ([]store.QuotaRequest, error)
 	ReviewQuotaRequest(ctx context.Context, id int64, rv store.QuotaReview) (store.QuotaRequest, error)
 	DeleteAPIKey(ctx context.Context, id int64) (store.APIKey, error)
-	CreateServiceKeyRequest(ctx context.Context, userID int64, serviceName, justification string) (store.ServiceKeyRequest, error)
+	CreateServiceKeyRequest(ctx context.Context, spec store.ServiceKeyRequestSpec) (store.ServiceKeyRequest, error)
+	CreateServiceKeyRevocationRequest(ctx context.Context, userID, keyID int64, reason string) (store.ServiceKeyRequest, error)
 	ListServiceKeyRequests(ctx context.Context, f store.ServiceKeyRequestFilter) ([]store.ServiceKeyRequest, error)
 	ReviewServiceKeyRequest(ctx context.Context, id int64, rv store.ServiceKeyReview) (store.ServiceKeyRequest, error)
 	CollectServiceKey(ctx context.Context, id, userID int64, spec store.APIKeySpec, at time.Time) (store.ServiceKeyRequest, store.APIKey, error)
@@ -147,7 +148,8 @@ func (a *Accounts) ResetPassword(ctx context.Context, id int64, password string)
 	if err := validatePassword(password); err != nil {
 		return 0, invalidInput(op, err)
 	}
-	u, err := a.st.GetUser(ctx, id)
+	// Read outside the audited transaction: setPassword hashes before it writes.
+	u, err := a.st.GetUser(store.ReadBeforeTx(ctx), id)
 	if err != nil {
 		return 0, err
 	}
@@ -204,11 +206,19 @@ func (a *Accounts) RenewKey(ctx context.Context, owner, keyID int64) (store.APIK
 	return out, nil
 }
 
+// ErrServiceKeyOwner refuses an owner's own revocation of a service key.
+var ErrServiceKeyOwner = errors.New("a service key is revoked by an admin: file a revocation request (POST /api/account/api-keys/{id}/revocation-request)")
+
 // RevokeKey revokes a key of owner (any key when owner is 0); another user's key
-// reads as not found.
+// reads as not found. An owner cannot revoke their service key (others may
+// depend on it): that goes through a revocation request, store.ErrInvalid here.
 func (a *Accounts) RevokeKey(ctx context.Context, owner, keyID int64) (store.APIKey, error) {
-	if _, err := a.ownedKey(ctx, owner, keyID); err != nil {
+	k, err := a.ownedKey(ctx, owner, keyID)
+	if err != nil {
 		return store.APIKey{}, err
+	}
+	if owner != 0 && k.IsService {
+		return store.APIKey{}, invalidInput(fmt.Sprintf("revoke API key %d", keyID), ErrServiceKeyOwner)
 	}
 	return a.svc.Revoke(ctx, keyID)
 }

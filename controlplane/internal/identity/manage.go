@@ -77,6 +77,12 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 	if err := validateServiceName(service, expiresAt); err != nil {
 		return store.APIKey{}, invalidInput(op, err)
 	}
+	// Hash before the first read: inside an audited call that read begins the
+	// transaction, which the Argon2 work would otherwise hold open.
+	h, err := s.hash(ctx, key, s.keyParams)
+	if err != nil {
+		return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
+	}
 	u, err := s.st.GetUser(ctx, userID)
 	if err != nil {
 		return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
@@ -99,10 +105,6 @@ func (s *Service) storeKey(ctx context.Context, key string, spec KeySpec) (store
 	}
 	if expiresAt == nil && service == "" {
 		expiresAt = groupExpiry(g, now)
-	}
-	h, err := s.hash(ctx, key, s.keyParams)
-	if err != nil {
-		return store.APIKey{}, fmt.Errorf("%s: %w", op, err)
 	}
 	k, err := s.st.CreateAPIKey(ctx, store.APIKeySpec{
 		UserID:    userID,

@@ -209,7 +209,9 @@ func (a *Accounts) ChangePassword(ctx context.Context, userID int64, current, ne
 	if err := validatePassword(next); err != nil {
 		return 0, invalidInput(op, err)
 	}
-	u, err := a.st.GetUser(ctx, userID)
+	// Read outside the audited transaction: the two Argon2 runs below come
+	// before anything changes.
+	u, err := a.st.GetUser(store.ReadBeforeTx(ctx), userID)
 	if err != nil {
 		return 0, err
 	}

@@ -234,6 +234,14 @@ func unsupported(model string, c Candidate, op controlplanev1.Operation, needs [
 		if !vllm {
 			return "score is only available on vLLM backends"
 		}
+	case controlplanev1.Operation_OPERATION_SPEECH:
+		if c.Backend.Engine != EngineTTS || !hasCap(m, "speech") {
+			return fmt.Sprintf("model %q does not support speech synthesis (it is not served by a tts backend)", model)
+		}
+	case controlplanev1.Operation_OPERATION_TRANSCRIPTION:
+		if c.Backend.Engine != EngineSTT || !hasCap(m, "transcription") {
+			return fmt.Sprintf("model %q does not support transcription (it is not served by an stt backend)", model)
+		}
 	default:
 		if !chatCapable(m) {
 			return fmt.Sprintf("model %q does not support chat or text completion", model)
@@ -254,8 +262,14 @@ func unsupported(model string, c Candidate, op controlplanev1.Operation, needs [
 			if !vllm {
 				return "rerank is only available on vLLM backends"
 			}
-		case controlplanev1.Capability_CAPABILITY_COMPLETION, controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT:
+		case controlplanev1.Capability_CAPABILITY_COMPLETION:
 			ok = chatCapable(m)
+		case controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT:
+			ok = structuredCapable(m)
+		case controlplanev1.Capability_CAPABILITY_SPEECH:
+			ok = hasCap(m, "speech")
+		case controlplanev1.Capability_CAPABILITY_TRANSCRIPTION:
+			ok = hasCap(m, "transcription")
 		}
 		if !ok {
 			return fmt.Sprintf("model %q does not support %s", model, capabilityName(need))

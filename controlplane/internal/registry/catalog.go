@@ -27,8 +27,12 @@ func (r *Registry) Catalog() []*controlplanev1.CatalogModel {
 // buildCatalog merges the view's models into catalog entries.
 func buildCatalog(v *view, contextCap int64) []*controlplanev1.CatalogModel {
 	var out []*controlplanev1.CatalogModel
-	for _, listed := range v.byKey {
-		if m := catalogEntry(listed, contextCap); m != nil {
+	for key, listed := range v.byKey {
+		m := catalogEntry(listed, contextCap)
+		if a, ok := v.aliasOf[key]; ok {
+			m = aliasEntry(key, a, listed, contextCap)
+		}
+		if m != nil {
 			out = append(out, m)
 		}
 	}
@@ -58,6 +62,8 @@ func catalogEntry(listed []Candidate, contextCap int64) *controlplanev1.CatalogM
 		cm.ParameterSize = cmp.Or(cm.ParameterSize, m.ParameterSize)
 		cm.Quantization = cmp.Or(cm.Quantization, m.Quantization)
 		cm.EmbeddingLength = cmp.Or(cm.EmbeddingLength, m.EmbeddingLength)
+		cm.DisplayName = cmp.Or(cm.DisplayName, m.DisplayName)
+		cm.Description = cmp.Or(cm.Description, m.Description)
 		if first := cmp.Or(m.CreatedAt, c.Backend.CreatedAt); !first.IsZero() && (cm.Created == 0 || first.Unix() < cm.Created) {
 			cm.Created = first.Unix()
 		}
@@ -78,11 +84,14 @@ func catalogEntry(listed []Candidate, contextCap int64) *controlplanev1.CatalogM
 
 // catalogCapabilities maps a model's engine capabilities to the contract's.
 // Every text model accepts structured output (both engines constrain output
-// to a JSON schema).
+// to a JSON schema) unless an administrator's override says otherwise.
 func catalogCapabilities(m Model) []controlplanev1.Capability {
 	var out []controlplanev1.Capability
 	if chatCapable(m) {
-		out = append(out, controlplanev1.Capability_CAPABILITY_COMPLETION, controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT)
+		out = append(out, controlplanev1.Capability_CAPABILITY_COMPLETION)
+	}
+	if structuredCapable(m) {
+		out = append(out, controlplanev1.Capability_CAPABILITY_STRUCTURED_OUTPUT)
 	}
 	if toolCapable(m) {
 		out = append(out, controlplanev1.Capability_CAPABILITY_TOOLS)
@@ -92,6 +101,9 @@ func catalogCapabilities(m Model) []controlplanev1.Capability {
 		"thinking":  controlplanev1.Capability_CAPABILITY_THINKING,
 		"embedding": controlplanev1.Capability_CAPABILITY_EMBEDDING,
 		"rerank":    controlplanev1.Capability_CAPABILITY_RERANK,
+		// Models of speech backends (health.SpeechCapability, TranscriptionCapability).
+		"speech":        controlplanev1.Capability_CAPABILITY_SPEECH,
+		"transcription": controlplanev1.Capability_CAPABILITY_TRANSCRIPTION,
 	} {
 		if hasCap(m, name) {
 			out = append(out, cp)
@@ -107,6 +119,10 @@ func engineProto(e Engine) controlplanev1.Engine {
 		return controlplanev1.Engine_ENGINE_OLLAMA
 	case EngineVLLM:
 		return controlplanev1.Engine_ENGINE_VLLM
+	case EngineTTS:
+		return controlplanev1.Engine_ENGINE_TTS
+	case EngineSTT:
+		return controlplanev1.Engine_ENGINE_STT
 	default:
 		return controlplanev1.Engine_ENGINE_UNSPECIFIED
 	}

@@ -23,6 +23,10 @@ type Engine string
 const (
 	EngineOllama Engine = "ollama"
 	EngineVLLM   Engine = "vllm"
+	// EngineTTS is an OpenAI-compatible text-to-speech server (/v1/audio/speech).
+	EngineTTS Engine = "tts"
+	// EngineSTT is an OpenAI-compatible speech-to-text server (/v1/audio/transcriptions).
+	EngineSTT Engine = "stt"
 )
 
 // Status is a backend's routing status.
@@ -110,6 +114,12 @@ type Model struct {
 	EmbeddingLength int64
 	// CreatedAt is when the registry first recorded the model on this backend.
 	CreatedAt time.Time
+	// DisplayName and Description are an administrator's (ModelOverride).
+	DisplayName string
+	Description string
+	// noStructuredOutput is set by an override that says the model cannot
+	// constrain its output to a schema.
+	noStructuredOutput bool
 }
 
 // Candidate is a backend that can serve a request, with its model.
@@ -234,8 +244,9 @@ type Registry struct {
 	// before an administrator's change cannot overwrite it.
 	wmu sync.Mutex
 
-	mu      sync.Mutex // guards entries and the rebuild of view
+	mu      sync.Mutex // guards entries, rules and the rebuild of view
 	entries map[int64]*entry
+	rules   rules
 
 	subMu   sync.Mutex
 	subs    map[int]chan struct{}
@@ -277,7 +288,7 @@ func New(st Store, opts Options) *Registry {
 		subs:    map[int]chan struct{}{},
 	}
 	r.version.Store(1)
-	r.view.Store(buildView(nil, opts.ContextCap))
+	r.view.Store(buildView(nil, opts.ContextCap, rules{}))
 	return r
 }
 
@@ -307,6 +318,10 @@ func (r *Registry) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load models: %w", err)
 	}
+	rs, err := r.loadRules(ctx)
+	if err != nil {
+		return err
+	}
 	entries := make(map[int64]*entry, len(bs))
 	for _, sb := range bs {
 		e := &entry{b: backendFromStore(sb), live: newLive()}
@@ -329,7 +344,7 @@ func (r *Registry) Load(ctx context.Context) error {
 			e.live = old.live
 		}
 	}
-	r.entries = entries
+	r.entries, r.rules = entries, rs
 	r.rebuildLocked()
 	r.log.InfoContext(ctx, "registry loaded", slog.Int("backends", len(bs)), slog.Int("models", len(ms)))
 	return nil
@@ -369,7 +384,7 @@ func (r *Registry) notify() {
 // anything routing depends on changed.
 func (r *Registry) rebuildLocked() {
 	old := r.view.Load()
-	v := buildView(r.entries, r.opts.ContextCap)
+	v := buildView(r.entries, r.opts.ContextCap, r.rules)
 	r.view.Store(v)
 	catalogChanged := !slices.EqualFunc(old.catalog, v.catalog, catalogEqual)
 	if catalogChanged {

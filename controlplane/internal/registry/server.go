@@ -122,8 +122,10 @@ func (s *AdminServer) RegisterBackend(ctx context.Context, req *adminv1.Register
 		return nil, err
 	}
 	engine := Engine(strings.ToLower(strings.TrimSpace(req.GetEngine())))
-	if engine != EngineOllama && engine != EngineVLLM {
-		return nil, invalidf("engine must be %q or %q", EngineOllama, EngineVLLM)
+	switch engine {
+	case EngineOllama, EngineVLLM, EngineTTS, EngineSTT:
+	default:
+		return nil, invalidf("engine must be %q, %q, %q or %q", EngineOllama, EngineVLLM, EngineTTS, EngineSTT)
 	}
 	maxConc := int(req.GetMaxConcurrent())
 	if maxConc == 0 {

@@ -158,7 +158,7 @@ func TestAdminValidation(t *testing.T) {
 		msg  string
 	}{
 		{"empty name", with(func(r *adminv1.RegisterBackendRequest) { r.Name = "  " }), "name is required"},
-		{"unknown engine", with(func(r *adminv1.RegisterBackendRequest) { r.Engine = "tgi" }), `engine must be "ollama" or "vllm"`},
+		{"unknown engine", with(func(r *adminv1.RegisterBackendRequest) { r.Engine = "tgi" }), `engine must be "ollama", "vllm", "tts" or "stt"`},
 		{"no engine", with(func(r *adminv1.RegisterBackendRequest) { r.Engine = "" }), `engine must be`},
 		{"not http", with(func(r *adminv1.RegisterBackendRequest) { r.Url = "ftp://gpu1" }), "url must be"},
 		{"no host", with(func(r *adminv1.RegisterBackendRequest) { r.Url = "http://" }), "url must be"},

@@ -1,75 +1,22 @@
 package registry
 
 import (
-	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"os"
-	"path/filepath"
 	"testing"
-	"time"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health/healthtest"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store/storetest"
 )
 
 // The fake store imitates the store package; these tests run the registry on
-// the real one, on SQLite and MariaDB, to keep the two honest.
-
-func openSQLite(t *testing.T) *store.Store {
-	t.Helper()
-	st, err := store.Open(t.Context(), store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "registry.db"))}, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
-func openMariaDB(t *testing.T) *store.Store {
-	t.Helper()
-	base := os.Getenv("MINDROUTER_TEST_MARIADB_DSN")
-	if base == "" {
-		base = "root@tcp(127.0.0.1:3306)/"
-	}
-	admin, err := sql.Open("mysql", base)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = admin.Close() })
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	if err := admin.PingContext(ctx); err != nil {
-		if os.Getenv("MINDROUTER_TEST_SKIP_MARIADB") == "1" {
-			t.Skipf("MariaDB unreachable and MINDROUTER_TEST_SKIP_MARIADB=1: %v", err)
-		}
-		t.Fatalf("MariaDB at %q unreachable: %v (set MINDROUTER_TEST_SKIP_MARIADB=1 to skip)", base, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "mr_test_registry_" + hex.EncodeToString(b[:])
-	_, err = admin.ExecContext(t.Context(), "CREATE DATABASE `"+name+"` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-	})
-	cfg, err := mysql.ParseDSN(base)
-	require.NoError(t, err)
-	cfg.DBName = name
-	st, err := store.Open(t.Context(), store.Config{Driver: "mysql", DSN: cfg.FormatDSN()}, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
+// the real one, on SQLite and MariaDB (storetest), to keep the two honest.
 
 func TestRegistryOnRealStore(t *testing.T) {
 	t.Parallel()
-	for name, open := range map[string]func(*testing.T) *store.Store{"sqlite": openSQLite, "mariadb": openMariaDB} {
+	for name, open := range storetest.Openers {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			st := open(t)

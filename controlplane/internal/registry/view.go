@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -24,7 +25,10 @@ type view struct {
 	// loadedBytes is the memory of the loaded models of every backend whose
 	// loaded models all report a size, by id.
 	loadedBytes map[int64]int64
-	catalog     []*controlplanev1.CatalogModel
+	// isAlias marks the keys of byKey that are aliases, aliasOf holds them.
+	isAlias map[string]bool
+	aliasOf map[string]store.ModelAlias
+	catalog []*controlplanev1.CatalogModel
 }
 
 // modelKey is the name under which a model is found: Ollama reports untagged
@@ -33,11 +37,13 @@ func modelKey(name string) string {
 	return strings.TrimSuffix(name, ":latest")
 }
 
-// buildView snapshots the entries.
-func buildView(entries map[int64]*entry, contextCap int64) *view {
+// buildView snapshots the entries, with the catalog rules applied: each
+// model as its override describes it, and each alias listed under its name.
+func buildView(entries map[int64]*entry, contextCap int64, rs rules) *view {
 	v := &view{
 		byID: make(map[int64]int, len(entries)), byKey: map[string][]Candidate{}, byKeyLive: map[string][]*live{},
 		live: make(map[int64]*live, len(entries)), loadedBytes: map[int64]int64{},
+		isAlias: map[string]bool{}, aliasOf: map[string]store.ModelAlias{},
 	}
 	for id, e := range entries {
 		v.live[id] = e.live
@@ -51,6 +57,9 @@ func buildView(entries map[int64]*entry, contextCap int64) *view {
 		for i := range ms {
 			ms[i].BackendID, ms[i].BackendName = b.ID, b.Name
 			b.Models[i] = ms[i].Name
+			if o, ok := rs.overrides[modelKey(ms[i].Name)]; ok {
+				ms[i] = applyOverride(ms[i], o)
+			}
 		}
 		v.backends = append(v.backends, b)
 		v.models = append(v.models, ms...)
@@ -68,6 +77,7 @@ func buildView(entries map[int64]*entry, contextCap int64) *view {
 		v.byKey[key] = append(v.byKey[key], Candidate{Backend: b, Model: m})
 		v.byKeyLive[key] = append(v.byKeyLive[key], v.live[b.ID])
 	}
+	addAliases(v, rs.aliases)
 	v.catalog = buildCatalog(v, contextCap)
 	return v
 }

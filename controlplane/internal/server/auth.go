@@ -61,18 +61,27 @@ func accessFor(method string) (access, bool) {
 		return accessNode, true
 	case strings.HasPrefix(method, "/mindrouter.admin.v1."), strings.HasPrefix(method, "/mindrouter.audit.v1."):
 		name := method[strings.LastIndex(method, "/")+1:]
-		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "Export") {
+		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "Export") || strings.HasPrefix(name, "Watch") {
 			return accessRead, true
 		}
 		return accessWrite, true
 	case strings.HasPrefix(method, "/mindrouter.account.v1."):
 		name := method[strings.LastIndex(method, "/")+1:]
-		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || name == "WhoAmI" {
+		if strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get") || strings.HasPrefix(name, "Export") || name == "WhoAmI" {
 			return accessAccountRead, true
 		}
 		return accessAccountWrite, true
 	}
 	return 0, false
+}
+
+// privateData reports whether a write method changes a person's private data
+// rather than their account: the web chat's conversations. Such writes are
+// not copied into the admin-action trail (it would hold every chat message,
+// whatever the audit trail's content policy); the inference requests behind
+// the chat are audited like any other request.
+func privateData(method string) bool {
+	return strings.HasPrefix(method, "/mindrouter.account.v1.ConversationService/")
 }
 
 // authenticator enforces accessFor on every call.
@@ -190,7 +199,7 @@ func (s *Server) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	if err != nil {
 		return nil, toStatus(ctx, s.log, info.FullMethod, err)
 	}
-	if level, _ := accessFor(info.FullMethod); s.actions != nil && (level == accessWrite || level == accessAccountWrite) {
+	if level, _ := accessFor(info.FullMethod); s.actions != nil && (level == accessWrite || level == accessAccountWrite) && !privateData(info.FullMethod) {
 		// A change and its admin-action record commit in one transaction.
 		err = s.actions.RunAudited(actx, actorFrom(actx), info.FullMethod, func(tctx context.Context) error {
 			var herr error

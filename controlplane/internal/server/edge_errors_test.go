@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/system"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 )
@@ -99,7 +100,10 @@ func TestToStatusMapsEveryDomainError(t *testing.T) {
 		{admission.ErrInvalidRequest, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{admission.ErrSessionEnded, codes.Aborted, "", ""},
 		{admission.ErrShuttingDown, codes.Unavailable, "", ""},
+		{admission.ErrServiceOffline, codes.Unavailable, "REASON_SERVICE_OFFLINE", ""},
+		{system.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrUnavailable, codes.Unavailable, "REASON_DATABASE_UNAVAILABLE", "the gateway's database is unavailable; retry shortly"},
+		{store.ErrSearchTooBroad, codes.FailedPrecondition, "REASON_INVALID_REQUEST", store.ErrSearchTooBroad.Error()},
 		{store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", ""},
 		{store.ErrNotFound, codes.NotFound, "", ""},
 		{store.ErrConflict, codes.AlreadyExists, "", ""},
@@ -190,6 +194,31 @@ func TestToStatusRetryInfo(t *testing.T) {
 			require.NotNil(t, retry)
 			require.Equal(t, tc.retry, retry.GetRetryDelay().AsDuration())
 		})
+	}
+}
+
+// TestSessionAdmitErrorsKeepTheUnaryStatus: an admission that rides a session
+// is refused with exactly the status a unary Admit gets (StatusOf), carried in
+// an AdmitError and rebuilt by the data plane: code, message, reason and delay.
+func TestSessionAdmitErrorsKeepTheUnaryStatus(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.DiscardHandler)
+	for _, err := range []error{
+		&scheduler.QueueError{Kind: scheduler.ErrQueueFull, Model: "m", Waiting: 3, After: 5 * time.Second},
+		retryErr{registry.ErrNoHealthyBackend, 30 * time.Second},
+		identity.ErrPermissionDenied,
+		admission.ErrAllExcluded,
+		context.Canceled,
+		errors.New("db exploded at 10.0.0.3"),
+	} {
+		unary := status.Convert(toStatus(context.Background(), log, "/m", err))
+		onSession := errinfo.AdmitStatus(errinfo.AdmitError(status.Convert(StatusOf(log)(context.Background(), err))))
+		require.Equal(t, unary.Code(), onSession.Code(), "%v", err)
+		require.Equal(t, unary.Message(), onSession.Message(), "%v", err)
+		ui, ur := details(t, unary)
+		si, sr := details(t, onSession)
+		require.Equal(t, ui.GetReason(), si.GetReason(), "%v", err)
+		require.Equal(t, ur.GetRetryDelay().AsDuration(), sr.GetRetryDelay().AsDuration(), "%v", err)
 	}
 }
 

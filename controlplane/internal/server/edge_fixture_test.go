@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -27,6 +26,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store/storetest"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 )
@@ -60,9 +60,7 @@ func newEdgeFixture(t *testing.T, shutdownTimeout time.Duration) *edgeFixture {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(ctx, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "cp.db"))}, log)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
+	st := storetest.SQLite(t)
 
 	f := &edgeFixture{
 		st:      st,

@@ -115,7 +115,7 @@ func TestRESTInvalidInputIsA400WithTheReason(t *testing.T) {
 	cases := []struct {
 		name, body, message string
 	}{
-		{"unknown engine", `{"name":"b1","url":"http://127.0.0.1:9","engine":"tgi"}`, `engine must be "ollama" or "vllm"`},
+		{"unknown engine", `{"name":"b1","url":"http://127.0.0.1:9","engine":"tgi"}`, `engine must be "ollama", "vllm", "tts" or "stt"`},
 		{"bad url", `{"name":"b1","url":"ftp://host","engine":"vllm"}`, "url must be an absolute http:// or https:// URL"},
 		{"not JSON", `{"name":`, ""},
 	}

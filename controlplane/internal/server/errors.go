@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/system"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
@@ -74,9 +75,14 @@ var mappings = []mapping{
 	{admission.ErrInvalidRequest, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
 	{admission.ErrSessionEnded, codes.Aborted, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{admission.ErrShuttingDown, codes.Unavailable, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
+	{admission.ErrServiceOffline, codes.Unavailable, controlplanev1.Reason_REASON_SERVICE_OFFLINE, ""},
+	{system.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
 	// Before the store's other errors: its detail names hosts and drivers.
 	{store.ErrUnavailable, codes.Unavailable, controlplanev1.Reason_REASON_DATABASE_UNAVAILABLE,
 		"the gateway's database is unavailable; retry shortly"},
+	// A text search the database cannot rank in time: the client narrows it
+	// (REST 400 with this message), not a database outage (503).
+	{store.ErrSearchTooBroad, codes.FailedPrecondition, controlplanev1.Reason_REASON_INVALID_REQUEST, store.ErrSearchTooBroad.Error()},
 	{store.ErrInvalid, codes.InvalidArgument, controlplanev1.Reason_REASON_INVALID_REQUEST, ""},
 	{store.ErrNotFound, codes.NotFound, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
 	{store.ErrConflict, codes.AlreadyExists, controlplanev1.Reason_REASON_UNSPECIFIED, ""},
@@ -96,14 +102,8 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	if err == nil {
 		return nil
 	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, "request cancelled")
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	if st, ok := errinfo.KnownStatus(err); ok {
+		return st.Err()
 	}
 	for _, m := range mappings {
 		if !errors.Is(err, m.err) {
@@ -145,4 +145,13 @@ func restErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Mars
 		}
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// StatusOf returns the error table as a function, for calls that pass no
+// interceptor: admissions that ride a replica's session stream get exactly the
+// status a unary Admit would.
+func StatusOf(log *slog.Logger) func(context.Context, error) error {
+	return func(ctx context.Context, err error) error {
+		return toStatus(ctx, log, "/mindrouter.controlplane.v1.SessionService/Session:Admit", err)
+	}
 }

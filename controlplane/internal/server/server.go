@@ -26,8 +26,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
-	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/mindrouter/mindrouter/proto/gateway"
 	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
 	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
@@ -47,12 +47,26 @@ type Services struct {
 	// served when set.
 	Account accountv1.AccountServiceServer
 	SignIn  controlplanev1.SignInServiceServer
+	// Conversation (the web chat's conversations) is served when set.
+	Conversation accountv1.ConversationServiceServer
+	// Responses (the Responses API's stored responses) is served when set.
+	Responses controlplanev1.ResponseStoreServiceServer
 	// Audit (the admin API's audit reads) and AuditIngest (records from data
 	// planes) are served when set.
 	Audit       auditv1.AuditServiceServer
 	AuditIngest controlplanev1.AuditIngestServiceServer
 	// Status (the public status page's data) is served when set.
 	Status controlplanev1.StatusServiceServer
+	// TelemetryHistory (history, export, energy) is served when set.
+	TelemetryHistory adminv1.TelemetryHistoryServiceServer
+	// Catalog (model overrides and aliases) is served when set.
+	Catalog adminv1.CatalogServiceServer
+	// Alert (the fleet's alerts) is served when set.
+	Alert adminv1.AlertServiceServer
+	// System (the service's on/off switch) is served when set.
+	System adminv1.SystemServiceServer
+	// ModelJob (Ollama pulls and deletes) is served when set.
+	ModelJob adminv1.ModelJobServiceServer
 }
 
 // Options configure a Server.
@@ -66,7 +80,11 @@ type Options struct {
 	Sessions     SessionVerifier
 	ClusterToken string
 	// Ready reports whether the control plane can serve (e.g. the database answers).
-	Ready      func(ctx context.Context) error
+	Ready func(ctx context.Context) error
+	// Leading reports whether this control plane is the leader; while it says
+	// no, every call is refused with UNAVAILABLE and /readyz answers 503. Nil
+	// means always (no leader election).
+	Leading    func() bool
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
@@ -92,6 +110,7 @@ type Server struct {
 	grpc     *grpc.Server
 	health   *health.Server
 	ready    func(ctx context.Context) error
+	leading  func() bool
 	gatherer prometheus.Gatherer
 	calls    *prometheus.CounterVec
 	panics   prometheus.Counter
@@ -105,6 +124,7 @@ func New(opts Options) *Server {
 		actions:  opts.Actions,
 		health:   health.NewServer(),
 		ready:    opts.Ready,
+		leading:  opts.Leading,
 		gatherer: opts.Gatherer,
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mindrouter_cp_grpc_calls_total",
@@ -115,6 +135,9 @@ func New(opts Options) *Server {
 			Help: "Panics recovered in gRPC handlers.",
 		}),
 	}
+	if s.leading == nil {
+		s.leading = func() bool { return true }
+	}
 	opts.Registerer.MustRegister(s.calls, s.panics)
 	sopts := []grpc.ServerOption{
 		// Handlers run on pooled goroutines whose stacks have already grown, instead
@@ -124,8 +147,8 @@ func New(opts Options) *Server {
 		// sessions, node agents) each hold a worker, hence more than a few; when all
 		// are busy a call gets a goroutine of its own.
 		grpc.NumStreamWorkers(streamWorkers),
-		grpc.ChainUnaryInterceptor(s.countUnary, s.unary),
-		grpc.ChainStreamInterceptor(s.countStream, s.stream),
+		grpc.ChainUnaryInterceptor(s.countUnary, s.leaderUnary, s.unary),
+		grpc.ChainStreamInterceptor(s.countStream, s.leaderStream, s.stream),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 	}
@@ -148,6 +171,12 @@ func New(opts Options) *Server {
 	if svc.SignIn != nil {
 		controlplanev1.RegisterSignInServiceServer(s.grpc, svc.SignIn)
 	}
+	if svc.Responses != nil {
+		controlplanev1.RegisterResponseStoreServiceServer(s.grpc, svc.Responses)
+	}
+	if svc.Conversation != nil {
+		accountv1.RegisterConversationServiceServer(s.grpc, svc.Conversation)
+	}
 	if svc.Audit != nil {
 		auditv1.RegisterAuditServiceServer(s.grpc, svc.Audit)
 	}
@@ -156,6 +185,21 @@ func New(opts Options) *Server {
 	}
 	if svc.Status != nil {
 		controlplanev1.RegisterStatusServiceServer(s.grpc, svc.Status)
+	}
+	if svc.Catalog != nil {
+		adminv1.RegisterCatalogServiceServer(s.grpc, svc.Catalog)
+	}
+	if svc.TelemetryHistory != nil {
+		adminv1.RegisterTelemetryHistoryServiceServer(s.grpc, svc.TelemetryHistory)
+	}
+	if svc.Alert != nil {
+		adminv1.RegisterAlertServiceServer(s.grpc, svc.Alert)
+	}
+	if svc.System != nil {
+		adminv1.RegisterSystemServiceServer(s.grpc, svc.System)
+	}
+	if svc.ModelJob != nil {
+		adminv1.RegisterModelJobServiceServer(s.grpc, svc.ModelJob)
 	}
 	nodeagentv1.RegisterTelemetryServiceServer(s.grpc, svc.Telemetry)
 	healthpb.RegisterHealthServer(s.grpc, s.health)
@@ -178,17 +222,8 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 	}
 	defer conn.Close()
 	gw := NewGatewayMux()
-	if err := adminv1.RegisterRegistryServiceHandler(ctx, gw, conn); err != nil {
-		return fmt.Errorf("register registry gateway: %w", err)
-	}
-	if err := adminv1.RegisterIdentityServiceHandler(ctx, gw, conn); err != nil {
-		return fmt.Errorf("register identity gateway: %w", err)
-	}
-	if err := adminv1.RegisterSchedulerServiceHandler(ctx, gw, conn); err != nil {
-		return fmt.Errorf("register scheduler gateway: %w", err)
-	}
-	if err := auditv1.RegisterAuditServiceHandler(ctx, gw, conn); err != nil {
-		return fmt.Errorf("register audit gateway: %w", err)
+	if err := gateway.RegisterAdmin(ctx, gw, conn); err != nil {
+		return err
 	}
 	rest := &http.Server{
 		Handler:           s.restHandler(gw),
@@ -223,10 +258,7 @@ func (s *Server) Serve(ctx context.Context, grpcLis, restLis net.Listener, shutd
 // original API: snake_case field names and every field present.
 func NewGatewayMux() *runtime.ServeMux {
 	return runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, rawBodyMarshaler{&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}}}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, gateway.Marshaler()),
 		runtime.WithErrorHandler(restErrorHandler),
 		runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
 			if http.CanonicalHeaderKey(key) == "X-Api-Key" {
@@ -236,14 +268,6 @@ func NewGatewayMux() *runtime.ServeMux {
 		}),
 	)
 }
-
-// rawBodyMarshaler writes google.api.HttpBody answers (audit exports and
-// artifacts) as their bytes, with their content type, and adds nothing between
-// the chunks of a stream: an export's chunks are whole CSV or JSON Lines rows.
-// (No other REST route streams.)
-type rawBodyMarshaler struct{ *runtime.HTTPBodyMarshaler }
-
-func (rawBodyMarshaler) Delimiter() []byte { return nil }
 
 func (s *Server) restHandler(gw http.Handler) http.Handler {
 	mux := http.NewServeMux()
@@ -260,6 +284,11 @@ func (s *Server) restHandler(gw http.Handler) http.Handler {
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
+	if !s.leading() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"not_leader"}`))
+		return
+	}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -9,12 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -28,12 +28,19 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/alert"
 	"github.com/mindrouter/mindrouter/controlplane/internal/audit"
+	"github.com/mindrouter/mindrouter/controlplane/internal/conversation"
+	"github.com/mindrouter/mindrouter/controlplane/internal/energy"
 	"github.com/mindrouter/mindrouter/controlplane/internal/health"
 	"github.com/mindrouter/mindrouter/controlplane/internal/identity"
+	"github.com/mindrouter/mindrouter/controlplane/internal/modeljob"
 	"github.com/mindrouter/mindrouter/controlplane/internal/registry"
+	"github.com/mindrouter/mindrouter/controlplane/internal/responses"
 	"github.com/mindrouter/mindrouter/controlplane/internal/scheduler"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store/storetest"
+	"github.com/mindrouter/mindrouter/controlplane/internal/system"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	"github.com/mindrouter/mindrouter/proto/errinfo"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
@@ -74,21 +81,16 @@ type testServer struct {
 // services on SQLite; only admission is a fake.
 func startServer(t *testing.T) *testServer {
 	t.Helper()
-	return startServerOn(t, store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "db.sqlite"))})
+	return startServerOn(t, storetest.SQLite(t))
 }
 
-// startServerOn is startServer on the given database.
-func startServerOn(t *testing.T, db store.Config) *testServer {
+// startServerOn is startServer on the given store (storetest's, whose 30 s
+// statement timeout leaves room for an admin write's Argon2 work under -race
+// on a loaded machine).
+func startServerOn(t *testing.T, st *store.Store) *testServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	log := slog.New(slog.DiscardHandler)
-	if db.Timeout == 0 {
-		// An admin write is one transaction with its Argon2 work inside; under
-		// -race on a loaded machine that can pass the 5 s default.
-		db.Timeout = 30 * time.Second
-	}
-	st, err := store.Open(ctx, db, log)
-	require.NoError(t, err)
 	ident := identity.New(st, identity.Options{Logger: log})
 	boot, err := ident.Bootstrap(ctx, "")
 	require.NoError(t, err)
@@ -123,12 +125,19 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 		Services: Services{Admission: adm, Session: adm, Registry: registry.NewAdminServer(reg),
 			Identity: identity.NewAdminServer(ident, st, accounts), Telemetry: tele,
 			Account: identity.NewAccountServer(ident, st, accounts), SignIn: signIn,
+			Conversation: conversation.NewServer(st),
+			Responses:    responses.NewServer(st, ident),
 			// Registered so that the RBAC matrix covers its methods; its handlers
 			// are tested with admission.
-			Scheduler:   adminv1.UnimplementedSchedulerServiceServer{},
-			Audit:       audit.NewService(st, audit.NewRetention(st, audit.RetentionOptions{}), log),
-			AuditIngest: audit.NewIngester(audit.NewWriter(st, spool, audit.WriterOptions{Logger: log}), log),
-			Status:      controlplanev1.UnimplementedStatusServiceServer{}},
+			Scheduler:        adminv1.UnimplementedSchedulerServiceServer{},
+			Audit:            audit.NewService(st, audit.NewRetention(st, audit.RetentionOptions{}), log),
+			AuditIngest:      audit.NewIngester(audit.NewWriter(st, spool, audit.WriterOptions{Logger: log}), log),
+			Status:           controlplanev1.UnimplementedStatusServiceServer{},
+			TelemetryHistory: energy.NewService(st, energy.ServiceOptions{}),
+			Catalog:          registry.NewCatalogServer(reg),
+			Alert:            alert.NewService(st),
+			System:           system.NewService(system.New(st), func(ctx context.Context) string { return actorFrom(ctx).Username }),
+			ModelJob:         modeljob.NewService(st, reg, modeljob.NewRunner(st, reg, modeljob.Options{Logger: log}), modeljob.ServiceOptions{})},
 		Actions:  st,
 		Verifier: ident, Sessions: accounts, ClusterToken: testClusterToken, Ready: st.Ping, Logger: log,
 		Registerer: metrics, Gatherer: metrics,
@@ -143,8 +152,7 @@ func startServerOn(t *testing.T, db store.Config) *testServer {
 	go func() { done <- srv.Serve(ctx, grpcLis, restLis, 5*time.Second) }()
 	t.Cleanup(func() {
 		cancel()
-		require.NoError(t, <-done)
-		st.Close()
+		require.NoError(t, <-done) // storetest closes st after this
 	})
 	return &testServer{srv: srv, signInCalls: signIn.calls, grpcAddr: grpcLis.Addr().String(), restURL: "http://" + restLis.Addr().String(), keys: keys, spans: spans, metrics: metrics}
 }
@@ -294,6 +302,10 @@ func TestToStatus(t *testing.T) {
 		{"queue full", queueFull, codes.ResourceExhausted, "REASON_QUEUE_FULL", 7 * time.Second},
 		{"store conflict", fmt.Errorf("register: %w", store.ErrConflict), codes.AlreadyExists, "", 0},
 		{"store invalid", store.ErrInvalid, codes.InvalidArgument, "REASON_INVALID_REQUEST", 0},
+		// A text search too broad for the database is the client's to narrow
+		// (REST 400), not an outage (503 database unavailable).
+		{"search too broad", fmt.Errorf("search audit records: %w (Got error 128)", store.ErrSearchTooBroad), codes.FailedPrecondition, "REASON_INVALID_REQUEST", 0},
+		{"database unavailable", store.Unavailable(errors.New("dial tcp")), codes.Unavailable, "REASON_DATABASE_UNAVAILABLE", 5 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,6 +326,10 @@ func TestToStatus(t *testing.T) {
 			require.Equal(t, tc.retryWant, retry)
 		})
 	}
+	broad := status.Convert(toStatus(context.Background(), log, "/m", fmt.Errorf("search: %w (Got error 128 from InnoDB)", store.ErrSearchTooBroad)))
+	require.Equal(t, store.ErrSearchTooBroad.Error(), broad.Message(), "tells the user to narrow the search, without the engine's detail")
+	require.Contains(t, broad.Message(), "narrow")
+	require.Equal(t, http.StatusBadRequest, runtime.HTTPStatusFromCode(broad.Code()), "REST answers 400, not 503")
 	require.Equal(t, codes.Canceled, status.Code(toStatus(context.Background(), log, "/m", context.Canceled)))
 	passthrough := status.Error(codes.InvalidArgument, "name is required")
 	require.Equal(t, passthrough, toStatus(context.Background(), log, "/m", passthrough))

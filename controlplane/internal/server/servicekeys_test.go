@@ -28,17 +28,18 @@ func TestServiceKeyRequestFlow(t *testing.T) {
 	account := accountv1.NewAccountServiceClient(dial(t, s.grpcAddr))
 	sess := sessionCtx(student.SessionToken, student.CsrfToken)
 
-	_, err := account.CreateServiceKeyRequest(sessionCtx(student.SessionToken, ""),
-		&accountv1.CreateServiceKeyRequestRequest{ServiceName: "grader", Justification: "course autograder"})
+	form := func(name, why string) *accountv1.CreateServiceKeyRequestRequest {
+		return &accountv1.CreateServiceKeyRequestRequest{ServiceName: name, Justification: why,
+			AlternativeContacts: []string{"ta@example.edu"}, DataRiskLevel: "moderate", ComplianceTags: []string{"ferpa"}}
+	}
+	_, err := account.CreateServiceKeyRequest(sessionCtx(student.SessionToken, ""), form("grader", "course autograder"))
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "a write without the CSRF token is refused")
-	_, err = account.CreateServiceKeyRequest(keyCtx(s.keys["student"]),
-		&accountv1.CreateServiceKeyRequestRequest{ServiceName: "grader", Justification: "course autograder"})
+	_, err = account.CreateServiceKeyRequest(keyCtx(s.keys["student"]), form("grader", "course autograder"))
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "an API key cannot ask for more keys")
 	_, err = account.CreateServiceKeyRequest(sess, &accountv1.CreateServiceKeyRequestRequest{ServiceName: " ", Justification: "x"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 
-	filed, err := account.CreateServiceKeyRequest(sess,
-		&accountv1.CreateServiceKeyRequestRequest{ServiceName: "grader", Justification: "course autograder"})
+	filed, err := account.CreateServiceKeyRequest(sess, form("grader", "course autograder"))
 	require.NoError(t, err)
 	id := filed.GetServiceKeyRequest().GetId()
 	assert.Equal(t, "pending", filed.GetServiceKeyRequest().GetStatus())
@@ -49,6 +50,10 @@ func TestServiceKeyRequestFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, code, body)
 	assert.Contains(t, body, `"service_name":"grader"`)
 	assert.Contains(t, body, `"username":"student"`)
+	assert.Contains(t, body, `"data_risk_level":"moderate"`, "the reviewer sees the compliance answers")
+	assert.Contains(t, body, `"compliance_tags":["ferpa"]`)
+	assert.Contains(t, body, `"alternative_contacts":["ta@example.edu"]`)
+	assert.Contains(t, body, `"kind":"issue"`)
 	review := fmt.Sprintf("/api/admin/service-key-requests/%d/review", id)
 	code, _ = s.rest(t, "POST", review, "Authorization", auditorKey, `{"approved":true}`)
 	assert.Equal(t, http.StatusForbidden, code, "auditors decide nothing")
@@ -97,7 +102,7 @@ func TestServiceKeyRequestFlow(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	assert.Contains(t, body, fmt.Sprintf(`"api_key_id":"%d"`, k.GetId()), "the request keeps its history")
 
-	denied, err := account.CreateServiceKeyRequest(sess, &accountv1.CreateServiceKeyRequestRequest{ServiceName: "bot", Justification: "chat bot"})
+	denied, err := account.CreateServiceKeyRequest(sess, form("bot", "chat bot"))
 	require.NoError(t, err)
 	code, body = s.rest(t, "POST", fmt.Sprintf("/api/admin/service-key-requests/%d/review", denied.GetServiceKeyRequest().GetId()),
 		"Authorization", adminKey, `{"approved":false,"notes":"use a personal key"}`)
@@ -107,6 +112,135 @@ func TestServiceKeyRequestFlow(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "a denied request yields nothing")
 	code, _ = s.rest(t, "GET", "/api/admin/service-key-requests?status=bogus", "Authorization", adminKey, "")
 	assert.Equal(t, http.StatusBadRequest, code)
+}
+
+// TestServiceKeyComplianceForm: the compliance answers are validated (known
+// risk levels and tags, e-mail contacts, "other" explained and "none" alone)
+// and normalized.
+func TestServiceKeyComplianceForm(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	student := s.signIn(t, "student")
+	account := accountv1.NewAccountServiceClient(dial(t, s.grpcAddr))
+	sess := sessionCtx(student.SessionToken, student.CsrfToken)
+	base := func() *accountv1.CreateServiceKeyRequestRequest {
+		return &accountv1.CreateServiceKeyRequestRequest{ServiceName: "lab", Justification: "lab pipeline",
+			DataRiskLevel: "low", ComplianceTags: []string{"none"}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(r *accountv1.CreateServiceKeyRequestRequest)
+		want   string
+	}{
+		{"no risk level", func(r *accountv1.CreateServiceKeyRequestRequest) { r.DataRiskLevel = "" }, "data_risk_level"},
+		{"unknown risk level", func(r *accountv1.CreateServiceKeyRequestRequest) { r.DataRiskLevel = "extreme" }, "data_risk_level"},
+		{"no tags", func(r *accountv1.CreateServiceKeyRequestRequest) { r.ComplianceTags = nil }, "compliance_tags"},
+		{"unknown tag", func(r *accountv1.CreateServiceKeyRequestRequest) { r.ComplianceTags = []string{"sox"} }, "sox"},
+		{"none with others", func(r *accountv1.CreateServiceKeyRequestRequest) { r.ComplianceTags = []string{"none", "ferpa"} }, "none"},
+		{"other unexplained", func(r *accountv1.CreateServiceKeyRequestRequest) { r.ComplianceTags = []string{"other"} }, "compliance_other"},
+		{"explanation without other", func(r *accountv1.CreateServiceKeyRequestRequest) { r.ComplianceOther = "x" }, "compliance_other"},
+		{"contact not an address", func(r *accountv1.CreateServiceKeyRequestRequest) { r.AlternativeContacts = []string{"bob"} }, "alternative_contacts"},
+		{"too many contacts", func(r *accountv1.CreateServiceKeyRequestRequest) {
+			r.AlternativeContacts = []string{"a@x.edu", "b@x.edu", "c@x.edu", "d@x.edu", "e@x.edu", "f@x.edu"}
+		}, "alternative_contacts"},
+	} {
+		req := base()
+		tc.change(req)
+		_, err := account.CreateServiceKeyRequest(sess, req)
+		require.Equal(t, codes.InvalidArgument, status.Code(err), tc.name)
+		assert.Contains(t, status.Convert(err).Message(), tc.want, tc.name)
+	}
+	req := base()
+	req.DataRiskLevel, req.ComplianceTags, req.ComplianceOther = " High ", []string{"HIPAA", "irb", "hipaa", "other"}, "sponsor's data-use agreement"
+	req.AlternativeContacts = []string{"pi@example.edu", " PI@example.edu ", ""}
+	got, err := account.CreateServiceKeyRequest(sess, req)
+	require.NoError(t, err)
+	r := got.GetServiceKeyRequest()
+	assert.Equal(t, "high", r.GetDataRiskLevel())
+	assert.Equal(t, []string{"hipaa", "irb", "other"}, r.GetComplianceTags())
+	assert.Equal(t, []string{"pi@example.edu"}, r.GetAlternativeContacts())
+	assert.Equal(t, "sponsor's data-use agreement", r.GetComplianceOther())
+}
+
+// TestServiceKeyRevocationFlow: the owner of a service key cannot revoke it
+// alone; they file a revocation request (one pending at a time), an auditor
+// sees it but cannot decide it, and the admin's approval revokes the key at
+// once, both recorded in the admin-action log. A denied request leaves the key
+// working.
+func TestServiceKeyRevocationFlow(t *testing.T) {
+	t.Parallel()
+	s := startServer(t)
+	adminKey, auditorKey := "Bearer "+s.keys["admin"], "Bearer "+s.keys["auditor"]
+	student := s.signIn(t, "student")
+	account := accountv1.NewAccountServiceClient(dial(t, s.grpcAddr))
+	sess := sessionCtx(student.SessionToken, student.CsrfToken)
+	issue := func(name string) (int64, string) {
+		filed, err := account.CreateServiceKeyRequest(sess, &accountv1.CreateServiceKeyRequestRequest{ServiceName: name,
+			Justification: "pipeline", DataRiskLevel: "low", ComplianceTags: []string{"none"}})
+		require.NoError(t, err)
+		code, body := s.rest(t, "POST", fmt.Sprintf("/api/admin/service-key-requests/%d/review", filed.GetServiceKeyRequest().GetId()),
+			"Authorization", adminKey, `{"approved":true}`)
+		require.Equal(t, http.StatusOK, code, body)
+		got, err := account.CollectServiceKey(sess, &accountv1.CollectServiceKeyRequest{Id: filed.GetServiceKeyRequest().GetId()})
+		require.NoError(t, err)
+		return got.GetApiKey().GetId(), got.GetFullKey()
+	}
+	keyID, full := issue("crawler")
+
+	_, err := account.RevokeMyAPIKey(sess, &accountv1.RevokeMyAPIKeyRequest{Id: keyID})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "an owner cannot revoke a service key alone")
+	assert.Contains(t, status.Convert(err).Message(), "revocation request")
+	_, err = account.RequestServiceKeyRevocation(sess, &accountv1.RequestServiceKeyRevocationRequest{Id: keyID, Reason: " "})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "a reason is required")
+	_, err = account.RequestServiceKeyRevocation(sessionCtx(student.SessionToken, ""), &accountv1.RequestServiceKeyRevocationRequest{Id: keyID, Reason: "done"})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "CSRF token required")
+	other := s.signIn(t, "auditor")
+	_, err = account.RequestServiceKeyRevocation(sessionCtx(other.SessionToken, other.CsrfToken), &accountv1.RequestServiceKeyRevocationRequest{Id: keyID, Reason: "x"})
+	require.Equal(t, codes.NotFound, status.Code(err), "another user's key reads as not found")
+
+	filed, err := account.RequestServiceKeyRevocation(sess, &accountv1.RequestServiceKeyRevocationRequest{Id: keyID, Reason: "the crawler is retired"})
+	require.NoError(t, err)
+	rr := filed.GetServiceKeyRequest()
+	assert.Equal(t, "revocation", rr.GetKind())
+	assert.Equal(t, "pending", rr.GetStatus())
+	assert.Equal(t, keyID, rr.GetApiKeyId())
+	_, err = account.RequestServiceKeyRevocation(sess, &accountv1.RequestServiceKeyRevocationRequest{Id: keyID, Reason: "again"})
+	require.Equal(t, codes.AlreadyExists, status.Code(err), "one pending revocation request per key")
+	_, err = account.WhoAmI(keyCtx(full), &accountv1.WhoAmIRequest{})
+	require.NoError(t, err, "a request alone revokes nothing")
+
+	code, body := s.rest(t, "GET", "/api/admin/service-key-requests?kind=revocation", "Authorization", auditorKey, "")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `"justification":"the crawler is retired"`)
+	assert.NotContains(t, body, `"kind":"issue"`)
+	review := fmt.Sprintf("/api/admin/service-key-requests/%d/review", rr.GetId())
+	code, _ = s.rest(t, "POST", review, "Authorization", auditorKey, `{"approved":true}`)
+	assert.Equal(t, http.StatusForbidden, code)
+	code, body = s.rest(t, "POST", review, "Authorization", adminKey, `{"approved":true,"notes":"revoked on request"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	_, err = account.WhoAmI(keyCtx(full), &accountv1.WhoAmIRequest{})
+	require.Equal(t, codes.Unauthenticated, status.Code(err), "approval revokes the key at once")
+	keys, err := account.ListMyAPIKeys(sess, &accountv1.ListMyAPIKeysRequest{})
+	require.NoError(t, err)
+	for _, k := range keys.GetApiKeys() {
+		if k.GetId() == keyID {
+			assert.Equal(t, "revoked", k.GetStatus())
+		}
+	}
+	code, body = s.rest(t, "GET", "/api/admin/audit/admin-actions?limit=100", "Authorization", auditorKey, "")
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Contains(t, body, `service_key_request.create`, "the filing is recorded")
+	assert.Contains(t, body, `api_key.update`, "the revocation is recorded with the review")
+	assert.Contains(t, body, `RequestServiceKeyRevocation`)
+
+	keep, keepFull := issue("indexer")
+	filed, err = account.RequestServiceKeyRevocation(sess, &accountv1.RequestServiceKeyRevocationRequest{Id: keep, Reason: "maybe"})
+	require.NoError(t, err)
+	code, body = s.rest(t, "POST", fmt.Sprintf("/api/admin/service-key-requests/%d/review", filed.GetServiceKeyRequest().GetId()),
+		"Authorization", adminKey, `{"approved":false,"notes":"still in use by the lab"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	_, err = account.WhoAmI(keyCtx(keepFull), &accountv1.WhoAmIRequest{})
+	require.NoError(t, err, "a denied request leaves the key working")
 }
 
 // TestUserProfileFields: college, department and intended_use are set at

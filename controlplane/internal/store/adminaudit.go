@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"entgo.io/ent/dialect"
+
 	"github.com/mindrouter/mindrouter/ent"
 	"github.com/mindrouter/mindrouter/ent/adminaction"
 	"github.com/mindrouter/mindrouter/ent/predicate"
@@ -40,14 +42,21 @@ type AdminAction struct {
 }
 
 // auditedTx is the transaction an audited call runs in: every store call made
-// with its context joins it, and every mutation in it is recorded.
+// with its context joins it, and every mutation in it is recorded. It begins at
+// the call's first store call, not before, so that work done before touching
+// the database (Argon2 hashing above all) holds no transaction open.
 type auditedTx struct {
-	mu      sync.Mutex
-	tx      *ent.Tx
-	done    bool
-	actor   Actor
-	method  string
-	actions int
+	mu       sync.Mutex
+	client   *ent.Client
+	ctx      context.Context // the call's, for BEGIN
+	tx       *ent.Tx
+	beginErr error
+	done     bool
+	actor    Actor
+	method   string
+	actions  int
+	// committed runs after the transaction commits (AfterCommit).
+	committed []func()
 }
 
 type auditedTxKey struct{}
@@ -57,54 +66,95 @@ func auditedFrom(ctx context.Context) *auditedTx {
 	return a
 }
 
-// open returns the transaction while the audited call is still running.
-func (a *auditedTx) open() *ent.Tx {
+// join returns the transaction while the audited call is still running,
+// beginning it on first use; ok is false outside an audited call (or after it
+// ended), and err is the failure to begin.
+func (a *auditedTx) join() (tx *ent.Tx, ok bool, err error) {
 	if a == nil {
-		return nil
+		return nil, false, nil
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.done {
-		return nil
+		return nil, false, nil
 	}
-	return a.tx
+	if a.tx == nil && a.beginErr == nil {
+		a.tx, a.beginErr = a.client.Tx(a.ctx)
+		if a.beginErr != nil {
+			a.beginErr = fmt.Errorf("begin audited %s: %w", a.method, a.beginErr)
+		}
+	}
+	return a.tx, true, a.beginErr
+}
+
+// active reports whether the call's transaction has begun and not ended.
+func (a *auditedTx) active() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.done && a.tx != nil
 }
 
 // c returns the client a store call with ctx uses: the audited call's
-// transaction when there is one, the store's client otherwise.
+// transaction when there is one, the store's client otherwise. When that
+// transaction cannot begin, every statement of the returned client fails with
+// the reason (never silently outside the transaction).
 func (s *Store) c(ctx context.Context) *ent.Client {
-	if tx := auditedFrom(ctx).open(); tx != nil {
-		return tx.Client()
+	tx, ok, err := auditedFrom(ctx).join()
+	switch {
+	case !ok:
+		return s.client
+	case err != nil:
+		return ent.NewClient(ent.Driver(failedDriver{err: err, dialect: s.driver}))
 	}
-	return s.client
+	return tx.Client()
 }
+
+// failedDriver answers every statement with err.
+type failedDriver struct {
+	err     error
+	dialect string
+}
+
+func (d failedDriver) Exec(context.Context, string, any, any) error  { return d.err }
+func (d failedDriver) Query(context.Context, string, any, any) error { return d.err }
+func (d failedDriver) Tx(context.Context) (dialect.Tx, error)        { return nil, d.err }
+func (d failedDriver) Close() error                                  { return nil }
+func (d failedDriver) Dialect() string                               { return d.dialect }
 
 // RunAudited runs fn, an admin call made by actor (method names it), in one
 // database transaction: every store call fn makes with the context it is given
 // joins that transaction, and every row they create, change or delete is
 // recorded as an AdminAction inside it, so that a change and its record commit
 // or roll back together. A call that changes no row is recorded once under
-// method. fn's error rolls everything back.
+// method. fn's error rolls everything back. The transaction begins at fn's
+// first store call: what fn does before (hashing a secret) holds no locks.
 func (s *Store) RunAudited(ctx context.Context, actor Actor, method string, fn func(ctx context.Context) error) error {
 	if auditedFrom(ctx) != nil {
 		return fn(ctx)
 	}
-	tx, err := s.client.Tx(ctx)
-	if err != nil {
-		return fmt.Errorf("begin audited %s: %w", method, err)
-	}
-	a := &auditedTx{tx: tx, actor: actor, method: method}
-	finish := func() {
+	a := &auditedTx{client: s.client, ctx: ctx, actor: actor, method: method}
+	finish := func() *ent.Tx {
 		a.mu.Lock()
+		defer a.mu.Unlock()
 		a.done = true
-		a.mu.Unlock()
+		return a.tx
 	}
 	if err := fn(context.WithValue(ctx, auditedTxKey{}, a)); err != nil {
-		finish()
-		_ = tx.Rollback()
+		if tx := finish(); tx != nil {
+			_ = tx.Rollback()
+		}
 		return err
 	}
-	finish()
+	tx := finish()
+	if a.beginErr != nil {
+		return a.beginErr
+	}
+	if tx == nil {
+		var err error
+		if tx, err = s.client.Tx(ctx); err != nil {
+			return fmt.Errorf("begin audited %s: %w", method, err)
+		}
+	}
 	if a.actions == 0 {
 		if err := insertAction(ctx, tx.Client(), a, methodAction(method), "", "", nil, nil); err != nil {
 			_ = tx.Rollback()
@@ -114,7 +164,33 @@ func (s *Store) RunAudited(ctx context.Context, actor Actor, method string, fn f
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit audited %s: %w", method, err)
 	}
+	a.mu.Lock()
+	hooks := a.committed // done: no more are added
+	a.mu.Unlock()
+	for _, fn := range hooks {
+		fn()
+	}
 	return nil
+}
+
+// AfterCommit runs fn once the changes made with ctx are in the database: when
+// ctx's audited call commits, and never if it rolls back. Outside an audited
+// call (each statement commits on its own) fn runs at once. It is how a copy
+// kept in memory follows the database without running ahead of it.
+func (s *Store) AfterCommit(ctx context.Context, fn func()) {
+	a := auditedFrom(ctx)
+	if a == nil {
+		fn()
+		return
+	}
+	a.mu.Lock()
+	if a.done {
+		a.mu.Unlock()
+		fn()
+		return
+	}
+	a.committed = append(a.committed, fn)
+	a.mu.Unlock()
 }
 
 // methodAction names the action of a call that changed no row:
@@ -190,7 +266,7 @@ var notAudited = map[string]bool{"AdminAction": true, "AuditRecord": true, "Audi
 func (s *Store) auditHook(next ent.Mutator) ent.Mutator {
 	return ent.MutateFunc(func(ctx context.Context, m ent.Mutation) (ent.Value, error) {
 		a := auditedFrom(ctx)
-		if a == nil || notAudited[m.Type()] || a.open() == nil {
+		if a == nil || notAudited[m.Type()] || !a.active() {
 			return next.Mutate(ctx, m)
 		}
 		entityID := ""
@@ -344,4 +420,16 @@ func NewActorContext(ctx context.Context, a Actor) context.Context {
 func ActorFromContext(ctx context.Context) (Actor, bool) {
 	a, ok := ctx.Value(actorKey{}).(Actor)
 	return a, ok
+}
+
+// ReadBeforeTx returns ctx for reads an audited call makes before it changes
+// anything (the stored hash a password check compares with): they use the
+// store's client and do not begin the call's transaction, so that slow work
+// between them and the first write (Argon2) holds no transaction open. A
+// change made with it would not be recorded: use it for reads only.
+func ReadBeforeTx(ctx context.Context) context.Context {
+	if auditedFrom(ctx) == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, auditedTxKey{}, (*auditedTx)(nil))
 }

@@ -66,69 +66,19 @@ type Artifact struct {
 	Truncated   bool
 }
 
-// auditInsertChunk bounds the rows of one INSERT (placeholders per statement).
-const auditInsertChunk = 200
-
 // InsertAuditRecords stores records and the artifacts they refer to in one
 // transaction. A record whose request id is already stored is skipped, and an
 // artifact already stored only has its last-seen time renewed, so inserting the
 // same batch again changes nothing.
 func (s *Store) InsertAuditRecords(ctx context.Context, recs []AuditRecord, arts []Artifact) error {
 	now := time.Now().UTC()
+	d := auditSQLite
+	if s.driver == dialectMySQL {
+		d = auditMySQL
+	}
 	return s.withTx(ctx, func(tx *ent.Tx) error {
-		for start := 0; start < len(arts); start += auditInsertChunk {
-			part := arts[start:min(start+auditInsertChunk, len(arts))]
-			builders := make([]*ent.AuditArtifactCreate, len(part))
-			for i, a := range part {
-				builders[i] = tx.AuditArtifact.Create().
-					SetSha256(a.SHA256).SetContentType(a.ContentType).SetSizeBytes(a.SizeBytes).
-					SetData(a.Data).SetTruncated(a.Truncated).SetCreatedAt(now).SetLastSeenAt(now)
-			}
-			err := tx.AuditArtifact.CreateBulk(builders...).
-				OnConflictColumns(auditartifact.FieldSha256).
-				Update(func(u *ent.AuditArtifactUpsert) { u.SetLastSeenAt(now) }).
-				Exec(ctx)
-			if err != nil {
-				return dbErr("insert audit artifacts", err)
-			}
-		}
-		for start := 0; start < len(recs); start += auditInsertChunk {
-			part := recs[start:min(start+auditInsertChunk, len(recs))]
-			builders := make([]*ent.AuditRecordCreate, len(part))
-			for i := range part {
-				builders[i] = auditCreate(tx.AuditRecord.Create(), &part[i], now)
-			}
-			err := tx.AuditRecord.CreateBulk(builders...).
-				OnConflictColumns(auditrecord.FieldRequestID).DoNothing().Exec(ctx)
-			if err != nil {
-				return dbErr("insert audit records", err)
-			}
-		}
-		return nil
+		return insertAudit(ctx, tx, d, recs, arts, now)
 	})
-}
-
-func auditCreate(c *ent.AuditRecordCreate, r *AuditRecord, now time.Time) *ent.AuditRecordCreate {
-	last := int64(0)
-	if n := len(r.BackendIDs); n > 0 {
-		last = r.BackendIDs[n-1]
-	}
-	c.SetRequestID(r.RequestID).SetCreatedAt(r.CreatedAt.UTC()).SetStoredAt(now).
-		SetUserID(r.UserID).SetUsername(clip(r.Username, 150)).SetAPIKeyID(r.APIKeyID).
-		SetGroupName(clip(r.Group, 50)).SetSurface(clip(r.Surface, 32)).SetEndpoint(clip(r.Endpoint, 128)).
-		SetModel(clip(r.Model, 255)).SetBackendID(last).SetBackendIds(r.BackendIDs).
-		SetStatus(clip(r.Status, 16)).SetStatusCode(r.StatusCode).SetError(r.Error).SetStreaming(r.Streaming).
-		SetFinishReason(clip(r.FinishReason, 32)).SetNillableStructuredOutputValid(r.StructuredOutputValid).
-		SetArtifactHashes(r.ArtifactHashes).SetContentOmitted(r.ContentOmitted).
-		SetPromptTokens(r.PromptTokens).SetCompletionTokens(r.CompletionTokens).SetTokensEstimated(r.TokensEstimated).
-		SetQueueWaitMs(r.QueueWaitMS).SetTtftMs(r.TTFTMS).SetTotalMs(r.TotalMS).
-		SetClientIP(clip(r.ClientIP, 64)).SetUserAgent(clip(r.UserAgent, 512)).SetReplicaID(clip(r.ReplicaID, 128))
-	if !r.ContentOmitted {
-		c.SetNillableRequestJSON(nonEmpty(r.RequestJSON)).SetNillablePromptText(nonEmpty(r.PromptText)).
-			SetNillableResponseText(nonEmpty(r.ResponseText)).SetNillableReasoning(nonEmpty(r.Reasoning)).
-			SetNillableToolCallsJSON(nonEmpty(r.ToolCallsJSON))
-	}
-	return c
 }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
@@ -181,42 +131,92 @@ var auditMetadataFields = []string{
 	auditrecord.FieldClientIP, auditrecord.FieldUserAgent, auditrecord.FieldReplicaID, auditrecord.FieldStoredAt,
 }
 
-// SearchAuditRecords returns up to limit records matching f, newest first,
-// without their content, and the cursor of the next page ("" after the last).
-// The cursor is stable: records stored after the first page never shift later
-// pages.
+// SearchAuditRecords returns up to limit records matching f, newest first (by
+// the time the request arrived, then by row id), without their content, and
+// the cursor of the next page ("" after the last). Paging is stable: no record
+// appears twice or is skipped, and records of requests newer than the first
+// page never shift later pages (a record that arrives late, replayed from a
+// spool with an older time, shows where its time puts it). Ordering by
+// (created_at, id) lets every filter's (column, created_at) index deliver the
+// page in order: ordered by id alone, MariaDB walked the primary key backwards
+// through a date range (7 s for one day of a million rows).
 func (s *Store) SearchAuditRecords(ctx context.Context, f AuditFilter, cursor string, limit int) ([]AuditRecord, string, error) {
 	if limit <= 0 {
 		limit = 100
 	}
 	limit = min(limit, MaxAuditPage)
-	after, err := decodeCursor(cursor)
+	after, err := decodeSearchCursor(cursor)
 	if err != nil {
 		return nil, "", err
+	}
+	// On MariaDB a text search takes a path of its own (searchTextMySQL).
+	textMySQL := s.driver == dialectMySQL && strings.TrimSpace(f.Text) != ""
+	var words []string
+	if textMySQL {
+		if words = searchWords(f.Text); len(words) == 0 {
+			return nil, "", invalid("search audit records", "text has no words")
+		}
+		f.Text = ""
 	}
 	preds, err := s.auditPredicates(f)
 	if err != nil {
 		return nil, "", err
 	}
-	if after > 0 {
-		preds = append(preds, auditrecord.IDLT(int(after)))
+	if after.id > 0 {
+		preds = append(preds, auditrecord.Or(auditrecord.CreatedAtLT(after.at),
+			auditrecord.And(auditrecord.CreatedAt(after.at), auditrecord.IDLT(int(after.id)))))
 	}
-	rows, err := s.client.AuditRecord.Query().Where(preds...).
-		Order(ent.Desc(auditrecord.FieldID)).Limit(limit + 1).
-		Select(auditMetadataFields...).All(ctx)
+	var rows []*ent.AuditRecord
+	if textMySQL {
+		rows, err = s.searchAuditTextMySQL(ctx, preds, words, limit)
+	} else {
+		rows, err = s.client.AuditRecord.Query().Where(preds...).
+			Order(ent.Desc(auditrecord.FieldCreatedAt), ent.Desc(auditrecord.FieldID)).Limit(limit + 1).
+			Select(auditMetadataFields...).All(ctx)
+		err = dbErr("search audit records", err)
+	}
 	if err != nil {
-		return nil, "", dbErr("search audit records", err)
+		return nil, "", err
 	}
 	next := ""
 	if len(rows) > limit {
 		rows = rows[:limit]
-		next = encodeCursor(int64(rows[limit-1].ID))
+		last := rows[limit-1]
+		next = encodeSearchCursor(searchCursor{at: last.CreatedAt, id: int64(last.ID)})
 	}
 	out := make([]AuditRecord, len(rows))
 	for i, r := range rows {
 		out[i] = toAuditRecord(r)
 	}
 	return out, next, nil
+}
+
+// searchCursor is the last record of a page: its time and row id.
+type searchCursor struct {
+	at time.Time
+	id int64
+}
+
+func encodeSearchCursor(c searchCursor) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(c.at.UnixNano(), 10) + "." + strconv.FormatInt(c.id, 10)))
+}
+
+func decodeSearchCursor(c string) (searchCursor, error) {
+	if c == "" {
+		return searchCursor{}, nil
+	}
+	malformed := invalid("search", "malformed cursor")
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return searchCursor{}, malformed
+	}
+	at, id, ok := strings.Cut(string(b), ".")
+	ns, err1 := strconv.ParseInt(at, 10, 64)
+	n, err2 := strconv.ParseInt(id, 10, 64)
+	if !ok || err1 != nil || err2 != nil || n <= 0 {
+		return searchCursor{}, malformed
+	}
+	return searchCursor{at: time.Unix(0, ns).UTC(), id: n}, nil
 }
 
 // ExportAuditRecords calls fn for every record matching f, oldest first, a page
@@ -358,21 +358,31 @@ func (s *Store) textPredicate(text string) (predicate.AuditRecord, error) {
 		if i > 0 {
 			q.WriteByte(' ')
 		}
-		if s.driver == dialectMySQL {
-			q.WriteString(`+"` + w + `"`)
-		} else {
-			q.WriteString(`"` + w + `"`)
-		}
+		q.WriteString(`"` + w + `"`)
 	}
 	query := q.String()
 	if s.driver == dialectMySQL {
-		return func(sel *entsql.Selector) {
-			sel.Where(entsql.ExprP("MATCH("+sel.C(auditrecord.FieldPromptText)+", "+sel.C(auditrecord.FieldResponseText)+") AGAINST (? IN BOOLEAN MODE)", query))
-		}, nil
+		return fullTextPredicate(words), nil
 	}
 	return func(sel *entsql.Selector) {
 		sel.Where(entsql.ExprP(sel.C(auditrecord.FieldID)+" IN (SELECT rowid FROM audit_records_fts WHERE audit_records_fts MATCH ?)", query))
 	}, nil
+}
+
+// fullTextPredicate matches records whose prompt or response holds every
+// word, by a boolean-mode MATCH on MariaDB's FULLTEXT index.
+func fullTextPredicate(words []string) predicate.AuditRecord {
+	var q strings.Builder
+	for i, w := range words {
+		if i > 0 {
+			q.WriteByte(' ')
+		}
+		q.WriteString(`+"` + w + `"`)
+	}
+	query := q.String()
+	return func(sel *entsql.Selector) {
+		sel.Where(entsql.ExprP("MATCH("+sel.C(auditrecord.FieldPromptText)+", "+sel.C(auditrecord.FieldResponseText)+") AGAINST (? IN BOOLEAN MODE)", query))
+	}
 }
 
 func encodeCursor(id int64) string {

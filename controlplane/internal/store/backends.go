@@ -15,6 +15,8 @@ import (
 const (
 	EngineOllama = "ollama"
 	EngineVLLM   = "vllm"
+	EngineTTS    = "tts"
+	EngineSTT    = "stt"
 )
 
 // Statuses of a backend. Disabled and draining are administrative: only
@@ -229,8 +231,8 @@ func validateBackendSpec(spec BackendSpec) error {
 		return fmt.Errorf("name is empty")
 	case spec.URL == "":
 		return fmt.Errorf("url is empty")
-	case spec.Engine != EngineOllama && spec.Engine != EngineVLLM:
-		return fmt.Errorf("unknown engine %q (want ollama or vllm)", spec.Engine)
+	case !slices.Contains([]string{EngineOllama, EngineVLLM, EngineTTS, EngineSTT}, spec.Engine):
+		return fmt.Errorf("unknown engine %q (want ollama, vllm, tts or stt)", spec.Engine)
 	case spec.MaxConcurrent < 0:
 		return fmt.Errorf("max_concurrent %d is negative", spec.MaxConcurrent)
 	case slices.ContainsFunc(spec.GPUIndices, func(i int) bool { return i < 0 }):

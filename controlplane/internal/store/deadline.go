@@ -101,6 +101,16 @@ func (t *boundedTx) Exec(ctx context.Context, query string, args, v any) error {
 	return unavailable(ctx, sctx, t.tx.Exec(sctx, query, args, v))
 }
 
+// ExecContext runs a statement of the store's own (ent.Tx.ExecContext) under
+// the transaction's deadline, like Exec.
+func (t *boundedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	sctx, cancel := t.statementCtx(ctx)
+	defer cancel()
+	var res sql.Result
+	err := t.tx.Exec(sctx, query, args, &res)
+	return res, unavailable(ctx, sctx, err)
+}
+
 func (t *boundedTx) Query(ctx context.Context, query string, args, v any) error {
 	sctx, cancel := t.statementCtx(ctx)
 	return queryBounded(ctx, sctx, cancel, t.tx, query, args, v)

@@ -8,7 +8,7 @@
 // ErrInvalid, which callers test with errors.Is.
 //
 // Open migrates the schema additively with ent's auto-migration, on MariaDB while
-// holding the named lock "mindrouter_migrate" so that several control planes can
+// holding the named lock "mindrouter_migrate:<database>" so that several control planes can
 // start at once (docs/adr/0001-schema-migration.md), and seeds the default groups:
 //
 //	name     weight  token budget  rpm  privileges  key expiry  max keys

@@ -26,8 +26,15 @@ const (
 	DriverMySQL  = "mysql"
 )
 
-// migrationLock names the MariaDB lock held while migrating and seeding.
+// migrationLock names the MariaDB lock held while migrating and seeding. Named
+// locks are server-wide, so the lock is taken per database (lockName): control
+// planes on one database migrate one after the other, while control planes (or
+// test suites) on other databases of the same server never wait for each other.
 const migrationLock = "mindrouter_migrate"
+
+// lockName is the SQL expression of the per-database lock name; MariaDB limits
+// lock names to 64 characters.
+const lockName = "LEFT(CONCAT(?, ':', COALESCE(DATABASE(), '')), 64)"
 
 // migrationLockWait bounds how long Open waits for another instance's migration.
 const migrationLockWait = 60 * time.Second
@@ -57,12 +64,14 @@ type Store struct {
 	db      *sql.DB
 	driver  string
 	timeout time.Duration
-	log     *slog.Logger
+	// textScanRows caps a MariaDB text search's recent-first scan (searchTextMySQL).
+	textScanRows int
+	log          *slog.Logger
 }
 
 // Open connects, migrates the schema and seeds the default groups. On MariaDB the
-// migration runs under the named lock "mindrouter_migrate", so that control planes
-// starting together migrate one after the other.
+// migration runs under the named lock "mindrouter_migrate:<database>", so that control
+// planes starting together on one database migrate one after the other.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -93,11 +102,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	s := &Store{
 		// The migration runs on Open's context alone: creating every table may
 		// take longer than one call's deadline.
-		client:  ent.NewClient(ent.Driver(drv)),
-		db:      db,
-		driver:  dialect,
-		timeout: cfg.Timeout,
-		log:     log,
+		client:       ent.NewClient(ent.Driver(drv)),
+		db:           db,
+		driver:       dialect,
+		timeout:      cfg.Timeout,
+		textScanRows: defaultTextScanRows,
+		log:          log,
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
@@ -237,7 +247,7 @@ func (s *Store) lock(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	var got sql.NullInt64
-	err = conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", migrationLock, int(migrationLockWait/time.Second)).Scan(&got)
+	err = conn.QueryRowContext(ctx, "SELECT GET_LOCK("+lockName+", ?)", migrationLock, int(migrationLockWait/time.Second)).Scan(&got)
 	if err != nil || !got.Valid || got.Int64 != 1 {
 		_ = conn.Close()
 		if err == nil {
@@ -249,7 +259,7 @@ func (s *Store) lock(ctx context.Context) (func(), error) {
 		// Releasing on a fresh context: the lock must go even when ctx is done.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		if _, err := conn.ExecContext(rctx, "SELECT RELEASE_LOCK(?)", migrationLock); err != nil {
+		if _, err := conn.ExecContext(rctx, "SELECT RELEASE_LOCK("+lockName+")", migrationLock); err != nil {
 			s.log.WarnContext(ctx, "release migration lock", slog.Any("error", err))
 		}
 		_ = conn.Close()
@@ -274,7 +284,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // withTx runs fn in a transaction, committing when it returns nil. Inside an
 // audited call (RunAudited) fn runs in that call's transaction instead.
 func (s *Store) withTx(ctx context.Context, fn func(tx *ent.Tx) error) error {
-	if tx := auditedFrom(ctx).open(); tx != nil {
+	if tx, ok, err := auditedFrom(ctx).join(); ok {
+		if err != nil {
+			return err
+		}
 		return fn(tx)
 	}
 	tx, err := s.client.Tx(ctx)

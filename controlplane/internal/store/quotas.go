@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"time"
 
 	"github.com/mindrouter/mindrouter/ent"
@@ -41,6 +42,21 @@ func (s *Store) ListQuotaUsage(ctx context.Context) ([]QuotaUsage, error) {
 		}
 	}
 	return out, nil
+}
+
+// LifetimeTokens returns every token ever charged to every user: the sum of
+// the quotas table's lifetime_tokens_used (one row per user; 0 when empty).
+func (s *Store) LifetimeTokens(ctx context.Context) (int64, error) {
+	var v []struct {
+		Sum sql.NullInt64 `json:"sum"`
+	}
+	if err := s.c(ctx).Quota.Query().Aggregate(ent.Sum(quota.FieldLifetimeTokensUsed)).Scan(ctx, &v); err != nil {
+		return 0, dbErr("sum lifetime tokens", err)
+	}
+	if len(v) == 0 {
+		return 0, nil
+	}
+	return v[0].Sum.Int64, nil
 }
 
 // UpsertQuotaUsage writes each record as its user's row, inserting or replacing

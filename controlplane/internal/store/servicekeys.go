@@ -6,24 +6,41 @@ import (
 	"time"
 
 	"github.com/mindrouter/mindrouter/ent"
+	"github.com/mindrouter/mindrouter/ent/apikey"
 	"github.com/mindrouter/mindrouter/ent/predicate"
 	"github.com/mindrouter/mindrouter/ent/servicekeyrequest"
 )
 
-// ServiceKeyRequest is a user's request for a service key. Statuses are those of
-// a quota request (QuotaRequestPending, ...).
+// Kinds of service-key request.
+const (
+	// ServiceKeyIssue asks for a new service key.
+	ServiceKeyIssue = "issue"
+	// ServiceKeyRevocation asks for the revocation of the owner's service key.
+	ServiceKeyRevocation = "revocation"
+)
+
+// ServiceKeyRequest is a user's request about a service key. Statuses are those
+// of a quota request (QuotaRequestPending, ...).
 type ServiceKeyRequest struct {
-	ID            int64
-	UserID        int64
+	ID     int64
+	UserID int64
+	// Kind is ServiceKeyIssue or ServiceKeyRevocation.
+	Kind          string
 	Username      string
 	ServiceName   string
 	Justification string
 	Status        string
+	// The compliance answers of an issue request.
+	AlternativeContacts []string
+	DataRiskLevel       string
+	ComplianceTags      []string
+	ComplianceOther     string
 	// ReviewerID is the reviewing admin's user id, 0 while pending.
 	ReviewerID  int64
 	ReviewNotes string
 	ReviewedAt  *time.Time
-	// APIKeyID is the key minted when the requester collected it, 0 until then.
+	// APIKeyID is, for an issue request, the key minted when the requester
+	// collected it (0 until then); for a revocation request, the key to revoke.
 	APIKeyID    int64
 	CollectedAt *time.Time
 	CreatedAt   time.Time
@@ -34,6 +51,17 @@ type ServiceKeyRequest struct {
 type ServiceKeyRequestFilter struct {
 	UserID int64
 	Status string
+	Kind   string
+}
+
+// ServiceKeyRequestSpec is a new issue request.
+type ServiceKeyRequestSpec struct {
+	UserID                     int64
+	ServiceName, Justification string
+	AlternativeContacts        []string
+	DataRiskLevel              string
+	ComplianceTags             []string
+	ComplianceOther            string
 }
 
 // ServiceKeyReview decides a pending service-key request.
@@ -44,18 +72,23 @@ type ServiceKeyReview struct {
 	At         time.Time
 }
 
-// CreateServiceKeyRequest files a pending request. An unknown user is
+// CreateServiceKeyRequest files a pending issue request. An unknown user is
 // ErrNotFound.
-func (s *Store) CreateServiceKeyRequest(ctx context.Context, userID int64, serviceName, justification string) (ServiceKeyRequest, error) {
-	op := fmt.Sprintf("file service-key request of user %d", userID)
-	u, err := s.c(ctx).User.Get(ctx, int(userID))
+func (s *Store) CreateServiceKeyRequest(ctx context.Context, spec ServiceKeyRequestSpec) (ServiceKeyRequest, error) {
+	op := fmt.Sprintf("file service-key request of user %d", spec.UserID)
+	u, err := s.c(ctx).User.Get(ctx, int(spec.UserID))
 	if err != nil {
 		return ServiceKeyRequest{}, dbErr(op, err)
 	}
 	r, err := s.c(ctx).ServiceKeyRequest.Create().
 		SetUserID(u.ID).
-		SetServiceName(serviceName).
-		SetJustification(justification).
+		SetKind(servicekeyrequest.KindIssue).
+		SetServiceName(spec.ServiceName).
+		SetJustification(spec.Justification).
+		SetAlternativeContacts(spec.AlternativeContacts).
+		SetDataRiskLevel(spec.DataRiskLevel).
+		SetComplianceTags(spec.ComplianceTags).
+		SetComplianceOther(spec.ComplianceOther).
 		Save(ctx)
 	if err != nil {
 		return ServiceKeyRequest{}, dbErr(op, err)
@@ -77,6 +110,13 @@ func (s *Store) ListServiceKeyRequests(ctx context.Context, f ServiceKeyRequestF
 		}
 		where = append(where, servicekeyrequest.StatusEQ(st))
 	}
+	if f.Kind != "" {
+		k := servicekeyrequest.Kind(f.Kind)
+		if err := servicekeyrequest.KindValidator(k); err != nil {
+			return nil, invalid("list service-key requests", "unknown kind %q (want issue or revocation)", f.Kind)
+		}
+		where = append(where, servicekeyrequest.KindEQ(k))
+	}
 	rows, err := s.c(ctx).ServiceKeyRequest.Query().Where(where...).WithUser().
 		Order(ent.Asc(servicekeyrequest.FieldID)).All(ctx)
 	if err != nil {
@@ -96,6 +136,58 @@ func (s *Store) GetServiceKeyRequest(ctx context.Context, id int64) (ServiceKeyR
 		return ServiceKeyRequest{}, dbErr(fmt.Sprintf("get service-key request %d", id), err)
 	}
 	return toServiceKeyRequest(r), nil
+}
+
+// CreateServiceKeyRevocationRequest files userID's pending request to revoke
+// their service key keyID, reason its justification. A key of another user, or
+// none, is ErrNotFound; a key that is not an active service key ErrInvalid; a
+// key with a pending revocation request already ErrConflict.
+func (s *Store) CreateServiceKeyRevocationRequest(ctx context.Context, userID, keyID int64, reason string) (ServiceKeyRequest, error) {
+	op := fmt.Sprintf("file revocation request of API key %d", keyID)
+	var id int
+	err := s.withTx(ctx, func(tx *ent.Tx) error {
+		q := tx.APIKey.Query().Where(apikey.ID(int(keyID)), apikey.UserID(int(userID)))
+		if s.driver == dialectMySQL {
+			// Locks the key's row so that two filings cannot both see no
+			// pending request (SQLite has one writer at a time anyway).
+			q = q.ForUpdate()
+		}
+		k, err := q.Only(ctx)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !k.IsService:
+			return fmt.Errorf("not a service key (revoke it directly): %w", ErrInvalid)
+		case k.Status != apikey.StatusActive:
+			return fmt.Errorf("the key is %s already: %w", k.Status, ErrInvalid)
+		}
+		n, err := tx.ServiceKeyRequest.Query().Where(servicekeyrequest.APIKeyID(k.ID),
+			servicekeyrequest.KindEQ(servicekeyrequest.KindRevocation),
+			servicekeyrequest.StatusEQ(servicekeyrequest.StatusPending)).Count(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return fmt.Errorf("a revocation request of this key is pending already: %w", ErrConflict)
+		}
+		r, err := tx.ServiceKeyRequest.Create().
+			SetUserID(k.UserID).
+			SetKind(servicekeyrequest.KindRevocation).
+			SetServiceName(k.ServiceName).
+			SetJustification(reason).
+			SetAPIKeyID(k.ID).
+			Save(ctx)
+		if err != nil {
+			return err
+		}
+		id = r.ID
+		return nil
+	})
+	if err != nil {
+		return ServiceKeyRequest{}, dbErr(op, err)
+	}
+	return s.GetServiceKeyRequest(ctx, int64(id))
 }
 
 // ReviewServiceKeyRequest decides a pending request. A request already decided
@@ -140,6 +232,8 @@ func (s *Store) CollectServiceKey(ctx context.Context, id, userID int64, spec AP
 			return err
 		}
 		switch {
+		case r.Kind != servicekeyrequest.KindIssue:
+			return fmt.Errorf("a %s request yields no key: %w", r.Kind, ErrInvalid)
 		case r.Status != servicekeyrequest.StatusApproved:
 			return fmt.Errorf("the request is %s, not approved: %w", r.Status, ErrInvalid)
 		case r.APIKeyID != nil:
@@ -185,15 +279,20 @@ func (s *Store) CollectServiceKey(ctx context.Context, id, userID int64, spec AP
 
 func toServiceKeyRequest(r *ent.ServiceKeyRequest) ServiceKeyRequest {
 	out := ServiceKeyRequest{
-		ID:            int64(r.ID),
-		UserID:        int64(r.UserID),
-		ServiceName:   r.ServiceName,
-		Justification: r.Justification,
-		Status:        string(r.Status),
-		ReviewNotes:   r.ReviewNotes,
-		ReviewedAt:    utcPtr(r.ReviewedAt),
-		CollectedAt:   utcPtr(r.CollectedAt),
-		CreatedAt:     utc(r.CreatedAt),
+		ID:                  int64(r.ID),
+		UserID:              int64(r.UserID),
+		Kind:                string(r.Kind),
+		ServiceName:         r.ServiceName,
+		Justification:       r.Justification,
+		Status:              string(r.Status),
+		AlternativeContacts: r.AlternativeContacts,
+		DataRiskLevel:       r.DataRiskLevel,
+		ComplianceTags:      r.ComplianceTags,
+		ComplianceOther:     r.ComplianceOther,
+		ReviewNotes:         r.ReviewNotes,
+		ReviewedAt:          utcPtr(r.ReviewedAt),
+		CollectedAt:         utcPtr(r.CollectedAt),
+		CreatedAt:           utc(r.CreatedAt),
 	}
 	if r.ReviewerID != nil {
 		out.ReviewerID = int64(*r.ReviewerID)

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
@@ -49,7 +51,15 @@ func runSuite(t *testing.T, open opener) {
 		{"BackendHealth", testBackendHealth},
 		{"SyncModels", testSyncModels},
 		{"AuditRecords", testAuditRecords},
+		{"AuditPaging", testAuditPaging},
+		{"AuditIngest", testAuditIngest},
+		{"AuditIngestLargeRows", testAuditIngestLargeRows},
 		{"AdminActions", testAdminActions},
+		{"SystemSwitchFollowsCommits", testSystemSwitchFollowsCommits},
+		{"Conversations", testConversations},
+		{"StoredResponses", testStoredResponses},
+		{"StoredResponseSizeCap", testStoredResponseSizeCap},
+		{"PurgeResponses", testPurgeResponses},
 		{"Reopen", func(t *testing.T, s *store.Store) { require.NoError(t, s.Ping(ctxT(t))) }},
 	}
 	for _, tc := range tests {
@@ -136,4 +146,49 @@ func TestOpenSQLiteInMemory(t *testing.T) {
 	got, err := s.GetUser(ctxT(t), u.ID)
 	require.NoError(t, err)
 	require.Equal(t, "mem", got.Username)
+}
+
+// TestAuditedTxBeginsAtFirstStoreCall: an audited call's transaction begins at
+// its first store call, so that slow work before it (Argon2 hashing) does not
+// count against the transaction's deadline or hold it open; a read made with
+// ReadBeforeTx does not begin it either. With a transaction begun before fn,
+// the write below would run past that deadline and fail.
+func TestAuditedTxBeginsAtFirstStoreCall(t *testing.T) {
+	t.Parallel()
+	for name, dsn := range map[string]func(t *testing.T) store.Config{
+		"sqlite": func(t *testing.T) store.Config {
+			return store.Config{Driver: "sqlite", DSN: store.SQLiteDSN(t.TempDir() + "/mr.db")}
+		},
+		"mariadb": func(t *testing.T) store.Config { return store.Config{Driver: "mysql", DSN: newMariaDatabase(t)} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := dsn(t)
+			cfg.Timeout = 2 * time.Second
+			s, err := store.Open(ctxT(t), cfg, testLogger(t))
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = s.Close() })
+			ctx := ctxT(t)
+			g, err := s.GetGroupByName(ctx, store.GroupStudent)
+			require.NoError(t, err)
+			budget := int64(4242)
+			err = s.RunAudited(ctx, store.Actor{UserID: 7, Username: "root"}, "/mindrouter.admin.v1.IdentityService/UpdateGroup", func(ctx context.Context) error {
+				if _, err := s.GetGroup(store.ReadBeforeTx(ctx), g.ID); err != nil {
+					return err
+				}
+				// Stands for the Argon2 work of a key or password change.
+				time.Sleep(cfg.Timeout + time.Second)
+				_, err := s.UpdateGroup(ctx, g.ID, store.GroupPatch{TokenBudget: &budget})
+				return err
+			})
+			require.NoError(t, err)
+			got, err := s.GetGroup(ctx, g.ID)
+			require.NoError(t, err)
+			assert.Equal(t, budget, got.TokenBudget)
+			acts, _, err := s.SearchAdminActions(ctx, store.AdminActionFilter{ActorUserID: 7}, "", 10)
+			require.NoError(t, err)
+			require.Len(t, acts, 1, "the change and its record committed together")
+			assert.Equal(t, "group.update", acts[0].Action)
+		})
+	}
 }

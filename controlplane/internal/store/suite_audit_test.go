@@ -60,8 +60,7 @@ func testAuditRecords(t *testing.T, s *store.Store) {
 	_, err = s.GetAuditRecord(ctx, "nope")
 	require.ErrorIs(t, err, store.ErrNotFound)
 
-	// Pages of 10, newest first, with a stable cursor: a record stored while
-	// paging does not shift later pages.
+	// Pages of 10, newest first.
 	var seen []string
 	cursor := ""
 	for page := 0; ; page++ {
@@ -71,9 +70,6 @@ func testAuditRecords(t *testing.T, s *store.Store) {
 			seen = append(seen, r.RequestID)
 			assert.Empty(t, r.PromptText, "search results carry no content")
 		}
-		if page == 0 {
-			require.NoError(t, s.InsertAuditRecords(ctx, []store.AuditRecord{auditRec(99, base)}, nil))
-		}
 		if next == "" {
 			break
 		}
@@ -82,6 +78,8 @@ func testAuditRecords(t *testing.T, s *store.Store) {
 	require.Len(t, seen, 25)
 	assert.Equal(t, "req-0024", seen[0])
 	assert.Equal(t, "req-0000", seen[24])
+	// A late record (replayed from a spool) with an old time.
+	require.NoError(t, s.InsertAuditRecords(ctx, []store.AuditRecord{auditRec(99, base)}, nil))
 
 	cases := []struct {
 		name string
@@ -201,4 +199,146 @@ func testAdminActions(t *testing.T, s *store.Store) {
 	assert.Contains(t, names, "api_key.create")
 	assert.Contains(t, names, "registry.drain_backend")
 	assert.Equal(t, "registry.drain_backend", names[0], "newest first")
+}
+
+// testAuditPaging: pages newest first by time, then by row id among records of
+// one instant; a record stored while paging, newer than the first page, does
+// not shift later pages; a malformed cursor is refused.
+func testAuditPaging(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	base := time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)
+	var recs []store.AuditRecord
+	for i := range 12 {
+		at := base.Add(time.Duration(i/3) * time.Second) // three records per instant
+		recs = append(recs, auditRec(i, at))
+	}
+	// Stored out of time order, as several replicas' batches are.
+	require.NoError(t, s.InsertAuditRecords(ctx, recs[6:], nil))
+	require.NoError(t, s.InsertAuditRecords(ctx, recs[:6], nil))
+	var seen []string
+	cursor := ""
+	for page := 0; ; page++ {
+		rows, next, err := s.SearchAuditRecords(ctx, store.AuditFilter{}, cursor, 5)
+		require.NoError(t, err)
+		for _, r := range rows {
+			seen = append(seen, r.RequestID)
+		}
+		if page == 0 {
+			require.NoError(t, s.InsertAuditRecords(ctx, []store.AuditRecord{auditRec(99, base.Add(time.Hour))}, nil))
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	assert.Equal(t, []string{"req-0011", "req-0010", "req-0009", "req-0008", "req-0007", "req-0006",
+		"req-0005", "req-0004", "req-0003", "req-0002", "req-0001", "req-0000"}, seen)
+	_, _, err := s.SearchAuditRecords(ctx, store.AuditFilter{}, "bm90IGEgY3Vyc29y", 2)
+	require.ErrorIs(t, err, store.ErrInvalid)
+}
+
+// testAuditIngest checks the bulk write path (multi-row statements on both
+// databases) on what the ingest stream sends: duplicates inside one batch and
+// across batches, every field round-tripped, and a batch with a bad record.
+// testAuditIngestLargeRows splits the statements.
+func testAuditIngest(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	base := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	valid, invalid := true, false
+	art := store.Artifact{SHA256: strings.Repeat("cd", 32), ContentType: "image/jpeg", SizeBytes: 4, Data: []byte{9, 8, 7, 6}}
+	big := store.Artifact{SHA256: strings.Repeat("ef", 32), ContentType: "image/png", SizeBytes: 1 << 20, Truncated: true}
+	var recs []store.AuditRecord
+	for i := range 300 {
+		r := auditRec(10_000+i, base.Add(time.Duration(i)*time.Second))
+		r.Reasoning, r.ToolCallsJSON, r.Error = "thought "+fmt.Sprint(i), `[{"id":"c"}]`, "e"
+		r.StructuredOutputValid = []*bool{nil, &valid, &invalid}[i%3]
+		r.TokensEstimated, r.Streaming = i%2 == 0, i%5 == 0
+		r.ClientIP, r.UserAgent, r.ReplicaID, r.APIKeyID = "10.0.0.9", "ua", "dp-x", 42
+		r.QueueWaitMS, r.TTFTMS, r.FinishReason = 3, 4, "stop"
+		if i%50 == 7 {
+			r.ArtifactHashes = []string{art.SHA256, big.SHA256}
+		}
+		recs = append(recs, r)
+	}
+	// The same request id twice in one batch: the first is kept.
+	dup := recs[249]
+	dup.PromptText = "a second copy"
+	batch := append(append([]store.AuditRecord{}, recs[:250]...), dup)
+	require.NoError(t, s.InsertAuditRecords(ctx, batch, []store.Artifact{art, big, art}))
+	// Across batches: the whole batch again, overlapping the rest.
+	require.NoError(t, s.InsertAuditRecords(ctx, recs[200:], []store.Artifact{art}))
+	require.NoError(t, s.InsertAuditRecords(ctx, recs, nil))
+	n, err := s.CountAuditRecords(ctx, store.AuditFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 300, n)
+
+	for _, i := range []int{0, 1, 2, 150, 207, 249, 250, 299} {
+		got, err := s.GetAuditRecord(ctx, recs[i].RequestID)
+		require.NoError(t, err)
+		want := recs[i]
+		want.ID, want.StoredAt = got.ID, got.StoredAt
+		assert.False(t, got.StoredAt.IsZero())
+		assert.Equal(t, want, got, "record %d round-trips", i)
+	}
+	got, err := s.GetArtifacts(ctx, []string{art.SHA256, big.SHA256}, true)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	assert.Equal(t, art, got[0])
+	assert.Equal(t, big, got[1], "a truncated artifact keeps no bytes")
+
+	// A bad record fails its whole batch: nothing of it is stored.
+	bad := []store.AuditRecord{auditRec(20_000, base), auditRec(20_001, base), auditRec(20_002, base)}
+	bad[1].RequestID = strings.Repeat("x", 129)
+	require.ErrorIs(t, s.InsertAuditRecords(ctx, bad, nil), store.ErrInvalid)
+	bad[1].RequestID = ""
+	require.ErrorIs(t, s.InsertAuditRecords(ctx, bad, nil), store.ErrInvalid)
+	require.ErrorIs(t, s.InsertAuditRecords(ctx, bad[:1], []store.Artifact{{SHA256: ""}}), store.ErrInvalid)
+	_, err = s.GetAuditRecord(ctx, bad[0].RequestID)
+	require.ErrorIs(t, err, store.ErrNotFound, "the batch's valid records were rolled back with it")
+	require.NoError(t, s.InsertAuditRecords(ctx, []store.AuditRecord{bad[0], bad[2]}, nil), "its good records can be sent again")
+	n, err = s.CountAuditRecords(ctx, store.AuditFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 302, n)
+}
+
+// testAuditIngestLargeRows writes batches that take several statements (more
+// than 1,000 rows, the MariaDB limit, and more than 500, SQLite's, whose
+// statements take at most 32,766 parameters; rows larger than one statement's
+// 4 MiB together) and checks that every row arrives whole, once.
+func testAuditIngestLargeRows(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	base := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	var recs []store.AuditRecord
+	for i := range 40 {
+		r := auditRec(30_000+i, base.Add(time.Duration(i)*time.Second))
+		if i%5 == 0 {
+			// 700 KB in the request body (no text index reads it): 8 of them
+			// are more than one statement's 4 MiB.
+			r.RequestJSON = `{"x":"` + strings.Repeat(fmt.Sprint(i%10), 700<<10) + `"}`
+			r.PromptText = fmt.Sprintf("large %d walrus", i)
+		}
+		recs = append(recs, r)
+	}
+	require.NoError(t, s.InsertAuditRecords(ctx, recs, nil))
+	require.NoError(t, s.InsertAuditRecords(ctx, recs, nil), "again: nothing changes")
+	var many []store.AuditRecord
+	for i := range 1001 {
+		many = append(many, auditRec(40_000+i, base.Add(time.Duration(i)*time.Millisecond)))
+	}
+	require.NoError(t, s.InsertAuditRecords(ctx, many, nil))
+	require.NoError(t, s.InsertAuditRecords(ctx, many[500:], nil))
+	n, err := s.CountAuditRecords(ctx, store.AuditFilter{})
+	require.NoError(t, err)
+	assert.Equal(t, 40+1001, n)
+	last, err := s.GetAuditRecord(ctx, many[1000].RequestID)
+	require.NoError(t, err)
+	assert.Equal(t, many[1000].PromptText, last.PromptText, "the 1,001st row, in a statement of its own (the third on SQLite)")
+	for _, i := range []int{0, 5, 35, 39} {
+		got, err := s.GetAuditRecord(ctx, recs[i].RequestID)
+		require.NoError(t, err)
+		assert.Equal(t, recs[i].RequestJSON, got.RequestJSON, "record %d whole", i)
+	}
+	n, err = s.CountAuditRecords(ctx, store.AuditFilter{Text: "walrus"})
+	require.NoError(t, err)
+	assert.Equal(t, 8, n)
 }

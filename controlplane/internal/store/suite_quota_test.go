@@ -18,6 +18,9 @@ func testQuotaUsage(t *testing.T, s *store.Store) {
 	got, err := s.ListQuotaUsage(ctx)
 	require.NoError(t, err)
 	require.Empty(t, got)
+	total, err := s.LifetimeTokens(ctx)
+	require.NoError(t, err)
+	require.Zero(t, total, "no rows: 0, not an error")
 
 	require.NoError(t, s.UpsertQuotaUsage(ctx, []store.QuotaUsage{
 		{UserID: ada.ID, TokensUsed: 1200, LifetimeTokensUsed: 5000, PeriodStart: start, PeriodDays: 30},
@@ -40,6 +43,9 @@ func testQuotaUsage(t *testing.T, s *store.Store) {
 		{UserID: ada.ID, TokensUsed: 1300, LifetimeTokensUsed: 5100, PeriodStart: start, PeriodDays: 30},
 		{UserID: bob.ID, TokensUsed: 7, LifetimeTokensUsed: 7, PeriodStart: start},
 	}, got)
+	total, err = s.LifetimeTokens(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(5107), total)
 
 	require.ErrorIs(t, s.UpsertQuotaUsage(ctx, []store.QuotaUsage{{UserID: ada.ID, TokensUsed: -1}}), store.ErrInvalid)
 	require.NoError(t, s.UpsertQuotaUsage(ctx, nil))

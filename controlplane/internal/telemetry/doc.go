@@ -8,6 +8,7 @@
 // stored GPU inventory equal to what the agent reports (written on a stream's first
 // sample and whenever the inventory changes).
 //
-// It must not write every sample to the database (history and its downsampling belong
-// elsewhere), keep readings of nodes whose stream has ended, or log agent secrets.
+// It hands every sample to the history writer (package history) without waiting on it;
+// it must not write samples to the database itself, keep readings of nodes whose
+// stream has ended, or log agent secrets.
 package telemetry

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 )
@@ -55,6 +56,26 @@ type harness struct {
 	reg    *prometheus.Registry
 	clock  *fakeClock
 	client nodeagentv1.TelemetryServiceClient
+	points *pointLog
+}
+
+// pointLog records what the service offers the history.
+type pointLog struct {
+	mu     sync.Mutex
+	points []store.MetricPoint
+}
+
+func (p *pointLog) OfferPoints(pts []store.MetricPoint) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.points = append(p.points, pts...)
+	return true
+}
+
+func (p *pointLog) all() []store.MetricPoint {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]store.MetricPoint(nil), p.points...)
 }
 
 func newHarness(t *testing.T) *harness {
@@ -63,12 +84,13 @@ func newHarness(t *testing.T) *harness {
 	st.addNode(1, "gpu-01", "secret-1")
 	st.addNode(2, "gpu-02", "secret-2")
 	st.addNode(3, "nosecret", "")
-	h := &harness{st: st, reg: prometheus.NewRegistry(), clock: &fakeClock{t: t0}}
+	h := &harness{st: st, reg: prometheus.NewRegistry(), clock: &fakeClock{t: t0}, points: &pointLog{}}
 	svc, err := telemetry.New(st, telemetry.Options{
 		SampleInterval: 7 * time.Second,
 		LastSeenEvery:  time.Minute,
 		Now:            h.clock.Now,
 		Registerer:     h.reg,
+		History:        h.points,
 	})
 	require.NoError(t, err)
 	h.svc = svc

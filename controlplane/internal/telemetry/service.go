@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/history"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 )
@@ -41,6 +42,14 @@ type Options struct {
 	Now          func() time.Time
 	// Registerer receives the service's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// History, when set, receives every sample as time-series points. It must not
+	// block (history.Writer drops when its queue is full).
+	History HistorySink
+}
+
+// HistorySink takes samples for the telemetry history (*history.Writer provides it).
+type HistorySink interface {
+	OfferPoints(points []store.MetricPoint) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -198,6 +207,12 @@ func (s *Service) onSample(ctx context.Context, sess *session, log *slog.Logger,
 	gpus := byIndex(sample.GetGpus())
 	s.keep(sess, sampledAt, gpus)
 	s.samples.Add(1)
+	if s.opts.History != nil {
+		// The GPUs as kept (one reading per index), so a batch never holds a
+		// series twice at one time.
+		kept := &nodeagentv1.NodeSample{Gpus: gpus, HostPower: sample.GetHostPower()}
+		s.opts.History.OfferPoints(history.NodePoints(sess.nodeID, sampledAt, kept))
+	}
 
 	nvmlDown := sample.GetNvmlError() != "" && len(gpus) == 0
 	if nvmlDown != sess.nvmlDown {

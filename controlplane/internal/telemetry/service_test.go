@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/mindrouter/mindrouter/controlplane/internal/history"
 	"github.com/mindrouter/mindrouter/controlplane/internal/store"
 	"github.com/mindrouter/mindrouter/controlplane/internal/telemetry"
 	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
@@ -291,4 +292,25 @@ func TestNewRequiresStore(t *testing.T) {
 	t.Parallel()
 	_, err := telemetry.New(nil, telemetry.Options{})
 	require.Error(t, err)
+}
+
+func TestSamplesGoToTheHistory(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	stream, _, _ := h.connect(t, "gpu-02", "secret-2")
+	s := sample(2, 30, 700_000)
+	s.HostPower = &nodeagentv1.HostPower{CpuMilliwatts: 180_500, Source: "rapl"}
+	send(t, stream, s)
+	pts := h.points.all()
+	require.Len(t, pts, 2*7+2, "seven series per GPU, GPU and CPU power of the node")
+	at := t0.Add(30 * time.Second)
+	byKey := map[store.SeriesKey]store.MetricPoint{}
+	for _, p := range pts {
+		assert.Equal(t, at, p.At)
+		byKey[p.SeriesKey] = p
+	}
+	assert.InDelta(t, 300.5, byKey[store.SeriesKey{Scope: store.ScopeGPU, NodeID: 2, GPUIndex: 1, Metric: history.GPUPower}].Sum, 1e-9)
+	assert.InDelta(t, 600.5, byKey[store.SeriesKey{Scope: store.ScopeNode, NodeID: 2, Metric: history.NodeGPUPower}].Sum, 1e-9)
+	assert.InDelta(t, 180.5, byKey[store.SeriesKey{Scope: store.ScopeNode, NodeID: 2, Metric: history.NodeCPUPower}].Sum, 1e-9)
+	assert.InDelta(t, 30, byKey[store.SeriesKey{Scope: store.ScopeGPU, NodeID: 2, GPUIndex: 0, Metric: history.GPUUtilization}].Sum, 1e-9)
 }

@@ -39,7 +39,7 @@ func main() {
 func run(args []string) error {
 	fs := flag.NewFlagSet("mindrouter-enginesim", flag.ContinueOnError)
 	listen := fs.String("listen", env("MINDROUTER_SIM_LISTEN", "127.0.0.1:11435"), "address to listen on")
-	engine := fs.String("engine", env("MINDROUTER_SIM_ENGINE", "ollama"), "engine to simulate: ollama or vllm")
+	engine := fs.String("engine", env("MINDROUTER_SIM_ENGINE", "ollama"), "engine to simulate: ollama, vllm, tts or stt")
 	models := fs.String("models", env("MINDROUTER_SIM_MODELS", "sim-llama"), "comma-separated models, name[=context length]")
 	ttft := fs.Duration("ttft", envDuration("MINDROUTER_SIM_TTFT"), "delay before the first token")
 	itl := fs.Duration("itl", envDuration("MINDROUTER_SIM_ITL"), "delay between tokens")
@@ -47,8 +47,10 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *engine != string(enginesim.EngineOllama) && *engine != string(enginesim.EngineVLLM) {
-		return fmt.Errorf("unknown engine %q (want ollama or vllm)", *engine)
+	switch enginesim.Engine(*engine) {
+	case enginesim.EngineOllama, enginesim.EngineVLLM, enginesim.EngineTTS, enginesim.EngineSTT:
+	default:
+		return fmt.Errorf("unknown engine %q (want ollama, vllm, tts or stt)", *engine)
 	}
 	specs, err := enginesim.ParseModels(*models)
 	if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/config"
 	"github.com/mindrouter/mindrouter/dataplane/internal/cpclient"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine"
+	"github.com/mindrouter/mindrouter/dataplane/internal/engine/audio"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine/ollama"
 	"github.com/mindrouter/mindrouter/dataplane/internal/engine/vllm"
 	"github.com/mindrouter/mindrouter/dataplane/internal/imagefetch"
@@ -102,13 +103,16 @@ func NewLogger(cfg config.Config, w io.Writer) (*slog.Logger, error) {
 
 // App is a wired data plane.
 type App struct {
-	cfg      config.Config
-	log      *slog.Logger
-	conn     *grpc.ClientConn
-	cp       *cpclient.Client
-	handler  http.Handler
-	audit    *audit.Shipper
-	sender   *cpclient.AuditSender
+	cfg     config.Config
+	log     *slog.Logger
+	conn    *grpc.ClientConn
+	cp      *cpclient.Client
+	handler http.Handler
+	audit   *audit.Shipper
+	sender  *cpclient.AuditSender
+
+	// spool is the audit spool, set before Run starts the session's heartbeats.
+	spool    *spool.Spool
 	draining atomic.Bool
 	inflight sync.WaitGroup
 }
@@ -136,11 +140,20 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		return nil, err
 	}
 	a.conn = conn
+	// With one control plane, an unreachable one is a 503 at once (it is
+	// restarting, and nothing else can answer); with several, a failover.
+	var failoverWait time.Duration
+	if len(cfg.ControlPlaneAddrs()) > 1 {
+		failoverWait = cfg.ControlPlaneFailoverWait
+	}
 	a.cp, err = cpclient.New(conn, cpclient.Config{
 		ClusterToken: cfg.ClusterToken, ReplicaID: cfg.ReplicaID, Version: Version,
-		AdmitTimeout: cfg.AdmitTimeout, ReleaseTimeout: cfg.ReleaseTimeout,
+		AdmitTimeout: cfg.AdmitTimeout, ReleaseTimeout: cfg.ReleaseTimeout, FailoverWait: failoverWait,
+		DrainTimeout: cfg.ReleaseDrainTimeout,
 		// One unary call per request instead of two: releases ride the session.
 		SessionReleases: true,
+		AuditSpool:      a.auditSpoolFill,
+		UnaryAdmit:      cfg.AdmitTransport == "unary",
 	}, log.With(slog.String("component", "cpclient")), reg)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
@@ -150,12 +163,21 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		return nil, errors.Join(err, conn.Close())
 	}
 
+	ollamaMetrics, err := ollama.NewMetrics(reg)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
 	client := engine.NewClient(tracing.Transport(engine.NewTransport(engine.TransportConfig{
 		DialTimeout: cfg.BackendDialTimeout, ResponseHeaderTimeout: cfg.BackendHeaderTimeout,
 	}), spans))
+	ollamaEngine := ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout,
+		Metrics: ollamaMetrics, Logger: log.With(slog.String("component", "engine.ollama"))})
 	engines := map[relay.Engine]engine.Engine{
-		relay.EngineOllama: ollama.New(ollama.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+		relay.EngineOllama: ollamaEngine,
 		relay.EngineVLLM:   vllm.New(vllm.Config{Client: client, IdleTimeout: cfg.BackendIdleTimeout}),
+		// One client for both: a Speaches server is registered once as tts and once as stt.
+		relay.EngineTTS: audio.New(audio.Config{Client: client}),
+		relay.EngineSTT: audio.New(audio.Config{Client: client}),
 	}
 	allowCIDRs, allowHosts, err := cfg.ImageFetchAllowList()
 	if err != nil {
@@ -172,8 +194,16 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
-	pages, err := web.New(cpclient.NewWeb(conn, cfg.ClusterToken, 0), web.Config{Version: Version, SessionCookie: signin.CookieName},
+	webCP := cpclient.NewWeb(conn, cfg.ClusterToken, 0)
+	pages, err := web.New(webCP, web.Config{Version: Version, SessionCookie: signin.CookieName,
+		// The chat's messages go through the same relay as the API's.
+		Chat: &web.Chat{Conversations: webCP, Relay: rl}},
 		log.With(slog.String("component", "web")))
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	oai := openaisurface.New(rl, a.cp, openaisurface.Config{WriteTimeout: cfg.StreamWriteTimeout, Responses: cpclient.NewResponses(conn, cfg.ClusterToken)}, log.With(slog.String("component", "openai")))
+	tools, err := a.newToolRoutes(oai, rl, reg)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
@@ -182,14 +212,15 @@ func New(cfg config.Config, log *slog.Logger, spans bool) (*App, error) {
 		Surfaces: []server.Surface{
 			// Before OpenAI: it owns /v1/messages, which the OpenAI surface's /v1/ would claim.
 			anthropicsurface.New(rl, a.cp, anthropicsurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "anthropic"))),
-			openaisurface.New(rl, a.cp, openaisurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "openai"))),
+			oai,
+			tools,
 			ollamasurface.New(rl, a.cp, rl, ollamasurface.Config{WriteTimeout: cfg.StreamWriteTimeout}, log.With(slog.String("component", "ollama"))),
 		},
 		Admin: admin,
 		SignIn: signin.New(conn, signin.Config{ClusterToken: cfg.ClusterToken, SecureCookies: cfg.SecureCookies},
 			log.With(slog.String("component", "signin"))),
 		Web: pages, WebRoutes: web.Routes,
-		Ready:    func() bool { return !a.draining.Load() && a.cp.Connected() },
+		Ready:    func() bool { return !a.draining.Load() && a.cp.Available(failoverWait) },
 		Registry: reg,
 		Spans:    spans,
 		Log:      log,
@@ -213,9 +244,11 @@ func (a *App) Handler() http.Handler { return a.handler }
 func (a *App) track(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.inflight.Add(1)
-		r, deferred := surface.DeferReleases(r)
-		entry := audit.NewEntry(time.Now(), clientIP(r), r.UserAgent(), a.audit.Gate)
-		r = surface.WithAudit(r, entry)
+		var entry *audit.Entry // nil records nothing: audit off
+		if a.audit != nil {
+			entry = audit.NewEntry(time.Now(), clientIP(r), r.UserAgent(), a.audit.Gate)
+		}
+		r, deferred := surface.Track(r, entry)
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			recorded := entry.Started()
@@ -240,8 +273,23 @@ func (a *App) track(next http.Handler) http.Handler {
 	})
 }
 
-// newAudit builds the audit shipper: its spool and its stream to the control plane.
+// auditSpoolFill reports the audit spool's fill for the session heartbeat.
+func (a *App) auditSpoolFill() (bytes, maxBytes int64) {
+	if a.spool == nil {
+		return 0, 0
+	}
+	_, b := a.spool.Len()
+	return b, a.spool.MaxBytes()
+}
+
+// newAudit builds the audit shipper: its spool and its stream to the control
+// plane. With audit off (-audit=off) there is none, and it says so loudly.
 func (a *App) newAudit(conn *grpc.ClientConn, reg prometheus.Registerer) error {
+	if !a.cfg.Audit {
+		a.log.Warn("AUDIT IS OFF (-audit=off / MINDROUTER_DP_AUDIT=off): no request this data plane answers is recorded in the audit trail; " +
+			"records spooled by an earlier run stay in its spool until audit is turned back on")
+		return nil
+	}
 	dir := a.cfg.AuditSpoolDir
 	if dir == "" {
 		dir = filepath.Join(os.TempDir(), "mindrouter-audit-"+a.cfg.ReplicaID)
@@ -250,6 +298,7 @@ func (a *App) newAudit(conn *grpc.ClientConn, reg prometheus.Registerer) error {
 	if err != nil {
 		return err
 	}
+	a.spool = spool
 	if n, b := spool.Len(); n > 0 {
 		a.log.Info("audit spool holds batches from a previous run; replaying", slog.Int("batches", n), slog.Int64("bytes", b))
 	}
@@ -327,7 +376,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	auditCtx, stopAudit := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAudit()
 	var auditDone sync.WaitGroup
-	auditDone.Go(func() { _ = a.audit.Run(auditCtx) })
+	if a.audit != nil {
+		auditDone.Go(func() { _ = a.audit.Run(auditCtx) })
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
@@ -338,6 +389,18 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		err = fmt.Errorf("serve http: %w", err)
 	}
 	a.draining.Store(true)
+	if err == nil && a.cfg.DrainDelay > 0 {
+		// /readyz answers 503 now; keep serving until the load balancer has
+		// seen it and stopped sending, then stop accepting.
+		a.log.Info("data plane draining: unready, still serving", slog.Duration("drain_delay", a.cfg.DrainDelay))
+		t := time.NewTimer(a.cfg.DrainDelay)
+		select {
+		case <-t.C:
+		case err = <-serveErr:
+			err = fmt.Errorf("serve http: %w", err)
+			t.Stop()
+		}
+	}
 	a.log.Info("data plane shutting down", slog.Duration("timeout", a.cfg.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.ShutdownTimeout)
 	if serr := srv.Shutdown(sctx); serr != nil {
@@ -353,7 +416,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.waitInflight(5 * time.Second)
 	stopAudit()
 	auditDone.Wait()
-	a.sender.Close()
+	if a.sender != nil {
+		a.sender.Close()
+	}
 	stopCP()
 	cpDone.Wait()
 	a.log.Info("data plane stopped")

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -239,4 +241,27 @@ func TestReplyDoesNotWaitForRelease(t *testing.T) {
 	fake.WaitFor(t, 0, "every lease released", func() bool { return len(fake.Unreleased()) == 0 })
 	dp.shutdown(t)
 	require.Len(t, fake.Releases(), 2, "one release per admit")
+}
+
+// TestAuditOff: a data plane with -audit=off answers requests and records
+// nothing: no audit spool is created and no audit metric exists, where the
+// default data plane has both.
+func TestAuditOff(t *testing.T) {
+	t.Parallel()
+	fake := cpclienttest.Start(t)
+	fake.Token = "tok"
+	fake.SetBackends(simBackend(t, enginesim.Config{CompletionTokens: 4}))
+	for _, on := range []bool{true, false} {
+		spoolDir := filepath.Join(t.TempDir(), "spool")
+		dp := start(t, fake.Addr(), func(c *config.Config) { c.Audit, c.AuditSpoolDir = on, spoolDir })
+		require.Eventually(t, func() bool { return status(t, dp.url+"/readyz") == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
+		resp := chat(t, dp.url, false)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		_, err := os.Stat(spoolDir)
+		require.Equal(t, on, err == nil, "audit=%t: spool directory", on)
+		require.Equal(t, on, strings.Contains(metrics(t, dp.url), "mindrouter_dp_audit_records_"), "audit=%t: audit metrics", on)
+		dp.shutdown(t)
+	}
 }

@@ -182,6 +182,7 @@ func (e *Entry) Finish(status int, end time.Time, withContent bool) (*auditv1.Re
 	}
 	if !withContent {
 		r.ContentOmitted = true
+		r.RequestJson, r.PromptText, r.ResponseText = "", "", "" // an Exchange's
 		return r, nil
 	}
 	var arts []*auditv1.Artifact
@@ -279,10 +280,16 @@ func clip(s string, n int) string {
 // SurfaceOf names the dialect of a client-facing endpoint.
 func SurfaceOf(endpoint string) string {
 	switch {
+	case endpoint == "/mcp" || strings.HasPrefix(endpoint, "/mcp/"):
+		return "mcp"
+	case endpoint == "/v1/search":
+		return "search"
 	case strings.HasPrefix(endpoint, "/api/"):
 		return "ollama"
 	case strings.HasPrefix(endpoint, "/v1/messages"), strings.HasPrefix(endpoint, "/anthropic/"):
 		return "anthropic"
+	case strings.HasPrefix(endpoint, "/v1/responses"):
+		return "openai-responses"
 	}
 	return "openai"
 }

@@ -74,3 +74,25 @@ func (v *boolValue) Set(s string) error {
 	*v = boolValue(b)
 	return nil
 }
+
+// onOffValue is a switch written on or off (true and false are accepted too).
+type onOffValue bool
+
+func (v *onOffValue) String() string {
+	if *v {
+		return "on"
+	}
+	return "off"
+}
+
+func (v *onOffValue) Set(s string) error {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "on", "true", "1":
+		*v = true
+	case "off", "false", "0":
+		*v = false
+	default:
+		return fmt.Errorf("not on or off")
+	}
+	return nil
+}

@@ -17,8 +17,15 @@ import (
 type Config struct {
 	// Listen is the HTTP listen address.
 	Listen string
-	// ControlPlaneAddr is the control plane's gRPC address (host:port).
+	// ControlPlaneAddr is the control plane's gRPC address (host:port), or a
+	// comma-separated list of a leader and its standbys (ControlPlaneAddrs).
 	ControlPlaneAddr string
+	// ControlPlaneFailoverWait is how long, with several control planes, an
+	// admission waits for one that answers (a failover) instead of failing.
+	ControlPlaneFailoverWait time.Duration
+	// DrainDelay is how long a data plane told to stop keeps serving while its
+	// /readyz answers 503, so that its load balancer stops sending first.
+	DrainDelay time.Duration
 	// ClusterToken authenticates this replica to the control plane; set it or
 	// ClusterTokenFile.
 	ClusterToken string
@@ -41,6 +48,10 @@ type Config struct {
 	// AdmitTimeout bounds the wait for admission, queueing included; 0 leaves it
 	// to the control plane's queue timeout.
 	AdmitTimeout time.Duration
+	// AdmitTransport is how admissions reach the control plane: "session" (as
+	// messages on the replica's session stream, the unary call while it is down
+	// or when the control plane predates it) or "unary" (one Admit call each).
+	AdmitTransport string
 	// BackendDialTimeout bounds connecting to a backend.
 	BackendDialTimeout time.Duration
 	// BackendHeaderTimeout bounds the wait for a backend's response headers (a
@@ -54,6 +65,9 @@ type Config struct {
 	StreamWriteTimeout time.Duration
 	// ShutdownTimeout is how long streams in flight may finish at shutdown.
 	ShutdownTimeout time.Duration
+	// ReleaseDrainTimeout is how long, after the streams, shutdown keeps
+	// retrying releases the control plane has not taken.
+	ReleaseDrainTimeout time.Duration
 	// ImageFetchAllow lists CIDRs, IP addresses and host names (a leading "."
 	// allows subdomains) the image fetcher may reach although they are
 	// private, loopback, link-local or otherwise refused; empty by default.
@@ -70,6 +84,9 @@ type Config struct {
 	// the system's temporary directory), its bound, what happens when it is
 	// full (fail-closed or fail-open), whether content is recorded, and the
 	// shipper's batching and retry delays.
+	// Audit false records nothing (no entry, no spool, no stream): for
+	// benchmarks of what the trail costs, and deployments that need none.
+	Audit              bool
 	AuditSpoolDir      string
 	AuditSpoolMaxBytes int64
 	AuditSpoolFull     string
@@ -100,6 +117,8 @@ type Config struct {
 	ControlPlaneCertFile   string
 	ControlPlaneKeyFile    string
 	ControlPlaneServerName string
+	// Search configures web search (/v1/search and the MCP web_search tool).
+	Search Search
 	// Deprecated lists the old environment variables that were read; the
 	// caller warns about them once it can log.
 	Deprecated []Deprecation
@@ -108,29 +127,34 @@ type Config struct {
 // NewDefault returns the defaults.
 func NewDefault() Config {
 	return Config{
-		Listen:               ":8000",
-		ControlPlaneAddr:     "127.0.0.1:9090",
-		MaxBodyBytes:         50 << 20,
-		ReadHeaderTimeout:    10 * time.Second,
-		BodyReadTimeout:      30 * time.Second,
-		BodyMinRate:          64 << 10,
-		MaxAttempts:          3,
-		AdmitTimeout:         5 * time.Minute,
-		BackendDialTimeout:   10 * time.Second,
-		BackendHeaderTimeout: 180 * time.Second,
-		BackendIdleTimeout:   180 * time.Second,
-		ReleaseTimeout:       5 * time.Second,
-		StreamWriteTimeout:   60 * time.Second,
-		ShutdownTimeout:      30 * time.Second,
-		ImageFetchMaxBytes:   20 << 20,
-		ImageFetchTimeout:    10 * time.Second,
-		LogFormat:            "json",
-		LogLevel:             "info",
-		AuditSpoolMaxBytes:   256 << 20,
-		AuditSpoolFull:       "fail-closed",
-		AuditContent:         true,
-		AuditFlushInterval:   50 * time.Millisecond,
-		AuditRetryInterval:   time.Second,
+		Listen:                   ":8000",
+		ControlPlaneAddr:         "127.0.0.1:9090",
+		MaxBodyBytes:             50 << 20,
+		ReadHeaderTimeout:        10 * time.Second,
+		BodyReadTimeout:          30 * time.Second,
+		BodyMinRate:              64 << 10,
+		MaxAttempts:              3,
+		AdmitTimeout:             5 * time.Minute,
+		AdmitTransport:           "session",
+		BackendDialTimeout:       10 * time.Second,
+		BackendHeaderTimeout:     180 * time.Second,
+		BackendIdleTimeout:       180 * time.Second,
+		ReleaseTimeout:           5 * time.Second,
+		StreamWriteTimeout:       60 * time.Second,
+		ShutdownTimeout:          30 * time.Second,
+		ReleaseDrainTimeout:      10 * time.Second,
+		ControlPlaneFailoverWait: 15 * time.Second,
+		ImageFetchMaxBytes:       20 << 20,
+		ImageFetchTimeout:        10 * time.Second,
+		LogFormat:                "json",
+		LogLevel:                 "info",
+		Audit:                    true,
+		AuditSpoolMaxBytes:       256 << 20,
+		AuditSpoolFull:           "fail-closed",
+		AuditContent:             true,
+		AuditFlushInterval:       50 * time.Millisecond,
+		AuditRetryInterval:       time.Second,
+		Search:                   defaultSearch(),
 	}
 }
 
@@ -186,8 +210,13 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("--listen %q is not host:port (e.g. :8000)", c.Listen)
 	}
-	if _, _, err := net.SplitHostPort(c.ControlPlaneAddr); err != nil {
-		bad("--controlplane-addr %q is not host:port (e.g. 127.0.0.1:9090)", c.ControlPlaneAddr)
+	if len(c.ControlPlaneAddrs()) == 0 {
+		bad("--controlplane-addr is empty: name the control plane's host:port (e.g. 127.0.0.1:9090)")
+	}
+	for _, a := range c.ControlPlaneAddrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("--controlplane-addr %q is not host:port (e.g. 127.0.0.1:9090, or cp-0:9090,cp-1:9090)", a)
+		}
 	}
 	switch {
 	case c.ClusterToken == "" && c.ClusterTokenFile == "":
@@ -195,6 +224,7 @@ func (c Config) Validate() error {
 	case c.ClusterToken != "" && c.ClusterTokenFile != "":
 		bad("set the cluster token or the cluster token file, not both")
 	}
+	errs = append(errs, c.Search.validate()...)
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("--tls-cert-file and --tls-key-file go together")
 	}
@@ -226,6 +256,8 @@ func (c Config) Validate() error {
 		{"--backend-header-timeout", c.BackendHeaderTimeout},
 		{"--release-timeout", c.ReleaseTimeout},
 		{"--shutdown-timeout", c.ShutdownTimeout},
+		{"--release-drain-timeout", c.ReleaseDrainTimeout},
+		{"--controlplane-failover-wait", c.ControlPlaneFailoverWait},
 	}
 	for _, p := range positive {
 		if p.d <= 0 {
@@ -235,7 +267,7 @@ func (c Config) Validate() error {
 	for _, p := range []struct {
 		name string
 		d    time.Duration
-	}{{"--admit-timeout", c.AdmitTimeout}, {"--backend-idle-timeout", c.BackendIdleTimeout}, {"--stream-write-timeout", c.StreamWriteTimeout}} {
+	}{{"--admit-timeout", c.AdmitTimeout}, {"--backend-idle-timeout", c.BackendIdleTimeout}, {"--stream-write-timeout", c.StreamWriteTimeout}, {"--drain-delay", c.DrainDelay}} {
 		if p.d < 0 {
 			bad("%s must not be negative (0 disables it); got %s", p.name, p.d)
 		}
@@ -249,6 +281,9 @@ func (c Config) Validate() error {
 	if _, _, err := c.ImageFetchAllowList(); err != nil {
 		bad("--image-fetch-allow: %v", err)
 	}
+	if c.AdmitTransport != "session" && c.AdmitTransport != "unary" {
+		bad("--admit-transport must be session or unary; got %q", c.AdmitTransport)
+	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		bad("--log-format must be json or text; got %q", c.LogFormat)
 	}
@@ -259,6 +294,17 @@ func (c Config) Validate() error {
 		bad("%v", err)
 	}
 	return errors.Join(errs...)
+}
+
+// ControlPlaneAddrs splits ControlPlaneAddr into its addresses.
+func (c Config) ControlPlaneAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.ControlPlaneAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // checkPprof accepts an empty address, a loopback one, or any host:port with
@@ -305,14 +351,16 @@ func (c Config) LogValue() slog.Value {
 	}
 	return slog.GroupValue(
 		slog.String("listen", c.Listen), slog.String("controlplane_addr", c.ControlPlaneAddr),
+		slog.Duration("controlplane_failover_wait", c.ControlPlaneFailoverWait), slog.Duration("drain_delay", c.DrainDelay),
 		slog.String("cluster_token", token), slog.String("cluster_token_file", c.ClusterTokenFile),
 		slog.String("replica_id", c.ReplicaID), slog.Int64("max_body_bytes", c.MaxBodyBytes),
 		slog.Duration("read_header_timeout", c.ReadHeaderTimeout), slog.Duration("body_read_timeout", c.BodyReadTimeout),
-		slog.Int64("body_min_rate", c.BodyMinRate), slog.Int("max_attempts", c.MaxAttempts), slog.Duration("admit_timeout", c.AdmitTimeout),
+		slog.Int64("body_min_rate", c.BodyMinRate), slog.Int("max_attempts", c.MaxAttempts), slog.Duration("admit_timeout", c.AdmitTimeout), slog.String("admit_transport", c.AdmitTransport),
 		slog.Duration("backend_dial_timeout", c.BackendDialTimeout),
 		slog.Duration("backend_header_timeout", c.BackendHeaderTimeout),
 		slog.Duration("backend_idle_timeout", c.BackendIdleTimeout), slog.Duration("release_timeout", c.ReleaseTimeout),
 		slog.Duration("stream_write_timeout", c.StreamWriteTimeout), slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("release_drain_timeout", c.ReleaseDrainTimeout),
 		slog.Any("image_fetch_allow", c.ImageFetchAllow), slog.Int64("image_fetch_max_bytes", c.ImageFetchMaxBytes),
 		slog.Duration("image_fetch_timeout", c.ImageFetchTimeout), slog.Bool("keep_think_tags", c.KeepThinkTags),
 		slog.String("log_format", c.LogFormat), slog.String("log_level", c.LogLevel),

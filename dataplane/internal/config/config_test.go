@@ -79,9 +79,9 @@ func TestTokenFile(t *testing.T) {
 func TestLoadReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	_, err := config.Load([]string{"-listen", "nonsense", "-max-attempts", "0", "-log-format", "xml", "-log-level", "loud",
-		"-release-timeout", "0s", "-admit-timeout", "-1s"}, env(nil), io.Discard)
+		"-release-timeout", "0s", "-release-drain-timeout", "0s", "-admit-timeout", "-1s"}, env(nil), io.Discard)
 	require.Error(t, err)
-	for _, want := range []string{"--listen", "no cluster token", "--max-attempts", "--log-format", "--log-level", "--release-timeout", "--admit-timeout"} {
+	for _, want := range []string{"--listen", "no cluster token", "--max-attempts", "--log-format", "--log-level", "--release-timeout", "--release-drain-timeout", "--admit-timeout"} {
 		require.ErrorContains(t, err, want)
 	}
 	_, err = config.Load(nil, env(map[string]string{"MINDROUTER_DP_MAX_ATTEMPTS": "many", "MINDROUTER_DP_MAX_BODY_BYTES": "lots", "MINDROUTER_DP_ADMIT_TIMEOUT": "soon"}), io.Discard)
@@ -172,12 +172,27 @@ func TestHelpNamesPprofFlags(t *testing.T) {
 func TestOldEnvironmentNamesStillWorkWithAWarning(t *testing.T) {
 	t.Parallel()
 	cfg, err := config.Load(nil, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t",
-		"MINDROUTER_CONTROLPLANE_ADDR": "cp:1", "MINDROUTER_PPROF_LISTEN": "127.0.0.1:1",
+		"MINDROUTER_DP_CONTROLPLANE_ADDR": "cp:1", "MINDROUTER_PPROF_LISTEN": "127.0.0.1:1",
 		"MINDROUTER_DP_PPROF_LISTEN": "127.0.0.1:2"}), io.Discard)
 	require.NoError(t, err)
 	require.Equal(t, "cp:1", cfg.ControlPlaneAddr)
 	require.Equal(t, "127.0.0.1:2", cfg.PprofListen, "the new name wins over the old one")
-	require.Equal(t, []config.Deprecation{{Old: "MINDROUTER_CONTROLPLANE_ADDR", New: "MINDROUTER_DP_CONTROLPLANE_ADDR"}}, cfg.Deprecated)
+	require.Equal(t, []config.Deprecation{{Old: "MINDROUTER_DP_CONTROLPLANE_ADDR", New: "MINDROUTER_CONTROLPLANE_ADDR"}}, cfg.Deprecated)
+}
+
+// TestSeveralControlPlanes: a comma-separated list names a leader and its
+// standbys; every entry must be host:port.
+func TestSeveralControlPlanes(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load([]string{"-controlplane-addr", "cp-0:9090, cp-1:9090", "-drain-delay", "5s"},
+		env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}), io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, []string{"cp-0:9090", "cp-1:9090"}, cfg.ControlPlaneAddrs())
+	require.Equal(t, 5*time.Second, cfg.DrainDelay)
+	_, err = config.Load([]string{"-controlplane-addr", "cp-0:9090,cp-1"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}), io.Discard)
+	require.ErrorContains(t, err, `"cp-1" is not host:port`)
+	_, err = config.Load([]string{"-drain-delay", "-1s"}, env(map[string]string{"MINDROUTER_CLUSTER_TOKEN": "t"}), io.Discard)
+	require.ErrorContains(t, err, "--drain-delay must not be negative")
 }
 
 // TestEveryVariableIsDocumented keeps docs/configuration.md in step with the flags.
@@ -198,4 +213,26 @@ func TestEveryVariableIsDocumented(t *testing.T) {
 		require.Contains(t, string(doc), "`"+config.EnvName(name)+"`", "flag -%s", name)
 	}
 	require.Greater(t, n, 15)
+}
+
+// TestAuditSwitch: audit is on unless -audit=off or MINDROUTER_DP_AUDIT=off
+// turns it off; anything but on/off (or true/false) is refused.
+func TestAuditSwitch(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"MINDROUTER_CLUSTER_TOKEN": "tok"}
+	cfg, err := config.Load(nil, env(base), io.Discard)
+	require.NoError(t, err)
+	require.True(t, cfg.Audit, "on by default")
+	cfg, err = config.Load([]string{"-audit", "off"}, env(base), io.Discard)
+	require.NoError(t, err)
+	require.False(t, cfg.Audit)
+	withEnv := map[string]string{"MINDROUTER_CLUSTER_TOKEN": "tok", "MINDROUTER_DP_AUDIT": "OFF"}
+	cfg, err = config.Load(nil, env(withEnv), io.Discard)
+	require.NoError(t, err)
+	require.False(t, cfg.Audit, "the environment turns it off")
+	cfg, err = config.Load([]string{"-audit=on"}, env(withEnv), io.Discard)
+	require.NoError(t, err)
+	require.True(t, cfg.Audit, "a flag beats the environment")
+	_, err = config.Load([]string{"-audit", "maybe"}, env(base), io.Discard)
+	require.Error(t, err)
 }

@@ -14,12 +14,15 @@ import (
 const envPrefix = "MINDROUTER_DP_"
 
 // sharedEnv are the flags whose variable has no binary prefix.
-var sharedEnv = map[string]bool{"cluster-token": true, "cluster-token-file": true, "log-format": true, "log-level": true}
+// MINDROUTER_CONTROLPLANE_ADDR keeps its name: deployments (compose, Helm)
+// name the control planes by it.
+var sharedEnv = map[string]bool{"cluster-token": true, "cluster-token-file": true, "log-format": true, "log-level": true,
+	"controlplane-addr": true}
 
 // renamedEnv maps the variables of the previous release to their flags. They are
 // read, with a warning, when the new name is not set; they go in the next release.
 var renamedEnv = map[string]string{
-	"MINDROUTER_CONTROLPLANE_ADDR": "controlplane-addr", "MINDROUTER_PPROF_LISTEN": "pprof-listen",
+	"MINDROUTER_DP_CONTROLPLANE_ADDR": "controlplane-addr", "MINDROUTER_PPROF_LISTEN": "pprof-listen",
 	"MINDROUTER_PPROF_ALLOW_REMOTE": "pprof-allow-remote",
 }
 

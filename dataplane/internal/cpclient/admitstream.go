@@ -21,9 +21,7 @@ func (c *Client) AdmitWatch(ctx context.Context, req relay.AdmitRequest, queued 
 	if c.unaryOnly.Load() {
 		return c.Admit(ctx, req)
 	}
-	resp, err := c.admit(ctx, req, func(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
-		return c.admitStream(ctx, req, queued)
-	})
+	resp, err := c.admit(ctx, req, c.admitCall(queued))
 	var e *Error
 	if errors.As(err, &e) && e.Code == codes.Unimplemented {
 		c.unaryOnly.Store(true)

@@ -5,16 +5,22 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 	"google.golang.org/grpc/status"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
@@ -53,11 +59,25 @@ type Config struct {
 	// BackoffBase and BackoffMax bound the reconnect and release-retry delays;
 	// defaults 250ms and 10s.
 	BackoffBase, BackoffMax time.Duration
+	// AuditSpool, when set, reports the audit spool's fill (bytes waiting and the
+	// limit, 0 for none); each heartbeat carries it so that the control plane can
+	// alert before the spool fills.
+	AuditSpool func() (bytes, maxBytes int64)
 	// SessionReleases sends releases over the session stream, in batches,
 	// whenever the session is up, instead of one unary Release call each; they
 	// are acknowledged there and re-sent on the next session if the stream breaks.
 	// Without a session, releases take the unary Release call.
 	SessionReleases bool
+	// UnaryAdmit sends every admission as its own unary Admit (or AdmitStream)
+	// call. Otherwise admissions ride the session stream whenever it is up and
+	// its control plane answers them there (its Welcome says so), and take the
+	// unary call only while it is not.
+	UnaryAdmit bool
+	// FailoverWait is how long an admission that finds no control plane
+	// reachable (UNAVAILABLE without a refusal reason: a leader killed, a
+	// standby not yet promoted) keeps retrying before the client is told; 0
+	// fails at once. Set it when several control planes are listed.
+	FailoverWait time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -84,21 +104,58 @@ func (c *Config) setDefaults() {
 }
 
 // Dial returns a lazily connecting client connection to the control plane at
-// addr: it does not fail when the control plane is down and reconnects quickly
-// (at most 5s between tries). opts add to that, e.g. the tracing
-// instrumentation (tracing.DialOption). The admin REST gateway shares it.
+// addr (host:port, or a comma-separated list): it does not fail when the control plane is down and reconnects quickly
+// (at most 5s between tries, 1s with several addresses). opts add to that, e.g.
+// the tracing instrumentation (tracing.DialOption). The admin REST gateway
+// shares it.
+//
+// Several addresses name a leader and its standbys. A standby does not open its
+// gRPC port, so the connection (gRPC's pick_first over the list, in order)
+// lands on whichever control plane answers, which is the leader, and moves to
+// the new leader by itself when the old one goes away.
 func Dial(addr string, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
-	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{
+	var addrs []string
+	for _, a := range strings.Split(addr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	target, maxDelay := "", 5*time.Second
+	var extra []grpc.DialOption
+	switch len(addrs) {
+	case 0:
+		return nil, errors.New("dial control plane: no address")
+	case 1:
+		target = addrs[0]
+	default:
+		target, extra = listTarget(addrs)
+		maxDelay = time.Second
+	}
+	conn, err := grpc.NewClient(target, append(append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 5 * time.Second},
+			Backoff:           backoff.Config{BaseDelay: 250 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxDelay},
 			MinConnectTimeout: 5 * time.Second,
 		}),
-	}, opts...)...)
+	}, extra...), opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("dial control plane %q: %w", addr, err)
 	}
 	return conn, nil
+}
+
+// listTarget resolves to the fixed list addrs, each verified (with TLS)
+// against its own host name.
+func listTarget(addrs []string) (string, []grpc.DialOption) {
+	r := manual.NewBuilderWithScheme("mindrouter-cp")
+	state := resolver.State{}
+	for _, a := range addrs {
+		host, _, _ := net.SplitHostPort(a)
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: host})
+	}
+	r.InitialState(state)
+	return r.Scheme() + ":///controlplanes", []grpc.DialOption{grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`)}
 }
 
 // Client talks to the control plane. Its methods are safe for concurrent use;
@@ -120,10 +177,16 @@ type Client struct {
 	outMu     sync.RWMutex
 	outClosed bool
 	connected atomic.Bool
+	// lostAt is when the last session ended (Unix nanoseconds), 0 while one is
+	// up or before the first.
+	lostAt atomic.Int64
 	// unaryOnly is set once the control plane answered AdmitStream with
 	// Unimplemented (an older release): AdmitWatch then uses Admit.
 	unaryOnly atomic.Bool
-	metrics   *metrics
+	// live is the established session, nil while there is none.
+	live    atomic.Pointer[liveSession]
+	tracer  trace.Tracer
+	metrics *metrics
 }
 
 // New returns a client over conn. Metrics are registered on reg when it is not nil.
@@ -139,6 +202,7 @@ func New(conn grpc.ClientConnInterface, cfg Config, log *slog.Logger, reg promet
 		pending:   make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
 		outbox:    make(chan *controlplanev1.ReleaseRequest, cfg.MaxPendingReleases),
 		unacked:   unackedSet{m: map[string]*controlplanev1.ReleaseRequest{}},
+		tracer:    defaultTracer(),
 	}
 	m, err := newMetrics(reg, func() int { return len(c.pending) })
 	if err != nil {
@@ -157,6 +221,17 @@ func (c *Client) outgoing(ctx context.Context) context.Context {
 // control plane is reachable and accepts this replica.
 func (c *Client) Connected() bool { return c.connected.Load() }
 
+// Available reports whether the session is up, or went down less than grace
+// ago: during a control-plane failover a replica stays in its load balancer,
+// since its admissions wait for the new leader (Config.FailoverWait).
+func (c *Client) Available(grace time.Duration) bool {
+	if c.connected.Load() {
+		return true
+	}
+	lost := c.lostAt.Load()
+	return lost != 0 && grace > 0 && c.cfg.Now().Sub(time.Unix(0, lost)) < grace
+}
+
 // ReplicaID returns the replica id this client announces.
 func (c *Client) ReplicaID() string { return c.cfg.ReplicaID }
 
@@ -165,9 +240,7 @@ func (c *Client) ReplicaID() string { return c.cfg.ReplicaID }
 // is released. Failures are *Error (refusals carry their relay.Reason, which
 // errors.As finds), or the context's error when the caller went away.
 func (c *Client) Admit(ctx context.Context, req relay.AdmitRequest) (relay.Grant, error) {
-	return c.admit(ctx, req, func(ctx context.Context, req *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error) {
-		return c.admission.Admit(ctx, req)
-	})
+	return c.admit(ctx, req, c.admitCall(nil))
 }
 
 // admit runs one admission through call (unary Admit or AdmitStream).
@@ -179,7 +252,7 @@ func (c *Client) admit(ctx context.Context, r relay.AdmitRequest, call func(cont
 		callCtx, cancel = context.WithTimeout(callCtx, c.cfg.AdmitTimeout)
 		defer cancel()
 	}
-	resp, err := call(callCtx, req)
+	resp, err := c.callFailingOver(ctx, callCtx, req, call)
 	if err != nil {
 		// The control plane may answer for the expired deadline (even with
 		// Canceled) a moment before the local context notices it.
@@ -199,6 +272,41 @@ func (c *Client) admit(ctx context.Context, r relay.AdmitRequest, call func(cont
 	return grantOf(resp), nil
 }
 
+// callFailingOver runs call, and while it fails because no control plane can
+// be reached, runs it again (with backoff) for up to Config.FailoverWait: an
+// admission in flight when the leader died, or one that arrives before the
+// standby has taken over, waits for the new leader instead of failing. Nothing
+// has been sent to the client yet; an admission the old leader granted without
+// answering died with its memory (its quota reservation was memory-only).
+func (c *Client) callFailingOver(ctx, callCtx context.Context, req *controlplanev1.AdmitRequest,
+	call func(context.Context, *controlplanev1.AdmitRequest) (*controlplanev1.AdmitResponse, error),
+) (*controlplanev1.AdmitResponse, error) {
+	resp, err := call(callCtx, req)
+	if err == nil || c.cfg.FailoverWait <= 0 {
+		return resp, err
+	}
+	deadline := time.Now().Add(c.cfg.FailoverWait)
+	for attempt := 0; unreachable(err) && time.Now().Before(deadline) && callCtx.Err() == nil; attempt++ {
+		c.metrics.admitRetries.Inc()
+		t := time.NewTimer(min(c.backoff(attempt), time.Second))
+		select {
+		case <-callCtx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		resp, err = call(callCtx, req)
+	}
+	return resp, err
+}
+
+// unreachable reports whether a call failed because no control plane answered
+// it (as opposed to a refusal, which always carries a reason).
+func unreachable(err error) bool {
+	var e *Error
+	return errors.As(fromStatus(context.Background(), err), &e) && e.Code == codes.Unavailable && e.Reason == relay.ReasonUnspecified
+}
+
 // Release settles a lease. It runs on a context detached from ctx (a client
 // that went away must still be accounted for) with its own timeout. When the
 // control plane cannot be reached the release is queued and retried in the
@@ -210,6 +318,7 @@ func (c *Client) admit(ctx context.Context, r relay.AdmitRequest, call func(cont
 // acknowledgement arrives.
 func (c *Client) Release(ctx context.Context, rel relay.Release) error {
 	req := releaseProto(rel)
+	req.Traceparent = traceparent(ctx)
 	if c.cfg.SessionReleases && c.connected.Load() && c.toSession(req) {
 		return nil
 	}
@@ -394,3 +503,16 @@ func (c *Client) ProgressReporter(leaseID string) func(prompt, completion int64)
 // InFlight returns the ids of the leases this replica holds (admitted and not
 // yet released).
 func (c *Client) InFlight() []string { return c.leases.list() }
+
+// traceparent is the W3C trace context of ctx's span, for a release that rides
+// the session: the control plane parents its Release span on it. Empty when
+// ctx carries no sampled span context.
+func traceparent(ctx context.Context) string {
+	sc := trace.SpanContextFromContext(ctx)
+	if !sc.IsValid() {
+		return "" // no map, no injection: the common case without tracing
+	}
+	var carrier propagation.MapCarrier = map[string]string{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
+}

@@ -147,22 +147,34 @@ func TestRefusals(t *testing.T) {
 		{"bare unauthenticated is the replica's problem", status.Error(codes.Unauthenticated, "bad cluster token"),
 			canonical.KindUnavailable, "control_plane_unavailable", 2 * time.Second, relay.ReasonUnspecified},
 	}
-	h := newHarness(t, nil)
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h.fake.FailAdmits(tc.err)
-			_, err := h.client.Admit(context.Background(), admitReq())
-			var ce *cpclient.Error
-			require.ErrorAs(t, err, &ce)
-			require.Equal(t, tc.inReason, ce.Reason)
-			got := canonical.AsError(err)
-			require.Equal(t, tc.kind, got.Kind)
-			require.Equal(t, tc.code, got.Code)
-			require.Equal(t, tc.wait, got.RetryAfter())
-			if tc.kind == canonical.KindInternal {
-				require.NotContains(t, got.Message, "10.0.0.3", "internal details stay in logs")
-			}
-		})
+	// The same refusals whether the admission is a unary call or rides the session.
+	for _, transport := range []string{"unary", "session"} {
+		h := newHarness(t, nil)
+		if transport == "session" {
+			h = sessionHarness(t)
+		}
+		for _, tc := range tests {
+			t.Run(transport+"/"+tc.name, func(t *testing.T) {
+				before := h.fake.SessionAdmits()
+				h.fake.FailAdmits(tc.err)
+				_, err := h.client.Admit(context.Background(), admitReq())
+				if transport == "session" {
+					require.Equal(t, before+1, h.fake.SessionAdmits(), "the admission rode the session")
+				} else {
+					require.Zero(t, h.fake.SessionAdmits())
+				}
+				var ce *cpclient.Error
+				require.ErrorAs(t, err, &ce)
+				require.Equal(t, tc.inReason, ce.Reason)
+				got := canonical.AsError(err)
+				require.Equal(t, tc.kind, got.Kind)
+				require.Equal(t, tc.code, got.Code)
+				require.Equal(t, tc.wait, got.RetryAfter())
+				if tc.kind == canonical.KindInternal {
+					require.NotContains(t, got.Message, "10.0.0.3", "internal details stay in logs")
+				}
+			})
+		}
 	}
 }
 

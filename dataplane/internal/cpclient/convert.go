@@ -83,6 +83,8 @@ func modelsOf(in []*controlplanev1.CatalogModel) []relay.ModelInfo {
 			Loaded: m.GetLoaded(), Simulated: m.GetSimulated(), Created: m.GetCreated(),
 			ParameterSize: m.GetParameterSize(), Quantization: m.GetQuantization(),
 			EmbeddingLength: m.GetEmbeddingLength(),
+			DisplayName:     m.GetDisplayName(), Description: m.GetDescription(),
+			IsAlias: m.GetIsAlias(), AliasTargets: m.GetAliasTargets(),
 		}
 	}
 	return out

@@ -80,6 +80,7 @@ var reasons = map[relay.Reason]struct {
 	relay.ReasonInvalidRequest:        {canonical.KindInvalidRequest, ""},
 	relay.ReasonContextExceeded:       {canonical.KindInvalidRequest, "context_length_exceeded"},
 	relay.ReasonDatabaseUnavailable:   {canonical.KindUnavailable, "database_unavailable"},
+	relay.ReasonServiceOffline:        {canonical.KindUnavailable, "service_offline"},
 }
 
 // codeKinds classifies statuses that carry no reason.

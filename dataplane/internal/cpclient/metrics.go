@@ -12,6 +12,9 @@ type metrics struct {
 	connected prometheus.Gauge
 	// releaseBatches counts Releases messages sent over the session.
 	releaseBatches prometheus.Counter
+	// admitRetries counts admissions sent again because no control plane
+	// answered (a failover).
+	admitRetries prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error) {
@@ -32,6 +35,10 @@ func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error)
 			Name: "mindrouter_dp_cp_release_batches_total",
 			Help: "Releases messages sent over the session stream (each carries one or more releases).",
 		}),
+		admitRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "mindrouter_dp_cp_admit_retries_total",
+			Help: "Admissions sent again because no control plane answered (a control-plane failover in progress).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
@@ -40,7 +47,7 @@ func newMetrics(reg prometheus.Registerer, pending func() int) (*metrics, error)
 		Name: "mindrouter_dp_cp_releases_pending",
 		Help: "Releases waiting in the background retry queue.",
 	}, func() float64 { return float64(pending()) })
-	for _, c := range []prometheus.Collector{m.releases, m.sessions, m.connected, m.releaseBatches, pendingGauge} {
+	for _, c := range []prometheus.Collector{m.releases, m.sessions, m.connected, m.releaseBatches, m.admitRetries, pendingGauge} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register control-plane client metrics: %w", err)
 		}

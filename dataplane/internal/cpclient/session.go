@@ -79,6 +79,10 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	// connection instead of failing at once, so the session (and /readyz) is
 	// back the moment the connection is, not after this loop's own backoff,
 	// which would otherwise have grown through the outage's fast failures.
+	// Until the control plane welcomes this replica the stream holds nothing to
+	// deliver, so the end of ctx ends the wait for a connection (a control plane
+	// that is down at shutdown must not hold the data plane forever).
+	detach := context.AfterFunc(ctx, cancel)
 	st, err := c.sessions.Session(sctx, grpc.WaitForReady(true))
 	if err != nil {
 		return false, fromStatus(ctx, err)
@@ -98,16 +102,24 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	if welcome == nil {
 		return false, fmt.Errorf("session: first message is %T, want a Welcome", first.GetKind())
 	}
+	if !detach() {
+		return false, ctx.Err() // ended while being welcomed
+	}
 	interval := c.cfg.HeartbeatInterval
 	if d := welcome.GetHeartbeatInterval().AsDuration(); d > 0 {
 		interval = d
 	}
+	ls := newLiveSession(st, welcome.GetSessionAdmit())
+	c.live.Store(ls)
 	c.connected.Store(true)
 	c.metrics.connected.Set(1)
 	c.metrics.sessions.WithLabelValues("connected").Inc()
 	c.log.Info("control-plane session established", slog.String("session_id", welcome.GetSessionId()),
 		slog.Duration("heartbeat_interval", interval))
 	defer func() {
+		c.live.CompareAndSwap(ls, nil)
+		ls.end()
+		c.lostAt.Store(c.cfg.Now().UnixNano())
 		c.connected.Store(false)
 		c.metrics.connected.Set(0)
 		c.metrics.sessions.WithLabelValues("broken").Inc()
@@ -123,6 +135,12 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 				recvErr <- err
 				return
 			}
+			if r := m.GetAdmitResult(); r != nil {
+				if orphan := ls.deliver(r); orphan != nil {
+					go c.releaseUnused(orphan)
+				}
+				continue
+			}
 			c.handle(m)
 		}
 	}()
@@ -135,24 +153,24 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	// Releases sent on a broken session and never acknowledged go first.
-	if err := c.sendReleases(st, c.unacked.all()); err != nil {
+	if err := c.sendReleases(ls, c.unacked.all()); err != nil {
 		return stop(err)
 	}
-	if err := c.heartbeat(st); err != nil {
+	if err := c.heartbeat(ls); err != nil {
 		return stop(err)
 	}
 	batch := make([]*controlplanev1.ReleaseRequest, 0, maxReleaseBatch)
 	for {
 		select {
 		case <-ctx.Done():
-			if err := c.flushSession(st, recvErr); err != nil {
+			if err := c.flushSession(ls, recvErr); err != nil {
 				return true, err // the receiver has ended
 			}
 			return stop(nil)
 		case err := <-recvErr:
 			return true, fromStatus(ctx, err)
 		case <-ticker.C:
-			if err := c.heartbeat(st); err != nil {
+			if err := c.heartbeat(ls); err != nil {
 				return stop(err)
 			}
 		case req := <-c.outbox:
@@ -173,7 +191,7 @@ func (c *Client) session(ctx context.Context) (established bool, err error) {
 			}
 			linger.Stop()
 			c.unacked.add(batch)
-			if err := c.sendReleases(st, batch); err != nil {
+			if err := c.sendReleases(ls, batch); err != nil {
 				return stop(err)
 			}
 		}
@@ -308,10 +326,11 @@ type sessionSender interface {
 }
 
 func (c *Client) heartbeat(st sessionSender) error {
-	hb := &controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Heartbeat{Heartbeat: &controlplanev1.Heartbeat{
-		LeaseIds: c.leases.list(),
-		Leases:   c.leases.refs(),
-	}}}
+	beat := &controlplanev1.Heartbeat{LeaseIds: c.leases.list(), Leases: c.leases.refs()}
+	if c.cfg.AuditSpool != nil {
+		beat.AuditSpoolBytes, beat.AuditSpoolMaxBytes = c.cfg.AuditSpool()
+	}
+	hb := &controlplanev1.SessionRequest{Kind: &controlplanev1.SessionRequest_Heartbeat{Heartbeat: beat}}
 	if err := st.Send(hb); err != nil {
 		return fmt.Errorf("send heartbeat: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
 	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
+	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 	controlplanev1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1"
 )
 
@@ -40,6 +41,12 @@ type Web struct {
 	registry adminv1.RegistryServiceClient
 	identity adminv1.IdentityServiceClient
 	sched    adminv1.SchedulerServiceClient
+	conv     accountv1.ConversationServiceClient
+	audit    auditv1.AuditServiceClient
+	system   adminv1.SystemServiceClient
+	catalog  adminv1.CatalogServiceClient
+	// telemetry reads the telemetry history and the energy report.
+	telemetry adminv1.TelemetryHistoryServiceClient
 }
 
 // NewWeb returns the web client over conn; timeout bounds each call (default 10s).
@@ -52,6 +59,11 @@ func NewWeb(conn grpc.ClientConnInterface, clusterToken string, timeout time.Dur
 		status: controlplanev1.NewStatusServiceClient(conn), signin: controlplanev1.NewSignInServiceClient(conn),
 		account: accountv1.NewAccountServiceClient(conn), registry: adminv1.NewRegistryServiceClient(conn),
 		identity: adminv1.NewIdentityServiceClient(conn), sched: adminv1.NewSchedulerServiceClient(conn),
+		conv:      accountv1.NewConversationServiceClient(conn),
+		audit:     auditv1.NewAuditServiceClient(conn),
+		system:    adminv1.NewSystemServiceClient(conn),
+		catalog:   adminv1.NewCatalogServiceClient(conn),
+		telemetry: adminv1.NewTelemetryHistoryServiceClient(conn),
 	}
 }
 
@@ -116,11 +128,16 @@ func (w *Web) public(ctx context.Context) (context.Context, context.CancelFunc) 
 
 func (w *Web) as(ctx context.Context, c Caller) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithTimeout(ctx, w.timeout)
+	return withCaller(ctx, c), cancel
+}
+
+// withCaller carries the browser's session (and CSRF token) to the control plane.
+func withCaller(ctx context.Context, c Caller) context.Context {
 	kv := []string{sessionMetadataKey, c.Session}
 	if c.CSRF != "" {
 		kv = append(kv, csrfMetadataKey, c.CSRF)
 	}
-	return metadata.AppendToOutgoingContext(ctx, kv...), cancel
+	return metadata.AppendToOutgoingContext(ctx, kv...)
 }
 
 func ts(t *timestamppb.Timestamp) time.Time {
@@ -146,8 +163,15 @@ type ClusterStatus struct {
 	BackendsTotal, BackendsHealthy, BackendsDisabled, BackendsDraining, CircuitsOpen int
 	NodesTotal, NodesOnline, Queued, InFlight                                        int
 	TokensToday                                                                      int64
-	TokensPerSecond                                                                  float64
-	Models                                                                           []CatalogEntry
+	// TokensTotal is every token ever served (the control plane's cached
+	// aggregate, at most 30 s old).
+	TokensTotal     int64
+	TokensPerSecond float64
+	Models          []CatalogEntry
+	// Offline is true while an administrator has taken the service offline;
+	// OfflineMessage is what clients are told.
+	Offline        bool
+	OfflineMessage string
 }
 
 // capName is a capability's lower-case name: "vision", "tools", ...
@@ -168,7 +192,8 @@ func (w *Web) Status(ctx context.Context) (ClusterStatus, error) {
 		BackendsDisabled: int(r.GetBackendsDisabled()), BackendsDraining: int(r.GetBackendsDraining()),
 		CircuitsOpen: int(r.GetCircuitsOpen()), NodesTotal: int(r.GetNodesTotal()), NodesOnline: int(r.GetNodesOnline()),
 		Queued: int(r.GetQueued()), InFlight: int(r.GetInFlight()),
-		TokensToday: r.GetTokensToday(), TokensPerSecond: r.GetTokensPerSecond(),
+		TokensToday: r.GetTokensToday(), TokensTotal: r.GetTokensTotal(), TokensPerSecond: r.GetTokensPerSecond(),
+		Offline: r.GetOffline(), OfflineMessage: r.GetOfflineMessage(),
 	}
 	for _, m := range r.GetModels() {
 		e := CatalogEntry{Name: m.GetName(), Family: m.GetFamily(), ContextLength: m.GetContextLength(),

@@ -48,9 +48,10 @@ const (
 	ActionDisable BackendAction = "disable"
 	ActionDrain   BackendAction = "drain"
 	ActionRefresh BackendAction = "refresh"
+	ActionRemove  BackendAction = "remove"
 )
 
-// ChangeBackend enables, disables, drains or refreshes a backend.
+// ChangeBackend enables, disables, drains, refreshes or removes a backend.
 func (w *Web) ChangeBackend(ctx context.Context, c Caller, id int64, a BackendAction) error {
 	ctx, cancel := w.as(ctx, c)
 	defer cancel()
@@ -64,6 +65,8 @@ func (w *Web) ChangeBackend(ctx context.Context, c Caller, id int64, a BackendAc
 		_, err = w.registry.DrainBackend(ctx, &adminv1.DrainBackendRequest{Id: id})
 	case ActionRefresh:
 		_, err = w.registry.RefreshBackend(ctx, &adminv1.RefreshBackendRequest{Id: id})
+	case ActionRemove:
+		_, err = w.registry.RemoveBackend(ctx, &adminv1.RemoveBackendRequest{Id: id})
 	default:
 		return &WebError{Status: 400, Message: fmt.Sprintf("unknown action %q", a)}
 	}
@@ -155,38 +158,80 @@ func (w *Web) GPUs(ctx context.Context, c Caller) ([]GPU, error) {
 	return out, nil
 }
 
-// User is one account as the console lists it.
+// User is one account as the console lists it. The overrides are nil where
+// the group's value applies.
 type User struct {
 	ID                        int64
 	Username, Email, FullName string
 	Group                     string
+	GroupID                   int64
 	Active                    bool
 	CreatedAt                 time.Time
+	RPMLimit, WeightOverride  *int
+	TokenBudget               *int64
+	College, Department       string
+	IntendedUse               string
 }
 
-// Users lists up to limit users matching search.
-func (w *Web) Users(ctx context.Context, c Caller, search string, limit int) ([]User, error) {
+func user(u *adminv1.User) User {
+	out := User{ID: u.GetId(), Username: u.GetUsername(), Email: u.GetEmail(), FullName: u.GetFullName(),
+		Group: u.GetGroupName(), GroupID: u.GetGroupId(), Active: u.GetIsActive(), CreatedAt: ts(u.GetCreatedAt()),
+		College: u.GetCollege(), Department: u.GetDepartment(), IntendedUse: u.GetIntendedUse()}
+	if u.RpmLimit != nil {
+		n := int(u.GetRpmLimit())
+		out.RPMLimit = &n
+	}
+	if u.WeightOverride != nil {
+		n := int(u.GetWeightOverride())
+		out.WeightOverride = &n
+	}
+	if u.TokenBudget != nil {
+		n := u.GetTokenBudget()
+		out.TokenBudget = &n
+	}
+	return out
+}
+
+// UserQuery selects a page of users: Search matches username, e-mail or
+// name; GroupID 0 means every group.
+type UserQuery struct {
+	Search      string
+	GroupID     int64
+	Skip, Limit int
+}
+
+// UserList is one page of users and how many match in all.
+type UserList struct {
+	Users []User
+	Total int64
+}
+
+// Users lists the users q selects.
+func (w *Web) Users(ctx context.Context, c Caller, q UserQuery) (UserList, error) {
 	ctx, cancel := w.as(ctx, c)
 	defer cancel()
-	r, err := w.identity.ListUsers(ctx, &adminv1.ListUsersRequest{Search: search, Limit: int32(limit)})
+	r, err := w.identity.ListUsers(ctx, &adminv1.ListUsersRequest{Search: q.Search, GroupId: q.GroupID,
+		Skip: int32(q.Skip), Limit: int32(q.Limit)})
 	if err != nil {
-		return nil, webError(err)
+		return UserList{}, webError(err)
 	}
-	out := make([]User, len(r.GetUsers()))
+	out := UserList{Users: make([]User, len(r.GetUsers())), Total: r.GetTotal()}
 	for i, u := range r.GetUsers() {
-		out[i] = User{ID: u.GetId(), Username: u.GetUsername(), Email: u.GetEmail(), FullName: u.GetFullName(),
-			Group: u.GetGroupName(), Active: u.GetIsActive(), CreatedAt: ts(u.GetCreatedAt())}
+		out.Users[i] = user(u)
 	}
 	return out, nil
 }
 
-// Group is one group with its limits.
+// Group is one group with its limits and privileges.
 type Group struct {
-	ID                          int64
-	Name, DisplayName           string
-	TokenBudget                 int64
-	RPMLimit, Weight, UserCount int
-	IsAdmin, IsAuditor          bool
+	ID                           int64
+	Name, DisplayName            string
+	Description                  string
+	TokenBudget                  int64
+	RPMLimit, Weight, UserCount  int
+	KeyExpiryDays, MaxKeys       int
+	IsAdmin, IsAuditor           bool
+	AuditPrompts, AuditResponses bool
 }
 
 // Groups lists the groups.
@@ -199,9 +244,10 @@ func (w *Web) Groups(ctx context.Context, c Caller) ([]Group, error) {
 	}
 	out := make([]Group, len(r.GetGroups()))
 	for i, g := range r.GetGroups() {
-		out[i] = Group{ID: g.GetId(), Name: g.GetName(), DisplayName: g.GetDisplayName(), TokenBudget: g.GetTokenBudget(),
-			RPMLimit: int(g.GetRpmLimit()), Weight: int(g.GetSchedulerWeight()), UserCount: int(g.GetUserCount()),
-			IsAdmin: g.GetIsAdmin(), IsAuditor: g.GetIsAuditor()}
+		out[i] = Group{ID: g.GetId(), Name: g.GetName(), DisplayName: g.GetDisplayName(), Description: g.GetDescription(),
+			TokenBudget: g.GetTokenBudget(), RPMLimit: int(g.GetRpmLimit()), Weight: int(g.GetSchedulerWeight()),
+			UserCount: int(g.GetUserCount()), KeyExpiryDays: int(g.GetApiKeyExpiryDays()), MaxKeys: int(g.GetMaxApiKeys()),
+			IsAdmin: g.GetIsAdmin(), IsAuditor: g.GetIsAuditor(), AuditPrompts: g.GetAuditPrompts(), AuditResponses: g.GetAuditResponses()}
 	}
 	return out, nil
 }

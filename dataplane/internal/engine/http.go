@@ -72,11 +72,16 @@ const MaxResponseBody = 64 << 20
 // carrying the message errMessage extracts from the body; a cancelled ctx
 // returns its error (or, for an idle timeout, a retryable *Error).
 func Post(ctx context.Context, c *http.Client, url string, body []byte, errMessage func([]byte) string) (*http.Response, error) {
+	return PostAs(ctx, c, url, "application/json", body, errMessage)
+}
+
+// PostAs is Post for a body of the given Content-Type (a multipart upload).
+func PostAs(ctx context.Context, c *http.Client, url, contentType string, body []byte, errMessage func([]byte) string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return nil, &Error{Message: "invalid backend URL", Err: err}
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := c.Do(req)
 	if err != nil {
 		return nil, CallError(ctx, "send request", err)

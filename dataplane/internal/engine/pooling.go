@@ -20,6 +20,18 @@ type Ranker interface {
 	Score(ctx context.Context, t Target, req *canonical.ScoreRequest) (*canonical.ScoreResponse, error)
 }
 
+// Speaker is an Engine that turns text into speech (an OpenAI-compatible TTS
+// server's /v1/audio/speech). Errors follow the Engine contract.
+type Speaker interface {
+	Speak(ctx context.Context, t Target, req *canonical.SpeechRequest) (*canonical.SpeechResponse, error)
+}
+
+// Transcriber is an Engine that turns speech into text (an OpenAI-compatible
+// STT server's /v1/audio/transcriptions). Errors follow the Engine contract.
+type Transcriber interface {
+	Transcribe(ctx context.Context, t Target, req *canonical.TranscriptionRequest) (*canonical.Transcription, error)
+}
+
 // PostJSON sends body to url and reads the whole 2xx answer (at most
 // MaxResponseBody bytes), with Post's error contract.
 func PostJSON(ctx context.Context, c *http.Client, url string, body []byte, errMessage func([]byte) string) ([]byte, error) {

@@ -26,6 +26,12 @@ const (
 	EngineOllama Engine = "ollama"
 	// EngineVLLM simulates vLLM's OpenAI-compatible server.
 	EngineVLLM Engine = "vllm"
+	// EngineTTS simulates an OpenAI-compatible text-to-speech server
+	// (Speaches, Kokoro-FastAPI): POST /v1/audio/speech.
+	EngineTTS Engine = "tts"
+	// EngineSTT simulates an OpenAI-compatible speech-to-text server
+	// (Speaches, vLLM's transcription server): POST /v1/audio/transcriptions.
+	EngineSTT Engine = "stt"
 )
 
 // DropConnection is the Reply.ErrorMessage that, with a zero Reply.Status,
@@ -211,7 +217,7 @@ func New(cfg Config) *Server {
 		cfg.Engine = EngineOllama
 	}
 	if len(cfg.Models) == 0 {
-		cfg.Models = []ModelSpec{{Name: "sim-llama", ContextLength: 8192}}
+		cfg.Models = []ModelSpec{{Name: defaultModel(cfg.Engine), ContextLength: 8192}}
 	}
 	if cfg.CompletionTokens <= 0 {
 		cfg.CompletionTokens = 16
@@ -240,14 +246,29 @@ func New(cfg Config) *Server {
 		s.models = append(s.models, &simModel{spec: spec, loaded: spec.Loaded})
 	}
 	mux := http.NewServeMux()
-	if cfg.Engine == EngineVLLM {
+	switch cfg.Engine {
+	case EngineVLLM:
 		s.routesVLLM(mux)
 		s.handler = s.count(fastAPIFallback(mux))
-	} else {
+	case EngineTTS, EngineSTT:
+		s.routesAudio(mux)
+		s.handler = s.count(fastAPIFallback(mux))
+	default:
 		s.routesOllama(mux)
 		s.handler = s.count(mux)
 	}
 	return s
+}
+
+// defaultModel is the model an engine serves when none is configured.
+func defaultModel(e Engine) string {
+	switch e {
+	case EngineTTS:
+		return "sim-tts"
+	case EngineSTT:
+		return "sim-whisper"
+	}
+	return "sim-llama"
 }
 
 // Handler returns the engine's HTTP handler.

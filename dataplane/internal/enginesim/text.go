@@ -107,8 +107,15 @@ func (s *Server) makePlan(req Request, maxTokens int, thinking bool, newID func(
 	}
 	var p plan
 	if reply == nil {
-		for i := range s.cfg.CompletionTokens {
-			p.tokens = append(p.tokens, token{kind: tokContent, text: defaultToken(i)})
+		if schema, ok := formatSchema(req.Format); ok {
+			// A constrained decoder emits JSON valid for the schema.
+			for _, f := range splitFragments(schemaJSON(schema)) {
+				p.tokens = append(p.tokens, token{kind: tokContent, text: f})
+			}
+		} else {
+			for i := range s.cfg.CompletionTokens {
+				p.tokens = append(p.tokens, token{kind: tokContent, text: defaultToken(i)})
+			}
 		}
 	} else {
 		if reply.Status >= 400 {

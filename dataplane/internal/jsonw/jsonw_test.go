@@ -111,3 +111,31 @@ func FuzzReadString(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSkipStringAndStringIs checks that the copy-free readers agree with
+// String: the same input accepted, the same position after it, and StringIs
+// true exactly when String reads the value compared with.
+func FuzzSkipStringAndStringIs(f *testing.F) {
+	for _, s := range []string{`"error"`, `"\u0065rror"`, `null`, `"err\"or"`, "\"\xffrror\"", `"chatcmpl-1" ,`, `1`, `"x`, `"error"}`} {
+		f.Add([]byte(s), "error")
+	}
+	f.Add([]byte(`""`), "")
+	f.Fuzz(func(t *testing.T, b []byte, s string) {
+		for _, c := range []byte(s) {
+			if c >= 0x80 {
+				return // StringIs compares with ASCII strings only
+			}
+		}
+		want, wantErr := NewReader(b).String()
+		r := NewReader(b)
+		rs := NewReader(b)
+		_, _ = rs.String()
+		if err := r.SkipString(); (err != nil) != (wantErr != nil) || (err == nil && r.i != rs.i) {
+			t.Fatalf("SkipString(%q) = %v at %d; String: %v at %d", b, err, r.i, wantErr, rs.i)
+		}
+		is, err := NewReader(b).StringIs(s)
+		if (err != nil) != (wantErr != nil) || (err == nil && is != (want == s)) {
+			t.Fatalf("StringIs(%q, %q) = %t, %v; String: %q, %v", b, s, is, err, want, wantErr)
+		}
+	})
+}

@@ -150,6 +150,44 @@ func (r *Reader) String() (string, error) {
 	return s, nil
 }
 
+// SkipString reads a string (or null) that the caller does not keep: String
+// without the copy, accepting and declining exactly what String does.
+func (r *Reader) SkipString() error {
+	if r.Null() {
+		return nil
+	}
+	if r.peek() != '"' || !r.skipString() {
+		return ErrDecline
+	}
+	return nil
+}
+
+// StringIs reads a string (null reads as "", as in String) and reports
+// whether it is s, an ASCII string; a string without escapes is compared in
+// place, without a copy.
+func (r *Reader) StringIs(s string) (bool, error) {
+	if r.Null() {
+		return s == "", nil
+	}
+	if r.peek() != '"' {
+		return false, ErrDecline
+	}
+	start := r.i
+	if !r.skipString() {
+		return false, ErrDecline
+	}
+	if raw := r.b[start+1 : r.i-1]; bytes.IndexByte(raw, '\\') < 0 {
+		// Without escapes the value is raw, but for invalid UTF-8, which
+		// decodes to U+FFFD and so differs from ASCII s as raw does.
+		return string(raw) == s, nil
+	}
+	v, err := ReadString(r.b[start:r.i])
+	if err != nil {
+		return false, ErrDecline
+	}
+	return v == s, nil
+}
+
 // Int reads an integer that fits in 64 bits (null is 0); a fraction or an
 // exponent declines, as encoding/json refuses them for integer fields.
 func (r *Reader) Int() (int64, error) {

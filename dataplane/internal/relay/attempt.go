@@ -200,7 +200,7 @@ func (a *attempt) release(ctx context.Context, err error) {
 	if err != nil {
 		rel.Error = shortError(err)
 	}
-	a.relay.metrics.attempts.WithLabelValues(a.outcome.String()).Inc()
+	a.relay.metrics.attempt(a.outcome).Inc()
 	a.call.Audit.Attempted(audit.Attempt{BackendID: a.lease.BackendID, UserID: a.lease.UserID, Username: a.lease.Username,
 		APIKeyID: a.lease.APIKeyID, Group: a.lease.Group, Queued: a.adm.Queued, TTFT: rel.TTFT, Usage: usage,
 		Succeeded: a.outcome == OutcomeSuccess})

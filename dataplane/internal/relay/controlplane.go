@@ -31,9 +31,13 @@ const (
 	EngineUnspecified Engine = 0
 	EngineOllama      Engine = 1
 	EngineVLLM        Engine = 2
+	// EngineTTS is an OpenAI-compatible text-to-speech server.
+	EngineTTS Engine = 3
+	// EngineSTT is an OpenAI-compatible speech-to-text server.
+	EngineSTT Engine = 4
 )
 
-var engineNames = []string{"unspecified", "ollama", "vllm"}
+var engineNames = []string{"unspecified", "ollama", "vllm", "tts", "stt"}
 
 // String returns the engine's lower-case name.
 func (e Engine) String() string { return enumName(engineNames, int32(e)) }
@@ -50,9 +54,15 @@ const (
 	OperationEmbedding  Operation = 3
 	OperationRerank     Operation = 4
 	OperationScore      Operation = 5
+	// OperationSpeech is text to speech, served by EngineTTS backends.
+	OperationSpeech Operation = 6
+	// OperationTranscription is speech to text, served by EngineSTT backends.
+	OperationTranscription Operation = 7
+	// OperationSearch is a web search: admitted and charged, but run on no backend.
+	OperationSearch Operation = 8
 )
 
-var operationNames = []string{"unspecified", "chat", "completion", "embedding", "rerank", "score"}
+var operationNames = []string{"unspecified", "chat", "completion", "embedding", "rerank", "score", "speech", "transcription", "search"}
 
 // String returns the operation's lower-case name.
 func (o Operation) String() string { return enumName(operationNames, int32(o)) }
@@ -70,9 +80,11 @@ const (
 	CapabilityEmbedding        Capability = 5
 	CapabilityRerank           Capability = 6
 	CapabilityCompletion       Capability = 7
+	CapabilitySpeech           Capability = 8
+	CapabilityTranscription    Capability = 9
 )
 
-var capabilityNames = []string{"unspecified", "vision", "tools", "structured_output", "thinking", "embedding", "rerank", "completion"}
+var capabilityNames = []string{"unspecified", "vision", "tools", "structured_output", "thinking", "embedding", "rerank", "completion", "speech", "transcription"}
 
 // String returns the capability's snake_case name.
 func (c Capability) String() string { return enumName(capabilityNames, int32(c)) }
@@ -117,12 +129,13 @@ const (
 	ReasonLeaseNotFound         Reason = 14
 	ReasonContextExceeded       Reason = 15
 	ReasonDatabaseUnavailable   Reason = 16
+	ReasonServiceOffline        Reason = 17
 )
 
 var reasonNames = []string{"unspecified", "invalid_credential", "credential_revoked", "credential_expired",
 	"user_inactive", "permission_denied", "model_not_found", "capability_unsupported", "no_healthy_backend",
 	"queue_full", "queue_timeout", "quota_exhausted", "rate_limited", "invalid_request", "lease_not_found",
-	"context_exceeded", "database_unavailable"}
+	"context_exceeded", "database_unavailable", "service_offline"}
 
 // String returns the reason's snake_case name.
 func (r Reason) String() string { return enumName(reasonNames, int32(r)) }
@@ -136,7 +149,7 @@ func (r Reason) Error() string { return "refused by the control plane: " + r.Str
 func (r Reason) NoBackend() bool { return r == ReasonNoHealthyBackend || r == ReasonModelNotFound }
 
 func enumName(names []string, v int32) string {
-	if v >= 0 && int(v) < len(names) {
+	if v >= 0 && int(v) < len(names) && names[v] != "" {
 		return names[v]
 	}
 	return strconv.Itoa(int(v))
@@ -234,4 +247,10 @@ type ModelInfo struct {
 	ParameterSize   string
 	Quantization    string
 	EmbeddingLength int64
+	// DisplayName and Description are an administrator's; empty when unset.
+	DisplayName string
+	Description string
+	// IsAlias marks an alias, a public name standing for AliasTargets.
+	IsAlias      bool
+	AliasTargets []string
 }

@@ -51,5 +51,9 @@ func (res *Result) setPoolUsage(u canonical.Usage) {
 		res.Rerank.Usage = &u
 	case res.Score != nil:
 		res.Score.Usage = &u
+	case res.Speech != nil:
+		res.Speech.Usage = &u
+	case res.Transcription != nil:
+		res.Transcription.Usage = &u
 	}
 }

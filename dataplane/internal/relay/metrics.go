@@ -2,15 +2,33 @@ package relay
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 type metrics struct {
-	attempts     *prometheus.CounterVec
+	attempts *prometheus.CounterVec
+	// byOutcome caches attempts' counter per outcome, created on first use
+	// (so that /metrics shows only outcomes that happened, as before): a
+	// label lookup hashes the label and takes the vector's lock each time.
+	byOutcome    [OutcomeRejected + 1]atomic.Pointer[prometheus.Counter]
 	retries      prometheus.Counter
 	admitSeconds prometheus.Histogram
 	ttft         prometheus.Histogram
+}
+
+// attempt returns the attempts counter of outcome o.
+func (m *metrics) attempt(o Outcome) prometheus.Counter {
+	if o < 0 || int(o) >= len(m.byOutcome) {
+		return m.attempts.WithLabelValues(o.String())
+	}
+	if c := m.byOutcome[o].Load(); c != nil {
+		return *c
+	}
+	c := m.attempts.WithLabelValues(o.String())
+	m.byOutcome[o].Store(&c)
+	return c
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -131,6 +131,10 @@ type Result struct {
 	Embedding *canonical.EmbeddingResponse
 	Rerank    *canonical.RerankResponse
 	Score     *canonical.ScoreResponse
+	// Speech and Transcription are the answers of Speak and Transcribe (with
+	// Usage set by the rule of each).
+	Speech        *canonical.SpeechResponse
+	Transcription *canonical.Transcription
 	// Usage is what was reported to the control plane.
 	Usage canonical.Usage
 	// Admission describes the lease that served the request.

@@ -13,12 +13,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/signin"
+	"github.com/mindrouter/mindrouter/proto/gateway"
 	accountv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1"
-	adminv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1"
-	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
 )
 
 // AdminGateway returns the REST admin API (/api/admin/...) and the account API
@@ -30,38 +28,22 @@ import (
 // plane's own gateway, so both serve byte-identical bodies.
 func AdminGateway(ctx context.Context, conn *grpc.ClientConn) (http.Handler, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, rawBodyMarshaler{&runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
-		}}}),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, gateway.Marshaler()),
 		runtime.WithIncomingHeaderMatcher(adminHeaders),
 		runtime.WithErrorHandler(adminError),
 		runtime.WithMetadata(signin.Metadata),
 	)
-	if err := adminv1.RegisterRegistryServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("register registry gateway: %w", err)
-	}
-	if err := adminv1.RegisterIdentityServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("register identity gateway: %w", err)
-	}
-	if err := adminv1.RegisterSchedulerServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("register scheduler gateway: %w", err)
-	}
-	if err := auditv1.RegisterAuditServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("register audit gateway: %w", err)
+	if err := gateway.RegisterAdmin(ctx, mux, conn); err != nil {
+		return nil, err
 	}
 	if err := accountv1.RegisterAccountServiceHandler(ctx, mux, conn); err != nil {
 		return nil, fmt.Errorf("register account gateway: %w", err)
 	}
+	if err := accountv1.RegisterConversationServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register conversation gateway: %w", err)
+	}
 	return mux, nil
 }
-
-// rawBodyMarshaler writes google.api.HttpBody answers (audit exports and
-// artifacts) as their bytes and adds nothing between a stream's chunks, like
-// the control plane's own gateway.
-type rawBodyMarshaler struct{ *runtime.HTTPBodyMarshaler }
-
-func (rawBodyMarshaler) Delimiter() []byte { return nil }
 
 // adminError writes the gateway's usual error body, except that an
 // Unavailable without details (the gRPC client's own transport errors, which

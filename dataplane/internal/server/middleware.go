@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"runtime/debug"
 	"strconv"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,15 +49,19 @@ func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // requestID keeps a sane client X-Request-ID or mints one, echoes it, and puts
 // it in the request's context with a gateway-minted unique id.
+// requestIDKey is requestid.Header as net/http keys it: spelt so, reading and
+// setting it skip canonicalising the name (a copy per call).
+var requestIDKey = textproto.CanonicalMIMEHeaderKey(requestid.Header)
+
 func requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, unique := r.Header.Get(requestid.Header), requestid.New()
+		id, unique := r.Header.Get(requestIDKey), requestid.New()
 		if !requestid.Valid(id) {
 			id = unique
 			// Handlers that forward headers (the admin gateway) pass it on.
-			r.Header.Set(requestid.Header, id)
+			r.Header[requestIDKey] = []string{id}
 		}
-		w.Header().Set(requestid.Header, id)
+		w.Header()[requestIDKey] = []string{id}
 		next.ServeHTTP(w, r.WithContext(requestid.NewContext(r.Context(), id, unique)))
 	})
 }
@@ -101,8 +107,9 @@ func (s *Server) access(next http.Handler) http.Handler {
 			if status == 0 {
 				status = 499 // the handler wrote nothing: the client went away
 			}
-			s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-			s.metrics.seconds.WithLabelValues(route).Observe(s.opts.Now().Sub(start).Seconds())
+			o := s.metrics.route(route, status)
+			o.requests.Inc()
+			o.seconds.Observe(s.opts.Now().Sub(start).Seconds())
 		}()
 		next.ServeHTTP(rec, r)
 	})
@@ -112,6 +119,35 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	seconds  *prometheus.HistogramVec
 	panics   prometheus.Counter
+	// byRoute caches the curried series of each (route, status) seen, a
+	// routeKey → *routeSeries: routes are the mux's patterns and statuses
+	// HTTP's, so it stays small, and a request costs one map read instead of
+	// two label lookups (each hashing its labels under the vector's lock) and
+	// a status string.
+	byRoute sync.Map
+}
+
+type routeKey struct {
+	route  string
+	status int
+}
+
+type routeSeries struct {
+	requests prometheus.Counter
+	seconds  prometheus.Observer
+}
+
+// route returns the series of a route pattern and status.
+func (m *metrics) route(route string, status int) *routeSeries {
+	k := routeKey{route, status}
+	if o, ok := m.byRoute.Load(k); ok {
+		return o.(*routeSeries)
+	}
+	o, _ := m.byRoute.LoadOrStore(k, &routeSeries{
+		requests: m.requests.WithLabelValues(route, strconv.Itoa(status)),
+		seconds:  m.seconds.WithLabelValues(route),
+	})
+	return o.(*routeSeries)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

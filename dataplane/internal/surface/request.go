@@ -48,35 +48,65 @@ func Read(r *http.Request, credential func(*http.Request) string, missing error)
 }
 
 // Call returns the relay call of a request to endpoint: its request id
-// (RequestID) and credential, and the Deferred of DeferReleases when the
+// (RequestID) and credential, and the Deferred of Track when the
 // request has one. The caller adds the rest (the chat request, an operation).
 func Call(r *http.Request, credential, endpoint string) relay.Call {
-	d, _ := r.Context().Value(deferredKey{}).(*relay.Deferred)
+	return CallAs(r, credential, endpoint, audit.SurfaceOf(endpoint))
+}
+
+// CallAs is Call for a request whose audit record names surfaceName (the web
+// chat's "web-chat") instead of the dialect its endpoint implies.
+func CallAs(r *http.Request, credential, endpoint, surfaceName string) relay.Call {
+	var d *relay.Deferred
+	var e *audit.Entry
+	if t, _ := r.Context().Value(trackedKey{}).(*tracked); t != nil {
+		d, e = &t.deferred, t.audit
+	}
 	id := RequestID(r)
-	e, _ := r.Context().Value(auditKey{}).(*audit.Entry)
-	e.Start(id, endpoint, audit.SurfaceOf(endpoint))
+	e.Start(id, endpoint, surfaceName)
 	return relay.Call{RequestID: id, Credential: credential, Endpoint: endpoint, Deferred: d, Audit: e}
 }
 
-type auditKey struct{}
-
-// WithAudit returns r carrying e, which the calls built for it with Call fill
-// (relay.Call.Audit). The caller, the middleware around the surfaces, finishes
-// and ships it after the handler has returned.
-func WithAudit(r *http.Request, e *audit.Entry) *http.Request {
-	return r.WithContext(context.WithValue(r.Context(), auditKey{}, e))
+// Refused records, on the request's audit entry, a request refused before it
+// reached the relay (no key, a body that is not JSON, a request the decoder
+// refuses): an inference request (a POST) is recorded whether or not it was
+// admitted, with the status the client got and err as its error, but without
+// a principal (no key was verified) or content (none was understood). A
+// request that reached the relay is recorded there; Refused leaves it alone.
+func Refused(r *http.Request, err error) {
+	t, _ := r.Context().Value(trackedKey{}).(*tracked)
+	if t == nil {
+		return
+	}
+	e := t.audit
+	if e == nil || r.Method != http.MethodPost || e.Started() {
+		return
+	}
+	e.Start(RequestID(r), r.URL.Path, audit.SurfaceOf(r.URL.Path))
+	e.Failed(err)
 }
 
-type deferredKey struct{}
+// tracked is what the middleware around the surfaces gives a request: one
+// context value and one copy of the request for both.
+type tracked struct {
+	deferred relay.Deferred
+	audit    *audit.Entry
+}
 
-// DeferReleases returns r carrying a relay.Deferred that the calls built for
-// it with Call hold their successful releases in (relay.Call.Deferred). The
+type trackedKey struct{}
+
+// Track returns r carrying a relay.Deferred that the calls built for it with
+// Call hold their successful releases in (relay.Call.Deferred), and the audit
+// entry e (nil: audit off), which those calls fill (relay.Call.Audit). The
 // caller, the middleware around the surfaces, must call Send exactly once
-// after the handler has returned.
-func DeferReleases(r *http.Request) (*http.Request, *relay.Deferred) {
-	d := &relay.Deferred{}
-	return r.WithContext(context.WithValue(r.Context(), deferredKey{}, d)), d
+// after the handler has returned, and finishes and ships e.
+func Track(r *http.Request, e *audit.Entry) (*http.Request, *relay.Deferred) {
+	t := &tracked{audit: e}
+	return r.WithContext(context.WithValue(r.Context(), trackedKey{}, t)), &t.deferred
 }
+
+// DeferReleases is Track without an audit entry.
+func DeferReleases(r *http.Request) (*http.Request, *relay.Deferred) { return Track(r, nil) }
 
 // RequestID is the id usage is keyed by: the server's unique id, never the
 // client's X-Request-ID.

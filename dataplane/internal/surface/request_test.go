@@ -6,9 +6,11 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/mindrouter/mindrouter/dataplane/internal/audit"
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/relay"
 	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
@@ -87,4 +89,24 @@ func TestCallCarriesDeferred(t *testing.T) {
 	require.NotNil(t, d)
 	require.Same(t, d, surface.Call(r, "key", "/api/chat").Deferred)
 	require.Nil(t, surface.Call(plain, "key", "/api/chat").Deferred, "the original request is left as it was")
+}
+
+// TestTrackCarriesAuditAndDeferred: Track gives a request both its Deferred
+// and its audit entry, which the calls built for it carry and start, and
+// which a refusal before the relay records; the request it copied has neither.
+func TestTrackCarriesAuditAndDeferred(t *testing.T) {
+	t.Parallel()
+	plain := httptest.NewRequest(http.MethodPost, "/v1/chat/completions", nil)
+	e := audit.NewEntry(time.Now(), "127.0.0.1", "test", nil)
+	r, d := surface.Track(plain, e)
+	c := surface.Call(r, "key", "/v1/chat/completions")
+	require.Same(t, d, c.Deferred)
+	require.Same(t, e, c.Audit)
+	require.True(t, e.Started(), "the call starts the entry")
+	require.Nil(t, surface.Call(plain, "key", "/v1/chat/completions").Audit)
+
+	refused := audit.NewEntry(time.Now(), "127.0.0.1", "test", nil)
+	r, _ = surface.Track(plain, refused)
+	surface.Refused(r, errors.New("no key"))
+	require.True(t, refused.Started(), "a refusal is recorded on the tracked entry")
 }

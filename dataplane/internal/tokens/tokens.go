@@ -9,9 +9,9 @@ const (
 	perMessage = 4
 	// perRequest covers the assistant turn's opening tokens.
 	perRequest = 3
-	// perImage is what a high-detail 1024×1024 image costs on OpenAI's scale; local
+	// PerImage is what a high-detail 1024×1024 image costs on OpenAI's scale; local
 	// vision models are in the same range.
-	perImage = 765
+	PerImage = 765
 )
 
 // FromChars estimates the tokens of n characters of text (rounded up).
@@ -33,7 +33,7 @@ func Prompt(req *canonical.Request) int64 {
 			case canonical.PartText:
 				chars += len(p.Text)
 			case canonical.PartImage:
-				n += perImage
+				n += PerImage
 			}
 		}
 		for _, tc := range m.ToolCalls {

@@ -24,7 +24,7 @@ func Handler(h http.Handler, spans bool) http.Handler {
 		}))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("traceparent") == "" && r.Header.Get("baggage") == "" {
+		if r.Header.Get("Traceparent") == "" && r.Header.Get("Baggage") == "" { // canonical spellings: Get does not copy them
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -22,7 +22,7 @@ type Admin interface {
 	Nodes(ctx context.Context, c cpclient.Caller) ([]cpclient.Node, error)
 	Models(ctx context.Context, c cpclient.Caller) ([]cpclient.Model, error)
 	GPUs(ctx context.Context, c cpclient.Caller) ([]cpclient.GPU, error)
-	Users(ctx context.Context, c cpclient.Caller, search string, limit int) ([]cpclient.User, error)
+	Users(ctx context.Context, c cpclient.Caller, q cpclient.UserQuery) (cpclient.UserList, error)
 	Groups(ctx context.Context, c cpclient.Caller) ([]cpclient.Group, error)
 	CreateUser(ctx context.Context, c cpclient.Caller, username, email, fullName, password string, groupID int64) error
 	SetUserActive(ctx context.Context, c cpclient.Caller, id int64, active bool) error
@@ -37,8 +37,10 @@ type Admin interface {
 var adminSections = []navItem{
 	{URL: "/admin", Label: "Overview"}, {URL: "/admin/backends", Label: "Backends"}, {URL: "/admin/nodes", Label: "Nodes"},
 	{URL: "/admin/models", Label: "Models"}, {URL: "/admin/users", Label: "Users"}, {URL: "/admin/groups", Label: "Groups"},
-	{URL: "/admin/keys", Label: "API keys"}, {URL: "/admin/requests", Label: "Quota requests"},
+	{URL: "/admin/keys", Label: "API keys"}, {URL: "/admin/requests", Label: "Requests"},
 	{URL: "/admin/queue", Label: "Queue"}, {URL: "/admin/gpus", Label: "GPUs"},
+	{URL: "/admin/telemetry", Label: "Telemetry"}, {URL: "/admin/energy", Label: "Energy"},
+	{URL: "/admin/audit", Label: "Audit trail"}, {URL: "/admin/audit/actions", Label: "Admin actions"},
 }
 
 func adminNav(current string) []navItem {
@@ -50,12 +52,18 @@ func adminNav(current string) []navItem {
 	return out
 }
 
-// tablePage is the data of table.html: tables of cells with per-row actions.
+// tablePage is the data of table.html: search forms, details, tables of
+// cells with per-row actions, a pager and the forms that change things
+// (rendered for admins only).
 type tablePage struct {
-	Tables          []table
-	RegisterBackend bool
-	// CreateUser shows the new-user form with these groups.
-	CreateUser []cpclient.Group
+	// Title replaces the page's title (an item's page names the item).
+	Title   string
+	Links   []navItem
+	Search  []form
+	Details []detailList
+	Tables  []table
+	Pager   *pager
+	Forms   []form
 }
 
 type table struct {
@@ -73,6 +81,7 @@ type row struct {
 type cell struct {
 	Text  string
 	Badge string
+	Link  string
 	Num   bool
 }
 
@@ -93,27 +102,23 @@ func when(t time.Time) cell {
 
 func (h *Handler) routeAdmin() {
 	h.mux.HandleFunc("GET /admin", h.adminOverview)
-	pages := map[string]func(context.Context, cpclient.Caller) (tablePage, error){
+	pages := map[string]consolePage{
 		"backends": h.backendsPage, "nodes": h.nodesPage, "models": h.modelsPage, "users": h.usersPage,
 		"groups": h.groupsPage, "keys": h.keysPage, "requests": h.requestsPage, "queue": h.queuePage, "gpus": h.gpusPage,
+		"audit": h.auditPage, "audit/actions": h.actionsPage,
 	}
 	titles := map[string]string{"backends": "Backends", "nodes": "Nodes", "models": "Models", "users": "Users", "groups": "Groups",
-		"keys": "API keys", "requests": "Quota requests", "queue": "Queue and scheduler decisions", "gpus": "GPU telemetry"}
+		"keys": "API keys", "requests": "Quota and service-key requests", "queue": "Queue and scheduler decisions", "gpus": "GPU telemetry",
+		"audit": "Audit trail", "audit/actions": "Admin actions"}
 	for name, build := range pages {
 		h.mux.HandleFunc("GET /admin/"+name, func(w http.ResponseWriter, r *http.Request) {
-			c, me, ok := h.staff(w, r)
-			if !ok {
-				return
-			}
-			d, err := build(r.Context(), c)
-			if err != nil {
-				h.fail(w, r, me, err)
-				return
-			}
-			h.render(w, r, http.StatusOK, "table", page{Title: titles[name], Nav: "admin", Me: me, Data: d,
-				AdminNav: adminNav("/admin/" + name), Notice: notices[r.URL.Query().Get("done")]})
+			h.showConsolePage(w, r, titles[name], "/admin/"+name, build)
 		})
 	}
+	h.routeConsole()
+	h.routeSystem()
+	h.routeModels()
+	h.routeTelemetry()
 	h.mux.HandleFunc("POST /admin/backends", h.registerBackend)
 	h.mux.HandleFunc("POST /admin/backends/{id}/{action}", h.backendAction)
 	h.mux.HandleFunc("POST /admin/keys/{id}/revoke", h.adminRevokeKey)
@@ -138,6 +143,7 @@ func (h *Handler) staff(w http.ResponseWriter, r *http.Request) (cpclient.Caller
 
 type overviewData struct {
 	S               cpclient.ClusterStatus
+	System          cpclient.SystemStatus
 	Problems        []string
 	PendingRequests int
 }
@@ -163,7 +169,12 @@ func (h *Handler) adminOverview(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, me, err)
 		return
 	}
-	d := overviewData{S: s}
+	sys, err := h.cp.SystemStatus(ctx, c)
+	if err != nil {
+		h.fail(w, r, me, err)
+		return
+	}
+	d := overviewData{S: s, System: sys}
 	for _, b := range backends {
 		if b.Status == "unhealthy" || b.Status == "unknown" {
 			d.Problems = append(d.Problems, fmt.Sprintf("Backend %s is %s: %s", b.Name, b.Status, orDash(b.LastError)))
@@ -180,7 +191,7 @@ func (h *Handler) adminOverview(w http.ResponseWriter, r *http.Request) {
 	if reqs, err := h.cp.QuotaRequests(ctx, c, "pending"); err == nil {
 		d.PendingRequests = len(reqs)
 	}
-	h.render(w, r, http.StatusOK, "admin", page{Title: "Admin console", Nav: "admin", Me: me, Data: d, AdminNav: adminNav("/admin")})
+	h.render(w, r, http.StatusOK, "admin", page{Title: "Admin console", Nav: "admin", Me: me, Data: d, AdminNav: adminNav("/admin"), Notice: noticeFor(r.URL.Query().Get("done"))})
 }
 
 func orDash(s string) string {
@@ -190,147 +201,101 @@ func orDash(s string) string {
 	return s
 }
 
-func (h *Handler) backendsPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	bs, err := h.cp.Backends(ctx, c)
+func (h *Handler) backendsPage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	bs, err := h.cp.Backends(r.Context(), c)
 	if err != nil {
 		return tablePage{}, err
 	}
 	t := table{ID: "backends", Caption: "Backends", HasActions: true,
 		Columns: []string{"Name", "Status", "Engine", "URL", "Node", "In flight", "Models", "Last check", "Last error"}}
 	for _, b := range bs {
-		r := row{Cells: []cell{txt(b.Name), badge(b.Status), txt(b.Engine), txt(b.URL), txt(b.NodeName),
+		rw := row{Cells: []cell{txt(b.Name), badge(b.Status), txt(b.Engine), txt(b.URL), txt(b.NodeName),
 			txt(fmt.Sprintf("%d / %d", b.InFlight, b.MaxConcurrent)), txt(strings.Join(b.Models, ", ")), when(b.LastHealthCheck), txt(b.LastError)}}
 		base := fmt.Sprintf("/admin/backends/%d/", b.ID)
 		if b.Status == "disabled" || b.Status == "draining" {
-			r.Actions = append(r.Actions, action{URL: base + "enable", Label: "Enable", Class: "secondary", Target: b.Name})
+			rw.Actions = append(rw.Actions, action{URL: base + "enable", Label: "Enable", Class: "secondary", Target: b.Name})
 		}
 		if b.Status != "draining" && b.Status != "disabled" {
-			r.Actions = append(r.Actions, action{URL: base + "drain", Label: "Drain", Class: "secondary", Target: b.Name,
+			rw.Actions = append(rw.Actions, action{URL: base + "drain", Label: "Drain", Class: "secondary", Target: b.Name,
 				Confirm: "Drain " + b.Name + "? It finishes what it runs and takes nothing new."})
 		}
 		if b.Status != "disabled" {
-			r.Actions = append(r.Actions, action{URL: base + "disable", Label: "Disable", Class: "danger", Target: b.Name,
+			rw.Actions = append(rw.Actions, action{URL: base + "disable", Label: "Disable", Class: "danger", Target: b.Name,
 				Confirm: "Disable " + b.Name + "? It takes no requests until enabled."})
 		}
-		r.Actions = append(r.Actions, action{URL: base + "refresh", Label: "Refresh", Class: "secondary", Target: b.Name})
-		t.Rows = append(t.Rows, r)
+		rw.Actions = append(rw.Actions, action{URL: base + "refresh", Label: "Refresh", Class: "secondary", Target: b.Name})
+		if b.Status == "disabled" {
+			rw.Actions = append(rw.Actions, action{URL: base + "remove", Label: "Remove", Class: "danger", Target: b.Name,
+				Confirm: "Remove " + b.Name + " from the registry? It can be registered again later."})
+		}
+		t.Rows = append(t.Rows, rw)
 	}
-	return tablePage{Tables: []table{t}, RegisterBackend: true}, nil
+	register := form{ID: "register-backend", Title: "Register a backend", Action: "/admin/backends", Submit: "Register backend",
+		Fields: []field{{Name: "name", Label: "Name", Required: true, MaxLength: 100},
+			{Name: "url", Label: "URL", Type: "url", Required: true, Placeholder: "http://gpu1:11434"},
+			{Name: "engine", Label: "Engine", Type: "select", Options: []option{{Value: "ollama", Label: "Ollama"}, {Value: "vllm", Label: "vLLM"}, {Value: "tts", Label: "Speech (TTS)"}, {Value: "stt", Label: "Transcription (STT)"}}},
+			{Name: "max_concurrent", Label: "Concurrent requests", Type: "number", Min: "1", Value: "4"}}}
+	return tablePage{Tables: []table{t}, Forms: []form{register}}, nil
 }
-
-func (h *Handler) nodesPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	ns, err := h.cp.Nodes(ctx, c)
+func (h *Handler) nodesPage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	ns, err := h.cp.Nodes(r.Context(), c)
 	if err != nil {
 		return tablePage{}, err
 	}
-	t := table{ID: "nodes", Caption: "Nodes", Columns: []string{"Name", "Status", "Hostname", "GPUs", "Agent", "Last seen"}}
+	t := table{ID: "nodes", Caption: "Nodes", HasActions: true, Columns: []string{"Name", "Status", "Hostname", "GPUs", "Agent", "Last seen"}}
 	for _, n := range ns {
-		t.Rows = append(t.Rows, row{Cells: []cell{txt(n.Name), badge(n.Status), txt(n.Hostname), num(n.GPUCount), txt(n.AgentVersion), when(n.LastSeen)}})
+		t.Rows = append(t.Rows, row{Cells: []cell{txt(n.Name), badge(n.Status), txt(n.Hostname), num(n.GPUCount), txt(n.AgentVersion), when(n.LastSeen)},
+			Actions: []action{{URL: fmt.Sprintf("/admin/nodes/%d/delete", n.ID), Label: "Delete", Class: "danger", Target: n.Name,
+				Confirm: "Delete node " + n.Name + "? Its agent can no longer report; refused while backends name it."}}})
 	}
-	return tablePage{Tables: []table{t}}, nil
+	register := form{ID: "register-node", Title: "Register a node", Action: "/admin/nodes", Submit: "Register node",
+		Note: "The node's agent presents this secret; the control plane keeps only its digest.",
+		Fields: []field{{Name: "name", Label: "Name", Required: true, MaxLength: 100},
+			{Name: "hostname", Label: "Hostname", MaxLength: 255},
+			{Name: "agent_secret", Label: "Agent secret", Type: "password", Required: true, Autocomplete: "new-password"}}}
+	return tablePage{Tables: []table{t}, Forms: []form{register}}, nil
 }
-
-func (h *Handler) modelsPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	ms, err := h.cp.Models(ctx, c)
-	if err != nil {
-		return tablePage{}, err
-	}
-	t := table{ID: "models", Caption: "Models per backend", Columns: []string{"Model", "Backend", "Family", "Context", "Capabilities", "Loaded"}}
-	for _, m := range ms {
-		loaded := "no"
-		if m.Loaded {
-			loaded = "yes"
-		}
-		t.Rows = append(t.Rows, row{Cells: []cell{txt(m.Name), txt(m.Backend), txt(m.Family), num(m.ContextLength),
-			txt(strings.Join(m.Capabilities, ", ")), badge(loaded)}})
-	}
-	return tablePage{Tables: []table{t}}, nil
-}
-
-func (h *Handler) usersPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	us, err := h.cp.Users(ctx, c, "", 200)
-	if err != nil {
-		return tablePage{}, err
-	}
-	groups, err := h.cp.Groups(ctx, c)
-	if err != nil {
-		return tablePage{}, err
-	}
-	t := table{ID: "users", Caption: "Users (the first 200)", HasActions: true,
-		Columns: []string{"Username", "Full name", "E-mail", "Group", "Status", "Created"}}
-	for _, u := range us {
-		r := row{Cells: []cell{txt(u.Username), txt(u.FullName), txt(u.Email), txt(u.Group), badge("active"), when(u.CreatedAt)}}
-		base := fmt.Sprintf("/admin/users/%d/", u.ID)
-		if u.Active {
-			r.Actions = []action{{URL: base + "deactivate", Label: "Deactivate", Class: "danger", Target: u.Username,
-				Confirm: "Deactivate " + u.Username + "? Their keys and sessions stop working at once."}}
-		} else {
-			r.Cells[4] = badge("disabled")
-			r.Actions = []action{{URL: base + "activate", Label: "Activate", Class: "secondary", Target: u.Username}}
-		}
-		t.Rows = append(t.Rows, r)
-	}
-	return tablePage{Tables: []table{t}, CreateUser: groups}, nil
-}
-
-func (h *Handler) groupsPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	gs, err := h.cp.Groups(ctx, c)
-	if err != nil {
-		return tablePage{}, err
-	}
-	t := table{ID: "groups", Caption: "Groups", Columns: []string{"Name", "Token budget", "Requests/minute", "Weight", "Users", "Role"}}
-	for _, g := range gs {
-		role := "user"
-		if g.IsAdmin {
-			role = "admin"
-		} else if g.IsAuditor {
-			role = "auditor"
-		}
-		t.Rows = append(t.Rows, row{Cells: []cell{txt(g.Name), txt(budgetText(g.TokenBudget)), txt(limitText(int64(g.RPMLimit))),
-			num(g.Weight), num(g.UserCount), txt(role)}})
-	}
-	return tablePage{Tables: []table{t}}, nil
-}
-
-func (h *Handler) keysPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	ks, err := h.cp.AllKeys(ctx, c, "")
+func (h *Handler) keysPage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	ks, err := h.cp.AllKeys(r.Context(), c, "")
 	if err != nil {
 		return tablePage{}, err
 	}
 	t := table{ID: "keys", Caption: "API keys", HasActions: true,
 		Columns: []string{"Name", "Owner", "Key", "Status", "Expires", "Last used", "Uses"}}
 	for _, k := range ks {
-		expires := when(k.ExpiresAt)
-		r := row{Cells: []cell{txt(k.Name), txt(k.Username), txt(k.Prefix + "…"), badge(k.Status), expires, when(k.LastUsedAt), num(k.UsageCount)}}
+		rw := row{Cells: []cell{txt(k.Name), txt(k.Username), txt(k.Prefix + "…"), badge(k.Status), when(k.ExpiresAt), when(k.LastUsedAt), num(k.UsageCount)}}
 		if k.Status == "active" {
-			r.Actions = []action{{URL: fmt.Sprintf("/admin/keys/%d/revoke", k.ID), Label: "Revoke", Class: "danger", Target: k.Name,
+			rw.Actions = []action{{URL: fmt.Sprintf("/admin/keys/%d/revoke", k.ID), Label: "Revoke", Class: "danger", Target: k.Name,
 				Confirm: "Revoke this key? Its owner's programs stop working at once."}}
 		}
-		t.Rows = append(t.Rows, r)
+		t.Rows = append(t.Rows, rw)
 	}
 	return tablePage{Tables: []table{t}}, nil
 }
-
-func (h *Handler) requestsPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
-	qs, err := h.cp.QuotaRequests(ctx, c, "all")
+func (h *Handler) requestsPage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	qs, err := h.cp.QuotaRequests(r.Context(), c, "all")
 	if err != nil {
 		return tablePage{}, err
 	}
 	t := table{ID: "requests", Caption: "Quota increase requests", HasActions: true,
 		Columns: []string{"User", "Tokens asked", "Why", "Status", "Filed", "Note"}}
 	for _, q := range qs {
-		r := row{Cells: []cell{txt(q.Username), num(q.RequestedTokens), txt(q.Justification), badge(q.Status), when(q.CreatedAt), txt(q.ReviewNotes)}}
+		rw := row{Cells: []cell{txt(q.Username), num(q.RequestedTokens), txt(q.Justification), badge(q.Status), when(q.CreatedAt), txt(q.ReviewNotes)}}
 		if q.Status == "pending" {
 			base := fmt.Sprintf("/admin/requests/%d/", q.ID)
-			r.Actions = []action{{URL: base + "approve", Label: "Approve", Target: q.Username},
+			rw.Actions = []action{{URL: base + "approve", Label: "Approve", Target: q.Username},
 				{URL: base + "deny", Label: "Deny", Class: "danger", Target: q.Username}}
 		}
-		t.Rows = append(t.Rows, r)
+		t.Rows = append(t.Rows, rw)
 	}
-	return tablePage{Tables: []table{t}}, nil
+	sk, err := h.serviceKeyTable(r, c)
+	if err != nil {
+		return tablePage{}, err
+	}
+	return tablePage{Tables: []table{t, sk}}, nil
 }
-
-func (h *Handler) queuePage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
+func (h *Handler) queuePage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	ctx := r.Context()
 	q, err := h.cp.Queue(ctx, c)
 	if err != nil {
 		return tablePage{}, err
@@ -358,7 +323,8 @@ func (h *Handler) queuePage(ctx context.Context, c cpclient.Caller) (tablePage, 
 	return tablePage{Tables: []table{models, users, dec}}, nil
 }
 
-func (h *Handler) gpusPage(ctx context.Context, c cpclient.Caller) (tablePage, error) {
+func (h *Handler) gpusPage(r *http.Request, c cpclient.Caller, _ *cpclient.Me) (tablePage, error) {
+	ctx := r.Context()
 	gs, err := h.cp.GPUs(ctx, c)
 	if err != nil {
 		return tablePage{}, err
@@ -375,7 +341,7 @@ func (h *Handler) gpusPage(ctx context.Context, c cpclient.Caller) (tablePage, e
 // adminChange runs a console change for an admin; auditors (and everyone
 // else) are refused by the control plane, and the page says so.
 func (h *Handler) adminChange(w http.ResponseWriter, r *http.Request, back string, change func(cpclient.Caller) (string, error)) {
-	c, me, ok := h.changing(w, r)
+	c, me, ok := h.adminChanging(w, r)
 	if !ok {
 		return
 	}
@@ -386,6 +352,23 @@ func (h *Handler) adminChange(w http.ResponseWriter, r *http.Request, back strin
 	}
 	http.Redirect(w, r, back+"?done="+done, http.StatusSeeOther)
 }
+
+// adminChanging checks a change's form (changing) and that an admin sent it.
+func (h *Handler) adminChanging(w http.ResponseWriter, r *http.Request) (cpclient.Caller, *cpclient.Me, bool) {
+	c, me, ok := h.changing(w, r)
+	if !ok {
+		return c, me, false
+	}
+	if me.Role != "admin" {
+		h.fail(w, r, me, errNotAdmin)
+		return c, me, false
+	}
+	return c, me, true
+}
+
+// errNotAdmin refuses a change to anyone but an admin before the form is
+// read (the control plane refuses it too).
+var errNotAdmin = &cpclient.WebError{Status: http.StatusForbidden, Message: "Only administrators can change this."}
 
 func pathID(r *http.Request) (int64, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
@@ -461,6 +444,8 @@ func (h *Handler) userActive(w http.ResponseWriter, r *http.Request) {
 		switch ch := r.PathValue("change"); ch {
 		case "activate", "deactivate":
 			return ch + "d", h.cp.SetUserActive(r.Context(), c, id, ch == "activate")
+		case "delete":
+			return "user-deleted", h.cp.DeleteUser(r.Context(), c, id)
 		}
 		return "", &cpclient.WebError{Status: http.StatusNotFound, Message: "unknown change"}
 	})

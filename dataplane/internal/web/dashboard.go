@@ -32,6 +32,7 @@ var notices = map[string]string{
 	"refresh": "The backend was probed again.", "registered": "The backend was registered.", "approved": "The request was approved.",
 	"denied": "The request was denied.", "key-revoked": "The key was revoked.", "user-created": "The user was created.",
 	"activated": "The user was activated.", "deactivated": "The user was deactivated: their keys and sessions no longer work.",
+	"renamed": "The conversation was renamed.", "conversation-deleted": "The conversation was deleted.",
 }
 
 func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {

@@ -77,7 +77,7 @@ func (h *Handler) statusJSON(w http.ResponseWriter, r *http.Request) {
 	d := newStatusData(s)
 	writeJSON(w, http.StatusOK, map[string]any{
 		"backends_healthy": s.BackendsHealthy, "backends_total": s.BackendsTotal, "models_available": d.ModelsAvailable,
-		"tokens_today": s.TokensToday, "tokens_per_second": fmt.Sprintf("%.1f", s.TokensPerSecond),
+		"tokens_today": s.TokensToday, "tokens_total": s.TokensTotal, "tokens_per_second": fmt.Sprintf("%.1f", s.TokensPerSecond),
 		"queued": s.Queued, "in_flight": s.InFlight, "healthy": d.Healthy,
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,10 @@ type Control interface {
 	MyQuotaRequests(ctx context.Context, c cpclient.Caller) ([]cpclient.QuotaRequest, error)
 	RequestQuota(ctx context.Context, c cpclient.Caller, tokens int64, justification string) error
 	Admin
+	Console
+	System
+	Catalog
+	Telemetry
 }
 
 // Config configures the pages.
@@ -38,6 +43,8 @@ type Config struct {
 	Version string
 	// SessionCookie is the name of the session cookie (signin.CookieName).
 	SessionCookie string
+	// Chat, when set, serves the chat page (chat.go).
+	Chat *Chat
 }
 
 // Handler serves the pages and their static files.
@@ -60,6 +67,10 @@ var funcs = template.FuncMap{
 	"budget":  budgetText,
 	"limit":   func(n int) string { return limitText(int64(n)) },
 	"percent": percentUsed,
+	"inc":     func(n int) int { return n + 1 },
+	"kwh":     figure,
+	"money":   figure,
+	"money4":  func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) },
 }
 
 // parsePage parses one page with the layout and the partials.
@@ -96,7 +107,7 @@ func RenderLogin(w http.ResponseWriter, code int, d Login) error {
 }
 
 // Routes lists the path patterns the handler serves, for the server's mux.
-var Routes = []string{"/{$}", "/models", "/status.json", "/static/", "/dashboard", "/dashboard/", "/admin", "/admin/"}
+var Routes = []string{"/{$}", "/models", "/status.json", "/static/", "/dashboard", "/dashboard/", "/admin", "/admin/", "/chat", "/chat/"}
 
 // New returns the pages over cp.
 func New(cp Control, cfg Config, log *slog.Logger) (*Handler, error) {
@@ -104,7 +115,7 @@ func New(cp Control, cfg Config, log *slog.Logger) (*Handler, error) {
 		cfg.SessionCookie = "mindrouter_session"
 	}
 	h := &Handler{cp: cp, cfg: cfg, log: log, mux: http.NewServeMux(), pages: map[string]*template.Template{}}
-	for _, name := range []string{"status", "models", "dashboard", "admin", "table", "error"} {
+	for _, name := range []string{"status", "models", "dashboard", "admin", "table", "error", "chat", "telemetry", "energy"} {
 		t, err := parsePage(name)
 		if err != nil {
 			return nil, err
@@ -121,6 +132,7 @@ func New(cp Control, cfg Config, log *slog.Logger) (*Handler, error) {
 	h.mux.HandleFunc("GET /status.json", h.statusJSON)
 	h.routeDashboard()
 	h.routeAdmin()
+	h.routeChat()
 	return h, nil
 }
 
@@ -152,9 +164,11 @@ type page struct {
 	Version          string
 	Me               *cpclient.Me
 	Staff, CanWrite  bool
-	Error, Notice    string
-	AdminNav         []navItem
-	Data             any
+	// Charts loads charts.css (the telemetry page).
+	Charts        bool
+	Error, Notice string
+	AdminNav      []navItem
+	Data          any
 }
 
 type navItem struct {

@@ -33,6 +33,17 @@ type fakeCP struct {
 	backends []cpclient.Backend
 	status   cpclient.ClusterStatus
 	users    int
+	console  consoleState
+	// offline is the system switch (zero: online).
+	offline cpclient.SystemStatus
+	catalog catalogState
+	// nodes replaces the one offline node; history and energy feed the
+	// telemetry and energy pages, which record what they asked.
+	nodes          []cpclient.Node
+	history        map[string][]cpclient.HistoryPoint
+	historyQueries []cpclient.HistoryQuery
+	energy         cpclient.EnergyReport
+	energyQueries  []string
 }
 
 func newFakeCP() *fakeCP {
@@ -149,23 +160,46 @@ func (f *fakeCP) RegisterBackend(_ context.Context, c cpclient.Caller, _, _, _ s
 	return f.admin(c, true)
 }
 func (f *fakeCP) Nodes(_ context.Context, c cpclient.Caller) ([]cpclient.Node, error) {
-	return []cpclient.Node{{Name: "n1", Status: "offline"}}, f.admin(c, false)
+	err := f.admin(c, false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.nodes != nil {
+		return f.nodes, err
+	}
+	return []cpclient.Node{{Name: "n1", Status: "offline"}}, err
 }
 func (f *fakeCP) Models(_ context.Context, c cpclient.Caller) ([]cpclient.Model, error) {
-	return nil, f.admin(c, false)
+	if err := f.admin(c, false); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.catalog.models, nil
 }
 func (f *fakeCP) GPUs(_ context.Context, c cpclient.Caller) ([]cpclient.GPU, error) {
 	return nil, f.admin(c, false)
 }
-func (f *fakeCP) Users(_ context.Context, c cpclient.Caller, _ string, limit int) ([]cpclient.User, error) {
-	out := make([]cpclient.User, min(f.users, limit))
-	for i := range out {
-		out[i] = cpclient.User{ID: int64(i + 1), Username: fmt.Sprintf("user%05d", i), Group: "student", Active: true}
+func (f *fakeCP) Users(_ context.Context, c cpclient.Caller, q cpclient.UserQuery) (cpclient.UserList, error) {
+	if err := f.admin(c, false); err != nil {
+		return cpclient.UserList{}, err
 	}
-	return out, f.admin(c, false)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out cpclient.UserList
+	for i := range f.users {
+		u := cpclient.User{ID: int64(i + 1), Username: fmt.Sprintf("user%05d", i), Group: "student", GroupID: 5, Active: true}
+		if q.Search != "" && !strings.Contains(u.Username, q.Search) {
+			continue
+		}
+		out.Total++
+		if out.Total > int64(q.Skip) && len(out.Users) < q.Limit {
+			out.Users = append(out.Users, u)
+		}
+	}
+	return out, nil
 }
 func (f *fakeCP) Groups(_ context.Context, c cpclient.Caller) ([]cpclient.Group, error) {
-	return []cpclient.Group{{ID: 5, Name: "student"}}, f.admin(c, false)
+	return []cpclient.Group{{ID: 5, Name: "student", UserCount: f.users, TokenBudget: 1000, RPMLimit: 30, Weight: 1}, {ID: 6, Name: "faculty"}}, f.admin(c, false)
 }
 func (f *fakeCP) CreateUser(_ context.Context, c cpclient.Caller, _, _, _, _ string, groupID int64) error {
 	if err := f.admin(c, true); err != nil {

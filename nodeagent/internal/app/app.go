@@ -22,10 +22,14 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	"github.com/mindrouter/mindrouter/nodeagent/internal/collector"
 	"github.com/mindrouter/mindrouter/nodeagent/internal/config"
+	"github.com/mindrouter/mindrouter/nodeagent/internal/powercap"
 	"github.com/mindrouter/mindrouter/nodeagent/internal/uplink"
+	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 	"github.com/mindrouter/mindrouter/tlsfiles"
 )
 
@@ -84,7 +88,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, opts ...O
 	}
 	defer func() { _ = conn.Close() }()
 
-	col := collector.New(d.nvml, collector.WithLogger(logger.With("component", "collector")))
+	col := collector.New(d.nvml, collector.WithLogger(logger.With("component", "collector")),
+		collector.WithHostPower(hostPower(cfg.PowercapRoot, logger.With("component", "powercap"))))
 	defer func() {
 		if err := col.Close(); err != nil {
 			logger.Warn("close nvml", "error", err)
@@ -163,18 +168,32 @@ func dial(cfg config.Config, logger *slog.Logger) (*grpc.ClientConn, error) {
 			return nil, fmt.Errorf("control plane TLS: %w", err)
 		}
 		creds = credentials.NewTLS(src.ClientConfig(cfg.TLSServerName))
-	} else if !isLoopback(cfg.ControlPlaneAddr) {
+	} else if !isLoopback(cfg.ControlPlaneAddrs()[0]) {
 		logger.Warn("the node secret is sent without TLS; use -tls on untrusted networks",
 			"control_plane", cfg.ControlPlaneAddr)
 	}
-	conn, err := grpc.NewClient(cfg.ControlPlaneAddr,
-		grpc.WithTransportCredentials(creds),
+	target, opts := cfg.ControlPlaneAddr, []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if addrs := cfg.ControlPlaneAddrs(); len(addrs) > 1 {
+		// A standby does not open its gRPC port: pick_first over the list (in
+		// order) connects to whichever answers, the leader, and moves on by
+		// itself when it goes away.
+		r := manual.NewBuilderWithScheme("mindrouter-cp")
+		var state resolver.State
+		for _, a := range addrs {
+			host, _, _ := net.SplitHostPort(a)
+			state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: host})
+		}
+		r.InitialState(state)
+		target = r.Scheme() + ":///controlplanes"
+		opts = append(opts, grpc.WithResolvers(r), grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"pick_first":{}}]}`))
+	}
+	conn, err := grpc.NewClient(target, append(opts,
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff: backoff.Config{
 				BaseDelay: time.Second, Multiplier: 1.6, Jitter: 0.2, MaxDelay: uplink.DefaultBackoffMax,
 			},
 			MinConnectTimeout: 20 * time.Second,
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("dial control plane %q: %w", cfg.ControlPlaneAddr, err)
 	}
@@ -231,4 +250,24 @@ func agentVersion() string {
 		}
 	}
 	return v
+}
+
+// hostPower reads RAPL under root, logging each change of why it cannot; "off"
+// or empty reads nothing.
+func hostPower(root string, log *slog.Logger) func() *nodeagentv1.HostPower {
+	if root == "" || root == "off" {
+		return nil
+	}
+	r := powercap.New(root, nil)
+	var last string
+	return func() *nodeagentv1.HostPower {
+		hp, err := r.Read()
+		if msg := fmt.Sprint(err); err != nil && msg != last {
+			log.Info("host power unavailable; reporting GPU power only", slog.String("reason", msg))
+			last = msg
+		} else if err == nil {
+			last = ""
+		}
+		return hp
+	}
 }

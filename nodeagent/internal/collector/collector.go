@@ -25,6 +25,7 @@ type Collector struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	procName func(pid uint32) (string, error)
+	host     func() *nodeagentv1.HostPower
 
 	mu          sync.Mutex
 	initialised bool
@@ -63,6 +64,12 @@ func WithProcessNames(f func(pid uint32) (string, error)) Option {
 	}
 }
 
+// WithHostPower sets where the host's non-GPU power comes from (a powercap.Reader's
+// Read); it is read with every sample, also when NVML is unavailable.
+func WithHostPower(f func() *nodeagentv1.HostPower) Option {
+	return func(c *Collector) { c.host = f }
+}
+
 // New returns a Collector over lib (nvml.New() in production, a go-nvml mock in tests).
 // NVML is initialised lazily by the first Collect.
 func New(lib nvml.Interface, opts ...Option) *Collector {
@@ -88,6 +95,9 @@ func (c *Collector) Collect(ctx context.Context) (*nodeagentv1.NodeSample, error
 	defer c.mu.Unlock()
 
 	sample := &nodeagentv1.NodeSample{SampledAt: timestamppb.New(c.now())}
+	if c.host != nil {
+		sample.HostPower = c.host()
+	}
 	if !c.initialised {
 		if ret := c.lib.Init(); ret != nvml.SUCCESS {
 			sample.NvmlError = "nvml init: " + ret.Error()

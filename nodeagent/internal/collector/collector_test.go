@@ -14,6 +14,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/nodeagent/internal/collector"
 	"github.com/mindrouter/mindrouter/nodeagent/internal/nvmltest"
+	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
 )
 
 var fixedNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -261,4 +262,20 @@ func TestPCIBusID(t *testing.T) {
 		p.BusId[i] = int8(c)
 	}
 	assert.Equal(t, "00000000:3B:00.0", collector.PCIBusID(p))
+}
+
+func TestCollectCarriesHostPowerAlsoWithoutNVML(t *testing.T) {
+	t.Parallel()
+	hp := &nodeagentv1.HostPower{CpuMilliwatts: 95_000, Source: "rapl"}
+	lib := &mock.Interface{InitFunc: func() nvml.Return { return nvml.ERROR_LIBRARY_NOT_FOUND }}
+	c := collector.New(lib, collector.WithHostPower(func() *nodeagentv1.HostPower { return hp }))
+	s, err := c.Collect(t.Context())
+	require.NoError(t, err)
+	assert.NotEmpty(t, s.GetNvmlError())
+	assert.Equal(t, uint64(95_000), s.GetHostPower().GetCpuMilliwatts(), "a CPU-only host still reports its power")
+
+	s, err = collector.New(nvmltest.DGXH100(), collector.WithHostPower(func() *nodeagentv1.HostPower { return hp })).Collect(t.Context())
+	require.NoError(t, err)
+	assert.Len(t, s.GetGpus(), 8)
+	assert.Equal(t, "rapl", s.GetHostPower().GetSource())
 }

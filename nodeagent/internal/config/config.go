@@ -38,6 +38,8 @@ type Config struct {
 	TLSKeyFile  string
 	// NVMLLibrary overrides the path of libnvidia-ml.so.1.
 	NVMLLibrary string
+	// PowercapRoot is where RAPL zones are read for host power; "off" disables it.
+	PowercapRoot string
 	// MetricsAddr serves /metrics and /healthz when set (off by default).
 	MetricsAddr string
 	LogFormat   string
@@ -54,6 +56,7 @@ func NewDefault() Config {
 		ControlPlaneAddr: "127.0.0.1:9090",
 		NodeName:         host,
 		Interval:         10 * time.Second,
+		PowercapRoot:     "/sys/class/powercap",
 		LogFormat:        "json",
 		LogLevel:         "info",
 	}
@@ -66,7 +69,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	c := NewDefault()
 	fs := flag.NewFlagSet("mindrouter-nodeagent", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // a bad flag is returned as an error; only -h prints
-	fs.StringVar(&c.ControlPlaneAddr, "control-plane", c.ControlPlaneAddr, "control plane gRPC address, host:port")
+	fs.StringVar(&c.ControlPlaneAddr, "control-plane", c.ControlPlaneAddr, "control plane gRPC address, host:port; or a comma-separated list of the leader and its standbys (the one that answers is the leader)")
 	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's registered name (default: the hostname)")
 	fs.StringVar(&c.Secret, "secret", c.Secret, "node agent secret (prefer -secret-file or the environment: flags are visible in ps)")
 	fs.StringVar(&c.SecretFile, "secret-file", c.SecretFile, "file holding the node agent secret")
@@ -77,6 +80,7 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "PEM client certificate for a control plane that requires mutual TLS (implies -tls)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "PEM private key of -tls-cert-file")
 	fs.StringVar(&c.NVMLLibrary, "nvml-library", c.NVMLLibrary, "path of libnvidia-ml.so.1 (default: the loader's search path)")
+	fs.StringVar(&c.PowercapRoot, "powercap-root", c.PowercapRoot, "directory of RAPL powercap zones read for host CPU power; off disables")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve /metrics and /healthz on this address (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
@@ -105,11 +109,28 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	return c, c.Validate()
 }
 
+// ControlPlaneAddrs splits ControlPlaneAddr (a comma-separated list of a
+// leader and its standbys) into its addresses.
+func (c Config) ControlPlaneAddrs() []string {
+	var out []string
+	for _, a := range strings.Split(c.ControlPlaneAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Validate reports every problem at once, each phrased as what to fix.
 func (c Config) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.ControlPlaneAddr); err != nil {
-		errs = append(errs, fmt.Errorf("control-plane %q: want host:port, e.g. cp.example.org:9090", c.ControlPlaneAddr))
+	if len(c.ControlPlaneAddrs()) == 0 {
+		errs = append(errs, errors.New("control-plane is empty: want host:port, e.g. cp.example.org:9090"))
+	}
+	for _, a := range c.ControlPlaneAddrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("control-plane %q: want host:port, e.g. cp.example.org:9090 (or a comma-separated list of the leader and its standbys)", a))
+		}
 	}
 	if strings.TrimSpace(c.NodeName) == "" {
 		errs = append(errs, errors.New("node-name is empty and the hostname is unknown: set -node-name"))

@@ -79,6 +79,9 @@ func start(t testing.TB, vllm bool, version string, models []Model) *Engine {
 // URL returns the engine's base URL.
 func (e *Engine) URL() string { return e.srv.URL }
 
+// Handler returns the engine's handler, to serve it again after Close.
+func (e *Engine) Handler() http.Handler { return e.srv.Config.Handler }
+
 // Close stops the engine: connections are refused from then on.
 func (e *Engine) Close() { e.srv.Close() }
 

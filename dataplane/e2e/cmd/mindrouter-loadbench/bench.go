@@ -110,6 +110,7 @@ func (b *bench) logf(format string, a ...any) {
 func (b *bench) warmUp(ctx context.Context) {
 	d := min(2*time.Second, b.p.duration)
 	closedLoop(ctx, b.direct, directChat(b.s, modelVLLM, false, 16), 16, d)
+	closedLoop(ctx, b.direct, proxyChat(b.s, false, 16), 16, d/2)
 	closedLoop(ctx, b.gw, gatewayChat(b.s, modelVLLM, false, 16), 16, d)
 	closedLoop(ctx, b.gw, gatewayChat(b.s, modelOllama, false, 16), 4, d/2)
 }
@@ -119,8 +120,9 @@ func (b *bench) warmUp(ctx context.Context) {
 func (b *bench) latency(ctx context.Context) {
 	const blocks = 8
 	for _, model := range []string{modelVLLM, modelOllama} {
-		var dt, gt tally
-		var de, ge time.Duration
+		var dt, gt, pt tally
+		var de, ge, pe time.Duration
+		hop := model == modelVLLM // the bare proxy hop fronts the vLLM simulator
 		admit := []string{"mindrouter_dp_admit_seconds_sum", "mindrouter_dp_admit_seconds_count"}
 		a0, aerr := scrape(ctx, b.s.dpURL+"/metrics", admit...)
 		m := b.measure(func() result {
@@ -128,6 +130,11 @@ func (b *bench) latency(ctx context.Context) {
 				r := sequential(ctx, b.direct, directChat(b.s, model, false, 16), b.p.sequentialN/blocks)
 				dt.add(r.lat, r.errs, r.firstErr)
 				de += r.elapsed
+				if hop {
+					r = sequential(ctx, b.direct, proxyChat(b.s, false, 16), b.p.sequentialN/blocks)
+					pt.add(r.lat, r.errs, r.firstErr)
+					pe += r.elapsed
+				}
 				r = sequential(ctx, b.gw, gatewayChat(b.s, model, false, 16), b.p.sequentialN/blocks)
 				gt.add(r.lat, r.errs, r.firstErr)
 				ge += r.elapsed
@@ -136,6 +143,11 @@ func (b *bench) latency(ctx context.Context) {
 		})
 		row := latRow{model: model, direct: dt.result(de), gateway: gt.result(ge), foreign: m.foreign,
 			dpCPU: m.cpuPer("data plane", gt.ok), cpCPU: m.cpuPer("control plane", gt.ok)}
+		if hop {
+			pr := pt.result(pe)
+			row.proxy, row.proxyCPU = &pr, m.cpuPer("proxy hop", pt.ok)
+			b.logf("1-concurrency %s: bare proxy hop p50 %s p99 %s", model, us(pr.pct(50)), us(pr.pct(99)))
+		}
 		if a1, err := scrape(ctx, b.s.dpURL+"/metrics", admit...); err == nil && aerr == nil {
 			if n := a1[admit[1]] - a0[admit[1]]; n > 0 {
 				row.admitMean = time.Duration((a1[admit[0]] - a0[admit[0]]) / n * 1e9)

@@ -44,6 +44,7 @@ import (
 )
 
 func main() {
+	proxyHopMain()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:])
 	stop()
@@ -63,7 +64,7 @@ func run(ctx context.Context, args []string) error {
 	profile := fs.String("profile", "", "directory for pprof CPU and allocation profiles of the data plane and control plane (builds them with a pprof listener)")
 	onlySoak := fs.Bool("only-soak", false, "skip the measurements and run only the soak")
 	rev := fs.String("rev", "", "build the binaries from this git revision (exported with git archive) instead of the working tree")
-	phases := fs.String("phases", "latency,saturation,open,streams", "measurements to run; a partial list prints its figures but writes no file")
+	phases := fs.String("phases", "latency,saturation,open,streams,audit", "measurements to run (audit: the data plane with audit on vs off); a partial list prints its figures but writes no file")
 	rates := fs.String("rates", "", "comma-separated offered rates for the open loop (default 500,1000,2000,3000,5000)")
 	workers := fs.String("concurrency", "", "comma-separated worker counts for the saturation runs (default 32,64,128)")
 	users := fs.Int("users", 32, "benchmark users, each with a key, that the gateway load is spread over (the control plane caps one user at 32 queued or in-flight requests)")
@@ -147,7 +148,7 @@ func run(ctx context.Context, args []string) error {
 	for ph := range strings.SplitSeq(*phases, ",") {
 		want[strings.TrimSpace(ph)] = true
 	}
-	partial := len(want) < 4 || *rates != "" || *workers != ""
+	partial := len(want) < 5 || *rates != "" || *workers != ""
 	if !*onlySoak {
 		b.logf("warming up")
 		b.warmUp(ctx)
@@ -159,6 +160,9 @@ func run(ctx context.Context, args []string) error {
 		}
 		if want["open"] {
 			b.openLoads(ctx)
+		}
+		if want["audit"] {
+			b.auditCost(ctx)
 		}
 		if want["streams"] {
 			if err := b.streaming(ctx); err != nil {

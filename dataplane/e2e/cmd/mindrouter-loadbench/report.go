@@ -21,8 +21,10 @@ const (
 type latRow struct {
 	model           string
 	direct, gateway result
+	proxy           *result       // the bare proxy hop (vLLM only): the floor
 	foreign         float64       // other processes' share of the machine meanwhile
 	dpCPU, cpCPU    float64       // µs per gateway request
+	proxyCPU        float64       // µs per proxied request, in the proxy hop
 	admitMean       time.Duration // mean time in Admit, from the data plane's histogram
 }
 
@@ -57,6 +59,7 @@ type report struct {
 	sat      []loadRow
 	open     []loadRow
 	streams  []streamRow
+	audit    []auditRow
 	peakRSS  []rssRow
 	soak     *soakResult
 	profiles []profiled
@@ -87,7 +90,7 @@ func (r *report) render() string {
 	w("- Commit `%s`, %s, kernel %s.\n", m.commit, m.goVer, m.kernel)
 	w("- Machine: %d × %s, %.1f GiB memory. Load average before: %s; after: %s.\n", m.cpus, m.model, m.memGiB, m.loadavg, r.loadEnd)
 	w("- Plan: %s; %s per timed run; the whole run took %s.\n", kind, r.p.duration, r.took.Round(time.Second))
-	w("- Everything on this one machine: the load generator, three simulator processes, one control plane (SQLite), one data plane.\n")
+	w("- Everything on this one machine: the load generator, three simulator processes, one control plane (SQLite), one data plane (and, for the audit comparison, a second one with `-audit=off` on the same control plane).\n")
 	w("- Gateway requests are spread over %d users of the admin group, one key each; the 1-concurrency requests use the first.\n", r.p.users)
 	w("- \"key verifications\" counts the control plane's Argon2id verifications during a run (mindrouter_identity_argon2_verifications_total):")
 	w(" a key's first request pays one (the control plane then trusts the key for 60 s and re-reads its row in the background while it is in use, without Argon2id). A run with verifications pays their CPU and stalls.\n")
@@ -106,6 +109,16 @@ func (r *report) render() string {
 			f1ms(l.gateway.pct(99)), l.gateway.errs, l.dpCPU, l.cpCPU, 100*l.foreign)
 		w("| %s | **added** | **%s** | **%s** | **%s** | | | | |\n", l.model, signed(l.gateway.pct(50)-l.direct.pct(50)),
 			signed(l.gateway.pct(90)-l.direct.pct(90)), signed(l.gateway.pct(99)-l.direct.pct(99)))
+		if p := l.proxy; p != nil {
+			w("| %s | bare proxy hop | %s | %s | %s | %d | %.0f (proxy) | | |\n", l.model, f1ms(p.pct(50)), f1ms(p.pct(90)), f1ms(p.pct(99)), p.errs, l.proxyCPU)
+			w("| %s | added by the hop (floor) | %s | %s | %s | | | | |\n", l.model, signed(p.pct(50)-l.direct.pct(50)),
+				signed(p.pct(90)-l.direct.pct(90)), signed(p.pct(99)-l.direct.pct(99)))
+			w("| %s | gateway's added ÷ floor's | %s | %s | %s | | | | |\n", l.model, floorMultiple(l.gateway, *p, l.direct, 50),
+				floorMultiple(l.gateway, *p, l.direct, 90), floorMultiple(l.gateway, *p, l.direct, 99))
+		}
+	}
+	if len(r.latency) > 0 && r.latency[0].proxy != nil {
+		w("\nThe bare proxy hop is net/http/httputil.ReverseProxy alone, in its own process, in front of the same instant vLLM simulator, measured in the same alternating blocks: the least any HTTP gateway can add on this machine. The last row says how many such hops the gateway's added latency is worth.\n")
 	}
 	for _, l := range r.latency {
 		if l.admitMean > 0 {
@@ -131,8 +144,19 @@ func (r *report) render() string {
 			l.m.errs, cpuCols(l.m, l.gateway, l.m.ok))
 	}
 	r.renderStreams(w)
+	r.renderAudit(w)
 	r.renderResources(w)
 	return b.String()
+}
+
+// floorMultiple renders the gateway's added latency at percentile p as a
+// multiple of the bare proxy hop's.
+func floorMultiple(gw, hop, direct result, p float64) string {
+	floor := hop.pct(p) - direct.pct(p)
+	if floor <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f×", float64(gw.pct(p)-direct.pct(p))/float64(floor))
 }
 
 // cpuCols renders the per-request CPU columns; the gateway's processes are idle on direct runs.
@@ -327,8 +351,8 @@ func (r *report) targets() [][3]string {
 			// A difference of two tails is noisy: a direct outlier can make it small.
 			// The added p50 must fit the budget too before the target counts as met.
 			added, added50 := l.gateway.pct(99)-l.direct.pct(99), l.gateway.pct(50)-l.direct.pct(50)
-			out = append(out, [3]string{"added p99 ≤ 0.5 ms at one concurrent request", fmt.Sprintf("%s ms (p50 %s ms)",
-				signed(added), signed(added50)), yes(added <= 500*time.Microsecond && added50 <= 500*time.Microsecond)})
+			out = append(out, [3]string{"added p50 ≤ 250 µs and p99 ≤ 1 ms at one concurrent request", fmt.Sprintf("p50 %s ms, p99 %s ms",
+				signed(added50), signed(added)), yes(added <= time.Millisecond && added50 <= 250*time.Microsecond)})
 		}
 	}
 	best := 0.0
@@ -337,7 +361,9 @@ func (r *report) targets() [][3]string {
 			best = max(best, l.m.rps())
 		}
 	}
-	out = append(out, [3]string{"≥ 5,000 non-streamed req/s through one DP + one CP", fmt.Sprintf("%.0f req/s (best closed loop)", best), yes(best >= 5000)})
+	if len(r.sat) > 0 { // a partial run without the saturation phase has no figure
+		out = append(out, [3]string{"≥ 5,000 non-streamed req/s through one DP + one CP", fmt.Sprintf("%.0f req/s (best closed loop)", best), yes(best >= 5000)})
+	}
 	var short, long float64
 	for _, s := range r.streams {
 		if s.gateway && s.tokens == r.p.shortTokens {
@@ -351,6 +377,12 @@ func (r *report) targets() [][3]string {
 		out = append(out, [3]string{"no per-chunk allocation growth while streaming",
 			fmt.Sprintf("%.1f mallocs/chunk at %d tokens/stream, %.1f at %d", short, r.p.shortTokens, long, r.p.longTokens),
 			yes(long <= short*1.1)})
+	}
+	if d, g, ok := r.streamPair(); ok {
+		ttft := percentile(g.r.ttft, 99) - percentile(d.r.ttft, 99)
+		gap := percentile(g.r.gap, 99) - percentile(d.r.gap, 99)
+		out = append(out, [3]string{fmt.Sprintf("%d paced streams: added TTFT p99 ≤ 5 ms, inter-chunk gap p99 ≤ 2 ms", r.p.streams),
+			fmt.Sprintf("TTFT p99 %s ms, gap p99 %s ms", signed(ttft), signed(gap)), yes(ttft <= 5*time.Millisecond && gap <= 2*time.Millisecond)})
 	}
 	out = append(out, [3]string{"flat RSS in a soak of ≥ 10 minutes", "see the soak section below", "–"})
 	return out

@@ -47,6 +47,14 @@ type stack struct {
 	dpURL    string
 	sims     map[string]*sim // by model
 	cp, dp   *process
+	// dpOff is a second data plane on the same control plane with -audit=off,
+	// for the audit on/off comparison (dpOffURL).
+	dpOff    *process
+	dpOffURL string
+	// proxy is the bare reverse proxy in front of the instant vLLM
+	// simulator: the floor a proxy hop costs (proxyhop.go).
+	proxy    *process
+	proxyURL string
 	pprof    map[string]string // process name -> pprof base URL, when profiling
 }
 
@@ -109,6 +117,9 @@ func startStack(ctx context.Context, bin, dir string, withPprof bool, users int)
 		seeds = append(seeds, sp.model+"="+sp.engine+":"+sm.url)
 	}
 
+	if err := s.startProxyHop(ctx, dir); err != nil {
+		return nil, err
+	}
 	grpcPort, err := freePort()
 	if err != nil {
 		return nil, err
@@ -153,6 +164,21 @@ func startStack(ctx context.Context, bin, dir string, withPprof bool, users int)
 		return nil, err
 	}
 	if err := waitHTTP(ctx, s.dpURL+"/readyz", s.dp); err != nil {
+		return nil, err
+	}
+	offPort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s.dpOffURL = "http://127.0.0.1:" + offPort
+	s.dpOff, err = startProcess("dataplane-audit-off", filepath.Join(bin, "mindrouter-dataplane"), []string{
+		"-listen", "127.0.0.1:" + offPort, "-controlplane-addr", "127.0.0.1:" + grpcPort, "-audit", "off",
+		"-cluster-token-file", filepath.Join(cpDir, "cluster-token"), "-log-format", "json", "-log-level", "info",
+	}, nil, filepath.Join(dir, "dp-audit-off.log"))
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, s.dpOffURL+"/readyz", s.dpOff); err != nil {
 		return nil, err
 	}
 	if err := s.raiseConcurrency(ctx); err != nil {
@@ -322,13 +348,14 @@ func (s *stack) procs() []namedPID {
 		{"sim (instant vLLM)", s.sims[modelVLLM].proc.pid()},
 		{"sim (instant Ollama)", s.sims[modelOllama].proc.pid()},
 		{"sim (paced)", s.sims[modelPaced].proc.pid()},
+		{"proxy hop", s.proxy.pid()},
 		{"load generator", os.Getpid()},
 	}
 }
 
 // close stops the data plane, the control plane and the simulators.
 func (s *stack) close() {
-	for _, p := range []*process{s.dp, s.cp} {
+	for _, p := range []*process{s.dpOff, s.dp, s.cp, s.proxy} {
 		if p != nil {
 			p.stop()
 		}

@@ -18,24 +18,29 @@ var (
 // process and returns the directory holding them. Call Cleanup from TestMain.
 func Binaries() (string, error) {
 	buildOnce.Do(func() {
-		root, err := RepoRoot()
-		if err != nil {
-			buildErr = err
+		buildDir, buildErr = os.MkdirTemp("", "mindrouter-e2e-bin-")
+		if buildErr != nil {
 			return
 		}
-		buildDir, err = os.MkdirTemp("", "mindrouter-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", buildDir+string(os.PathSeparator),
+		buildErr = goBuild("binaries", buildDir+string(os.PathSeparator),
 			"./controlplane/cmd/mindrouter-controlplane", "./dataplane/cmd/mindrouter-dataplane")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("build binaries: %w\n%s", err, out)
-		}
 	})
 	return buildDir, buildErr
+}
+
+// goBuild builds pkgs (paths from the repository root) to out, a file or a
+// directory ending in a separator; what names them in the error.
+func goBuild(what, out string, pkgs ...string) error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build %s: %w\n%s", what, err, b)
+	}
+	return nil
 }
 
 // Cleanup removes the built binaries.

@@ -38,6 +38,9 @@ type Options struct {
 	// DataPlanePort, when set, is the data plane's port (from FreePort), for
 	// settings that must name the data plane's URL before it starts.
 	DataPlanePort string
+	// Env is extra environment (KEY=value) for both processes, e.g. the OTLP
+	// exporter's endpoint.
+	Env []string
 }
 
 // Cluster is a running control plane and data plane.
@@ -54,6 +57,7 @@ type Cluster struct {
 	GRPCAddr       string
 	cp, dp         *proc
 	cpArgs, dpArgs []string
+	env            []string
 }
 
 // Start builds (once) and starts a cluster; everything stops at t.Cleanup.
@@ -63,7 +67,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err != nil {
 		t.Fatalf("e2e: %v", err)
 	}
-	c := &Cluster{t: t, bin: bin, dataDir: t.TempDir(), AdminKey: NewKey(t)}
+	c := &Cluster{t: t, bin: bin, dataDir: t.TempDir(), AdminKey: NewKey(t), env: opts.Env}
 	var seeds []string
 	for _, b := range opts.Backends {
 		seeds = append(seeds, b.Name+"="+b.Engine+":"+b.URL)
@@ -73,7 +77,8 @@ func Start(t testing.TB, opts Options) *Cluster {
 	// runner) can take one in between. The first start therefore tries fresh
 	// ports when a bind fails; restarts keep the ports they were given.
 	for attempt := 1; ; attempt++ {
-		grpcPort, restPort := freePort(t), freePort(t)
+		ports := freePorts(t, 2)
+		grpcPort, restPort := ports[0], ports[1]
 		c.GRPCAddr = "127.0.0.1:" + grpcPort
 		c.RESTURL = "http://127.0.0.1:" + restPort
 		cpArgs := []string{
@@ -118,7 +123,7 @@ func (c *Cluster) StartControlPlane() {
 // exits because its port was taken reports false instead of failing the test.
 func (c *Cluster) startControlPlane(retryBind bool) bool {
 	c.t.Helper()
-	c.cp = startProc(c.t, filepath.Join(c.bin, "mindrouter-controlplane"), c.cpArgs, filepath.Join(c.dataDir, "cp.log"))
+	c.cp = startProcEnv(c.t, filepath.Join(c.bin, "mindrouter-controlplane"), c.cpArgs, filepath.Join(c.dataDir, "cp.log"), c.env)
 	return waitHTTP(c.t, c.RESTURL+"/readyz", c.cp, retryBind)
 }
 
@@ -133,12 +138,19 @@ func (c *Cluster) StartDataPlane() {
 
 func (c *Cluster) startDataPlane(retryBind bool) bool {
 	c.t.Helper()
-	c.dp = startProc(c.t, filepath.Join(c.bin, "mindrouter-dataplane"), c.dpArgs, filepath.Join(c.dataDir, "dp.log"))
+	c.dp = startProcEnv(c.t, filepath.Join(c.bin, "mindrouter-dataplane"), c.dpArgs, filepath.Join(c.dataDir, "dp.log"), c.env)
 	return waitHTTP(c.t, c.DataPlaneURL+"/readyz", c.dp, retryBind)
 }
 
 // KillDataPlane kills the data plane with SIGKILL: no graceful release of anything.
 func (c *Cluster) KillDataPlane() { c.dp.kill(syscall.SIGKILL) }
+
+// StopDataPlane stops the data plane gracefully (SIGTERM), waits for it (at
+// most 15 s, then SIGKILL) and returns its exit code (-1 when a signal ended it).
+func (c *Cluster) StopDataPlane() int {
+	c.dp.kill(syscall.SIGTERM)
+	return c.dp.cmd.ProcessState.ExitCode()
+}
 
 // StopControlPlane stops the control plane gracefully (SIGTERM) and waits.
 func (c *Cluster) StopControlPlane() { c.cp.kill(syscall.SIGTERM) }
@@ -197,7 +209,9 @@ type proc struct {
 	once    sync.Once
 }
 
-func startProc(t testing.TB, bin string, args []string, logPath string) *proc {
+// startProcEnv starts bin with args, its output appended to logPath and env
+// added to the environment; it stops at t.Cleanup.
+func startProcEnv(t testing.TB, bin string, args []string, logPath string, env []string) *proc {
 	t.Helper()
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -207,6 +221,7 @@ func startProc(t testing.TB, bin string, args []string, logPath string) *proc {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "MINDROUTER_SEED_BACKENDS=", "MINDROUTER_ADMIN_API_KEY=",
 		"MINDROUTER_CP_SEED_BACKENDS=", "MINDROUTER_CP_ADMIN_API_KEY=")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
@@ -279,6 +294,24 @@ func waitHTTP(t testing.TB, url string, p *proc, retryBind bool) bool {
 // FreePort asks the kernel for a free loopback port. The port is released before the
 // process binds it, which is racy in theory but fine on a test machine.
 func FreePort(t testing.TB) string { return freePort(t) }
+
+// freePorts returns n distinct free ports: each listener stays open until all
+// are chosen, because the kernel may hand a just-closed port out again. Two
+// HAProxy binds on one port do not fail (HAProxy sets SO_REUSEPORT); the
+// kernel then splits the connections between them.
+func freePorts(t testing.TB, n int) []string {
+	t.Helper()
+	ports := make([]string, n)
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		ports[i] = strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
 
 func freePort(t testing.TB) string {
 	t.Helper()

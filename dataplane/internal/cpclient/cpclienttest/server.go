@@ -66,6 +66,8 @@ type Server struct {
 	queuePosition   int32
 	queueUpdates    []*controlplanev1.QueueUpdate
 	noAdmitStream   bool
+	noSessionAdmit  bool
+	sessionAdmits   int
 	admitStreams    int
 	seq             int
 	admits          []*controlplanev1.AdmitRequest
@@ -90,7 +92,15 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) serve(t testing.TB, addr string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", addr)
+	// A restart binds the old port again; the kernel may still be releasing it
+	// on a loaded machine, so a bind is retried for a few seconds.
+	var lis net.Listener
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if lis, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
 	if err != nil {
 		t.Fatalf("fake control plane: listen: %v", err)
 	}

@@ -2,6 +2,7 @@ package cpclienttest
 
 import (
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,13 +48,25 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 		s.notify()
 		s.mu.Unlock()
 	}()
+	s.mu.Lock()
+	sessionAdmit := !s.noSessionAdmit
+	s.mu.Unlock()
 	welcome := &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_Welcome{Welcome: &controlplanev1.Welcome{
 		SessionId: "session-" + hello.GetReplicaId(), HeartbeatInterval: durationpb.New(interval),
-		LeaseTtl: durationpb.New(time.Minute),
+		LeaseTtl: durationpb.New(time.Minute), SessionAdmit: sessionAdmit,
 	}}}
 	if err := st.Send(welcome); err != nil {
 		return err
 	}
+	// Admissions answer from their own goroutines, so every write is serialised.
+	var sendMu sync.Mutex
+	send := func(m *controlplanev1.SessionResponse) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return st.Send(m)
+	}
+	admits := newSessionAdmits(s, st.Context(), send)
+	defer admits.stop()
 	beats := make(chan *controlplanev1.Heartbeat)
 	rels := make(chan []*controlplanev1.ReleaseRequest)
 	recvErr := make(chan error, 1)
@@ -63,6 +76,12 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			if err != nil {
 				recvErr <- err
 				return
+			}
+			if a := m.GetAdmit(); a != nil {
+				admits.start(a)
+			}
+			if c := m.GetCancel(); c != nil {
+				admits.cancel(c.GetSeq())
 			}
 			if hb := m.GetHeartbeat(); hb != nil {
 				select {
@@ -85,13 +104,18 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 		case err := <-recvErr:
 			return err
 		case p := <-pushes:
-			if err := st.Send(p); err != nil {
+			if err := send(p); err != nil {
 				return err
 			}
 		case batch := <-rels:
 			// Each as the unary Release would (the same gate and injected
 			// errors); a transient error leaves the release unacknowledged, so
 			// the replica sends it again on its next session.
+			// Counted before they are settled: a test that waits for the
+			// releases (WaitReleases) then finds them counted.
+			s.mu.Lock()
+			s.sessionReleases += len(batch)
+			s.mu.Unlock()
 			ack := &controlplanev1.ReleasesAck{}
 			for _, r := range batch {
 				_, err := s.Release(st.Context(), r)
@@ -102,10 +126,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 					ack.RefusedLeaseIds = append(ack.RefusedLeaseIds, r.GetLeaseId())
 				}
 			}
-			s.mu.Lock()
-			s.sessionReleases += len(batch)
-			s.mu.Unlock()
-			if err := st.Send(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_ReleasesAck{ReleasesAck: ack}}); err != nil {
+			if err := send(&controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_ReleasesAck{ReleasesAck: ack}}); err != nil {
 				return err
 			}
 		case hb := <-beats:
@@ -123,7 +144,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			s.mu.Unlock()
 			ack := &controlplanev1.SessionResponse{Kind: &controlplanev1.SessionResponse_HeartbeatAck{
 				HeartbeatAck: &controlplanev1.HeartbeatAck{UnknownLeaseIds: unknown}}}
-			if err := st.Send(ack); err != nil {
+			if err := send(ack); err != nil {
 				return err
 			}
 		}

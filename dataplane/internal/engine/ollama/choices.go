@@ -15,11 +15,11 @@ import (
 func (e *Engine) Chat(ctx context.Context, t engine.Target, req *canonical.Request) (*canonical.Response, error) {
 	n := max(1, req.Sampling.N)
 	if n == 1 {
-		return e.chatOnce(ctx, t, req)
+		return e.chatChoice(ctx, t, req)
 	}
 	var out *canonical.Response
 	for i := range n {
-		r, err := e.chatOnce(ctx, t, choiceRequest(req, i))
+		r, err := e.chatChoice(ctx, t, choiceRequest(req, i))
 		if err != nil {
 			return nil, err
 		}
@@ -41,11 +41,11 @@ func (e *Engine) Chat(ctx context.Context, t engine.Target, req *canonical.Reque
 func (e *Engine) ChatStream(ctx context.Context, t engine.Target, req *canonical.Request, emit func(canonical.Chunk) error) error {
 	n := max(1, req.Sampling.N)
 	if n == 1 {
-		return e.streamOnce(ctx, t, req, emit)
+		return e.streamChoice(ctx, t, req, emit)
 	}
 	var usage *canonical.Usage
 	for i := range n {
-		err := e.streamOnce(ctx, t, choiceRequest(req, i), func(c canonical.Chunk) error {
+		err := e.streamChoice(ctx, t, choiceRequest(req, i), func(c canonical.Chunk) error {
 			c.Choice = i
 			if c.Usage != nil {
 				usage = addUsage(usage, c.Usage)

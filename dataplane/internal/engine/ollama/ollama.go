@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -26,6 +27,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxLineBytes bounds one NDJSON line; 0 means stream.DefaultMaxFrame.
 	MaxLineBytes int
+	// Metrics counts tool_choice retries (NewMetrics); nil counts nothing.
+	Metrics *Metrics
+	// Logger is where answers lacking a required tool call are logged; nil
+	// discards.
+	Logger *slog.Logger
 }
 
 // Engine calls Ollama backends.
@@ -37,6 +43,9 @@ type Engine struct {
 func New(cfg Config) *Engine {
 	if cfg.Client == nil {
 		cfg.Client = http.DefaultClient
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Engine{cfg: cfg}
 }

@@ -57,19 +57,7 @@ func (e *Engine) Chat(ctx context.Context, t engine.Target, req *canonical.Reque
 	if err != nil {
 		return nil, err
 	}
-	resp, err := engine.Post(ctx, e.cfg.Client, chatURL(t.URL), body, openai.ErrorMessage)
-	if err != nil {
-		return nil, err
-	}
-	b, err := engine.ReadBody(ctx, resp)
-	if err != nil {
-		return nil, err
-	}
-	out, err := openai.DecodeUpstreamResponse(b)
-	if err != nil {
-		return nil, &engine.Error{Retryable: true, Message: "malformed answer", Err: err}
-	}
-	return out, nil
+	return engine.PostDecode(ctx, e.cfg.Client, chatURL(t.URL), "application/json", body, openai.ErrorMessage, openai.DecodeUpstreamResponse)
 }
 
 // ChatStream runs a streamed chat completion. The usage chunk is held back and

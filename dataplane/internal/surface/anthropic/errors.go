@@ -8,6 +8,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/anthropic"
 )
 
@@ -28,6 +29,7 @@ func (s *Surface) WriteError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.logError(r, ce)
+	surface.Refused(r, ce)
 	er := anthropic.EncodeError(ce, requestid.FromContext(r.Context()))
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -73,5 +73,9 @@ func (s *Surface) catalogFor(w http.ResponseWriter, r *http.Request) ([]relay.Mo
 }
 
 func model(m *relay.ModelInfo) anthropic.Model {
-	return anthropic.Model{ID: m.Name, DisplayName: m.Name, CreatedAt: time.Unix(m.Created, 0), ContextLength: m.ContextLength}
+	display := m.DisplayName
+	if display == "" {
+		display = m.Name
+	}
+	return anthropic.Model{ID: m.Name, DisplayName: display, CreatedAt: time.Unix(m.Created, 0), ContextLength: m.ContextLength}
 }

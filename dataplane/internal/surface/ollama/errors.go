@@ -9,6 +9,7 @@ import (
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/ollama"
 )
 
@@ -41,6 +42,7 @@ func (s *Surface) writeError(w http.ResponseWriter, r *http.Request, err error, 
 		return
 	}
 	s.logError(r, ce)
+	surface.Refused(r, ce)
 	status, body := ollama.EncodeError(ce)
 	h := w.Header()
 	h.Set("Content-Type", jsonContentType)

@@ -146,6 +146,9 @@ func card(m *relay.ModelInfo) ollama.ModelCard {
 	if m.Created > 0 {
 		c.ModifiedAt = time.Unix(m.Created, 0)
 	}
+	if m.IsAlias && len(m.AliasTargets) > 0 {
+		c.AliasTarget = m.AliasTargets[0]
+	}
 	if len(m.Engines) > 0 && !slices.Contains(m.Engines, relay.EngineOllama) {
 		c.Format = "safetensors"
 	}

@@ -96,7 +96,7 @@ func Credential(r *http.Request) string {
 	if key, ok := surface.Bearer(r); ok {
 		return key
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	return strings.TrimSpace(r.Header.Get("X-Api-Key")) // canonical spelling: Get does not copy it
 }
 
 // readRequest returns the caller's key and the request body, or writes the

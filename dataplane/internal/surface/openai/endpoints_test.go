@@ -276,3 +276,24 @@ func TestStructuredOutputErrors(t *testing.T) {
 	require.Equal(t, "invalid_structured_output", *e.Error.Code)
 	require.Contains(t, e.Error.Message, "not valid JSON")
 }
+
+// TestToolChoiceMissingOnOllama: Ollama cannot force a tool call, so when a
+// model served by it answers tool_choice required with text twice, the
+// client gets a 502 tool_call_missing envelope, streamed or not (a held-back
+// stream has sent nothing yet).
+func TestToolChoiceMissingOnOllama(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, sim(t, 1, enginesim.EngineOllama, func(enginesim.Request) *enginesim.Reply {
+		return &enginesim.Reply{Content: "I prefer to talk"}
+	}))
+	const tools = `"tools":[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object"}}}]`
+	for _, stream := range []string{"false", "true"} {
+		resp := g.post(t, `{"model":"m","messages":[{"role":"user","content":"x"}],`+tools+`,"tool_choice":"required","stream":`+stream+`}`)
+		require.Equal(t, http.StatusBadGateway, resp.StatusCode, "stream=%s", stream)
+		e := decodeError(t, resp)
+		require.Equal(t, "server_error", e.Error.Type)
+		require.Equal(t, "tool_call_missing", *e.Error.Code)
+		require.Equal(t, "tool_choice", *e.Error.Param)
+		require.Contains(t, e.Error.Message, "tool_choice requires a tool call")
+	}
+}

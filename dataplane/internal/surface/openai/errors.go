@@ -9,6 +9,7 @@ import (
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	"github.com/mindrouter/mindrouter/dataplane/internal/requestid"
 	"github.com/mindrouter/mindrouter/dataplane/internal/stream"
+	"github.com/mindrouter/mindrouter/dataplane/internal/surface"
 	"github.com/mindrouter/mindrouter/dataplane/internal/translate/openai"
 )
 
@@ -29,6 +30,7 @@ func (s *Surface) WriteError(w http.ResponseWriter, r *http.Request, err error) 
 		return
 	}
 	s.logError(r, ce)
+	surface.Refused(r, ce)
 	er := openai.EncodeError(ce)
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

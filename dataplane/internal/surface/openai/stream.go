@@ -20,12 +20,18 @@ type chunkEncoder interface {
 // the first event, so that an error before it is still an ordinary JSON error
 // response with its own status.
 type sseSink struct {
-	w       http.ResponseWriter
+	w http.ResponseWriter
+	// opening, when set, appends the events that go out right after the
+	// headers (the Responses API's response.created and response.in_progress).
+	opening func(dst []byte) []byte
 	sw      *stream.SSEWriter
 	enc     chunkEncoder
 	buf     []byte
 	adm     relay.Admission
 	started bool
+	// cur holds the chunk being encoded: handing the encoder (an interface)
+	// a pointer to the argument would move every chunk to the heap.
+	cur canonical.Chunk
 }
 
 func (k *sseSink) Admitted(a relay.Admission) { k.adm = a }
@@ -39,10 +45,14 @@ func (k *sseSink) start() {
 	stream.SetSSEHeaders(h)
 	surface.AdmissionHeaders(h, k.adm)
 	k.w.WriteHeader(http.StatusOK)
+	if k.opening != nil {
+		_ = k.sw.Raw(k.opening(nil))
+	}
 }
 
 func (k *sseSink) Chunk(c canonical.Chunk) error {
-	k.buf = k.enc.AppendChunk(k.buf[:0], &c)
+	k.cur = c
+	k.buf = k.enc.AppendChunk(k.buf[:0], &k.cur)
 	if len(k.buf) == 0 {
 		return nil
 	}

@@ -44,6 +44,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Responses keeps the Responses API's stored responses; nil leaves the
+	// /v1/responses routes out.
+	Responses ResponseStore
 }
 
 // Surface serves the OpenAI dialect.
@@ -73,6 +76,8 @@ func (s *Surface) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /v1/rerank", s.rerank)
 	mux.HandleFunc("POST /v1/score", s.score)
 	mux.HandleFunc("GET /v1/models", s.models)
+	s.registerAudio(mux)
+	s.registerResponses(mux)
 }
 
 // Owns reports whether errors on path are written in this dialect.
@@ -83,7 +88,7 @@ func Credential(r *http.Request) string {
 	if key, ok := surface.Bearer(r); ok {
 		return key
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	return strings.TrimSpace(r.Header.Get("X-Api-Key")) // canonical spelling: Get does not copy it
 }
 
 // read authenticates the request's shape (a key is present) and reads its
@@ -176,6 +181,10 @@ func model(m *relay.ModelInfo) openai.Model {
 		ID: m.Name, Created: m.Created, ContextLength: m.ContextLength,
 		ModelMaxContext: m.ContextLength, Family: m.Family, ParameterSize: m.ParameterSize,
 		Quantization: m.Quantization, Simulated: m.Simulated,
+		DisplayName: m.DisplayName, Description: m.Description, IsAlias: m.IsAlias, AliasTargets: m.AliasTargets,
+	}
+	if len(m.AliasTargets) > 0 {
+		out.AliasTarget = m.AliasTargets[0]
 	}
 	for _, c := range m.Capabilities {
 		switch c {

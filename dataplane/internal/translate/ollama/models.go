@@ -22,14 +22,17 @@ type ModelDetails struct {
 	QuantizationLevel string   `json:"quantization_level"`
 }
 
-// ListModel is one model of GET /api/tags.
+// ListModel is one model of GET /api/tags. IsAlias and AliasTarget mark an
+// alias, as the original MindRouter did.
 type ListModel struct {
-	Name       string       `json:"name"`
-	Model      string       `json:"model"`
-	ModifiedAt string       `json:"modified_at"`
-	Size       int64        `json:"size"`
-	Digest     string       `json:"digest"`
-	Details    ModelDetails `json:"details"`
+	Name        string       `json:"name"`
+	Model       string       `json:"model"`
+	ModifiedAt  string       `json:"modified_at"`
+	Size        int64        `json:"size"`
+	Digest      string       `json:"digest"`
+	Details     ModelDetails `json:"details"`
+	IsAlias     bool         `json:"is_alias,omitempty"`
+	AliasTarget string       `json:"alias_target,omitempty"`
 }
 
 // ListResponse is the answer of GET /api/tags.
@@ -92,6 +95,8 @@ type ModelCard struct {
 	// thinking.
 	Capabilities []string
 	ModifiedAt   time.Time
+	// AliasTarget is the first real model of an alias; empty for a model.
+	AliasTarget string
 }
 
 // Digest is the model's digest as the gateway shows it: the SHA-256 of its
@@ -124,7 +129,7 @@ func EncodeTags(cards []ModelCard) ([]byte, error) {
 	for i := range cards {
 		c := &cards[i]
 		out.Models = append(out.Models, ListModel{Name: c.Name, Model: c.Name, ModifiedAt: FormatTime(c.ModifiedAt),
-			Digest: c.Digest(), Details: c.details()})
+			Digest: c.Digest(), Details: c.details(), IsAlias: c.AliasTarget != "", AliasTarget: c.AliasTarget})
 	}
 	return json.Marshal(&out)
 }

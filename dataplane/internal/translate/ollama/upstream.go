@@ -43,14 +43,75 @@ func EncodeUpstreamRequest(req *canonical.Request, opts UpstreamOptions) ([]byte
 		}
 		w.Messages = append(w.Messages, m)
 	}
-	if req.ToolChoice == nil || req.ToolChoice.Mode != canonical.ToolChoiceNone {
-		for _, t := range req.Tools {
-			w.Tools = append(w.Tools, Tool{Type: "function", Function: ToolFunction{
-				Name: t.Name, Description: t.Description, Parameters: t.Parameters,
-			}})
-		}
+	if err := encodeTools(&w, req); err != nil {
+		return nil, err
 	}
 	return json.Marshal(&w)
+}
+
+// ToolCallRequired reports whether the request's tool_choice demands a tool
+// call ("required", Anthropic's "any", or a named function) and, for a named
+// function, its name. Ollama has no tool_choice field, so the engine checks the
+// answer itself.
+func ToolCallRequired(req *canonical.Request) (required bool, name string) {
+	tc := req.ToolChoice
+	if tc == nil || len(req.Tools) == 0 {
+		return false, ""
+	}
+	switch tc.Mode {
+	case canonical.ToolChoiceRequired:
+		return true, ""
+	case canonical.ToolChoiceFunction:
+		return true, tc.Name
+	}
+	return false, ""
+}
+
+// encodeTools writes the tools as tool_choice allows, since Ollama has no
+// tool_choice of its own: "none" sends no tools, a named function sends only
+// that tool, and "required" or a named function adds a system instruction that
+// a tool call is required. The engine checks the answer (see ToolCallRequired).
+func encodeTools(w *ChatRequest, req *canonical.Request) error {
+	if req.ToolChoice != nil && req.ToolChoice.Mode == canonical.ToolChoiceNone {
+		return nil
+	}
+	required, name := ToolCallRequired(req)
+	for _, t := range req.Tools {
+		if name != "" && t.Name != name {
+			continue
+		}
+		w.Tools = append(w.Tools, Tool{Type: "function", Function: ToolFunction{
+			Name: t.Name, Description: t.Description, Parameters: t.Parameters,
+		}})
+	}
+	if name != "" && len(w.Tools) == 0 {
+		return canonical.Invalid("tool_choice", fmt.Sprintf("tool_choice names the function %q, which is not in tools", name))
+	}
+	if required {
+		addSystemInstruction(w, toolInstruction(name))
+	}
+	return nil
+}
+
+// toolInstruction is the system instruction for a required tool call.
+func toolInstruction(name string) string {
+	if name != "" {
+		return "You must respond by calling the tool " + strconv.Quote(name) + ". Do not answer with text."
+	}
+	return "You must respond by calling one or more of the provided tools. Do not answer with text."
+}
+
+// addSystemInstruction appends text to the leading system message, or adds one
+// (many chat templates read only the first system message).
+func addSystemInstruction(w *ChatRequest, text string) {
+	if len(w.Messages) > 0 && w.Messages[0].Role == string(canonical.RoleSystem) {
+		if w.Messages[0].Content != "" {
+			text = w.Messages[0].Content + "\n\n" + text
+		}
+		w.Messages[0].Content = text
+		return
+	}
+	w.Messages = append([]Message{{Role: string(canonical.RoleSystem), Content: text}}, w.Messages...)
 }
 
 func encodeMessage(req *canonical.Request, i int, m *canonical.Message) (Message, error) {

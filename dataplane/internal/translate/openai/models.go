@@ -19,6 +19,14 @@ type Model struct {
 	Quantization    string       `json:"quantization,omitempty"`
 	// Simulated marks a model served only by the engine simulator.
 	Simulated bool `json:"simulated,omitempty"`
+	// DisplayName and Description are an administrator's metadata.
+	DisplayName string `json:"display_name,omitempty"`
+	Description string `json:"description,omitempty"`
+	// IsAlias and AliasTarget mark an alias, as the original MindRouter did;
+	// AliasTargets lists every real model it stands for.
+	IsAlias      bool     `json:"is_alias,omitempty"`
+	AliasTarget  string   `json:"alias_target,omitempty"`
+	AliasTargets []string `json:"alias_targets,omitempty"`
 }
 
 // Capabilities says what a model can do.

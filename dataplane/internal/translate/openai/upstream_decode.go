@@ -20,7 +20,7 @@ func decodeUpstreamFast(body []byte) (*canonical.Response, error) {
 		var err error
 		switch f {
 		case completionFieldID, completionFieldObject: // id, object: checked, not kept
-			_, err = r.String()
+			err = r.SkipString()
 		case completionFieldCreated: // created
 			_, err = r.Int()
 		case completionFieldModel: // model
@@ -91,7 +91,7 @@ func readChoice(r *jsonw.Reader) (canonical.Choice, error) {
 				var err error
 				switch f {
 				case messageFieldRole, messageFieldName, messageFieldToolCallID: // role, name, tool_call_id: checked, not kept
-					_, err = r.String()
+					err = r.SkipString()
 				case messageFieldContent:
 					text, err = r.String() // an array of parts declines
 				case messageFieldToolCalls:
@@ -147,7 +147,7 @@ func readToolCall(r *jsonw.Reader) (canonical.ToolCall, error) {
 		case toolCallFieldID:
 			tc.ID, err = r.String()
 		case toolCallFieldType:
-			_, err = r.String()
+			err = r.SkipString()
 		case toolCallFieldFunction:
 			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}
@@ -271,10 +271,10 @@ func (d *ChunkDecoder) decodeFast(data []byte) ([]canonical.Chunk, error) {
 			}
 			return jsonw.ErrDecline
 		case chunkFieldID, chunkFieldModel:
-			_, err = r.String()
+			err = r.SkipString()
 		case chunkFieldObject:
-			var obj string
-			if obj, err = r.String(); err == nil && obj == "error" {
+			var isErr bool
+			if isErr, err = r.StringIs("error"); err == nil && isErr {
 				return jsonw.ErrDecline
 			}
 		case chunkFieldChoices:
@@ -397,7 +397,7 @@ func readToolCallDelta(r *jsonw.Reader, position int) (canonical.ToolCallDelta, 
 		case toolCallFieldID:
 			tc.ID, err = r.String()
 		case toolCallFieldType:
-			_, err = r.String()
+			err = r.SkipString()
 		case toolCallFieldFunction:
 			err = readFunction(r, &tc.Name, &tc.Arguments)
 		}

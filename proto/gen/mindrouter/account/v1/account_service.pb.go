@@ -608,8 +608,20 @@ type CreateQuotaRequestRequest struct {
 	RequestedTokens int64 `protobuf:"varint,1,opt,name=requested_tokens,json=requestedTokens,proto3" json:"requested_tokens,omitempty"`
 	// Why; 1 to 2000 characters.
 	Justification string `protobuf:"bytes,2,opt,name=justification,proto3" json:"justification,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// People to reach about the service besides the caller: up to 5 e-mail
+	// addresses.
+	AlternativeContacts []string `protobuf:"bytes,3,rep,name=alternative_contacts,json=alternativeContacts,proto3" json:"alternative_contacts,omitempty"`
+	// low, moderate or high: the impact level of the data the service sends
+	// (FIPS 199). Required.
+	DataRiskLevel string `protobuf:"bytes,4,opt,name=data_risk_level,json=dataRiskLevel,proto3" json:"data_risk_level,omitempty"`
+	// The rules that apply to that data, at least one: ferpa, hipaa, cui, itar,
+	// ear, gdpr, pci, irb, export_controlled, none (alone) or other.
+	ComplianceTags []string `protobuf:"bytes,5,rep,name=compliance_tags,json=complianceTags,proto3" json:"compliance_tags,omitempty"`
+	// What "other" means; required with "other", refused without it (1 to 500
+	// characters).
+	ComplianceOther string `protobuf:"bytes,6,opt,name=compliance_other,json=complianceOther,proto3" json:"compliance_other,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateQuotaRequestRequest) Reset() {
@@ -652,6 +664,34 @@ func (x *CreateQuotaRequestRequest) GetRequestedTokens() int64 {
 func (x *CreateQuotaRequestRequest) GetJustification() string {
 	if x != nil {
 		return x.Justification
+	}
+	return ""
+}
+
+func (x *CreateQuotaRequestRequest) GetAlternativeContacts() []string {
+	if x != nil {
+		return x.AlternativeContacts
+	}
+	return nil
+}
+
+func (x *CreateQuotaRequestRequest) GetDataRiskLevel() string {
+	if x != nil {
+		return x.DataRiskLevel
+	}
+	return ""
+}
+
+func (x *CreateQuotaRequestRequest) GetComplianceTags() []string {
+	if x != nil {
+		return x.ComplianceTags
+	}
+	return nil
+}
+
+func (x *CreateQuotaRequestRequest) GetComplianceOther() string {
+	if x != nil {
+		return x.ComplianceOther
 	}
 	return ""
 }
@@ -790,8 +830,20 @@ type CreateServiceKeyRequestRequest struct {
 	ServiceName string `protobuf:"bytes,1,opt,name=service_name,json=serviceName,proto3" json:"service_name,omitempty"`
 	// Why; 1 to 2000 characters.
 	Justification string `protobuf:"bytes,2,opt,name=justification,proto3" json:"justification,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// People to reach about the service besides the caller: up to 5 e-mail
+	// addresses.
+	AlternativeContacts []string `protobuf:"bytes,3,rep,name=alternative_contacts,json=alternativeContacts,proto3" json:"alternative_contacts,omitempty"`
+	// low, moderate or high: the impact level of the data the service sends
+	// (FIPS 199). Required.
+	DataRiskLevel string `protobuf:"bytes,4,opt,name=data_risk_level,json=dataRiskLevel,proto3" json:"data_risk_level,omitempty"`
+	// The rules that apply to that data, at least one: ferpa, hipaa, cui, itar,
+	// ear, gdpr, pci, irb, export_controlled, none (alone) or other.
+	ComplianceTags []string `protobuf:"bytes,5,rep,name=compliance_tags,json=complianceTags,proto3" json:"compliance_tags,omitempty"`
+	// What "other" means; required with "other", refused without it (1 to 500
+	// characters).
+	ComplianceOther string `protobuf:"bytes,6,opt,name=compliance_other,json=complianceOther,proto3" json:"compliance_other,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CreateServiceKeyRequestRequest) Reset() {
@@ -834,6 +886,34 @@ func (x *CreateServiceKeyRequestRequest) GetServiceName() string {
 func (x *CreateServiceKeyRequestRequest) GetJustification() string {
 	if x != nil {
 		return x.Justification
+	}
+	return ""
+}
+
+func (x *CreateServiceKeyRequestRequest) GetAlternativeContacts() []string {
+	if x != nil {
+		return x.AlternativeContacts
+	}
+	return nil
+}
+
+func (x *CreateServiceKeyRequestRequest) GetDataRiskLevel() string {
+	if x != nil {
+		return x.DataRiskLevel
+	}
+	return ""
+}
+
+func (x *CreateServiceKeyRequestRequest) GetComplianceTags() []string {
+	if x != nil {
+		return x.ComplianceTags
+	}
+	return nil
+}
+
+func (x *CreateServiceKeyRequestRequest) GetComplianceOther() string {
+	if x != nil {
+		return x.ComplianceOther
 	}
 	return ""
 }
@@ -1071,6 +1151,105 @@ func (x *CollectServiceKeyResponse) GetServiceKeyRequest() *v1.ServiceKeyRequest
 	return nil
 }
 
+// RequestServiceKeyRevocationRequest names one of the caller's service keys.
+type RequestServiceKeyRevocationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Why; 1 to 2000 characters.
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestServiceKeyRevocationRequest) Reset() {
+	*x = RequestServiceKeyRevocationRequest{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestServiceKeyRevocationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestServiceKeyRevocationRequest) ProtoMessage() {}
+
+func (x *RequestServiceKeyRevocationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestServiceKeyRevocationRequest.ProtoReflect.Descriptor instead.
+func (*RequestServiceKeyRevocationRequest) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RequestServiceKeyRevocationRequest) GetId() int64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *RequestServiceKeyRevocationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// RequestServiceKeyRevocationResponse holds the filed request.
+type RequestServiceKeyRevocationResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	ServiceKeyRequest *v1.ServiceKeyRequest  `protobuf:"bytes,1,opt,name=service_key_request,json=serviceKeyRequest,proto3" json:"service_key_request,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RequestServiceKeyRevocationResponse) Reset() {
+	*x = RequestServiceKeyRevocationResponse{}
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestServiceKeyRevocationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestServiceKeyRevocationResponse) ProtoMessage() {}
+
+func (x *RequestServiceKeyRevocationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestServiceKeyRevocationResponse.ProtoReflect.Descriptor instead.
+func (*RequestServiceKeyRevocationResponse) Descriptor() ([]byte, []int) {
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RequestServiceKeyRevocationResponse) GetServiceKeyRequest() *v1.ServiceKeyRequest {
+	if x != nil {
+		return x.ServiceKeyRequest
+	}
+	return nil
+}
+
 // GetMyUsageRequest is empty.
 type GetMyUsageRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1080,7 +1259,7 @@ type GetMyUsageRequest struct {
 
 func (x *GetMyUsageRequest) Reset() {
 	*x = GetMyUsageRequest{}
-	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1271,7 @@ func (x *GetMyUsageRequest) String() string {
 func (*GetMyUsageRequest) ProtoMessage() {}
 
 func (x *GetMyUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[22]
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1284,7 @@ func (x *GetMyUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMyUsageRequest.ProtoReflect.Descriptor instead.
 func (*GetMyUsageRequest) Descriptor() ([]byte, []int) {
-	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{22}
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{24}
 }
 
 // GetMyUsageResponse is the caller's usage now.
@@ -1133,7 +1312,7 @@ type GetMyUsageResponse struct {
 
 func (x *GetMyUsageResponse) Reset() {
 	*x = GetMyUsageResponse{}
-	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1324,7 @@ func (x *GetMyUsageResponse) String() string {
 func (*GetMyUsageResponse) ProtoMessage() {}
 
 func (x *GetMyUsageResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[23]
+	mi := &file_mindrouter_account_v1_account_service_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1337,7 @@ func (x *GetMyUsageResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMyUsageResponse.ProtoReflect.Descriptor instead.
 func (*GetMyUsageResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{23}
+	return file_mindrouter_account_v1_account_service_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetMyUsageResponse) GetTokensUsed() int64 {
@@ -1257,18 +1436,26 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x10current_password\x18\x01 \x01(\tR\x0fcurrentPassword\x12!\n" +
 	"\fnew_password\x18\x02 \x01(\tR\vnewPassword\"?\n" +
 	"\x16ChangePasswordResponse\x12%\n" +
-	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"l\n" +
+	"\x0esessions_ended\x18\x01 \x01(\x05R\rsessionsEnded\"\x9b\x02\n" +
 	"\x19CreateQuotaRequestRequest\x12)\n" +
 	"\x10requested_tokens\x18\x01 \x01(\x03R\x0frequestedTokens\x12$\n" +
-	"\rjustification\x18\x02 \x01(\tR\rjustification\"d\n" +
+	"\rjustification\x18\x02 \x01(\tR\rjustification\x121\n" +
+	"\x14alternative_contacts\x18\x03 \x03(\tR\x13alternativeContacts\x12&\n" +
+	"\x0fdata_risk_level\x18\x04 \x01(\tR\rdataRiskLevel\x12'\n" +
+	"\x0fcompliance_tags\x18\x05 \x03(\tR\x0ecomplianceTags\x12)\n" +
+	"\x10compliance_other\x18\x06 \x01(\tR\x0fcomplianceOther\"d\n" +
 	"\x1aCreateQuotaRequestResponse\x12F\n" +
 	"\rquota_request\x18\x01 \x01(\v2!.mindrouter.admin.v1.QuotaRequestR\fquotaRequest\"\x1c\n" +
 	"\x1aListMyQuotaRequestsRequest\"g\n" +
 	"\x1bListMyQuotaRequestsResponse\x12H\n" +
-	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"i\n" +
+	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"\x98\x02\n" +
 	"\x1eCreateServiceKeyRequestRequest\x12!\n" +
 	"\fservice_name\x18\x01 \x01(\tR\vserviceName\x12$\n" +
-	"\rjustification\x18\x02 \x01(\tR\rjustification\"y\n" +
+	"\rjustification\x18\x02 \x01(\tR\rjustification\x121\n" +
+	"\x14alternative_contacts\x18\x03 \x03(\tR\x13alternativeContacts\x12&\n" +
+	"\x0fdata_risk_level\x18\x04 \x01(\tR\rdataRiskLevel\x12'\n" +
+	"\x0fcompliance_tags\x18\x05 \x03(\tR\x0ecomplianceTags\x12)\n" +
+	"\x10compliance_other\x18\x06 \x01(\tR\x0fcomplianceOther\"y\n" +
 	"\x1fCreateServiceKeyRequestResponse\x12V\n" +
 	"\x13service_key_request\x18\x01 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"!\n" +
 	"\x1fListMyServiceKeyRequestsRequest\"|\n" +
@@ -1279,7 +1466,12 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x19CollectServiceKeyResponse\x124\n" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\x12\x19\n" +
 	"\bfull_key\x18\x02 \x01(\tR\afullKey\x12V\n" +
-	"\x13service_key_request\x18\x03 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"\x13\n" +
+	"\x13service_key_request\x18\x03 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"L\n" +
+	"\"RequestServiceKeyRevocationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"}\n" +
+	"#RequestServiceKeyRevocationResponse\x12V\n" +
+	"\x13service_key_request\x18\x01 \x01(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x11serviceKeyRequest\"\x13\n" +
 	"\x11GetMyUsageRequest\"\x99\x03\n" +
 	"\x12GetMyUsageResponse\x12\x1f\n" +
 	"\vtokens_used\x18\x01 \x01(\x03R\n" +
@@ -1292,7 +1484,7 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"period_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tperiodEnd\x12\x1b\n" +
 	"\trpm_limit\x18\a \x01(\x05R\brpmLimit\x120\n" +
 	"\x14requests_last_minute\x18\b \x01(\x05R\x12requestsLastMinute\x12\x1b\n" +
-	"\tin_flight\x18\t \x01(\x05R\binFlight2\xb6\x0f\n" +
+	"\tin_flight\x18\t \x01(\x05R\binFlight2\x9c\x11\n" +
 	"\x0eAccountService\x12r\n" +
 	"\x06WhoAmI\x12$.mindrouter.account.v1.WhoAmIRequest\x1a%.mindrouter.account.v1.WhoAmIResponse\"\x1b\x82\xd3\xe4\x93\x02\x15\x12\x13/api/account/whoami\x12\x93\x01\n" +
 	"\rListMyAPIKeys\x12+.mindrouter.account.v1.ListMyAPIKeysRequest\x1a,.mindrouter.account.v1.ListMyAPIKeysResponse\"'\x82\xd3\xe4\x93\x02!b\bapi_keys\x12\x15/api/account/api-keys\x12\x8f\x01\n" +
@@ -1304,7 +1496,8 @@ const file_mindrouter_account_v1_account_service_proto_rawDesc = "" +
 	"\x13ListMyQuotaRequests\x121.mindrouter.account.v1.ListMyQuotaRequestsRequest\x1a2.mindrouter.account.v1.ListMyQuotaRequestsResponse\"3\x82\xd3\xe4\x93\x02-b\x0equota_requests\x12\x1b/api/account/quota-requests\x12\xcb\x01\n" +
 	"\x17CreateServiceKeyRequest\x125.mindrouter.account.v1.CreateServiceKeyRequestRequest\x1a6.mindrouter.account.v1.CreateServiceKeyRequestResponse\"A\x82\xd3\xe4\x93\x02;:\x01*b\x13service_key_request\"!/api/account/service-key-requests\x12\xcc\x01\n" +
 	"\x18ListMyServiceKeyRequests\x126.mindrouter.account.v1.ListMyServiceKeyRequestsRequest\x1a7.mindrouter.account.v1.ListMyServiceKeyRequestsResponse\"?\x82\xd3\xe4\x93\x029b\x14service_key_requests\x12!/api/account/service-key-requests\x12\xae\x01\n" +
-	"\x11CollectServiceKey\x12/.mindrouter.account.v1.CollectServiceKeyRequest\x1a0.mindrouter.account.v1.CollectServiceKeyResponse\"6\x82\xd3\xe4\x93\x020\"./api/account/service-key-requests/{id}/collect\x12}\n" +
+	"\x11CollectServiceKey\x12/.mindrouter.account.v1.CollectServiceKeyRequest\x1a0.mindrouter.account.v1.CollectServiceKeyResponse\"6\x82\xd3\xe4\x93\x020\"./api/account/service-key-requests/{id}/collect\x12\xe3\x01\n" +
+	"\x1bRequestServiceKeyRevocation\x129.mindrouter.account.v1.RequestServiceKeyRevocationRequest\x1a:.mindrouter.account.v1.RequestServiceKeyRevocationResponse\"M\x82\xd3\xe4\x93\x02G:\x01*b\x13service_key_request\"-/api/account/api-keys/{id}/revocation-request\x12}\n" +
 	"\n" +
 	"GetMyUsage\x12(.mindrouter.account.v1.GetMyUsageRequest\x1a).mindrouter.account.v1.GetMyUsageResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/account/usageB\xf2\x01\n" +
 	"\x19com.mindrouter.account.v1B\x13AccountServiceProtoP\x01ZJgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/account/v1;accountv1\xa2\x02\x03MAX\xaa\x02\x15Mindrouter.Account.V1\xca\x02\x15Mindrouter\\Account\\V1\xe2\x02!Mindrouter\\Account\\V1\\GPBMetadata\xea\x02\x17Mindrouter::Account::V1b\x06proto3"
@@ -1321,82 +1514,87 @@ func file_mindrouter_account_v1_account_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_account_v1_account_service_proto_rawDescData
 }
 
-var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_mindrouter_account_v1_account_service_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_mindrouter_account_v1_account_service_proto_goTypes = []any{
-	(*WhoAmIRequest)(nil),                    // 0: mindrouter.account.v1.WhoAmIRequest
-	(*WhoAmIResponse)(nil),                   // 1: mindrouter.account.v1.WhoAmIResponse
-	(*ListMyAPIKeysRequest)(nil),             // 2: mindrouter.account.v1.ListMyAPIKeysRequest
-	(*ListMyAPIKeysResponse)(nil),            // 3: mindrouter.account.v1.ListMyAPIKeysResponse
-	(*CreateMyAPIKeyRequest)(nil),            // 4: mindrouter.account.v1.CreateMyAPIKeyRequest
-	(*CreateMyAPIKeyResponse)(nil),           // 5: mindrouter.account.v1.CreateMyAPIKeyResponse
-	(*RenewMyAPIKeyRequest)(nil),             // 6: mindrouter.account.v1.RenewMyAPIKeyRequest
-	(*RenewMyAPIKeyResponse)(nil),            // 7: mindrouter.account.v1.RenewMyAPIKeyResponse
-	(*RevokeMyAPIKeyRequest)(nil),            // 8: mindrouter.account.v1.RevokeMyAPIKeyRequest
-	(*RevokeMyAPIKeyResponse)(nil),           // 9: mindrouter.account.v1.RevokeMyAPIKeyResponse
-	(*ChangePasswordRequest)(nil),            // 10: mindrouter.account.v1.ChangePasswordRequest
-	(*ChangePasswordResponse)(nil),           // 11: mindrouter.account.v1.ChangePasswordResponse
-	(*CreateQuotaRequestRequest)(nil),        // 12: mindrouter.account.v1.CreateQuotaRequestRequest
-	(*CreateQuotaRequestResponse)(nil),       // 13: mindrouter.account.v1.CreateQuotaRequestResponse
-	(*ListMyQuotaRequestsRequest)(nil),       // 14: mindrouter.account.v1.ListMyQuotaRequestsRequest
-	(*ListMyQuotaRequestsResponse)(nil),      // 15: mindrouter.account.v1.ListMyQuotaRequestsResponse
-	(*CreateServiceKeyRequestRequest)(nil),   // 16: mindrouter.account.v1.CreateServiceKeyRequestRequest
-	(*CreateServiceKeyRequestResponse)(nil),  // 17: mindrouter.account.v1.CreateServiceKeyRequestResponse
-	(*ListMyServiceKeyRequestsRequest)(nil),  // 18: mindrouter.account.v1.ListMyServiceKeyRequestsRequest
-	(*ListMyServiceKeyRequestsResponse)(nil), // 19: mindrouter.account.v1.ListMyServiceKeyRequestsResponse
-	(*CollectServiceKeyRequest)(nil),         // 20: mindrouter.account.v1.CollectServiceKeyRequest
-	(*CollectServiceKeyResponse)(nil),        // 21: mindrouter.account.v1.CollectServiceKeyResponse
-	(*GetMyUsageRequest)(nil),                // 22: mindrouter.account.v1.GetMyUsageRequest
-	(*GetMyUsageResponse)(nil),               // 23: mindrouter.account.v1.GetMyUsageResponse
-	(*v1.User)(nil),                          // 24: mindrouter.admin.v1.User
-	(*timestamppb.Timestamp)(nil),            // 25: google.protobuf.Timestamp
-	(*v1.APIKey)(nil),                        // 26: mindrouter.admin.v1.APIKey
-	(*v1.QuotaRequest)(nil),                  // 27: mindrouter.admin.v1.QuotaRequest
-	(*v1.ServiceKeyRequest)(nil),             // 28: mindrouter.admin.v1.ServiceKeyRequest
+	(*WhoAmIRequest)(nil),                       // 0: mindrouter.account.v1.WhoAmIRequest
+	(*WhoAmIResponse)(nil),                      // 1: mindrouter.account.v1.WhoAmIResponse
+	(*ListMyAPIKeysRequest)(nil),                // 2: mindrouter.account.v1.ListMyAPIKeysRequest
+	(*ListMyAPIKeysResponse)(nil),               // 3: mindrouter.account.v1.ListMyAPIKeysResponse
+	(*CreateMyAPIKeyRequest)(nil),               // 4: mindrouter.account.v1.CreateMyAPIKeyRequest
+	(*CreateMyAPIKeyResponse)(nil),              // 5: mindrouter.account.v1.CreateMyAPIKeyResponse
+	(*RenewMyAPIKeyRequest)(nil),                // 6: mindrouter.account.v1.RenewMyAPIKeyRequest
+	(*RenewMyAPIKeyResponse)(nil),               // 7: mindrouter.account.v1.RenewMyAPIKeyResponse
+	(*RevokeMyAPIKeyRequest)(nil),               // 8: mindrouter.account.v1.RevokeMyAPIKeyRequest
+	(*RevokeMyAPIKeyResponse)(nil),              // 9: mindrouter.account.v1.RevokeMyAPIKeyResponse
+	(*ChangePasswordRequest)(nil),               // 10: mindrouter.account.v1.ChangePasswordRequest
+	(*ChangePasswordResponse)(nil),              // 11: mindrouter.account.v1.ChangePasswordResponse
+	(*CreateQuotaRequestRequest)(nil),           // 12: mindrouter.account.v1.CreateQuotaRequestRequest
+	(*CreateQuotaRequestResponse)(nil),          // 13: mindrouter.account.v1.CreateQuotaRequestResponse
+	(*ListMyQuotaRequestsRequest)(nil),          // 14: mindrouter.account.v1.ListMyQuotaRequestsRequest
+	(*ListMyQuotaRequestsResponse)(nil),         // 15: mindrouter.account.v1.ListMyQuotaRequestsResponse
+	(*CreateServiceKeyRequestRequest)(nil),      // 16: mindrouter.account.v1.CreateServiceKeyRequestRequest
+	(*CreateServiceKeyRequestResponse)(nil),     // 17: mindrouter.account.v1.CreateServiceKeyRequestResponse
+	(*ListMyServiceKeyRequestsRequest)(nil),     // 18: mindrouter.account.v1.ListMyServiceKeyRequestsRequest
+	(*ListMyServiceKeyRequestsResponse)(nil),    // 19: mindrouter.account.v1.ListMyServiceKeyRequestsResponse
+	(*CollectServiceKeyRequest)(nil),            // 20: mindrouter.account.v1.CollectServiceKeyRequest
+	(*CollectServiceKeyResponse)(nil),           // 21: mindrouter.account.v1.CollectServiceKeyResponse
+	(*RequestServiceKeyRevocationRequest)(nil),  // 22: mindrouter.account.v1.RequestServiceKeyRevocationRequest
+	(*RequestServiceKeyRevocationResponse)(nil), // 23: mindrouter.account.v1.RequestServiceKeyRevocationResponse
+	(*GetMyUsageRequest)(nil),                   // 24: mindrouter.account.v1.GetMyUsageRequest
+	(*GetMyUsageResponse)(nil),                  // 25: mindrouter.account.v1.GetMyUsageResponse
+	(*v1.User)(nil),                             // 26: mindrouter.admin.v1.User
+	(*timestamppb.Timestamp)(nil),               // 27: google.protobuf.Timestamp
+	(*v1.APIKey)(nil),                           // 28: mindrouter.admin.v1.APIKey
+	(*v1.QuotaRequest)(nil),                     // 29: mindrouter.admin.v1.QuotaRequest
+	(*v1.ServiceKeyRequest)(nil),                // 30: mindrouter.admin.v1.ServiceKeyRequest
 }
 var file_mindrouter_account_v1_account_service_proto_depIdxs = []int32{
-	24, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
-	25, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
-	26, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
-	26, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	26, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	26, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	27, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
-	27, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
-	28, // 8: mindrouter.account.v1.CreateServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	28, // 9: mindrouter.account.v1.ListMyServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	26, // 10: mindrouter.account.v1.CollectServiceKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
-	28, // 11: mindrouter.account.v1.CollectServiceKeyResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
-	25, // 12: mindrouter.account.v1.GetMyUsageResponse.period_start:type_name -> google.protobuf.Timestamp
-	25, // 13: mindrouter.account.v1.GetMyUsageResponse.period_end:type_name -> google.protobuf.Timestamp
-	0,  // 14: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
-	2,  // 15: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
-	4,  // 16: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
-	6,  // 17: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
-	8,  // 18: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
-	10, // 19: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
-	12, // 20: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
-	14, // 21: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
-	16, // 22: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:input_type -> mindrouter.account.v1.CreateServiceKeyRequestRequest
-	18, // 23: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:input_type -> mindrouter.account.v1.ListMyServiceKeyRequestsRequest
-	20, // 24: mindrouter.account.v1.AccountService.CollectServiceKey:input_type -> mindrouter.account.v1.CollectServiceKeyRequest
-	22, // 25: mindrouter.account.v1.AccountService.GetMyUsage:input_type -> mindrouter.account.v1.GetMyUsageRequest
-	1,  // 26: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
-	3,  // 27: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
-	5,  // 28: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
-	7,  // 29: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
-	9,  // 30: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
-	11, // 31: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
-	13, // 32: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
-	15, // 33: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
-	17, // 34: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:output_type -> mindrouter.account.v1.CreateServiceKeyRequestResponse
-	19, // 35: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:output_type -> mindrouter.account.v1.ListMyServiceKeyRequestsResponse
-	21, // 36: mindrouter.account.v1.AccountService.CollectServiceKey:output_type -> mindrouter.account.v1.CollectServiceKeyResponse
-	23, // 37: mindrouter.account.v1.AccountService.GetMyUsage:output_type -> mindrouter.account.v1.GetMyUsageResponse
-	26, // [26:38] is the sub-list for method output_type
-	14, // [14:26] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	26, // 0: mindrouter.account.v1.WhoAmIResponse.user:type_name -> mindrouter.admin.v1.User
+	27, // 1: mindrouter.account.v1.WhoAmIResponse.session_expires_at:type_name -> google.protobuf.Timestamp
+	28, // 2: mindrouter.account.v1.ListMyAPIKeysResponse.api_keys:type_name -> mindrouter.admin.v1.APIKey
+	28, // 3: mindrouter.account.v1.CreateMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	28, // 4: mindrouter.account.v1.RenewMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	28, // 5: mindrouter.account.v1.RevokeMyAPIKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	29, // 6: mindrouter.account.v1.CreateQuotaRequestResponse.quota_request:type_name -> mindrouter.admin.v1.QuotaRequest
+	29, // 7: mindrouter.account.v1.ListMyQuotaRequestsResponse.quota_requests:type_name -> mindrouter.admin.v1.QuotaRequest
+	30, // 8: mindrouter.account.v1.CreateServiceKeyRequestResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	30, // 9: mindrouter.account.v1.ListMyServiceKeyRequestsResponse.service_key_requests:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	28, // 10: mindrouter.account.v1.CollectServiceKeyResponse.api_key:type_name -> mindrouter.admin.v1.APIKey
+	30, // 11: mindrouter.account.v1.CollectServiceKeyResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	30, // 12: mindrouter.account.v1.RequestServiceKeyRevocationResponse.service_key_request:type_name -> mindrouter.admin.v1.ServiceKeyRequest
+	27, // 13: mindrouter.account.v1.GetMyUsageResponse.period_start:type_name -> google.protobuf.Timestamp
+	27, // 14: mindrouter.account.v1.GetMyUsageResponse.period_end:type_name -> google.protobuf.Timestamp
+	0,  // 15: mindrouter.account.v1.AccountService.WhoAmI:input_type -> mindrouter.account.v1.WhoAmIRequest
+	2,  // 16: mindrouter.account.v1.AccountService.ListMyAPIKeys:input_type -> mindrouter.account.v1.ListMyAPIKeysRequest
+	4,  // 17: mindrouter.account.v1.AccountService.CreateMyAPIKey:input_type -> mindrouter.account.v1.CreateMyAPIKeyRequest
+	6,  // 18: mindrouter.account.v1.AccountService.RenewMyAPIKey:input_type -> mindrouter.account.v1.RenewMyAPIKeyRequest
+	8,  // 19: mindrouter.account.v1.AccountService.RevokeMyAPIKey:input_type -> mindrouter.account.v1.RevokeMyAPIKeyRequest
+	10, // 20: mindrouter.account.v1.AccountService.ChangePassword:input_type -> mindrouter.account.v1.ChangePasswordRequest
+	12, // 21: mindrouter.account.v1.AccountService.CreateQuotaRequest:input_type -> mindrouter.account.v1.CreateQuotaRequestRequest
+	14, // 22: mindrouter.account.v1.AccountService.ListMyQuotaRequests:input_type -> mindrouter.account.v1.ListMyQuotaRequestsRequest
+	16, // 23: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:input_type -> mindrouter.account.v1.CreateServiceKeyRequestRequest
+	18, // 24: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:input_type -> mindrouter.account.v1.ListMyServiceKeyRequestsRequest
+	20, // 25: mindrouter.account.v1.AccountService.CollectServiceKey:input_type -> mindrouter.account.v1.CollectServiceKeyRequest
+	22, // 26: mindrouter.account.v1.AccountService.RequestServiceKeyRevocation:input_type -> mindrouter.account.v1.RequestServiceKeyRevocationRequest
+	24, // 27: mindrouter.account.v1.AccountService.GetMyUsage:input_type -> mindrouter.account.v1.GetMyUsageRequest
+	1,  // 28: mindrouter.account.v1.AccountService.WhoAmI:output_type -> mindrouter.account.v1.WhoAmIResponse
+	3,  // 29: mindrouter.account.v1.AccountService.ListMyAPIKeys:output_type -> mindrouter.account.v1.ListMyAPIKeysResponse
+	5,  // 30: mindrouter.account.v1.AccountService.CreateMyAPIKey:output_type -> mindrouter.account.v1.CreateMyAPIKeyResponse
+	7,  // 31: mindrouter.account.v1.AccountService.RenewMyAPIKey:output_type -> mindrouter.account.v1.RenewMyAPIKeyResponse
+	9,  // 32: mindrouter.account.v1.AccountService.RevokeMyAPIKey:output_type -> mindrouter.account.v1.RevokeMyAPIKeyResponse
+	11, // 33: mindrouter.account.v1.AccountService.ChangePassword:output_type -> mindrouter.account.v1.ChangePasswordResponse
+	13, // 34: mindrouter.account.v1.AccountService.CreateQuotaRequest:output_type -> mindrouter.account.v1.CreateQuotaRequestResponse
+	15, // 35: mindrouter.account.v1.AccountService.ListMyQuotaRequests:output_type -> mindrouter.account.v1.ListMyQuotaRequestsResponse
+	17, // 36: mindrouter.account.v1.AccountService.CreateServiceKeyRequest:output_type -> mindrouter.account.v1.CreateServiceKeyRequestResponse
+	19, // 37: mindrouter.account.v1.AccountService.ListMyServiceKeyRequests:output_type -> mindrouter.account.v1.ListMyServiceKeyRequestsResponse
+	21, // 38: mindrouter.account.v1.AccountService.CollectServiceKey:output_type -> mindrouter.account.v1.CollectServiceKeyResponse
+	23, // 39: mindrouter.account.v1.AccountService.RequestServiceKeyRevocation:output_type -> mindrouter.account.v1.RequestServiceKeyRevocationResponse
+	25, // 40: mindrouter.account.v1.AccountService.GetMyUsage:output_type -> mindrouter.account.v1.GetMyUsageResponse
+	28, // [28:41] is the sub-list for method output_type
+	15, // [15:28] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_account_v1_account_service_proto_init() }
@@ -1410,7 +1608,7 @@ func file_mindrouter_account_v1_account_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_account_v1_account_service_proto_rawDesc), len(file_mindrouter_account_v1_account_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -344,6 +344,51 @@ func local_request_AccountService_CollectServiceKey_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
+func request_AccountService_RequestServiceKeyRevocation_0(ctx context.Context, marshaler runtime.Marshaler, client AccountServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RequestServiceKeyRevocationRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	if req.Body != nil {
+		_, _ = io.Copy(io.Discard, req.Body)
+	}
+	msg, err := client.RequestServiceKeyRevocation(ctx, &protoReq, grpc.Header(&metadata.HeaderMD), grpc.Trailer(&metadata.TrailerMD))
+	return msg, metadata, err
+}
+
+func local_request_AccountService_RequestServiceKeyRevocation_0(ctx context.Context, marshaler runtime.Marshaler, server AccountServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+	var (
+		protoReq RequestServiceKeyRevocationRequest
+		metadata runtime.ServerMetadata
+		err      error
+	)
+	if err := marshaler.NewDecoder(req.Body).Decode(&protoReq); err != nil && !errors.Is(err, io.EOF) {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	val, ok := pathParams["id"]
+	if !ok {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "missing parameter %s", "id")
+	}
+	protoReq.Id, err = runtime.Int64(val)
+	if err != nil {
+		return nil, metadata, status.Errorf(codes.InvalidArgument, "type mismatch, parameter: %s, error: %v", "id", err)
+	}
+	msg, err := server.RequestServiceKeyRevocation(ctx, &protoReq)
+	return msg, metadata, err
+}
+
 func request_AccountService_GetMyUsage_0(ctx context.Context, marshaler runtime.Marshaler, client AccountServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
 		protoReq GetMyUsageRequest
@@ -590,6 +635,26 @@ func RegisterAccountServiceHandlerServer(ctx context.Context, mux *runtime.Serve
 			return
 		}
 		forward_AccountService_CollectServiceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
+	})
+	mux.Handle(http.MethodPost, pattern_AccountService_RequestServiceKeyRevocation_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		var stream runtime.ServerTransportStream
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &stream)
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateIncomingContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/RequestServiceKeyRevocation", runtime.WithHTTPPathPattern("/api/account/api-keys/{id}/revocation-request"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := local_request_AccountService_RequestServiceKeyRevocation_0(annotatedContext, inboundMarshaler, server, req, pathParams)
+		md.HeaderMD, md.TrailerMD = metadata.Join(md.HeaderMD, stream.Header()), metadata.Join(md.TrailerMD, stream.Trailer())
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_RequestServiceKeyRevocation_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_RequestServiceKeyRevocation_0{resp.(*RequestServiceKeyRevocationResponse)}, mux.GetForwardResponseOptions()...)
 	})
 	mux.Handle(http.MethodGet, pattern_AccountService_GetMyUsage_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
@@ -838,6 +903,23 @@ func RegisterAccountServiceHandlerClient(ctx context.Context, mux *runtime.Serve
 		}
 		forward_AccountService_CollectServiceKey_0(annotatedContext, mux, outboundMarshaler, w, req, resp, mux.GetForwardResponseOptions()...)
 	})
+	mux.Handle(http.MethodPost, pattern_AccountService_RequestServiceKeyRevocation_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
+		ctx, cancel := context.WithCancel(req.Context())
+		defer cancel()
+		inboundMarshaler, outboundMarshaler := runtime.MarshalerForRequest(mux, req)
+		annotatedContext, err := runtime.AnnotateContext(ctx, mux, req, "/mindrouter.account.v1.AccountService/RequestServiceKeyRevocation", runtime.WithHTTPPathPattern("/api/account/api-keys/{id}/revocation-request"))
+		if err != nil {
+			runtime.HTTPError(ctx, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		resp, md, err := request_AccountService_RequestServiceKeyRevocation_0(annotatedContext, inboundMarshaler, client, req, pathParams)
+		annotatedContext = runtime.NewServerMetadataContext(annotatedContext, md)
+		if err != nil {
+			runtime.HTTPError(annotatedContext, mux, outboundMarshaler, w, req, err)
+			return
+		}
+		forward_AccountService_RequestServiceKeyRevocation_0(annotatedContext, mux, outboundMarshaler, w, req, response_AccountService_RequestServiceKeyRevocation_0{resp.(*RequestServiceKeyRevocationResponse)}, mux.GetForwardResponseOptions()...)
+	})
 	mux.Handle(http.MethodGet, pattern_AccountService_GetMyUsage_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -921,32 +1003,43 @@ func (m response_AccountService_ListMyServiceKeyRequests_0) XXX_ResponseBody() i
 	return response.ServiceKeyRequests
 }
 
+type response_AccountService_RequestServiceKeyRevocation_0 struct {
+	*RequestServiceKeyRevocationResponse
+}
+
+func (m response_AccountService_RequestServiceKeyRevocation_0) XXX_ResponseBody() interface{} {
+	response := m.RequestServiceKeyRevocationResponse
+	return response.ServiceKeyRequest
+}
+
 var (
-	pattern_AccountService_WhoAmI_0                   = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "whoami"}, ""))
-	pattern_AccountService_ListMyAPIKeys_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
-	pattern_AccountService_CreateMyAPIKey_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
-	pattern_AccountService_RenewMyAPIKey_0            = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "renew"}, ""))
-	pattern_AccountService_RevokeMyAPIKey_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "revoke"}, ""))
-	pattern_AccountService_ChangePassword_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "password"}, ""))
-	pattern_AccountService_CreateQuotaRequest_0       = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
-	pattern_AccountService_ListMyQuotaRequests_0      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
-	pattern_AccountService_CreateServiceKeyRequest_0  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
-	pattern_AccountService_ListMyServiceKeyRequests_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
-	pattern_AccountService_CollectServiceKey_0        = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "service-key-requests", "id", "collect"}, ""))
-	pattern_AccountService_GetMyUsage_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "usage"}, ""))
+	pattern_AccountService_WhoAmI_0                      = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "whoami"}, ""))
+	pattern_AccountService_ListMyAPIKeys_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
+	pattern_AccountService_CreateMyAPIKey_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "api-keys"}, ""))
+	pattern_AccountService_RenewMyAPIKey_0               = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "renew"}, ""))
+	pattern_AccountService_RevokeMyAPIKey_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "revoke"}, ""))
+	pattern_AccountService_ChangePassword_0              = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "password"}, ""))
+	pattern_AccountService_CreateQuotaRequest_0          = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
+	pattern_AccountService_ListMyQuotaRequests_0         = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "quota-requests"}, ""))
+	pattern_AccountService_CreateServiceKeyRequest_0     = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
+	pattern_AccountService_ListMyServiceKeyRequests_0    = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "service-key-requests"}, ""))
+	pattern_AccountService_CollectServiceKey_0           = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "service-key-requests", "id", "collect"}, ""))
+	pattern_AccountService_RequestServiceKeyRevocation_0 = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2, 1, 0, 4, 1, 5, 3, 2, 4}, []string{"api", "account", "api-keys", "id", "revocation-request"}, ""))
+	pattern_AccountService_GetMyUsage_0                  = runtime.MustPattern(runtime.NewPattern(1, []int{2, 0, 2, 1, 2, 2}, []string{"api", "account", "usage"}, ""))
 )
 
 var (
-	forward_AccountService_WhoAmI_0                   = runtime.ForwardResponseMessage
-	forward_AccountService_ListMyAPIKeys_0            = runtime.ForwardResponseMessage
-	forward_AccountService_CreateMyAPIKey_0           = runtime.ForwardResponseMessage
-	forward_AccountService_RenewMyAPIKey_0            = runtime.ForwardResponseMessage
-	forward_AccountService_RevokeMyAPIKey_0           = runtime.ForwardResponseMessage
-	forward_AccountService_ChangePassword_0           = runtime.ForwardResponseMessage
-	forward_AccountService_CreateQuotaRequest_0       = runtime.ForwardResponseMessage
-	forward_AccountService_ListMyQuotaRequests_0      = runtime.ForwardResponseMessage
-	forward_AccountService_CreateServiceKeyRequest_0  = runtime.ForwardResponseMessage
-	forward_AccountService_ListMyServiceKeyRequests_0 = runtime.ForwardResponseMessage
-	forward_AccountService_CollectServiceKey_0        = runtime.ForwardResponseMessage
-	forward_AccountService_GetMyUsage_0               = runtime.ForwardResponseMessage
+	forward_AccountService_WhoAmI_0                      = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyAPIKeys_0               = runtime.ForwardResponseMessage
+	forward_AccountService_CreateMyAPIKey_0              = runtime.ForwardResponseMessage
+	forward_AccountService_RenewMyAPIKey_0               = runtime.ForwardResponseMessage
+	forward_AccountService_RevokeMyAPIKey_0              = runtime.ForwardResponseMessage
+	forward_AccountService_ChangePassword_0              = runtime.ForwardResponseMessage
+	forward_AccountService_CreateQuotaRequest_0          = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyQuotaRequests_0         = runtime.ForwardResponseMessage
+	forward_AccountService_CreateServiceKeyRequest_0     = runtime.ForwardResponseMessage
+	forward_AccountService_ListMyServiceKeyRequests_0    = runtime.ForwardResponseMessage
+	forward_AccountService_CollectServiceKey_0           = runtime.ForwardResponseMessage
+	forward_AccountService_RequestServiceKeyRevocation_0 = runtime.ForwardResponseMessage
+	forward_AccountService_GetMyUsage_0                  = runtime.ForwardResponseMessage
 )

@@ -19,18 +19,19 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AccountService_WhoAmI_FullMethodName                   = "/mindrouter.account.v1.AccountService/WhoAmI"
-	AccountService_ListMyAPIKeys_FullMethodName            = "/mindrouter.account.v1.AccountService/ListMyAPIKeys"
-	AccountService_CreateMyAPIKey_FullMethodName           = "/mindrouter.account.v1.AccountService/CreateMyAPIKey"
-	AccountService_RenewMyAPIKey_FullMethodName            = "/mindrouter.account.v1.AccountService/RenewMyAPIKey"
-	AccountService_RevokeMyAPIKey_FullMethodName           = "/mindrouter.account.v1.AccountService/RevokeMyAPIKey"
-	AccountService_ChangePassword_FullMethodName           = "/mindrouter.account.v1.AccountService/ChangePassword"
-	AccountService_CreateQuotaRequest_FullMethodName       = "/mindrouter.account.v1.AccountService/CreateQuotaRequest"
-	AccountService_ListMyQuotaRequests_FullMethodName      = "/mindrouter.account.v1.AccountService/ListMyQuotaRequests"
-	AccountService_CreateServiceKeyRequest_FullMethodName  = "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest"
-	AccountService_ListMyServiceKeyRequests_FullMethodName = "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests"
-	AccountService_CollectServiceKey_FullMethodName        = "/mindrouter.account.v1.AccountService/CollectServiceKey"
-	AccountService_GetMyUsage_FullMethodName               = "/mindrouter.account.v1.AccountService/GetMyUsage"
+	AccountService_WhoAmI_FullMethodName                      = "/mindrouter.account.v1.AccountService/WhoAmI"
+	AccountService_ListMyAPIKeys_FullMethodName               = "/mindrouter.account.v1.AccountService/ListMyAPIKeys"
+	AccountService_CreateMyAPIKey_FullMethodName              = "/mindrouter.account.v1.AccountService/CreateMyAPIKey"
+	AccountService_RenewMyAPIKey_FullMethodName               = "/mindrouter.account.v1.AccountService/RenewMyAPIKey"
+	AccountService_RevokeMyAPIKey_FullMethodName              = "/mindrouter.account.v1.AccountService/RevokeMyAPIKey"
+	AccountService_ChangePassword_FullMethodName              = "/mindrouter.account.v1.AccountService/ChangePassword"
+	AccountService_CreateQuotaRequest_FullMethodName          = "/mindrouter.account.v1.AccountService/CreateQuotaRequest"
+	AccountService_ListMyQuotaRequests_FullMethodName         = "/mindrouter.account.v1.AccountService/ListMyQuotaRequests"
+	AccountService_CreateServiceKeyRequest_FullMethodName     = "/mindrouter.account.v1.AccountService/CreateServiceKeyRequest"
+	AccountService_ListMyServiceKeyRequests_FullMethodName    = "/mindrouter.account.v1.AccountService/ListMyServiceKeyRequests"
+	AccountService_CollectServiceKey_FullMethodName           = "/mindrouter.account.v1.AccountService/CollectServiceKey"
+	AccountService_RequestServiceKeyRevocation_FullMethodName = "/mindrouter.account.v1.AccountService/RequestServiceKeyRevocation"
+	AccountService_GetMyUsage_FullMethodName                  = "/mindrouter.account.v1.AccountService/GetMyUsage"
 )
 
 // AccountServiceClient is the client API for AccountService service.
@@ -70,6 +71,10 @@ type AccountServiceClient interface {
 	// the full key is in the answer and nowhere else, and a request's key can be
 	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
 	CollectServiceKey(ctx context.Context, in *CollectServiceKeyRequest, opts ...grpc.CallOption) (*CollectServiceKeyResponse, error)
+	// RequestServiceKeyRevocation asks the admins to revoke one of the caller's
+	// service keys (an owner cannot revoke a service key alone: others may
+	// depend on it); approval revokes it at once.
+	RequestServiceKeyRevocation(ctx context.Context, in *RequestServiceKeyRevocationRequest, opts ...grpc.CallOption) (*RequestServiceKeyRevocationResponse, error)
 	// GetMyUsage returns the caller's token usage in the current budget period
 	// against their budget, as the quota manager counts it now (the dashboard
 	// polls it).
@@ -194,6 +199,16 @@ func (c *accountServiceClient) CollectServiceKey(ctx context.Context, in *Collec
 	return out, nil
 }
 
+func (c *accountServiceClient) RequestServiceKeyRevocation(ctx context.Context, in *RequestServiceKeyRevocationRequest, opts ...grpc.CallOption) (*RequestServiceKeyRevocationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RequestServiceKeyRevocationResponse)
+	err := c.cc.Invoke(ctx, AccountService_RequestServiceKeyRevocation_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *accountServiceClient) GetMyUsage(ctx context.Context, in *GetMyUsageRequest, opts ...grpc.CallOption) (*GetMyUsageResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetMyUsageResponse)
@@ -241,6 +256,10 @@ type AccountServiceServer interface {
 	// the full key is in the answer and nowhere else, and a request's key can be
 	// collected once (a second call is ALREADY_EXISTS, 409 over REST).
 	CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error)
+	// RequestServiceKeyRevocation asks the admins to revoke one of the caller's
+	// service keys (an owner cannot revoke a service key alone: others may
+	// depend on it); approval revokes it at once.
+	RequestServiceKeyRevocation(context.Context, *RequestServiceKeyRevocationRequest) (*RequestServiceKeyRevocationResponse, error)
 	// GetMyUsage returns the caller's token usage in the current budget period
 	// against their budget, as the quota manager counts it now (the dashboard
 	// polls it).
@@ -287,6 +306,9 @@ func (UnimplementedAccountServiceServer) ListMyServiceKeyRequests(context.Contex
 }
 func (UnimplementedAccountServiceServer) CollectServiceKey(context.Context, *CollectServiceKeyRequest) (*CollectServiceKeyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CollectServiceKey not implemented")
+}
+func (UnimplementedAccountServiceServer) RequestServiceKeyRevocation(context.Context, *RequestServiceKeyRevocationRequest) (*RequestServiceKeyRevocationResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RequestServiceKeyRevocation not implemented")
 }
 func (UnimplementedAccountServiceServer) GetMyUsage(context.Context, *GetMyUsageRequest) (*GetMyUsageResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetMyUsage not implemented")
@@ -510,6 +532,24 @@ func _AccountService_CollectServiceKey_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AccountService_RequestServiceKeyRevocation_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RequestServiceKeyRevocationRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AccountServiceServer).RequestServiceKeyRevocation(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AccountService_RequestServiceKeyRevocation_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AccountServiceServer).RequestServiceKeyRevocation(ctx, req.(*RequestServiceKeyRevocationRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AccountService_GetMyUsage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetMyUsageRequest)
 	if err := dec(in); err != nil {
@@ -578,6 +618,10 @@ var AccountService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CollectServiceKey",
 			Handler:    _AccountService_CollectServiceKey_Handler,
+		},
+		{
+			MethodName: "RequestServiceKeyRevocation",
+			Handler:    _AccountService_RequestServiceKeyRevocation_Handler,
 		},
 		{
 			MethodName: "GetMyUsage",

@@ -614,10 +614,12 @@ func (x *QuotaRequest) GetReviewedAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// ServiceKeyRequest is a user's request for a service key: a key named for a
+// ServiceKeyRequest is a user's request about a service key, which an admin
+// approves or denies. Kind "issue" asks for a new one: a key named for a
 // system, owned by the user, that never expires and does not count against the
-// user's key limit. An admin approves or denies it; the requester then
-// collects the approved key, whose secret is shown to them once.
+// user's key limit; the requester collects the approved key, whose secret is
+// shown to them once. Kind "revocation" asks the admins to revoke the caller's
+// service key api_key_id; approval revokes it at once.
 type ServiceKeyRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Id       int64                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -633,11 +635,25 @@ type ServiceKeyRequest struct {
 	ReviewNotes string                 `protobuf:"bytes,8,opt,name=review_notes,json=reviewNotes,proto3" json:"review_notes,omitempty"`
 	CreatedAt   *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	ReviewedAt  *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=reviewed_at,json=reviewedAt,proto3" json:"reviewed_at,omitempty"`
-	// The key minted when the requester collected it; 0 until then.
-	ApiKeyId      int64                  `protobuf:"varint,11,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
-	CollectedAt   *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Issue: the key minted when the requester collected it, 0 until then.
+	// Revocation: the key to revoke.
+	ApiKeyId    int64                  `protobuf:"varint,11,opt,name=api_key_id,json=apiKeyId,proto3" json:"api_key_id,omitempty"`
+	CollectedAt *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=collected_at,json=collectedAt,proto3" json:"collected_at,omitempty"`
+	// issue or revocation.
+	Kind string `protobuf:"bytes,13,opt,name=kind,proto3" json:"kind,omitempty"`
+	// Issue only: people to reach about the service besides the owner (e-mail
+	// addresses).
+	AlternativeContacts []string `protobuf:"bytes,14,rep,name=alternative_contacts,json=alternativeContacts,proto3" json:"alternative_contacts,omitempty"`
+	// Issue only: low, moderate or high (FIPS 199 impact levels of the data the
+	// service sends).
+	DataRiskLevel string `protobuf:"bytes,15,opt,name=data_risk_level,json=dataRiskLevel,proto3" json:"data_risk_level,omitempty"`
+	// Issue only: the rules that apply to the data: ferpa, hipaa, cui, itar, ear,
+	// gdpr, pci, irb, export_controlled, none or other.
+	ComplianceTags []string `protobuf:"bytes,16,rep,name=compliance_tags,json=complianceTags,proto3" json:"compliance_tags,omitempty"`
+	// Issue only: what "other" in compliance_tags means.
+	ComplianceOther string `protobuf:"bytes,17,opt,name=compliance_other,json=complianceOther,proto3" json:"compliance_other,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ServiceKeyRequest) Reset() {
@@ -754,6 +770,41 @@ func (x *ServiceKeyRequest) GetCollectedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ServiceKeyRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetAlternativeContacts() []string {
+	if x != nil {
+		return x.AlternativeContacts
+	}
+	return nil
+}
+
+func (x *ServiceKeyRequest) GetDataRiskLevel() string {
+	if x != nil {
+		return x.DataRiskLevel
+	}
+	return ""
+}
+
+func (x *ServiceKeyRequest) GetComplianceTags() []string {
+	if x != nil {
+		return x.ComplianceTags
+	}
+	return nil
+}
+
+func (x *ServiceKeyRequest) GetComplianceOther() string {
+	if x != nil {
+		return x.ComplianceOther
+	}
+	return ""
+}
+
 var File_mindrouter_admin_v1_identity_proto protoreflect.FileDescriptor
 
 const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
@@ -842,7 +893,7 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12;\n" +
 	"\vreviewed_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reviewedAtB\x11\n" +
-	"\x0f_granted_tokens\"\xd2\x03\n" +
+	"\x0f_granted_tokens\"\x95\x05\n" +
 	"\x11ServiceKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x1a\n" +
@@ -860,7 +911,12 @@ const file_mindrouter_admin_v1_identity_proto_rawDesc = "" +
 	"reviewedAt\x12\x1c\n" +
 	"\n" +
 	"api_key_id\x18\v \x01(\x03R\bapiKeyId\x12=\n" +
-	"\fcollected_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAtB\xde\x01\n" +
+	"\fcollected_at\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vcollectedAt\x12\x12\n" +
+	"\x04kind\x18\r \x01(\tR\x04kind\x121\n" +
+	"\x14alternative_contacts\x18\x0e \x03(\tR\x13alternativeContacts\x12&\n" +
+	"\x0fdata_risk_level\x18\x0f \x01(\tR\rdataRiskLevel\x12'\n" +
+	"\x0fcompliance_tags\x18\x10 \x03(\tR\x0ecomplianceTags\x12)\n" +
+	"\x10compliance_other\x18\x11 \x01(\tR\x0fcomplianceOtherB\xde\x01\n" +
 	"\x17com.mindrouter.admin.v1B\rIdentityProtoP\x01ZFgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/admin/v1;adminv1\xa2\x02\x03MAX\xaa\x02\x13Mindrouter.Admin.V1\xca\x02\x13Mindrouter\\Admin\\V1\xe2\x02\x1fMindrouter\\Admin\\V1\\GPBMetadata\xea\x02\x15Mindrouter::Admin::V1b\x06proto3"
 
 var (

@@ -1151,8 +1151,10 @@ func (x *RenewAPIKeyResponse) GetApiKey() *APIKey {
 type ListQuotaRequestsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pending (the default), approved, denied or all.
-	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
-	UserId        int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	UserId int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// issue or revocation; both when empty.
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1199,6 +1201,13 @@ func (x *ListQuotaRequestsRequest) GetUserId() int64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *ListQuotaRequestsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 // ListQuotaRequestsResponse holds the requests, oldest first.
@@ -2009,8 +2018,10 @@ func (*DeleteAPIKeyResponse) Descriptor() ([]byte, []int) {
 type ListServiceKeyRequestsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// pending (the default), approved, denied or all.
-	Status        string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
-	UserId        int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Status string `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	UserId int64  `protobuf:"varint,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	// issue or revocation; both when empty.
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2057,6 +2068,13 @@ func (x *ListServiceKeyRequestsRequest) GetUserId() int64 {
 		return x.UserId
 	}
 	return 0
+}
+
+func (x *ListServiceKeyRequestsRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 // ListServiceKeyRequestsResponse holds the requests, oldest first.
@@ -2310,10 +2328,11 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\x12RenewAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"K\n" +
 	"\x13RenewAPIKeyResponse\x124\n" +
-	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\"K\n" +
+	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\"_\n" +
 	"\x18ListQuotaRequestsRequest\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\x03R\x06userId\"e\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"e\n" +
 	"\x19ListQuotaRequestsResponse\x12H\n" +
 	"\x0equota_requests\x18\x01 \x03(\v2!.mindrouter.admin.v1.QuotaRequestR\rquotaRequests\"\x9c\x01\n" +
 	"\x19ReviewQuotaRequestRequest\x12\x0e\n" +
@@ -2381,10 +2400,11 @@ const file_mindrouter_admin_v1_identity_service_proto_rawDesc = "" +
 	"\aapi_key\x18\x01 \x01(\v2\x1b.mindrouter.admin.v1.APIKeyR\x06apiKey\"%\n" +
 	"\x13DeleteAPIKeyRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x03R\x02id\"\x16\n" +
-	"\x14DeleteAPIKeyResponse\"P\n" +
+	"\x14DeleteAPIKeyResponse\"d\n" +
 	"\x1dListServiceKeyRequestsRequest\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x17\n" +
-	"\auser_id\x18\x02 \x01(\x03R\x06userId\"z\n" +
+	"\auser_id\x18\x02 \x01(\x03R\x06userId\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"z\n" +
 	"\x1eListServiceKeyRequestsResponse\x12X\n" +
 	"\x14service_key_requests\x18\x01 \x03(\v2&.mindrouter.admin.v1.ServiceKeyRequestR\x12serviceKeyRequests\"b\n" +
 	"\x1eReviewServiceKeyRequestRequest\x12\x0e\n" +

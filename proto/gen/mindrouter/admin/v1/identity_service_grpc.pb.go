@@ -97,8 +97,10 @@ type IdentityServiceClient interface {
 	// status is given.
 	ListServiceKeyRequests(ctx context.Context, in *ListServiceKeyRequestsRequest, opts ...grpc.CallOption) (*ListServiceKeyRequestsResponse, error)
 	// ReviewServiceKeyRequest approves or denies a pending service-key request.
-	// Approval lets the requester collect the key (minted then, owned by them,
-	// its secret shown to them once); the admin never sees the secret.
+	// Approving an issue request lets the requester collect the key (minted
+	// then, owned by them, its secret shown to them once); the admin never sees
+	// the secret. Approving a revocation request revokes the key at once, on
+	// every data plane.
 	ReviewServiceKeyRequest(ctx context.Context, in *ReviewServiceKeyRequestRequest, opts ...grpc.CallOption) (*ReviewServiceKeyRequestResponse, error)
 }
 
@@ -357,8 +359,10 @@ type IdentityServiceServer interface {
 	// status is given.
 	ListServiceKeyRequests(context.Context, *ListServiceKeyRequestsRequest) (*ListServiceKeyRequestsResponse, error)
 	// ReviewServiceKeyRequest approves or denies a pending service-key request.
-	// Approval lets the requester collect the key (minted then, owned by them,
-	// its secret shown to them once); the admin never sees the secret.
+	// Approving an issue request lets the requester collect the key (minted
+	// then, owned by them, its secret shown to them once); the admin never sees
+	// the secret. Approving a revocation request revokes the key at once, on
+	// every data plane.
 	ReviewServiceKeyRequest(context.Context, *ReviewServiceKeyRequestRequest) (*ReviewServiceKeyRequestResponse, error)
 	mustEmbedUnimplementedIdentityServiceServer()
 }

@@ -27,7 +27,9 @@ type AdmitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Unique per client request; stays the same across retry attempts.
 	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	// The end user's API key as presented.
+	// The end user's API key as presented, or, for the web chat of a data
+	// plane, "session:<browser session token>:<its CSRF token>" (the control
+	// plane resolves it to the session's user).
 	Credential           string       `protobuf:"bytes,2,opt,name=credential,proto3" json:"credential,omitempty"`
 	Model                string       `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
 	Operation            Operation    `protobuf:"varint,4,opt,name=operation,proto3,enum=mindrouter.controlplane.v1.Operation" json:"operation,omitempty"`
@@ -422,10 +424,14 @@ type ReleaseRequest struct {
 	Error string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
 	// The lease's identity, repeated so that a control plane that restarted (and forgot
 	// the lease) can still settle the usage exactly once, keyed by request id.
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	BackendId     int64  `protobuf:"varint,8,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
-	UserId        int64  `protobuf:"varint,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
-	Model         string `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	BackendId int64  `protobuf:"varint,8,opt,name=backend_id,json=backendId,proto3" json:"backend_id,omitempty"`
+	UserId    int64  `protobuf:"varint,9,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Model     string `protobuf:"bytes,10,opt,name=model,proto3" json:"model,omitempty"`
+	// The W3C trace context (traceparent header value) of the request the lease
+	// served. A release that rides the replica's session stream is not a call of
+	// its own, so the control plane starts its Release span from this.
+	Traceparent   string `protobuf:"bytes,11,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +532,13 @@ func (x *ReleaseRequest) GetUserId() int64 {
 func (x *ReleaseRequest) GetModel() string {
 	if x != nil {
 		return x.Model
+	}
+	return ""
+}
+
+func (x *ReleaseRequest) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
 	}
 	return ""
 }
@@ -683,8 +696,15 @@ type CatalogModel struct {
 	ParameterSize   string `protobuf:"bytes,10,opt,name=parameter_size,json=parameterSize,proto3" json:"parameter_size,omitempty"`
 	Quantization    string `protobuf:"bytes,11,opt,name=quantization,proto3" json:"quantization,omitempty"`
 	EmbeddingLength int64  `protobuf:"varint,12,opt,name=embedding_length,json=embeddingLength,proto3" json:"embedding_length,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// An administrator's display name and description (ModelOverride); empty when unset.
+	DisplayName string `protobuf:"bytes,13,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	Description string `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
+	// True for an alias: a public name standing for the real models in
+	// alias_targets, merged here over the backends serving any of them.
+	IsAlias       bool     `protobuf:"varint,15,opt,name=is_alias,json=isAlias,proto3" json:"is_alias,omitempty"`
+	AliasTargets  []string `protobuf:"bytes,16,rep,name=alias_targets,json=aliasTargets,proto3" json:"alias_targets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CatalogModel) Reset() {
@@ -801,6 +821,34 @@ func (x *CatalogModel) GetEmbeddingLength() int64 {
 	return 0
 }
 
+func (x *CatalogModel) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *CatalogModel) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *CatalogModel) GetIsAlias() bool {
+	if x != nil {
+		return x.IsAlias
+	}
+	return false
+}
+
+func (x *CatalogModel) GetAliasTargets() []string {
+	if x != nil {
+		return x.AliasTargets
+	}
+	return nil
+}
+
 var File_mindrouter_controlplane_v1_admission_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
@@ -836,7 +884,7 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\x04kind\"k\n" +
 	"\vQueueUpdate\x12\x1a\n" +
 	"\bposition\x18\x01 \x01(\x05R\bposition\x12@\n" +
-	"\x0eestimated_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\restimatedWait\"\x8c\x03\n" +
+	"\x0eestimated_wait\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\restimatedWait\"\xae\x03\n" +
 	"\x0eReleaseRequest\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12=\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2#.mindrouter.controlplane.v1.OutcomeR\aoutcome\x127\n" +
@@ -850,7 +898,8 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"backend_id\x18\b \x01(\x03R\tbackendId\x12\x17\n" +
 	"\auser_id\x18\t \x01(\x03R\x06userId\x12\x14\n" +
 	"\x05model\x18\n" +
-	" \x01(\tR\x05model\":\n" +
+	" \x01(\tR\x05model\x12 \n" +
+	"\vtraceparent\x18\v \x01(\tR\vtraceparent\":\n" +
 	"\x0fReleaseResponse\x12'\n" +
 	"\x0falready_settled\x18\x01 \x01(\bR\x0ealreadySettled\"3\n" +
 	"\x11ListModelsRequest\x12\x1e\n" +
@@ -858,7 +907,7 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"credential\x18\x01 \x01(\tR\n" +
 	"credential\"V\n" +
 	"\x12ListModelsResponse\x12@\n" +
-	"\x06models\x18\x01 \x03(\v2(.mindrouter.controlplane.v1.CatalogModelR\x06models\"\xdc\x03\n" +
+	"\x06models\x18\x01 \x03(\v2(.mindrouter.controlplane.v1.CatalogModelR\x06models\"\xe1\x04\n" +
 	"\fCatalogModel\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06family\x18\x02 \x01(\tR\x06family\x12%\n" +
@@ -872,7 +921,11 @@ const file_mindrouter_controlplane_v1_admission_service_proto_rawDesc = "" +
 	"\x0eparameter_size\x18\n" +
 	" \x01(\tR\rparameterSize\x12\"\n" +
 	"\fquantization\x18\v \x01(\tR\fquantization\x12)\n" +
-	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength2\xb3\x03\n" +
+	"\x10embedding_length\x18\f \x01(\x03R\x0fembeddingLength\x12!\n" +
+	"\fdisplay_name\x18\r \x01(\tR\vdisplayName\x12 \n" +
+	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x19\n" +
+	"\bis_alias\x18\x0f \x01(\bR\aisAlias\x12#\n" +
+	"\ralias_targets\x18\x10 \x03(\tR\faliasTargets2\xb3\x03\n" +
 	"\x10AdmissionService\x12\\\n" +
 	"\x05Admit\x12(.mindrouter.controlplane.v1.AdmitRequest\x1a).mindrouter.controlplane.v1.AdmitResponse\x12p\n" +
 	"\vAdmitStream\x12..mindrouter.controlplane.v1.AdmitStreamRequest\x1a/.mindrouter.controlplane.v1.AdmitStreamResponse0\x01\x12b\n" +

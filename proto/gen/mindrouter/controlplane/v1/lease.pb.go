@@ -31,6 +31,12 @@ const (
 	Engine_ENGINE_OLLAMA Engine = 1
 	// vLLM's OpenAI-compatible server (also any OpenAI-compatible engine).
 	Engine_ENGINE_VLLM Engine = 2
+	// A text-to-speech server speaking OpenAI's POST /v1/audio/speech
+	// (Speaches, Kokoro-FastAPI, vLLM-Omni).
+	Engine_ENGINE_TTS Engine = 3
+	// A speech-to-text server speaking OpenAI's POST /v1/audio/transcriptions
+	// (Speaches, faster-whisper servers, vLLM's transcription server).
+	Engine_ENGINE_STT Engine = 4
 )
 
 // Enum value maps for Engine.
@@ -39,11 +45,15 @@ var (
 		0: "ENGINE_UNSPECIFIED",
 		1: "ENGINE_OLLAMA",
 		2: "ENGINE_VLLM",
+		3: "ENGINE_TTS",
+		4: "ENGINE_STT",
 	}
 	Engine_value = map[string]int32{
 		"ENGINE_UNSPECIFIED": 0,
 		"ENGINE_OLLAMA":      1,
 		"ENGINE_VLLM":        2,
+		"ENGINE_TTS":         3,
+		"ENGINE_STT":         4,
 	}
 )
 
@@ -84,6 +94,14 @@ const (
 	Operation_OPERATION_EMBEDDING   Operation = 3
 	Operation_OPERATION_RERANK      Operation = 4
 	Operation_OPERATION_SCORE       Operation = 5
+	// Text to speech (/v1/audio/speech): served only by ENGINE_TTS backends.
+	Operation_OPERATION_SPEECH Operation = 6
+	// Speech to text (/v1/audio/transcriptions): served only by ENGINE_STT backends.
+	Operation_OPERATION_TRANSCRIPTION Operation = 7
+	// A web search run by the data plane against the configured provider: no
+	// backend is picked; the control plane authenticates, rate limits and reserves
+	// the configured token charge (prompt_tokens_estimate), settled on Release.
+	Operation_OPERATION_SEARCH Operation = 8
 )
 
 // Enum value maps for Operation.
@@ -95,14 +113,20 @@ var (
 		3: "OPERATION_EMBEDDING",
 		4: "OPERATION_RERANK",
 		5: "OPERATION_SCORE",
+		6: "OPERATION_SPEECH",
+		7: "OPERATION_TRANSCRIPTION",
+		8: "OPERATION_SEARCH",
 	}
 	Operation_value = map[string]int32{
-		"OPERATION_UNSPECIFIED": 0,
-		"OPERATION_CHAT":        1,
-		"OPERATION_COMPLETION":  2,
-		"OPERATION_EMBEDDING":   3,
-		"OPERATION_RERANK":      4,
-		"OPERATION_SCORE":       5,
+		"OPERATION_UNSPECIFIED":   0,
+		"OPERATION_CHAT":          1,
+		"OPERATION_COMPLETION":    2,
+		"OPERATION_EMBEDDING":     3,
+		"OPERATION_RERANK":        4,
+		"OPERATION_SCORE":         5,
+		"OPERATION_SPEECH":        6,
+		"OPERATION_TRANSCRIPTION": 7,
+		"OPERATION_SEARCH":        8,
 	}
 )
 
@@ -145,6 +169,10 @@ const (
 	Capability_CAPABILITY_EMBEDDING         Capability = 5
 	Capability_CAPABILITY_RERANK            Capability = 6
 	Capability_CAPABILITY_COMPLETION        Capability = 7
+	// The model turns text into speech (a model of a TTS backend).
+	Capability_CAPABILITY_SPEECH Capability = 8
+	// The model turns speech into text (a model of an STT backend).
+	Capability_CAPABILITY_TRANSCRIPTION Capability = 9
 )
 
 // Enum value maps for Capability.
@@ -158,6 +186,8 @@ var (
 		5: "CAPABILITY_EMBEDDING",
 		6: "CAPABILITY_RERANK",
 		7: "CAPABILITY_COMPLETION",
+		8: "CAPABILITY_SPEECH",
+		9: "CAPABILITY_TRANSCRIPTION",
 	}
 	Capability_value = map[string]int32{
 		"CAPABILITY_UNSPECIFIED":       0,
@@ -168,6 +198,8 @@ var (
 		"CAPABILITY_EMBEDDING":         5,
 		"CAPABILITY_RERANK":            6,
 		"CAPABILITY_COMPLETION":        7,
+		"CAPABILITY_SPEECH":            8,
+		"CAPABILITY_TRANSCRIPTION":     9,
 	}
 )
 
@@ -560,18 +592,25 @@ const file_mindrouter_controlplane_v1_lease_proto_rawDesc = "" +
 	"expires_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12C\n" +
 	"\tprincipal\x18\v \x01(\v2%.mindrouter.controlplane.v1.PrincipalR\tprincipal\x12\x1c\n" +
-	"\tsimulated\x18\f \x01(\bR\tsimulated*D\n" +
+	"\tsimulated\x18\f \x01(\bR\tsimulated*d\n" +
 	"\x06Engine\x12\x16\n" +
 	"\x12ENGINE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rENGINE_OLLAMA\x10\x01\x12\x0f\n" +
-	"\vENGINE_VLLM\x10\x02*\x98\x01\n" +
+	"\vENGINE_VLLM\x10\x02\x12\x0e\n" +
+	"\n" +
+	"ENGINE_TTS\x10\x03\x12\x0e\n" +
+	"\n" +
+	"ENGINE_STT\x10\x04*\xe1\x01\n" +
 	"\tOperation\x12\x19\n" +
 	"\x15OPERATION_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eOPERATION_CHAT\x10\x01\x12\x18\n" +
 	"\x14OPERATION_COMPLETION\x10\x02\x12\x17\n" +
 	"\x13OPERATION_EMBEDDING\x10\x03\x12\x14\n" +
 	"\x10OPERATION_RERANK\x10\x04\x12\x13\n" +
-	"\x0fOPERATION_SCORE\x10\x05*\xdc\x01\n" +
+	"\x0fOPERATION_SCORE\x10\x05\x12\x14\n" +
+	"\x10OPERATION_SPEECH\x10\x06\x12\x1b\n" +
+	"\x17OPERATION_TRANSCRIPTION\x10\a\x12\x14\n" +
+	"\x10OPERATION_SEARCH\x10\b*\x91\x02\n" +
 	"\n" +
 	"Capability\x12\x1a\n" +
 	"\x16CAPABILITY_UNSPECIFIED\x10\x00\x12\x15\n" +
@@ -581,7 +620,9 @@ const file_mindrouter_controlplane_v1_lease_proto_rawDesc = "" +
 	"\x13CAPABILITY_THINKING\x10\x04\x12\x18\n" +
 	"\x14CAPABILITY_EMBEDDING\x10\x05\x12\x15\n" +
 	"\x11CAPABILITY_RERANK\x10\x06\x12\x19\n" +
-	"\x15CAPABILITY_COMPLETION\x10\a*\x86\x01\n" +
+	"\x15CAPABILITY_COMPLETION\x10\a\x12\x15\n" +
+	"\x11CAPABILITY_SPEECH\x10\b\x12\x1c\n" +
+	"\x18CAPABILITY_TRANSCRIPTION\x10\t*\x86\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fOUTCOME_SUCCESS\x10\x01\x12\x1c\n" +

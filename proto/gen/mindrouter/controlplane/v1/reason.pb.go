@@ -62,6 +62,9 @@ const (
 	// The control plane's database cannot be reached or did not answer in time
 	// (503, Retry-After).
 	Reason_REASON_DATABASE_UNAVAILABLE Reason = 16
+	// An administrator took the whole service offline for maintenance; the
+	// message says why (503, Retry-After).
+	Reason_REASON_SERVICE_OFFLINE Reason = 17
 )
 
 // Enum value maps for Reason.
@@ -84,6 +87,7 @@ var (
 		14: "REASON_LEASE_NOT_FOUND",
 		15: "REASON_CONTEXT_EXCEEDED",
 		16: "REASON_DATABASE_UNAVAILABLE",
+		17: "REASON_SERVICE_OFFLINE",
 	}
 	Reason_value = map[string]int32{
 		"REASON_UNSPECIFIED":            0,
@@ -103,6 +107,7 @@ var (
 		"REASON_LEASE_NOT_FOUND":        14,
 		"REASON_CONTEXT_EXCEEDED":       15,
 		"REASON_DATABASE_UNAVAILABLE":   16,
+		"REASON_SERVICE_OFFLINE":        17,
 	}
 )
 
@@ -137,7 +142,7 @@ var File_mindrouter_controlplane_v1_reason_proto protoreflect.FileDescriptor
 
 const file_mindrouter_controlplane_v1_reason_proto_rawDesc = "" +
 	"\n" +
-	"'mindrouter/controlplane/v1/reason.proto\x12\x1amindrouter.controlplane.v1*\xef\x03\n" +
+	"'mindrouter/controlplane/v1/reason.proto\x12\x1amindrouter.controlplane.v1*\x8b\x04\n" +
 	"\x06Reason\x12\x16\n" +
 	"\x12REASON_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19REASON_INVALID_CREDENTIAL\x10\x01\x12\x1d\n" +
@@ -156,7 +161,8 @@ const file_mindrouter_controlplane_v1_reason_proto_rawDesc = "" +
 	"\x16REASON_INVALID_REQUEST\x10\r\x12\x1a\n" +
 	"\x16REASON_LEASE_NOT_FOUND\x10\x0e\x12\x1b\n" +
 	"\x17REASON_CONTEXT_EXCEEDED\x10\x0f\x12\x1f\n" +
-	"\x1bREASON_DATABASE_UNAVAILABLE\x10\x10B\x8d\x02\n" +
+	"\x1bREASON_DATABASE_UNAVAILABLE\x10\x10\x12\x1a\n" +
+	"\x16REASON_SERVICE_OFFLINE\x10\x11B\x8d\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\vReasonProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"
 
 var (

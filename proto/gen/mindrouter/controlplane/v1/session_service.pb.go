@@ -30,6 +30,8 @@ type SessionRequest struct {
 	//	*SessionRequest_Hello
 	//	*SessionRequest_Heartbeat
 	//	*SessionRequest_Releases
+	//	*SessionRequest_Admit
+	//	*SessionRequest_Cancel
 	Kind          isSessionRequest_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -99,6 +101,24 @@ func (x *SessionRequest) GetReleases() *Releases {
 	return nil
 }
 
+func (x *SessionRequest) GetAdmit() *SessionAdmit {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionRequest_Admit); ok {
+			return x.Admit
+		}
+	}
+	return nil
+}
+
+func (x *SessionRequest) GetCancel() *SessionCancel {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionRequest_Cancel); ok {
+			return x.Cancel
+		}
+	}
+	return nil
+}
+
 type isSessionRequest_Kind interface {
 	isSessionRequest_Kind()
 }
@@ -115,11 +135,156 @@ type SessionRequest_Releases struct {
 	Releases *Releases `protobuf:"bytes,3,opt,name=releases,proto3,oneof"`
 }
 
+type SessionRequest_Admit struct {
+	Admit *SessionAdmit `protobuf:"bytes,4,opt,name=admit,proto3,oneof"`
+}
+
+type SessionRequest_Cancel struct {
+	Cancel *SessionCancel `protobuf:"bytes,5,opt,name=cancel,proto3,oneof"`
+}
+
 func (*SessionRequest_Hello) isSessionRequest_Kind() {}
 
 func (*SessionRequest_Heartbeat) isSessionRequest_Kind() {}
 
 func (*SessionRequest_Releases) isSessionRequest_Kind() {}
+
+func (*SessionRequest_Admit) isSessionRequest_Kind() {}
+
+func (*SessionRequest_Cancel) isSessionRequest_Kind() {}
+
+// SessionAdmit is AdmissionService.Admit (or, with watch, AdmitStream) carried on
+// the session, without a call of its own: the stream is authenticated once, the
+// request's credential is verified on every admit as Admit does. It is answered
+// with AdmitResults of the same seq: QueueUpdates while it waits (watch only),
+// then one grant or one error. Only sent to a control plane whose Welcome set
+// session_admit.
+type SessionAdmit struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique per session; the answers carry it.
+	Seq     uint64        `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Request *AdmitRequest `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	// Time left to the caller's deadline; absent for none.
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// The W3C trace context of the replica's Admit span: the control plane parents
+	// its Admit span on it.
+	Traceparent string `protobuf:"bytes,4,opt,name=traceparent,proto3" json:"traceparent,omitempty"`
+	// Report the request's place in the queue while it waits, as AdmitStream does.
+	Watch         bool `protobuf:"varint,5,opt,name=watch,proto3" json:"watch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionAdmit) Reset() {
+	*x = SessionAdmit{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionAdmit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionAdmit) ProtoMessage() {}
+
+func (x *SessionAdmit) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionAdmit.ProtoReflect.Descriptor instead.
+func (*SessionAdmit) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SessionAdmit) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *SessionAdmit) GetRequest() *AdmitRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *SessionAdmit) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *SessionAdmit) GetTraceparent() string {
+	if x != nil {
+		return x.Traceparent
+	}
+	return ""
+}
+
+func (x *SessionAdmit) GetWatch() bool {
+	if x != nil {
+		return x.Watch
+	}
+	return false
+}
+
+// SessionCancel withdraws a SessionAdmit whose caller went away: a queued request
+// leaves the queue, and a grant that crossed the cancel is the replica's to release.
+type SessionCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionCancel) Reset() {
+	*x = SessionCancel{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionCancel) ProtoMessage() {}
+
+func (x *SessionCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionCancel.ProtoReflect.Descriptor instead.
+func (*SessionCancel) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SessionCancel) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
 
 // Releases settles leases, each exactly as AdmissionService.Release would; they are
 // answered with one ReleasesAck. A replica re-sends releases not yet acknowledged
@@ -133,7 +298,7 @@ type Releases struct {
 
 func (x *Releases) Reset() {
 	*x = Releases{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +310,7 @@ func (x *Releases) String() string {
 func (*Releases) ProtoMessage() {}
 
 func (x *Releases) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[1]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +323,7 @@ func (x *Releases) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Releases.ProtoReflect.Descriptor instead.
 func (*Releases) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{1}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Releases) GetReleases() []*ReleaseRequest {
@@ -179,7 +344,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -191,7 +356,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[2]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -204,7 +369,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{2}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetReplicaId() string {
@@ -227,14 +392,18 @@ type Heartbeat struct {
 	LeaseIds []string               `protobuf:"bytes,1,rep,name=lease_ids,json=leaseIds,proto3" json:"lease_ids,omitempty"`
 	// The same leases with their identity, so that a restarted control plane can adopt
 	// them again (restoring in-flight counts) instead of forgetting them.
-	Leases        []*LeaseRef `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Leases []*LeaseRef `protobuf:"bytes,2,rep,name=leases,proto3" json:"leases,omitempty"`
+	// The replica's audit spool: bytes waiting and its limit (0: unbounded), so that
+	// the control plane can alert before it fills. Absent from older replicas.
+	AuditSpoolBytes    int64 `protobuf:"varint,3,opt,name=audit_spool_bytes,json=auditSpoolBytes,proto3" json:"audit_spool_bytes,omitempty"`
+	AuditSpoolMaxBytes int64 `protobuf:"varint,4,opt,name=audit_spool_max_bytes,json=auditSpoolMaxBytes,proto3" json:"audit_spool_max_bytes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -246,7 +415,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[3]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -259,7 +428,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Heartbeat) GetLeaseIds() []string {
@@ -274,6 +443,20 @@ func (x *Heartbeat) GetLeases() []*LeaseRef {
 		return x.Leases
 	}
 	return nil
+}
+
+func (x *Heartbeat) GetAuditSpoolBytes() int64 {
+	if x != nil {
+		return x.AuditSpoolBytes
+	}
+	return 0
+}
+
+func (x *Heartbeat) GetAuditSpoolMaxBytes() int64 {
+	if x != nil {
+		return x.AuditSpoolMaxBytes
+	}
+	return 0
 }
 
 // LeaseRef identifies a lease a replica holds.
@@ -300,7 +483,7 @@ type LeaseRef struct {
 
 func (x *LeaseRef) Reset() {
 	*x = LeaseRef{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -312,7 +495,7 @@ func (x *LeaseRef) String() string {
 func (*LeaseRef) ProtoMessage() {}
 
 func (x *LeaseRef) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[4]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -325,7 +508,7 @@ func (x *LeaseRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LeaseRef.ProtoReflect.Descriptor instead.
 func (*LeaseRef) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LeaseRef) GetLeaseId() string {
@@ -401,6 +584,7 @@ type SessionResponse struct {
 	//	*SessionResponse_CredentialRevoked
 	//	*SessionResponse_HeartbeatAck
 	//	*SessionResponse_ReleasesAck
+	//	*SessionResponse_AdmitResult
 	Kind          isSessionResponse_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -408,7 +592,7 @@ type SessionResponse struct {
 
 func (x *SessionResponse) Reset() {
 	*x = SessionResponse{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -420,7 +604,7 @@ func (x *SessionResponse) String() string {
 func (*SessionResponse) ProtoMessage() {}
 
 func (x *SessionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -433,7 +617,7 @@ func (x *SessionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SessionResponse.ProtoReflect.Descriptor instead.
 func (*SessionResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SessionResponse) GetKind() isSessionResponse_Kind {
@@ -488,6 +672,15 @@ func (x *SessionResponse) GetReleasesAck() *ReleasesAck {
 	return nil
 }
 
+func (x *SessionResponse) GetAdmitResult() *AdmitResult {
+	if x != nil {
+		if x, ok := x.Kind.(*SessionResponse_AdmitResult); ok {
+			return x.AdmitResult
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Kind interface {
 	isSessionResponse_Kind()
 }
@@ -512,6 +705,10 @@ type SessionResponse_ReleasesAck struct {
 	ReleasesAck *ReleasesAck `protobuf:"bytes,5,opt,name=releases_ack,json=releasesAck,proto3,oneof"`
 }
 
+type SessionResponse_AdmitResult struct {
+	AdmitResult *AdmitResult `protobuf:"bytes,6,opt,name=admit_result,json=admitResult,proto3,oneof"`
+}
+
 func (*SessionResponse_Welcome) isSessionResponse_Kind() {}
 
 func (*SessionResponse_CatalogChanged) isSessionResponse_Kind() {}
@@ -522,19 +719,202 @@ func (*SessionResponse_HeartbeatAck) isSessionResponse_Kind() {}
 
 func (*SessionResponse_ReleasesAck) isSessionResponse_Kind() {}
 
+func (*SessionResponse_AdmitResult) isSessionResponse_Kind() {}
+
+// AdmitResult answers a SessionAdmit.
+type AdmitResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	// Types that are valid to be assigned to Kind:
+	//
+	//	*AdmitResult_Queued
+	//	*AdmitResult_Admitted
+	//	*AdmitResult_Error
+	Kind          isAdmitResult_Kind `protobuf_oneof:"kind"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitResult) Reset() {
+	*x = AdmitResult{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitResult) ProtoMessage() {}
+
+func (x *AdmitResult) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitResult.ProtoReflect.Descriptor instead.
+func (*AdmitResult) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AdmitResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AdmitResult) GetKind() isAdmitResult_Kind {
+	if x != nil {
+		return x.Kind
+	}
+	return nil
+}
+
+func (x *AdmitResult) GetQueued() *QueueUpdate {
+	if x != nil {
+		if x, ok := x.Kind.(*AdmitResult_Queued); ok {
+			return x.Queued
+		}
+	}
+	return nil
+}
+
+func (x *AdmitResult) GetAdmitted() *AdmitResponse {
+	if x != nil {
+		if x, ok := x.Kind.(*AdmitResult_Admitted); ok {
+			return x.Admitted
+		}
+	}
+	return nil
+}
+
+func (x *AdmitResult) GetError() *AdmitError {
+	if x != nil {
+		if x, ok := x.Kind.(*AdmitResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isAdmitResult_Kind interface {
+	isAdmitResult_Kind()
+}
+
+type AdmitResult_Queued struct {
+	Queued *QueueUpdate `protobuf:"bytes,2,opt,name=queued,proto3,oneof"`
+}
+
+type AdmitResult_Admitted struct {
+	Admitted *AdmitResponse `protobuf:"bytes,3,opt,name=admitted,proto3,oneof"`
+}
+
+type AdmitResult_Error struct {
+	Error *AdmitError `protobuf:"bytes,4,opt,name=error,proto3,oneof"`
+}
+
+func (*AdmitResult_Queued) isAdmitResult_Kind() {}
+
+func (*AdmitResult_Admitted) isAdmitResult_Kind() {}
+
+func (*AdmitResult_Error) isAdmitResult_Kind() {}
+
+// AdmitError is the status the unary Admit would have returned.
+type AdmitError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code.
+	Code    int32  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	// The refusal reason (ErrorInfo of the unary status); unspecified for none.
+	Reason Reason `protobuf:"varint,3,opt,name=reason,proto3,enum=mindrouter.controlplane.v1.Reason" json:"reason,omitempty"`
+	// The RetryInfo delay; absent for none.
+	RetryAfter    *durationpb.Duration `protobuf:"bytes,4,opt,name=retry_after,json=retryAfter,proto3" json:"retry_after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitError) Reset() {
+	*x = AdmitError{}
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitError) ProtoMessage() {}
+
+func (x *AdmitError) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitError.ProtoReflect.Descriptor instead.
+func (*AdmitError) Descriptor() ([]byte, []int) {
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AdmitError) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *AdmitError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *AdmitError) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *AdmitError) GetRetryAfter() *durationpb.Duration {
+	if x != nil {
+		return x.RetryAfter
+	}
+	return nil
+}
+
 // Welcome answers a Hello with the timing the replica must keep.
 type Welcome struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	SessionId         string                 `protobuf:"bytes,1,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	HeartbeatInterval *durationpb.Duration   `protobuf:"bytes,2,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	LeaseTtl          *durationpb.Duration   `protobuf:"bytes,3,opt,name=lease_ttl,json=leaseTtl,proto3" json:"lease_ttl,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The control plane answers SessionAdmit (older ones end the session on it).
+	SessionAdmit  bool `protobuf:"varint,4,opt,name=session_admit,json=sessionAdmit,proto3" json:"session_admit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +926,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[6]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +939,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetSessionId() string {
@@ -583,6 +963,13 @@ func (x *Welcome) GetLeaseTtl() *durationpb.Duration {
 	return nil
 }
 
+func (x *Welcome) GetSessionAdmit() bool {
+	if x != nil {
+		return x.SessionAdmit
+	}
+	return false
+}
+
 // CatalogChanged tells replicas to drop cached catalogs.
 type CatalogChanged struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -593,7 +980,7 @@ type CatalogChanged struct {
 
 func (x *CatalogChanged) Reset() {
 	*x = CatalogChanged{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +992,7 @@ func (x *CatalogChanged) String() string {
 func (*CatalogChanged) ProtoMessage() {}
 
 func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +1005,7 @@ func (x *CatalogChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CatalogChanged.ProtoReflect.Descriptor instead.
 func (*CatalogChanged) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CatalogChanged) GetVersion() int64 {
@@ -639,7 +1026,7 @@ type CredentialRevoked struct {
 
 func (x *CredentialRevoked) Reset() {
 	*x = CredentialRevoked{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +1038,7 @@ func (x *CredentialRevoked) String() string {
 func (*CredentialRevoked) ProtoMessage() {}
 
 func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +1051,7 @@ func (x *CredentialRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CredentialRevoked.ProtoReflect.Descriptor instead.
 func (*CredentialRevoked) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{8}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CredentialRevoked) GetKeyPrefix() string {
@@ -685,7 +1072,7 @@ type HeartbeatAck struct {
 
 func (x *HeartbeatAck) Reset() {
 	*x = HeartbeatAck{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -697,7 +1084,7 @@ func (x *HeartbeatAck) String() string {
 func (*HeartbeatAck) ProtoMessage() {}
 
 func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[9]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -710,7 +1097,7 @@ func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
 func (*HeartbeatAck) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{9}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeartbeatAck) GetUnknownLeaseIds() []string {
@@ -735,7 +1122,7 @@ type ReleasesAck struct {
 
 func (x *ReleasesAck) Reset() {
 	*x = ReleasesAck{}
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -747,7 +1134,7 @@ func (x *ReleasesAck) String() string {
 func (*ReleasesAck) ProtoMessage() {}
 
 func (x *ReleasesAck) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[10]
+	mi := &file_mindrouter_controlplane_v1_session_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -760,7 +1147,7 @@ func (x *ReleasesAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleasesAck.ProtoReflect.Descriptor instead.
 func (*ReleasesAck) Descriptor() ([]byte, []int) {
-	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{10}
+	return file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReleasesAck) GetSettledLeaseIds() []string {
@@ -781,21 +1168,33 @@ var File_mindrouter_controlplane_v1_session_service_proto protoreflect.FileDescr
 
 const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"\n" +
-	"0mindrouter/controlplane/v1/session_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1egoogle/protobuf/duration.proto\x1a2mindrouter/controlplane/v1/admission_service.proto\"\xde\x01\n" +
+	"0mindrouter/controlplane/v1/session_service.proto\x12\x1amindrouter.controlplane.v1\x1a\x1egoogle/protobuf/duration.proto\x1a2mindrouter/controlplane/v1/admission_service.proto\x1a'mindrouter/controlplane/v1/reason.proto\"\xe5\x02\n" +
 	"\x0eSessionRequest\x129\n" +
 	"\x05hello\x18\x01 \x01(\v2!.mindrouter.controlplane.v1.HelloH\x00R\x05hello\x12E\n" +
 	"\theartbeat\x18\x02 \x01(\v2%.mindrouter.controlplane.v1.HeartbeatH\x00R\theartbeat\x12B\n" +
-	"\breleases\x18\x03 \x01(\v2$.mindrouter.controlplane.v1.ReleasesH\x00R\breleasesB\x06\n" +
-	"\x04kind\"R\n" +
+	"\breleases\x18\x03 \x01(\v2$.mindrouter.controlplane.v1.ReleasesH\x00R\breleases\x12@\n" +
+	"\x05admit\x18\x04 \x01(\v2(.mindrouter.controlplane.v1.SessionAdmitH\x00R\x05admit\x12C\n" +
+	"\x06cancel\x18\x05 \x01(\v2).mindrouter.controlplane.v1.SessionCancelH\x00R\x06cancelB\x06\n" +
+	"\x04kind\"\xd1\x01\n" +
+	"\fSessionAdmit\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12B\n" +
+	"\arequest\x18\x02 \x01(\v2(.mindrouter.controlplane.v1.AdmitRequestR\arequest\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12 \n" +
+	"\vtraceparent\x18\x04 \x01(\tR\vtraceparent\x12\x14\n" +
+	"\x05watch\x18\x05 \x01(\bR\x05watch\"!\n" +
+	"\rSessionCancel\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"R\n" +
 	"\bReleases\x12F\n" +
 	"\breleases\x18\x01 \x03(\v2*.mindrouter.controlplane.v1.ReleaseRequestR\breleases\"@\n" +
 	"\x05Hello\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x01 \x01(\tR\treplicaId\x12\x18\n" +
-	"\aversion\x18\x02 \x01(\tR\aversion\"f\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\"\xc5\x01\n" +
 	"\tHeartbeat\x12\x1b\n" +
 	"\tlease_ids\x18\x01 \x03(\tR\bleaseIds\x12<\n" +
-	"\x06leases\x18\x02 \x03(\v2$.mindrouter.controlplane.v1.LeaseRefR\x06leases\"\xaf\x02\n" +
+	"\x06leases\x18\x02 \x03(\v2$.mindrouter.controlplane.v1.LeaseRefR\x06leases\x12*\n" +
+	"\x11audit_spool_bytes\x18\x03 \x01(\x03R\x0fauditSpoolBytes\x121\n" +
+	"\x15audit_spool_max_bytes\x18\x04 \x01(\x03R\x12auditSpoolMaxBytes\"\xaf\x02\n" +
 	"\bLeaseRef\x12\x19\n" +
 	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
 	"\n" +
@@ -808,19 +1207,34 @@ const file_mindrouter_controlplane_v1_session_service_proto_rawDesc = "" +
 	"api_key_id\x18\x06 \x01(\x03R\bapiKeyId\x12#\n" +
 	"\rprompt_tokens\x18\a \x01(\x03R\fpromptTokens\x12+\n" +
 	"\x11completion_tokens\x18\b \x01(\x03R\x10completionTokens\x12+\n" +
-	"\x11progress_reported\x18\t \x01(\bR\x10progressReported\"\xb0\x03\n" +
+	"\x11progress_reported\x18\t \x01(\bR\x10progressReported\"\xfe\x03\n" +
 	"\x0fSessionResponse\x12?\n" +
 	"\awelcome\x18\x01 \x01(\v2#.mindrouter.controlplane.v1.WelcomeH\x00R\awelcome\x12U\n" +
 	"\x0fcatalog_changed\x18\x02 \x01(\v2*.mindrouter.controlplane.v1.CatalogChangedH\x00R\x0ecatalogChanged\x12^\n" +
 	"\x12credential_revoked\x18\x03 \x01(\v2-.mindrouter.controlplane.v1.CredentialRevokedH\x00R\x11credentialRevoked\x12O\n" +
 	"\rheartbeat_ack\x18\x04 \x01(\v2(.mindrouter.controlplane.v1.HeartbeatAckH\x00R\fheartbeatAck\x12L\n" +
-	"\freleases_ack\x18\x05 \x01(\v2'.mindrouter.controlplane.v1.ReleasesAckH\x00R\vreleasesAckB\x06\n" +
-	"\x04kind\"\xaa\x01\n" +
+	"\freleases_ack\x18\x05 \x01(\v2'.mindrouter.controlplane.v1.ReleasesAckH\x00R\vreleasesAck\x12L\n" +
+	"\fadmit_result\x18\x06 \x01(\v2'.mindrouter.controlplane.v1.AdmitResultH\x00R\vadmitResultB\x06\n" +
+	"\x04kind\"\xf3\x01\n" +
+	"\vAdmitResult\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12A\n" +
+	"\x06queued\x18\x02 \x01(\v2'.mindrouter.controlplane.v1.QueueUpdateH\x00R\x06queued\x12G\n" +
+	"\badmitted\x18\x03 \x01(\v2).mindrouter.controlplane.v1.AdmitResponseH\x00R\badmitted\x12>\n" +
+	"\x05error\x18\x04 \x01(\v2&.mindrouter.controlplane.v1.AdmitErrorH\x00R\x05errorB\x06\n" +
+	"\x04kind\"\xb2\x01\n" +
+	"\n" +
+	"AdmitError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x12:\n" +
+	"\x06reason\x18\x03 \x01(\x0e2\".mindrouter.controlplane.v1.ReasonR\x06reason\x12:\n" +
+	"\vretry_after\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryAfter\"\xcf\x01\n" +
 	"\aWelcome\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12H\n" +
 	"\x12heartbeat_interval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x126\n" +
-	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\"*\n" +
+	"\tlease_ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bleaseTtl\x12#\n" +
+	"\rsession_admit\x18\x04 \x01(\bR\fsessionAdmit\"*\n" +
 	"\x0eCatalogChanged\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x03R\aversion\"2\n" +
 	"\x11CredentialRevoked\x12\x1d\n" +
@@ -847,42 +1261,60 @@ func file_mindrouter_controlplane_v1_session_service_proto_rawDescGZIP() []byte 
 	return file_mindrouter_controlplane_v1_session_service_proto_rawDescData
 }
 
-var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_mindrouter_controlplane_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_mindrouter_controlplane_v1_session_service_proto_goTypes = []any{
 	(*SessionRequest)(nil),      // 0: mindrouter.controlplane.v1.SessionRequest
-	(*Releases)(nil),            // 1: mindrouter.controlplane.v1.Releases
-	(*Hello)(nil),               // 2: mindrouter.controlplane.v1.Hello
-	(*Heartbeat)(nil),           // 3: mindrouter.controlplane.v1.Heartbeat
-	(*LeaseRef)(nil),            // 4: mindrouter.controlplane.v1.LeaseRef
-	(*SessionResponse)(nil),     // 5: mindrouter.controlplane.v1.SessionResponse
-	(*Welcome)(nil),             // 6: mindrouter.controlplane.v1.Welcome
-	(*CatalogChanged)(nil),      // 7: mindrouter.controlplane.v1.CatalogChanged
-	(*CredentialRevoked)(nil),   // 8: mindrouter.controlplane.v1.CredentialRevoked
-	(*HeartbeatAck)(nil),        // 9: mindrouter.controlplane.v1.HeartbeatAck
-	(*ReleasesAck)(nil),         // 10: mindrouter.controlplane.v1.ReleasesAck
-	(*ReleaseRequest)(nil),      // 11: mindrouter.controlplane.v1.ReleaseRequest
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*SessionAdmit)(nil),        // 1: mindrouter.controlplane.v1.SessionAdmit
+	(*SessionCancel)(nil),       // 2: mindrouter.controlplane.v1.SessionCancel
+	(*Releases)(nil),            // 3: mindrouter.controlplane.v1.Releases
+	(*Hello)(nil),               // 4: mindrouter.controlplane.v1.Hello
+	(*Heartbeat)(nil),           // 5: mindrouter.controlplane.v1.Heartbeat
+	(*LeaseRef)(nil),            // 6: mindrouter.controlplane.v1.LeaseRef
+	(*SessionResponse)(nil),     // 7: mindrouter.controlplane.v1.SessionResponse
+	(*AdmitResult)(nil),         // 8: mindrouter.controlplane.v1.AdmitResult
+	(*AdmitError)(nil),          // 9: mindrouter.controlplane.v1.AdmitError
+	(*Welcome)(nil),             // 10: mindrouter.controlplane.v1.Welcome
+	(*CatalogChanged)(nil),      // 11: mindrouter.controlplane.v1.CatalogChanged
+	(*CredentialRevoked)(nil),   // 12: mindrouter.controlplane.v1.CredentialRevoked
+	(*HeartbeatAck)(nil),        // 13: mindrouter.controlplane.v1.HeartbeatAck
+	(*ReleasesAck)(nil),         // 14: mindrouter.controlplane.v1.ReleasesAck
+	(*AdmitRequest)(nil),        // 15: mindrouter.controlplane.v1.AdmitRequest
+	(*durationpb.Duration)(nil), // 16: google.protobuf.Duration
+	(*ReleaseRequest)(nil),      // 17: mindrouter.controlplane.v1.ReleaseRequest
+	(*QueueUpdate)(nil),         // 18: mindrouter.controlplane.v1.QueueUpdate
+	(*AdmitResponse)(nil),       // 19: mindrouter.controlplane.v1.AdmitResponse
+	(Reason)(0),                 // 20: mindrouter.controlplane.v1.Reason
 }
 var file_mindrouter_controlplane_v1_session_service_proto_depIdxs = []int32{
-	2,  // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
-	3,  // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
-	1,  // 2: mindrouter.controlplane.v1.SessionRequest.releases:type_name -> mindrouter.controlplane.v1.Releases
-	11, // 3: mindrouter.controlplane.v1.Releases.releases:type_name -> mindrouter.controlplane.v1.ReleaseRequest
-	4,  // 4: mindrouter.controlplane.v1.Heartbeat.leases:type_name -> mindrouter.controlplane.v1.LeaseRef
-	6,  // 5: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
-	7,  // 6: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
-	8,  // 7: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
-	9,  // 8: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
-	10, // 9: mindrouter.controlplane.v1.SessionResponse.releases_ack:type_name -> mindrouter.controlplane.v1.ReleasesAck
-	12, // 10: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	12, // 11: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
-	0,  // 12: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
-	5,  // 13: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
-	13, // [13:14] is the sub-list for method output_type
-	12, // [12:13] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	4,  // 0: mindrouter.controlplane.v1.SessionRequest.hello:type_name -> mindrouter.controlplane.v1.Hello
+	5,  // 1: mindrouter.controlplane.v1.SessionRequest.heartbeat:type_name -> mindrouter.controlplane.v1.Heartbeat
+	3,  // 2: mindrouter.controlplane.v1.SessionRequest.releases:type_name -> mindrouter.controlplane.v1.Releases
+	1,  // 3: mindrouter.controlplane.v1.SessionRequest.admit:type_name -> mindrouter.controlplane.v1.SessionAdmit
+	2,  // 4: mindrouter.controlplane.v1.SessionRequest.cancel:type_name -> mindrouter.controlplane.v1.SessionCancel
+	15, // 5: mindrouter.controlplane.v1.SessionAdmit.request:type_name -> mindrouter.controlplane.v1.AdmitRequest
+	16, // 6: mindrouter.controlplane.v1.SessionAdmit.timeout:type_name -> google.protobuf.Duration
+	17, // 7: mindrouter.controlplane.v1.Releases.releases:type_name -> mindrouter.controlplane.v1.ReleaseRequest
+	6,  // 8: mindrouter.controlplane.v1.Heartbeat.leases:type_name -> mindrouter.controlplane.v1.LeaseRef
+	10, // 9: mindrouter.controlplane.v1.SessionResponse.welcome:type_name -> mindrouter.controlplane.v1.Welcome
+	11, // 10: mindrouter.controlplane.v1.SessionResponse.catalog_changed:type_name -> mindrouter.controlplane.v1.CatalogChanged
+	12, // 11: mindrouter.controlplane.v1.SessionResponse.credential_revoked:type_name -> mindrouter.controlplane.v1.CredentialRevoked
+	13, // 12: mindrouter.controlplane.v1.SessionResponse.heartbeat_ack:type_name -> mindrouter.controlplane.v1.HeartbeatAck
+	14, // 13: mindrouter.controlplane.v1.SessionResponse.releases_ack:type_name -> mindrouter.controlplane.v1.ReleasesAck
+	8,  // 14: mindrouter.controlplane.v1.SessionResponse.admit_result:type_name -> mindrouter.controlplane.v1.AdmitResult
+	18, // 15: mindrouter.controlplane.v1.AdmitResult.queued:type_name -> mindrouter.controlplane.v1.QueueUpdate
+	19, // 16: mindrouter.controlplane.v1.AdmitResult.admitted:type_name -> mindrouter.controlplane.v1.AdmitResponse
+	9,  // 17: mindrouter.controlplane.v1.AdmitResult.error:type_name -> mindrouter.controlplane.v1.AdmitError
+	20, // 18: mindrouter.controlplane.v1.AdmitError.reason:type_name -> mindrouter.controlplane.v1.Reason
+	16, // 19: mindrouter.controlplane.v1.AdmitError.retry_after:type_name -> google.protobuf.Duration
+	16, // 20: mindrouter.controlplane.v1.Welcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	16, // 21: mindrouter.controlplane.v1.Welcome.lease_ttl:type_name -> google.protobuf.Duration
+	0,  // 22: mindrouter.controlplane.v1.SessionService.Session:input_type -> mindrouter.controlplane.v1.SessionRequest
+	7,  // 23: mindrouter.controlplane.v1.SessionService.Session:output_type -> mindrouter.controlplane.v1.SessionResponse
+	23, // [23:24] is the sub-list for method output_type
+	22, // [22:23] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_controlplane_v1_session_service_proto_init() }
@@ -891,17 +1323,26 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 		return
 	}
 	file_mindrouter_controlplane_v1_admission_service_proto_init()
+	file_mindrouter_controlplane_v1_reason_proto_init()
 	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[0].OneofWrappers = []any{
 		(*SessionRequest_Hello)(nil),
 		(*SessionRequest_Heartbeat)(nil),
 		(*SessionRequest_Releases)(nil),
+		(*SessionRequest_Admit)(nil),
+		(*SessionRequest_Cancel)(nil),
 	}
-	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[5].OneofWrappers = []any{
+	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*SessionResponse_Welcome)(nil),
 		(*SessionResponse_CatalogChanged)(nil),
 		(*SessionResponse_CredentialRevoked)(nil),
 		(*SessionResponse_HeartbeatAck)(nil),
 		(*SessionResponse_ReleasesAck)(nil),
+		(*SessionResponse_AdmitResult)(nil),
+	}
+	file_mindrouter_controlplane_v1_session_service_proto_msgTypes[8].OneofWrappers = []any{
+		(*AdmitResult_Queued)(nil),
+		(*AdmitResult_Admitted)(nil),
+		(*AdmitResult_Error)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -909,7 +1350,7 @@ func file_mindrouter_controlplane_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_controlplane_v1_session_service_proto_rawDesc), len(file_mindrouter_controlplane_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

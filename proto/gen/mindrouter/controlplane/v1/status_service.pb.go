@@ -80,7 +80,15 @@ type GetClusterStatusResponse struct {
 	// Completion tokens per second over the last minute.
 	TokensPerSecond float64 `protobuf:"fixed64,11,opt,name=tokens_per_second,json=tokensPerSecond,proto3" json:"tokens_per_second,omitempty"`
 	// Every model any backend serves, merged per name.
-	Models        []*CatalogModel `protobuf:"bytes,12,rep,name=models,proto3" json:"models,omitempty"`
+	Models []*CatalogModel `protobuf:"bytes,12,rep,name=models,proto3" json:"models,omitempty"`
+	// True while an administrator has taken the service offline for
+	// maintenance, with the message clients are told.
+	Offline        bool   `protobuf:"varint,13,opt,name=offline,proto3" json:"offline,omitempty"`
+	OfflineMessage string `protobuf:"bytes,14,opt,name=offline_message,json=offlineMessage,proto3" json:"offline_message,omitempty"`
+	// Tokens ever charged to every user (prompt + completion; the sum of the
+	// quotas table's lifetime counts), at most 30 s old: the control plane
+	// caches the aggregate rather than reading it per call.
+	TokensTotal   int64 `protobuf:"varint,15,opt,name=tokens_total,json=tokensTotal,proto3" json:"tokens_total,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -199,12 +207,33 @@ func (x *GetClusterStatusResponse) GetModels() []*CatalogModel {
 	return nil
 }
 
+func (x *GetClusterStatusResponse) GetOffline() bool {
+	if x != nil {
+		return x.Offline
+	}
+	return false
+}
+
+func (x *GetClusterStatusResponse) GetOfflineMessage() string {
+	if x != nil {
+		return x.OfflineMessage
+	}
+	return ""
+}
+
+func (x *GetClusterStatusResponse) GetTokensTotal() int64 {
+	if x != nil {
+		return x.TokensTotal
+	}
+	return 0
+}
+
 var File_mindrouter_controlplane_v1_status_service_proto protoreflect.FileDescriptor
 
 const file_mindrouter_controlplane_v1_status_service_proto_rawDesc = "" +
 	"\n" +
 	"/mindrouter/controlplane/v1/status_service.proto\x12\x1amindrouter.controlplane.v1\x1a2mindrouter/controlplane/v1/admission_service.proto\"\x19\n" +
-	"\x17GetClusterStatusRequest\"\xf5\x03\n" +
+	"\x17GetClusterStatusRequest\"\xdb\x04\n" +
 	"\x18GetClusterStatusResponse\x12%\n" +
 	"\x0ebackends_total\x18\x01 \x01(\x05R\rbackendsTotal\x12)\n" +
 	"\x10backends_healthy\x18\x02 \x01(\x05R\x0fbackendsHealthy\x12+\n" +
@@ -219,7 +248,10 @@ const file_mindrouter_controlplane_v1_status_service_proto_rawDesc = "" +
 	"\ftokens_today\x18\n" +
 	" \x01(\x03R\vtokensToday\x12*\n" +
 	"\x11tokens_per_second\x18\v \x01(\x01R\x0ftokensPerSecond\x12@\n" +
-	"\x06models\x18\f \x03(\v2(.mindrouter.controlplane.v1.CatalogModelR\x06models2\x8e\x01\n" +
+	"\x06models\x18\f \x03(\v2(.mindrouter.controlplane.v1.CatalogModelR\x06models\x12\x18\n" +
+	"\aoffline\x18\r \x01(\bR\aoffline\x12'\n" +
+	"\x0foffline_message\x18\x0e \x01(\tR\x0eofflineMessage\x12!\n" +
+	"\ftokens_total\x18\x0f \x01(\x03R\vtokensTotal2\x8e\x01\n" +
 	"\rStatusService\x12}\n" +
 	"\x10GetClusterStatus\x123.mindrouter.controlplane.v1.GetClusterStatusRequest\x1a4.mindrouter.controlplane.v1.GetClusterStatusResponseB\x94\x02\n" +
 	"\x1ecom.mindrouter.controlplane.v1B\x12StatusServiceProtoP\x01ZTgithub.com/mindrouter/mindrouter/proto/gen/mindrouter/controlplane/v1;controlplanev1\xa2\x02\x03MCX\xaa\x02\x1aMindrouter.Controlplane.V1\xca\x02\x1aMindrouter\\Controlplane\\V1\xe2\x02&Mindrouter\\Controlplane\\V1\\GPBMetadata\xea\x02\x1cMindrouter::Controlplane::V1b\x06proto3"

@@ -176,7 +176,9 @@ type NodeSample struct {
 	NvmlVersion   string                 `protobuf:"bytes,4,opt,name=nvml_version,json=nvmlVersion,proto3" json:"nvml_version,omitempty"`
 	Gpus          []*GPUSample           `protobuf:"bytes,5,rep,name=gpus,proto3" json:"gpus,omitempty"`
 	// Set when NVML is unavailable (no driver, no GPU): the agent still reports, with no GPUs.
-	NvmlError     string `protobuf:"bytes,6,opt,name=nvml_error,json=nvmlError,proto3" json:"nvml_error,omitempty"`
+	NvmlError string `protobuf:"bytes,6,opt,name=nvml_error,json=nvmlError,proto3" json:"nvml_error,omitempty"`
+	// Host power measured outside NVML (RAPL); absent where the host exposes none.
+	HostPower     *HostPower `protobuf:"bytes,7,opt,name=host_power,json=hostPower,proto3" json:"host_power,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +255,130 @@ func (x *NodeSample) GetNvmlError() string {
 	return ""
 }
 
+func (x *NodeSample) GetHostPower() *HostPower {
+	if x != nil {
+		return x.HostPower
+	}
+	return nil
+}
+
+// HostPower is the power of the host's CPU packages (and their DRAM where RAPL
+// reports it separately), averaged over the interval since the previous sample.
+type HostPower struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sum over the domains below.
+	CpuMilliwatts uint64 `protobuf:"varint,1,opt,name=cpu_milliwatts,json=cpuMilliwatts,proto3" json:"cpu_milliwatts,omitempty"`
+	// Where the figures come from: "rapl".
+	Source        string         `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	Domains       []*PowerDomain `protobuf:"bytes,3,rep,name=domains,proto3" json:"domains,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostPower) Reset() {
+	*x = HostPower{}
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostPower) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostPower) ProtoMessage() {}
+
+func (x *HostPower) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostPower.ProtoReflect.Descriptor instead.
+func (*HostPower) Descriptor() ([]byte, []int) {
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HostPower) GetCpuMilliwatts() uint64 {
+	if x != nil {
+		return x.CpuMilliwatts
+	}
+	return 0
+}
+
+func (x *HostPower) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *HostPower) GetDomains() []*PowerDomain {
+	if x != nil {
+		return x.Domains
+	}
+	return nil
+}
+
+// PowerDomain is one RAPL zone, e.g. "package-0" or "package-0/dram".
+type PowerDomain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Milliwatts    uint64                 `protobuf:"varint,2,opt,name=milliwatts,proto3" json:"milliwatts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PowerDomain) Reset() {
+	*x = PowerDomain{}
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PowerDomain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PowerDomain) ProtoMessage() {}
+
+func (x *PowerDomain) ProtoReflect() protoreflect.Message {
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PowerDomain.ProtoReflect.Descriptor instead.
+func (*PowerDomain) Descriptor() ([]byte, []int) {
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PowerDomain) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PowerDomain) GetMilliwatts() uint64 {
+	if x != nil {
+		return x.Milliwatts
+	}
+	return 0
+}
+
 // GPUSample is one reading of one GPU.
 type GPUSample struct {
 	state                    protoimpl.MessageState `protogen:"open.v1"`
@@ -280,7 +406,7 @@ type GPUSample struct {
 
 func (x *GPUSample) Reset() {
 	*x = GPUSample{}
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[3]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -292,7 +418,7 @@ func (x *GPUSample) String() string {
 func (*GPUSample) ProtoMessage() {}
 
 func (x *GPUSample) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[3]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -305,7 +431,7 @@ func (x *GPUSample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUSample.ProtoReflect.Descriptor instead.
 func (*GPUSample) Descriptor() ([]byte, []int) {
-	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{3}
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GPUSample) GetIndex() uint32 {
@@ -439,7 +565,7 @@ type GPUProcess struct {
 
 func (x *GPUProcess) Reset() {
 	*x = GPUProcess{}
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[4]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +577,7 @@ func (x *GPUProcess) String() string {
 func (*GPUProcess) ProtoMessage() {}
 
 func (x *GPUProcess) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[4]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +590,7 @@ func (x *GPUProcess) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUProcess.ProtoReflect.Descriptor instead.
 func (*GPUProcess) Descriptor() ([]byte, []int) {
-	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{4}
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GPUProcess) GetPid() uint32 {
@@ -502,7 +628,7 @@ type StreamResponse struct {
 
 func (x *StreamResponse) Reset() {
 	*x = StreamResponse{}
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -514,7 +640,7 @@ func (x *StreamResponse) String() string {
 func (*StreamResponse) ProtoMessage() {}
 
 func (x *StreamResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -527,7 +653,7 @@ func (x *StreamResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StreamResponse.ProtoReflect.Descriptor instead.
 func (*StreamResponse) Descriptor() ([]byte, []int) {
-	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{5}
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StreamResponse) GetKind() isStreamResponse_Kind {
@@ -582,7 +708,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[6]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +720,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[6]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +733,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{6}
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Welcome) GetNodeId() int64 {
@@ -634,7 +760,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[7]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +772,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[7]
+	mi := &file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +785,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{7}
+	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Ack) GetSampledAt() *timestamppb.Timestamp {
@@ -681,7 +807,7 @@ const file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDesc = "" +
 	"\x05Hello\x12\x1b\n" +
 	"\tnode_name\x18\x01 \x01(\tR\bnodeName\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\x12\x1a\n" +
-	"\bhostname\x18\x03 \x01(\tR\bhostname\"\x8b\x02\n" +
+	"\bhostname\x18\x03 \x01(\tR\bhostname\"\xce\x02\n" +
 	"\n" +
 	"NodeSample\x129\n" +
 	"\n" +
@@ -691,7 +817,18 @@ const file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDesc = "" +
 	"\fnvml_version\x18\x04 \x01(\tR\vnvmlVersion\x126\n" +
 	"\x04gpus\x18\x05 \x03(\v2\".mindrouter.nodeagent.v1.GPUSampleR\x04gpus\x12\x1d\n" +
 	"\n" +
-	"nvml_error\x18\x06 \x01(\tR\tnvmlError\"\xf7\x05\n" +
+	"nvml_error\x18\x06 \x01(\tR\tnvmlError\x12A\n" +
+	"\n" +
+	"host_power\x18\a \x01(\v2\".mindrouter.nodeagent.v1.HostPowerR\thostPower\"\x8a\x01\n" +
+	"\tHostPower\x12%\n" +
+	"\x0ecpu_milliwatts\x18\x01 \x01(\x04R\rcpuMilliwatts\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12>\n" +
+	"\adomains\x18\x03 \x03(\v2$.mindrouter.nodeagent.v1.PowerDomainR\adomains\"A\n" +
+	"\vPowerDomain\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1e\n" +
+	"\n" +
+	"milliwatts\x18\x02 \x01(\x04R\n" +
+	"milliwatts\"\xf7\x05\n" +
 	"\tGPUSample\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\rR\x05index\x12\x12\n" +
 	"\x04uuid\x18\x02 \x01(\tR\x04uuid\x12\x12\n" +
@@ -745,36 +882,40 @@ func file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescGZIP() []byte {
 	return file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDescData
 }
 
-var file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_mindrouter_nodeagent_v1_telemetry_service_proto_goTypes = []any{
 	(*StreamRequest)(nil),         // 0: mindrouter.nodeagent.v1.StreamRequest
 	(*Hello)(nil),                 // 1: mindrouter.nodeagent.v1.Hello
 	(*NodeSample)(nil),            // 2: mindrouter.nodeagent.v1.NodeSample
-	(*GPUSample)(nil),             // 3: mindrouter.nodeagent.v1.GPUSample
-	(*GPUProcess)(nil),            // 4: mindrouter.nodeagent.v1.GPUProcess
-	(*StreamResponse)(nil),        // 5: mindrouter.nodeagent.v1.StreamResponse
-	(*Welcome)(nil),               // 6: mindrouter.nodeagent.v1.Welcome
-	(*Ack)(nil),                   // 7: mindrouter.nodeagent.v1.Ack
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*HostPower)(nil),             // 3: mindrouter.nodeagent.v1.HostPower
+	(*PowerDomain)(nil),           // 4: mindrouter.nodeagent.v1.PowerDomain
+	(*GPUSample)(nil),             // 5: mindrouter.nodeagent.v1.GPUSample
+	(*GPUProcess)(nil),            // 6: mindrouter.nodeagent.v1.GPUProcess
+	(*StreamResponse)(nil),        // 7: mindrouter.nodeagent.v1.StreamResponse
+	(*Welcome)(nil),               // 8: mindrouter.nodeagent.v1.Welcome
+	(*Ack)(nil),                   // 9: mindrouter.nodeagent.v1.Ack
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
 }
 var file_mindrouter_nodeagent_v1_telemetry_service_proto_depIdxs = []int32{
 	1,  // 0: mindrouter.nodeagent.v1.StreamRequest.hello:type_name -> mindrouter.nodeagent.v1.Hello
 	2,  // 1: mindrouter.nodeagent.v1.StreamRequest.sample:type_name -> mindrouter.nodeagent.v1.NodeSample
-	8,  // 2: mindrouter.nodeagent.v1.NodeSample.sampled_at:type_name -> google.protobuf.Timestamp
-	3,  // 3: mindrouter.nodeagent.v1.NodeSample.gpus:type_name -> mindrouter.nodeagent.v1.GPUSample
-	4,  // 4: mindrouter.nodeagent.v1.GPUSample.processes:type_name -> mindrouter.nodeagent.v1.GPUProcess
-	6,  // 5: mindrouter.nodeagent.v1.StreamResponse.welcome:type_name -> mindrouter.nodeagent.v1.Welcome
-	7,  // 6: mindrouter.nodeagent.v1.StreamResponse.ack:type_name -> mindrouter.nodeagent.v1.Ack
-	9,  // 7: mindrouter.nodeagent.v1.Welcome.sample_interval:type_name -> google.protobuf.Duration
-	8,  // 8: mindrouter.nodeagent.v1.Ack.sampled_at:type_name -> google.protobuf.Timestamp
-	0,  // 9: mindrouter.nodeagent.v1.TelemetryService.Stream:input_type -> mindrouter.nodeagent.v1.StreamRequest
-	5,  // 10: mindrouter.nodeagent.v1.TelemetryService.Stream:output_type -> mindrouter.nodeagent.v1.StreamResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	10, // 2: mindrouter.nodeagent.v1.NodeSample.sampled_at:type_name -> google.protobuf.Timestamp
+	5,  // 3: mindrouter.nodeagent.v1.NodeSample.gpus:type_name -> mindrouter.nodeagent.v1.GPUSample
+	3,  // 4: mindrouter.nodeagent.v1.NodeSample.host_power:type_name -> mindrouter.nodeagent.v1.HostPower
+	4,  // 5: mindrouter.nodeagent.v1.HostPower.domains:type_name -> mindrouter.nodeagent.v1.PowerDomain
+	6,  // 6: mindrouter.nodeagent.v1.GPUSample.processes:type_name -> mindrouter.nodeagent.v1.GPUProcess
+	8,  // 7: mindrouter.nodeagent.v1.StreamResponse.welcome:type_name -> mindrouter.nodeagent.v1.Welcome
+	9,  // 8: mindrouter.nodeagent.v1.StreamResponse.ack:type_name -> mindrouter.nodeagent.v1.Ack
+	11, // 9: mindrouter.nodeagent.v1.Welcome.sample_interval:type_name -> google.protobuf.Duration
+	10, // 10: mindrouter.nodeagent.v1.Ack.sampled_at:type_name -> google.protobuf.Timestamp
+	0,  // 11: mindrouter.nodeagent.v1.TelemetryService.Stream:input_type -> mindrouter.nodeagent.v1.StreamRequest
+	7,  // 12: mindrouter.nodeagent.v1.TelemetryService.Stream:output_type -> mindrouter.nodeagent.v1.StreamResponse
+	12, // [12:13] is the sub-list for method output_type
+	11, // [11:12] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_mindrouter_nodeagent_v1_telemetry_service_proto_init() }
@@ -786,8 +927,8 @@ func file_mindrouter_nodeagent_v1_telemetry_service_proto_init() {
 		(*StreamRequest_Hello)(nil),
 		(*StreamRequest_Sample)(nil),
 	}
-	file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[3].OneofWrappers = []any{}
-	file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5].OneofWrappers = []any{
+	file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[5].OneofWrappers = []any{}
+	file_mindrouter_nodeagent_v1_telemetry_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*StreamResponse_Welcome)(nil),
 		(*StreamResponse_Ack)(nil),
 	}
@@ -797,7 +938,7 @@ func file_mindrouter_nodeagent_v1_telemetry_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDesc), len(file_mindrouter_nodeagent_v1_telemetry_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
