@@ -126,6 +126,14 @@ func moved(f *dto.MetricFamily) bool {
 	return false
 }
 
+// familyMoved scrapes url and reports whether the family name is exported
+// and has moved.
+func familyMoved(t *testing.T, url, process, name string) bool {
+	t.Helper()
+	f, ok := parseScrape(t, process, scrape(t, url))[name]
+	return ok && moved(f)
+}
+
 // labelNames are the label names a family's series carry.
 func labelNames(f *dto.MetricFamily) []string {
 	seen := map[string]bool{}

@@ -67,6 +67,14 @@ func TestObservability(t *testing.T) {
 		return strings.Contains(scrape(t, agent.MetricsURL), "mindrouter_agent_samples_sent_total")
 	}, 30*time.Second, 200*time.Millisecond, agent.Log())
 
+	// Audit records travel after the client is answered, in batches: wait
+	// until the traffic's records are acknowledged and stored before the
+	// catalogue reads their counters.
+	require.Eventually(t, func() bool {
+		return familyMoved(t, c.DataPlaneURL, "dataplane", "mindrouter_dp_audit_records_shipped_total") &&
+			familyMoved(t, c.RESTURL, "controlplane", "mindrouter_cp_audit_records_stored_total")
+	}, 30*time.Second, 200*time.Millisecond, c.Logs())
+
 	targets := []scrapeTarget{
 		{"controlplane", c.RESTURL},
 		{"dataplane", c.DataPlaneURL},
