@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -417,28 +420,65 @@ func toAuditRecord(r *ent.AuditRecord) AuditRecord {
 	}
 }
 
+// auditFTSDefinition is the SQLite full-text table over the records' prompt
+// and response, kept in step by triggers. detail=none: the index holds, for
+// each word, the rows it occurs in and nothing else (no columns, no
+// positions). A search asks only for rows holding every word (each word a
+// one-token phrase), which is all that detail=none answers; it saves a third
+// of an audit record's insert cost on SQLite (docs/benchmarks.md, "What bounds
+// it") and most of the index's size.
+const auditFTSDefinition = `CREATE VIRTUAL TABLE audit_records_fts USING fts5(prompt_text, response_text, content='audit_records', content_rowid='id', detail=none)`
+
 // createFullText adds what ent's migration cannot express: a FULLTEXT index on
-// MariaDB, an FTS5 table kept in step by triggers on SQLite.
+// MariaDB, an FTS5 table kept in step by triggers on SQLite. A SQLite database
+// whose FTS5 table has another definition (an earlier release's detail=full)
+// gets the current one, rebuilt from the records.
 func (s *Store) createFullText(ctx context.Context) error {
-	stmts := []string{
-		"CREATE FULLTEXT INDEX IF NOT EXISTS audit_records_text ON audit_records (prompt_text, response_text)",
-	}
-	if s.driver != dialectMySQL {
-		stmts = []string{
-			`CREATE VIRTUAL TABLE IF NOT EXISTS audit_records_fts USING fts5(prompt_text, response_text, content='audit_records', content_rowid='id')`,
-			`CREATE TRIGGER IF NOT EXISTS audit_records_fts_ai AFTER INSERT ON audit_records BEGIN
-				INSERT INTO audit_records_fts(rowid, prompt_text, response_text) VALUES (new.id, new.prompt_text, new.response_text); END`,
-			`CREATE TRIGGER IF NOT EXISTS audit_records_fts_ad AFTER DELETE ON audit_records BEGIN
-				INSERT INTO audit_records_fts(audit_records_fts, rowid, prompt_text, response_text) VALUES ('delete', old.id, old.prompt_text, old.response_text); END`,
-			`CREATE TRIGGER IF NOT EXISTS audit_records_fts_au AFTER UPDATE OF prompt_text, response_text ON audit_records BEGIN
-				INSERT INTO audit_records_fts(audit_records_fts, rowid, prompt_text, response_text) VALUES ('delete', old.id, old.prompt_text, old.response_text);
-				INSERT INTO audit_records_fts(rowid, prompt_text, response_text) VALUES (new.id, new.prompt_text, new.response_text); END`,
-		}
-	}
-	for _, q := range stmts {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
+	if s.driver == dialectMySQL {
+		_, err := s.db.ExecContext(ctx, "CREATE FULLTEXT INDEX IF NOT EXISTS audit_records_text ON audit_records (prompt_text, response_text)")
+		if err != nil {
 			return fmt.Errorf("full-text index: %w", err)
 		}
+		return nil
+	}
+	var current string
+	err := s.db.QueryRowContext(ctx, "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_records_fts'").Scan(&current)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		current = ""
+	case err != nil:
+		return fmt.Errorf("full-text index: %w", err)
+	}
+	stmts := []string{
+		`CREATE TRIGGER IF NOT EXISTS audit_records_fts_ai AFTER INSERT ON audit_records BEGIN
+			INSERT INTO audit_records_fts(rowid, prompt_text, response_text) VALUES (new.id, new.prompt_text, new.response_text); END`,
+		`CREATE TRIGGER IF NOT EXISTS audit_records_fts_ad AFTER DELETE ON audit_records BEGIN
+			INSERT INTO audit_records_fts(audit_records_fts, rowid, prompt_text, response_text) VALUES ('delete', old.id, old.prompt_text, old.response_text); END`,
+		`CREATE TRIGGER IF NOT EXISTS audit_records_fts_au AFTER UPDATE OF prompt_text, response_text ON audit_records BEGIN
+			INSERT INTO audit_records_fts(audit_records_fts, rowid, prompt_text, response_text) VALUES ('delete', old.id, old.prompt_text, old.response_text);
+			INSERT INTO audit_records_fts(rowid, prompt_text, response_text) VALUES (new.id, new.prompt_text, new.response_text); END`,
+	}
+	rebuild := current != "" && current != auditFTSDefinition
+	if current == "" || rebuild {
+		stmts = append([]string{"DROP TABLE IF EXISTS audit_records_fts", auditFTSDefinition}, stmts...)
+	}
+	if rebuild {
+		stmts = append(stmts, "INSERT INTO audit_records_fts(audit_records_fts) VALUES ('rebuild')")
+	}
+	start := time.Now()
+	err = s.withTx(ctx, func(tx *ent.Tx) error {
+		for _, q := range stmts {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("full-text index: %w", err)
+	}
+	if rebuild {
+		s.log.InfoContext(ctx, "audit full-text index rebuilt with the current definition", slog.Duration("took", time.Since(start)))
 	}
 	return nil
 }
