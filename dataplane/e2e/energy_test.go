@@ -34,12 +34,8 @@ const (
 	traceGPUs   = 8
 )
 
-// traceWatts is the trace of GPU i, s seconds after its epoch.
-func traceWatts(i int, s float64) float64 {
-	return traceBase + traceStep*float64(i) + traceAmp*math.Sin(2*math.Pi*s/tracePeriod.Seconds())
-}
-
-// traceJoules is ∫ₐᵇ traceWatts(i, s) ds, worked out by hand.
+// traceJoules is GPU i's energy from a to b seconds after the epoch: ∫ₐᵇ traceBase +
+// traceStep·i + traceAmp·sin(2πs/tracePeriod) ds, worked out by hand.
 func traceJoules(i int, a, b float64) float64 {
 	k := tracePeriod.Seconds() / (2 * math.Pi)
 	return (traceBase+traceStep*float64(i))*(b-a) - traceAmp*k*(math.Cos(b/k)-math.Cos(a/k))
