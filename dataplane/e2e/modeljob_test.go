@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -90,28 +89,19 @@ type modelJob struct {
 // (newline-delimited JSON) until it ends, and returns every state seen.
 func watchJob(t *testing.T, ctx context.Context, c *cluster.Cluster, id string) []modelJob {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.DataPlaneURL+"/api/admin/model-jobs/"+id+"/watch", nil)
-	require.NoError(t, err)
-	req.Header.Set("Authorization", "Bearer "+c.AdminKey)
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var seen []modelJob
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
+	adminLines(ctx, t, c, c.DataPlaneURL+"/api/admin/model-jobs/"+id+"/watch", func(text []byte) {
 		var line struct {
 			Result *struct {
 				Job modelJob `json:"job"`
 			} `json:"result"`
 			Error json.RawMessage `json:"error"`
 		}
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &line), "one JSON object a line: %s", sc.Text())
-		require.Nil(t, line.Error, "%s", sc.Text())
-		require.NotNil(t, line.Result, sc.Text())
+		require.NoError(t, json.Unmarshal(text, &line), "one JSON object a line: %s", text)
+		require.Nil(t, line.Error, "%s", text)
+		require.NotNil(t, line.Result, string(text))
 		seen = append(seen, line.Result.Job)
-	}
-	require.NoError(t, sc.Err())
+	})
 	require.NotEmpty(t, seen)
 	return seen
 }

@@ -13,9 +13,12 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	opts, err := nvmlOptions()
+	if err == nil {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		err = app.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, opts...)
+		stop()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "mindrouter-nodeagent:", err)
 		os.Exit(1)

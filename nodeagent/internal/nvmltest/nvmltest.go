@@ -1,7 +1,8 @@
 // Package nvmltest completes go-nvml's fake DGX servers for tests: the fakes answer
 // identity and memory queries but leave utilisation, temperature, power, clocks, fan and
 // process queries unset (calling one panics), so Instrument fills them with known
-// readings. It is imported by tests only.
+// readings. It is imported by tests and by the agent built with the nvmlsim tag
+// (end-to-end tests) only.
 package nvmltest
 
 import (

@@ -30,12 +30,19 @@ func Binaries() (string, error) {
 
 // goBuild builds pkgs (paths from the repository root) to out, a file or a
 // directory ending in a separator; what names them in the error.
-func goBuild(what, out string, pkgs ...string) error {
+func goBuild(what, out string, pkgs ...string) error { return goBuildTags(what, out, "", pkgs...) }
+
+// goBuildTags is goBuild with build tags (comma-separated; empty for none).
+func goBuildTags(what, out, tags string, pkgs ...string) error {
 	root, err := RepoRoot()
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", append([]string{"build", "-o", out}, pkgs...)...)
+	args := []string{"build", "-o", out}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, pkgs...)...)
 	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("build %s: %w\n%s", what, err, b)

@@ -155,6 +155,10 @@ func (c *Cluster) StopDataPlane() int {
 // StopControlPlane stops the control plane gracefully (SIGTERM) and waits.
 func (c *Cluster) StopControlPlane() { c.cp.kill(syscall.SIGTERM) }
 
+// SQLitePath is the control plane's SQLite database (when DBDriver is empty), for
+// tests that check what it stored where no API lists it.
+func (c *Cluster) SQLitePath() string { return filepath.Join(c.dataDir, "mindrouter.db") }
+
 // Logs returns both processes' logs (for failure messages).
 func (c *Cluster) Logs() string {
 	return "--- control plane ---\n" + c.cp.log() + "\n--- data plane ---\n" + c.dp.log()
