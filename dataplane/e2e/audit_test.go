@@ -47,6 +47,8 @@ type auditRecord struct {
 type auditSent struct {
 	requestID string
 	surface   string
+	endpoint  string
+	model     string
 	stream    bool
 	status    int
 	probe     string
@@ -61,6 +63,12 @@ func surfaceRequest(surface string, stream bool, model, probe string) (string, s
 		return "/api/chat", `{"model":"` + model + `","stream":` + s + `,"messages":[{"role":"user","content":"` + probe + `"}]}`
 	case "ollama-generate":
 		return "/api/generate", `{"model":"` + model + `","stream":` + s + `,"prompt":"` + probe + `"}`
+	case "ollama-embed":
+		return "/api/embed", `{"model":"` + model + `","input":"` + probe + `"}`
+	case "openai-embed":
+		return "/v1/embeddings", `{"model":"` + model + `","input":"` + probe + `"}`
+	case "openai-completions":
+		return "/v1/completions", `{"model":"` + model + `","stream":` + s + `,"prompt":"` + probe + `"}`
 	case "anthropic":
 		return "/v1/messages", `{"model":"` + model + `","max_tokens":64,"stream":` + s + `,"messages":[{"role":"user","content":"` + probe + `"}]}`
 	}
@@ -91,11 +99,9 @@ func sendAudited(ctx context.Context, c *cluster.Cluster, key, surface string, s
 	if err != nil {
 		return auditSent{}, err
 	}
-	name := surface
-	if name == "ollama-generate" {
-		name = "ollama"
-	}
-	return auditSent{requestID: resp.Header.Get("X-Request-ID"), surface: name, stream: stream, status: resp.StatusCode, probe: probe, body: string(raw)}, nil
+	name, _, _ := strings.Cut(surface, "-") // ollama-generate is the ollama surface
+	return auditSent{requestID: resp.Header.Get("X-Request-ID"), surface: name, endpoint: path, model: model, stream: stream,
+		status: resp.StatusCode, probe: probe, body: string(raw)}, nil
 }
 
 // auditRecords reads every audit record through the search API, page by page.
@@ -154,11 +160,19 @@ func requireExactlyOnce(t *testing.T, sent []auditSent, recs []auditRecord) map[
 
 // TestAuditCountsEveryRequest sends requests on every surface, streamed and
 // not, answered, refused by admission and refused before the relay (no key, no
-// model), and finds exactly one record for each, with what was asked, what was
-// answered and the exact usage.
+// model), embeddings (OpenAI's and Ollama's), legacy completions and requests
+// the engine fails, and finds exactly one record for each, with its surface,
+// endpoint and status, what was asked, what was answered and the exact usage.
 func TestAuditCountsEveryRequest(t *testing.T) {
 	t.Parallel()
-	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineOllama, Models: []enginesim.ModelSpec{{Name: "sim", ContextLength: 4096}}, CompletionTokens: 7})
+	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineOllama, CompletionTokens: 7,
+		Models: []enginesim.ModelSpec{{Name: "sim", ContextLength: 4096}, {Name: "sim-embed", Capabilities: []string{"embedding"}}},
+		Script: func(req enginesim.Request) *enginesim.Reply {
+			if n := len(req.Messages); n > 0 && strings.Contains(req.Messages[n-1].Content, "explode") {
+				return &enginesim.Reply{Status: http.StatusInternalServerError, ErrorMessage: "simulated engine failure"}
+			}
+			return nil
+		}})
 	c := cluster.Start(t, cluster.Options{Backends: []cluster.Backend{{Name: "sim", Engine: "ollama", URL: simURL}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -195,11 +209,34 @@ func TestAuditCountsEveryRequest(t *testing.T) {
 			sent = append(sent, s)
 		}
 	}
+	// Embeddings, legacy completions, and requests the engine fails (last,
+	// so that the backend's failures cannot refuse the others).
+	for _, r := range []struct {
+		surface, model string
+		stream         bool
+		status         int
+	}{
+		{"openai-embed", "sim-embed", false, http.StatusOK}, {"ollama-embed", "sim-embed", false, http.StatusOK},
+		{"openai-completions", "sim", false, http.StatusOK}, {"openai-completions", "sim", true, http.StatusOK},
+		{"openai", "sim", false, http.StatusBadGateway}, {"ollama", "sim", false, http.StatusBadGateway},
+	} {
+		i++
+		word := "kangaroo"
+		if r.status != http.StatusOK {
+			word = "explode"
+		}
+		s, err := sendAudited(ctx, c, c.AdminKey, r.surface, r.stream, r.model, fmt.Sprintf("probe%03d %s", i, word))
+		require.NoError(t, err)
+		require.NotEmpty(t, s.requestID)
+		require.Equal(t, r.status, s.status, "%s: %s", r.surface, s.body)
+		sent = append(sent, s)
+	}
 	recs := waitAuditCount(t, c, len(sent), 15*time.Second)
 	byID := requireExactlyOnce(t, sent, recs)
 	for _, s := range sent {
 		r := byID[s.requestID]
 		assert.Equal(t, s.surface, r.Surface, s.requestID)
+		assert.Equal(t, s.endpoint, r.Endpoint, s.requestID)
 		assert.Equal(t, s.stream, r.Streaming, s.requestID)
 		assert.Equal(t, s.status, r.StatusCode, s.requestID)
 		assert.Equal(t, "127.0.0.1", r.ClientIP)
@@ -211,9 +248,13 @@ func TestAuditCountsEveryRequest(t *testing.T) {
 		}
 		assert.Equal(t, "completed", r.Status, s.requestID)
 		assert.Equal(t, "admin", r.Username, "the lease names the principal")
-		assert.Equal(t, "sim", r.Model)
+		assert.Equal(t, s.model, r.Model)
 		assert.Len(t, r.BackendIDs, 1)
-		assert.EqualValues(t, 7, r.CompletionTokens, "%s %s: the engine's exact count", s.surface, s.requestID)
+		if strings.HasSuffix(s.endpoint, "embed") || strings.HasSuffix(s.endpoint, "embeddings") {
+			assert.Zero(t, r.CompletionTokens, "%s %s: embeddings generate nothing", s.endpoint, s.requestID)
+		} else {
+			assert.EqualValues(t, 7, r.CompletionTokens, "%s %s: the engine's exact count", s.endpoint, s.requestID)
+		}
 		assert.Positive(t, r.PromptTokens)
 		assert.Empty(t, r.PromptText, "search results carry no content")
 	}

@@ -77,6 +77,19 @@ func (r *Retention) Run(ctx context.Context) error {
 	}
 }
 
+// artifactAge is the shorter of the two retentions set: an artifact is content,
+// and one last seen before the metadata retention belongs only to records
+// deleted already, even when content is otherwise kept forever.
+func (r *Retention) artifactAge() time.Duration {
+	switch {
+	case r.opts.Content <= 0:
+		return r.opts.Metadata
+	case r.opts.Metadata <= 0:
+		return r.opts.Content
+	}
+	return min(r.opts.Content, r.opts.Metadata)
+}
+
 // Purge runs one pass and, when it purged anything (or an admin asked for it),
 // records it as the admin action retention.purge.
 func (r *Retention) Purge(ctx context.Context, actor store.Actor) (PurgeResult, error) {
@@ -99,7 +112,7 @@ func (r *Retention) Purge(ctx context.Context, actor store.Actor) (PurgeResult, 
 		err = drain(r.opts.Metadata, r.db.PurgeAuditRecords, &res.Records)
 	}
 	if err == nil {
-		err = drain(r.opts.Content, r.db.PurgeAuditArtifacts, &res.Artifacts)
+		err = drain(r.artifactAge(), r.db.PurgeAuditArtifacts, &res.Artifacts)
 	}
 	if res == (PurgeResult{}) && actor.UserID == 0 && err == nil {
 		return res, nil

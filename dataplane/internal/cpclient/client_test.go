@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,6 +308,29 @@ func TestSession(t *testing.T) {
 		beats := h.fake.Heartbeats()
 		return len(beats) > n && slices.Contains(beats[len(beats)-1], id)
 	})
+}
+
+// TestHeartbeatCarriesAuditSpoolFill: every heartbeat reports the audit
+// spool's fill as it is when sent, so that the control plane can alert on a
+// spool filling and clear the alert once it drains.
+func TestHeartbeatCarriesAuditSpoolFill(t *testing.T) {
+	t.Parallel()
+	var spooled atomic.Int64
+	spooled.Store(900)
+	h := newHarness(t, func(c *cpclient.Config) {
+		c.AuditSpool = func() (int64, int64) { return spooled.Load(), 1000 }
+	})
+	h.run(t)
+	lastFill := func() cpclienttest.SpoolFill {
+		fills := h.fake.HeartbeatSpools()
+		if len(fills) == 0 {
+			return cpclienttest.SpoolFill{}
+		}
+		return fills[len(fills)-1]
+	}
+	h.fake.WaitFor(t, 0, "a heartbeat with the filling spool", func() bool { return lastFill() == cpclienttest.SpoolFill{Bytes: 900, MaxBytes: 1000} })
+	spooled.Store(0)
+	h.fake.WaitFor(t, 0, "a heartbeat with the drained spool", func() bool { return lastFill() == cpclienttest.SpoolFill{Bytes: 0, MaxBytes: 1000} })
 }
 
 // TestHeartbeatAckDropsUnknownLeases: leases the control plane no longer knows

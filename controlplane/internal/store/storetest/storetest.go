@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +23,46 @@ import (
 // Openers are the two databases every integration test runs on, by name.
 var Openers = map[string]func(t *testing.T) *store.Store{"sqlite": SQLite, "mariadb": MariaDB}
 
+// opened maps each store this package opened to its driver and DSN, for SQL.
+var opened sync.Map
+
+// SQL opens a second connection to the database of st (opened by this
+// package), for a test to set what no store call sets (a backdated time).
+func SQL(t *testing.T, st *store.Store) *sql.DB {
+	t.Helper()
+	cfg, ok := opened.Load(st)
+	require.True(t, ok, "storetest.SQL: the store was not opened by storetest")
+	c := cfg.(store.Config)
+	dsn := c.DSN
+	if c.Driver == store.DriverMySQL {
+		var err error
+		dsn, err = store.MySQLDSN(dsn)
+		require.NoError(t, err)
+	}
+	db, err := sql.Open(c.Driver, dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+// open opens and migrates a store on cfg, closed when the test ends.
+func open(t *testing.T, cfg store.Config) *store.Store {
+	t.Helper()
+	st, err := store.Open(t.Context(), cfg, nil)
+	require.NoError(t, err)
+	opened.Store(st, cfg)
+	t.Cleanup(func() {
+		opened.Delete(st)
+		_ = st.Close()
+	})
+	return st
+}
+
 // SQLite opens a migrated store on a new SQLite file in t's temporary directory.
 func SQLite(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(t.Context(), store.Config{Driver: store.DriverSQLite,
-		DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "test.db")), Timeout: 30 * time.Second}, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return open(t, store.Config{Driver: store.DriverSQLite,
+		DSN: store.SQLiteDSN(filepath.Join(t.TempDir(), "test.db")), Timeout: 30 * time.Second})
 }
 
 // MariaDB opens a migrated store on a new database mr_test_<random>, dropped when
@@ -67,10 +100,7 @@ func MariaDB(t *testing.T) *store.Store {
 	cfg, err := mysql.ParseDSN(base)
 	require.NoError(t, err)
 	cfg.DBName = name
-	st, err := store.Open(t.Context(), store.Config{Driver: store.DriverMySQL, DSN: cfg.FormatDSN(), Timeout: 30 * time.Second}, nil)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return open(t, store.Config{Driver: store.DriverMySQL, DSN: cfg.FormatDSN(), Timeout: 30 * time.Second})
 }
 
 // Each runs fn as a parallel subtest on a fresh store of each database.

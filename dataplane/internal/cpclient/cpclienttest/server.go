@@ -77,6 +77,7 @@ type Server struct {
 	hellos          []*controlplanev1.Hello
 	heartbeats      [][]string
 	heartbeatRefs   [][]*controlplanev1.LeaseRef
+	heartbeatSpools []SpoolFill
 	sessions        map[int]chan *controlplanev1.SessionResponse
 	cancelledWait   int
 }

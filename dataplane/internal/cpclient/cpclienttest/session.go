@@ -134,6 +134,7 @@ func (s *Server) Session(st grpc.BidiStreamingServer[controlplanev1.SessionReque
 			s.mu.Lock()
 			s.heartbeats = append(s.heartbeats, ids)
 			s.heartbeatRefs = append(s.heartbeatRefs, hb.GetLeases())
+			s.heartbeatSpools = append(s.heartbeatSpools, SpoolFill{hb.GetAuditSpoolBytes(), hb.GetAuditSpoolMaxBytes()})
 			var unknown []string
 			for _, l := range ids {
 				if released, ok := s.settled[l]; !ok || released {
@@ -219,6 +220,16 @@ func (s *Server) HeartbeatLeases() [][]*controlplanev1.LeaseRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.heartbeatRefs)
+}
+
+// SpoolFill is the audit spool's fill as a heartbeat reported it.
+type SpoolFill struct{ Bytes, MaxBytes int64 }
+
+// HeartbeatSpools returns the audit spool fill of every heartbeat seen.
+func (s *Server) HeartbeatSpools() []SpoolFill {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.heartbeatSpools)
 }
 
 // Heartbeats returns the lease ids of every heartbeat seen.
