@@ -172,25 +172,11 @@ func dpCallers(t *testing.T, c *cluster.Cluster, clusterToken string) map[string
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const password = "correct horse battery"
 	ids := map[string]string{}
 	for user, group := range map[string]string{"rbac-student": "student", "rbac-auditor": "auditor", "rbac-admin": "admin", "rbac-probe": "student"} {
 		ids[user] = createUser(t, c, user, group)
 	}
-	session := func(user string) *browser {
-		b := newBrowser(t, c.DataPlaneURL)
-		resp, body := b.login(user, password)
-		require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
-		resp, body = b.do("GET", "/api/account/whoami", nil, nil)
-		require.Equal(t, http.StatusOK, resp.StatusCode, body)
-		var who struct {
-			CSRFToken string `json:"csrf_token"`
-		}
-		require.NoError(t, json.Unmarshal([]byte(body), &who))
-		require.NotEmpty(t, who.CSRFToken)
-		b.csrf = who.CSRFToken
-		return b
-	}
+	session := func(user string) *browser { return signedIn(t, c, user) }
 	adminKey := func(user string) string {
 		var made struct {
 			FullKey string `json:"full_key"`

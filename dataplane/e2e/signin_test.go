@@ -91,6 +91,24 @@ func createUser(t testing.TB, c *cluster.Cluster, name, group string) string {
 	return u.ID
 }
 
+// signedIn returns a browser signed in on the data plane as user (password
+// "correct horse battery", as createUser sets), holding its CSRF token.
+func signedIn(t testing.TB, c *cluster.Cluster, user string) *browser {
+	t.Helper()
+	b := newBrowser(t, c.DataPlaneURL)
+	resp, body := b.login(user, "correct horse battery")
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode, body)
+	resp, body = b.do("GET", "/api/account/whoami", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	var who struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &who))
+	require.NotEmpty(t, who.CSRFToken)
+	b.csrf = who.CSRFToken
+	return b
+}
+
 // TestBrowserSignInToKeyToInference is the sign-in path end to end, real
 // processes throughout: a person signs in on the data plane's login form,
 // reads who they are, mints a key with the session cookie (CSRF enforced),
@@ -189,6 +207,64 @@ func TestBrowserSignInToKeyToInference(t *testing.T) {
 	assert.JSONEq(t, `{"sessions_ended":1}`, body)
 	resp, _ = b.do("GET", "/api/account/whoami", nil, nil)
 	require.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the session is over")
+}
+
+// TestAccountKeyLimitOverREST mints personal keys through the data plane's
+// account API up to the group's max_api_keys: the next one is a 400 that
+// says why, in the gateway's JSON error body, and revoking one of the
+// caller's keys frees its slot (the limit counts active personal keys).
+func TestAccountKeyLimitOverREST(t *testing.T) {
+	t.Parallel()
+	c := cluster.Start(t, cluster.Options{}) // keys need no backend
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code, err := c.AdminJSON(ctx, c.RESTURL, "POST", "/api/admin/groups", map[string]any{"name": "lab", "display_name": "Lab", "max_api_keys": 2}, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code)
+	createUser(t, c, "lena", "lab")
+	b := signedIn(t, c, "lena")
+
+	mint := func(name string) (int, string, string) {
+		resp, body := b.do("POST", "/api/account/api-keys", map[string]any{"name": name}, b.withCSRF())
+		var made struct {
+			APIKey struct {
+				ID string `json:"id"`
+			} `json:"api_key"`
+		}
+		if resp.StatusCode == http.StatusOK {
+			require.NoError(t, json.Unmarshal([]byte(body), &made))
+		}
+		return resp.StatusCode, made.APIKey.ID, body
+	}
+	code, first, body := mint("one")
+	require.Equal(t, http.StatusOK, code, body)
+	code, _, body = mint("two")
+	require.Equal(t, http.StatusOK, code, body)
+
+	code, _, body = mint("three")
+	require.Equal(t, http.StatusBadRequest, code, body)
+	var refusal struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &refusal), body)
+	assert.Equal(t, 9, refusal.Code, "FailedPrecondition")
+	assert.Contains(t, refusal.Message, "API key limit reached")
+	assert.Contains(t, refusal.Message, `group "lab" allows 2 active keys`, "the message says which limit")
+	resp, body := b.do("GET", "/api/account/api-keys", nil, nil)
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	var keys []struct {
+		Name string `json:"name"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &keys))
+	assert.Len(t, keys, 2, "the refused key was not created")
+
+	resp, body = b.do("POST", "/api/account/api-keys/"+first+"/revoke", map[string]any{}, b.withCSRF())
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	code, _, body = mint("three")
+	require.Equal(t, http.StatusOK, code, "a revoked key frees its slot: %s", body)
+	code, _, body = mint("four")
+	require.Equal(t, http.StatusBadRequest, code, body)
 }
 
 // TestSignInThrottlingAndSessionExpiry uses short windows so the refusals can

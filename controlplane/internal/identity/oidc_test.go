@@ -2,9 +2,21 @@ package identity
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -144,4 +156,116 @@ func FuzzParseOIDCProviders(f *testing.F) {
 			seen[p.Name] = true
 		}
 	})
+}
+
+// fakeIdP is an OpenID Connect provider on httptest: discovery, a JWKS with
+// one RSA key, and a token endpoint that answers every code with an ID token
+// for subject "s-1" carrying the nonce nonceFor returns for the one the
+// authorization request sent.
+type fakeIdP struct {
+	srv      *httptest.Server
+	key      *rsa.PrivateKey
+	mu       sync.Mutex
+	nonce    string // the nonce of the last authorization request
+	nonceFor func(sent string) string
+}
+
+func newFakeIdP(t *testing.T) *fakeIdP {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	idp := &fakeIdP{key: key, nonceFor: func(sent string) string { return sent }}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		iss := idp.srv.URL
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": iss, "authorization_endpoint": iss + "/authorize",
+			"token_endpoint": iss + "/token", "jwks_uri": iss + "/jwks", "id_token_signing_alg_values_supported": []string{"RS256"}})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
+		b64 := base64.RawURLEncoding.EncodeToString
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []any{map[string]string{"kty": "RSA", "kid": "k1", "alg": "RS256",
+			"use": "sig", "n": b64(key.N.Bytes()), "e": b64(big.NewInt(int64(key.E)).Bytes())}}})
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, _ *http.Request) {
+		idp.mu.Lock()
+		nonce := idp.nonceFor(idp.nonce)
+		idp.mu.Unlock()
+		now := time.Now()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": "at", "token_type": "Bearer", "expires_in": 3600,
+			"id_token": idp.sign(t, map[string]any{"iss": idp.srv.URL, "sub": "s-1", "aud": "client", "nonce": nonce,
+				"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "email": "sam@example.edu", "email_verified": true})})
+	})
+	idp.srv = httptest.NewServer(mux)
+	t.Cleanup(idp.srv.Close)
+	return idp
+}
+
+// sign returns claims as an RS256 JWT.
+func (idp *fakeIdP) sign(t *testing.T, claims map[string]any) string {
+	hdr, err := json.Marshal(map[string]string{"alg": "RS256", "kid": "k1", "typ": "JWT"})
+	require.NoError(t, err)
+	body, err := json.Marshal(claims)
+	require.NoError(t, err)
+	input := base64.RawURLEncoding.EncodeToString(hdr) + "." + base64.RawURLEncoding.EncodeToString(body)
+	sum := sha256.Sum256([]byte(input))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, idp.key, crypto.SHA256, sum[:])
+	require.NoError(t, err)
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// begin starts a sign-in and notes the nonce the authorization URL carries,
+// as the provider would; it answers the state and the binding.
+func (idp *fakeIdP) begin(t *testing.T, sso *SSO) (state, binding string) {
+	t.Helper()
+	authURL, binding, err := sso.Begin(context.Background(), "idp", "/chat")
+	require.NoError(t, err)
+	u, err := url.Parse(authURL)
+	require.NoError(t, err)
+	require.NotEmpty(t, u.Query().Get("nonce"))
+	idp.mu.Lock()
+	idp.nonce = u.Query().Get("nonce")
+	idp.mu.Unlock()
+	return u.Query().Get("state"), binding
+}
+
+func TestSSOCompleteRefusesAnIDTokenWithAnotherNonce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	idp := newFakeIdP(t)
+	sso := NewSSO(f.acct, f.st, []OIDCProvider{{Name: "idp", Issuer: idp.srv.URL, ClientID: "client", ClientSecret: "secret",
+		RedirectURL: "https://gw.example/login/oidc/callback", DefaultGroup: store.GroupStudent}}, idp.srv.Client())
+	users, err := f.st.CountUsers(ctx)
+	require.NoError(t, err)
+
+	// An ID token minted for another sign-in (a replayed or injected one)
+	// carries that sign-in's nonce, not this one's.
+	idp.mu.Lock()
+	idp.nonceFor = func(string) string { return "a-nonce-from-another-sign-in" }
+	idp.mu.Unlock()
+	state, binding := idp.begin(t, sso)
+	ss, _, err := sso.Complete(ctx, state, "code", binding, "", "")
+	require.ErrorIs(t, err, ErrSSOFailed)
+	assert.Empty(t, ss.Token, "no session")
+	_, err = f.st.GetUserByOIDC(ctx, idp.srv.URL, "s-1")
+	require.ErrorIs(t, err, store.ErrNotFound, "no user provisioned")
+	after, err := f.st.CountUsers(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, users, after)
+
+	// The same provider and token with the flow's own nonce signs in: the
+	// refusal above was the nonce's.
+	idp.mu.Lock()
+	idp.nonceFor = func(sent string) string { return sent }
+	idp.mu.Unlock()
+	state, binding = idp.begin(t, sso)
+	ss, next, err := sso.Complete(ctx, state, "code", binding, "", "")
+	require.NoError(t, err)
+	assert.Equal(t, "/chat", next)
+	p, err := f.acct.VerifySession(ctx, ss.Token)
+	require.NoError(t, err)
+	u, err := f.st.GetUserByOIDC(ctx, idp.srv.URL, "s-1")
+	require.NoError(t, err)
+	assert.Equal(t, u.ID, p.UserID)
 }

@@ -65,10 +65,12 @@ type UserDeletion struct {
 }
 
 // DeleteUser removes a user and everything that belongs only to them: API keys,
-// browser sessions, quota usage and quota requests, in one transaction. Numeric
-// ids are never reused (AUTOINCREMENT on SQLite, InnoDB's persistent counter on
-// MariaDB), so records kept elsewhere under the user's id (usage, audit) keep
-// naming this tombstone and no later account. An unknown user is ErrNotFound.
+// browser sessions, quota usage, quota and service-key requests, and (by the
+// foreign keys' ON DELETE CASCADE) conversations with their messages and stored
+// responses, in one transaction. Numeric ids are never reused (AUTOINCREMENT on
+// SQLite, InnoDB's persistent counter on MariaDB), so the records kept under
+// the user's id (audit records, request usage, admin actions) keep naming this
+// tombstone and no later account. An unknown user is ErrNotFound.
 func (s *Store) DeleteUser(ctx context.Context, id int64) (UserDeletion, error) {
 	op := fmt.Sprintf("delete user %d", id)
 	var out UserDeletion

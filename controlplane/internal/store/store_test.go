@@ -41,6 +41,7 @@ func runSuite(t *testing.T, open opener) {
 		{"UpdateGroup", testUpdateGroup},
 		{"GroupLifecycle", testGroupLifecycle},
 		{"DeleteUser", testDeleteUser},
+		{"DeletedUserRecordsStay", testDeletedUserRecordsStay},
 		{"RenewAndServiceKeys", testRenewAndServiceKeys},
 		{"QuotaRequests", testQuotaRequests},
 		{"Sessions", testSessions},

@@ -88,6 +88,59 @@ func testDeleteUser(t *testing.T, s *store.Store) {
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
 
+// testDeletedUserRecordsStay: deleting a user removes what was theirs to
+// use (conversations with their messages, stored responses) and keeps the
+// records about what they did (audit records, usage, admin actions they
+// took), still under their old id, which no later account receives.
+func testDeletedUserRecordsStay(t *testing.T, s *store.Store) {
+	ctx := ctxT(t)
+	u := seedUser(t, s, "leaver", store.GroupStaff)
+	at := time.Now().UTC().Truncate(time.Second)
+	rec := auditRec(1, at)
+	rec.RequestID, rec.UserID, rec.Username = "req-leaver", u.ID, u.Username
+	require.NoError(t, s.InsertAuditRecords(ctx, []store.AuditRecord{rec}, nil))
+	require.NoError(t, s.InsertRequestUsages(ctx, []store.RequestUsage{{RequestID: "req-leaver", BackendID: 1, Model: "m",
+		UserID: u.ID, Username: u.Username, Group: store.GroupStaff, Outcome: "completed",
+		StartedAt: at, FirstTokenAt: at, EndedAt: at.Add(time.Second), PromptTokens: 3, CompletionTokens: 4}}))
+	require.NoError(t, s.RecordAdminAction(ctx, store.AdminAction{ActorUserID: u.ID, Actor: u.Username, Action: "test.action"}))
+	conv, err := s.CreateConversation(ctx, u.ID, "notes", "m")
+	require.NoError(t, err)
+	_, err = s.AppendChatMessage(ctx, u.ID, store.ChatMessage{ConversationID: conv.ID, Role: store.ChatRoleUser, Content: "hi", Status: store.ChatStatusComplete})
+	require.NoError(t, err)
+	require.NoError(t, s.PutResponse(ctx, store.StoredResponse{ID: "resp_leaver", UserID: u.ID, Model: "m", ResponseJSON: "{}"}))
+
+	_, err = s.DeleteUser(ctx, u.ID)
+	require.NoError(t, err)
+
+	convs, err := s.ListConversations(ctx, u.ID)
+	require.NoError(t, err)
+	assert.Empty(t, convs, "conversations go with the user")
+	_, _, err = s.GetConversation(ctx, u.ID, conv.ID)
+	require.ErrorIs(t, err, store.ErrNotFound)
+	_, err = s.GetResponse(ctx, u.ID, "resp_leaver")
+	require.ErrorIs(t, err, store.ErrNotFound, "stored responses go with the user")
+
+	audit, _, err := s.SearchAuditRecords(ctx, store.AuditFilter{UserID: u.ID}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, audit, 1, "the audit trail stays")
+	assert.Equal(t, "req-leaver", audit[0].RequestID)
+	assert.Equal(t, u.Username, audit[0].Username)
+	usage, err := s.RequestUsagesEnded(ctx, at.Add(-time.Minute), at.Add(time.Minute))
+	require.NoError(t, err)
+	require.Len(t, usage, 1, "usage stays")
+	assert.Equal(t, u.ID, usage[0].UserID)
+	acts, _, err := s.SearchAdminActions(ctx, store.AdminActionFilter{ActorUserID: u.ID}, "", 10)
+	require.NoError(t, err)
+	require.Len(t, acts, 1, "the admin actions they took stay")
+	assert.Equal(t, "test.action", acts[0].Action)
+
+	next := seedUser(t, s, "leaver", store.GroupStaff)
+	assert.Greater(t, next.ID, u.ID, "the old id is a tombstone")
+	audit, _, err = s.SearchAuditRecords(ctx, store.AuditFilter{UserID: next.ID}, "", 10)
+	require.NoError(t, err)
+	assert.Empty(t, audit, "a new account inherits no one's records")
+}
+
 func testRenewAndServiceKeys(t *testing.T, s *store.Store) {
 	ctx := ctxT(t)
 	u := seedUser(t, s, "renewer", store.GroupStudent)

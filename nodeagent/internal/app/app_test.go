@@ -76,15 +76,53 @@ func (s *telemetryServer) received() ([]string, []*nodeagentv1.NodeSample) {
 
 func serve(t *testing.T) (*telemetryServer, string) {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	ts, addr, _ := serveAt(t, "127.0.0.1:0")
+	return ts, addr
+}
+
+// serveAt serves the telemetry service on addr; stop ends it (Cleanup does too).
+func serveAt(t *testing.T, addr string) (ts *telemetryServer, bound string, stop func()) {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
 	require.NoError(t, err)
-	ts := &telemetryServer{}
+	ts = &telemetryServer{}
 	srv := grpc.NewServer()
 	nodeagentv1.RegisterTelemetryServiceServer(srv, ts)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(); <-done })
-	return ts, lis.Addr().String()
+	var once sync.Once
+	stop = func() { once.Do(func() { srv.Stop(); <-done }) }
+	t.Cleanup(stop)
+	return ts, lis.Addr().String(), stop
+}
+
+// TestAgentFindsTheLeaderInTheList gives the agent two control planes, the
+// standby first. A standby does not open its gRPC port at all (its REST port
+// answers /readyz 503; controlplane/internal/app/standby.go), so its address
+// refuses connections: the agent must settle on the leader, the second
+// address. When the leader goes away and the standby takes over (opening its
+// gRPC port), the agent moves to it by itself.
+func TestAgentFindsTheLeaderInTheList(t *testing.T) {
+	t.Parallel()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	standby := closed.Addr().String()
+	require.NoError(t, closed.Close()) // nothing listens there: connection refused
+	leader, leaderAddr, stopLeader := serveAt(t, "127.0.0.1:0")
+
+	runAgent(t, []string{"-control-plane", standby + "," + leaderAddr, "-node-name", "dgx-01", "-secret-file", secretFile(t)},
+		io.Discard, app.WithNVML(nvmltest.DGXH100()), app.WithGetenv(noEnv))
+	require.Eventually(t, func() bool {
+		_, samples := leader.received()
+		return len(samples) >= 2
+	}, 20*time.Second, 10*time.Millisecond, "the agent streams to the leader, the second address")
+
+	stopLeader()
+	promoted, _, _ := serveAt(t, standby)
+	require.Eventually(t, func() bool {
+		nodes, samples := promoted.received()
+		return len(nodes) == 1 && len(samples) >= 1
+	}, 45*time.Second, 50*time.Millisecond, "after a failover the agent streams to the new leader")
 }
 
 func secretFile(t *testing.T) string {
