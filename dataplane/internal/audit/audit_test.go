@@ -6,12 +6,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/mindrouter/mindrouter/dataplane/internal/canonical"
 	auditv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/audit/v1"
@@ -150,10 +152,10 @@ func TestSpoolFullPolicies(t *testing.T) {
 			cp := &fakeCP{down: true}
 			spool, err := spool.Open(t.TempDir(), 200)
 			require.NoError(t, err)
-			s := NewShipper(cp, spool, Options{QueueSize: 1, Policy: policy})
+			s := NewShipper(cp, spool, Options{QueueSize: 1, BatchSize: 2, Policy: policy})
 			require.NoError(t, s.Gate())
 			for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-				s.Submit(rec(id), nil) // beyond the queue: straight to the spool, until it is full
+				s.Submit(rec(id), nil) // beyond the queue and a batch: to the spool a batch at a time, until it is full
 			}
 			require.True(t, spool.Full())
 			if policy == FailClosed {
@@ -172,6 +174,48 @@ func TestSpoolFullPolicies(t *testing.T) {
 			assert.NotEmpty(t, cp.received())
 		})
 	}
+}
+
+// TestShipperSpillsOverflowInBatches: while memory is full (the shipper not
+// draining, as when the control plane is slower than the traffic), records
+// beyond the queue go to the spool a batch per synced write, oldest first —
+// not one write, and later one round trip, per record — and every record
+// reaches the control plane exactly once when it drains.
+func TestShipperSpillsOverflowInBatches(t *testing.T) {
+	t.Parallel()
+	cp := &fakeCP{}
+	sp, err := spool.Open(t.TempDir(), 1<<20)
+	require.NoError(t, err)
+	s := NewShipper(cp, sp, Options{QueueSize: 4, BatchSize: 3})
+	var ids []string
+	for i := range 13 {
+		id := fmt.Sprintf("r%02d", i)
+		ids = append(ids, id)
+		s.Submit(rec(id), nil)
+	}
+	mem, spooled := s.Pending()
+	assert.Equal(t, 4, mem, "memory holds the queue")
+	assert.Equal(t, 3, spooled, "nine records overflowed, in three spooled batches of three")
+	_, data, ok, err := sp.Head()
+	require.NoError(t, err)
+	require.True(t, ok)
+	var head auditv1.Batch
+	require.NoError(t, proto.Unmarshal(data, &head))
+	assert.Equal(t, []string{"r00", "r01", "r02"}, requestIDs(head.GetRecords()), "the oldest records spill first")
+
+	s.drain(context.Background())
+	assert.ElementsMatch(t, ids, cp.received())
+	mem, spooled = s.Pending()
+	assert.Zero(t, mem)
+	assert.Zero(t, spooled)
+}
+
+func requestIDs(recs []*auditv1.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.GetRequestId()
+	}
+	return out
 }
 
 // streamedEntry runs what recording does while a 100-chunk streamed request runs.

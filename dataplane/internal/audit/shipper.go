@@ -39,7 +39,8 @@ type Options struct {
 	// record waits for its batch to fill.
 	BatchSize     int
 	FlushInterval time.Duration
-	// QueueSize is how many records wait in memory before they go to the spool.
+	// QueueSize is how many records wait in memory before the oldest go to
+	// the spool, a batch at a time.
 	QueueSize int
 	// SendTimeout bounds one batch's send and acknowledgement.
 	SendTimeout time.Duration
@@ -126,24 +127,31 @@ func (s *Shipper) Gate() error {
 // Content reports whether records carry content.
 func (s *Shipper) Content() bool { return s.opts.Content }
 
-// Submit queues a finished record. It never blocks: a record that does not fit
-// in memory goes to the spool, and one that does not fit there is dropped.
+// Submit queues a finished record. It never waits for the control plane: while
+// memory holds more than QueueSize records (the control plane away, or slower
+// than the traffic), the oldest batch goes to the spool in one synced write,
+// and a batch the spool cannot take is dropped or kept as the policy says.
+// Spilling a batch at a time, not a record at a time, keeps an overloaded
+// data plane from paying one fsync per request, and the spool's replay from
+// sending one record per round trip.
 func (s *Shipper) Submit(r *auditv1.Record, arts []*auditv1.Artifact) {
 	s.mu.Lock()
-	if len(s.pending) < s.opts.QueueSize {
-		s.pending = append(s.pending, r)
-		for _, a := range arts {
-			s.arts[a.GetSha256()] = a
-		}
-		full := len(s.pending) >= s.opts.BatchSize
-		s.mu.Unlock()
-		if full {
-			s.poke()
-		}
-		return
+	s.pending = append(s.pending, r)
+	for _, a := range arts {
+		s.arts[a.GetSha256()] = a
+	}
+	n := len(s.pending)
+	var spill *auditv1.Batch
+	if n >= s.opts.QueueSize+s.opts.BatchSize {
+		spill = s.takeLocked()
 	}
 	s.mu.Unlock()
-	s.toSpool(&auditv1.Batch{Records: []*auditv1.Record{r}, Artifacts: arts})
+	switch {
+	case spill != nil:
+		s.toSpool(spill)
+	case n >= s.opts.BatchSize:
+		s.poke()
+	}
 }
 
 func (s *Shipper) poke() {
@@ -157,6 +165,11 @@ func (s *Shipper) poke() {
 func (s *Shipper) take() *auditv1.Batch {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeLocked()
+}
+
+// takeLocked is take with s.mu held.
+func (s *Shipper) takeLocked() *auditv1.Batch {
 	n := min(len(s.pending), s.opts.BatchSize)
 	if n == 0 {
 		return nil
@@ -192,12 +205,12 @@ func (s *Shipper) toSpool(b *auditv1.Batch) {
 	s.spooled.Add(float64(len(b.GetRecords())))
 }
 
-// requeue puts b back in front of memory, unless memory already holds twice
-// its size (then the records are dropped after all).
+// requeue puts b back in front of memory, unless memory would then hold more
+// than twice its size and a batch (then the records are dropped after all).
 func (s *Shipper) requeue(b *auditv1.Batch) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.pending)+len(b.GetRecords()) > 2*s.opts.QueueSize {
+	if len(s.pending)+len(b.GetRecords()) > 2*s.opts.QueueSize+s.opts.BatchSize {
 		return false
 	}
 	s.pending = append(append([]*auditv1.Record{}, b.GetRecords()...), s.pending...)
