@@ -129,7 +129,7 @@ func haSim(t *testing.T) []cluster.Backend {
 func TestLeaderKilledUnderLoadFailsOverWithoutErrors(t *testing.T) {
 	t.Parallel()
 	h := cluster.StartHA(t, cluster.HAOptions{
-		Backends: haSim(t), DBDSN: mariaDB(t), LeaderLeaseTTL: time.Second,
+		Backends: haSim(t), DBDSN: mariaDB(t), LeaderLeaseTTL: 2 * time.Second,
 		ControlPlaneArgs: []string{"-heartbeat-interval", "250ms", "-session-grace", "10s"},
 	})
 	load := startHALoad(t, h, "sim-ha", 4, 4)

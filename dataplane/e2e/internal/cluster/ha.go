@@ -20,7 +20,9 @@ type HAOptions struct {
 	Backends []Backend
 	// DBDSN is a MariaDB DSN of the test's own database.
 	DBDSN string
-	// LeaderLeaseTTL is the control planes' -leader-lease-ttl; default 1s.
+	// LeaderLeaseTTL is the control planes' -leader-lease-ttl; default 2s (at
+	// 1s a leader starting under a loaded CI machine's -race tests could miss
+	// its first renewal, and correctly step down).
 	LeaderLeaseTTL time.Duration
 	// DrainDelay is the data planes' -drain-delay; default 2s.
 	DrainDelay time.Duration
@@ -70,7 +72,7 @@ func StartHA(t testing.TB, opts HAOptions) *HA {
 		t.Fatal(err)
 	}
 	if opts.LeaderLeaseTTL == 0 {
-		opts.LeaderLeaseTTL = time.Second
+		opts.LeaderLeaseTTL = 2 * time.Second
 	}
 	if opts.DrainDelay == 0 {
 		opts.DrainDelay = 2 * time.Second
