@@ -424,9 +424,9 @@ func toAuditRecord(r *ent.AuditRecord) AuditRecord {
 // and response, kept in step by triggers. detail=none: the index holds, for
 // each word, the rows it occurs in and nothing else (no columns, no
 // positions). A search asks only for rows holding every word (each word a
-// one-token phrase), which is all that detail=none answers; it saves a third
-// of an audit record's insert cost on SQLite (docs/benchmarks.md, "What bounds
-// it") and most of the index's size.
+// one-token phrase), which is all that detail=none answers; it saves 15–35 %
+// of an audit record's insert CPU on SQLite, more for longer answers
+// (docs/benchmarks.md, "What bounds it").
 const auditFTSDefinition = `CREATE VIRTUAL TABLE audit_records_fts USING fts5(prompt_text, response_text, content='audit_records', content_rowid='id', detail=none)`
 
 // createFullText adds what ent's migration cannot express: a FULLTEXT index on
