@@ -32,6 +32,7 @@ type ingestConfig struct {
 	replicas      int
 	batch         int
 	artifactEvery int // one record in artifactEvery carries an image (0: none)
+	parallel      int // groups written at once
 	dropIndexes   string
 }
 
@@ -48,7 +49,7 @@ func runIngest(ctx context.Context, st *store.Store, cfg ingestConfig) error {
 	if err != nil {
 		return err
 	}
-	w := audit.NewWriter(st, sp, audit.WriterOptions{ArtifactMaxBytes: 1 << 20})
+	w := audit.NewWriter(st, sp, audit.WriterOptions{ArtifactMaxBytes: 1 << 20, Parallel: cfg.parallel})
 	gen := newRecordGen()
 	loadBefore := loadAvg()
 	cpuBefore := cpuTime()

@@ -33,24 +33,33 @@ type WriterOptions struct {
 	ReplayInterval time.Duration
 	// GroupCacheTTL is how long a group's audit settings are trusted.
 	GroupCacheTTL time.Duration
-	Logger        *slog.Logger
-	Registerer    prometheus.Registerer
+	// Parallel is how many groups are written to the database at once, each
+	// in its own transaction (0 or 1: one at a time). A server's full-text
+	// index tokenizes at commit, one transaction at a time; a second group
+	// inserts its rows meanwhile (docs/benchmarks.md, "Audit ingest").
+	Parallel   int
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 // Writer stores batches: straight into the database while it answers and the
-// spool is empty, to the spool otherwise, so that batches reach the database
-// in the order they were acknowledged.
+// spool is empty, to the spool otherwise, so that each data plane's batches
+// (one in flight per stream) reach the database in the order they were
+// acknowledged.
 type Writer struct {
 	db    Store
 	spool *spool.Spool
 	opts  WriterOptions
 	log   *slog.Logger
 
-	mu sync.Mutex // one group at a time: order, and no race between spool and database
+	// mu orders the database and the spool: groups written straight to the
+	// database share it (up to opts.Parallel at once); a replay of the spool
+	// holds it alone.
+	mu sync.RWMutex
 
-	qmu     sync.Mutex // guards queue and writing
+	qmu     sync.Mutex // guards queue and writers
 	queue   []*queued  // batches waiting for a group write, oldest first
-	writing bool       // a caller is writing a group
+	writers int        // callers writing a group, or told to (at most opts.Parallel)
 
 	groupsMu sync.Mutex
 	groups   map[string]groupPolicy
@@ -73,6 +82,7 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 	if opts.GroupCacheTTL <= 0 {
 		opts.GroupCacheTTL = 30 * time.Second
 	}
+	opts.Parallel = max(opts.Parallel, 1)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -98,12 +108,12 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 // the spool, and an error (nothing acknowledged) otherwise.
 //
 // Batches written at the same time (from several data planes) are coalesced:
-// while one group is being written, the batches that arrive queue up, and the
-// next group writes them all in one transaction (group commit). The caller
-// whose batch heads the queue writes the group; the others wait for its
-// outcome, so no goroutine outlives a call. Each batch is still acknowledged
-// only once it is on disk, and order is kept: groups are written one at a
-// time, oldest first.
+// while groups are being written, the batches that arrive queue up, and the
+// next group writes them all in one transaction (group commit). Up to
+// opts.Parallel groups are written at once, oldest first; the callers whose
+// batches head the queue write them, the others wait for the outcome, so no
+// goroutine outlives a call. Each batch is acknowledged only once it is on
+// disk.
 func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) error {
 	if len(b.GetRecords()) == 0 && len(b.GetArtifacts()) == 0 {
 		return nil
@@ -111,12 +121,22 @@ func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) err
 	p := &queued{b: b, done: make(chan error, 1), lead: make(chan struct{})}
 	w.qmu.Lock()
 	w.queue = append(w.queue, p)
-	leader := !w.writing
-	w.writing = true
+	writer := w.writers < w.opts.Parallel
+	if writer {
+		w.writers++
+		p.led = true
+	}
 	w.qmu.Unlock()
-	if !leader {
+	if !writer {
 		select {
 		case err := <-p.done:
+			// Another writer took this batch into its group after this
+			// caller was told to write: the turn is still this caller's.
+			select {
+			case <-p.lead:
+				w.writeGroup(context.WithoutCancel(ctx))
+			default:
+			}
 			return err
 		case <-p.lead:
 		}
@@ -132,14 +152,16 @@ type queued struct {
 	b    *controlplanev1.IngestRequest
 	done chan error    // the outcome, sent once
 	lead chan struct{} // closed when this batch's caller must write the next group
+	led  bool          // lead closed, or the caller took a writer's place itself (under qmu)
 }
 
 // maxGroupRecords bounds the records written in one transaction.
 const maxGroupRecords = 4096
 
-// writeGroup writes the batches at the head of the queue (up to
-// maxGroupRecords records, at least one batch), tells each its outcome, and
-// hands the writing to the caller of the next queued batch, if any.
+// writeGroup is one writer's turn: it writes the batches at the head of the
+// queue (up to maxGroupRecords records, at least one batch; none when others
+// took them all), tells each its outcome, and hands its place to the caller of
+// the oldest queued batch not yet told to write, if any.
 func (w *Writer) writeGroup(ctx context.Context) {
 	w.qmu.Lock()
 	n, recs := 0, 0
@@ -151,21 +173,26 @@ func (w *Writer) writeGroup(ctx context.Context) {
 	w.queue = slices.Delete(w.queue, 0, n)
 	w.qmu.Unlock()
 
-	w.mu.Lock()
-	errs := w.store(ctx, group)
-	w.mu.Unlock()
-	for i, p := range group {
-		p.done <- errs[i]
+	if len(group) > 0 {
+		w.mu.RLock()
+		errs := w.store(ctx, group)
+		w.mu.RUnlock()
+		for i, p := range group {
+			p.done <- errs[i]
+		}
+		w.groupSizes.Observe(float64(len(group)))
 	}
-	w.groupSizes.Observe(float64(len(group)))
 
 	w.qmu.Lock()
-	if len(w.queue) > 0 {
-		close(w.queue[0].lead)
-	} else {
-		w.writing = false
+	defer w.qmu.Unlock()
+	for _, q := range w.queue {
+		if !q.led {
+			q.led = true
+			close(q.lead)
+			return
+		}
 	}
-	w.qmu.Unlock()
+	w.writers--
 }
 
 // store makes a group durable, in order: in one transaction while the database
