@@ -79,8 +79,8 @@ bench-scheduler: ## Deterministic fair-share simulation: WDRR vs FIFO (table for
 bench-admit: ## Admit+Release over real gRPC: closed loop and open loop at 5,000/s (prints a table)
 	go run ./controlplane/cmd/mindrouter-admitbench
 
-bench-audit-search: ## Audit search over ROWS generated records in MariaDB (default 1,000,000; PAD bytes more per answer, default 0; its own database, dropped after)
-	go run ./controlplane/cmd/mindrouter-auditbench -rows $${ROWS:-1000000} -pad $${PAD:-0}
+bench-audit-search: ## Audit search over ROWS generated records in MariaDB (default 1,000,000; PAD bytes more per answer, default 0; INDEXED=1 keeps the FULLTEXT index during the load; its own database, dropped after)
+	go run ./controlplane/cmd/mindrouter-auditbench -rows $${ROWS:-1000000} -pad $${PAD:-0} $${INDEXED:+-index-during-load}
 
 bench-audit-ingest: ## Sustained audit ingest into MariaDB for DURATION (default 60s) from REPLICAS senders of BATCH records (defaults 4, 256)
 	go run ./controlplane/cmd/mindrouter-auditbench -ingest $${DURATION:-60s} -replicas $${REPLICAS:-4} -batch $${BATCH:-256}
