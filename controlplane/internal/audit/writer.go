@@ -110,9 +110,10 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 // Batches written at the same time (from several data planes) are coalesced:
 // while groups are being written, the batches that arrive queue up, and the
 // next group writes them all in one transaction (group commit). Up to
-// opts.Parallel groups are written at once, oldest first; the callers whose
-// batches head the queue write them, the others wait for the outcome, so no
-// goroutine outlives a call. Each batch is acknowledged only once it is on
+// opts.Parallel groups are written at once, taken from the head of the queue,
+// each by the caller of a queued batch that holds a writer's place (the group
+// need not hold that caller's own batch); the others wait for the outcome, so
+// no goroutine outlives a call. Each batch is acknowledged only once it is on
 // disk.
 func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) error {
 	if len(b.GetRecords()) == 0 && len(b.GetArtifacts()) == 0 {
@@ -134,7 +135,7 @@ func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) err
 			// caller was told to write: the turn is still this caller's.
 			select {
 			case <-p.lead:
-				w.writeGroup(context.WithoutCancel(ctx))
+				w.writeGroup(context.WithoutCancel(ctx), p)
 			default:
 			}
 			return err
@@ -143,7 +144,7 @@ func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) err
 	}
 	// The write outlives a caller that gives up: the others in the group
 	// wait for it (the database deadline bounds it).
-	w.writeGroup(context.WithoutCancel(ctx))
+	w.writeGroup(context.WithoutCancel(ctx), p)
 	return <-p.done
 }
 
@@ -153,32 +154,39 @@ type queued struct {
 	done chan error    // the outcome, sent once
 	lead chan struct{} // closed when this batch's caller must write the next group
 	led  bool          // lead closed, or the caller took a writer's place itself (under qmu)
+	took bool          // taken into a group (under qmu)
 }
 
 // maxGroupRecords bounds the records written in one transaction.
 const maxGroupRecords = 4096
 
-// writeGroup is one writer's turn: it writes the batches at the head of the
-// queue (up to maxGroupRecords records, at least one batch; none when others
-// took them all), tells each its outcome, and hands its place to the caller of
-// the oldest queued batch not yet told to write, if any.
-func (w *Writer) writeGroup(ctx context.Context) {
+// writeGroup is the turn of p's caller, which holds a writer's place: it
+// writes the batches at the head of the queue (up to maxGroupRecords records,
+// at least one batch), tells each its outcome, and hands the place to the
+// caller of the oldest queued batch not yet told to write, if any. When
+// another writer already took p into its group, the caller writes nothing
+// (its answer is on the way) and hands the place on at once.
+func (w *Writer) writeGroup(ctx context.Context, p *queued) {
 	w.qmu.Lock()
-	n, recs := 0, 0
-	for n < len(w.queue) && (n == 0 || recs+len(w.queue[n].b.GetRecords()) <= maxGroupRecords) {
-		recs += len(w.queue[n].b.GetRecords())
-		n++
+	var group []*queued
+	if !p.took {
+		n, recs := 0, 0
+		for n < len(w.queue) && (n == 0 || recs+len(w.queue[n].b.GetRecords()) <= maxGroupRecords) {
+			recs += len(w.queue[n].b.GetRecords())
+			w.queue[n].took = true
+			n++
+		}
+		group = slices.Clone(w.queue[:n])
+		w.queue = slices.Delete(w.queue, 0, n)
 	}
-	group := slices.Clone(w.queue[:n])
-	w.queue = slices.Delete(w.queue, 0, n)
 	w.qmu.Unlock()
 
 	if len(group) > 0 {
 		w.mu.RLock()
 		errs := w.store(ctx, group)
 		w.mu.RUnlock()
-		for i, p := range group {
-			p.done <- errs[i]
+		for i, q := range group {
+			q.done <- errs[i]
 		}
 		w.groupSizes.Observe(float64(len(group)))
 	}

@@ -90,12 +90,22 @@ func (s *Store) InsertAuditRecords(ctx context.Context, recs []AuditRecord, arts
 	if !slices.IsSortedFunc(arts, compareArtifacts) {
 		arts = slices.SortedFunc(slices.Values(arts), compareArtifacts)
 	}
-	for try := 0; ; try++ {
-		err := s.withTx(ctx, func(tx *ent.Tx) error {
+	return s.againOnDeadlock(ctx, func() error {
+		return s.withTx(ctx, func(tx *ent.Tx) error {
 			return insertAudit(ctx, tx, d, recs, arts, now)
 		})
+	})
+}
+
+// againOnDeadlock runs txn, a whole transaction, and again (up to
+// auditDeadlockRetries more times) while MariaDB picks it as a deadlock's
+// victim. Inside an audited call the transaction is the call's, and so is
+// the retry: txn runs once.
+func (s *Store) againOnDeadlock(ctx context.Context, txn func() error) error {
+	for try := 0; ; try++ {
+		err := txn()
 		var mysqlErr *mysql.MySQLError
-		if try == auditDeadlockRetries || !errors.As(err, &mysqlErr) || mysqlErr.Number != mysqlDeadlock {
+		if try == auditDeadlockRetries || auditedFrom(ctx) != nil || !errors.As(err, &mysqlErr) || mysqlErr.Number != mysqlDeadlock {
 			return err
 		}
 		s.log.WarnContext(ctx, "audit insert chosen as a deadlock victim; writing it again", slog.Int("try", try+1))
