@@ -32,7 +32,6 @@ type ingestConfig struct {
 	replicas      int
 	batch         int
 	artifactEvery int // one record in artifactEvery carries an image (0: none)
-	parallel      int // groups written at once
 	dropIndexes   string
 }
 
@@ -49,7 +48,7 @@ func runIngest(ctx context.Context, st *store.Store, cfg ingestConfig) error {
 	if err != nil {
 		return err
 	}
-	w := audit.NewWriter(st, sp, audit.WriterOptions{ArtifactMaxBytes: 1 << 20, Parallel: cfg.parallel})
+	w := audit.NewWriter(st, sp, audit.WriterOptions{ArtifactMaxBytes: 1 << 20})
 	gen := newRecordGen()
 	loadBefore := loadAvg()
 	cpuBefore := cpuTime()

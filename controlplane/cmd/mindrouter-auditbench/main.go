@@ -66,7 +66,6 @@ func main() {
 	flag.IntVar(&cfg.ingest.replicas, "replicas", 4, "ingest: data planes sending at once, each with one batch in flight")
 	flag.IntVar(&cfg.ingest.batch, "batch", 256, "ingest: records per batch (a data plane sends up to 256)")
 	flag.IntVar(&cfg.ingest.artifactEvery, "artifact-every", 20, "ingest: one record in this many carries an image of 8-48 KB (0: none)")
-	flag.IntVar(&cfg.ingest.parallel, "parallel", 2, "ingest: groups the writer writes at once (the control plane's -audit-write-parallel)")
 	flag.StringVar(&cfg.ingest.dropIndexes, "drop-indexes", "", "ingest: drop these indexes of audit_records first (comma-separated names; to measure what each costs)")
 	flag.Parse()
 	if err := run(context.Background(), cfg); err != nil {

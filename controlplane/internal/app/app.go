@@ -302,12 +302,8 @@ func newAudit(cfg config.Config, st *store.Store, reg prometheus.Registerer, log
 	if n, b := spool.Len(); n > 0 {
 		log.Info("audit spool holds batches from a previous run; replaying", "batches", n, "bytes", b)
 	}
-	parallel := cfg.AuditWriteParallel
-	if cfg.DatabaseDriver != "mysql" {
-		parallel = 1 // SQLite writes one transaction at a time anyway
-	}
 	w := audit.NewWriter(st, spool, audit.WriterOptions{ArtifactMaxBytes: cfg.AuditArtifactMaxBytes,
-		ReplayInterval: cfg.AuditReplayInterval, Parallel: parallel, Logger: log, Registerer: reg})
+		ReplayInterval: cfg.AuditReplayInterval, Logger: log, Registerer: reg})
 	ret := audit.NewRetention(st, audit.RetentionOptions{Content: cfg.AuditContentRetention, Metadata: cfg.AuditMetadataRetention,
 		Interval: cfg.AuditPurgeInterval, Batch: cfg.AuditPurgeBatch, Logger: log})
 	return w, audit.NewService(st, ret, log), ret, nil

@@ -33,33 +33,24 @@ type WriterOptions struct {
 	ReplayInterval time.Duration
 	// GroupCacheTTL is how long a group's audit settings are trusted.
 	GroupCacheTTL time.Duration
-	// Parallel is how many groups are written to the database at once, each
-	// in its own transaction (0 or 1: one at a time). A server's full-text
-	// index tokenizes at commit, one transaction at a time; a second group
-	// inserts its rows meanwhile (docs/benchmarks.md, "Audit ingest").
-	Parallel   int
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Logger        *slog.Logger
+	Registerer    prometheus.Registerer
 }
 
 // Writer stores batches: straight into the database while it answers and the
-// spool is empty, to the spool otherwise, so that each data plane's batches
-// (one in flight per stream) reach the database in the order they were
-// acknowledged.
+// spool is empty, to the spool otherwise, so that batches reach the database
+// in the order they were acknowledged.
 type Writer struct {
 	db    Store
 	spool *spool.Spool
 	opts  WriterOptions
 	log   *slog.Logger
 
-	// mu orders the database and the spool: groups written straight to the
-	// database share it (up to opts.Parallel at once); a replay of the spool
-	// holds it alone.
-	mu sync.RWMutex
+	mu sync.Mutex // one group at a time: order, and no race between spool and database
 
-	qmu     sync.Mutex // guards queue and writers
+	qmu     sync.Mutex // guards queue and writing
 	queue   []*queued  // batches waiting for a group write, oldest first
-	writers int        // callers writing a group, or told to (at most opts.Parallel)
+	writing bool       // a caller is writing a group
 
 	groupsMu sync.Mutex
 	groups   map[string]groupPolicy
@@ -82,7 +73,6 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 	if opts.GroupCacheTTL <= 0 {
 		opts.GroupCacheTTL = 30 * time.Second
 	}
-	opts.Parallel = max(opts.Parallel, 1)
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -108,13 +98,12 @@ func NewWriter(db Store, spool *spool.Spool, opts WriterOptions) *Writer {
 // the spool, and an error (nothing acknowledged) otherwise.
 //
 // Batches written at the same time (from several data planes) are coalesced:
-// while groups are being written, the batches that arrive queue up, and the
-// next group writes them all in one transaction (group commit). Up to
-// opts.Parallel groups are written at once, taken from the head of the queue,
-// each by the caller of a queued batch that holds a writer's place (the group
-// need not hold that caller's own batch); the others wait for the outcome, so
-// no goroutine outlives a call. Each batch is acknowledged only once it is on
-// disk.
+// while one group is being written, the batches that arrive queue up, and the
+// next group writes them all in one transaction (group commit). The caller
+// whose batch heads the queue writes the group; the others wait for its
+// outcome, so no goroutine outlives a call. Each batch is still acknowledged
+// only once it is on disk, and order is kept: groups are written one at a
+// time, oldest first.
 func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) error {
 	if len(b.GetRecords()) == 0 && len(b.GetArtifacts()) == 0 {
 		return nil
@@ -122,29 +111,19 @@ func (w *Writer) Write(ctx context.Context, b *controlplanev1.IngestRequest) err
 	p := &queued{b: b, done: make(chan error, 1), lead: make(chan struct{})}
 	w.qmu.Lock()
 	w.queue = append(w.queue, p)
-	writer := w.writers < w.opts.Parallel
-	if writer {
-		w.writers++
-		p.led = true
-	}
+	leader := !w.writing
+	w.writing = true
 	w.qmu.Unlock()
-	if !writer {
+	if !leader {
 		select {
 		case err := <-p.done:
-			// Another writer took this batch into its group after this
-			// caller was told to write: the turn is still this caller's.
-			select {
-			case <-p.lead:
-				w.writeGroup(context.WithoutCancel(ctx), p)
-			default:
-			}
 			return err
 		case <-p.lead:
 		}
 	}
 	// The write outlives a caller that gives up: the others in the group
 	// wait for it (the database deadline bounds it).
-	w.writeGroup(context.WithoutCancel(ctx), p)
+	w.writeGroup(context.WithoutCancel(ctx))
 	return <-p.done
 }
 
@@ -153,54 +132,40 @@ type queued struct {
 	b    *controlplanev1.IngestRequest
 	done chan error    // the outcome, sent once
 	lead chan struct{} // closed when this batch's caller must write the next group
-	led  bool          // lead closed, or the caller took a writer's place itself (under qmu)
-	took bool          // taken into a group (under qmu)
 }
 
 // maxGroupRecords bounds the records written in one transaction.
 const maxGroupRecords = 4096
 
-// writeGroup is the turn of p's caller, which holds a writer's place: it
-// writes the batches at the head of the queue (up to maxGroupRecords records,
-// at least one batch), tells each its outcome, and hands the place to the
-// caller of the oldest queued batch not yet told to write, if any. When
-// another writer already took p into its group, the caller writes nothing
-// (its answer is on the way) and hands the place on at once.
-func (w *Writer) writeGroup(ctx context.Context, p *queued) {
+// writeGroup writes the batches at the head of the queue (up to
+// maxGroupRecords records, at least one batch), tells each its outcome, and
+// hands the writing to the caller of the next queued batch, if any.
+func (w *Writer) writeGroup(ctx context.Context) {
 	w.qmu.Lock()
-	var group []*queued
-	if !p.took {
-		n, recs := 0, 0
-		for n < len(w.queue) && (n == 0 || recs+len(w.queue[n].b.GetRecords()) <= maxGroupRecords) {
-			recs += len(w.queue[n].b.GetRecords())
-			w.queue[n].took = true
-			n++
-		}
-		group = slices.Clone(w.queue[:n])
-		w.queue = slices.Delete(w.queue, 0, n)
+	n, recs := 0, 0
+	for n < len(w.queue) && (n == 0 || recs+len(w.queue[n].b.GetRecords()) <= maxGroupRecords) {
+		recs += len(w.queue[n].b.GetRecords())
+		n++
 	}
+	group := slices.Clone(w.queue[:n])
+	w.queue = slices.Delete(w.queue, 0, n)
 	w.qmu.Unlock()
 
-	if len(group) > 0 {
-		w.mu.RLock()
-		errs := w.store(ctx, group)
-		w.mu.RUnlock()
-		for i, q := range group {
-			q.done <- errs[i]
-		}
-		w.groupSizes.Observe(float64(len(group)))
+	w.mu.Lock()
+	errs := w.store(ctx, group)
+	w.mu.Unlock()
+	for i, p := range group {
+		p.done <- errs[i]
 	}
+	w.groupSizes.Observe(float64(len(group)))
 
 	w.qmu.Lock()
-	defer w.qmu.Unlock()
-	for _, q := range w.queue {
-		if !q.led {
-			q.led = true
-			close(q.lead)
-			return
-		}
+	if len(w.queue) > 0 {
+		close(w.queue[0].lead)
+	} else {
+		w.writing = false
 	}
-	w.writers--
+	w.qmu.Unlock()
 }
 
 // store makes a group durable, in order: in one transaction while the database

@@ -86,7 +86,6 @@ type Config struct {
 	AuditSpoolMaxBytes     int64
 	AuditArtifactMaxBytes  int64
 	AuditReplayInterval    time.Duration
-	AuditWriteParallel     int
 	AuditContentRetention  time.Duration
 	AuditMetadataRetention time.Duration
 	AuditPurgeInterval     time.Duration
@@ -158,7 +157,6 @@ func NewDefault() Config {
 		AuditSpoolMaxBytes:    1 << 30,
 		AuditArtifactMaxBytes: 10 << 20,
 		AuditReplayInterval:   time.Second,
-		AuditWriteParallel:    2,
 		AuditPurgeInterval:    time.Hour,
 		AuditPurgeBatch:       500,
 		ResponsesRetention:    30 * 24 * time.Hour,
@@ -220,7 +218,6 @@ func Load(args []string, lookupEnv func(string) (string, bool), usage io.Writer)
 	fs.Int64Var(&c.AuditSpoolMaxBytes, "audit-spool-max-bytes", c.AuditSpoolMaxBytes, "most bytes the audit spool holds; when full, data planes keep their records (0: unbounded)")
 	fs.Int64Var(&c.AuditArtifactMaxBytes, "audit-artifact-max-bytes", c.AuditArtifactMaxBytes, "largest request artifact (image) whose bytes are stored; larger ones keep hash and size only (0: no cap)")
 	fs.DurationVar(&c.AuditReplayInterval, "audit-replay-interval", c.AuditReplayInterval, "how often the audit spool is retried while the database is unreachable")
-	fs.IntVar(&c.AuditWriteParallel, "audit-write-parallel", c.AuditWriteParallel, "audit record groups written to MariaDB at once, each in its own transaction (SQLite: always one)")
 	fs.DurationVar(&c.AuditContentRetention, "audit-content-retention", c.AuditContentRetention, "how long prompts, responses and artifacts are kept (0: forever)")
 	fs.DurationVar(&c.AuditMetadataRetention, "audit-metadata-retention", c.AuditMetadataRetention, "how long audit records are kept at all (0: forever)")
 	fs.DurationVar(&c.AuditPurgeInterval, "audit-purge-interval", c.AuditPurgeInterval, "interval between audit retention passes")
@@ -314,9 +311,6 @@ func (c Config) Validate() error {
 	}
 	if c.SchedulerPolicy != "wdrr" && c.SchedulerPolicy != "fifo" {
 		errs = append(errs, fmt.Errorf("scheduler %q: use wdrr or fifo", c.SchedulerPolicy))
-	}
-	if c.AuditWriteParallel < 1 || c.AuditWriteParallel > 16 {
-		errs = append(errs, fmt.Errorf("audit-write-parallel %d: use 1 to 16", c.AuditWriteParallel))
 	}
 	if c.MaxQueuePerModel < 1 {
 		errs = append(errs, errors.New("max-queue must be at least 1"))

@@ -7,14 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 
 	entsql "entgo.io/ent/dialect/sql"
-	"github.com/go-sql-driver/mysql"
 
 	"github.com/mindrouter/mindrouter/ent"
 	"github.com/mindrouter/mindrouter/ent/auditartifact"
@@ -75,51 +73,16 @@ type Artifact struct {
 // transaction. A record whose request id is already stored is skipped, and an
 // artifact already stored only has its last-seen time renewed, so inserting the
 // same batch again changes nothing.
-//
-// Several calls may run at once (the audit writer's parallel groups): the
-// artifacts are written in hash order, so that two transactions storing the
-// same images lock them in the same order, and a transaction the database
-// chose as a deadlock's victim (two replays of one record at once) is run
-// again, up to auditDeadlockRetries times; every statement is idempotent.
 func (s *Store) InsertAuditRecords(ctx context.Context, recs []AuditRecord, arts []Artifact) error {
 	now := time.Now().UTC()
 	d := auditSQLite
 	if s.driver == dialectMySQL {
 		d = auditMySQL
 	}
-	if !slices.IsSortedFunc(arts, compareArtifacts) {
-		arts = slices.SortedFunc(slices.Values(arts), compareArtifacts)
-	}
-	return s.againOnDeadlock(ctx, func() error {
-		return s.withTx(ctx, func(tx *ent.Tx) error {
-			return insertAudit(ctx, tx, d, recs, arts, now)
-		})
+	return s.withTx(ctx, func(tx *ent.Tx) error {
+		return insertAudit(ctx, tx, d, recs, arts, now)
 	})
 }
-
-// againOnDeadlock runs txn, a whole transaction, and again (up to
-// auditDeadlockRetries more times) while MariaDB picks it as a deadlock's
-// victim. Inside an audited call the transaction is the call's, and so is
-// the retry: txn runs once.
-func (s *Store) againOnDeadlock(ctx context.Context, txn func() error) error {
-	for try := 0; ; try++ {
-		err := txn()
-		var mysqlErr *mysql.MySQLError
-		if try == auditDeadlockRetries || auditedFrom(ctx) != nil || !errors.As(err, &mysqlErr) || mysqlErr.Number != mysqlDeadlock {
-			return err
-		}
-		s.log.WarnContext(ctx, "audit insert chosen as a deadlock victim; writing it again", slog.Int("try", try+1))
-	}
-}
-
-// Deadlocks among concurrent audit inserts: MariaDB's error number, and how
-// many times a victim is written again.
-const (
-	mysqlDeadlock        = 1213
-	auditDeadlockRetries = 3
-)
-
-func compareArtifacts(a, b Artifact) int { return strings.Compare(a.SHA256, b.SHA256) }
 
 // clip shortens s to at most n bytes without splitting a UTF-8 sequence.
 func clip(s string, n int) string {

@@ -24,8 +24,3 @@ func FailCommit(ctx context.Context, err error) {
 		})
 	})
 }
-
-// AgainOnDeadlock is the audit insert's deadlock retry around txn.
-func AgainOnDeadlock(ctx context.Context, s *Store, txn func() error) error {
-	return s.againOnDeadlock(ctx, txn)
-}
