@@ -42,7 +42,7 @@ func newTelemetryHistory(cfg config.History, st *store.Store, reg prometheus.Reg
 	}
 	a, err := energy.NewAttributor(st, energy.AttributorOptions{
 		Weights:     energy.Weights{Prompt: cfg.PromptWeight, Completion: cfg.CompletionWeight},
-		SettleDelay: cfg.SettleDelay, Interval: cfg.EnergyInterval, Logger: log, Registerer: reg,
+		SettleDelay: cfg.SettleDelay, TraceWait: cfg.TraceWait, Interval: cfg.EnergyInterval, Logger: log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err

@@ -23,6 +23,9 @@ type History struct {
 	CompletionWeight float64
 	SettleDelay      time.Duration
 	EnergyInterval   time.Duration
+	// TraceWait is how long past SettleDelay a request waits for its node's
+	// power samples to reach its end.
+	TraceWait time.Duration
 	// Prices: electricity per kWh, and a commercial API's per-million-token
 	// prices for the comparison.
 	PricePerKWh           float64
@@ -34,7 +37,7 @@ func defaultHistory() History {
 	return History{
 		RawRetention: 24 * time.Hour, MinuteRetention: 30 * 24 * time.Hour, HourRetention: 365 * 24 * time.Hour,
 		DownsampleInterval: time.Minute, QueueSize: 4096,
-		PromptWeight: 0.2, CompletionWeight: 1, SettleDelay: 10 * time.Minute, EnergyInterval: time.Minute,
+		PromptWeight: 0.2, CompletionWeight: 1, SettleDelay: 10 * time.Minute, EnergyInterval: time.Minute, TraceWait: 10 * time.Minute,
 		PricePerKWh: 0.15, CommercialPromptPrice: 2.50, CommercialOutputPrice: 10,
 	}
 }
@@ -49,6 +52,7 @@ func (h *History) register(fs *flag.FlagSet) {
 	fs.Float64Var(&h.CompletionWeight, "energy-completion-weight", h.CompletionWeight, "energy share of a generated token")
 	fs.DurationVar(&h.SettleDelay, "energy-settle-delay", h.SettleDelay, "how long after a request ends its energy is attributed")
 	fs.DurationVar(&h.EnergyInterval, "energy-interval", h.EnergyInterval, "how often request energy is attributed")
+	fs.DurationVar(&h.TraceWait, "energy-trace-wait", h.TraceWait, "how long past energy-settle-delay a request waits for its node's power samples to reach its end before it is attributed with what arrived")
 	fs.Float64Var(&h.PricePerKWh, "energy-price-kwh", h.PricePerKWh, "electricity price per kWh (any currency; reports use it)")
 	fs.Float64Var(&h.CommercialPromptPrice, "energy-commercial-prompt-price", h.CommercialPromptPrice, "commercial API price per million prompt tokens, for comparison")
 	fs.Float64Var(&h.CommercialOutputPrice, "energy-commercial-output-price", h.CommercialOutputPrice, "commercial API price per million generated tokens, for comparison")
@@ -60,8 +64,8 @@ func (h History) validate() []error {
 		minDuration{"history-minute-retention", h.MinuteRetention, time.Hour, ""},
 		minDuration{"history-hour-retention", h.HourRetention, time.Hour, ""},
 	)
-	if h.DownsampleInterval <= 0 || h.EnergyInterval <= 0 || h.SettleDelay <= 0 {
-		errs = append(errs, errors.New("history-downsample-interval, energy-interval and energy-settle-delay must be positive"))
+	if h.DownsampleInterval <= 0 || h.EnergyInterval <= 0 || h.SettleDelay <= 0 || h.TraceWait <= 0 {
+		errs = append(errs, errors.New("history-downsample-interval, energy-interval, energy-settle-delay and energy-trace-wait must be positive"))
 	}
 	if h.QueueSize < 1 {
 		errs = append(errs, errors.New("history-queue must be at least 1"))

@@ -28,6 +28,13 @@ type AttributorOptions struct {
 	// (default 10 minutes): every request that shared its GPUs must have ended
 	// and been recorded by then, or its tokens are missing from the shares.
 	SettleDelay time.Duration
+	// TraceWait is how long past SettleDelay a request on a node waits for the
+	// node's power samples to reach its end (default 10 minutes). A trace that
+	// stops before the request ended has not arrived yet (the agent samples every
+	// few seconds, the history writer batches): attributed then, the request's
+	// interval would be missing and it would get 0 J for good. Past the wait it is
+	// attributed with what the trace holds (an agent that went away leaves a gap).
+	TraceWait time.Duration
 	// Interval is how often Run attributes (default 1 minute).
 	Interval time.Duration
 	// Batch bounds the requests attributed per pass (default 1000).
@@ -47,6 +54,7 @@ type Attributor struct {
 	attributed prometheus.Counter
 	joules     prometheus.Counter
 	unmeasured prometheus.Counter
+	awaiting   prometheus.Gauge
 }
 
 // NewAttributor returns an Attributor over st; Run starts it.
@@ -56,6 +64,9 @@ func NewAttributor(st Store, o AttributorOptions) (*Attributor, error) {
 	}
 	if o.SettleDelay <= 0 {
 		o.SettleDelay = 10 * time.Minute
+	}
+	if o.TraceWait <= 0 {
+		o.TraceWait = 10 * time.Minute
 	}
 	if o.Interval <= 0 {
 		o.Interval = time.Minute
@@ -85,9 +96,13 @@ func NewAttributor(st Store, o AttributorOptions) (*Attributor, error) {
 			Name: "mindrouter_energy_requests_unmeasured_total",
 			Help: "Settled requests on a backend with no GPU power history (recorded with 0 J).",
 		}),
+		awaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mindrouter_energy_requests_awaiting_power",
+			Help: "Settled requests left for a later pass in the last one: their node's power samples do not reach their end yet.",
+		}),
 	}
 	if r := o.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{a.attributed, a.joules, a.unmeasured} {
+		for _, c := range []prometheus.Collector{a.attributed, a.joules, a.unmeasured, a.awaiting} {
 			if err := r.Register(c); err != nil {
 				return nil, err
 			}
@@ -113,9 +128,13 @@ func (a *Attributor) Run(ctx context.Context) error {
 }
 
 // Once attributes one batch of settled requests and returns how many it wrote.
+// A request whose node's power samples do not reach its end yet is left for a
+// later pass, until TraceWait has passed too.
 func (a *Attributor) Once(ctx context.Context) (int, error) {
-	pending, err := a.st.UnattributedRequestUsages(ctx, a.o.Now().Add(-a.o.SettleDelay), a.o.Batch)
+	now := a.o.Now()
+	pending, err := a.st.UnattributedRequestUsages(ctx, now.Add(-a.o.SettleDelay), a.o.Batch)
 	if err != nil || len(pending) == 0 {
+		a.awaiting.Set(0)
 		return 0, err
 	}
 	backends, err := a.st.ListBackends(ctx)
@@ -130,13 +149,24 @@ func (a *Attributor) Once(ctx context.Context) (int, error) {
 	for _, r := range pending {
 		byNode[byID[r.BackendID].NodeID] = append(byNode[byID[r.BackendID].NodeID], r)
 	}
-	written := 0
+	waitUntil := now.Add(-a.o.SettleDelay - a.o.TraceWait) // requests that ended before it wait no longer
+	written, awaiting := 0, 0
 	for node, reqs := range byNode {
 		joules := map[int64]float64{}
 		if node != 0 {
-			if joules, err = a.node(ctx, node, reqs, byID); err != nil {
+			var reached time.Time
+			if joules, reached, err = a.node(ctx, node, reqs, byID); err != nil {
 				return written, err
 			}
+			ready := reqs[:0:0]
+			for _, r := range reqs {
+				if r.EndedAt.After(reached) && !r.EndedAt.Before(waitUntil) {
+					awaiting++
+					continue
+				}
+				ready = append(ready, r)
+			}
+			reqs = ready
 		}
 		for _, r := range reqs {
 			j, ok := joules[r.ID]
@@ -151,12 +181,17 @@ func (a *Attributor) Once(ctx context.Context) (int, error) {
 			a.joules.Add(j)
 		}
 	}
+	a.awaiting.Set(float64(awaiting))
+	if awaiting > 0 {
+		a.o.Logger.Debug("requests wait for their node's power samples", slog.Int("requests", awaiting))
+	}
 	return written, nil
 }
 
-// node attributes the GPU energy of one node around reqs. A request absent from
-// the result had no power trace.
-func (a *Attributor) node(ctx context.Context, node int64, reqs []store.RequestUsage, backends map[int64]store.Backend) (map[int64]float64, error) {
+// node attributes the GPU energy of one node around reqs and returns the time its
+// power trace reaches (zero without one). A request absent from the result had
+// no power trace.
+func (a *Attributor) node(ctx context.Context, node int64, reqs []store.RequestUsage, backends map[int64]store.Backend) (map[int64]float64, time.Time, error) {
 	from, to := reqs[0].StartedAt, reqs[0].EndedAt
 	for _, r := range reqs {
 		if r.StartedAt.Before(from) {
@@ -168,17 +203,18 @@ func (a *Attributor) node(ctx context.Context, node int64, reqs []store.RequestU
 	}
 	traces, err := a.traces(ctx, node, from.Add(-a.o.Pad), to.Add(a.o.Pad))
 	if err != nil || len(traces) == 0 {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	// Every request that shared the traces' span shares their energy.
-	spanFrom, spanTo := to, from
+	spanFrom, spanTo, reached := to, from, time.Time{}
 	for _, tr := range traces {
 		spanFrom = minTime(spanFrom, tr[0].At)
 		spanTo = maxTime(spanTo, tr[len(tr)-1].At)
+		reached = maxTime(reached, tr[len(tr)-1].At)
 	}
 	all, err := a.st.RequestUsagesOverlapping(ctx, 0, spanFrom, spanTo)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	out := map[int64]float64{}
 	for gpu, trace := range traces {
@@ -201,7 +237,7 @@ func (a *Attributor) node(ctx context.Context, node int64, reqs []store.RequestU
 			out[r.ID] = 0
 		}
 	}
-	return out, nil
+	return out, reached, nil
 }
 
 // traces reads the power of every GPU of node in [from, to]: the raw samples, or

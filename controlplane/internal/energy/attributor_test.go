@@ -1,0 +1,110 @@
+package energy_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/mindrouter/mindrouter/controlplane/internal/energy"
+	"github.com/mindrouter/mindrouter/controlplane/internal/history"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store"
+	"github.com/mindrouter/mindrouter/controlplane/internal/store/storetest"
+	nodeagentv1 "github.com/mindrouter/mindrouter/proto/gen/mindrouter/nodeagent/v1"
+)
+
+// TestAttributorWaitsForTheTraceToReachTheRequest: a request settles while its
+// node's power samples stop before it ended (the agent's next sample, or the
+// history writer's next batch, is still on its way). It is left pending, not
+// recorded with 0 J, until the samples covering it are stored, and then gets
+// the trace's energy; a request whose node never reports again is attributed
+// with what the trace holds once the trace wait has passed.
+func TestAttributorWaitsForTheTraceToReachTheRequest(t *testing.T) {
+	t.Parallel()
+	st := storetest.SQLite(t)
+	ctx := t.Context()
+	node, _, err := st.RegisterNode(ctx, store.NodeSpec{Name: "gpu-node"}, false)
+	require.NoError(t, err)
+	b, _, err := st.RegisterBackend(ctx, store.BackendSpec{Name: "vllm", URL: "http://10.0.0.1:8000", Engine: "vllm", NodeID: node.ID, GPUIndices: []int{0}}, false)
+	require.NoError(t, err)
+	power := func(from, to int) { // GPU 0 at a steady 200 W, sampled every second
+		var pts []store.MetricPoint
+		for s := from; s <= to; s++ {
+			pts = append(pts, history.NodePoints(node.ID, at(float64(s)), &nodeagentv1.NodeSample{
+				Gpus: []*nodeagentv1.GPUSample{{Index: 0, PowerDrawMilliwatts: 200_000}}})...)
+		}
+		require.NoError(t, st.UpsertMetricPoints(ctx, pts))
+	}
+	power(0, 10)
+	require.NoError(t, st.InsertRequestUsages(ctx, []store.RequestUsage{
+		{RequestID: "covered", BackendID: b.ID, Model: "m", StartedAt: at(2), FirstTokenAt: at(2), EndedAt: at(6), CompletionTokens: 10},
+		{RequestID: "ahead", BackendID: b.ID, Model: "m", StartedAt: at(9), FirstTokenAt: at(9), EndedAt: at(14), CompletionTokens: 10},
+	}))
+
+	now := at(20)
+	reg := prometheus.NewRegistry()
+	a, err := energy.NewAttributor(st, energy.AttributorOptions{SettleDelay: 5 * time.Second, TraceWait: time.Minute,
+		Now: func() time.Time { return now }, Registerer: reg})
+	require.NoError(t, err)
+	joules := func() map[string]*float64 {
+		got, err := st.RequestUsagesEnded(ctx, t0, at(3600))
+		require.NoError(t, err)
+		out := map[string]*float64{}
+		for _, u := range got {
+			out[u.RequestID] = u.EnergyJoules
+		}
+		return out
+	}
+
+	n, err := a.Once(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n, "only the request the trace covers")
+	j := joules()
+	require.NotNil(t, j["covered"])
+	assert.InDelta(t, 200*4, *j["covered"], 1e-6, "alone on the GPU for 4 s at 200 W")
+	assert.Nil(t, j["ahead"], "the trace stops at 10 s, the request at 14 s: not attributed yet")
+	assert.Equal(t, 1.0, gauge(t, reg, "mindrouter_energy_requests_awaiting_power"))
+
+	power(11, 16) // the samples arrive
+	now = at(21)
+	n, err = a.Once(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	j = joules()
+	require.NotNil(t, j["ahead"])
+	assert.InDelta(t, 200*5, *j["ahead"], 1e-6, "its whole 5 s, none lost")
+	assert.Zero(t, gauge(t, reg, "mindrouter_energy_requests_awaiting_power"))
+
+	// A node that stops reporting: the request waits out the trace wait, then
+	// takes what the trace holds (nothing past 16 s here).
+	require.NoError(t, st.InsertRequestUsages(ctx, []store.RequestUsage{
+		{RequestID: "orphan", BackendID: b.ID, Model: "m", StartedAt: at(15), FirstTokenAt: at(15), EndedAt: at(30), CompletionTokens: 10}}))
+	now = at(30 + 5 + 59)
+	n, err = a.Once(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, n, "still inside settle delay + trace wait")
+	now = at(30 + 5 + 61)
+	n, err = a.Once(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 1, n)
+	j = joules()
+	require.NotNil(t, j["orphan"])
+	assert.InDelta(t, 200*1, *j["orphan"], 1e-6, "the one second of trace it overlaps")
+}
+
+// gauge reads the gauge registered under name.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	for _, f := range families {
+		if f.GetName() == name {
+			require.Len(t, f.GetMetric(), 1)
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
