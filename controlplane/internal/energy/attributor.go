@@ -34,6 +34,8 @@ type AttributorOptions struct {
 	// few seconds, the history writer batches): attributed then, the request's
 	// interval would be missing and it would get 0 J for good. Past the wait it is
 	// attributed with what the trace holds (an agent that went away leaves a gap).
+	// Waiting requests keep their places in a pass's batch (oldest first): with
+	// more than Batch of them, newer requests of other nodes wait as long.
 	TraceWait time.Duration
 	// Interval is how often Run attributes (default 1 minute).
 	Interval time.Duration
