@@ -33,12 +33,13 @@ type ingestConfig struct {
 	batch         int
 	artifactEvery int // one record in artifactEvery carries an image (0: none)
 	dropIndexes   string
+	textTables    int // measurement only: the text indexed in this many side tables (sidetext.go)
 }
 
 // runIngest times sustained ingest and prints records/s, the batch latency
 // (p50, p99, max: the time a data plane waits for its acknowledgement) and
 // the load average before and after.
-func runIngest(ctx context.Context, st *store.Store, cfg ingestConfig) error {
+func runIngest(ctx context.Context, st *store.Store, side *sideText, cfg ingestConfig) error {
 	dir, err := os.MkdirTemp("", "mindrouter-auditbench-spool-")
 	if err != nil {
 		return err
@@ -69,6 +70,9 @@ func runIngest(ctx context.Context, st *store.Store, cfg ingestConfig) error {
 				b := gen.batch(rng, replica, seq, cfg.batch, cfg.artifactEvery)
 				t0 := time.Now()
 				err := w.Write(ctx, b)
+				if err == nil && side != nil {
+					err = side.store(ctx, b.Records)
+				}
 				lat := time.Since(t0)
 				mu.Lock()
 				if err != nil && failed == nil {
@@ -98,6 +102,19 @@ func runIngest(ctx context.Context, st *store.Store, cfg ingestConfig) error {
 	}
 	if int64(stored) != records.Load() {
 		return fmt.Errorf("ingest: %d records acknowledged, %d stored", records.Load(), stored)
+	}
+	if side != nil {
+		var texts int64
+		for k := range side.queues {
+			var n int64
+			if err := side.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM audit_texts_%d", k)).Scan(&n); err != nil {
+				return err
+			}
+			texts += n
+		}
+		if texts != records.Load() {
+			return fmt.Errorf("ingest: %d records acknowledged, %d texts in the side tables", records.Load(), texts)
+		}
 	}
 	slices.Sort(lats)
 	pct := func(p float64) time.Duration { return lats[min(len(lats)-1, int(p*float64(len(lats))))] }
