@@ -43,7 +43,7 @@ func TestAttributorWaitsForTheTraceToReachTheRequest(t *testing.T) {
 		{RequestID: "ahead", BackendID: b.ID, Model: "m", StartedAt: at(9), FirstTokenAt: at(9), EndedAt: at(14), CompletionTokens: 10},
 	}))
 
-	now := at(20)
+	var now time.Time
 	reg := prometheus.NewRegistry()
 	a, err := energy.NewAttributor(st, energy.AttributorOptions{SettleDelay: 5 * time.Second, TraceWait: time.Minute,
 		Now: func() time.Time { return now }, Registerer: reg})
@@ -58,40 +58,37 @@ func TestAttributorWaitsForTheTraceToReachTheRequest(t *testing.T) {
 		return out
 	}
 
-	n, err := a.Once(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n, "only the request the trace covers")
-	j := joules()
-	require.NotNil(t, j["covered"])
-	assert.InDelta(t, 200*4, *j["covered"], 1e-6, "alone on the GPU for 4 s at 200 W")
-	assert.Nil(t, j["ahead"], "the trace stops at 10 s, the request at 14 s: not attributed yet")
+	// pass runs the attributor at s seconds and returns how many it wrote.
+	pass := func(s float64) int {
+		now = at(s)
+		n, err := a.Once(ctx)
+		require.NoError(t, err)
+		return n
+	}
+	// attributed is the joules recorded for request id; it fails without any.
+	attributed := func(id string) float64 {
+		j := joules()[id]
+		require.NotNil(t, j, "%s is attributed", id)
+		return *j
+	}
+
+	assert.Equal(t, 1, pass(20), "only the request the trace covers")
+	assert.InDelta(t, 200*4, attributed("covered"), 1e-6, "alone on the GPU for 4 s at 200 W")
+	assert.Nil(t, joules()["ahead"], "the trace stops at 10 s, the request at 14 s: not attributed yet")
 	assert.Equal(t, 1.0, gauge(t, reg, "mindrouter_energy_requests_awaiting_power"))
 
 	power(11, 16) // the samples arrive
-	now = at(21)
-	n, err = a.Once(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	j = joules()
-	require.NotNil(t, j["ahead"])
-	assert.InDelta(t, 200*5, *j["ahead"], 1e-6, "its whole 5 s, none lost")
+	assert.Equal(t, 1, pass(21))
+	assert.InDelta(t, 200*5, attributed("ahead"), 1e-6, "its whole 5 s, none lost")
 	assert.Zero(t, gauge(t, reg, "mindrouter_energy_requests_awaiting_power"))
 
 	// A node that stops reporting: the request waits out the trace wait, then
 	// takes what the trace holds (nothing past 16 s here).
 	require.NoError(t, st.InsertRequestUsages(ctx, []store.RequestUsage{
 		{RequestID: "orphan", BackendID: b.ID, Model: "m", StartedAt: at(15), FirstTokenAt: at(15), EndedAt: at(30), CompletionTokens: 10}}))
-	now = at(30 + 5 + 59)
-	n, err = a.Once(ctx)
-	require.NoError(t, err)
-	assert.Zero(t, n, "still inside settle delay + trace wait")
-	now = at(30 + 5 + 61)
-	n, err = a.Once(ctx)
-	require.NoError(t, err)
-	assert.Equal(t, 1, n)
-	j = joules()
-	require.NotNil(t, j["orphan"])
-	assert.InDelta(t, 200*1, *j["orphan"], 1e-6, "the one second of trace it overlaps")
+	assert.Zero(t, pass(30+5+59), "still inside settle delay + trace wait")
+	assert.Equal(t, 1, pass(30+5+61))
+	assert.InDelta(t, 200*1, attributed("orphan"), 1e-6, "the one second of trace it overlaps")
 }
 
 // gauge reads the gauge registered under name.
