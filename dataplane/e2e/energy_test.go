@@ -75,7 +75,10 @@ func TestEnergyProofEndToEnd(t *testing.T) {
 	_, simURL := startSim(t, enginesim.Config{Engine: enginesim.EngineVLLM, Models: []enginesim.ModelSpec{{Name: model, ContextLength: 8192}},
 		TTFT: 400 * time.Millisecond, InterTokenDelay: 100 * time.Millisecond, CompletionTokens: 1000})
 	c := cluster.Start(t, cluster.Options{ControlPlaneArgs: []string{
-		"-telemetry-interval", "1s", "-energy-settle-delay", "4s", "-energy-interval", "500ms",
+		// The settle delay must outlast every overlap (r3's end to r2's): 4 s
+		// did not on a loaded CI machine, where r2 decoded 5 s past r3 and r3
+		// was attributed before r2 was recorded (docs/energy.md, the settle delay).
+		"-telemetry-interval", "1s", "-energy-settle-delay", "12s", "-energy-interval", "500ms",
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
