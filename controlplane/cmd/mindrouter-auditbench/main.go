@@ -116,7 +116,11 @@ func run(ctx context.Context, cfg config) error {
 	}
 	defer st.Close()
 	if cfg.ingest.duration > 0 {
-		for _, ix := range strings.FieldsFunc(cfg.ingest.dropIndexes, func(r rune) bool { return r == ',' }) {
+		drops := strings.FieldsFunc(cfg.ingest.dropIndexes, func(r rune) bool { return r == ',' })
+		if cfg.ingest.textTables > 0 && !slices.Contains(drops, "audit_records_text") {
+			drops = append(drops, "audit_records_text") // the side tables index the text instead
+		}
+		for _, ix := range drops {
 			if _, err := admin.ExecContext(ctx, "ALTER TABLE `"+name+"`.audit_records DROP INDEX `"+ix+"`"); err != nil {
 				return fmt.Errorf("drop index %s: %w", ix, err)
 			}

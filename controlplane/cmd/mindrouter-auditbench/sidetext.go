@@ -32,12 +32,9 @@ type sidePart struct {
 // sideRowsPerStatement bounds one multi-row INSERT (as the store's does).
 const sideRowsPerStatement = 1000
 
-// newSideText drops audit_records' FULLTEXT index, creates n side tables and
-// starts their writers; they stop when ctx ends.
+// newSideText creates n side tables and starts their writers; they stop when
+// ctx ends. The caller drops audit_records' own FULLTEXT index.
 func newSideText(ctx context.Context, db *sql.DB, n int) (*sideText, error) {
-	if _, err := db.ExecContext(ctx, "ALTER TABLE audit_records DROP INDEX audit_records_text"); err != nil {
-		return nil, fmt.Errorf("drop the FULLTEXT index: %w", err)
-	}
 	s := &sideText{db: db}
 	for k := range n {
 		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE TABLE audit_texts_%d (request_id VARCHAR(64) NOT NULL PRIMARY KEY, "+
