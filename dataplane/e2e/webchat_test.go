@@ -25,6 +25,11 @@ import (
 const chatMarkup = "Here is **bold** and `code`.\n\n<script>window.pwned = 1</script>\n\n<img src=x onerror=\"window.pwned = 2\">\n\n" +
 	"[click me](javascript:window.pwned=3) and <a href=\"javascript:window.pwned=4\">this</a>\n\n```go\nfunc main() {\n\tfmt.Println(\"hi\", 42) // greet\n}\n```\n"
 
+// storyWords is the long story's length: at the simulator's 20 ms a word it
+// streams for a minute, so the test's Stop lands midway even when a loaded
+// machine takes seconds to see the first words (400 words, 8 s, did not).
+const storyWords = 3000
+
 // chatScript answers the chat test's prompts: markup, a long story (to watch
 // it stream and stop it), and a short answer with thinking otherwise.
 func chatScript(req enginesim.Request) *enginesim.Reply {
@@ -33,7 +38,7 @@ func chatScript(req enginesim.Request) *enginesim.Reply {
 	case strings.Contains(last, "markup"):
 		return &enginesim.Reply{Content: chatMarkup, Thinking: "Careful <b>here</b>."}
 	case strings.Contains(last, "long story"):
-		words := make([]string, 400)
+		words := make([]string, storyWords)
 		for i := range words {
 			words[i] = fmt.Sprintf("word%d", i)
 		}
@@ -141,10 +146,11 @@ func TestWebChatInBrowser(t *testing.T) {
 	require.Eventually(t, func() bool { return !p.chatBusy() }, 20*time.Second, 50*time.Millisecond)
 	assert.Equal(t, "Stopped.", p.text("#chat-status"))
 	shown := p.lastReply()
-	assert.NotContains(t, shown, "word399", "stopped before the end")
+	lastWord := fmt.Sprintf("word%d", storyWords-1)
+	assert.NotContains(t, shown, lastWord, "stopped before the end")
 	stopped := chatAudit(t, c, "story")
 	assert.NotEqual(t, "completed", stopped.Status, "the stopped request did not run to its end: %+v", stopped)
-	assert.NotContains(t, stopped.ResponseText, "word399")
+	assert.NotContains(t, stopped.ResponseText, lastWord)
 
 	// Model markup: rendered, sanitized, never executed.
 	p.chatSend("show me markup")
